@@ -1,0 +1,66 @@
+"""Parser registry: every format registers through the ``accu_ingest.parsers`` entry point group.
+
+Detection sniffs the content of the file; every registered parser scores it and the most
+confident one wins. A file that no parser claims is rejected with what was seen, never guessed.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib.metadata import entry_points
+
+from worker.parsers.base import ParsedFile, ParseError, Parser
+
+ENTRY_POINT_GROUP = "accu_ingest.parsers"
+MIN_CONFIDENCE = 50
+
+
+@lru_cache(maxsize=1)
+def registered() -> dict[str, Parser]:
+    """All parsers, by name. Built-in ones come through the same entry points as third parties'."""
+    parsers: dict[str, Parser] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        parser = ep.load()
+        parsers[parser.name] = parser
+    if not parsers:
+        raise RuntimeError(
+            f"no parsers registered under the {ENTRY_POINT_GROUP!r} entry point group; "
+            "is accu-ingest installed (pip install -e .)?")
+    return parsers
+
+
+def detect(data: bytes, filename: str) -> Parser:
+    """The parser most confident that ``data`` is its format, or ParseError saying what was seen."""
+    scores = sorted(((p.sniff(data, filename), name, p) for name, p in registered().items()),
+                    key=lambda s: (-s[0], s[1]))
+    best_score, _, best = scores[0]
+    if best_score < MIN_CONFIDENCE:
+        raise ParseError(f"unrecognised format: {describe(data)}; no parser recognised it "
+                         f"(known formats: {', '.join(sorted(registered()))})", filename=filename)
+    return best
+
+
+def parse(data: bytes, filename: str) -> ParsedFile:
+    """Detect the format and parse; the only exception that escapes is ParseError."""
+    parser = detect(data, filename)
+    try:
+        return parser.parse(data, filename)
+    except ParseError as exc:
+        exc.filename = exc.filename or filename
+        raise
+    except (ValueError, TypeError, IndexError, KeyError, UnicodeError) as exc:
+        # A parser bug or a pydantic validation failure must still reject the file clearly.
+        raise ParseError(f"{parser.name}: {exc}", filename=filename) from exc
+
+
+def describe(data: bytes) -> str:
+    """A short, human-readable description of what the first bytes look like."""
+    if not data:
+        return "the file is empty"
+    if b"\x00" in data[:4096] and not data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return f"binary content ({len(data)} bytes, starts {data[:8].hex()})"
+    first = data[:200].splitlines()[0] if data.strip() else b""
+    return f"text starting {first[:80].decode('utf-8', 'backslashreplace')!r}"
+
+
+__all__ = ["ParseError", "ParsedFile", "Parser", "detect", "parse", "registered"]
