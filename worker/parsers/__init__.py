@@ -57,7 +57,7 @@ def describe(data: bytes) -> str:
     """A short, human-readable description of what the first bytes look like."""
     if not data:
         return "the file is empty"
-    if b"\x00" in data[:4096] and not data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+    if b"\x00" in data[:4096] and data[:2] not in (b"\xff\xfe", b"\xfe\xff"):
         return f"binary content ({len(data)} bytes, starts {data[:8].hex()})"
     first = data[:200].splitlines()[0] if data.strip() else b""
     return f"text starting {first[:80].decode('utf-8', 'backslashreplace')!r}"

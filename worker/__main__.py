@@ -1,0 +1,7 @@
+"""``python -m worker`` is the same as the ``accu-ingest`` command."""
+
+import sys
+
+from worker.cli import main
+
+sys.exit(main())

@@ -1,0 +1,95 @@
+"""The append-only, hash-chained audit trail.
+
+Each event's hash covers its own fields and the previous event's hash, so editing, inserting or
+deleting any event breaks the chain at that point, and ``verify`` names the first broken event.
+Events are appended inside the caller's transaction: a step and its audit commit together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from worker import __version__
+from worker.models import AuditEvent, database
+
+GENESIS = "0" * 64
+HOST = socket.gethostname()
+# Serialises appends on PostgreSQL, where concurrent consumers would otherwise fork the chain.
+PG_LOCK_KEY = 0x61636375  # "accu"
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str)
+
+
+def _digest(prev_hash: str, seq: int, at: str, host: str, pid: int, version: str, event: str,
+            sha256: str | None, source_file_id: int | None, details: str) -> str:
+    body = canonical([prev_hash, seq, at, host, pid, version, event, sha256, source_file_id,
+                      details])
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def record(event: str, sha256: str | None = None, source_file_id: int | None = None,
+           **details: Any) -> AuditEvent:
+    """Append one event. Call inside a write transaction so it commits with the step it records."""
+    db = database.obj
+    if db.in_transaction() and type(db).__name__.startswith("Postgres"):
+        db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (PG_LOCK_KEY,))
+    head = AuditEvent.select(AuditEvent.seq, AuditEvent.hash).order_by(
+        AuditEvent.seq.desc()).first()
+    seq, prev = (head.seq + 1, head.hash) if head else (1, GENESIS)
+    at = datetime.now(UTC).isoformat(timespec="microseconds")
+    pid = os.getpid()
+    text = canonical(details)
+    return AuditEvent.create(
+        seq=seq, at=at, host=HOST, pid=pid, version=__version__, event=event, sha256=sha256,
+        source_file_id=source_file_id, details=text, prev_hash=prev,
+        hash=_digest(prev, seq, at, HOST, pid, __version__, event, sha256, source_file_id, text))
+
+
+@dataclass
+class VerifyReport:
+    events: int
+    first_bad: int | None = None
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_bad is None
+
+
+def _events(batch: int = 5000) -> Iterator[AuditEvent]:
+    last = 0
+    while True:
+        rows = list(AuditEvent.select().where(AuditEvent.seq > last)
+                    .order_by(AuditEvent.seq).limit(batch))
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].seq
+
+
+def verify() -> VerifyReport:
+    """Walk the whole chain; the first event whose link or content does not check is named."""
+    prev, expected_seq, count = GENESIS, 1, 0
+    for ev in _events():
+        count += 1
+        if ev.seq != expected_seq:
+            what = "missing" if ev.seq > expected_seq else "repeated"
+            return VerifyReport(count, ev.seq, f"event {expected_seq} is {what} (found {ev.seq})")
+        if ev.prev_hash != prev:
+            return VerifyReport(count, ev.seq, "does not link to the previous event's hash")
+        digest = _digest(ev.prev_hash, ev.seq, ev.at, ev.host, ev.pid, ev.version, ev.event,
+                         ev.sha256, ev.source_file_id, ev.details)
+        if digest != ev.hash:
+            return VerifyReport(count, ev.seq, "content was changed after it was written")
+        prev, expected_seq = ev.hash, expected_seq + 1
+    return VerifyReport(count)

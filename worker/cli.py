@@ -1,0 +1,202 @@
+"""The ``accu-ingest`` command line: run the worker, ingest once, and the operator's tools."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from worker import __version__, audit, db, dispose, ingest, ledger, watcher
+from worker.models import Injection, Result, Sample, SourceFile
+from worker.settings import Settings, SettingsError, load
+
+log = logging.getLogger("worker")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML settings file")
+    parser.add_argument("--inbox", type=Path, help="folder to watch (default inbox/)")
+    parser.add_argument("--data-dir", type=Path, help="database, queue and stores (default data/)")
+    parser.add_argument("--database-url", help="sqlite:///… (default) or postgresql://…")
+    parser.add_argument("--queue-url", help="sqlite:///… (default), redis://… or postgresql://…")
+    parser.add_argument("--queue-secret", help="secret that signs queue payloads")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="accu-ingest", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"accu-ingest {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    for name, text in (("run", "watch the inbox, consume and serve status in one process"),
+                       ("watch", "watch the inbox and enqueue only (scale-out)"),
+                       ("consume", "consume the queue only (scale-out)")):
+        p = sub.add_parser(name, help=text)
+        _common(p)
+        p.add_argument("--host", help="status endpoint address (default 127.0.0.1)")
+        p.add_argument("--port", type=int, help="status endpoint port (default 8008)")
+        if name != "watch":
+            p.add_argument("--workers", type=int, help="consumer threads")
+
+    p = sub.add_parser("ingest", help="ingest files or folders now, synchronously")
+    _common(p)
+    p.add_argument("paths", nargs="+", type=Path)
+
+    p = sub.add_parser("status", help="files by state, backlog, last ingest")
+    _common(p)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("results", help="current results")
+    _common(p)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--sample", help="only this sample id")
+
+    p = sub.add_parser("audit", help="the audit trail")
+    _common(p)
+    p.add_argument("action", choices=["verify"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        logging.getLogger("huey").setLevel(logging.WARNING)
+    options = {k: getattr(args, k, None) for k in (
+        "inbox", "data_dir", "database_url", "queue_url", "queue_secret", "host", "port",
+        "workers")}
+    try:
+        settings = load(args.config, **options)
+        return COMMANDS[args.command](settings, args)
+    except (SettingsError, db.DatabaseUnavailable) as exc:
+        print(f"accu-ingest: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from worker import service
+    service.run(settings, role=args.command)
+    return 0
+
+
+def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    """One-shot: the same intake and ingest steps, run in this process; sources stay in place."""
+    db.open_database(settings)
+    owner = ledger.owner_id("oneshot")
+    outcomes: dict[str, int] = {"ingested": 0, "rejected": 0, "unchanged": 0}
+    files = list(_expand(args.paths))
+    if not files:
+        print("accu-ingest: no files found in the given paths", file=sys.stderr)
+        return 1
+    for base, path in files:
+        rel = path.relative_to(base).as_posix()
+        st = path.stat()
+        cand = watcher.Candidate(st.st_size, st.st_mtime_ns, time.time(), time.time())
+        local = settings.model_copy(update={"inbox": base, "after_ingest": "keep"})
+        taken = watcher.take(local, path, rel, cand, owner)
+        if taken is None:
+            print(f"{rel}: changed while being read; not ingested", file=sys.stderr)
+            outcomes["rejected"] += 1
+            continue
+        row, _ = taken
+        state = ingest.process(local, row.id, owner) or SourceFile.get_by_id(row.id).state
+        row = SourceFile.get_by_id(row.id)
+        if state == "rejected" or row.state == "rejected":
+            where = f"line {row.error_line}: " if row.error_line else ""
+            print(f"REJECTED {rel}: {where}{row.error}")
+            outcomes["rejected"] += 1
+        else:
+            print(f"ingested {rel} ({row.format})")
+            outcomes["ingested"] += 1
+        dispose.dispose_row(local, row)
+    print(f"{outcomes['ingested']} ingested, {outcomes['rejected']} rejected")
+    return 1 if outcomes["rejected"] else 0
+
+
+def _expand(paths: list[Path]) -> list[tuple[Path, Path]]:
+    """(base, file) pairs; a folder keeps its own name in the relative path (it is the Job)."""
+    found: list[tuple[Path, Path]] = []
+    for path in paths:
+        path = path.resolve()
+        if path.is_dir():
+            found += [(path.parent, f) for f in sorted(path.rglob("*"))
+                      if f.is_file() and not f.is_symlink() and not f.name.startswith(".")]
+        elif path.is_file():
+            found.append((path.parent, path))
+        else:
+            print(f"accu-ingest: {path} does not exist", file=sys.stderr)
+    return found
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.health import Probe, facts
+    db.open_database(settings)
+    info = facts(Probe(settings=settings, role="cli"))
+    info.pop("pid"), info.pop("uptime_s"), info.pop("role")
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for state, n in info["files"].items():
+            print(f"{state:>10}: {n}")
+        print(f"   backlog: {info['backlog']}\nlast ingest: {info['last_ingest'] or 'never'}")
+    return 0
+
+
+def result_rows(sample: str | None = None) -> list[dict[str, Any]]:
+    """Current results with the names of the files they were computed from."""
+    query = (Result.select(Result, Sample).join(Sample)
+             .where(Result.superseded == False)  # noqa: E712
+             .order_by(Result.job, Sample.sample_id, Result.kind, Result.id))
+    if sample:
+        query = query.where(Sample.sample_id == sample)
+    rows = []
+    for r in query:
+        if r.injection_id:
+            files = [r.injection.source_file.name]
+        else:
+            files = sorted({i.source_file.name for i in r.sample.injections
+                            .where(Injection.superseded == False)})  # noqa: E712
+        rows.append({
+            "job": r.job.name, "sample": r.sample.sample_id, "sample_kind": r.sample.kind,
+            "analyte": r.analyte, "kind": r.kind, "injection": r.injection.number
+            if r.injection_id else None, "value": r.value if r.text is None else r.text,
+            "unit": r.unit, "flags": json.loads(r.flags), "calc_version": r.calc_version,
+            "computed_at": r.computed_at.isoformat() + "Z", "source_files": files,
+        })
+    return rows
+
+
+def cmd_results(settings: Settings, args: argparse.Namespace) -> int:
+    db.open_database(settings)
+    rows = result_rows(args.sample)
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    for r in rows:
+        value = f"{r['value']:.4f}" if isinstance(r["value"], float) else str(r["value"])
+        inj = f" inj {r['injection']}" if r["injection"] else ""
+        print(f"{r['job']:<24} {r['sample']:<20} {r['kind']:<18}{inj:<7} {value:>10} "
+              f"{r['unit'] or '':<3} {', '.join(r['source_files'])}")
+    if not rows:
+        print("no results")
+    return 0
+
+
+def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    db.open_database(settings)
+    report = audit.verify()
+    if report.ok:
+        print(f"audit trail intact: {report.events} events")
+        return 0
+    print(f"audit trail BROKEN at event {report.first_bad}: {report.problem}")
+    return 1
+
+
+COMMANDS = {"run": cmd_run, "watch": cmd_run, "consume": cmd_run, "ingest": cmd_ingest,
+            "status": cmd_status, "results": cmd_results, "audit": cmd_audit}

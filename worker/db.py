@@ -1,0 +1,64 @@
+"""Opening the database named by the settings, and bringing its schema up to date.
+
+SQLite runs in WAL mode with a busy timeout, foreign keys on, and write transactions begun
+IMMEDIATE so two writers queue on the lock instead of failing half-way through a transaction.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+from peewee import Database, PostgresqlDatabase, SqliteDatabase
+from playhouse.db_url import connect
+
+from worker import migrations
+from worker.models import database
+from worker.settings import Settings
+
+BUSY_TIMEOUT_S = 30
+
+
+class DatabaseUnavailable(Exception):
+    """The configured database cannot be opened; the message names the URL without password."""
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced, safe for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def open_database(settings: Settings, migrate: bool = True) -> Database:
+    """Open (and by default migrate) the database; binds the models' proxy to it."""
+    url = settings.database
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+        if path != ":memory:":
+            from pathlib import Path
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db: Database = SqliteDatabase(
+            path, timeout=BUSY_TIMEOUT_S, lock_type="IMMEDIATE", check_same_thread=False,
+            pragmas={
+                "journal_mode": "wal",
+                "foreign_keys": 1,
+                "busy_timeout": BUSY_TIMEOUT_S * 1000,
+                "synchronous": "full" if settings.fsync else "normal",
+                "cache_size": -16000,
+            })
+    else:
+        db = connect(url.replace("postgres://", "postgresql://", 1))
+    try:
+        db.connect(reuse_if_open=True)
+    except Exception as exc:
+        raise DatabaseUnavailable(f"cannot open database {redact(url)}: {exc}") from exc
+    database.initialize(db)
+    if migrate:
+        migrations.apply(db)
+    return db
+
+
+def is_postgres(db: Database) -> bool:
+    return isinstance(db, PostgresqlDatabase)

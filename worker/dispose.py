@@ -1,0 +1,115 @@
+"""Where a source file goes once the ledger has its final state.
+
+Only after its raw bytes are stored and its row is final does a file leave the inbox
+(invariant 3): ingested files go to ``processed/`` (or are kept or deleted, as configured),
+rejected ones to ``quarantine/`` with a ``<name>.reason.txt`` beside them. A file whose size or
+mtime changed since it was registered is left alone: it is a new revision the watcher will take.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from worker import audit, store
+from worker.ledger import HOST
+from worker.models import FINAL_STATES, REJECTED, SourceFile, database
+from worker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def dispose_row(settings: Settings, row: SourceFile) -> str | None:
+    """Move/keep/delete the source of a final row; returns where it went (None: nothing done)."""
+    if row.disposed or row.state not in FINAL_STATES or row.origin != HOST:
+        return None
+    source = settings.inbox / row.path
+    try:
+        st = source.stat()
+    except FileNotFoundError:
+        _mark(row, "gone", None)
+        return "gone"
+    if (st.st_size, st.st_mtime_ns) != (row.size, row.mtime_ns):
+        return None
+    rejected = row.state == REJECTED
+    mode = settings.after_ingest
+    if rejected:
+        target = _free_name(settings.quarantine_dir / row.path)
+        _write_reason(target, row)
+        _place(source, target, copy=mode == "keep")
+        action = "quarantined (copy)" if mode == "keep" else "quarantined"
+    elif mode == "move":
+        target = _free_name(settings.processed_dir / row.path)
+        _place(source, target, copy=False)
+        action = "moved"
+    elif mode == "delete":
+        target = None
+        source.unlink()
+        action = "deleted"
+    else:
+        target, action = None, "kept"
+    _mark(row, action, target)
+    return action
+
+
+def _mark(row: SourceFile, action: str, target: Path | None) -> None:
+    with database.atomic():
+        SourceFile.update(disposed=True).where(SourceFile.id == row.id).execute()
+        audit.record("moved", row.sha256, row.id, action=action, path=row.path,
+                     to=str(target) if target else None)
+
+
+def _place(source: Path, target: Path, copy: bool) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if copy:
+        shutil.copy2(source, target)
+    else:
+        try:
+            os.replace(source, target)
+        except OSError:  # another volume: copy durably, then remove the source
+            shutil.copy2(source, target)
+            with open(target, "rb+") as fh:
+                os.fsync(fh.fileno())
+            source.unlink()
+    store.fsync_dir(target.parent)
+
+
+def _free_name(target: Path) -> Path:
+    """``target``, or ``name (2).ext`` … when an earlier file of that name is already there."""
+    if not target.exists():
+        return target
+    for n in range(2, 10000):
+        candidate = target.with_name(f"{target.stem} ({n}){target.suffix}")
+        if not candidate.exists():
+            return candidate
+    raise FileExistsError(f"too many files named {target.name} in {target.parent}")
+
+
+def _write_reason(target: Path, row: SourceFile) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    where = f"line {row.error_line}: " if row.error_line else ""
+    text = (f"file: {row.path}\nsha256: {row.sha256}\nrejected: {row.finished_at} UTC\n"
+            f"reason: {where}{row.error}\n"
+            f"retry after fixing the cause: accu-ingest retry {row.id}\n")
+    reason = target.with_name(target.name + ".reason.txt")
+    reason.write_text(text, encoding="utf-8")
+
+
+
+def dispose_duplicate(settings: Settings, source: Path, rel: str, row: SourceFile) -> None:
+    """A second copy of already-registered bytes: its content is safe, so it leaves the inbox."""
+    mode = settings.after_ingest
+    if mode == "keep":
+        return
+    if mode == "delete":
+        source.unlink(missing_ok=True)
+        target = None
+    else:
+        base = settings.quarantine_dir if row.state == REJECTED else settings.processed_dir
+        target = _free_name(base / rel)
+        _place(source, target, copy=False)
+    with database.atomic():
+        audit.record("moved", row.sha256, row.id, action=f"duplicate {mode}", path=rel,
+                     to=str(target) if target else None)

@@ -1,0 +1,190 @@
+"""The ledger: which files exist, what state each is in, and who holds it.
+
+The ledger is the truth and the queue only a hint (DESIGN.md invariant 2). A consumer takes a
+file by a conditional update (a lease); a lease that expires, or whose holder died, is free to
+take again. Final states change only inside the transaction that writes the file's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from peewee import fn
+
+from worker import audit
+from worker.models import (
+    FINAL_STATES,
+    PROCESSING,
+    QUEUED,
+    REJECTED,
+    SourceFile,
+    database,
+    utcnow,
+)
+
+HOST = socket.gethostname()
+
+
+def owner_id(thread: str = "") -> str:
+    """Identifies a lease holder: host, process and thread, so a dead holder can be recognised."""
+    return f"{HOST}:{os.getpid()}:{thread}"
+
+
+def holder_is_dead(owner: str | None) -> bool:
+    """True when the lease belongs to a process on this host that no longer runs."""
+    if not owner:
+        return True
+    host, _, rest = owner.partition(":")
+    if host != HOST:
+        return False
+    pid = int(rest.split(":", 1)[0] or 0)
+    return pid != os.getpid() and not pid_alive(pid)
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
+        import ctypes
+        handle = ctypes.windll.kernel32.OpenProcess(0x1000, False, pid)  # type: ignore[attr-defined]
+        if not handle:
+            return False
+        ctypes.windll.kernel32.CloseHandle(handle)  # type: ignore[attr-defined]
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A stable file as the watcher found it."""
+
+    path: str  # relative to the inbox, POSIX separators
+    size: int
+    mtime_ns: int
+    sha256: str
+    detected_at: float
+    stable_at: float
+
+
+def register(seen: Seen, owner: str, lease_seconds: float) -> tuple[SourceFile, bool]:
+    """Record a stored file; returns (row, is_new). Same bytes again are a duplicate, audited."""
+    with database.atomic():
+        existing = SourceFile.get_or_none(SourceFile.sha256 == seen.sha256)
+        if existing is not None:
+            if (existing.path, existing.size, existing.mtime_ns) != (seen.path, seen.size,
+                                                                       seen.mtime_ns):
+                audit.record("duplicate", seen.sha256, existing.id, path=seen.path,
+                             first_path=existing.path, state=existing.state)
+            return existing, False
+        previous = (SourceFile.select().where(SourceFile.path == seen.path,
+                                              SourceFile.origin == HOST)
+                    .order_by(SourceFile.id.desc()).first())
+        row = SourceFile.create(
+            sha256=seen.sha256, path=seen.path, name=PurePosixPath(seen.path).name,
+            origin=HOST, size=seen.size, mtime_ns=seen.mtime_ns, state=QUEUED,
+            previous=previous, lease_owner=owner, lease_until=time.time() + lease_seconds)
+        audit.record("detected", seen.sha256, row.id, path=seen.path,
+                     at=_iso(seen.detected_at))
+        audit.record("stable", seen.sha256, row.id, size=seen.size, mtime_ns=seen.mtime_ns,
+                     at=_iso(seen.stable_at))
+        audit.record("stored", seen.sha256, row.id, size=seen.size,
+                     revision_of=previous.id if previous else None)
+        audit.record("queued", seen.sha256, row.id)
+    return row, True
+
+
+def _iso(ts: float) -> str:
+    from datetime import UTC, datetime
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")
+
+
+def claim(file_id: int, owner: str, lease_seconds: float) -> SourceFile | None:
+    """Take the lease on a file that is queued, or whose lease expired or holder died."""
+    now = time.time()
+    row = SourceFile.get_or_none(SourceFile.id == file_id)
+    if row is None or row.state in FINAL_STATES:
+        return None
+    if row.state == PROCESSING and row.lease_until > now and not holder_is_dead(row.lease_owner):
+        return None
+    updated = (SourceFile.update(state=PROCESSING, lease_owner=owner,
+                                 lease_until=now + lease_seconds,
+                                 attempts=SourceFile.attempts + 1)
+               .where(SourceFile.id == file_id, SourceFile.state == row.state,
+                      SourceFile.lease_until == row.lease_until)
+               .execute())
+    if updated != 1:
+        return None
+    return SourceFile.get_by_id(file_id)
+
+
+def still_owned(row: SourceFile, owner: str) -> bool:
+    """Inside the writing transaction: is the lease still ours? Guards exactly-once."""
+    current = SourceFile.select(SourceFile.state, SourceFile.lease_owner).where(
+        SourceFile.id == row.id).first()
+    return current is not None and current.state == PROCESSING and current.lease_owner == owner
+
+
+def release(row: SourceFile, owner: str, retry_in: float) -> None:
+    """Give a file back after a transient failure; the reconciler retries it after ``retry_in``."""
+    (SourceFile.update(state=QUEUED, lease_owner=None, lease_until=time.time() + retry_in)
+     .where(SourceFile.id == row.id, SourceFile.lease_owner == owner).execute())
+
+
+def reject(row: SourceFile, owner: str, reason: str, line: int | None,
+           fmt: str | None = None) -> bool:
+    """Final rejection with its reason, committed with its audit event. False if lease lost."""
+    with database.atomic():
+        if not still_owned(row, owner):
+            return False
+        (SourceFile.update(state=REJECTED, error=reason, error_line=line, format=fmt,
+                           finished_at=utcnow(), lease_owner=None, lease_until=0)
+         .where(SourceFile.id == row.id).execute())
+        audit.record("rejected", row.sha256, row.id, reason=reason, line=line, path=row.path)
+    return True
+
+
+def recoverable(now: float | None = None, limit: int = 1000) -> list[SourceFile]:
+    """Unfinished rows whose lease expired or whose holder died: their task may be lost."""
+    now = time.time() if now is None else now
+    rows = (SourceFile.select(SourceFile.id, SourceFile.lease_until, SourceFile.lease_owner,
+                              SourceFile.state)
+            .where(SourceFile.state.not_in(FINAL_STATES))
+            .order_by(SourceFile.id))
+    found = []
+    for r in rows.iterator():
+        if r.lease_until <= now or holder_is_dead(r.lease_owner):
+            found.append(r)
+            if len(found) >= limit:
+                break
+    return found
+
+
+def requeue(rows: list[SourceFile], owner: str, lease_seconds: float) -> list[int]:
+    """Hand recoverable rows back to the queue; only rows unchanged since read are taken."""
+    until = time.time() + lease_seconds
+    taken = []
+    for r in rows:
+        updated = (SourceFile.update(state=QUEUED, lease_owner=owner, lease_until=until)
+                   .where(SourceFile.id == r.id, SourceFile.state == r.state,
+                          SourceFile.lease_until == r.lease_until)
+                   .execute())
+        if updated:
+            taken.append(r.id)
+    return taken
+
+
+def counts() -> dict[str, int]:
+    """Files by state."""
+    query = SourceFile.select(SourceFile.state, fn.COUNT(SourceFile.id).alias("n")).group_by(
+        SourceFile.state)
+    return {r.state: r.n for r in query}

@@ -1,0 +1,231 @@
+"""Agilent OpenLab CDS peak-table CSV, in its two layouts.
+
+"Report": method metadata lines, then the table ``Height,Area,Area%,Peak Begin Time,Peak End
+Time,RT [min]``, the peak rows and a ``Sum,<total area>`` row. "PeakData": the table first, then
+``Key:,Value`` metadata lines such as ``Sample name:,P-0111_Inj_1``. In both, the ``Sum`` row is
+what proves the table is complete: without it, or when it disagrees with the rows, the file is
+rejected. Semicolon-delimited exports (European locales) use decimal commas.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+
+from pydantic import ValidationError
+
+from worker.parsers.base import ParsedFile, ParseError, Peak, Signal
+from worker.parsers.text import decode, parse_number, split_lines
+
+name = "agilent-openlab-csv"
+version = "1.0"
+
+# Header cell (lower-cased, spaces squeezed) -> Peak field.
+COLUMNS = {
+    "height": "height",
+    "area": "area",
+    "area%": "area_pct",
+    "area %": "area_pct",
+    "peak begin time": "begin_min",
+    "peak end time": "end_min",
+    "rt [min]": "rt_min",
+    "rt": "rt_min",
+    "retention time": "rt_min",
+    "width": "width_min",
+    "width [min]": "width_min",
+    "name": "name",
+    "compound": "name",
+    "type": "peak_type",
+}
+REQUIRED = ("rt_min", "area")
+TEXT_FIELDS = ("name", "peak_type")
+
+# Metadata keys (lower-case, without the colon) that map onto ParsedFile fields.
+FIELD_KEYS = {
+    "sample name": "sample_name",
+    "acquisition method": "method",
+    "instrument": "instrument",
+    "instrument name": "instrument",
+    "operator": "operator",
+    "acquired by": "operator",
+    "injection volume": "injection_volume",
+    "vial": "vial",
+    "sample position": "vial",
+}
+
+
+def _norm(cell: str) -> str:
+    return re.sub(r"\s+", " ", cell.strip().strip('"').strip()).lower()
+
+
+def _header_fields(cells: list[str]) -> list[str | None] | None:
+    """Map a header row to Peak fields, or None when the row is not a peak-table header."""
+    fields = [COLUMNS.get(_norm(c)) for c in cells]
+    if not all(req in fields for req in REQUIRED):
+        return None
+    known = [f for f in fields if f]
+    if len(known) < 3:
+        return None
+    return fields
+
+
+def _split(line: str, delimiter: str) -> list[str]:
+    return next(csv.reader([line], delimiter=delimiter))
+
+
+def _delimiter(lines: list[str]) -> str:
+    for line in lines:
+        if _header_fields(_split(line, ";")) is not None:
+            return ";"
+    return ","
+
+
+def sniff(data: bytes, filename: str) -> int:
+    try:
+        text, _ = decode(data[:65536])
+    except ParseError:
+        return 0
+    except UnicodeDecodeError:
+        return 0
+    lines = split_lines(text)[:400]
+    delimiter = _delimiter(lines)
+    for line in lines:
+        fields = _header_fields(_split(line, delimiter))
+        if fields is not None and "area_pct" in fields and "height" in fields:
+            return 90
+        if fields is not None:
+            return 70
+    return 0
+
+
+def parse(data: bytes, filename: str) -> ParsedFile:
+    text, encoding = decode(data, filename)
+    lines = split_lines(text)
+    delimiter = _delimiter(lines)
+    decimal_comma = delimiter == ";"
+
+    header_at = None
+    fields: list[str | None] = []
+    for i, line in enumerate(lines):
+        found = _header_fields(_split(line, delimiter)) if line.strip() else None
+        if found is not None:
+            if header_at is not None:
+                raise ParseError(f"a second peak-table header (first at line {header_at + 1})",
+                                 line=i + 1, filename=filename)
+            header_at, fields = i, found
+    if header_at is None:
+        raise ParseError("no peak table header with RT and Area columns", filename=filename)
+
+    peaks: list[Peak] = []
+    sum_at = None
+    total = None
+    i = header_at + 1
+    while i < len(lines):
+        line = lines[i]
+        cells = _split(line, delimiter) if line.strip() else []
+        if not cells or not any(c.strip() for c in cells):
+            break
+        if _norm(cells[0]) == "sum":
+            sum_at = i
+            sum_cell = cells[1] if len(cells) > 1 else ""
+            total = parse_number(sum_cell, decimal_comma=decimal_comma, what="Sum", line=i + 1,
+                                 filename=filename)
+            break
+        peaks.append(_peak(cells, fields, len(peaks) + 1, i + 1, decimal_comma, filename))
+        i += 1
+    if sum_at is None:
+        where = i + 1 if i < len(lines) else len(lines)
+        raise ParseError("peak table ends without its Sum row (file cut off or incomplete)",
+                         line=where, filename=filename)
+    if not peaks:
+        raise ParseError("peak table has zero peaks", line=sum_at + 1, filename=filename)
+    assert total is not None
+    _check_sum(peaks, total, sum_cell, sum_at + 1, filename)
+    peaks = _with_area_pct(peaks, total)
+
+    metadata = _metadata(lines[:header_at] + lines[sum_at + 1:], delimiter)
+    signal_name = metadata.get("signal", "Signal A")
+    wavelength = _wavelength(lines[:header_at], delimiter)
+    values = {field: metadata[key] for key, field in FIELD_KEYS.items() if key in metadata}
+    layout = "report" if header_at > 0 else "peakdata"
+    try:
+        return ParsedFile(
+            format=f"{name}/{layout}", parser_version=version, encoding=encoding,
+            metadata=metadata,
+            signals=[Signal(name=signal_name, detector="DAD", wavelength_nm=wavelength,
+                            peaks=peaks, total_area=total)],
+            **values,
+        )
+    except ValidationError as exc:
+        raise ParseError(f"invalid metadata: {exc.errors()[0]['msg']}", filename=filename) from exc
+
+
+def _peak(cells: list[str], fields: list[str | None], number: int, line: int,
+          decimal_comma: bool, filename: str) -> Peak:
+    if len(cells) < len(fields) or any(c.strip() for c in cells[len(fields):]):
+        raise ParseError(f"row has {len(cells)} cells, the header has {len(fields)}",
+                         line=line, filename=filename)
+    values: dict[str, object] = {}
+    for field, cell in zip(fields, cells, strict=False):
+        if field is None:
+            continue
+        if field in TEXT_FIELDS:
+            values[field] = cell.strip() or None
+        elif cell.strip() or field in REQUIRED:
+            values[field] = parse_number(cell, decimal_comma=decimal_comma, what=field_label(field),
+                                         line=line, filename=filename)
+    try:
+        return Peak(number=number, line=line, **values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else "row"
+        raise ParseError(f"{field_label(field)}: {err['msg']}", line=line,
+                         filename=filename) from exc
+
+
+def field_label(field: str) -> str:
+    labels = {"rt_min": "RT", "area": "Area", "area_pct": "Area%", "height": "Height",
+              "begin_min": "Peak Begin Time", "end_min": "Peak End Time", "width_min": "Width"}
+    return labels.get(field, field)
+
+
+def _check_sum(peaks: list[Peak], total: float, sum_cell: str, line: int, filename: str) -> None:
+    """The printed Sum must equal the rows' areas to the precision it is printed with."""
+    fraction = re.search(r"[.,](\d+)", sum_cell)
+    decimals = len(fraction.group(1)) if fraction else 0
+    computed = math.fsum(p.area for p in peaks)
+    tolerance = 0.5 * 10 ** -decimals * (len(peaks) + 1) + 1e-9 * abs(total)
+    if abs(computed - total) > tolerance:
+        raise ParseError(f"Sum {total} disagrees with the rows' total area {computed:.{decimals}f}",
+                         line=line, filename=filename)
+
+
+def _with_area_pct(peaks: list[Peak], total: float) -> list[Peak]:
+    if all(p.area_pct is not None for p in peaks) or total <= 0:
+        return peaks
+    return [p if p.area_pct is not None else p.model_copy(update={"area_pct": p.area / total * 100})
+            for p in peaks]
+
+
+def _metadata(lines: list[str], delimiter: str) -> dict[str, str]:
+    """``Key:,Value[,Key:,Value…]`` pairs; lines of other shapes (section titles, tables) skipped."""
+    metadata: dict[str, str] = {}
+    for line in lines:
+        cells = _split(line, delimiter) if line.strip() else []
+        for key, value in zip(cells[::2], cells[1::2], strict=False):
+            key = key.strip()
+            if key.endswith(":") and len(key) > 1:
+                metadata.setdefault(key[:-1].strip().lower(), value.strip())
+    return metadata
+
+
+def _wavelength(lines: list[str], delimiter: str) -> float | None:
+    """The wavelength of the acquired signal from the method's signal table, when present."""
+    for line in lines:
+        cells = _split(line, delimiter) if line.strip() else []
+        if len(cells) >= 3 and cells[0].strip() == "Yes" and cells[1].startswith("Signal"):
+            match = re.match(r"\s*([\d.]+)\s*nm", cells[2])
+            if match:
+                return float(match.group(1))
+    return None

@@ -1,0 +1,140 @@
+"""Generic two-column chromatogram traces: ``time,value`` per line, with or without a header.
+
+This covers the Agilent OpenLab DAD signal export (``*.dx_DAD1A.CSV``: no header, time in
+minutes, signal in mAU) and the plain ``time,intensity`` files other software writes, comma or
+TAB separated, in any encoding ``text.decode`` accepts. Traces can be tens of megabytes, so the
+numbers are converted in bulk and a line-by-line scan runs only to name the line of an error.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from array import array
+
+from worker.parsers.base import ParsedFile, ParseError, Signal, Trace
+from worker.parsers.text import decode, parse_number, split_lines
+
+name = "trace-csv"
+version = "1.0"
+
+_SIGNAL_IN_NAME = re.compile(r"\.dx_([A-Za-z]+)(\d*)([A-Z]?)\.csv$", re.IGNORECASE)
+_NUMERIC_PAIR = re.compile(r"^\s*[+-]?[\d.]+(?:[eE][+-]?\d+)?\s*[,\t;]\s*[+-]?[\d.,]+(?:[eE][+-]?\d+)?\s*$")
+
+
+def sniff(data: bytes, filename: str) -> int:
+    try:
+        text, _ = decode(data[:8192] if len(data) > 8192 else data)
+    except (ParseError, UnicodeDecodeError):
+        return 0
+    lines = [ln for ln in split_lines(text)[:21] if ln.strip()]
+    if len(data) > 8192:
+        lines = lines[:-1]  # the cut may fall mid-line
+    if not lines:
+        return 0
+    body = lines[1:] if not _NUMERIC_PAIR.match(lines[0]) else lines
+    if not body or not all(_NUMERIC_PAIR.match(ln) for ln in body):
+        return 0
+    return 80 if _SIGNAL_IN_NAME.search(filename) else 60
+
+
+def parse(data: bytes, filename: str) -> ParsedFile:
+    text, encoding = decode(data, filename)
+    first_end = min((i for i in (text.find("\n"), text.find("\r")) if i >= 0), default=len(text))
+    first = text[:first_end]
+    header: list[str] | None = None
+    body = text
+    if first.strip() and not _NUMERIC_PAIR.match(first):
+        header = [c.strip().strip('"') for c in re.split(r"[,\t;]", first)]
+        if len(header) != 2:
+            raise ParseError(f"header names {len(header)} columns; a trace has two (time, value)",
+                             line=1, filename=filename)
+        body = text[first_end + (2 if text[first_end:first_end + 2] == "\r\n" else 1):]
+    delimiter = "\t" if "\t" in first or ("\t" in body[:1000]) else ("," if "," in body[:1000]
+                                                                      else ";")
+    decimal_comma = delimiter in "\t;" and "," in body[:1000]
+    times, values = _columns(body, delimiter, decimal_comma, filename, 2 if header else 1)
+    _check_times(times, text, filename, 2 if header else 1)
+
+    signal_name, detector = _signal_from_name(filename)
+    time_unit, value_unit = "min", None
+    if header:
+        signal_name = signal_name if detector else header[1] or "trace"
+        value_unit = _unit(header[1])
+        time_unit = _unit(header[0]) or "min"
+        if time_unit in ("s", "sec"):
+            times = array("d", (t / 60 for t in times))
+            time_unit = "min"
+    return ParsedFile(
+        format=name, parser_version=version, encoding=encoding,
+        signals=[Signal(name=signal_name, detector=detector,
+                        trace=Trace(times=times, values=values, time_unit=time_unit,
+                                    value_unit=value_unit or ("mAU" if detector else None)))],
+    )
+
+
+def _columns(body: str, delimiter: str, decimal_comma: bool, filename: str,
+             first_line: int) -> tuple[array, array]:
+    bulk = body.replace(delimiter, " ")
+    if decimal_comma:
+        bulk = bulk.replace(",", ".")
+    tokens = bulk.split()
+    if "_" not in bulk and len(tokens) % 2 == 0:
+        try:
+            numbers = array("d", map(float, tokens))
+        except ValueError:
+            numbers = None
+        if numbers is not None and all(math.isfinite(x) for x in numbers) and \
+                len(numbers) // 2 == _count_rows(body):
+            if not numbers:
+                raise ParseError("trace has no data rows", line=first_line, filename=filename)
+            return numbers[0::2], numbers[1::2]
+    _find_bad_row(body, delimiter, decimal_comma, filename, first_line)
+    raise ParseError("trace rows are not all two numbers", filename=filename)
+
+
+def _count_rows(body: str) -> int:
+    return sum(1 for ln in split_lines(body) if ln.strip())
+
+
+def _find_bad_row(body: str, delimiter: str, decimal_comma: bool, filename: str,
+                  first_line: int) -> None:
+    """Name the first line that is not exactly two finite numbers."""
+    lines = split_lines(body)
+    for i, line in enumerate(lines):
+        number = i + first_line
+        if not line.strip():
+            if any(rest.strip() for rest in lines[i + 1:]):
+                raise ParseError("blank line inside the trace", line=number, filename=filename)
+            return
+        cells = line.split(delimiter)
+        if len(cells) != 2:
+            raise ParseError(f"expected two columns (time, value), found {len(cells)}",
+                             line=number, filename=filename)
+        for cell, what in zip(cells, ("time", "value"), strict=True):
+            parse_number(cell, decimal_comma=decimal_comma, what=what, line=number,
+                         filename=filename)
+    if not any(ln.strip() for ln in lines):
+        raise ParseError("trace has no data rows", line=first_line, filename=filename)
+
+
+def _check_times(times: array, text: str, filename: str, first_line: int) -> None:
+    previous = -math.inf
+    for i, t in enumerate(times):
+        if t < previous:
+            raise ParseError(f"time goes backwards ({t} after {previous})", line=first_line + i,
+                             filename=filename)
+        previous = t
+
+
+def _signal_from_name(filename: str) -> tuple[str, str | None]:
+    match = _SIGNAL_IN_NAME.search(filename)
+    if not match:
+        return "trace", None
+    detector = f"{match.group(1).upper()}{match.group(2)}"
+    return f"{detector} {match.group(3)}".strip(), detector
+
+
+def _unit(label: str) -> str | None:
+    match = re.search(r"[\[(]\s*([^\])]+?)\s*[\])]", label)
+    return match.group(1) if match else None

@@ -1,0 +1,90 @@
+"""Wiring the parts into processes: ``run`` (all in one, the lab PC), ``watch`` and ``consume``.
+
+The Huey consumer owns the main thread and its signal handling: SIGINT or SIGTERM stop the
+worker gracefully — in-flight files finish (or, if cut short, are re-queued by their lease).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from dataclasses import dataclass
+
+from huey.consumer import Consumer
+
+from worker import db
+from worker.health import Probe
+from worker.queue import Queue, open_queue
+from worker.reconcile import Reconciler
+from worker.settings import Settings
+from worker.status import StatusServer
+from worker.watcher import Watcher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Parts:
+    settings: Settings
+    queue: Queue
+    watcher: Watcher | None = None
+    reconciler: Reconciler | None = None
+    server: StatusServer | None = None
+
+
+def start(settings: Settings, role: str = "run") -> Parts:
+    """Open the database and queue and start the background parts of this role."""
+    db.open_database(settings)
+    queue = open_queue(settings)
+    parts = Parts(settings=settings, queue=queue)
+    if role in ("run", "watch"):
+        parts.watcher = Watcher(settings, queue)
+        parts.watcher.start()
+    parts.reconciler = Reconciler(settings, queue)
+    parts.reconciler.start()
+    probe = Probe(settings=settings, queue=queue, role=role,
+                  observer_alive=parts.watcher.observer_alive if parts.watcher else None)
+    parts.server = StatusServer(probe, settings.host, settings.port)
+    parts.server.start()
+    host, port = parts.server.address
+    log.info("accu-ingest %s: inbox %s, data %s, status http://%s:%d/status", role,
+             settings.inbox, settings.data_dir, host, port)
+    return parts
+
+
+def stop(parts: Parts) -> None:
+    for part in (parts.watcher, parts.reconciler, parts.server):
+        if part is not None:
+            part.stop()
+
+
+def run(settings: Settings, role: str = "run") -> None:
+    """Run until SIGINT/SIGTERM. ``watch`` has no consumer; ``consume`` has no watcher."""
+    parts = start(settings, role)
+    try:
+        if role == "watch":
+            _wait_for_signal()
+        else:
+            consumer = Consumer(parts.queue.huey, workers=settings.workers, worker_type="thread",
+                                periodic=False, initial_delay=0.05, max_delay=0.5,
+                                backoff=1.5, graceful_signal="TERM", shutdown_timeout=60)
+            # SIGINT (Ctrl-C) is as graceful as SIGTERM: in-flight files finish first.
+            consumer._signal_actions[signal.SIGINT] = (False, True)
+            consumer.run()
+    finally:
+        stop(parts)
+        log.info("accu-ingest stopped")
+
+
+def _wait_for_signal() -> None:
+    import threading
+    stopped = threading.Event()
+
+    def handle(signum: int, frame: object) -> None:
+        log.info("received %s", signal.Signals(signum).name)
+        stopped.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+    while not stopped.wait(1.0):
+        pass

@@ -1,0 +1,136 @@
+"""One settings object: defaults, then a TOML file, then ACCU_INGEST_* variables, then options.
+
+Every other module receives a ``Settings``; nothing reads the environment itself. A bad value
+stops start-up with a message naming the setting, where it can be set and what is expected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "ACCU_INGEST_"
+
+DEFAULT_EXCLUDE = [
+    ".*", "~$*", "*.tmp", "*.part", "*.partial", "*.crdownload", ".~lock*", ".syncthing.*",
+    "*.swp", "Thumbs.db", "desktop.ini", "*.reason.txt",
+]
+
+
+class SettingsError(Exception):
+    """Invalid configuration; the message names the setting and the fix."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid",
+                                      validate_default=True)
+
+    inbox: Path = Field(Path("inbox"), description="folder the instrument exports into")
+    data_dir: Path = Field(Path("data"), description="database, queue, raw store, logs")
+    database_url: str | None = Field(None, description="sqlite:///… (default) or postgresql://…")
+    queue_url: str | None = Field(None, description="sqlite:///… (default), redis://…, postgresql://…")
+    queue_secret: SecretStr | None = Field(None, description="signs queue payloads")
+    host: str = Field("127.0.0.1", description="status endpoint address")
+    port: int = Field(8008, ge=0, le=65535, description="status endpoint port (0 = any free)")
+    stable_seconds: float = Field(1.0, ge=0, description="size+mtime unchanged this long")
+    rescan_seconds: float = Field(30.0, gt=0, description="periodic rescan of the inbox")
+    reconcile_seconds: float = Field(10.0, gt=0, description="re-enqueue expired leases")
+    lease_seconds: float = Field(120.0, gt=0, description="how long a consumer owns a file")
+    max_attempts: int = Field(5, ge=1, description="transient failures before rejecting")
+    polling: bool = Field(False, description="polling observer (network shares)")
+    include: list[str] = Field(default_factory=lambda: ["*"])
+    exclude: list[str] = Field(default_factory=lambda: list(DEFAULT_EXCLUDE))
+    after_ingest: Literal["move", "keep", "delete"] = "move"
+    max_file_mb: float = Field(512.0, gt=0, description="larger files are rejected")
+    workers: int = Field(2, ge=1, le=64, description="consumer threads")
+    fsync: bool = Field(True, description="fsync raw bytes and SQLite commits (durability)")
+
+    @field_validator("database_url", "queue_url")
+    @classmethod
+    def _known_scheme(cls, url: str | None) -> str | None:
+        if url is None:
+            return url
+        scheme = url.split("://", 1)[0] if "://" in url else ""
+        if scheme not in ("sqlite", "postgresql", "postgres", "redis", "rediss"):
+            raise ValueError("expected a URL starting sqlite:///, postgresql:// or redis://")
+        return url
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'accu-ingest.db'}"
+
+    @property
+    def queue(self) -> str:
+        return self.queue_url or f"sqlite:///{self.data_dir / 'queue.db'}"
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "raw"
+
+    @property
+    def processed_dir(self) -> Path:
+        return self.data_dir / "processed"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.data_dir / "quarantine"
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings],
+                                   init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = settings_cls.model_config.get("toml_file")
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+        if toml:
+            sources += (TomlConfigSettingsSource(settings_cls, toml_file=toml),)
+        return sources
+
+
+def load(config_file: Path | None = None, **options: Any) -> Settings:
+    """Settings from every layer; options set to None (not given on the command line) are skipped."""
+    given = {k: v for k, v in options.items() if v is not None}
+    cls = Settings
+    if config_file is not None:
+        if not config_file.is_file():
+            raise SettingsError(f"config file {config_file} does not exist (--config)")
+
+        class FileSettings(Settings):
+            model_config = SettingsConfigDict(**{**Settings.model_config,
+                                                 "toml_file": config_file})
+        cls = FileSettings
+    try:
+        return cls(**given)
+    except ValidationError as exc:
+        raise SettingsError(_explain(exc, config_file)) from None
+    except ValueError as exc:  # a TOML syntax error
+        raise SettingsError(f"config file {config_file}: {exc}") from None
+
+
+def _explain(exc: ValidationError, config_file: Path | None) -> str:
+    lines = ["invalid settings:"]
+    for err in exc.errors():
+        key = str(err["loc"][0]) if err["loc"] else "?"
+        places = f"--{key.replace('_', '-')}, {ENV_PREFIX}{key.upper()}"
+        if config_file:
+            places += f", or `{key} = …` in {config_file}"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"- {key!r} is not a setting (check the spelling)")
+            continue
+        got = err.get("input")
+        lines.append(f"- {key}: {err['msg']} (got {got!r}); set it with {places}")
+    return "\n".join(lines)

@@ -1,0 +1,305 @@
+"""Watching the inbox: notice files, wait until each is complete, store it, register, enqueue.
+
+Events from watchdog (and a scan at start-up plus a periodic rescan, for events that never come)
+only nominate paths. A path is taken once its size and mtime have not changed for the stability
+window and it can be opened; its bytes are read once, hashed, stored durably, registered in the
+ledger and enqueued — in that order, so a crash between any two steps is repaired by the next scan
+(the raw store and the ledger are both idempotent by SHA-256).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+from worker import audit, dispose, ledger, store
+from worker.models import FINAL_STATES, REJECTED, SourceFile, database, utcnow
+from worker.queue import Queue
+from worker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+GATE_INTERVAL = 0.1
+
+
+@dataclass
+class Candidate:
+    size: int
+    mtime_ns: int
+    since: float
+    detected_at: float
+
+
+@dataclass
+class WatchStats:
+    observer_alive: bool = False
+    observer_restarts: int = 0
+    last_event: float | None = None
+    last_scan: float | None = None
+    pending: int = 0
+    registered: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, watcher: Watcher) -> None:
+        self.watcher = watcher
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_directory:
+            if event.event_type in ("created", "moved"):
+                self.watcher.scan_soon()
+            return
+        path = getattr(event, "dest_path", "") or event.src_path
+        self.watcher.nominate(Path(os.fsdecode(path)))
+
+
+class Watcher:
+    """Owns one inbox: its observer, the stability gate, registration and disposal."""
+
+    def __init__(self, settings: Settings, queue: Queue) -> None:
+        self.settings = settings
+        self.inbox = settings.inbox.resolve()
+        self.queue = queue
+        self.stats = WatchStats()
+        self._pending: dict[Path, Candidate] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._scan_requested = threading.Event()
+        self._observer: Observer | PollingObserver | None = None
+        self._thread: threading.Thread | None = None
+        self._known: dict[str, tuple[int, int]] = {}
+        self.owner = ledger.owner_id("watcher")
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self.inbox.mkdir(parents=True, exist_ok=True)
+        self._start_observer()
+        self._scan_requested.set()  # the start-up scan: files dropped while we were down
+        self._thread = threading.Thread(target=self._run, name="watcher-gate", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _start_observer(self) -> None:
+        observer = PollingObserver(timeout=1.0) if self.settings.polling else Observer()
+        observer.schedule(_Handler(self), str(self.inbox), recursive=True)
+        observer.daemon = True
+        observer.start()
+        self._observer = observer
+        self.stats.observer_alive = True
+
+    def observer_alive(self) -> bool:
+        return self._observer is not None and self._observer.is_alive()
+
+    def scan_soon(self) -> None:
+        self._scan_requested.set()
+
+    # --- nomination ------------------------------------------------------------------------
+    def wanted(self, path: Path) -> bool:
+        """Inside the inbox, not excluded (hidden, temporary, partial names) and included."""
+        try:
+            rel = path.relative_to(self.inbox)
+        except ValueError:
+            return False
+        parts = rel.parts
+        if not parts:
+            return False
+        for part in parts:
+            if any(fnmatch.fnmatch(part, pat) for pat in self.settings.exclude):
+                return False
+        return any(fnmatch.fnmatch(parts[-1], pat) for pat in self.settings.include)
+
+    def nominate(self, path: Path, detected_at: float | None = None) -> None:
+        self.stats.last_event = time.time()
+        if not self.wanted(path):
+            return
+        with self._lock:
+            if path not in self._pending:
+                now = time.time()
+                self._pending[path] = Candidate(-1, -1, now, detected_at or now)
+
+    # --- the gate loop ---------------------------------------------------------------------
+    def _run(self) -> None:
+        next_scan = 0.0
+        while not self._stop.is_set():
+            try:
+                now = time.monotonic()
+                if self._scan_requested.is_set() or now >= next_scan:
+                    self._scan_requested.clear()
+                    self.scan()
+                    next_scan = now + self.settings.rescan_seconds
+                self._check_observer()
+                self._gate()
+            except Exception:  # the watcher must outlive any one bad file or outage
+                log.exception("watcher loop error; continuing")
+                self._stop.wait(1.0)
+            self._stop.wait(GATE_INTERVAL)
+
+    def _check_observer(self) -> None:
+        if self.observer_alive():
+            return
+        self.stats.observer_alive = False
+        if not self.inbox.is_dir():
+            return  # restarting would fail; readiness reports the missing inbox
+        log.error("file observer died; restarting it")
+        self.stats.observer_restarts += 1
+        self._start_observer()
+        self._scan_requested.set()
+
+    def scan(self) -> None:
+        """Nominate every file under the inbox (start-up scan and periodic rescan)."""
+        if not self.inbox.is_dir():
+            return
+        self._load_known()
+        stack = [self.inbox]
+        while stack:
+            folder = stack.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            for entry in entries:
+                path = Path(entry.path)
+                if entry.is_dir(follow_symlinks=False):
+                    if self.wanted(path):
+                        stack.append(path)
+                elif entry.is_file(follow_symlinks=False):
+                    self.nominate(path)
+        self.stats.last_scan = time.time()
+        self._dispose_finished()
+
+    def _load_known(self) -> None:
+        """Registered files still in the inbox, so a rescan does not read them again."""
+        rows = SourceFile.select(SourceFile.path, SourceFile.size, SourceFile.mtime_ns).where(
+            SourceFile.origin == ledger.HOST, SourceFile.disposed == False)  # noqa: E712
+        self._known = {r.path: (r.size, r.mtime_ns) for r in rows}
+
+    def _dispose_finished(self) -> None:
+        """Crash repair: final rows whose source is still in the inbox leave it now."""
+        rows = SourceFile.select().where(SourceFile.origin == ledger.HOST,
+                                         SourceFile.disposed == False,  # noqa: E712
+                                         SourceFile.state.in_(FINAL_STATES))
+        for row in rows:
+            dispose.dispose_row(self.settings, row)
+
+    def _gate(self) -> None:
+        now = time.time()
+        ready: list[tuple[Path, Candidate]] = []
+        with self._lock:
+            items = list(self._pending.items())
+        for path, cand in items:
+            try:
+                st = path.lstat()
+            except FileNotFoundError:
+                self._forget(path)
+                continue
+            if path.is_symlink() or not path.is_file():
+                if path.is_symlink():
+                    log.warning("not following symlink %s", path)
+                self._forget(path)
+                continue
+            if (st.st_size, st.st_mtime_ns) != (cand.size, cand.mtime_ns):
+                cand.size, cand.mtime_ns, cand.since = st.st_size, st.st_mtime_ns, now
+                continue
+            if now - cand.since >= self.settings.stable_seconds:
+                ready.append((path, cand))
+        self.stats.pending = len(items)
+        for path, cand in ready:
+            self._take(path, cand)
+
+    def _forget(self, path: Path) -> None:
+        with self._lock:
+            self._pending.pop(path, None)
+
+    def _take(self, path: Path, cand: Candidate) -> None:
+        rel = path.relative_to(self.inbox).as_posix()
+        if self._known.get(rel) == (cand.size, cand.mtime_ns):
+            self._forget(path)
+            return
+        try:
+            outcome = self._register(path, rel, cand)
+        except FileNotFoundError:
+            outcome = "gone"
+        except (store.StoreError, OSError) as exc:
+            # Disk full, permissions, file vanished: leave it pending and try again later.
+            log.warning("cannot take %s yet: %s", rel, exc)
+            cand.since = time.time() + min(30.0, self.settings.stable_seconds * 4 + 1)
+            return
+        if outcome is not None:
+            self._forget(path)
+
+    def _register(self, path: Path, rel: str, cand: Candidate) -> str | None:
+        outcome = take(self.settings, path, rel, cand, self.owner)
+        if outcome is None:
+            return None
+        row, new = outcome
+        self._known[rel] = (cand.size, cand.mtime_ns)
+        if new:
+            self.stats.registered += 1
+            self.queue.enqueue([row.id])
+        return "registered"
+
+
+def take(settings: Settings, path: Path, rel: str, cand: Candidate,
+         owner: str) -> tuple[SourceFile, bool] | None:
+    """Read a stable file once, store its bytes, register it; None if it is not complete yet.
+
+    Returns the ledger row and whether it is new (a new row still has to be enqueued).
+    """
+    if cand.size > settings.max_file_bytes:
+        return _register_oversized(settings, path, rel, cand), False
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except PermissionError:
+        return None  # still locked by the writer (Windows): not complete yet
+    st = path.stat()
+    if (st.st_size, st.st_mtime_ns) != (cand.size, cand.mtime_ns) or len(data) != cand.size:
+        cand.size = -1  # changed while being read: start the stability window again
+        return None
+    sha = store.sha256_of(data)
+    store.put(settings.raw_dir, data, sha, fsync=settings.fsync)
+    seen = ledger.Seen(path=rel, size=cand.size, mtime_ns=cand.mtime_ns, sha256=sha,
+                       detected_at=cand.detected_at, stable_at=time.time())
+    row, new = ledger.register(seen, owner, settings.lease_seconds)
+    if not new and row.path != rel:
+        dispose.dispose_duplicate(settings, path, rel, row)
+    return row, new
+
+
+def _register_oversized(settings: Settings, path: Path, rel: str, cand: Candidate) -> SourceFile:
+    """Over the size limit: hashed in chunks, never loaded; rejected and quarantined."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    sha = digest.hexdigest()
+    reason = (f"file is {cand.size / 1048576:.1f} MiB, over the {settings.max_file_mb:g}"
+              " MiB limit (max_file_mb)")
+    with database.atomic():
+        row = SourceFile.get_or_none(SourceFile.sha256 == sha)
+        if row is None:
+            row = SourceFile.create(sha256=sha, path=rel, name=path.name, origin=ledger.HOST,
+                                    size=cand.size, mtime_ns=cand.mtime_ns, state=REJECTED,
+                                    error=reason, finished_at=utcnow())
+            audit.record("detected", sha, row.id, path=rel)
+            audit.record("rejected", sha, row.id, reason=reason, path=rel)
+    dispose.dispose_row(settings, row)
+    return row
