@@ -101,3 +101,19 @@ def test_report_cut_mid_table_is_rejected_with_line_and_reason(worker: WorkerPro
     assert files_under(worker.inbox) == []
     assert worker.status()["files"]["rejected"] == 1
     assert worker.alive()
+
+
+def test_open_file_is_not_taken_while_its_writer_pauses(worker: WorkerProcess, corpus: Path,
+                                                        open_db) -> None:
+    """A writer that pauses longer than the stability window but has not closed the file."""
+    worker.start()
+    data = (corpus / "agilent-1290" / "100_Report.csv").read_bytes()
+    half = data.index(b"Sum,") - 30
+    with open(worker.inbox / "100_Report.csv", "wb") as fh:
+        fh.write(data[:half])
+        fh.flush()
+        time.sleep(3)  # six stability windows with the file still open
+        assert worker.status()["files"]["rejected"] == 0
+        fh.write(data[half:])
+    status = worker.wait_final(1)
+    assert status["files"]["ingested"] == 1

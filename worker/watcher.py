@@ -30,6 +30,9 @@ from worker.settings import Settings
 log = logging.getLogger(__name__)
 
 GATE_INTERVAL = 0.1
+# A file left open by its writer but unchanged this long is taken anyway (a hung exporter must
+# not hold a file back for ever; a cut-off table is still rejected by its parser).
+WRITER_TIMEOUT = 600.0
 
 
 @dataclass
@@ -38,6 +41,7 @@ class Candidate:
     mtime_ns: int
     since: float
     detected_at: float
+    writing: bool = False  # a writer has it open (inotify saw a write and no close yet)
 
 
 @dataclass
@@ -61,7 +65,11 @@ class _Handler(FileSystemEventHandler):
                 self.watcher.scan_soon()
             return
         path = getattr(event, "dest_path", "") or event.src_path
-        self.watcher.nominate(Path(os.fsdecode(path)))
+        # Where the platform reports close-after-write (inotify), a file written to and not yet
+        # closed is not taken, however long the writer pauses; a rename into place is complete.
+        # (A "created" event says nothing: files found in a new folder get one, but no close.)
+        writing = {"modified": True, "closed": False, "moved": False}.get(event.event_type)
+        self.watcher.nominate(Path(os.fsdecode(path)), writing=writing)
 
 
 class Watcher:
@@ -79,6 +87,7 @@ class Watcher:
         self._observer: Observer | PollingObserver | None = None
         self._thread: threading.Thread | None = None
         self._known: dict[str, tuple[int, int]] = {}
+        self._close_events = False
         self.owner = ledger.owner_id("watcher")
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -103,6 +112,7 @@ class Watcher:
         observer.daemon = True
         observer.start()
         self._observer = observer
+        self._close_events = type(observer).__name__ == "InotifyObserver"
         self.stats.observer_alive = True
 
     def observer_alive(self) -> bool:
@@ -126,14 +136,18 @@ class Watcher:
                 return False
         return any(fnmatch.fnmatch(parts[-1], pat) for pat in self.settings.include)
 
-    def nominate(self, path: Path, detected_at: float | None = None) -> None:
+    def nominate(self, path: Path, writing: bool | None = None) -> None:
+        """Make ``path`` a candidate; ``writing`` updates what close events say of it."""
         self.stats.last_event = time.time()
         if not self.wanted(path):
             return
         with self._lock:
-            if path not in self._pending:
+            cand = self._pending.get(path)
+            if cand is None:
                 now = time.time()
-                self._pending[path] = Candidate(-1, -1, now, detected_at or now)
+                cand = self._pending[path] = Candidate(-1, -1, now, now)
+            if writing is not None and self._close_events:
+                cand.writing = writing
 
     # --- the gate loop ---------------------------------------------------------------------
     def _run(self) -> None:
@@ -218,7 +232,9 @@ class Watcher:
             if (st.st_size, st.st_mtime_ns) != (cand.size, cand.mtime_ns):
                 cand.size, cand.mtime_ns, cand.since = st.st_size, st.st_mtime_ns, now
                 continue
-            if now - cand.since >= self.settings.stable_seconds:
+            quiet = now - cand.since
+            if quiet >= self.settings.stable_seconds and (not cand.writing
+                                                          or quiet >= WRITER_TIMEOUT):
                 ready.append((path, cand))
         self.stats.pending = len(items)
         for path, cand in ready:
