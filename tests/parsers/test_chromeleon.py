@@ -1,0 +1,145 @@
+"""Thermo Chromeleon ASCII: golden values from the real 6.80 export, 7.x layout, rejections."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from worker.parsers import chromeleon
+from worker.parsers.base import ParsedFile, ParseError
+
+CORPUS = Path(os.environ.get("ACCU_CORPUS",
+                             Path(__file__).resolve().parents[2].parent / "shared" / "corpus"))
+ROWS = 26401
+
+
+@pytest.fixture(scope="module")
+def data() -> bytes:
+    """The real export; skipped when the corpus is absent, a failure under CI=true."""
+    path = CORPUS / "thermo-chromeleon" / "Adenosine Stadards_ 0.5 mM.txt"
+    if not path.is_file():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"corpus file missing at {path}: CI must have ../shared/corpus")
+        pytest.skip(f"corpus not found at {CORPUS} (clone it beside the repo or set ACCU_CORPUS)")
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def parsed(data: bytes) -> ParsedFile:
+    return chromeleon.parse(data, "Adenosine Stadards_ 0.5 mM.txt")
+
+
+def _line_of(data: bytes, needle: bytes) -> int:
+    return data[:data.index(needle)].count(b"\n") + 1
+
+
+def test_sniff_claims_it(data: bytes) -> None:
+    assert chromeleon.sniff(data, "whatever.csv") == 95
+
+
+def test_rows_and_maximum_as_the_readme_prints(parsed: ParsedFile) -> None:
+    (signal,) = parsed.signals
+    trace = signal.trace
+    assert trace is not None and trace.points == ROWS
+    peak = max(range(ROWS), key=trace.values.__getitem__)
+    assert (trace.values[peak], trace.times[peak]) == (323.038720, 20.441667)
+    assert (trace.times[0], trace.times[-1]) == (0.0, 44.0)
+    assert (trace.values[0], trace.values[1], trace.values[-1]) == (-0.0184, -0.01855, -0.8323)
+    assert min(trace.values) == -2.98345  # the header's "Signal Min."
+    assert (trace.time_unit, trace.value_unit) == ("min", "mAU")
+
+
+def test_sample_facts(parsed: ParsedFile) -> None:
+    assert parsed.format == "chromeleon" and parsed.encoding == "cp1252"
+    assert parsed.sample_name == "A 0,5 mM"
+    assert parsed.sample_kind == "standard"
+    assert parsed.injection == 30
+    assert parsed.vial == "RD2"
+    assert parsed.method == "20230109_isokratisch_Methode_49Min"
+    assert parsed.acquired_at == datetime(2023, 2, 2, 15, 20, 12)
+    assert parsed.injection_volume == "10.00 µl"
+    assert parsed.metadata["sample_id"] == "19"
+    assert parsed.metadata["dilution_factor"] == "1.000000"
+    assert parsed.metadata["Sample Information.Injection Volume (µl)"] == "10,00"
+    assert parsed.metadata["Raw Data Header Information.Data Points"] == "26401"
+    (signal,) = parsed.signals
+    assert (signal.name, signal.detector, signal.wavelength_nm) == (
+        "UV_VIS_1", "VWD-3x00(RS) Detector", 254.0)
+
+
+def test_cut_off_rows_are_rejected_with_the_count(data: bytes) -> None:
+    cut = data[:data.index(b"43,993333\t")]
+    with pytest.raises(ParseError) as err:
+        chromeleon.parse(cut, "x.txt")
+    assert "26401" in err.value.reason and "26396 rows" in err.value.reason
+    assert err.value.line == _line_of(data, b"43,993333\t") - 1
+
+
+def test_cut_mid_row_is_rejected(data: bytes) -> None:
+    with pytest.raises(ParseError, match="cut off"):
+        chromeleon.parse(data[:-7], "x.txt")
+
+
+def test_bad_cell_names_its_line(data: bytes) -> None:
+    row = b"20,441667\t0,10\t323,038720\t"
+    with pytest.raises(ParseError) as err:
+        chromeleon.parse(data.replace(row, b"20,441667\t0,10\t323.038720\t"), "x.txt")
+    assert err.value.line == _line_of(data, row)
+    assert "Value(mAU)" in err.value.reason
+
+
+def test_missing_column_names_its_line(data: bytes) -> None:
+    row = b"20,441667\t0,10\t323,038720\t"
+    with pytest.raises(ParseError) as err:
+        chromeleon.parse(data.replace(row, b"20,441667\t323,038720\t"), "x.txt")
+    assert err.value.line == _line_of(data, row) and "Value(mAU) is empty" in err.value.reason
+
+
+def test_header_without_data_is_rejected(data: bytes) -> None:
+    with pytest.raises(ParseError, match="no 'Raw Data:'"):
+        chromeleon.parse(data[:data.index(b"Raw Data:\r\n")], "x.txt")
+
+
+SEVEN = (
+    "File Path\tchrom://pc/ChromeleonLocal/Instrument Data/HPLC_2/run.seq/904.smp/UV.chm\n"
+    "Channel\tUV_VIS_2\n\n"
+    "Injection Information:\nData Vault\tChromeleonLocal\nInjection\tBlank 3\n"
+    "Injection Number\t13\nPosition\tGA1\nComment\tline one\nline two\n"
+    "Instrument Method\tGRAD_30\nType\tBlank\nInjection Date\t12/06/2019\n"
+    "Injection Time\t11:49:36 PM\nInjection Volume (µL)\t10.00\nDilution Factor\t2.0000\n\n"
+    "Chromatogram Data Information:\nTime Min. (min)\t0.000000\nData Points\t4\n"
+    "Detector\tLCSystem\n\nSignal Parameter Information:\nWavelength\t214.5 nm\n\n"
+    "Chromatogram Data:\nTime (min)\tStep (s)\tValue (mAU)\n"
+    "0.000000\tn.a.\t0.100\n0.003333\t0.20\t0.250\n0.006667\t0.20\t5.500\n0.010000\t0.20\t-1e-3\n")
+
+
+def test_chromeleon_7_layout() -> None:
+    parsed = chromeleon.parse(SEVEN.encode("utf-8-sig"), "x.txt")
+    assert parsed.encoding == "utf-8-sig"
+    assert (parsed.sample_name, parsed.injection, parsed.sample_kind, parsed.vial) == (
+        "Blank 3", 13, "blank", "GA1")
+    assert parsed.method == "GRAD_30" and parsed.injection_volume == "10.00 µL"
+    assert parsed.acquired_at == datetime(2019, 12, 6, 23, 49, 36)
+    assert parsed.metadata["Injection Information.Comment"] == "line one\nline two"
+    assert parsed.metadata["dilution_factor"] == "2.0000"
+    (signal,) = parsed.signals
+    assert (signal.name, signal.detector, signal.wavelength_nm) == ("UV_VIS_2", "LCSystem", 214.5)
+    assert signal.trace is not None
+    assert list(signal.trace.times) == [0.0, 0.003333, 0.006667, 0.01]
+    assert list(signal.trace.values) == [0.1, 0.25, 5.5, -0.001]
+
+
+def test_not_available_only_in_the_step_column() -> None:
+    with pytest.raises(ParseError) as err:
+        chromeleon.parse(SEVEN.replace("\t5.500", "\tn.a.").encode(), "x.txt")
+    assert err.value.line == SEVEN.count("\n") - 1
+
+
+def test_data_points_mismatch() -> None:
+    with pytest.raises(ParseError, match="states 5 data points"):
+        chromeleon.parse(SEVEN.replace("Data Points\t4", "Data Points\t5").encode(), "x.txt")
+    with pytest.raises(ParseError, match="no 'Data Points'"):
+        chromeleon.parse(SEVEN.replace("Data Points\t4\n", "").encode(), "x.txt")

@@ -1,0 +1,125 @@
+"""Waters Empower .arw: golden values from the real CR-only export, variants and rejections."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from worker.parsers import empower
+from worker.parsers.base import ParsedFile, ParseError
+
+CORPUS = Path(os.environ.get("ACCU_CORPUS",
+                             Path(__file__).resolve().parents[2].parent / "shared" / "corpus"))
+
+
+@pytest.fixture(scope="module")
+def data() -> bytes:
+    """The real export; skipped when the corpus is absent, a failure under CI=true."""
+    path = CORPUS / "waters-empower" / "results1844.arw"
+    if not path.is_file():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"corpus file missing at {path}: CI must have ../shared/corpus")
+        pytest.skip(f"corpus not found at {CORPUS} (clone it beside the repo or set ACCU_CORPUS)")
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def parsed(data: bytes) -> ParsedFile:
+    return empower.parse(data, "results1844.arw")
+
+
+def test_sniff_claims_it(data: bytes) -> None:
+    assert b"\n" not in data  # CR-only line ends, as the README says
+    assert empower.sniff(data, "results1844.txt") == 95
+
+
+def test_rows_as_the_readme_prints(parsed: ParsedFile) -> None:
+    (signal,) = parsed.signals
+    trace = signal.trace
+    assert trace is not None and trace.points == 6601
+    assert (trace.times[0], trace.times[-1]) == (0.0, 55.0)
+    assert (trace.times[6], trace.values[6]) == (0.05, 0.1827927)
+    assert (trace.times[-2], trace.values[-2]) == (54.99167, -10.73982)
+    assert trace.values[-1] == -10.73592
+    assert all(b > a for a, b in zip(trace.times, trace.times[1:], strict=False))
+
+
+def test_header_fields(parsed: ParsedFile) -> None:
+    assert parsed.format == "empower"
+    assert parsed.sample_name == "SEC_08"
+    assert parsed.method == "Sup6Inc_10_300_TrpGFP_LineA"
+    assert parsed.metadata == {
+        "SampleName": "SEC_08", "Channel": "2475ChA ex280/em350",
+        "Sample Set Name": "Exp105_ENaC_SEC",
+        "Instrument Method Name": "Sup6Inc_10_300_TrpGFP_LineA"}
+    (signal,) = parsed.signals
+    assert signal.name == "2475ChA ex280/em350" and signal.wavelength_nm is None
+
+
+def test_long_header_variant() -> None:
+    names = ["SampleName", "Channel", "Sample Set Name", "Date Acquired", "Vial", "Injection",
+             "Injection Volume", "Sample Type", "Acquired By", "System Name"]
+    values = ["Std 1", "W2489 ChA 280nm", "Set 7", "9/7/2018 12:40:16 PM PDT", "1:A,3", "2",
+              "10.00", "Standard", "jdoe", "HPLC-3"]
+    text = "\t".join(f'"{n}"' for n in names) + "\r" + "\t".join(f'"{v}"' for v in values) + "\r"
+    text += "0\t0\r0.5\t1.25\r1\t-2.5E-03\r"
+    assert empower.sniff(text.encode(), "x.arw") == 95
+    parsed = empower.parse(text.encode(), "x.arw")
+    assert (parsed.sample_name, parsed.vial, parsed.injection, parsed.injection_volume) == (
+        "Std 1", "1:A,3", 2, "10.00")
+    assert (parsed.sample_kind, parsed.operator, parsed.instrument) == ("standard", "jdoe",
+                                                                        "HPLC-3")
+    assert parsed.acquired_at == datetime(2018, 9, 7, 12, 40, 16)
+    (signal,) = parsed.signals
+    assert signal.wavelength_nm == 280.0
+    assert signal.trace is not None and list(signal.trace.values) == [0.0, 1.25, -0.0025]
+
+
+def test_generic_two_column_trace_is_not_claimed() -> None:
+    bare = b"0\t0\r0.008333333\t0\r0.01666667\t0.5\r"
+    assert empower.sniff(bare, "results9.arw") == 0
+    with pytest.raises(ParseError):
+        empower.parse(bare, "results9.arw")
+    unknown = b'"Time"\t"Signal"\r"a"\t"b"\r0\t1\r'
+    assert empower.sniff(unknown, "x.arw") == 0
+
+
+def test_corpus_dad_trace_is_not_claimed() -> None:
+    path = CORPUS / "agilent-1290" / "20260113 153049" / "Blank_1.dx_DAD1A.CSV"
+    if path.is_file():
+        assert empower.sniff(path.read_bytes(), path.name) == 0
+
+
+def test_bad_row_names_its_line(data: bytes) -> None:
+    bad = data.replace(b"\r0.1\t7.062675\r", b"\r0.1\t7.06x2675\r", 1)
+    with pytest.raises(ParseError) as err:
+        empower.parse(bad, "x.arw")
+    assert err.value.line == 15 and "value" in err.value.reason
+
+
+def test_cut_off_file_is_rejected(data: bytes) -> None:
+    with pytest.raises(ParseError, match="cut off"):
+        empower.parse(data[:-4], "x.arw")
+
+
+def test_value_row_must_match_the_names(data: bytes) -> None:
+    bad = data.replace(b'\t"Sup6Inc_10_300_TrpGFP_LineA"', b"", 1)
+    with pytest.raises(ParseError) as err:
+        empower.parse(bad, "x.arw")
+    assert err.value.line == 2
+
+
+def test_pda_3d_export_is_rejected_with_reason() -> None:
+    text = ('"Sample Set Name"\t"SampleName"\r"Exp42"\t"Buffer"\r'
+            "Wavelength\t  315\t320.001\rTime0\t  0\t0\r")
+    with pytest.raises(ParseError, match="3D") as err:
+        empower.parse(text.encode(), "x.arw")
+    assert err.value.line == 3
+
+
+def test_header_only_is_rejected() -> None:
+    with pytest.raises(ParseError, match="no data rows"):
+        empower.parse(b'"SampleName"\t"Channel"\r"12"\t"ChA"\r', "x.arw")

@@ -1,0 +1,548 @@
+"""Shimadzu LabSolutions / LCsolution ASCII export ("File Conversion: Convert to ASCII").
+
+The file is a list of bracketed sections (``[Header]``, ``[Sample Information]``,
+``[Peak Table(Detector A)]``, ``[LC Chromatogram(Detector A-Ch1)]``, ``[LC Status Trace(...)]`` …),
+each a block of key/value lines or a small table, delimited by TAB or by comma (decided per file
+from the ``[Header]`` block). Decisions, and why:
+
+* **Peak tables** are checked against their ``# of Peaks`` line: a table that was cut short or
+  edited by hand is rejected, never ingested with a peak missing. A table with 0 peaks is a valid
+  signal with an empty peak list (the detector saw nothing integrable), not an error.
+* **Area%** is not printed by Shimadzu; it is derived as area / sum of that table's areas × 100 so
+  purity is comparable with vendors that print it. ``total_area`` is that sum.
+* **Chromatogram values are kept as printed** (integers in the export's raw unit) rather than
+  multiplied by ``Intensity Multiplier``: multiplying would change the numbers the file prints (and
+  a multiplied float is not always the printed decimal). The unit is stated honestly instead:
+  ``"mV"`` when the multiplier is 1, otherwise ``"<multiplier> <unit>"`` (e.g. ``"0.001 mV"``, the
+  size of one count). Peak heights and areas are in the same raw unit, so trace and table agree.
+* A chromatogram is paired with the peak table of the same detector (``Detector A-Ch1`` with
+  ``Detector A`` when that detector has one channel); unpaired ones become signals of their own.
+* **Status traces** (pump pressure, oven/cooler temperature …) are kept as signals — dropping them
+  would silently lose rows — with ``detector="status"`` so chemistry can tell them from detector
+  channels; their name is the one the file gives (``Pump A Pressure``).
+* Every key/value line of every section goes to ``metadata`` as ``"<section>.<key>"``, so nothing
+  the file says is lost; well-known ones also fill the typed fields.
+* Encoding follows the PC's locale; a file that declares its code page (``Code Page``/``Encoding``
+  line in a header section) is decoded with it first. Undecodable bytes reject the file.
+* Sections this parser does not model (compound/group results, fraction report …) are listed in
+  ``metadata["ignored_sections"]`` so it is visible what was not ingested.
+
+The helpers below the parser (``parse_timestamp``, ``slash_date_order``, ``read_numeric_rows``)
+are shared with the Chromeleon and Empower parsers of this package.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from array import array
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import repeat
+
+from pydantic import ValidationError
+
+from worker.parsers.base import ParsedFile, ParseError, Peak, Signal, Trace
+from worker.parsers.text import decode, parse_number, split_lines
+
+name = "shimadzu"
+version = "1.0.0"
+
+_SECTION = re.compile(r"^\[(?P<name>[^\[\]]+)\]\s*$")
+_PEAK_TABLE = re.compile(r"^Peak Table\((?P<signal>.+)\)$")
+_CHROMATOGRAM = re.compile(r"^(?:LC |GC )?Chromatogram\s*\((?P<signal>.+)\)$")
+_STATUS = re.compile(r"^(?:LC |GC )?Status Trace\((?P<signal>.+)\)$")
+_CHANNEL = re.compile(r"^(?P<base>.+)-Ch\d+$")
+_DECLARED = re.compile(rb"^(?:Code ?Page|Encoding|Charset)[\t,][ \t]*([A-Za-z0-9_\-]+)[ \t]*\r?$",
+                       re.MULTILINE | re.IGNORECASE)
+_HEAD_BYTES = 65536
+
+
+@dataclass
+class _Section:
+    """One bracketed section: its name, the 1-based line of its title and its body lines."""
+
+    name: str
+    line: int
+    body: list[str] = field(default_factory=list)
+
+
+def sniff(data: bytes, filename: str) -> int:
+    """Confidence from the content: the bracketed ``[Header]`` layout with LabSolutions sections."""
+    lines = [line.strip() for line in _ascii_head(data).splitlines() if line.strip()]
+    if not lines:
+        return 0
+    titles = [line[1:-1] for line in lines if line.startswith("[") and line.endswith("]")]
+    known = [t for t in titles if t in ("Sample Information", "Original Files", "Configuration")
+             or _PEAK_TABLE.match(t) or _CHROMATOGRAM.match(t) or _STATUS.match(t)]
+    if lines[0] == "[Header]" and known and any(
+            line.startswith(("Application Name\t", "Application Name,")) for line in lines):
+        return 95
+    if lines[0] == "[Header]" and known:
+        return 75
+    if lines[0].startswith("[") and len(known) >= 2:
+        return 60
+    return 0
+
+
+def parse(data: bytes, filename: str) -> ParsedFile:
+    """Read every section; reject the file on the first row that cannot be read exactly."""
+    text, encoding = decode(data, filename, declared=_declared_codepage(data))
+    lines = lines_of(text)
+    if lines and lines[-1].strip() and not text.endswith(("\n", "\r")):
+        raise ParseError("the last line has no line end: the file is cut off or still being "
+                         "written", line=len(lines))
+    sections = _sections(lines)
+    delimiter = _delimiter(sections)
+    decimal_comma = delimiter == "\t" and _uses_decimal_comma(sections)
+    metadata: dict[str, str] = {}
+    tables: dict[str, tuple[list[Peak], float]] = {}
+    traces: dict[str, tuple[Trace, bool]] = {}
+    wavelengths: dict[str, float] = {}
+    ignored: list[str] = []
+    for section in sections:
+        if m := _PEAK_TABLE.match(section.name):
+            tables[m["signal"]] = _peak_table(section, delimiter, decimal_comma)
+        elif (m := _CHROMATOGRAM.match(section.name)) or (m := _STATUS.match(section.name)):
+            trace, header = _trace(section, delimiter, decimal_comma, lines)
+            _add_metadata(metadata, section.name, header)
+            traces[m["signal"]] = (trace, _STATUS.match(section.name) is not None)
+            if "Wavelength(nm)" in header:
+                wavelengths[m["signal"]] = parse_number(
+                    header["Wavelength(nm)"], decimal_comma=decimal_comma, what="Wavelength(nm)",
+                    line=section.line)
+        elif _is_key_value(section):
+            _add_metadata(metadata, section.name, _key_values(section, delimiter))
+        else:
+            ignored.append(section.name)
+    if ignored:
+        metadata["ignored_sections"] = "; ".join(ignored)
+    signals = _signals(tables, traces, wavelengths, _detector_names(metadata, delimiter))
+    if not signals:
+        raise ParseError("no peak table and no chromatogram section in the file",
+                         line=len(lines) or None)
+    return _build(encoding=encoding, metadata=metadata, signals=signals)
+
+
+def _ascii_head(data: bytes) -> str:
+    """The first bytes as text for sniffing; UTF-16 exports are decoded, others read as Latin-1."""
+    head = data[:_HEAD_BYTES]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return head.decode("utf-16", errors="ignore").replace("\r", "\n")
+    return head.decode("latin-1").replace("\r", "\n")
+
+
+def _declared_codepage(data: bytes) -> str | None:
+    """A code page the file states about itself (``Code Page<TAB>932``), as a codec name."""
+    m = _DECLARED.search(data[:_HEAD_BYTES])
+    if not m:
+        return None
+    value = m.group(1).decode("ascii")
+    return f"cp{value}" if value.isdigit() else value
+
+
+def _sections(lines: list[str]) -> list[_Section]:
+    titles = [(i, m) for i, line in enumerate(lines)
+              if line.startswith("[") and (m := _SECTION.match(line))]
+    if not titles:
+        raise ParseError("no [section] found; not a LabSolutions ASCII export", line=1)
+    before = next((i for i in range(titles[0][0]) if lines[i].strip()), None)
+    if before is not None:
+        raise ParseError(f"text before the first [section]: {lines[before][:60]!r}",
+                         line=before + 1)
+    bounds = [i for i, _ in titles[1:]] + [len(lines)]
+    return [_Section(m["name"].strip(), i + 1, lines[i + 1:stop])
+            for (i, m), stop in zip(titles, bounds, strict=True)]
+
+
+def _delimiter(sections: list[_Section]) -> str:
+    """TAB or comma, from the first key/value line of the file (``Application Name<d>…``)."""
+    for section in sections:
+        for line in section.body:
+            if line.strip():
+                return "\t" if "\t" in line else ","
+    return "\t"
+
+
+def _uses_decimal_comma(sections: list[_Section]) -> bool:
+    """A TAB file written in a decimal-comma locale: decided from the first chromatogram row."""
+    for section in sections:
+        if _CHROMATOGRAM.match(section.name) or _STATUS.match(section.name):
+            for line in section.body:
+                cells = line.split("\t")
+                if len(cells) >= 2 and cells[0][:1].isdigit():
+                    return "," in cells[0] and "." not in cells[0]
+    return False
+
+
+def _add_metadata(metadata: dict[str, str], section: str, values: dict[str, str]) -> None:
+    for key, value in values.items():
+        metadata[f"{section}.{key}"] = value
+
+
+def _is_key_value(section: _Section) -> bool:
+    """True for blocks of ``key<d>value`` lines (header, sample information …).
+
+    Result tables this parser does not model start with a ``# of …`` count line followed by a
+    header and rows; a lone ``# of IDs<d>0`` line is still a fact worth keeping as metadata.
+    """
+    rows = [line for line in section.body if line.strip()]
+    return not (rows and rows[0].startswith("# of ") and len(rows) > 1)
+
+
+def _key_values(section: _Section, delimiter: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in section.body:
+        if line.strip():
+            key, _, value = line.partition(delimiter)
+            values[key.strip()] = value.strip()
+    return values
+
+
+def _body_line(section: _Section, index: int) -> int:
+    """The file line number of ``section.body[index]``."""
+    return section.line + 1 + index
+
+
+def _peak_table(section: _Section, delimiter: str,
+                decimal_comma: bool) -> tuple[list[Peak], float]:
+    """The rows of one peak table, checked against its ``# of Peaks`` line."""
+    body = section.body
+    count_at = next((i for i, line in enumerate(body) if line.strip()), None)
+    if count_at is None or not body[count_at].startswith("# of Peaks"):
+        raise ParseError(f"[{section.name}] has no '# of Peaks' line", line=section.line)
+    count_line = _body_line(section, count_at)
+    count_cell = body[count_at].split(delimiter, 1)[1] if delimiter in body[count_at] else ""
+    expected = parse_number(count_cell, what="# of Peaks", line=count_line)
+    if expected != int(expected) or expected < 0:
+        raise ParseError(f"# of Peaks {count_cell!r} is not a count", line=count_line)
+    rest = body[count_at + 1:]
+    end = next((i for i, line in enumerate(rest) if not line.strip()), len(rest))
+    if any(line.strip() for line in rest[end:]):
+        extra = next(i for i, line in enumerate(rest) if i >= end and line.strip())
+        raise ParseError(f"[{section.name}]: unexpected text after the blank line ending the "
+                         "table", line=_body_line(section, count_at + 1 + extra))
+    if end == 0:
+        if expected:
+            raise ParseError(f"[{section.name}] states {int(expected)} peaks but has no header "
+                             "or rows", line=count_line)
+        return [], 0.0
+    header = [cell.strip() for cell in rest[0].split(delimiter)]
+    for required in ("Peak#", "R.Time", "Area"):
+        if required not in header:
+            raise ParseError(f"[{section.name}] header lacks the {required!r} column",
+                             line=count_line + 1)
+    rows = rest[1:end]
+    if len(rows) != expected:
+        raise ParseError(f"[{section.name}] states {int(expected)} peaks ('# of Peaks') but "
+                         f"has {len(rows)} rows", line=count_line + 1 + len(rows) or count_line)
+    peaks = [_peak(row, header, delimiter, decimal_comma, count_line + 2 + i)
+             for i, row in enumerate(rows)]
+    total = math.fsum(p.area for p in peaks)
+    if total > 0:
+        peaks = [p.model_copy(update={"area_pct": p.area / total * 100.0}) for p in peaks]
+    return peaks, total
+
+
+def _peak(row: str, header: list[str], delimiter: str, decimal_comma: bool, line: int) -> Peak:
+    cells = row.split(delimiter)
+    if len(cells) == len(header) + 1 and not cells[-1].strip():
+        cells.pop()
+    if len(cells) != len(header):
+        raise ParseError(f"peak row has {len(cells)} cells, the header has {len(header)}",
+                         line=line)
+    row_map = dict(zip(header, cells, strict=True))
+
+    def number(column: str) -> float | None:
+        cell = row_map.get(column)
+        if cell is None or not cell.strip():
+            return None
+        return parse_number(cell, decimal_comma=decimal_comma, what=column, line=line)
+
+    peak_number = number("Peak#")
+    if peak_number is None or peak_number != int(peak_number) or peak_number < 1:
+        raise ParseError(f"Peak# {row_map['Peak#']!r} is not a peak number", line=line)
+    rt, area = number("R.Time"), number("Area")
+    if rt is None or area is None:
+        raise ParseError("peak row lacks R.Time or Area", line=line)
+    if area < 0:
+        raise ParseError(f"negative peak area {row_map['Area'].strip()!r}", line=line)
+    return Peak(number=int(peak_number), rt_min=rt, area=area, height=number("Height"),
+                begin_min=number("I.Time"), end_min=number("F.Time"),
+                peak_type=(row_map.get("Mark") or "").strip() or None,
+                name=(row_map.get("Name") or "").strip() or None, line=line)
+
+
+def _trace(section: _Section, delimiter: str, decimal_comma: bool,
+           lines: list[str]) -> tuple[Trace, dict[str, str]]:
+    """A chromatogram or status trace: key/value header, a column header line, then the points."""
+    body = section.body
+    header: dict[str, str] = {}
+    header_lines: dict[str, int] = {}
+    columns_at = None
+    for i, line in enumerate(body):
+        key, _, value = line.partition(delimiter)
+        if key.strip().startswith("R.Time"):
+            columns_at = i
+            break
+        if line.strip():
+            header[key.strip()] = value.strip()
+            header_lines[key.strip()] = _body_line(section, i)
+    if columns_at is None:
+        raise ParseError(f"[{section.name}] has no 'R.Time' column header line",
+                         line=section.line)
+    first = columns_at + 1
+    end = body.index("", first) if "" in body[first:] else len(body)
+    if any(line.strip() for line in body[end:]):
+        extra = next(i for i in range(end, len(body)) if body[i].strip())
+        raise ParseError(f"[{section.name}]: unexpected text after the blank line ending the "
+                         "points", line=_body_line(section, extra))
+    first_line = _body_line(section, first)
+    last_line = _body_line(section, end) - 1
+    times, values = read_numeric_rows(
+        lines, first_line, last_line + 1, ("R.Time", "Intensity"), keep=(0, 1),
+        delimiter=delimiter, decimal_comma=decimal_comma)
+    stated = header.get("# of Points")
+    if stated is not None:
+        expected = parse_number(stated, what="# of Points", line=header_lines["# of Points"])
+        if expected != len(times):
+            raise ParseError(f"[{section.name}] states {stated} points ('# of Points') but has "
+                             f"{len(times)} rows", line=last_line if times else first_line)
+    if not times:
+        raise ParseError(f"[{section.name}] has no points", line=first_line)
+    unit = header.get("Intensity Units") or None
+    multiplier = header.get("Intensity Multiplier")
+    if unit and multiplier is not None:
+        factor = parse_number(multiplier, decimal_comma=decimal_comma,
+                              what="Intensity Multiplier", line=section.line)
+        if factor != 1:
+            unit = f"{multiplier} {unit}"
+    return Trace(times=times, values=values, value_unit=unit), header
+
+
+def _detector_names(metadata: dict[str, str], delimiter: str) -> dict[str, str]:
+    """``Detector ID`` → ``Detector Name`` from [Configuration] (e.g. ``AD2`` → ``UV``)."""
+    ids = metadata.get("Configuration.Detector ID", "").split(delimiter)
+    names = metadata.get("Configuration.Detector Name", "").split(delimiter)
+    if len(ids) != len(names):
+        return {}
+    return {i.strip(): n.strip() for i, n in zip(ids, names, strict=True) if i.strip()}
+
+
+def _signals(tables: dict[str, tuple[list[Peak], float]], traces: dict[str, tuple[Trace, bool]],
+             wavelengths: dict[str, float], detectors: dict[str, str]) -> list[Signal]:
+    """Pair each chromatogram with its detector's peak table; the rest stand alone."""
+    bases: dict[str, list[str]] = {}
+    for trace_name in traces:
+        if m := _CHANNEL.match(trace_name):
+            bases.setdefault(m["base"], []).append(trace_name)
+    paired: dict[str, str] = {}
+    for trace_name, (_, is_status) in traces.items():
+        if is_status:
+            continue
+        if trace_name in tables:
+            paired[trace_name] = trace_name
+        elif (m := _CHANNEL.match(trace_name)) and m["base"] in tables \
+                and len(bases[m["base"]]) == 1:
+            paired[trace_name] = m["base"]
+    by_table = {table: trace for trace, table in paired.items()}
+    signals: list[Signal] = []
+    for table, (peaks, total) in tables.items():
+        trace_name = by_table.get(table)
+        detector_id = _CHANNEL.sub(r"\g<base>", table)
+        signals.append(Signal(
+            name=table, detector=detectors.get(detector_id, detector_id), peaks=peaks,
+            total_area=total, trace=traces[trace_name][0] if trace_name else None,
+            wavelength_nm=wavelengths.get(trace_name or table)))
+    for trace_name, (trace, is_status) in traces.items():
+        if trace_name in paired:
+            continue
+        detector_id = m["base"] if (m := _CHANNEL.match(trace_name)) else trace_name
+        signals.append(Signal(
+            name=trace_name, trace=trace, wavelength_nm=wavelengths.get(trace_name),
+            detector="status" if is_status else detectors.get(detector_id, detector_id)))
+    return signals
+
+
+def _build(*, encoding: str, metadata: dict[str, str], signals: list[Signal]) -> ParsedFile:
+    """The typed fields from [Sample Information], [Original Files] and [Configuration]."""
+    info = {k.split(".", 1)[1]: v for k, v in metadata.items()
+            if k.startswith(("Sample Information.", "Original Files.", "Configuration."))}
+    kind_text = info.get("Sample Type", "").lower()
+    kind = next((kind for word, kind in (("unknown", "sample"), ("standard", "standard"),
+                                         ("blank", "blank"), ("control", "sample"))
+                 if word in kind_text), None)
+    acquired = info.get("Acquired")
+    dates = [v for k, v in metadata.items() if k.endswith(("Date", "Generated", "Modified",
+                                                            "Acquired"))]
+    acquired_at = parse_timestamp(acquired, day_first=slash_date_order(dates)) if acquired else None
+    try:
+        return ParsedFile(
+            format=name, parser_version=version, encoding=encoding,
+            sample_name=info.get("Sample Name") or None, sample_kind=kind,
+            vial=info.get("Vial#") or None, instrument=info.get("Instrument Name") or None,
+            method=info.get("Method File") or None, operator=info.get("Operator Name") or None,
+            acquired_at=acquired_at, injection_volume=info.get("Injection Volume") or None,
+            metadata=metadata, signals=signals)
+    except ValidationError as exc:
+        raise ParseError(f"invalid content: {exc.errors()[0]['msg']}") from exc
+
+
+# --- helpers shared by the vendor parsers (shimadzu, chromeleon, empower) -------------------
+
+_ODD_BREAKS = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def lines_of(text: str) -> list[str]:
+    """``text.split_lines`` semantics (CR, LF, CRLF only), fast when no exotic breaks occur.
+
+    ``str.splitlines`` is several times faster than a regex split on large traces but also
+    breaks on form feeds, U+2028 …, which would shift line numbers; it is used only when none
+    of those characters are present.
+    """
+    if _ODD_BREAKS.search(text):
+        return split_lines(text)
+    return text.splitlines()
+
+
+_NUMBER_BYTES = b"0123456789+-eE"
+
+
+def read_numeric_rows(lines: Sequence[str], first: int, stop: int, columns: Sequence[str], *,
+                      keep: Sequence[int], delimiter: str = "\t", decimal_comma: bool = False,
+                      not_available: Iterable[int] = ()) -> list[array]:
+    """Read ``lines[first - 1 : stop - 1]`` (1-based ``first``) as rows of numbers, exactly.
+
+    Every cell of every row is checked; the columns in ``keep`` are returned as ``array('d')``.
+    Columns in ``not_available`` may also hold Chromeleon's ``n.a.``. A row may end with one
+    extra, empty delimiter. Large traces go through a vectorised path (joins, splits and
+    ``float`` over whole columns, several times faster than a per-row loop) that only accepts
+    what the exact per-row reader accepts; anything it is unsure of goes to the per-row reader,
+    which gives the failing line and reason.
+    """
+    segment = list(lines[first - 1:stop - 1])
+    na_columns = frozenset(not_available)
+    fast = _fast_rows(segment, len(columns), keep, delimiter, decimal_comma, na_columns)
+    if fast is not None:
+        return fast
+    return _exact_rows(segment, first, columns, keep, delimiter, decimal_comma, na_columns)
+
+
+def _fast_rows(segment: list[str], ncols: int, keep: Sequence[int], delimiter: str,
+               decimal_comma: bool, na_columns: frozenset[int]) -> list[array] | None:
+    if not segment:
+        return [array("d") for _ in keep]
+    counts = set(map(str.count, segment, repeat(delimiter)))
+    if counts == {ncols - 1}:
+        per = ncols
+    elif counts == {ncols}:
+        per = ncols + 1
+    else:
+        return None
+    flat = delimiter.join(segment)
+    check = flat.replace("n.a.", "") if na_columns else flat
+    try:
+        leftover = check.encode("ascii").translate(
+            None, _NUMBER_BYTES + delimiter.encode("ascii") + (b"," if decimal_comma else b"."))
+    except UnicodeEncodeError:
+        return None
+    if leftover:
+        return None
+    if decimal_comma:
+        flat = flat.replace(",", ".")
+    cells = flat.split(delimiter)
+    if per > ncols and any(cells[ncols::per]):
+        return None
+    columns: dict[int, array] = {}
+    for column in range(ncols):
+        strings = cells[column::per]
+        if column in na_columns:
+            strings = [s for s in strings if s != "n.a."]
+        try:
+            numbers = array("d", map(float, strings))
+        except ValueError:
+            return None
+        if not math.isfinite(sum(numbers)):
+            return None
+        columns[column] = numbers
+    return [columns[k] for k in keep]
+
+
+def _exact_rows(segment: list[str], first: int, columns: Sequence[str], keep: Sequence[int],
+                delimiter: str, decimal_comma: bool, na_columns: frozenset[int]) -> list[array]:
+    result = [array("d") for _ in keep]
+    ncols = len(columns)
+    for number, row in enumerate(segment, start=first):
+        cells = row.split(delimiter)
+        if len(cells) == ncols + 1 and not cells[-1].strip():
+            cells.pop()
+        if len(cells) != ncols:
+            raise ParseError(f"expected {ncols} columns ({', '.join(columns)}), found "
+                             f"{len(cells)}: {row[:60]!r}", line=number)
+        values = [None if (c in na_columns and cell.strip() == "n.a.")
+                  else parse_number(cell, decimal_comma=decimal_comma, what=columns[c],
+                                    line=number)
+                  for c, cell in enumerate(cells)]
+        for out, column in zip(result, keep, strict=True):
+            value = values[column]
+            if value is None:
+                raise ParseError(f"{columns[column]} is n.a.", line=number)
+            out.append(value)
+    return result
+
+
+def slash_date_order(texts: Iterable[str]) -> bool | None:
+    """Whether a file's ``a/b/yyyy`` dates are day-first, from any date that settles it.
+
+    One file is written in one locale, so a single ``25/3/2022`` (or ``3/25/2022``) anywhere in
+    it decides all of them; None when no date in the file is unambiguous.
+    """
+    for text in texts:
+        m = re.search(r"\b(\d{1,2})/(\d{1,2})/\d{4}\b", text)
+        if m:
+            a, b = int(m[1]), int(m[2])
+            if a > 12 >= b:
+                return True
+            if b > 12 >= a:
+                return False
+    return None
+
+
+_TIME_FORMATS = ("%H:%M:%S", "%H:%M", "%I:%M:%S %p", "%I:%M %p")
+
+
+def parse_timestamp(text: str, *, day_first: bool | None = None) -> datetime | None:
+    """A local (naive) acquisition time from a vendor date string, or None if it is ambiguous.
+
+    ISO ``yyyy-mm-dd`` / ``yyyy/mm/dd`` and dotted ``dd.mm.yyyy`` are unambiguous. Slash dates
+    ``a/b/yyyy`` are read with ``day_first`` when the file settles the order; otherwise a 12-hour
+    clock (AM/PM) is taken as the US month-first convention LabSolutions, Chromeleon and Empower
+    write in US locales, and a 24-hour slash date that could be either is left None rather than
+    guessed (the raw text stays in the metadata). A trailing time-zone abbreviation (``PDT``) is
+    dropped: the value is the instrument PC's local time.
+    """
+    cleaned = re.sub(r"\s+(?!AM$|PM$)[A-Z]{2,5}$", "", " ".join(text.split()))
+    cleaned = re.sub(r"\s+(?:a\.?m\.?|p\.?m\.?)$",
+                     lambda m: " " + m[0].strip().replace(".", "").upper(), cleaned,
+                     flags=re.IGNORECASE)
+    date_formats: list[str] = ["%Y-%m-%d", "%Y/%m/%d", "%d.%m.%Y"]
+    twelve_hour = cleaned.endswith(("AM", "PM"))
+    if day_first is True:
+        date_formats.append("%d/%m/%Y")
+    elif day_first is False or twelve_hour:
+        date_formats.append("%m/%d/%Y")
+    else:
+        m = re.match(r"(\d{1,2})/(\d{1,2})/\d{4}\b", cleaned)
+        if m and (int(m[1]) > 12 or int(m[1]) == int(m[2])):
+            date_formats.append("%d/%m/%Y")
+        elif m and int(m[2]) > 12:
+            date_formats.append("%m/%d/%Y")
+    for date_format in date_formats:
+        for time_format in _TIME_FORMATS:
+            for separator in (" ", "T"):
+                try:
+                    return datetime.strptime(cleaned, f"{date_format}{separator}{time_format}")
+                except ValueError:
+                    continue
+    return None
