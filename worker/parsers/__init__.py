@@ -6,10 +6,13 @@ confident one wins. A file that no parser claims is rejected with what was seen,
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 from importlib.metadata import entry_points
 
 from worker.parsers.base import ParsedFile, ParseError, Parser
+
+log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "accu_ingest.parsers"
 MIN_CONFIDENCE = 50
@@ -20,7 +23,11 @@ def registered() -> dict[str, Parser]:
     """All parsers, by name. Built-in ones come through the same entry points as third parties'."""
     parsers: dict[str, Parser] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        parser = ep.load()
+        try:
+            parser = ep.load()
+        except Exception:  # one broken plug-in must not stop every other format
+            log.exception("parser entry point %r (%s) failed to load; skipped", ep.name, ep.value)
+            continue
         parsers[parser.name] = parser
     if not parsers:
         raise RuntimeError(
