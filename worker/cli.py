@@ -11,8 +11,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from worker import __version__, audit, db, dispose, ingest, ledger, watcher
+from worker import (
+    __version__,
+    audit,
+    backup,
+    db,
+    dispose,
+    export,
+    ingest,
+    ledger,
+    logs,
+    unit,
+    watcher,
+)
 from worker.models import Injection, Result, Sample, SourceFile
+from worker.progress import IngestProgress
 from worker.settings import Settings, SettingsError, load
 
 log = logging.getLogger("worker")
@@ -59,20 +72,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("audit", help="the audit trail")
     _common(p)
     p.add_argument("action", choices=["verify"])
+    for module in (export, unit, backup):
+        module.add_parser(sub, _common)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not args.verbose:
-        logging.getLogger("huey").setLevel(logging.WARNING)
+    logs.setup(args.verbose)
     options = {k: getattr(args, k, None) for k in (
         "inbox", "data_dir", "database_url", "queue_url", "queue_secret", "host", "port",
         "workers")}
     try:
         settings = load(args.config, **options)
+        if args.command in ("run", "watch", "consume"):
+            logs.setup(args.verbose, settings, args.command)
         return COMMANDS[args.command](settings, args)
     except (SettingsError, db.DatabaseUnavailable) as exc:
         print(f"accu-ingest: {exc}", file=sys.stderr)
@@ -94,27 +108,29 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     if not files:
         print("accu-ingest: no files found in the given paths", file=sys.stderr)
         return 1
-    for base, path in files:
-        rel = path.relative_to(base).as_posix()
-        st = path.stat()
-        cand = watcher.Candidate(st.st_size, st.st_mtime_ns, time.time(), time.time())
-        local = settings.model_copy(update={"inbox": base, "after_ingest": "keep"})
-        taken = watcher.take(local, path, rel, cand, owner)
-        if taken is None:
-            print(f"{rel}: changed while being read; not ingested", file=sys.stderr)
-            outcomes["rejected"] += 1
-            continue
-        row, _ = taken
-        state = ingest.process(local, row.id, owner) or SourceFile.get_by_id(row.id).state
-        row = SourceFile.get_by_id(row.id)
-        if state == "rejected" or row.state == "rejected":
-            where = f"line {row.error_line}: " if row.error_line else ""
-            print(f"REJECTED {rel}: {where}{row.error}")
-            outcomes["rejected"] += 1
-        else:
-            print(f"ingested {rel} ({row.format})")
-            outcomes["ingested"] += 1
-        dispose.dispose_row(local, row)
+    sizes = {path: path.stat().st_size for _, path in files}
+    with IngestProgress(len(files), sum(sizes.values())) as bar:
+        for base, path in files:
+            rel = path.relative_to(base).as_posix()
+            st = path.stat()
+            cand = watcher.Candidate(st.st_size, st.st_mtime_ns, time.time(), time.time())
+            local = settings.model_copy(update={"inbox": base, "after_ingest": "keep"})
+            taken = watcher.take(local, path, rel, cand, owner)
+            bar.advance(sizes[path])
+            if taken is None:
+                print(f"{rel}: changed while being read; not ingested", file=sys.stderr)
+                outcomes["rejected"] += 1
+                continue
+            row, _ = taken
+            state = ingest.process(local, row.id, owner) or SourceFile.get_by_id(row.id).state
+            row = SourceFile.get_by_id(row.id)
+            if state == "rejected" or row.state == "rejected":
+                where = f"line {row.error_line}: " if row.error_line else ""
+                bar.line(f"REJECTED {rel}: {where}{row.error}")
+                outcomes["rejected"] += 1
+            else:
+                outcomes["ingested"] += 1
+            dispose.dispose_row(local, row)
     print(f"{outcomes['ingested']} ingested, {outcomes['rejected']} rejected")
     return 1 if outcomes["rejected"] else 0
 
@@ -200,3 +216,5 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
 
 COMMANDS = {"run": cmd_run, "watch": cmd_run, "consume": cmd_run, "ingest": cmd_ingest,
             "status": cmd_status, "results": cmd_results, "audit": cmd_audit}
+COMMANDS.update({"export": export.cmd_export, "service": unit.cmd_service,
+                 "backup": backup.cmd_backup})

@@ -1,49 +1,91 @@
-"""The facts and checks a monitoring probe needs, shared by the HTTP endpoint and the CLI."""
+"""The facts and checks a monitoring probe needs, shared by the HTTP endpoint and the CLI.
+
+Counts come from the ledger at the moment they are asked for, never from counters in memory, so
+they agree with the database across restarts and between processes. Canary files (see canary.py)
+are counted apart from real ones.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from peewee import fn
 
 from worker import __version__, ledger
-from worker.models import INGESTED, PROCESSING, QUEUED, STATES, SourceFile, database
+from worker.canary import Canary, is_canary_file, last_success, not_canary_file, to_datetime
+from worker.db import BUSY_TIMEOUT_S, is_postgres
+from worker.models import (
+    INGESTED,
+    PROCESSING,
+    QUEUED,
+    REJECTED,
+    STATES,
+    Lease,
+    SourceFile,
+    database,
+    utcnow,
+)
 from worker.queue import Queue
 from worker.settings import Settings
 
-MIN_FREE_BYTES = 512 * 1024 * 1024
 STARTED = time.time()
+WRITE_PROBE_TIMEOUT_MS = 1000  # a probe must answer quickly, even while a writer holds the lock
+RECENT_REJECTIONS = 5
 
 
 @dataclass
 class Probe:
-    """What the running process knows beyond the database: its watcher, if it has one."""
+    """What the running process knows beyond the database: its watcher and canary, if any."""
 
     settings: Settings
     queue: Queue | None = None
     observer_alive: Callable[[], bool] | None = None
+    canary: Canary | None = None
     role: str = "run"
+
+
+def counts() -> dict[str, int]:
+    """Real files (not canaries) by state, every state present."""
+    by_state = {state: 0 for state in STATES}
+    query = (SourceFile.select(SourceFile.state, fn.COUNT(SourceFile.id).alias("n"))
+             .where(not_canary_file()).group_by(SourceFile.state))
+    by_state.update({r.state: r.n for r in query})
+    return by_state
+
+
+def last_ingest() -> datetime | None:
+    value = (SourceFile.select(fn.MAX(SourceFile.finished_at))
+             .where(SourceFile.state == INGESTED, not_canary_file()).scalar())
+    return to_datetime(value)
+
+
+def oldest_backlog() -> datetime | None:
+    """First-seen time of the oldest unfinished file, canaries included (they are stuck too)."""
+    value = (SourceFile.select(fn.MIN(SourceFile.first_seen))
+             .where(SourceFile.state.in_([QUEUED, PROCESSING])).scalar())
+    return to_datetime(value)
 
 
 def facts(probe: Probe) -> dict[str, Any]:
     """The JSON of ``GET /status`` and ``accu-ingest status``."""
-    by_state = {state: 0 for state in STATES}
-    by_state.update(ledger.counts())
-    last = (SourceFile.select(fn.MAX(SourceFile.finished_at))
-            .where(SourceFile.state == INGESTED).scalar())
-    oldest = (SourceFile.select(fn.MIN(SourceFile.first_seen))
-              .where(SourceFile.state.in_([QUEUED, PROCESSING])).scalar())
+    by_state = counts()
     queue_depth = None
     if probe.queue is not None:
         try:
             queue_depth = probe.queue.depth()
         except Exception:
             queue_depth = None
+    rejected = (SourceFile.select(SourceFile.id, SourceFile.path, SourceFile.error,
+                                  SourceFile.error_line, SourceFile.finished_at)
+                .where(SourceFile.state == REJECTED, not_canary_file())
+                .order_by(SourceFile.id.desc()).limit(RECENT_REJECTIONS))
     return {
         "version": __version__,
         "role": probe.role,
@@ -52,28 +94,52 @@ def facts(probe: Probe) -> dict[str, Any]:
         "files": by_state,
         "backlog": by_state[QUEUED] + by_state[PROCESSING],
         "queue_depth": queue_depth,
-        "last_ingest": _iso(last),
-        "oldest_backlog": _iso(oldest),
+        "last_ingest": _iso(last_ingest()),
+        "oldest_backlog": _iso(oldest_backlog()),
         "inbox": str(probe.settings.inbox),
+        "observer_alive": probe.observer_alive() if probe.observer_alive else None,
+        "recent_rejections": [{"id": r.id, "path": r.path, "line": r.error_line,
+                               "reason": r.error, "at": _iso(to_datetime(r.finished_at))}
+                              for r in rejected],
+        "canary": canary_facts(probe),
     }
 
 
-def _iso(value: Any) -> str | None:
-    if value is None:
+def canary_facts(probe: Probe) -> dict[str, Any]:
+    """The canary's last success (from the ledger) and, in the process running it, its state."""
+    done = (SourceFile.select(SourceFile.state, fn.COUNT(SourceFile.id).alias("n"))
+            .where(is_canary_file()).group_by(SourceFile.state))
+    info: dict[str, Any] = {
+        "enabled": probe.canary is not None,
+        "last_success": _iso(last_success()),
+        "files": {r.state: r.n for r in done},
+    }
+    if probe.canary is not None:
+        c = probe.canary
+        info.update({
+            "interval_s": probe.settings.canary_seconds,
+            "last_dropped": _iso_epoch(c.last_dropped),
+            "last_checked": _iso_epoch(c.last_checked),
+            "in_flight": c.pending.name if c.pending else None,
+            "problem": c.problem,
+        })
+    return info
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat() + "Z"
+
+
+def _iso_epoch(ts: float | None) -> str | None:
+    if ts is None:
         return None
-    if isinstance(value, str):
-        return value if value.endswith("Z") else value.replace(" ", "T") + "Z"
-    return value.isoformat() + "Z"
+    return _iso(datetime.fromtimestamp(ts, UTC).replace(tzinfo=None))
 
 
 def checks(probe: Probe) -> dict[str, str | None]:
     """Each readiness check: None when it passes, else what is wrong."""
-    result: dict[str, str | None] = {}
-    try:
-        database.obj.execute_sql("SELECT 1")
-        result["database"] = None
-    except Exception as exc:
-        result["database"] = f"database does not answer: {exc}"
+    settings = probe.settings
+    result: dict[str, str | None] = {"database": database_problem()}
     if probe.queue is not None:
         try:
             probe.queue.check()
@@ -81,15 +147,67 @@ def checks(probe: Probe) -> dict[str, str | None]:
         except Exception as exc:
             result["queue"] = str(exc)
     if probe.observer_alive is not None:
-        inbox = probe.settings.inbox
+        inbox = settings.inbox
         result["inbox"] = None if inbox.is_dir() and os.access(inbox, os.R_OK | os.X_OK) \
             else f"inbox {inbox} is missing or unreadable"
         result["observer"] = None if probe.observer_alive() else "file observer is not running"
-    data = probe.settings.data_dir
+    data = settings.data_dir
     try:
         free = shutil.disk_usage(data).free
-        result["disk"] = None if free >= MIN_FREE_BYTES else \
-            f"only {free / 1048576:.0f} MiB free under {data}"
+        result["disk"] = None if free >= settings.min_free_mb * 1048576 else \
+            f"only {free / 1048576:.0f} MiB free under {data} (min_free_mb = " \
+            f"{settings.min_free_mb:g})"
     except OSError as exc:
         result["disk"] = f"cannot read free space of {data}: {exc}"
+    if result["database"] is None:
+        result["backlog"] = _backlog_problem(settings)
+    if probe.canary is not None:
+        result["canary"] = probe.canary.problem
     return result
+
+
+def _backlog_problem(settings: Settings) -> str | None:
+    oldest = oldest_backlog()
+    if oldest is None:
+        return None
+    age_min = (utcnow() - oldest).total_seconds() / 60
+    if age_min <= settings.backlog_max_minutes:
+        return None
+    return (f"oldest unfinished file was first seen {age_min:.1f} min ago "
+            f"(backlog_max_minutes = {settings.backlog_max_minutes:g})")
+
+
+class _RolledBack(Exception):
+    pass
+
+
+def database_problem() -> str | None:
+    """None if the database answers AND accepts a write; the write is rolled back.
+
+    SELECT 1 alone passes on a read-only file, a full disk or a lock held by a stuck writer;
+    a row written inside a transaction that is then rolled back takes the write lock for real.
+    """
+    db = database.obj
+    try:
+        db.execute_sql("SELECT 1")
+    except Exception as exc:
+        return f"database does not answer: {exc}"
+    sqlite = not is_postgres(db)
+    name = f"readyz-probe:{ledger.owner_id(threading.current_thread().name)}"
+    try:
+        if sqlite:
+            db.execute_sql(f"PRAGMA busy_timeout = {WRITE_PROBE_TIMEOUT_MS}")
+        try:
+            with db.atomic():
+                if not sqlite:
+                    db.execute_sql(f"SET LOCAL statement_timeout = {WRITE_PROBE_TIMEOUT_MS}")
+                Lease.insert(name=name, owner=name, until=0).execute()
+                raise _RolledBack
+        except _RolledBack:
+            pass
+        finally:
+            if sqlite:
+                db.execute_sql(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+    except Exception as exc:
+        return f"database is not writable: {exc}"
+    return None

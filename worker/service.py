@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from huey.consumer import Consumer
 
-from worker import db
+from worker import db, notify
+from worker.canary import Canary
 from worker.health import Probe
 from worker.queue import Queue, open_queue
 from worker.reconcile import Reconciler
@@ -30,6 +31,7 @@ class Parts:
     watcher: Watcher | None = None
     reconciler: Reconciler | None = None
     server: StatusServer | None = None
+    canary: Canary | None = None
 
 
 def start(settings: Settings, role: str = "run") -> Parts:
@@ -42,7 +44,10 @@ def start(settings: Settings, role: str = "run") -> Parts:
         parts.watcher.start()
     parts.reconciler = Reconciler(settings, queue)
     parts.reconciler.start()
-    probe = Probe(settings=settings, queue=queue, role=role,
+    if parts.watcher is not None and settings.canary_seconds > 0:
+        parts.canary = Canary(settings)
+        parts.canary.start()
+    probe = Probe(settings=settings, queue=queue, role=role, canary=parts.canary,
                   observer_alive=parts.watcher.observer_alive if parts.watcher else None)
     parts.server = StatusServer(probe, settings.host, settings.port)
     parts.server.start()
@@ -53,14 +58,18 @@ def start(settings: Settings, role: str = "run") -> Parts:
 
 
 def stop(parts: Parts) -> None:
-    for part in (parts.watcher, parts.reconciler, parts.server):
+    for part in (parts.canary, parts.watcher, parts.reconciler, parts.server):
         if part is not None:
             part.stop()
 
 
 def run(settings: Settings, role: str = "run") -> None:
     """Run until SIGINT/SIGTERM. ``watch`` has no consumer; ``consume`` has no watcher."""
+    notify.notify(f"STATUS=starting {role}")
     parts = start(settings, role)
+    watchdog = notify.Watchdog(lambda: status_line(parts, role))
+    notify.notify(f"READY=1\nSTATUS={status_line(parts, role)}")
+    watchdog.start()
     try:
         if role == "watch":
             _wait_for_signal()
@@ -72,8 +81,24 @@ def run(settings: Settings, role: str = "run") -> None:
             consumer._signal_actions[signal.SIGINT] = (False, True)
             consumer.run()
     finally:
+        watchdog.stop()
+        notify.notify("STOPPING=1\nSTATUS=stopping: finishing files in flight")
         stop(parts)
         log.info("accu-ingest stopped")
+
+
+def status_line(parts: Parts, role: str) -> str:
+    """One line for ``systemctl status``, from this process's memory (never waits on the DB)."""
+    words = [f"{role}: inbox {parts.settings.inbox}"]
+    if parts.watcher is not None:
+        stats = parts.watcher.stats
+        alive = "observer ok" if parts.watcher.observer_alive() else "OBSERVER DOWN"
+        words.append(f"{alive}, {stats.registered} registered, {stats.pending} pending")
+    if parts.canary is not None:
+        words.append(f"canary problem: {parts.canary.problem}" if parts.canary.problem
+                     else "canary ok")
+    return "; ".join(words)
+
 
 
 def _wait_for_signal() -> None:

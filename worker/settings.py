@@ -52,6 +52,15 @@ class Settings(BaseSettings):
     max_file_mb: float = Field(512.0, gt=0, description="larger files are rejected")
     workers: int = Field(2, ge=1, le=64, description="consumer threads")
     fsync: bool = Field(True, description="fsync raw bytes and SQLite commits (durability)")
+    min_free_mb: float = Field(512.0, ge=0,
+                               description="readiness fails below this free space under data_dir")
+    backlog_max_minutes: float = Field(
+        30.0, gt=0, description="readiness fails when an unfinished file is older than this")
+    canary_seconds: float = Field(0.0, ge=0, description="end-to-end canary interval; 0 = off")
+    canary_timeout_seconds: float = Field(
+        300.0, gt=0, description="a canary not ingested this long after its drop has failed")
+    log_format: Literal["auto", "text", "json"] = Field(
+        "auto", description="auto: JSON lines under data_dir/logs when not on a terminal")
 
     @field_validator("database_url", "queue_url")
     @classmethod
@@ -82,6 +91,10 @@ class Settings(BaseSettings):
     @property
     def quarantine_dir(self) -> Path:
         return self.data_dir / "quarantine"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
 
     @property
     def max_file_bytes(self) -> int:

@@ -1,4 +1,7 @@
-"""The tiny read-only HTTP endpoint a monitoring probe polls: /livez, /readyz, /status."""
+"""The tiny read-only HTTP endpoint a monitoring probe polls: /livez, /readyz, /status, /metrics.
+
+GET only; it changes nothing. It listens on 127.0.0.1 unless ``host`` says otherwise.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +11,22 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+
+from worker import metrics
 from worker.health import Probe, checks, facts
 from worker.models import database
 
 log = logging.getLogger(__name__)
 
+ENDPOINTS = ["/livez", "/readyz", "/status", "/metrics"]
+
 
 class StatusServer:
     def __init__(self, probe: Probe, host: str, port: int) -> None:
         self.probe = probe
-        handler = type("Handler", (_Handler,), {"probe": probe})
+        handler = type("Handler", (_Handler,), {"probe": probe,
+                                                "registry": metrics.registry_for(probe)})
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="status",
@@ -38,6 +47,7 @@ class StatusServer:
 
 class _Handler(BaseHTTPRequestHandler):
     probe: Probe
+    registry: CollectorRegistry
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
@@ -50,9 +60,10 @@ class _Handler(BaseHTTPRequestHandler):
                            {"status": "not ready" if failed else "ready", "failed": failed})
             elif path == "/status":
                 self._send(200, facts(self.probe))
+            elif path == "/metrics":
+                self._send_bytes(200, metrics.render(self.registry), CONTENT_TYPE_LATEST)
             else:
-                self._send(404, {"error": f"no such endpoint {path}",
-                                 "endpoints": ["/livez", "/readyz", "/status"]})
+                self._send(404, {"error": f"no such endpoint {path}", "endpoints": ENDPOINTS})
         except Exception as exc:  # a probe must get an answer, never a dropped connection
             log.exception("status endpoint error")
             self._send(503, {"status": "error", "error": str(exc)})
@@ -61,9 +72,11 @@ class _Handler(BaseHTTPRequestHandler):
                 database.close()
 
     def _send(self, code: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body, indent=1).encode("utf-8")
+        self._send_bytes(code, json.dumps(body, indent=1).encode("utf-8"), "application/json")
+
+    def _send_bytes(self, code: int, data: bytes, content_type: str) -> None:
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-store")
         self.end_headers()

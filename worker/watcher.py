@@ -116,7 +116,11 @@ class Watcher:
         self.stats.observer_alive = True
 
     def observer_alive(self) -> bool:
-        return self._observer is not None and self._observer.is_alive()
+        # When its folder vanishes (a network share drops) the emitter thread ends but the
+        # observer's own thread runs on, delivering nothing: alive means both are.
+        observer = self._observer
+        return (observer is not None and observer.is_alive()
+                and all(e.is_alive() for e in list(observer.emitters)))
 
     def scan_soon(self) -> None:
         self._scan_requested.set()
@@ -174,6 +178,8 @@ class Watcher:
             return  # restarting would fail; readiness reports the missing inbox
         log.error("file observer died; restarting it")
         self.stats.observer_restarts += 1
+        if self._observer is not None:
+            self._observer.stop()  # its thread may outlive its dead emitter
         self._start_observer()
         self._scan_requested.set()
 

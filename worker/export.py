@@ -1,0 +1,153 @@
+"""``accu-ingest export``: current results or every peak, as CSV or JSON, for spreadsheets and LIMS.
+
+CSV and formula injection: a spreadsheet runs a cell that starts with ``=``, ``+``, ``-`` or ``@``
+(and some also after a leading tab or carriage return). Sample names and peak names come from
+instrument files anyone can write, so every TEXT cell starting with one of those characters is
+written with a leading ``'``, which spreadsheets show as text. Numbers are written as numbers:
+a value the database holds as a number (a negative area or a baseline offset) is not text a
+spreadsheet could run, and quoting it would turn it into text nobody can sum. Canary rows are
+never exported. JSON is written as it is: no spreadsheet evaluates it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from peewee import JOIN
+
+from worker import db
+from worker.canary import not_canary_job
+from worker.models import Injection, Job, Peak, Result, Sample, SourceFile
+from worker.settings import Settings
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+RESULT_COLUMNS = ["job", "sample", "sample_kind", "analyte", "kind", "injection", "value",
+                  "text", "unit", "flags", "calc_version", "computed_at"]
+PEAK_COLUMNS = ["job", "sample", "sample_kind", "analyte", "injection", "source_file",
+                "sha256", "signal", "peak", "rt_min", "area", "area_pct", "height", "begin_min",
+                "end_min", "width_min", "peak_type", "name", "ingested_at"]
+
+
+def neutralise(cell: Any) -> Any:
+    """A text cell a spreadsheet would execute gets a leading ``'``; anything else is unchanged."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_START):
+        return "'" + cell
+    return cell
+
+
+def parse_since(text: str) -> datetime:
+    """``2026-01-13`` or ``2026-01-13T08:00`` (UTC unless an offset is given) → naive UTC."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--since {text!r}: expected a date like 2026-01-13 or "
+                         "2026-01-13T08:00") from None
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC).replace(tzinfo=None)
+    return when
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat() + "Z"
+
+
+def results(since: datetime | None = None) -> list[dict[str, Any]]:
+    """Current (not superseded) results of real samples, oldest job first."""
+    query = (Result.select(Result, Sample, Job, Injection)
+             .join(Job, on=(Result.job == Job.id))
+             .switch(Result).join(Sample, on=(Result.sample == Sample.id))
+             .switch(Result).join(Injection, on=(Result.injection == Injection.id),
+                                  join_type=JOIN.LEFT_OUTER)
+             .where(Result.superseded == False, not_canary_job())  # noqa: E712
+             .order_by(Job.id, Sample.sample_id, Result.kind, Result.id))
+    if since is not None:
+        query = query.where(Result.computed_at >= since)
+    return [{
+        "job": r.job.name, "sample": r.sample.sample_id, "sample_kind": r.sample.kind,
+        "analyte": r.analyte, "kind": r.kind,
+        "injection": r.injection.number if r.injection_id else None,
+        "value": r.value, "text": r.text, "unit": r.unit, "flags": json.loads(r.flags),
+        "calc_version": r.calc_version, "computed_at": _iso(r.computed_at),
+    } for r in query]
+
+
+def peaks(since: datetime | None = None) -> list[dict[str, Any]]:
+    """Every peak of every current injection of real samples, by job, sample, injection."""
+    query = (Peak.select(Peak, Injection, Sample, Job, SourceFile)
+             .join(Injection).join(Sample).join(Job)
+             .switch(Injection).join(SourceFile)
+             .where(Injection.superseded == False, not_canary_job())  # noqa: E712
+             .order_by(Job.id, Sample.sample_id, Injection.number, Peak.signal, Peak.number))
+    if since is not None:
+        query = query.where(SourceFile.finished_at >= since)
+    rows = []
+    for p in query:
+        inj = p.injection
+        rows.append({
+            "job": inj.sample.job.name, "sample": inj.sample.sample_id,
+            "sample_kind": inj.sample.kind, "analyte": inj.sample.analyte,
+            "injection": inj.number, "source_file": inj.source_file.name,
+            "sha256": inj.source_file.sha256, "signal": p.signal, "peak": p.number,
+            "rt_min": p.rt_min, "area": p.area, "area_pct": p.area_pct, "height": p.height,
+            "begin_min": p.begin_min, "end_min": p.end_min, "width_min": p.width_min,
+            "peak_type": p.peak_type, "name": p.name,
+            "ingested_at": _iso(inj.source_file.finished_at)})
+    return rows
+
+
+def write_csv(rows: Iterable[dict[str, Any]], columns: list[str], out: IO[str]) -> None:
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(columns)
+    for row in rows:
+        cells = []
+        for col in columns:
+            value = row[col]
+            if isinstance(value, list):
+                value = ";".join(str(v) for v in value)
+            cells.append(neutralise(value))
+        writer.writerow(cells)
+
+
+def add_parser(sub: argparse._SubParsersAction, common: object) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("export", help="results or peaks as CSV or JSON")
+    common(p)  # type: ignore[operator]
+    p.add_argument("--format", choices=["csv", "json"], default="csv")
+    p.add_argument("--what", choices=["results", "peaks"], default="results")
+    p.add_argument("--since", help="only rows computed/ingested from this UTC date or time")
+    p.add_argument("--output", "-o", type=Path, help="file to write (default: standard output)")
+
+
+def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        since = parse_since(args.since) if args.since else None
+    except ValueError as exc:
+        print(f"accu-ingest: {exc}", file=sys.stderr)
+        return 2
+    db.open_database(settings)
+    rows = results(since) if args.what == "results" else peaks(since)
+    columns = RESULT_COLUMNS if args.what == "results" else PEAK_COLUMNS
+    if not args.output:
+        _write(rows, columns, args.format, sys.stdout)
+        return 0
+    # A file gets a UTF-8 byte-order mark so Excel reads µ and accents right; a pipe does not.
+    encoding = "utf-8-sig" if args.format == "csv" else "utf-8"
+    with open(args.output, "w", encoding=encoding, newline="") as out:
+        _write(rows, columns, args.format, out)
+    print(f"{len(rows)} {args.what} written to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _write(rows: list[dict[str, Any]], columns: list[str], fmt: str, out: IO[str]) -> None:
+    if fmt == "csv":
+        write_csv(rows, columns, out)
+    else:
+        json.dump(rows, out, indent=1, ensure_ascii=False)
+        out.write("\n")

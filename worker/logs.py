@@ -1,0 +1,74 @@
+"""Logging set-up: readable lines on a terminal, JSON lines in rotated files under a service.
+
+``log_format = auto`` picks JSON when stdout is not a terminal or when systemd started us
+(``INVOCATION_ID`` is set): then every record also goes, one JSON object a line, to
+``data/logs/accu-ingest-<role>.jsonl`` (rotated at 10 MiB, 10 kept), while stderr keeps the
+readable lines for the journal or the Windows service wrapper's log. One file per role, so a
+``watch`` and a ``consume`` on the same data folder never rotate each other's file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from worker.settings import Settings
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+MAX_BYTES = 10 * 1024 * 1024
+BACKUPS = 10
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: UTC time, level, logger, message, process, thread, error."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+            "pid": record.process,
+            "thread": record.threadName,
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def wants_json(log_format: str) -> bool:
+    if log_format != "auto":
+        return log_format == "json"
+    return bool(os.environ.get("INVOCATION_ID")) or not sys.stdout.isatty()
+
+
+def setup(verbose: bool = False, settings: Settings | None = None,
+          role: str | None = None) -> logging.Handler | None:
+    """Configure the root logger; with settings and a role, add the JSON file when wanted.
+
+    Returns the file handler, if one was added.
+    """
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(logging.Formatter(TEXT_FORMAT))
+    root.addHandler(console)
+    if not verbose:
+        logging.getLogger("huey").setLevel(logging.WARNING)
+    if settings is None or role is None or not wants_json(settings.log_format):
+        return None
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    file = logging.handlers.RotatingFileHandler(
+        settings.logs_dir / f"accu-ingest-{role}.jsonl", maxBytes=MAX_BYTES,
+        backupCount=BACKUPS, encoding="utf-8", delay=True)
+    file.setFormatter(JsonFormatter())
+    root.addHandler(file)
+    return file
