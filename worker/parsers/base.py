@@ -109,7 +109,8 @@ class ParsedFile(BaseModel):
     encoding: str
     sample_name: str | None = None
     injection: int | None = None
-    sample_kind: str | None = Field(default=None, description="standard | sample | blank, if stated")
+    sample_kind: str | None = Field(default=None,
+                                    description="standard | sample | blank, if stated")
     level: float | None = Field(default=None, description="nominal standard level, if stated")
     vial: str | None = None
     instrument: str | None = None

@@ -44,17 +44,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 def decode_lines(data: bytes, filename: str) -> tuple[list[str], str]:
     """Decode exactly (never replacing a byte) and split into lines; returns (lines, encoding).
 
-    ``text.decode`` trusts a UTF-16 BOM without trying the rest of the bytes, so a cut or
-    corrupted UTF-16 file raises ``UnicodeDecodeError`` there; it becomes a ``ParseError`` here so
-    that nothing but ``ParseError`` ever leaves a parser.
+    ``text.decode`` turns a cut or corrupted UTF-16 file into a ``ParseError`` with its line.
     """
-    try:
-        text, encoding = decode(data, filename)
-    except UnicodeDecodeError as exc:
-        # Everything before the first bad byte decodes cleanly, so it can be counted exactly.
-        line = data[: exc.start].decode(exc.encoding).count("\n") + 1
-        raise ParseError(f"cannot decode as {exc.encoding}: {exc.reason} at byte {exc.start}",
-                         line=line, filename=filename) from None
+    text, encoding = decode(data, filename)
     lines = split_lines(text)
     for number, line in enumerate(lines, start=1):
         bad = _CONTROL.search(line)

@@ -27,8 +27,8 @@ import re
 from pydantic import ValidationError
 
 from worker.parsers.base import ParsedFile, ParseError, Signal, Trace
-from worker.parsers.shimadzu import lines_of, parse_timestamp, read_numeric_rows
-from worker.parsers.text import decode, parse_number
+from worker.parsers.dates import parse_timestamp
+from worker.parsers.text import decode, lines_of, parse_number, read_numeric_rows
 
 name = "chromeleon"
 version = "1.0.0"

@@ -24,8 +24,8 @@ import re
 from pydantic import ValidationError
 
 from worker.parsers.base import ParsedFile, ParseError, Signal, Trace
-from worker.parsers.shimadzu import lines_of, parse_timestamp, read_numeric_rows
-from worker.parsers.text import decode
+from worker.parsers.dates import parse_timestamp
+from worker.parsers.text import decode, lines_of, read_numeric_rows
 
 name = "empower"
 version = "1.0.0"

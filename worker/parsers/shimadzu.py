@@ -27,24 +27,21 @@ from the ``[Header]`` block). Decisions, and why:
 * Sections this parser does not model (compound/group results, fraction report …) are listed in
   ``metadata["ignored_sections"]`` so it is visible what was not ingested.
 
-The helpers below the parser (``parse_timestamp``, ``slash_date_order``, ``read_numeric_rows``)
-are shared with the Chromeleon and Empower parsers of this package.
+Dates are read by ``dates.parse_timestamp`` and traces by ``text.read_numeric_rows``, which the
+Chromeleon and Empower parsers share.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from array import array
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from itertools import repeat
 
 from pydantic import ValidationError
 
 from worker.parsers.base import ParsedFile, ParseError, Peak, Signal, Trace
-from worker.parsers.text import decode, parse_number, split_lines
+from worker.parsers.dates import parse_timestamp, slash_date_order
+from worker.parsers.text import decode, lines_of, parse_number, read_numeric_rows
 
 name = "shimadzu"
 version = "1.0.0"
@@ -387,162 +384,3 @@ def _build(*, encoding: str, metadata: dict[str, str], signals: list[Signal]) ->
             metadata=metadata, signals=signals)
     except ValidationError as exc:
         raise ParseError(f"invalid content: {exc.errors()[0]['msg']}") from exc
-
-
-# --- helpers shared by the vendor parsers (shimadzu, chromeleon, empower) -------------------
-
-_ODD_BREAKS = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
-
-
-def lines_of(text: str) -> list[str]:
-    """``text.split_lines`` semantics (CR, LF, CRLF only), fast when no exotic breaks occur.
-
-    ``str.splitlines`` is several times faster than a regex split on large traces but also
-    breaks on form feeds, U+2028 …, which would shift line numbers; it is used only when none
-    of those characters are present.
-    """
-    if _ODD_BREAKS.search(text):
-        return split_lines(text)
-    return text.splitlines()
-
-
-_NUMBER_BYTES = b"0123456789+-eE"
-
-
-def read_numeric_rows(lines: Sequence[str], first: int, stop: int, columns: Sequence[str], *,
-                      keep: Sequence[int], delimiter: str = "\t", decimal_comma: bool = False,
-                      not_available: Iterable[int] = ()) -> list[array]:
-    """Read ``lines[first - 1 : stop - 1]`` (1-based ``first``) as rows of numbers, exactly.
-
-    Every cell of every row is checked; the columns in ``keep`` are returned as ``array('d')``.
-    Columns in ``not_available`` may also hold Chromeleon's ``n.a.``. A row may end with one
-    extra, empty delimiter. Large traces go through a vectorised path (joins, splits and
-    ``float`` over whole columns, several times faster than a per-row loop) that only accepts
-    what the exact per-row reader accepts; anything it is unsure of goes to the per-row reader,
-    which gives the failing line and reason.
-    """
-    segment = list(lines[first - 1:stop - 1])
-    na_columns = frozenset(not_available)
-    fast = _fast_rows(segment, len(columns), keep, delimiter, decimal_comma, na_columns)
-    if fast is not None:
-        return fast
-    return _exact_rows(segment, first, columns, keep, delimiter, decimal_comma, na_columns)
-
-
-def _fast_rows(segment: list[str], ncols: int, keep: Sequence[int], delimiter: str,
-               decimal_comma: bool, na_columns: frozenset[int]) -> list[array] | None:
-    if not segment:
-        return [array("d") for _ in keep]
-    counts = set(map(str.count, segment, repeat(delimiter)))
-    if counts == {ncols - 1}:
-        per = ncols
-    elif counts == {ncols}:
-        per = ncols + 1
-    else:
-        return None
-    flat = delimiter.join(segment)
-    check = flat.replace("n.a.", "") if na_columns else flat
-    try:
-        leftover = check.encode("ascii").translate(
-            None, _NUMBER_BYTES + delimiter.encode("ascii") + (b"," if decimal_comma else b"."))
-    except UnicodeEncodeError:
-        return None
-    if leftover:
-        return None
-    if decimal_comma:
-        flat = flat.replace(",", ".")
-    cells = flat.split(delimiter)
-    if per > ncols and any(cells[ncols::per]):
-        return None
-    columns: dict[int, array] = {}
-    for column in range(ncols):
-        strings = cells[column::per]
-        if column in na_columns:
-            strings = [s for s in strings if s != "n.a."]
-        try:
-            numbers = array("d", map(float, strings))
-        except ValueError:
-            return None
-        if not math.isfinite(sum(numbers)):
-            return None
-        columns[column] = numbers
-    return [columns[k] for k in keep]
-
-
-def _exact_rows(segment: list[str], first: int, columns: Sequence[str], keep: Sequence[int],
-                delimiter: str, decimal_comma: bool, na_columns: frozenset[int]) -> list[array]:
-    result = [array("d") for _ in keep]
-    ncols = len(columns)
-    for number, row in enumerate(segment, start=first):
-        cells = row.split(delimiter)
-        if len(cells) == ncols + 1 and not cells[-1].strip():
-            cells.pop()
-        if len(cells) != ncols:
-            raise ParseError(f"expected {ncols} columns ({', '.join(columns)}), found "
-                             f"{len(cells)}: {row[:60]!r}", line=number)
-        values = [None if (c in na_columns and cell.strip() == "n.a.")
-                  else parse_number(cell, decimal_comma=decimal_comma, what=columns[c],
-                                    line=number)
-                  for c, cell in enumerate(cells)]
-        for out, column in zip(result, keep, strict=True):
-            value = values[column]
-            if value is None:
-                raise ParseError(f"{columns[column]} is n.a.", line=number)
-            out.append(value)
-    return result
-
-
-def slash_date_order(texts: Iterable[str]) -> bool | None:
-    """Whether a file's ``a/b/yyyy`` dates are day-first, from any date that settles it.
-
-    One file is written in one locale, so a single ``25/3/2022`` (or ``3/25/2022``) anywhere in
-    it decides all of them; None when no date in the file is unambiguous.
-    """
-    for text in texts:
-        m = re.search(r"\b(\d{1,2})/(\d{1,2})/\d{4}\b", text)
-        if m:
-            a, b = int(m[1]), int(m[2])
-            if a > 12 >= b:
-                return True
-            if b > 12 >= a:
-                return False
-    return None
-
-
-_TIME_FORMATS = ("%H:%M:%S", "%H:%M", "%I:%M:%S %p", "%I:%M %p")
-
-
-def parse_timestamp(text: str, *, day_first: bool | None = None) -> datetime | None:
-    """A local (naive) acquisition time from a vendor date string, or None if it is ambiguous.
-
-    ISO ``yyyy-mm-dd`` / ``yyyy/mm/dd`` and dotted ``dd.mm.yyyy`` are unambiguous. Slash dates
-    ``a/b/yyyy`` are read with ``day_first`` when the file settles the order; otherwise a 12-hour
-    clock (AM/PM) is taken as the US month-first convention LabSolutions, Chromeleon and Empower
-    write in US locales, and a 24-hour slash date that could be either is left None rather than
-    guessed (the raw text stays in the metadata). A trailing time-zone abbreviation (``PDT``) is
-    dropped: the value is the instrument PC's local time.
-    """
-    cleaned = re.sub(r"\s+(?!AM$|PM$)[A-Z]{2,5}$", "", " ".join(text.split()))
-    cleaned = re.sub(r"\s+(?:a\.?m\.?|p\.?m\.?)$",
-                     lambda m: " " + m[0].strip().replace(".", "").upper(), cleaned,
-                     flags=re.IGNORECASE)
-    date_formats: list[str] = ["%Y-%m-%d", "%Y/%m/%d", "%d.%m.%Y"]
-    twelve_hour = cleaned.endswith(("AM", "PM"))
-    if day_first is True:
-        date_formats.append("%d/%m/%Y")
-    elif day_first is False or twelve_hour:
-        date_formats.append("%m/%d/%Y")
-    else:
-        m = re.match(r"(\d{1,2})/(\d{1,2})/\d{4}\b", cleaned)
-        if m and (int(m[1]) > 12 or int(m[1]) == int(m[2])):
-            date_formats.append("%d/%m/%Y")
-        elif m and int(m[2]) > 12:
-            date_formats.append("%m/%d/%Y")
-    for date_format in date_formats:
-        for time_format in _TIME_FORMATS:
-            for separator in (" ", "T"):
-                try:
-                    return datetime.strptime(cleaned, f"{date_format}{separator}{time_format}")
-                except ValueError:
-                    continue
-    return None

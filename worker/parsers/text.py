@@ -2,14 +2,32 @@
 
 Exports are written in whatever the instrument PC uses: UTF-8 with or without a BOM, UTF-16
 with a BOM, or a Windows code page. We decide per file and never replace undecodable bytes: a
-file we cannot decode exactly is rejected, never mis-read.
+file we cannot decode exactly is rejected, never mis-read. The order of the decision:
+
+1. a BOM (UTF-8, UTF-16 LE/BE) — the whole file must then decode, an odd or cut UTF-16 byte count
+   is a ``ParseError`` with the line where decoding stopped;
+2. a code page the file declares (``declared``), else one configured for the file name
+   (``encodings`` setting, reaching ``decode`` through ``configured_encoding`` set by the registry);
+3. UTF-8, unless the text then holds C1 control characters (U+0080–U+009F): those are never
+   typed, while cp1252 puts € “ ” – … on exactly those bytes, so such a file is cp1252;
+4. cp1252, unless the bytes look like another code page — the double-byte Big5 / Shift-JIS or
+   the Central European cp1250 that Shimadzu PCs write in their locale. cp1252 accepts almost any
+   byte, so reading those as cp1252 would silently give garbage; the file is rejected instead
+   with the reason and the fix (declare the code page with the ``encodings`` setting).
 """
 
 from __future__ import annotations
 
 import codecs
+import fnmatch
 import math
 import re
+import unicodedata
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from itertools import repeat
 
 from worker.parsers.base import ParseError
 
@@ -21,23 +39,72 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
+_C1 = re.compile("[\x80-\x9f]")
+# In cp1252, bytes that Shift-JIS uses as lead bytes and Western text never shows (ƒ ˆ ‹ › ˜),
+# and Latin-1 signs that Big5 pairs produce (¤ ¦ ¨ ¯ ´ ¸) but lab exports do not print.
+_FOREIGN_SIGNS = frozenset("ƒˆ‹›˜¤¦¨¯´¸")
+# Latin-1 signs that are letters in cp1250 (³ = ł, ¹ = ą, ¿ = ż, ¥ = Ą, ¼ = Ľ, ¾ = ľ …): a sign
+# of this range between two letters, or touching another non-ASCII character, is a mis-read word.
+_SIGN_RANGE = frozenset(chr(c) for c in range(0xA1, 0xC0))
+
+# A code page configured for the file being parsed (see ``configured_encoding``).
+_configured: ContextVar[str | None] = ContextVar("configured_encoding", default=None)
+
+
+@contextmanager
+def configured_encoding(filename: str, encodings: Iterable[tuple[str, str]]) -> Iterator[None]:
+    """Within the block, ``decode`` uses the code page of the first ``(glob, codec)`` whose glob
+    matches ``filename`` when the file declares none. Set by the registry around sniff + parse,
+    so parsers stay pure functions of (bytes, file name, configuration)."""
+    chosen = next((codec for glob, codec in encodings
+                   if fnmatch.fnmatch(filename.lower(), glob.lower())), None)
+    token = _configured.set(chosen)
+    try:
+        yield
+    finally:
+        _configured.reset(token)
 
 
 def detect_encoding(data: bytes, declared: str | None = None) -> str:
-    """The encoding to read ``data`` with: BOM, then a declared code page, then UTF-8, cp1252."""
+    """The encoding to read ``data`` with (see the module docstring for the order)."""
     for bom, name in _BOMS:
         if data.startswith(bom):
             return name
-    candidates = ((declared,) if declared else ()) + FALLBACK_ENCODINGS
-    for name in candidates:
+    chosen = declared or _configured.get()
+    if chosen:
         try:
-            data.decode(name)
-        except (UnicodeDecodeError, LookupError):
-            continue
-        if name == "cp1252" and _looks_like_utf16_without_bom(data):
-            break
-        return name
-    raise ParseError("cannot decode the file as UTF-8, UTF-16 (with BOM) or cp1252", line=None)
+            data.decode(chosen)
+        except LookupError:
+            raise ParseError(f"unknown code page {chosen!r}") from None
+        except UnicodeDecodeError as exc:
+            raise ParseError(f"the bytes are not valid {chosen} (the declared or configured code "
+                             f"page): {exc.reason} at byte {exc.start}",
+                             line=_line_at(data, exc.start)) from None
+        return chosen
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        if not _C1.search(text):
+            return "utf-8"
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError as exc:
+        raise ParseError(
+            f"cannot decode the file as UTF-8, UTF-16 (with BOM) or cp1252 (byte "
+            f"0x{data[exc.start]:02X} at offset {exc.start} has no cp1252 character); if it is "
+            "written in another code page (cp1250, Big5, Shift-JIS …), set it with the "
+            "`encodings` setting", line=_line_at(data, exc.start)) from None
+    if _looks_like_utf16_without_bom(data):
+        raise ParseError("the file looks like UTF-16 without a byte-order mark (every other "
+                         "byte is NUL); it cannot be decoded safely")
+    _refuse_foreign_code_page(text)
+    return "cp1252"
+
+
+def _line_at(data: bytes, offset: int) -> int:
+    return data[:offset].count(b"\n") + 1
 
 
 def _looks_like_utf16_without_bom(data: bytes) -> bool:
@@ -45,17 +112,52 @@ def _looks_like_utf16_without_bom(data: bytes) -> bool:
     return len(sample) >= 4 and sample.count(0) > len(sample) // 4
 
 
-def decode(data: bytes, filename: str | None = None, declared: str | None = None) -> tuple[str, str]:
-    """Decode the whole file; returns (text, encoding). Strips a BOM."""
+def _refuse_foreign_code_page(text: str) -> None:
+    """ParseError when cp1252-decoded ``text`` shows the marks of another code page."""
+    for number, line in enumerate(split_lines(text), start=1):
+        if line.isascii():
+            continue
+        for i, char in enumerate(line):
+            if char.isascii():
+                continue
+            before = line[i - 1] if i else " "
+            after = line[i + 1] if i + 1 < len(line) else " "
+            foreign = char in _FOREIGN_SIGNS or (char in _SIGN_RANGE and not char.isalpha() and (
+                (before.isalpha() and after.isalpha())
+                or not before.isascii() or not after.isascii()))
+            if foreign:
+                start = max(0, i - 12)
+                raise ParseError(
+                    f"the text is not UTF-8, and read as cp1252 it shows "
+                    f"{unicodedata.name(char, repr(char)).lower()} ({char!r}) in "
+                    f"{line[start:i + 12]!r}: it looks like another code page (cp1250, Big5, "
+                    "Shift-JIS …); set the file's code page with the `encodings` setting",
+                    line=number)
+
+
+def decode(data: bytes, filename: str | None = None,
+           declared: str | None = None) -> tuple[str, str]:
+    """Decode the whole file exactly; returns (text, encoding). Strips a BOM.
+
+    Nothing but ``ParseError`` leaves: a UTF-16 file cut to an odd number of bytes, or corrupted
+    after its BOM, is rejected with the line where the bytes stop making sense.
+    """
     if b"\x00" in data[:4096] and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise ParseError("binary content (NUL bytes) where text was expected", filename=filename)
     try:
         encoding = detect_encoding(data, declared)
+        text = data.decode(encoding)
     except ParseError as exc:
         exc.filename = filename
         raise
-    text = data.decode(encoding)
-    if encoding.startswith("utf-16") and text.startswith("\ufeff"):
+    except UnicodeDecodeError as exc:
+        # Only a BOM'd file gets here; everything before the bad byte decodes, so count lines.
+        # (``ignore`` only in counting the lines before it: the file itself is rejected.)
+        good = data[: exc.start].decode(exc.encoding, errors="ignore")
+        raise ParseError(f"cannot decode as {exc.encoding}: {exc.reason} at byte {exc.start}"
+                         f" (of {len(data)}; a UTF-16 file cut short or corrupted?)",
+                         line=good.count("\n") + 1, filename=filename) from None
+    if text.startswith("\ufeff"):
         text = text[1:]
     return text, encoding
 
@@ -68,7 +170,8 @@ def split_lines(text: str) -> list[str]:
     return lines
 
 
-_NUMBER = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?$")
+# ASCII digits only: ``\d`` and ``float`` would also take Arabic-Indic or full-width digits.
+_NUMBER = re.compile(r"^[+-]?([0-9]+([.,][0-9]*)?|[.,][0-9]+)([eE][+-]?[0-9]+)?$")
 
 
 def parse_number(cell: str, *, decimal_comma: bool = False, what: str = "number",
@@ -96,3 +199,106 @@ def parse_number(cell: str, *, decimal_comma: bool = False, what: str = "number"
     if not math.isfinite(value):
         raise ParseError(f"{what} {cell.strip()!r} is not finite", line=line, filename=filename)
     return value
+
+
+# --- Large numeric tables (chromatogram traces) -----------------------------------------------
+
+_ODD_BREAKS = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def lines_of(text: str) -> list[str]:
+    """``text.split_lines`` semantics (CR, LF, CRLF only), fast when no exotic breaks occur.
+
+    ``str.splitlines`` is several times faster than a regex split on large traces but also
+    breaks on form feeds, U+2028 …, which would shift line numbers; it is used only when none
+    of those characters are present.
+    """
+    if _ODD_BREAKS.search(text):
+        return split_lines(text)
+    return text.splitlines()
+
+
+_NUMBER_BYTES = b"0123456789+-eE"
+
+
+def read_numeric_rows(lines: Sequence[str], first: int, stop: int, columns: Sequence[str], *,
+                      keep: Sequence[int], delimiter: str = "\t", decimal_comma: bool = False,
+                      not_available: Iterable[int] = ()) -> list[array]:
+    """Read ``lines[first - 1 : stop - 1]`` (1-based ``first``) as rows of numbers, exactly.
+
+    Every cell of every row is checked; the columns in ``keep`` are returned as ``array('d')``.
+    Columns in ``not_available`` may also hold Chromeleon's ``n.a.``. A row may end with one
+    extra, empty delimiter. Large traces go through a vectorised path (joins, splits and
+    ``float`` over whole columns, several times faster than a per-row loop) that only accepts
+    what the exact per-row reader accepts; anything it is unsure of goes to the per-row reader,
+    which gives the failing line and reason.
+    """
+    segment = list(lines[first - 1:stop - 1])
+    na_columns = frozenset(not_available)
+    fast = _fast_rows(segment, len(columns), keep, delimiter, decimal_comma, na_columns)
+    if fast is not None:
+        return fast
+    return _exact_rows(segment, first, columns, keep, delimiter, decimal_comma, na_columns)
+
+
+def _fast_rows(segment: list[str], ncols: int, keep: Sequence[int], delimiter: str,
+               decimal_comma: bool, na_columns: frozenset[int]) -> list[array] | None:
+    if not segment:
+        return [array("d") for _ in keep]
+    counts = set(map(str.count, segment, repeat(delimiter)))
+    if counts == {ncols - 1}:
+        per = ncols
+    elif counts == {ncols}:
+        per = ncols + 1
+    else:
+        return None
+    flat = delimiter.join(segment)
+    check = flat.replace("n.a.", "") if na_columns else flat
+    try:
+        leftover = check.encode("ascii").translate(
+            None, _NUMBER_BYTES + delimiter.encode("ascii") + (b"," if decimal_comma else b"."))
+    except UnicodeEncodeError:
+        return None
+    if leftover:
+        return None
+    if decimal_comma:
+        flat = flat.replace(",", ".")
+    cells = flat.split(delimiter)
+    if per > ncols and any(cells[ncols::per]):
+        return None
+    columns: dict[int, array] = {}
+    for column in range(ncols):
+        strings = cells[column::per]
+        if column in na_columns:
+            strings = [s for s in strings if s != "n.a."]
+        try:
+            numbers = array("d", map(float, strings))
+        except ValueError:
+            return None
+        if not math.isfinite(sum(numbers)):
+            return None
+        columns[column] = numbers
+    return [columns[k] for k in keep]
+
+
+def _exact_rows(segment: list[str], first: int, columns: Sequence[str], keep: Sequence[int],
+                delimiter: str, decimal_comma: bool, na_columns: frozenset[int]) -> list[array]:
+    result = [array("d") for _ in keep]
+    ncols = len(columns)
+    for number, row in enumerate(segment, start=first):
+        cells = row.split(delimiter)
+        if len(cells) == ncols + 1 and not cells[-1].strip():
+            cells.pop()
+        if len(cells) != ncols:
+            raise ParseError(f"expected {ncols} columns ({', '.join(columns)}), found "
+                             f"{len(cells)}: {row[:60]!r}", line=number)
+        values = [None if (c in na_columns and cell.strip() == "n.a.")
+                  else parse_number(cell, decimal_comma=decimal_comma, what=columns[c],
+                                    line=number)
+                  for c, cell in enumerate(cells)]
+        for out, column in zip(result, keep, strict=True):
+            value = values[column]
+            if value is None:
+                raise ParseError(f"{columns[column]} is n.a.", line=number)
+            out.append(value)
+    return result
