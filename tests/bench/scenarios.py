@@ -1,0 +1,388 @@
+"""The measured scenarios: burst, single drops, catch-up, large traces, growth.
+
+Each returns table rows. Times that matter come from the ledger (``finished_at``, set in the
+transaction that commits the file's rows) against the moment the benchmark renamed the file
+into the inbox, so polling granularity never enters a figure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import baselines, profile, workload
+from .table import Row, at_least, at_most, below, percentile
+from .workerproc import Ledger, Worker, drop, peak_rss_mb
+from .workload import REPO, SEQUENCE_SIZE, Export, Workload
+
+BURST_TARGET = 1000.0  # files/s
+SINGLE_P95_TARGET = 0.5  # s
+RSS_TARGET = 200.0  # MB over 20,000 files
+TRACE_TARGET = 30.0  # MB/s
+GROWTH_TARGET = 20.0  # % per-file cost, 1k -> 20k files in the database
+RSS_TARGET_FILES = 20_000
+MB = 1_000_000
+TRACES = "Large traces (DAD, time,value)"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    burst: int = 2_000
+    single: int = 30
+    catchup: int = 2_000
+    trace_mb: tuple[float, ...] = (1, 10, 50)
+    e2e_trace_mb: float = 10
+    growth: tuple[int, int] = (1_000, 5_000)
+    growth_burst: int = 500
+    scaleout: int = 300
+
+
+DEFAULT = Sizes()
+LONG = Sizes(burst=20_000, catchup=20_000, growth=(1_000, 20_000))
+
+
+def final_timeout(n: int) -> float:
+    """Generous: a stalled worker fails the run, a slow one is measured."""
+    return 180.0 + n * 0.5
+
+
+@dataclass
+class Bench:
+    """Where a run works, what it generates, and what every worker it starts is given."""
+
+    workdir: Path
+    workload: Workload
+    sizes: Sizes
+    overrides: dict[str, Any] = field(default_factory=dict)  # worker settings (smoke test only)
+    profile_to: Path | None = None
+    idle_seconds: float = 1.0  # after a start: the start-up scan is over, the worker is idle
+    log: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True)
+    _next_sequence: int = 1
+
+    def folder(self, name: str) -> Path:
+        path = self.workdir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def exports(self, n: int) -> list[Export]:
+        """``n`` files never generated before in this run (their own sequence numbers)."""
+        first = self._next_sequence
+        self._next_sequence += math.ceil(n / SEQUENCE_SIZE)
+        return list(self.workload.exports(n, first))
+
+    def stage(self, name: str, n: int) -> tuple[list[Export], list[Path]]:
+        staging = self.folder(name)
+        exports = self.exports(n)
+        return exports, [staging / f for f in workload.write(iter(exports), staging)]
+
+    def worker(self, name: str, data_dir: Path | None = None) -> Worker:
+        return Worker(self.folder(name), data_dir=data_dir, overrides=self.overrides)
+
+
+# Where a file's time goes, from the audit events the worker records for it.
+STAGES = (("drop → queued", "drop", "queued", "stability gate, read, hash, fsync, register"),
+          ("queued → parsing", "queued", "parsing", "waiting in the queue"),
+          ("parsing → committed", "parsing", "committed", "parse, rows, results, commit"))
+
+
+@dataclass(frozen=True)
+class Burst:
+    files: int
+    rejected: int
+    seconds: float  # first drop -> last commit
+    steady_files_per_s: float | None  # first commit -> last commit
+    latencies: list[float]
+    stages: dict[str, list[float]]  # STAGES name -> per-file seconds
+
+    @property
+    def files_per_s(self) -> float:
+        return self.files / self.seconds
+
+
+def measure_burst(w: Worker, folders: list[Path], already_final: int = 0,
+                  profiling: AbstractContextManager[None] | None = None) -> Burst:
+    """Drop staged folders into the running worker at once; wait until every file is final."""
+    n = sum(1 for f in folders for _ in f.iterdir())
+    with profiling or nullcontext():
+        dropped = drop(folders, w.inbox)
+        w.wait_final(already_final + n, final_timeout(n))
+    mine = [r for r in w.rows() if r.path.split("/", 1)[0] in dropped]
+    return burst_figures(mine, dropped, w.stage_times(("queued", "parsing")))
+
+
+def burst_figures(rows: Sequence[Ledger], dropped: dict[str, float],
+                  events: dict[str, dict[str, float]]) -> Burst:
+    ends = sorted(r.finished for r in rows if r.finished is not None)
+    latencies: list[float] = []
+    stages: dict[str, list[float]] = {name: [] for name, *_ in STAGES}
+    for r in rows:
+        if r.finished is None:
+            continue
+        marks = {**events.get(r.path, {}), "drop": dropped[r.path.split("/", 1)[0]],
+                 "committed": r.finished}
+        latencies.append(r.finished - marks["drop"])
+        for name, start, end, _ in STAGES:
+            if start in marks and end in marks:
+                stages[name].append(marks[end] - marks[start])
+    steady = (len(ends) - 1) / (ends[-1] - ends[0]) if len(ends) > 1 and ends[-1] > ends[0] \
+        else None
+    return Burst(files=len(rows), rejected=sum(r.state == "rejected" for r in rows),
+                 seconds=ends[-1] - min(dropped.values()), steady_files_per_s=steady,
+                 latencies=latencies, stages=stages)
+
+
+def burst(bench: Bench) -> list[Row]:
+    n = bench.sizes.burst
+    section = f"Burst: {n:,} files dropped at once into a running worker"
+    bench.log(f"burst: generating {n} files")
+    exports, folders = bench.stage("burst-staging", n)
+    w = bench.worker("burst")
+    try:
+        w.start()
+        time.sleep(bench.idle_seconds)
+        profiling = (profile.recording(w.pid, bench.profile_to) if bench.profile_to else None)
+        bench.log(f"burst: dropping {len(folders)} sequence folders"
+                  f"{' (py-spy recording)' if profiling else ''}")
+        result = measure_burst(w, folders, profiling=profiling)
+        rss = w.peak_rss_mb()
+        counts = w.table_counts()
+    finally:
+        w.stop()
+    bench.log(f"burst: {result.files_per_s:.1f} files/s; parser and storage baselines")
+    parser_rate = baselines.parser_files_per_s(exports)
+    floor_rate = baselines.storage_floor_files_per_s(baselines.worker_rows(w.database),
+                                                     bench.folder("storage-floor"))
+    e2e = result.files_per_s
+    rejected = f"{result.rejected} rejected!" if result.rejected else ""
+    rss_note = "" if n >= RSS_TARGET_FILES else \
+        f"target is over {RSS_TARGET_FILES:,} files (--long)"
+    per_file = ", ".join(f"{t} {c / n:.3g}" for t, c in counts.items() if t != "source_file")
+    rows = [
+        Row(section, "end to end (drop → all committed)", e2e, "files/s", "≥ 1,000 files/s",
+            at_least(e2e, BURST_TARGET), rejected),
+        Row(section, "steady rate (first → last commit)", result.steady_files_per_s, "files/s",
+            note="without the stability window and start of work"),
+        Row(section, "drop → committed p50", percentile(result.latencies, 50), "s"),
+        Row(section, "drop → committed p95", percentile(result.latencies, 95), "s"),
+        Row(section, "drop → committed p99", percentile(result.latencies, 99), "s"),
+    ]
+    rows += [Row(section, f"  {name} p50", percentile(result.stages[name], 50), "s", note=what)
+             for name, _, _, what in STAGES]
+    rows += [
+        Row(section, "worker peak RSS (VmHWM)", rss, "MB", "< 200 MB",
+            below(rss, RSS_TARGET) if n >= RSS_TARGET_FILES else None,
+            rss_note if rss is not None else "no /proc on this platform"),
+        Row(section, "parser alone (in-process parsers.parse)", parser_rate, "files/s"),
+        Row(section, "storage floor (same rows, one transaction)", floor_rate, "files/s",
+            note=f"rows per file: {per_file}; audit events not in the floor"),
+        Row(section, "end to end / parser alone", e2e / parser_rate, "×"),
+        Row(section, "end to end / storage floor", e2e / floor_rate, "×"),
+    ]
+    return rows
+
+
+def single_drops(bench: Bench) -> list[Row]:
+    """One file at a time into an idle worker, each committed before the next; then one large
+    trace the same way, with what it does to the worker's peak RSS."""
+    count = bench.sizes.single
+    section = f"Single drops: {count} files, one at a time into an idle worker"
+    exports = bench.exports(count)
+    staging = bench.folder("single-staging")
+    for e in exports:
+        (staging / e.name).write_bytes(e.data)
+    trace_mb = bench.sizes.e2e_trace_mb
+    trace_name = "BENCH_Std_100.dx_DAD1A.CSV"
+    trace_path = f"{exports[0].folder}/{trace_name}"
+    (staging / trace_name).write_bytes(workload.trace(int(trace_mb * MB)))
+    os.sync()
+    w = bench.worker("single")
+    for folder in {e.folder for e in exports}:
+        (w.inbox / folder).mkdir()  # the run folder an instrument exports into exists already
+    latencies: list[float] = []
+    try:
+        w.start()
+        time.sleep(bench.idle_seconds)
+        bench.log(f"single drops: {count} files")
+        for e in exports:
+            latencies.append(_drop_one(w, staging / e.name, e.folder, e.relpath))
+            time.sleep(0.3)
+        bench.log(f"single drops: a {trace_mb:g} MB trace")
+        rss_before = w.peak_rss_mb()
+        trace_seconds = _drop_one(w, staging / trace_name, exports[0].folder, trace_path)
+        rss_after = w.peak_rss_mb()
+        trace_row = w.finished(trace_path)
+    finally:
+        w.stop()
+    notes = [] if trace_row is not None and trace_row.state == "ingested" else ["NOT ingested!"]
+    if rss_before is not None and rss_after is not None:
+        notes.append(f"worker peak RSS {rss_before:.0f} → {rss_after:.0f} MB")
+    p95 = percentile(latencies, 95)
+    return [
+        Row(section, "drop → committed p50", percentile(latencies, 50), "s"),
+        Row(section, "drop → committed p95", p95, "s", "≤ 0.5 s", at_most(p95, SINGLE_P95_TARGET)),
+        Row(section, "drop → committed max", max(latencies), "s"),
+        Row(TRACES, f"{trace_mb:g} MB trace end to end (drop → committed)", trace_seconds, "s",
+            note="; ".join(notes)),
+    ]
+
+
+def _drop_one(w: Worker, staged: Path, folder: str, relpath: str, timeout: float = 120.0) -> float:
+    """Rename one staged file into ``inbox/folder``; seconds until its row committed."""
+    dropped = time.time()
+    os.rename(staged, w.inbox / folder / staged.name)
+    deadline = time.monotonic() + timeout
+    while (row := w.finished(relpath)) is None:
+        w.check_running()
+        if time.monotonic() > deadline:
+            w.fail(f"{relpath} not final {timeout:.0f}s after its drop")
+        time.sleep(0.01)
+    assert row.finished is not None
+    return row.finished - dropped
+
+
+def catch_up(bench: Bench) -> list[Row]:
+    n = bench.sizes.catchup
+    section = f"Catch-up: {n:,} files already in the inbox when the worker starts"
+    bench.log(f"catch-up: generating {n} files")
+    w = bench.worker("catchup")
+    exports = bench.exports(n)
+    workload.write(iter(exports), w.inbox)
+    try:
+        started = w.start()
+        bench.log("catch-up: worker started")
+        w.wait_final(n, final_timeout(n))
+        rows = w.rows()
+    finally:
+        w.stop()
+    seconds = max(r.finished for r in rows if r.finished is not None) - started
+    target_s = n / BURST_TARGET
+    rejected = sum(r.state == "rejected" for r in rows)
+    return [
+        Row(section, "start → all ingested", seconds, "s", f"≤ {target_s:,.3g} s (1,000 files/s)",
+            at_most(seconds, target_s), f"{rejected} rejected!" if rejected else ""),
+        Row(section, "rate", n / seconds, "files/s", "≥ 1,000 files/s",
+            at_least(n / seconds, BURST_TARGET)),
+    ]
+
+
+# Run in a fresh interpreter per size, so each peak is that parse's own.
+_RSS_SCRIPT = """
+import json, sys
+from pathlib import Path
+from worker.parsers import trace_csv
+def hwm():
+    for line in Path('/proc/self/status').read_text().splitlines():
+        if line.startswith(('VmHWM:', 'VmRSS:')):
+            yield line.split(':')[0], int(line.split()[1]) / 1024
+base = dict(hwm())['VmRSS']
+path = Path(sys.argv[1])
+parsed = trace_csv.parse(path.read_bytes(), path.name)
+print(json.dumps({'base_mb': base, 'peak_mb': dict(hwm())['VmHWM'],
+                  'points': parsed.signals[0].trace.points}))
+"""
+
+
+def traces(bench: Bench) -> list[Row]:
+    from worker.parsers import trace_csv
+
+    section = TRACES
+    rows: list[Row] = []
+    folder = bench.folder("traces")
+    for mb in bench.sizes.trace_mb:
+        bench.log(f"traces: {mb:g} MB")
+        data = workload.trace(int(mb * MB))
+        path = folder / f"TRACE_{mb:g}MB.dx_DAD1A.CSV"
+        path.write_bytes(data)
+        started = time.perf_counter()
+        parsed = trace_csv.parse(data, path.name)
+        rate = len(data) / MB / (time.perf_counter() - started)
+        points = parsed.signals[0].trace.points if parsed.signals[0].trace else 0
+        del parsed, data
+        rows.append(Row(section, f"{mb:g} MB parse (in-process trace_csv.parse)", rate, "MB/s",
+                        "≥ 30 MB/s", at_least(rate, TRACE_TARGET), f"{points:,} points"))
+        peak = _parse_rss(path)
+        rows.append(Row(section, f"{mb:g} MB parse peak RSS (own process)",
+                        peak["peak_mb"] if peak else None, "MB",
+                        note=f"{peak['peak_mb'] - peak['base_mb']:.0f} MB over the interpreter "
+                             f"with the parser loaded" if peak else "no /proc on this platform"))
+        path.unlink()
+    return rows
+
+
+def _parse_rss(path: Path) -> dict[str, float] | None:
+    if peak_rss_mb(os.getpid()) is None:
+        return None
+    out = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, str(path)], capture_output=True,
+                         text=True, check=True, cwd=REPO, timeout=600).stdout
+    return json.loads(out)
+
+
+def growth(bench: Bench) -> list[Row]:
+    """Per-file cost of a burst with ``small`` then ``large`` files already in the database.
+
+    One worker does it all, as in a lab that runs for years: it ingests the pre-fill itself
+    (dropped at once, not timed), then a measured burst, then more pre-fill, then a second burst.
+    """
+    small, large = bench.sizes.growth
+    n = bench.sizes.growth_burst
+    scaled = "" if large >= 20_000 else "scaled down from 1,000 vs 20,000 (--long runs those)"
+    section = f"Growth: per-file cost of {n:,} more files, {small:,} vs {large:,} in the database"
+    w = bench.worker("growth")
+    costs: list[float] = []
+    final = 0
+    try:
+        w.start()
+        time.sleep(bench.idle_seconds)
+        for before in (small, large):
+            if before > final:
+                bench.log(f"growth: pre-filling to {before} files")
+                _, folders = bench.stage(f"growth-fill-{before}", before - final)
+                measure_burst(w, folders, already_final=final)
+                final = before
+                time.sleep(bench.idle_seconds)
+            bench.log(f"growth: burst of {n} with {final} in the database")
+            _, folders = bench.stage(f"growth-burst-{before}", n)
+            result = measure_burst(w, folders, already_final=final)
+            final += n
+            if result.steady_files_per_s is None:
+                raise RuntimeError(f"growth burst of {n} files committed at once: use more files")
+            costs.append(1000.0 / result.steady_files_per_s)
+    finally:
+        w.stop()
+    change = (costs[1] / costs[0] - 1) * 100
+    return [
+        Row(section, f"per-file cost, {small:,} in the database", costs[0], "ms/file",
+            note="first → last commit of the burst"),
+        Row(section, f"per-file cost, {large:,} in the database", costs[1], "ms/file"),
+        Row(section, "growth", change, "%", "< 20 % (1k → 20k)",
+            below(change, GROWTH_TARGET) if not scaled else None, scaled),
+    ]
+
+
+def scaled_out(bench: Bench) -> list[Row]:
+    """Throughput of watchers and consumers on PostgreSQL + Redis, by tests/bench/scaleout.py."""
+    section = "Scaled out: PostgreSQL database, Redis queue, on this machine"
+    n = bench.sizes.scaleout
+    measure = "files/s, 2 watchers + 3 consumers (drop → all final)"
+    try:
+        from . import scaleout
+    except ImportError as exc:
+        return [Row(section, measure, None, "files/s", note=f"skipped: helper not importable "
+                                                             f"({exc})")]
+    reason = scaleout.unreachable()
+    if reason:
+        return [Row(section, measure, None, "files/s", note=f"skipped: {reason}")]
+    bench.log(f"scaled out: {n} files")
+    figures = scaleout.measure(files=n, watchers=2, consumers=3, queue="redis")
+    return [Row(section, measure, figures["files_per_s"], "files/s",
+                note=f"{n} files; timings of tests/faults/harness.py CONFIG, not embedded "
+                     "defaults")]
