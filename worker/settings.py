@@ -6,16 +6,19 @@ stops start-up with a message naming the setting, where it can be set and what i
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from worker.parsers.table import TableMapping
 
 ENV_PREFIX = "ACCU_INGEST_"
 
@@ -29,6 +32,60 @@ class SettingsError(Exception):
     """Invalid configuration; the message names the setting and the fix."""
 
 
+class MethodSettings(BaseModel):
+    """Chemistry choices for one analyte or method (a ``[methods.NAME]`` table in the TOML).
+
+    Looked up for a curve or sample by its analyte label, then by the job's acquisition method
+    name, then ``default``; anything not set takes the built-in value below.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    level_corrections: dict[float, float] = Field(
+        default_factory=dict, description="nominal level → true level, e.g. {\"12\" = 12.5}")
+    exclude_levels: list[float] = Field(default_factory=list,
+                                        description="nominal levels left out of the fit")
+    min_r2: float = Field(0.99, ge=0, le=1, description="r² below this is flagged")
+    rt_tolerance_min: float = Field(0.5, ge=0, description="identity: |ΔRT| allowed (min)")
+    purity_min_pct: float | None = Field(None, ge=0, le=100,
+                                         description="acceptance: pass when purity ≥ this")
+    purity_decimals: int | None = Field(None, ge=0, le=6,
+                                        description="round purity to these decimals first")
+    dilution_factor: float = Field(1.0, gt=0, description="sample concentration = c × this")
+    volume: float | None = Field(None, gt=0, description="sample volume; gives the amount")
+    volume_unit: str = Field("mL", description="unit of volume: L, mL, µL (uL), nL")
+    concentration_unit: str = Field("µg/mL", description="unit of the standard levels")
+    purity_signal: str | None = Field(
+        None, description="signal purity is computed on: its name as the file prints it, or a "
+                          "wavelength such as '254 nm' (default: the first peak table)")
+
+    @field_validator("concentration_unit")
+    @classmethod
+    def _mass_per_volume(cls, unit: str) -> str:
+        from worker.chemistry.quantity import split_concentration_unit
+        from worker.chemistry.trace import ChemistryError
+        try:
+            split_concentration_unit(unit)
+        except ChemistryError as exc:
+            raise ValueError(str(exc)) from None
+        return unit
+
+    @field_validator("volume_unit")
+    @classmethod
+    def _known_volume(cls, unit: str) -> str:
+        from worker.chemistry.quantity import VOLUME_UNITS
+        if unit not in VOLUME_UNITS:
+            raise ValueError(f"expected one of {sorted(VOLUME_UNITS)}")
+        return unit
+
+    @field_validator("level_corrections")
+    @classmethod
+    def _positive_levels(cls, corrections: dict[float, float]) -> dict[float, float]:
+        if any(level <= 0 for level in corrections.values()):
+            raise ValueError("a corrected level must be > 0")
+        return corrections
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid",
                                       validate_default=True)
@@ -38,13 +95,20 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, description="sqlite:///… (default) or postgresql://…")
     queue_url: str | None = Field(None, description="sqlite:///… (default), redis://…, postgresql://…")
     queue_secret: SecretStr | None = Field(None, description="signs queue payloads")
+    queue_name: str = Field("accu-ingest", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$",
+                            description="queue name; several installations can share a server")
+    node: str = Field(default_factory=socket.gethostname, min_length=1,
+                      description="this watcher's identity: the origin of the files it registers")
+    raw_in_database: bool | None = Field(
+        None, description="also keep raw bytes in the database (default: when it is not the "
+                          "embedded SQLite, so consumers elsewhere need no shared folder)")
     host: str = Field("127.0.0.1", description="status endpoint address")
     port: int = Field(8008, ge=0, le=65535, description="status endpoint port (0 = any free)")
     stable_seconds: float = Field(1.0, ge=0, description="size+mtime unchanged this long")
     rescan_seconds: float = Field(30.0, gt=0, description="periodic rescan of the inbox")
     reconcile_seconds: float = Field(10.0, gt=0, description="re-enqueue expired leases")
     lease_seconds: float = Field(120.0, gt=0, description="how long a consumer owns a file")
-    max_attempts: int = Field(5, ge=1, description="transient failures before rejecting")
+    max_attempts: int = Field(5, ge=1, description="unexpected failures before rejecting")
     polling: bool = Field(False, description="polling observer (network shares)")
     include: list[str] = Field(default_factory=lambda: ["*"])
     exclude: list[str] = Field(default_factory=lambda: list(DEFAULT_EXCLUDE))
@@ -61,6 +125,28 @@ class Settings(BaseSettings):
         300.0, gt=0, description="a canary not ingested this long after its drop has failed")
     log_format: Literal["auto", "text", "json"] = Field(
         "auto", description="auto: JSON lines under data_dir/logs when not on a terminal")
+    methods: dict[str, MethodSettings] = Field(
+        default_factory=dict, description="chemistry per analyte / method name / 'default'")
+    encodings: dict[str, str] = Field(
+        default_factory=dict, description="file-name glob → code page for exports that do not "
+                                          "declare theirs, e.g. {\"*.txt\" = \"cp1250\"}")
+    tables: dict[str, TableMapping] = Field(
+        default_factory=dict, description="column mappings for generic peak tables (.csv/.xlsx)")
+    group_settle_seconds: float = Field(
+        5.0, ge=0, description="a ChemStation .D folder's CSV report set waits this long after "
+                               "its last file arrived for a Report.TXT before being read alone")
+
+    @field_validator("encodings")
+    @classmethod
+    def _known_codecs(cls, encodings: dict[str, str]) -> dict[str, str]:
+        import codecs
+        for glob, codec in encodings.items():
+            try:
+                codecs.lookup(codec)
+            except LookupError:
+                raise ValueError(f"{codec!r} (for {glob!r}) is not a known code page; e.g. "
+                                 "cp1250, cp1252, big5, shift_jis, gbk") from None
+        return encodings
 
     @field_validator("database_url", "queue_url")
     @classmethod
@@ -79,6 +165,17 @@ class Settings(BaseSettings):
     @property
     def queue(self) -> str:
         return self.queue_url or f"sqlite:///{self.data_dir / 'queue.db'}"
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.database.startswith("sqlite:")
+
+    @property
+    def blobs_in_database(self) -> bool:
+        """Raw bytes go to the database too when consumers may run on other machines."""
+        if self.raw_in_database is not None:
+            return self.raw_in_database
+        return not self.embedded_database
 
     @property
     def raw_dir(self) -> Path:
@@ -145,5 +242,8 @@ def _explain(exc: ValidationError, config_file: Path | None) -> str:
             lines.append(f"- {key!r} is not a setting (check the spelling)")
             continue
         got = err.get("input")
+        if len(err["loc"]) > 1:  # a nested setting, e.g. methods.default.rt_tolerance_min
+            key = ".".join(str(part) for part in err["loc"])
+            places = f"the [{'.'.join(str(p) for p in err['loc'][:2])}] table of the config file"
         lines.append(f"- {key}: {err['msg']} (got {got!r}); set it with {places}")
     return "\n".join(lines)

@@ -2,20 +2,42 @@
 
 Detection sniffs the content of the file; every registered parser scores it and the most
 confident one wins. A file that no parser claims is rejected with what was seen, never guessed.
+
+Configuration reaches parsers as an argument, never as I/O: ``ParserOptions`` (built from the
+settings) carries the code pages configured per file-name glob, which ``text.decode`` applies
+during this call, and the ``[tables.*]`` column mappings, passed to the parsers that declare
+``configurable = True`` (the generic table parser). The same bytes, name and options always give
+the same result.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import entry_points
 
 from worker.parsers.base import ParsedFile, ParseError, Parser
+from worker.parsers.table import TableMapping
+from worker.parsers.text import configured_encoding
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "accu_ingest.parsers"
 MIN_CONFIDENCE = 50
+_ZIP = b"PK\x03\x04"
+
+
+@dataclass(frozen=True)
+class ParserOptions:
+    """What the configuration tells parsers: code pages by file-name glob, table mappings."""
+
+    encodings: tuple[tuple[str, str], ...] = ()
+    tables: tuple[TableMapping, ...] = ()
+
+
+NO_OPTIONS = ParserOptions()
 
 
 @lru_cache(maxsize=1)
@@ -36,10 +58,11 @@ def registered() -> dict[str, Parser]:
     return parsers
 
 
-def detect(data: bytes, filename: str) -> Parser:
+def detect(data: bytes, filename: str, options: ParserOptions = NO_OPTIONS) -> Parser:
     """The parser most confident that ``data`` is its format, or ParseError saying what was seen."""
-    scores = sorted(((p.sniff(data, filename), name, p) for name, p in registered().items()),
-                    key=lambda s: (-s[0], s[1]))
+    with configured_encoding(filename, options.encodings):
+        scores = sorted(((_sniff(p, data, filename, options), name, p)
+                         for name, p in registered().items()), key=lambda s: (-s[0], s[1]))
     best_score, _, best = scores[0]
     if best_score < MIN_CONFIDENCE:
         raise ParseError(f"unrecognised format: {describe(data)}; no parser recognised it "
@@ -47,11 +70,14 @@ def detect(data: bytes, filename: str) -> Parser:
     return best
 
 
-def parse(data: bytes, filename: str) -> ParsedFile:
+def parse(data: bytes, filename: str, options: ParserOptions = NO_OPTIONS) -> ParsedFile:
     """Detect the format and parse; the only exception that escapes is ParseError."""
-    parser = detect(data, filename)
+    parser = detect(data, filename, options)
     try:
-        return parser.parse(data, filename)
+        with configured_encoding(filename, options.encodings):
+            if getattr(parser, "configurable", False):
+                return parser.parse(data, filename, options.tables)  # type: ignore[call-arg]
+            return parser.parse(data, filename)
     except ParseError as exc:
         exc.filename = exc.filename or filename
         raise
@@ -60,14 +86,25 @@ def parse(data: bytes, filename: str) -> ParsedFile:
         raise ParseError(f"{parser.name}: {exc}", filename=filename) from exc
 
 
+def _sniff(parser: Parser, data: bytes, filename: str, options: ParserOptions) -> int:
+    if getattr(parser, "configurable", False):
+        tables: Sequence[TableMapping] = options.tables
+        return parser.sniff(data, filename, tables)  # type: ignore[call-arg]
+    return parser.sniff(data, filename)
+
+
 def describe(data: bytes) -> str:
     """A short, human-readable description of what the first bytes look like."""
     if not data:
         return "the file is empty"
+    if data.startswith(_ZIP) and b"xl/" in data[:65536]:
+        return ("an Excel workbook (.xlsx) — read only through a [tables.NAME] column mapping "
+                "in the configuration whose `files` globs match its name, and none does")
     if b"\x00" in data[:4096] and data[:2] not in (b"\xff\xfe", b"\xfe\xff"):
         return f"binary content ({len(data)} bytes, starts {data[:8].hex()})"
     first = data[:200].splitlines()[0] if data.strip() else b""
     return f"text starting {first[:80].decode('utf-8', 'backslashreplace')!r}"
 
 
-__all__ = ["ParseError", "ParsedFile", "Parser", "detect", "parse", "registered"]
+__all__ = ["NO_OPTIONS", "ParseError", "ParsedFile", "Parser", "ParserOptions", "detect", "parse",
+           "registered"]
