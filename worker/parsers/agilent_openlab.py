@@ -60,23 +60,41 @@ def _norm(cell: str) -> str:
 
 
 def _header_fields(cells: list[str]) -> list[str | None] | None:
-    """Map a header row to Peak fields, or None when the row is not a peak-table header."""
+    """Map a header row to Peak fields, or None when the row is not a peak-table header.
+
+    Three known column names, one of them RT or Area, make a header; one that lacks a required
+    column is still recognised, so the file is rejected for that (``_missing``) and not as an
+    unknown format.
+    """
     fields = [COLUMNS.get(_norm(c)) for c in cells]
-    if not all(req in fields for req in REQUIRED):
-        return None
     known = [f for f in fields if f]
-    if len(known) < 3:
+    if len(known) < 3 or not any(req in fields for req in REQUIRED):
         return None
     return fields
 
 
-def _split(line: str, delimiter: str) -> list[str]:
-    return next(csv.reader([line], delimiter=delimiter))
+def _missing(fields: list[str | None]) -> list[str]:
+    return [field_label(req) for req in REQUIRED if req not in fields]
+
+
+def _split(line: str, delimiter: str, number: int | None = None) -> list[str]:
+    try:
+        return next(csv.reader([line], delimiter=delimiter))
+    except csv.Error as exc:  # e.g. a cell longer than the csv module's field limit
+        raise ParseError(f"unreadable CSV row: {exc}", line=number) from exc
+
+
+def _header_in(line: str, delimiter: str) -> list[str | None] | None:
+    """The header fields of ``line`` while sniffing, where an unreadable line is no header."""
+    try:
+        return _header_fields(_split(line, delimiter))
+    except ParseError:
+        return None
 
 
 def _delimiter(lines: list[str]) -> str:
     for line in lines:
-        if _header_fields(_split(line, ";")) is not None:
+        if _header_in(line, ";") is not None:
             return ";"
     return ","
 
@@ -91,7 +109,9 @@ def sniff(data: bytes, filename: str) -> int:
     lines = split_lines(text)[:400]
     delimiter = _delimiter(lines)
     for line in lines:
-        fields = _header_fields(_split(line, delimiter))
+        fields = _header_in(line, delimiter)
+        if fields is not None and _missing(fields):
+            return 55  # ours, with a column missing: parse() says which
         if fields is not None and "area_pct" in fields and "height" in fields:
             return 90
         if fields is not None:
@@ -108,11 +128,14 @@ def parse(data: bytes, filename: str) -> ParsedFile:
     header_at = None
     fields: list[str | None] = []
     for i, line in enumerate(lines):
-        found = _header_fields(_split(line, delimiter)) if line.strip() else None
+        found = _header_fields(_split(line, delimiter, i + 1)) if line.strip() else None
         if found is not None:
             if header_at is not None:
                 raise ParseError(f"a second peak-table header (first at line {header_at + 1})",
                                  line=i + 1, filename=filename)
+            if _missing(found):
+                raise ParseError(f"peak-table header has no {' or '.join(_missing(found))} "
+                                 "column", line=i + 1, filename=filename)
             header_at, fields = i, found
     if header_at is None:
         raise ParseError("no peak table header with RT and Area columns", filename=filename)
@@ -123,7 +146,7 @@ def parse(data: bytes, filename: str) -> ParsedFile:
     i = header_at + 1
     while i < len(lines):
         line = lines[i]
-        cells = _split(line, delimiter) if line.strip() else []
+        cells = _split(line, delimiter, i + 1) if line.strip() else []
         if not cells or not any(c.strip() for c in cells):
             break
         if _norm(cells[0]) == "sum":
@@ -209,7 +232,8 @@ def _with_area_pct(peaks: list[Peak], total: float) -> list[Peak]:
 
 
 def _metadata(lines: list[str], delimiter: str) -> dict[str, str]:
-    """``Key:,Value[,Key:,Value…]`` pairs; lines of other shapes (section titles, tables) skipped."""
+    """``Key:,Value[,Key:,Value…]`` pairs; lines of other shapes (section titles, tables) are
+    skipped."""
     metadata: dict[str, str] = {}
     for line in lines:
         cells = _split(line, delimiter) if line.strip() else []

@@ -19,7 +19,9 @@ name = "trace-csv"
 version = "1.0"
 
 _SIGNAL_IN_NAME = re.compile(r"\.dx_([A-Za-z]+)(\d*)([A-Z]?)\.csv$", re.IGNORECASE)
-_NUMERIC_PAIR = re.compile(r"^\s*[+-]?[\d.]+(?:[eE][+-]?\d+)?\s*[,\t;]\s*[+-]?[\d.,]+(?:[eE][+-]?\d+)?\s*$")
+# One number, with a decimal point or (TAB and semicolon files) a decimal comma.
+_NUM = r"[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?"
+_NUMERIC_PAIR = re.compile(rf"^\s*{_NUM}\s*[,\t;]\s*{_NUM}\s*$")
 
 
 def sniff(data: bytes, filename: str) -> int:
@@ -50,8 +52,10 @@ def parse(data: bytes, filename: str) -> ParsedFile:
             raise ParseError(f"header names {len(header)} columns; a trace has two (time, value)",
                              line=1, filename=filename)
         body = text[first_end + (2 if text[first_end:first_end + 2] == "\r\n" else 1):]
-    delimiter = "\t" if "\t" in first or ("\t" in body[:1000]) else ("," if "," in body[:1000]
-                                                                      else ";")
+    # TAB, then semicolon (never a decimal mark, so a file that has one separates with it),
+    # then comma; decimal commas only go with the first two.
+    head = body[:1000]
+    delimiter = "\t" if "\t" in first or "\t" in head else (";" if ";" in head else ",")
     decimal_comma = delimiter in "\t;" and "," in body[:1000]
     times, values = _columns(body, delimiter, decimal_comma, filename, 2 if header else 1)
     _check_times(times, text, filename, 2 if header else 1)

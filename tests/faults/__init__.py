@@ -1,0 +1,1 @@
+"""Fault injection: the real worker, killed and restarted while files arrive, then counted."""

@@ -1,0 +1,121 @@
+"""Property tests for the two-column trace parser.
+
+(a) Whatever bytes arrive — random, or a generated trace with bytes flipped, cut or inserted —
+the only exception that escapes ``parse`` is ParseError, and ``sniff`` stays in 0..100; (b) a
+generated valid trace (with or without a header, comma, TAB or semicolon separated, decimal commas
+with TAB or semicolon, any line ends and encoding) round-trips with no point lost or changed.
+``ACCU_FUZZ_EXAMPLES=10000`` turns the same tests into the long fuzzing run.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from worker.parsers import trace_csv
+from worker.parsers.base import ParsedFile, ParseError
+
+FUZZ = settings(max_examples=int(os.environ.get("ACCU_FUZZ_EXAMPLES", "200")), deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+NAME = "AOD9604_Std_100.dx_DAD1A.CSV"
+
+
+def _only_parse_error(data: bytes, name: str = NAME) -> ParsedFile | None:
+    assert 0 <= trace_csv.sniff(data, name) <= 100
+    try:
+        return trace_csv.parse(data, name)
+    except ParseError as exc:
+        assert exc.reason
+        return None
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+
+
+@st.composite
+def traces(draw: st.DrawFn) -> tuple[list[float], list[float]]:
+    n = draw(st.integers(1, 60))
+    start = draw(st.floats(-10, 100, allow_nan=False))
+    steps = draw(st.lists(st.floats(0, 1, allow_nan=False), min_size=n, max_size=n))
+    times, t = [], start
+    for step in steps:
+        t += step
+        times.append(t)
+    values = draw(st.lists(finite, min_size=n, max_size=n))
+    return times, values
+
+
+ENCODINGS = {
+    "utf-8": lambda t: t.encode("utf-8"),
+    "utf-8-sig": lambda t: codecs.BOM_UTF8 + t.encode("utf-8"),
+    "utf-16-le": lambda t: codecs.BOM_UTF16_LE + t.encode("utf-16-le"),
+    "utf-16-be": lambda t: codecs.BOM_UTF16_BE + t.encode("utf-16-be"),
+    "cp1252": lambda t: t.encode("cp1252"),
+}
+# (separator, decimal comma)
+STYLES = [(",", False), ("\t", False), ("\t", True), (";", True)]
+
+
+def _text(times: list[float], values: list[float], sep: str, comma: bool, header: bool,
+          eol: str, final_eol: bool) -> str:
+    def num(x: float) -> str:
+        return repr(x).replace(".", ",") if comma else repr(x)
+
+    lines = [f"{num(t)}{sep}{num(v)}" for t, v in zip(times, values, strict=True)]
+    if header:
+        lines.insert(0, f"Time [min]{sep}Signal [mAU]")
+    return eol.join(lines) + (eol if final_eol else "")
+
+
+@FUZZ
+@given(trace=traces(), style=st.sampled_from(STYLES), header=st.booleans(),
+       eol=st.sampled_from(["\n", "\r\n", "\r"]), final_eol=st.booleans(),
+       encoding=st.sampled_from(sorted(ENCODINGS)))
+def test_valid_traces_round_trip(trace: tuple[list[float], list[float]],
+                                 style: tuple[str, bool], header: bool, eol: str,
+                                 final_eol: bool, encoding: str) -> None:
+    times, values = trace
+    data = ENCODINGS[encoding](_text(times, values, *style, header, eol, final_eol))
+    assert trace_csv.sniff(data, NAME) >= 50
+    (signal,) = trace_csv.parse(data, NAME).signals
+    assert signal.trace is not None
+    assert list(signal.trace.times) == times
+    assert list(signal.trace.values) == values
+    assert signal.name == "DAD1 A"
+
+
+@FUZZ
+@given(st.binary(max_size=4096))
+def test_random_bytes_only_raise_parse_error(data: bytes) -> None:
+    _only_parse_error(data)
+
+
+@FUZZ
+@given(trace=traces(), data=st.data())
+def test_damaged_traces_only_raise_parse_error(trace: tuple[list[float], list[float]],
+                                               data: st.DataObject) -> None:
+    raw = bytearray(_text(*trace, ",", False, data.draw(st.booleans()), "\n", True).encode())
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(raw)))
+        action = data.draw(st.sampled_from(["flip", "cut", "insert", "delete"]))
+        if action == "cut":
+            del raw[at:]
+        elif action == "insert":
+            raw[at:at] = data.draw(st.binary(min_size=1, max_size=40))
+        elif action == "delete":
+            del raw[at:at + data.draw(st.integers(1, 200))]
+        elif at < len(raw):
+            raw[at] ^= data.draw(st.integers(1, 255))
+    parsed = _only_parse_error(bytes(raw))
+    if parsed is not None:
+        (signal,) = parsed.signals
+        assert signal.trace is not None and len(signal.trace.times) == len(signal.trace.values)
+
+
+@FUZZ
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=400))
+def test_arbitrary_text_only_raises_parse_error(text: str) -> None:
+    _only_parse_error(text.encode("utf-8"))
