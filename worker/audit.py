@@ -37,12 +37,24 @@ def _digest(prev_hash: str, seq: int, at: str, host: str, pid: int, version: str
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
-def record(event: str, sha256: str | None = None, source_file_id: int | None = None,
-           **details: Any) -> AuditEvent:
-    """Append one event. Call inside a write transaction so it commits with the step it records."""
+def lock_chain() -> None:
+    """Hold the chain's lock until the current transaction ends (PostgreSQL; a no-op elsewhere).
+
+    Concurrent consumers would otherwise read the same head and fork the chain. A transaction
+    that locks rows (a job, a sample) and only then waits here can deadlock with one that holds
+    this lock and waits for those rows, so a writer that will lock rows and append events calls
+    this first: every writer then takes the locks in the same order. SQLite needs nothing: its
+    write transactions begin IMMEDIATE and so are serial already.
+    """
     db = database.obj
     if db.in_transaction() and type(db).__name__.startswith("Postgres"):
         db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (PG_LOCK_KEY,))
+
+
+def record(event: str, sha256: str | None = None, source_file_id: int | None = None,
+           **details: Any) -> AuditEvent:
+    """Append one event. Call inside a write transaction so it commits with the step it records."""
+    lock_chain()
     head = AuditEvent.select(AuditEvent.seq, AuditEvent.hash).order_by(
         AuditEvent.seq.desc()).first()
     seq, prev = (head.seq + 1, head.hash) if head else (1, GENESIS)

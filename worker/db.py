@@ -48,16 +48,36 @@ def open_database(settings: Settings, migrate: bool = True) -> Database:
                 "synchronous": "full" if settings.fsync else "normal",
                 "cache_size": -16000,
             })
+    elif url.startswith(("postgresql://", "postgres://")):
+        # psycopg 3 is the one PostgreSQL driver we install (Huey's PostgresHuey needs it too);
+        # peewee 4 would pick psycopg2 whenever that happens to be installed as well. peewee
+        # maps FloatField to REAL (float4) on PostgreSQL: 7 digits, leases rounded to 128 s and
+        # peak areas cut. SQLite's REAL is float8, so float8 on both keeps them the same.
+        db = connect(url.replace("postgres://", "postgresql://", 1), prefer_psycopg3=True,
+                     field_types={"FLOAT": "DOUBLE PRECISION"})
     else:
-        db = connect(url.replace("postgres://", "postgresql://", 1))
+        raise DatabaseUnavailable(f"database {redact(url)}: expected sqlite:///… or "
+                                  "postgresql://…")
     try:
         db.connect(reuse_if_open=True)
     except Exception as exc:
-        raise DatabaseUnavailable(f"cannot open database {redact(url)}: {exc}") from exc
+        raise DatabaseUnavailable(f"cannot connect to database {redact(url)}: "
+                                  f"{describe_error(exc, url)}") from exc
     database.initialize(db)
     if migrate:
-        migrations.apply(db)
+        try:
+            migrations.apply(db)
+        except Exception as exc:
+            raise DatabaseUnavailable(f"cannot bring the schema of {redact(url)} up to date: "
+                                      f"{describe_error(exc, url)}") from exc
     return db
+
+
+def describe_error(exc: BaseException, url: str) -> str:
+    """Driver errors run to several lines of hints; the first says what failed."""
+    text = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+    password = urlsplit(url).password
+    return text.replace(password, "***") if password else text
 
 
 def is_postgres(db: Database) -> bool:

@@ -1,25 +1,41 @@
 """Versioned schema migrations, applied in order and recorded in ``schema_version``.
 
 Each migration is a function of the database, added at the end and never edited once released,
-so an old installation upgrades by running exactly the steps it has not seen.
+so an old installation upgrades by running exactly the steps it has not seen. The same steps
+build the SQLite and the PostgreSQL schema. On PostgreSQL several processes (watchers and
+consumers on different machines) may start at once: a session advisory lock lets one of them
+migrate while the others wait, then find nothing left to do.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-from peewee import Database
+from peewee import Database, PostgresqlDatabase
 
 from worker.models import TABLES, SchemaVersion
+
+# pg_advisory_lock key for migrations ("acmi"); the audit chain uses its own key.
+PG_MIGRATION_LOCK = 0x61636D69
 
 
 def _initial(db: Database) -> None:
     db.create_tables(TABLES, safe=True)
 
 
+def _disposal_index(db: Database) -> None:
+    # The watcher asks every second which of its own files became final and are still in its
+    # inbox; with many instrument PCs on one database that must not scan the ledger.
+    db.execute_sql("CREATE INDEX IF NOT EXISTS source_file_origin_disposed "
+                   "ON source_file (origin, disposed)")
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (1, "initial schema: ledger, jobs, samples, injections, peaks, chromatograms, results, audit",
      _initial),
+    (2, "index on the ledger's origin and disposed flag for the watcher's disposal poll",
+     _disposal_index),
 ]
 
 
@@ -30,15 +46,29 @@ def current_version(db: Database) -> int:
     return last.version if last else 0
 
 
+@contextmanager
+def _exclusive(db: Database) -> Iterator[None]:
+    """One migrating process at a time. SQLite's BEGIN IMMEDIATE already serialises writers."""
+    if not isinstance(db, PostgresqlDatabase):
+        yield
+        return
+    db.execute_sql("SELECT pg_advisory_lock(%s)", (PG_MIGRATION_LOCK,))
+    try:
+        yield
+    finally:
+        db.execute_sql("SELECT pg_advisory_unlock(%s)", (PG_MIGRATION_LOCK,))
+
+
 def apply(db: Database) -> list[int]:
     """Run the migrations this database has not had yet; returns the versions applied."""
-    db.create_tables([SchemaVersion], safe=True)
     applied = []
-    with db.atomic():
-        have = current_version(db)
-        for version, description, step in MIGRATIONS:
-            if version > have:
-                step(db)
-                SchemaVersion.create(version=version, description=description)
-                applied.append(version)
+    with _exclusive(db):
+        db.create_tables([SchemaVersion], safe=True)
+        with db.atomic():
+            have = current_version(db)
+            for version, description, step in MIGRATIONS:
+                if version > have:
+                    step(db)
+                    SchemaVersion.create(version=version, description=description)
+                    applied.append(version)
     return applied

@@ -2,29 +2,106 @@
 
 The queue is only a hint (invariant 2): a task carries nothing but the ledger id, and losing it
 costs a delay until the reconciler enqueues the row again. A queue other machines can reach
-(Redis, PostgreSQL) signs its payloads so nothing unsigned is ever unpickled.
+(Redis, PostgreSQL) signs its payloads, and a payload whose signature does not check — forged,
+tampered or unsigned — is refused before pickle ever sees it, recorded in the audit trail as
+``payload_rejected``, and dropped; the consumer goes on with the next one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from huey import Huey, PostgresHuey, RedisHuey, SqliteHuey
+from huey import Huey
 from huey.api import TaskWrapper
-from huey.serializer import Serializer, SignedSerializer
+from huey.serializer import Serializer, SignedSerializer, constant_time_compare
+from huey.storage import PostgresStorage, RedisStorage, SqliteStorage
 
-from worker.db import redact
+from worker.db import describe_error, redact
 from worker.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
-QUEUE_NAME = "accu-ingest"
+PG_QUEUE_SCHEMA_LOCK = 0x61637175  # "acqu"
+_SIGNATURE = re.compile(rb"^[0-9a-f]{40}$")  # SignedSerializer: hex HMAC-SHA1 after the last ':'
 
 
 class QueueUnavailable(Exception):
     """The queue URL cannot be reached; the message names it without its password."""
+
+
+class PayloadRejected(Exception):
+    """A queue payload failed the signature check; it was not unpickled."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class CheckedSerializer(SignedSerializer):
+    """Huey's signed serializer, telling an unsigned payload from a bad signature.
+
+    The signature is checked on the raw bytes; only a payload signed with our secret reaches
+    ``pickle.loads``.
+    """
+
+    def _deserialize(self, data: bytes) -> Any:
+        msg, sep, sig = data.rpartition(self.separator)
+        if not sep or not _SIGNATURE.match(sig):
+            raise PayloadRejected("unsigned: no signature after the last ':'")
+        if not constant_time_compare(sig, self._signature(msg)):
+            raise PayloadRejected("bad signature: not signed with this queue's secret")
+        return Serializer._deserialize(self, msg)
+
+
+class LockedPostgresStorage(PostgresStorage):
+    """Huey's PostgreSQL storage, creating its tables under an advisory lock: concurrent
+    ``CREATE TABLE IF NOT EXISTS`` from processes starting at once fail on PostgreSQL."""
+
+    def initialize_schema(self) -> None:
+        with self.db(commit=True, close=True) as curs:
+            curs.execute("SELECT pg_advisory_xact_lock(%s)", (PG_QUEUE_SCHEMA_LOCK,))
+            for sql in self.ddl:
+                curs.execute(sql)
+
+
+class CheckedHuey(Huey):
+    """A Huey whose dequeue drops (and audits) payloads that fail the signature check.
+
+    Huey's consumer would log a refused payload as a queue read error and back off; here it is
+    an audited security event and the next payload is read at once.
+    """
+
+    queue_url = ""
+
+    def dequeue(self) -> Any:
+        while True:
+            data = self.storage.dequeue()
+            if data is None:
+                return None
+            try:
+                return self.deserialize_task(data)
+            except PayloadRejected as exc:
+                _audit_rejected(data, exc.reason, self.name, self.queue_url)
+
+
+def _audit_rejected(data: bytes, reason: str, name: str, url: str) -> None:
+    from worker import audit
+    from worker.models import database
+
+    seen = {"reason": reason, "queue": name, "url": redact(url), "size": len(data),
+            "payload_sha256": hashlib.sha256(data).hexdigest(), "head": data[:48].hex()}
+    log.error("queue payload rejected (%s), %d bytes, sha256 %s", reason, len(data),
+              seen["payload_sha256"][:12])
+    try:
+        with database.atomic():
+            audit.record("payload_rejected", **seen)
+    except Exception:  # the payload is dropped either way; the log line above remains
+        log.exception("could not audit the rejected payload")
 
 
 @dataclass
@@ -48,7 +125,8 @@ class Queue:
         try:
             self.huey.pending_count()
         except Exception as exc:
-            raise QueueUnavailable(f"queue {redact(self.url)} does not answer: {exc}") from exc
+            raise QueueUnavailable(f"queue {redact(self.url)} does not answer: "
+                                   f"{describe_error(exc, self.url)}") from exc
 
 
 def open_queue(settings: Settings) -> Queue:
@@ -60,16 +138,31 @@ def open_queue(settings: Settings) -> Queue:
         raise SettingsError(f"queue {redact(url)} is reachable by other machines: set "
                             "queue_secret (ACCU_INGEST_QUEUE_SECRET or --queue-secret) so "
                             "payloads are signed")
-    serializer = SignedSerializer(secret=secret, salt=QUEUE_NAME) if secret else Serializer()
-    common = {"name": QUEUE_NAME, "results": False, "utc": True, "serializer": serializer}
-    if url.startswith("sqlite:///"):
-        path = Path(url[len("sqlite:///"):])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        huey: Huey = SqliteHuey(filename=str(path), fsync=settings.fsync, timeout=30, **common)
-    elif url.startswith(("redis://", "rediss://")):
-        huey = RedisHuey(url=url, **common)
-    else:
-        huey = PostgresHuey(dsn=url.replace("postgres://", "postgresql://", 1), **common)
+    name = settings.queue_name
+    serializer = CheckedSerializer(secret=secret, salt=name) if secret else Serializer()
+    common: dict[str, Any] = {"name": name, "results": False, "utc": True,
+                              "serializer": serializer}
+    try:
+        if url.startswith("sqlite:///"):
+            path = Path(url[len("sqlite:///"):])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            huey = CheckedHuey(storage_class=SqliteStorage, filename=str(path),
+                               fsync=settings.fsync, timeout=30, **common)
+        elif url.startswith(("redis://", "rediss://")):
+            huey = CheckedHuey(storage_class=RedisStorage, url=url, **common)
+        elif url.startswith(("postgresql://", "postgres://")):
+            # Creates Huey's tables at once, so an unreachable server fails here.
+            huey = CheckedHuey(storage_class=LockedPostgresStorage,
+                               dsn=url.replace("postgres://", "postgresql://", 1), **common)
+        else:
+            raise SettingsError(f"queue {redact(url)}: expected sqlite:///…, redis://… or "
+                                "postgresql://…")
+    except SettingsError:
+        raise
+    except Exception as exc:
+        raise QueueUnavailable(f"cannot open queue {redact(url)}: "
+                               f"{describe_error(exc, url)}") from exc
+    huey.queue_url = url
 
     from worker import ingest
 
