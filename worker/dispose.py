@@ -11,20 +11,37 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 from pathlib import Path
 
 from worker import audit, store
-from worker.ledger import HOST
 from worker.models import FINAL_STATES, REJECTED, SourceFile, database
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
+NAME_MAX = 255  # bytes in one file name on the usual file systems
+REASON_SUFFIX = ".reason.txt"
+_disposing = threading.Lock()
 
 
 def dispose_row(settings: Settings, row: SourceFile) -> str | None:
-    """Move/keep/delete the source of a final row; returns where it went (None: nothing done)."""
-    if row.disposed or row.state not in FINAL_STATES or row.origin != HOST:
+    """Move/keep/delete the source of a final row; returns where it went (None: nothing done).
+
+    Only the watcher that registered a file can reach its inbox, so rows of another origin
+    (``settings.node``) are left to their own watcher. In one process the consumer and the
+    watcher's disposal poll may reach the same row together: the lock and the fresh read of
+    ``disposed`` make one of them do it.
+    """
+    if row.disposed or row.state not in FINAL_STATES or row.origin != settings.node:
         return None
+    with _disposing:
+        fresh = SourceFile.get_or_none(SourceFile.id == row.id)
+        if fresh is None or fresh.disposed:
+            return None
+        return _dispose(settings, fresh)
+
+
+def _dispose(settings: Settings, row: SourceFile) -> str | None:
     source = settings.inbox / row.path
     try:
         st = source.stat()
@@ -36,8 +53,8 @@ def dispose_row(settings: Settings, row: SourceFile) -> str | None:
     rejected = row.state == REJECTED
     mode = settings.after_ingest
     if rejected:
-        target = _free_name(settings.quarantine_dir / row.path)
-        _write_reason(target, row)
+        target = _free_name(_leave_room_for_reason(settings.quarantine_dir / row.path))
+        write_reason(target, row)
         _place(source, target, copy=mode == "keep")
         action = "quarantined (copy)" if mode == "keep" else "quarantined"
     elif mode == "move":
@@ -87,13 +104,41 @@ def _free_name(target: Path) -> Path:
     raise FileExistsError(f"too many files named {target.name} in {target.parent}")
 
 
-def _write_reason(target: Path, row: SourceFile) -> None:
+def _leave_room_for_reason(target: Path) -> Path:
+    """A quarantine name short enough that "<name>.reason.txt" (and a " (n)" that _free_name may
+    add) is still a legal file name; the reason file names the original path in full."""
+    room = NAME_MAX - len(REASON_SUFFIX) - len(" (9999)")
+    stem, suffix = target.stem, target.suffix
+    if len(os.fsencode(target.name)) <= room:
+        return target
+    while stem and len(os.fsencode(f"{stem}~{suffix}")) > room:
+        stem = stem[:-1]
+    return target.with_name(f"{stem}~{suffix}")
+
+
+def release_from_quarantine(settings: Settings, row: SourceFile, quarantined: Path) -> None:
+    """A retried file was ingested after all: its quarantined copy and reason file go (the copy
+    to processed/ when ``after_ingest = "move"``), audited."""
+    reason = quarantined.with_name(quarantined.name + REASON_SUFFIX)
+    target = None
+    if settings.after_ingest == "move":
+        target = _free_name(settings.processed_dir / row.path)
+        _place(quarantined, target, copy=False)
+    else:
+        quarantined.unlink(missing_ok=True)
+    reason.unlink(missing_ok=True)
+    with database.atomic():
+        audit.record("moved", row.sha256, row.id, action="released from quarantine",
+                     path=str(quarantined), to=str(target) if target else None)
+
+
+def write_reason(target: Path, row: SourceFile) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     where = f"line {row.error_line}: " if row.error_line else ""
     text = (f"file: {row.path}\nsha256: {row.sha256}\nrejected: {row.finished_at} UTC\n"
             f"reason: {where}{row.error}\n"
             f"retry after fixing the cause: accu-ingest retry {row.id}\n")
-    reason = target.with_name(target.name + ".reason.txt")
+    reason = target.with_name(target.name + REASON_SUFFIX)
     reason.write_text(text, encoding="utf-8")
 
 

@@ -74,6 +74,7 @@ class Seen:
     sha256: str
     detected_at: float
     stable_at: float
+    origin: str = HOST  # the watcher's node name (settings.node); its inbox holds the source
 
 
 def register(seen: Seen, owner: str, lease_seconds: float) -> tuple[SourceFile, bool]:
@@ -81,17 +82,16 @@ def register(seen: Seen, owner: str, lease_seconds: float) -> tuple[SourceFile, 
     with database.atomic():
         existing = SourceFile.get_or_none(SourceFile.sha256 == seen.sha256)
         if existing is not None:
-            if (existing.path, existing.size, existing.mtime_ns) != (seen.path, seen.size,
-                                                                       seen.mtime_ns):
+            if is_another_copy(existing, seen.path, seen.size, seen.mtime_ns):
                 audit.record("duplicate", seen.sha256, existing.id, path=seen.path,
                              first_path=existing.path, state=existing.state)
             return existing, False
         previous = (SourceFile.select().where(SourceFile.path == seen.path,
-                                              SourceFile.origin == HOST)
+                                              SourceFile.origin == seen.origin)
                     .order_by(SourceFile.id.desc()).first())
         row = SourceFile.create(
             sha256=seen.sha256, path=seen.path, name=PurePosixPath(seen.path).name,
-            origin=HOST, size=seen.size, mtime_ns=seen.mtime_ns, state=QUEUED,
+            origin=seen.origin, size=seen.size, mtime_ns=seen.mtime_ns, state=QUEUED,
             previous=previous, lease_owner=owner, lease_until=time.time() + lease_seconds)
         audit.record("detected", seen.sha256, row.id, path=seen.path,
                      at=_iso(seen.detected_at))
@@ -101,6 +101,15 @@ def register(seen: Seen, owner: str, lease_seconds: float) -> tuple[SourceFile, 
                      revision_of=previous.id if previous else None)
         audit.record("queued", seen.sha256, row.id)
     return row, True
+
+
+def is_another_copy(row: SourceFile, path: str, size: int, mtime_ns: int) -> bool:
+    """Is this sighting of ``row``'s bytes a second copy, not the registered file seen again?
+
+    The registered file itself may be read again after a crash (before it left the inbox); any
+    other path, a changed mtime, or the same path after the file already left is a new drop.
+    """
+    return row.disposed or (row.path, row.size, row.mtime_ns) != (path, size, mtime_ns)
 
 
 def _iso(ts: float) -> str:

@@ -38,6 +38,7 @@ def start(settings: Settings, role: str = "run") -> Parts:
     """Open the database and queue and start the background parts of this role."""
     db.open_database(settings)
     queue = open_queue(settings)
+    queue.check()  # an unreachable queue stops start-up (exit 2), naming its URL
     parts = Parts(settings=settings, queue=queue)
     if role in ("run", "watch"):
         parts.watcher = Watcher(settings, queue)
@@ -52,8 +53,9 @@ def start(settings: Settings, role: str = "run") -> Parts:
     parts.server = StatusServer(probe, settings.host, settings.port)
     parts.server.start()
     host, port = parts.server.address
-    log.info("accu-ingest %s: inbox %s, data %s, status http://%s:%d/status", role,
-             settings.inbox, settings.data_dir, host, port)
+    log.info("accu-ingest %s: node %s, inbox %s, data %s, database %s, queue %s, "
+             "status http://%s:%d/status", role, settings.node, settings.inbox, settings.data_dir,
+             db.redact(settings.database), db.redact(settings.queue), host, port)
     return parts
 
 
@@ -98,7 +100,6 @@ def status_line(parts: Parts, role: str) -> str:
         words.append(f"canary problem: {parts.canary.problem}" if parts.canary.problem
                      else "canary ok")
     return "; ".join(words)
-
 
 
 def _wait_for_signal() -> None:
