@@ -3,83 +3,165 @@
 Results follow the data: whenever a file adds or supersedes injections of a sample, its results
 are computed again. A result whose value and inputs did not change stays as it is; one that did
 is marked superseded and the new one inserted, so history is kept and nothing is duplicated.
+``replace`` does that for any set of result kinds, per sample or (sample None) per job, and is
+shared with ``worker.jobresults`` (calibration, identity, quantity, acceptance).
+
+A computation whose value is a yes/no (identity, acceptance) is stored with ``value`` None and
+the outcome in ``text`` ("conforms" / "does not conform", "pass" / "fail"), so a numeric query
+on ``value`` never mistakes an outcome for a measurement; the numbers behind it are in
+``inputs`` and ``trace``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping, Sequence
 
 from worker import audit
 from worker.chemistry import purity
+from worker.chemistry.naturalsort import natural_key
 from worker.chemistry.trace import Computation
 from worker.models import Injection, Peak, Result, Sample
+from worker.settings import MethodSettings
 
 # Result kinds as stored (the chemistry's own kinds, renamed for the table).
 PURITY_INJECTION = "purity_injection"
+PURITY_KINDS = (PURITY_INJECTION, "purity", "purity_rsd")
+# The words a yes/no outcome is stored as, per kind: (True, False).
+OUTCOME_TEXT = {"identity": ("conforms", "does not conform"), "acceptance": ("pass", "fail")}
+
+Wanted = tuple[Injection | None, Computation]
 
 
-def purity_signal(peaks: Iterable[Peak]) -> str | None:
-    """The signal purity is computed on: the first signal (in file order) that has a peak table.
+def purity_signal(peaks: Iterable[Peak], wanted: str | None = None) -> str | None:
+    """The signal purity is computed on.
 
-    Exports with several signals (a DAD at 220 and 254 nm, FID and TCD) list their primary
-    signal first, so the first peak table is the documented default.
+    Default: the first signal (in file order) that has a peak table — exports with several
+    signals (a DAD at 220 and 254 nm, FID and TCD) list their primary signal first. A method may
+    name its signal (``purity_signal`` in ``[methods.NAME]``): the signal printed with that name,
+    or a wavelength (``254`` / ``254 nm``) matching the signal name's ``Sig=254`` or ``254nm``.
+    None when no peak table, or no signal is the one wanted.
     """
-    for peak in peaks:
-        return peak.signal
+    names = list(dict.fromkeys(p.signal for p in peaks))
+    if wanted is None:
+        return names[0] if names else None
+    target = wanted.strip()
+    if target in names:
+        return target
+    nm = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*(?:nm)?", target, re.IGNORECASE)
+    if nm:
+        value = re.escape(nm[1]) + r"(?:\.0+)?"
+        pattern = re.compile(rf"Sig={value}(?![0-9.])|(?<![\w=.]){value}\s*nm\b", re.IGNORECASE)
+        for name in names:
+            if pattern.search(name):
+                return name
     return None
 
 
-def recompute_sample(sample: Sample) -> list[Result]:
-    """Compute purity for ``sample`` from its current injections; returns the rows now current."""
-    injections = list(sample.injections.where(Injection.superseded == False)  # noqa: E712
-                      .order_by(Injection.number, Injection.id))
+def injection_label(injection: Injection) -> str:
+    return f"Inj_{injection.number}"
+
+
+def wanted_signal(sample: Sample, methods: Mapping[str, MethodSettings] | None) -> str | None:
+    """The configured ``purity_signal`` for the sample: by analyte, job method, then default."""
+    for key in (sample.analyte, sample.job.method, "default"):
+        if methods and key and key in methods and methods[key].purity_signal:
+            return methods[key].purity_signal
+    return None
+
+
+def peak_tables(sample: Sample, methods: Mapping[str, MethodSettings] | None = None,
+                ) -> list[tuple[Injection, list[Peak]]]:
+    """The sample's current injections that have a peak table, in natural label order, each
+    with the peaks of its purity signal (``purity_signal``; configured per method)."""
+    wanted = wanted_signal(sample, methods)
+    injections = sample.injections.where(Injection.superseded == False)  # noqa: E712
     tables: list[tuple[Injection, list[Peak]]] = []
-    for inj in injections:
+    for inj in sorted(injections, key=lambda i: (natural_key(injection_label(i)), i.id)):
         peaks = list(inj.peaks.order_by(Peak.id))
-        signal = purity_signal(peaks)
+        signal = purity_signal(peaks, wanted)
         if signal is None:
-            continue  # a trace-only injection (chromatogram) has no peak table to judge
+            continue  # trace-only (chromatogram), or without the method's signal
         tables.append((inj, [p for p in peaks if p.signal == signal]))
-    wanted: list[tuple[Injection | None, Computation]] = []
-    if tables:
-        labelled = [purity.Injection(label=f"Inj_{inj.number}", peaks=peaks)
-                    for inj, peaks in tables]
-        outcome = purity.sample_purity(labelled, sample=sample.sample_id,
-                                       analyte=sample.analyte or None)
-        by_label = {f"Inj_{inj.number}": inj for inj, _ in tables}
+    return tables
+
+
+def sample_purity(sample: Sample,
+                  tables: Sequence[tuple[Injection, list[Peak]]]) -> purity.SamplePurity | None:
+    """Purity of ``sample`` from its peak tables (see ``peak_tables``); None without any."""
+    if not tables:
+        return None
+    labelled = [purity.Injection(label=injection_label(inj), peaks=peaks)
+                for inj, peaks in tables]
+    return purity.sample_purity(labelled, sample=sample.sample_id,
+                                analyte=sample.analyte or None)
+
+
+def recompute_sample(sample: Sample,
+                     methods: Mapping[str, MethodSettings] | None = None) -> list[Result]:
+    """Compute purity for ``sample`` from its current injections; returns the rows now current."""
+    tables = peak_tables(sample, methods)
+    wanted: list[Wanted] = []
+    outcome = sample_purity(sample, tables)
+    if outcome is not None:
+        by_label = {injection_label(inj): inj for inj, _ in tables}
         for comp in outcome.injections:
             wanted.append((by_label[comp.inputs["injection"]], comp))
         wanted += [(None, outcome.purity), (None, outcome.rsd)]
-    return _replace(sample, wanted)
+    rows, _ = replace(sample.job_id, sample, wanted, PURITY_KINDS)
+    return rows
 
 
-def _signature(injection_id: int | None, kind: str, value: float | None, inputs: str) -> tuple:
-    return injection_id, kind, value, inputs
+def stored_value(comp: Computation) -> tuple[float | None, str | None]:
+    """(value, text) as stored: numbers in value, yes/no outcomes as words in text."""
+    if isinstance(comp.value, bool):
+        yes, no = OUTCOME_TEXT.get(comp.kind, ("true", "false"))
+        return None, yes if comp.value else no
+    if isinstance(comp.value, int | float):
+        return float(comp.value), None
+    return None, None
 
 
-def _replace(sample: Sample, wanted: list[tuple[Injection | None, Computation]]) -> list[Result]:
-    current = list(sample.results.where(Result.superseded == False))  # noqa: E712
-    have = {_signature(r.injection_id, r.kind, r.value, r.inputs): r for r in current}
+def _signature(injection_id: int | None, kind: str, value: float | None, text: str | None,
+               inputs: str, calc_version: str) -> tuple:
+    return injection_id, kind, value, text, inputs, calc_version
+
+
+def replace(job_id: int, sample: Sample | None, wanted: Sequence[Wanted],
+            kinds: Sequence[str]) -> tuple[list[Result], bool]:
+    """Make ``wanted`` the current results of these ``kinds`` for ``sample`` (None: the job's
+    own rows). Unchanged rows are kept, changed ones superseded. Returns the current rows and
+    whether anything was inserted or superseded."""
+    query = Result.select().where(Result.job == job_id, Result.kind.in_(list(kinds)),
+                                  Result.superseded == False)  # noqa: E712
+    query = query.where(Result.sample.is_null() if sample is None else Result.sample == sample)
+    have = {_signature(r.injection_id, r.kind, r.value, r.text, r.inputs, r.calc_version): r
+            for r in query}
+    who = sample.sample_id if sample is not None else None
     keep: list[Result] = []
+    changed = False
     for injection, comp in wanted:
         inputs = json.dumps(comp.inputs, sort_keys=True, default=str)
-        value = float(comp.value) if isinstance(comp.value, int | float) else None
-        sig = _signature(injection.id if injection else None, comp.kind, value, inputs)
+        value, text = stored_value(comp)
+        sig = _signature(injection.id if injection else None, comp.kind, value, text, inputs,
+                         comp.calc_version)
         if sig in have:
             keep.append(have.pop(sig))
             continue
+        analyte = comp.inputs.get("analyte") or (sample.analyte if sample is not None else "")
         row = Result.create(
-            job=sample.job_id, sample=sample, injection=injection, analyte=sample.analyte,
-            kind=comp.kind, value=value, unit=comp.unit, inputs=inputs,
-            text=str(comp.value) if isinstance(comp.value, bool) else None,
+            job=job_id, sample=sample, injection=injection, analyte=analyte or "",
+            kind=comp.kind, value=value, text=text, unit=comp.unit, inputs=inputs,
             trace=json.dumps([s.model_dump(mode="json") for s in comp.steps]),
             flags=json.dumps(comp.flags), calc_version=comp.calc_version)
         keep.append(row)
-        audit.record("computed", None, None, result=row.id, sample=sample.sample_id,
-                     kind=comp.kind, value=value, calc_version=comp.calc_version)
+        changed = True
+        audit.record("computed", None, None, result=row.id, job=job_id, sample=who,
+                     kind=comp.kind, value=value, text=text, calc_version=comp.calc_version)
     for stale in have.values():
         Result.update(superseded=True).where(Result.id == stale.id).execute()
-        audit.record("superseded", None, None, result=stale.id, sample=sample.sample_id,
+        changed = True
+        audit.record("superseded", None, None, result=stale.id, job=job_id, sample=who,
                      kind=stale.kind)
-    return keep
+    return keep, changed
