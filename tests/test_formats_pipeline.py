@@ -168,3 +168,34 @@ def test_configured_table_is_read_and_the_lab_workbook_stays_rejected(
     assert Sample.get().sample_id == "P-0142"
     rejected = SourceFile.get(SourceFile.state == "rejected")
     assert rejected.name.startswith("STD_") and "[tables.NAME]" in rejected.error
+
+
+@pytest.mark.parametrize(("path", "role", "job", "name"), [
+    ("seq/001F0101.D/Report.TXT", "report", "seq", "001F0101"),
+    ("seq/001F0101.d/REPORT01.CSV", "set-rows", "seq", "001F0101"),
+    ("001F0101.D/Report00.CSV", "set-header", "001F0101.D", "001F0101"),
+    ("seq/001F0101.D/FID1A.ch", None, "seq", "001F0101"),
+    ("seq/Report.TXT", None, "seq", "Report.TXT"),
+    ("seq/.D/Report.TXT", None, "seq/.D", "Report.TXT"),
+])
+def test_d_folder_roles(path: str, role: str | None, job: str, name: str) -> None:
+    from worker import grouping
+
+    found = grouping.member(path)
+    assert (found.role if found else None) == role
+    assert grouping.job_folder(path) == job and grouping.fallback_name(path) == name
+
+
+@pytest.mark.parametrize(("wanted", "chosen"), [
+    (None, "DAD1 A, Sig=210,4 Ref=360,100"), ("DAD1 B, Sig=254,4 Ref=360,100",
+                                              "DAD1 B, Sig=254,4 Ref=360,100"),
+    ("254 nm", "DAD1 B, Sig=254,4 Ref=360,100"), ("280", "UV 280nm"), ("360", None),
+    ("Detector C", None)])
+def test_purity_signal_by_name_or_wavelength(wanted: str | None, chosen: str | None) -> None:
+    from types import SimpleNamespace
+
+    from worker.results import purity_signal
+
+    names = ["DAD1 A, Sig=210,4 Ref=360,100", "DAD1 B, Sig=254,4 Ref=360,100", "UV 280nm"]
+    peaks = [SimpleNamespace(signal=n) for n in names]
+    assert purity_signal(peaks, wanted) == chosen  # type: ignore[arg-type]
