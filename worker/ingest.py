@@ -15,7 +15,7 @@ from pathlib import PurePosixPath
 
 from peewee import InterfaceError, OperationalError
 
-from worker import audit, dispose, ledger, parsers, store
+from worker import audit, dispose, jobresults, ledger, parsers, store
 from worker.models import (
     INGESTED,
     Chromatogram,
@@ -71,7 +71,7 @@ def process(settings: Settings, file_id: int, owner: str | None = None) -> str |
         _retry_later(row, owner, exc)
         raise
     try:
-        done = _write(row, owner, parsed)
+        done = _write(row, owner, parsed, settings)
     except TRANSIENT as exc:
         _retry_later(row, owner, exc)
         raise
@@ -101,7 +101,7 @@ def _retry_later(row: SourceFile, owner: str, exc: BaseException) -> None:
         pass  # the lease will expire by itself and the reconciler takes it again
 
 
-def _write(row: SourceFile, owner: str, parsed: ParsedFile) -> bool:
+def _write(row: SourceFile, owner: str, parsed: ParsedFile, settings: Settings) -> bool:
     """Every row derived from the file, its final state and audit events: one transaction."""
     with database.atomic() as txn:
         if not ledger.still_owned(row, owner):
@@ -130,6 +130,7 @@ def _write(row: SourceFile, owner: str, parsed: ParsedFile) -> bool:
         for start in range(0, len(peak_rows), 200):
             Peak.insert_many(peak_rows[start:start + 200]).execute()
         results = recompute_sample(sample)
+        results += jobresults.after_file(row, job, sample, settings.methods)
         (SourceFile.update(state=INGESTED, format=parsed.format,
                            parser_version=parsed.parser_version, job=job, finished_at=utcnow(),
                            lease_owner=None, lease_until=0, error=None, error_line=None)

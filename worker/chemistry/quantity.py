@@ -24,6 +24,7 @@ CALC_VERSION = "quantity/1.0.0"
 
 # Volume units in litres; "u" accepted for "µ" because config files are often ASCII.
 _VOLUME_L = {"L": 1.0, "mL": 1e-3, "µL": 1e-6, "uL": 1e-6, "μL": 1e-6, "nL": 1e-9}
+VOLUME_UNITS = frozenset(_VOLUME_L)
 
 
 @dataclass(frozen=True)
