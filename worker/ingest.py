@@ -7,6 +7,7 @@ killed at any point leaves either nothing or everything, and the reconciler retr
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import struct
 import sys
@@ -15,7 +16,7 @@ from pathlib import PurePosixPath
 
 from peewee import InterfaceError, OperationalError
 
-from worker import audit, dispose, jobresults, ledger, parsers, store
+from worker import audit, dispose, grouping, jobresults, ledger, store
 from worker.models import (
     INGESTED,
     Chromatogram,
@@ -64,17 +65,30 @@ def process(settings: Settings, file_id: int, owner: str | None = None) -> str |
         data = raw_bytes(settings, row)
         with database.atomic():
             audit.record("parsing", row.sha256, row.id, attempt=row.attempts)
-        parsed = parsers.parse(data, row.name)
+        parsed = grouping.parse(settings, row, data, lambda r: raw_bytes(settings, r))
+    except grouping.NotYet as wait:
+        ledger.release(row, owner, wait.seconds)
+        return None
     except ParseError as exc:
         return _reject(settings, row, owner, exc.reason, exc.line)
     except TRANSIENT as exc:
         _retry_later(row, owner, exc)
         raise
+    except Exception as exc:
+        return _unexpected(settings, row, owner, exc)
     try:
-        done = _write(row, owner, parsed, settings)
+        if isinstance(parsed, grouping.Evidence):
+            done = grouping.link(row, owner, parsed)
+        else:
+            done = _write(row, owner, parsed, settings)
+    except grouping.NotYet as wait:
+        ledger.release(row, owner, wait.seconds)
+        return None
     except TRANSIENT as exc:
         _retry_later(row, owner, exc)
         raise
+    except Exception as exc:
+        return _unexpected(settings, row, owner, exc)
     if not done:
         return None
     dispose.dispose_row(settings, SourceFile.get_by_id(row.id))
@@ -95,20 +109,32 @@ def _retry_later(row: SourceFile, owner: str, exc: BaseException) -> None:
     delay = min(300.0, 2.0 ** min(row.attempts, 8))
     log.warning("transient failure on %s (attempt %d), retry in %.0fs: %s", row.path,
                 row.attempts, delay, exc)
-    try:
+    with contextlib.suppress(TRANSIENT):  # else the lease expires and the reconciler retries
         ledger.release(row, owner, delay)
-    except TRANSIENT:
-        pass  # the lease will expire by itself and the reconciler takes it again
+
+
+def _unexpected(settings: Settings, row: SourceFile, owner: str, exc: Exception) -> str | None:
+    """Neither a parse error nor transient (a bug, a constraint the data breaks): retried with
+    backoff in case it was a fluke, then rejected with the error so it cannot loop for ever."""
+    log.exception("unexpected failure on %s (attempt %d)", row.path, row.attempts)
+    if row.attempts >= settings.max_attempts:
+        reason = (f"failed {row.attempts} times with an internal error "
+                  f"({type(exc).__name__}: {exc}); report it, then retry the file")
+        return _reject(settings, row, owner, reason, None)
+    _retry_later(row, owner, exc)
+    return None
 
 
 def _write(row: SourceFile, owner: str, parsed: ParsedFile, settings: Settings) -> bool:
     """Every row derived from the file, its final state and audit events: one transaction."""
     with database.atomic() as txn:
+        audit.lock_chain()  # before any row lock: one lock order for all writers (PostgreSQL)
         if not ledger.still_owned(row, owner):
             txn.rollback()
             return False
         job = _job_for(row, parsed)
         sample, number = _sample_for(job, row, parsed)
+        grouping.settle_folder(row, settings.methods)
         _supersede_previous_revision(row)
         injection = Injection.create(sample=sample, source_file=row, number=number,
                                      acquired_at=parsed.acquired_at)
@@ -129,7 +155,7 @@ def _write(row: SourceFile, owner: str, parsed: ParsedFile, settings: Settings) 
                     data=pack(tr.times, tr.values))
         for start in range(0, len(peak_rows), 200):
             Peak.insert_many(peak_rows[start:start + 200]).execute()
-        results = recompute_sample(sample)
+        results = recompute_sample(sample, settings.methods)
         results += jobresults.after_file(row, job, sample, settings.methods)
         (SourceFile.update(state=INGESTED, format=parsed.format,
                            parser_version=parsed.parser_version, job=job, finished_at=utcnow(),
@@ -167,8 +193,9 @@ def unpack(data: bytes) -> tuple[list[float], list[float]]:
 
 
 def _job_for(row: SourceFile, parsed: ParsedFile) -> Job:
-    """The export folder a file was dropped in is its Job; loose files dropped together share one."""
-    folder = str(PurePosixPath(row.path).parent)
+    """The export folder a file was dropped in is its Job; loose files dropped together share
+    one."""
+    folder = grouping.job_folder(row.path)
     if folder != ".":
         key = f"{row.origin}:{folder}"
         job, created = Job.get_or_create(key=key, defaults={
@@ -195,7 +222,7 @@ def _job_for(row: SourceFile, parsed: ParsedFile) -> Job:
 
 
 def _sample_for(job: Job, row: SourceFile, parsed: ParsedFile) -> tuple[Sample, int]:
-    ident = identify(parsed.sample_name or row.name)
+    ident = identify(parsed.sample_name or grouping.fallback_name(row.path))
     kind = parsed.sample_kind or ident.kind
     level = parsed.level if parsed.level is not None else ident.level
     number = parsed.injection or ident.injection
