@@ -16,7 +16,7 @@ from pathlib import PurePosixPath
 
 from peewee import InterfaceError, OperationalError
 
-from worker import audit, dispose, grouping, jobresults, ledger, store
+from worker import audit, dispose, ledger, parsers, store
 from worker.models import (
     INGESTED,
     Chromatogram,
@@ -65,10 +65,7 @@ def process(settings: Settings, file_id: int, owner: str | None = None) -> str |
         data = raw_bytes(settings, row)
         with database.atomic():
             audit.record("parsing", row.sha256, row.id, attempt=row.attempts)
-        parsed = grouping.parse(settings, row, data, lambda r: raw_bytes(settings, r))
-    except grouping.NotYet as wait:
-        ledger.release(row, owner, wait.seconds)
-        return None
+        parsed = parsers.parse(data, row.name)
     except ParseError as exc:
         return _reject(settings, row, owner, exc.reason, exc.line)
     except TRANSIENT as exc:
@@ -77,13 +74,7 @@ def process(settings: Settings, file_id: int, owner: str | None = None) -> str |
     except Exception as exc:
         return _unexpected(settings, row, owner, exc)
     try:
-        if isinstance(parsed, grouping.Evidence):
-            done = grouping.link(row, owner, parsed)
-        else:
-            done = _write(row, owner, parsed, settings)
-    except grouping.NotYet as wait:
-        ledger.release(row, owner, wait.seconds)
-        return None
+        done = _write(row, owner, parsed)
     except TRANSIENT as exc:
         _retry_later(row, owner, exc)
         raise
@@ -125,16 +116,14 @@ def _unexpected(settings: Settings, row: SourceFile, owner: str, exc: Exception)
     return None
 
 
-def _write(row: SourceFile, owner: str, parsed: ParsedFile, settings: Settings) -> bool:
+def _write(row: SourceFile, owner: str, parsed: ParsedFile) -> bool:
     """Every row derived from the file, its final state and audit events: one transaction."""
     with database.atomic() as txn:
-        audit.lock_chain()  # before any row lock: one lock order for all writers (PostgreSQL)
         if not ledger.still_owned(row, owner):
             txn.rollback()
             return False
         job = _job_for(row, parsed)
         sample, number = _sample_for(job, row, parsed)
-        grouping.settle_folder(row, settings.methods)
         _supersede_previous_revision(row)
         injection = Injection.create(sample=sample, source_file=row, number=number,
                                      acquired_at=parsed.acquired_at)
@@ -155,8 +144,7 @@ def _write(row: SourceFile, owner: str, parsed: ParsedFile, settings: Settings) 
                     data=pack(tr.times, tr.values))
         for start in range(0, len(peak_rows), 200):
             Peak.insert_many(peak_rows[start:start + 200]).execute()
-        results = recompute_sample(sample, settings.methods)
-        results += jobresults.after_file(row, job, sample, settings.methods)
+        results = recompute_sample(sample)
         (SourceFile.update(state=INGESTED, format=parsed.format,
                            parser_version=parsed.parser_version, job=job, finished_at=utcnow(),
                            lease_owner=None, lease_until=0, error=None, error_line=None)
@@ -195,7 +183,7 @@ def unpack(data: bytes) -> tuple[list[float], list[float]]:
 def _job_for(row: SourceFile, parsed: ParsedFile) -> Job:
     """The export folder a file was dropped in is its Job; loose files dropped together share
     one."""
-    folder = grouping.job_folder(row.path)
+    folder = str(PurePosixPath(row.path).parent)
     if folder != ".":
         key = f"{row.origin}:{folder}"
         job, created = Job.get_or_create(key=key, defaults={
@@ -222,7 +210,7 @@ def _job_for(row: SourceFile, parsed: ParsedFile) -> Job:
 
 
 def _sample_for(job: Job, row: SourceFile, parsed: ParsedFile) -> tuple[Sample, int]:
-    ident = identify(parsed.sample_name or grouping.fallback_name(row.path))
+    ident = identify(parsed.sample_name or row.name)
     kind = parsed.sample_kind or ident.kind
     level = parsed.level if parsed.level is not None else ident.level
     number = parsed.injection or ident.injection

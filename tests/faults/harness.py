@@ -1,0 +1,407 @@
+"""Kill the real worker at random moments while files arrive, then count what became of each file.
+
+Runs ``python -m worker run`` as a subprocess on embedded defaults (SQLite database and queue in a
+temporary data folder), drops a burst of generated OpenLab Report CSVs in waves — valid ones with
+varied values, bad ones that must be rejected, and duplicate drops of identical bytes — SIGKILLs
+the worker K times at random moments (dropping more files while it is down), restarts it, waits
+until everything is final, and then checks DESIGN.md's invariants from the outside:
+
+- every distinct content has one ledger row, in the state its content deserves, finalised once
+  (one ``ingested`` or ``rejected`` audit event), with exactly one injection and exactly the
+  generated peaks when ingested, and no rows at all when rejected;
+- no orphan rows (peaks without injection, samples without injections, jobs without files),
+  one current purity result per sample;
+- ``accu-ingest audit verify`` passes; the raw store holds every content under its SHA-256;
+- every dropped file is accounted for: the inbox is empty and processed/ plus quarantine/ hold
+  exactly the dropped contents, each as often as it was dropped, rejected ones with a reason.
+
+From the command line (the tally is printed; exit 1 when anything is lost or duplicated):
+
+    python -m tests.faults.harness --files 1000 --kills 100 [--seed 7] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .reports import GenPeak, random_peaks, report, total_of
+
+CONFIG = {"stable_seconds": 0.3, "rescan_seconds": 2.0, "reconcile_seconds": 1.0,
+          "lease_seconds": 20.0}
+BAD_KINDS = ("cut", "text_cell", "sum", "garbage", "zero_peaks")
+
+
+@dataclass
+class Drop:
+    """One file put into the inbox: where, what bytes, and what must become of it."""
+
+    path: str  # relative to the inbox
+    data: bytes
+    peaks: list[GenPeak] | None  # None: must be rejected
+    duplicate: bool = False
+
+    @property
+    def sha(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass
+class Tally:
+    files: int = 0
+    distinct: int = 0
+    ingested: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    kills: int = 0
+    wall_s: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (f"files={self.files} distinct={self.distinct} ingested={self.ingested} "
+                f"rejected={self.rejected} duplicates={self.duplicates} lost={self.lost} "
+                f"duplicated={self.duplicated} kills={self.kills} wall={self.wall_s:.1f}s "
+                f"problems={len(self.problems)}")
+
+
+# --- the files ------------------------------------------------------------------------------
+def bad_file(rng: random.Random, kind: str, tag: str) -> bytes:
+    """A file that must be rejected; ``tag`` makes its bytes unique."""
+    peaks = random_peaks(rng)
+    text = report(peaks, method=f"bad {tag}.amx")
+    lines = text.split("\n")
+    table = lines.index(",".join(["Height", "Area", "Area%", "Peak Begin Time", "Peak End Time",
+                                  "RT [min]"]))
+    if kind == "cut":  # cut off inside the table: no Sum row
+        return "\n".join(lines[:table + 1 + max(1, len(peaks) // 2)]).encode()
+    if kind == "text_cell":
+        cells = lines[table + 1].split(",")
+        cells[1] = "n.a."
+        lines[table + 1] = ",".join(cells)
+        return "\n".join(lines).encode()
+    if kind == "sum":
+        return report(peaks, method=f"bad {tag}.amx",
+                      total=f"{float(total_of(peaks)) + 10:.4f}").encode()
+    if kind == "garbage":
+        return b"\x00\x01PK\x03\x04" + tag.encode() + rng.randbytes(300)
+    return report([], method=f"bad {tag}.amx", total="0.0000").encode()
+
+
+def plan(n: int, rng: random.Random, tag: str) -> list[Drop]:
+    """N drops: about 10 % bad, 6 % duplicate copies, half of them in export folders."""
+    drops: list[Drop] = []
+    valid: list[Drop] = []
+    for i in range(n):
+        folder = f"run {i // 25:03d}/" if rng.random() < 0.5 else ""
+        roll = rng.random()
+        if roll < 0.06 and valid:
+            original = rng.choice(valid)
+            drops.append(Drop(f"{folder}copy {i:05d} of {Path(original.path).name}",
+                              original.data, original.peaks, duplicate=True))
+        elif roll < 0.16:
+            kind = BAD_KINDS[i % len(BAD_KINDS)]
+            name = f"{folder}X{tag}_{i:05d}_{kind}_Report.csv"
+            drops.append(Drop(name, bad_file(rng, kind, f"{tag}-{i}"), None))
+        else:
+            peaks = random_peaks(rng)
+            name = f"{folder}S{tag}_{i:05d}_Report.csv"
+            text = report(peaks, method=f"method {tag}-{i}.amx")
+            drops.append(Drop(name, text.encode("utf-8"), peaks))
+            valid.append(drops[-1])
+    return drops
+
+
+def put(inbox: Path, drop: Drop, rng: random.Random) -> None:
+    """Most files appear atomically (written under a hidden name, renamed); some are written
+    in place in two parts, as a slow instrument would."""
+    target = inbox / drop.path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if rng.random() < 0.8:
+        tmp = target.with_name(f".{target.name}.part")
+        tmp.write_bytes(drop.data)
+        os.replace(tmp, target)
+    else:
+        half = len(drop.data) // 2
+        with open(target, "wb") as fh:
+            fh.write(drop.data[:half])
+            fh.flush()
+            time.sleep(0.05)
+            fh.write(drop.data[half:])
+
+
+# --- the worker -----------------------------------------------------------------------------
+class Worker:
+    """The real ``accu-ingest run`` in a subprocess, on ``root/inbox`` and ``root/data``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.inbox = root / "inbox"
+        self.data = root / "data"
+        self.inbox.mkdir(parents=True, exist_ok=True)
+        self.config = root / "accu-ingest.toml"
+        self.config.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in CONFIG.items()))
+        self.log = root / "worker.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "worker", *args, "--inbox", str(self.inbox),
+                "--data-dir", str(self.data), "--config", str(self.config)]
+
+    def start(self) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([*self.command("run"), "--port", str(self.port)],
+                                         stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}; see {self.log}")
+            try:
+                if self.get("/livez") is not None:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"worker did not come up in 30 s; see {self.log}")
+
+    def get(self, path: str) -> dict | None:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+            return json.loads(r.read())
+
+    def kill(self, sig: int = signal.SIGKILL) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=90)
+        self.proc = None
+        return code
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.command(*args), capture_output=True, text=True, timeout=120)
+
+
+def inbox_files(inbox: Path) -> list[Path]:
+    """Files still waiting in the inbox (hidden temporaries excluded)."""
+    return [p for p in inbox.rglob("*") if p.is_file() and not p.name.startswith(".")]
+
+
+def wait_quiet(worker: Worker, distinct: int, timeout: float) -> None:
+    """Until every distinct content is final, the backlog is empty and the inbox too."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            status = worker.get("/status") or {}
+        except OSError:
+            status = {}
+        files = status.get("files", {})
+        final = files.get("ingested", 0) + files.get("rejected", 0)
+        if final >= distinct and status.get("backlog") == 0 and not inbox_files(worker.inbox):
+            return
+        time.sleep(0.25)
+    raise TimeoutError(f"not quiet after {timeout:.0f} s: status {status}, "
+                       f"{len(inbox_files(worker.inbox))} file(s) left in the inbox")
+
+
+# --- the run --------------------------------------------------------------------------------
+def run(files: int, kills: int, root: Path, seed: int = 1, max_gap: float = 2.5) -> Tally:
+    """Drop ``files`` in waves, SIGKILL the worker ``kills`` times, then check everything."""
+    rng = random.Random(seed)
+    started = time.monotonic()
+    drops = plan(files, rng, tag=str(seed))
+    worker = Worker(root)
+    waves = [drops[i::kills + 1] for i in range(kills + 1)]
+    tally = Tally(files=len(drops), duplicates=sum(d.duplicate for d in drops))
+    for wave in waves[:-1]:
+        worker.start()
+        up, down = wave[: len(wave) * 3 // 4], wave[len(wave) * 3 // 4:]
+        for drop in up:
+            put(worker.inbox, drop, rng)
+        time.sleep(rng.uniform(0.05, max_gap))
+        worker.kill()
+        tally.kills += 1
+        for drop in down:  # dropped while the worker is down: the start-up scan finds them
+            put(worker.inbox, drop, rng)
+    worker.start()
+    for drop in waves[-1]:
+        put(worker.inbox, drop, rng)
+    distinct = len({d.sha for d in drops})
+    try:
+        wait_quiet(worker, distinct, timeout=60 + files * 0.5)
+    finally:
+        code = worker.kill(signal.SIGTERM)
+    if code != 0:
+        tally.problems.append(f"worker exited with {code} on SIGTERM")
+    check(worker, drops, tally)
+    tally.wall_s = time.monotonic() - started
+    return tally
+
+
+def check(worker: Worker, drops: list[Drop], tally: Tally) -> None:
+    """Compare the database, the audit trail and the folders with what was dropped."""
+    from worker import db
+    from worker.settings import Settings
+
+    database = db.open_database(Settings(inbox=worker.inbox, data_dir=worker.data))
+    try:
+        _check_rows(drops, tally)
+    finally:
+        database.close()
+    verify = worker.cli("audit", "verify")
+    if verify.returncode != 0:
+        tally.problems.append(f"audit verify failed: {verify.stdout}{verify.stderr}")
+    _check_store(worker.data / "raw", drops, tally)
+    _check_folders(worker, drops, tally)
+
+
+def _check_rows(drops: list[Drop], tally: Tally) -> None:
+    from peewee import JOIN, fn
+
+    from worker.models import AuditEvent, Injection, Job, Peak, Result, Sample, SourceFile
+
+    expected = {d.sha: d for d in drops if not d.duplicate}
+    rows = {r.sha256: r for r in SourceFile.select()}
+    finals = Counter((e.source_file_id, e.event) for e in AuditEvent.select().where(
+        AuditEvent.event.in_(["ingested", "rejected"])))
+    injections = Counter(i.source_file_id for i in Injection.select())
+    tally.distinct = len(expected)
+    for sha, drop in expected.items():
+        row = rows.pop(sha, None)
+        want = "ingested" if drop.peaks is not None else "rejected"
+        if row is None or row.state not in ("ingested", "rejected"):
+            tally.lost += 1
+            tally.problems.append(f"lost: {drop.path} ({row.state if row else 'no ledger row'})")
+            continue
+        tally.ingested += row.state == "ingested"
+        tally.rejected += row.state == "rejected"
+        if row.state != want:
+            tally.problems.append(f"{drop.path}: {row.state}, expected {want} ({row.error})")
+            continue
+        events = finals[(row.id, want)]
+        other = finals[(row.id, "rejected" if want == "ingested" else "ingested")]
+        if events != 1 or other:
+            tally.duplicated += events > 1
+            tally.problems.append(f"{drop.path}: {events} {want} event(s), {other} other")
+        count = injections[row.id]
+        if count != (1 if want == "ingested" else 0):
+            tally.duplicated += count > 1
+            tally.problems.append(f"{drop.path}: {count} injection(s)")
+        if want == "ingested" and count == 1:
+            got = [(p.height, p.area, p.area_pct, p.begin_min, p.end_min, p.rt_min)
+                   for p in Peak.select().join(Injection).where(Injection.source_file == row.id)
+                   .order_by(Peak.number)]
+            if got != [(p.height, p.area, p.area_pct, p.begin, p.end, p.rt) for p in drop.peaks]:
+                tally.problems.append(f"{drop.path}: stored peaks differ from the file's")
+        if want == "rejected" and not row.error:
+            tally.problems.append(f"{drop.path}: rejected without a reason")
+    for sha, row in rows.items():
+        tally.problems.append(f"unexpected ledger row {row.path} ({sha[:12]}…, {row.state})")
+
+    orphans = {
+        "peaks without injection": Peak.select().join(
+            Injection, JOIN.LEFT_OUTER, on=(Peak.injection == Injection.id)).where(
+            Injection.id.is_null()).count(),
+        "samples without injections": Sample.select().join(
+            Injection, JOIN.LEFT_OUTER).where(Injection.id.is_null()).count(),
+        "jobs without files": Job.select().join(
+            SourceFile, JOIN.LEFT_OUTER, on=(SourceFile.job == Job.id)).where(
+            SourceFile.id.is_null()).count(),
+    }
+    for what, n in orphans.items():
+        if n:
+            tally.problems.append(f"{n} {what}")
+    purity = (Result.select(Result.sample, fn.COUNT(Result.id).alias("n"))
+              .where(Result.kind == "purity", Result.superseded == False)  # noqa: E712
+              .group_by(Result.sample))
+    per_sample = {r.sample_id: r.n for r in purity}
+    for sample in Sample.select():
+        if per_sample.get(sample.id, 0) != 1:
+            tally.duplicated += per_sample.get(sample.id, 0) > 1
+            tally.problems.append(f"sample {sample.sample_id}: "
+                                  f"{per_sample.get(sample.id, 0)} current purity result(s)")
+    # Whichever copy was registered first, every other drop of the same bytes is audited.
+    seen_paths = {(e.sha256, json.loads(e.details).get("path")) for e in AuditEvent.select()
+                  .where(AuditEvent.event == "duplicate")}
+    seen_paths |= {(r.sha256, r.path) for r in SourceFile.select()}
+    for drop in drops:
+        if (drop.sha, drop.path) not in seen_paths:
+            tally.problems.append(f"{drop.path}: neither registered nor audited as a duplicate")
+
+
+def _check_store(raw: Path, drops: list[Drop], tally: Tally) -> None:
+    for sha in {d.sha for d in drops}:
+        path = raw / sha[:2] / sha
+        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != sha:
+            tally.problems.append(f"raw store copy of {sha[:12]}… missing or damaged")
+
+
+def _check_folders(worker: Worker, drops: list[Drop], tally: Tally) -> None:
+    left = inbox_files(worker.inbox)
+    if left:
+        tally.problems.append(f"{len(left)} file(s) left in the inbox: {left[:3]}")
+    placed: Counter[str] = Counter()
+    where: dict[str, set[str]] = {}
+    for folder in ("processed", "quarantine"):
+        for p in (worker.data / folder).rglob("*"):
+            if p.is_file() and not p.name.endswith(".reason.txt"):
+                sha = hashlib.sha256(p.read_bytes()).hexdigest()
+                placed[sha] += 1
+                where.setdefault(sha, set()).add(folder)
+                if folder == "quarantine" and not p.with_name(p.name + ".reason.txt").is_file():
+                    tally.problems.append(f"{p} quarantined without a reason file")
+    wanted = Counter(d.sha for d in drops)
+    for sha, n in wanted.items():
+        drop = next(d for d in drops if d.sha == sha)
+        if placed[sha] < n:
+            tally.lost += n - placed[sha]
+            tally.problems.append(f"{drop.path}: dropped {n}x, found {placed[sha]}x on disk")
+        elif placed[sha] > n:
+            tally.duplicated += placed[sha] - n
+            tally.problems.append(f"{drop.path}: dropped {n}x, found {placed[sha]}x on disk")
+        home = "processed" if drop.peaks is not None else "quarantine"
+        if where.get(sha, {home}) != {home}:
+            tally.problems.append(f"{drop.path}: found in {sorted(where[sha])}, expected {home}")
+    for sha in set(placed) - set(wanted):
+        tally.problems.append(f"unknown file {sha[:12]}… in processed/ or quarantine/")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.faults.harness", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int, default=60, help="files to drop (N)")
+    parser.add_argument("--kills", type=int, default=5, help="SIGKILLs at random moments (K)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--max-gap", type=float, default=2.5,
+                        help="longest run between a start and its kill, seconds")
+    parser.add_argument("--keep", type=Path, help="run in this folder and keep it")
+    args = parser.parse_args(argv)
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        tally = run(args.files, args.kills, args.keep, args.seed, args.max_gap)
+    else:
+        with tempfile.TemporaryDirectory(prefix="accu-faults-") as tmp:
+            tally = run(args.files, args.kills, Path(tmp), args.seed, args.max_gap)
+    for problem in tally.problems[:50]:
+        print("PROBLEM", problem)
+    print(tally.line())
+    return 1 if tally.problems or tally.lost or tally.duplicated else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
