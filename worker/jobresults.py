@@ -70,10 +70,11 @@ def configuration(methods: Mapping[str, MethodSettings], analyte: str,
     return Config(None, MethodSettings())
 
 
-def main_peaks(sample: Sample) -> list[MainPeakRow]:
-    """Main peak of each current injection with a peak table, in natural injection order."""
+def main_peaks(sample: Sample, methods: Mapping[str, MethodSettings]) -> list[MainPeakRow]:
+    """Main peak of each current injection with a peak table (on the purity signal, as
+    configured), in natural injection order."""
     rows = []
-    for inj, peaks in peak_tables(sample):
+    for inj, peaks in peak_tables(sample, methods):
         main = select_main_peak(peaks)
         if main is not None:
             rows.append(MainPeakRow(inj, inj.source_file.name, main.area, main.rt_min))
@@ -95,7 +96,7 @@ def recompute_job(job: Job, touched: Iterable[Sample],
     """Calibration rows of ``job``, then identity / quantity / acceptance of affected samples."""
     _lock(job)
     samples = list(Sample.select().where(Sample.job == job))
-    peaks = {s.id: main_peaks(s) for s in samples if s.kind in (SAMPLE, STANDARD)}
+    peaks = {s.id: main_peaks(s, methods) for s in samples if s.kind in (SAMPLE, STANDARD)}
     standards = [s for s in samples if s.kind == STANDARD]
     curves: dict[str, tuple[CalibrationCurve, Config]] = {}
     for analyte in sorted({s.analyte for s in standards if s.level is not None}):
@@ -197,7 +198,7 @@ def _sample_rows(job: Job, sample: Sample, peaks: Mapping[int, list[MainPeakRow]
                           volume_unit=cfg.method.volume_unit, **name)
         wanted += [amount.concentration] + ([amount.amount] if amount.amount else [])
     if cfg.method.purity_min_pct is not None:
-        outcome = sample_purity(sample, peak_tables(sample))
+        outcome = sample_purity(sample, peak_tables(sample, methods))
         if outcome is not None:
             wanted.append(purity_acceptance(outcome.purity, cfg.method.purity_min_pct,
                                             decimals=cfg.method.purity_decimals, **name))
