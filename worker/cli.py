@@ -9,7 +9,6 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from worker import (
     __version__,
@@ -21,11 +20,12 @@ from worker import (
     ingest,
     ledger,
     logs,
+    resultsview,
     retry,
     unit,
     watcher,
 )
-from worker.models import Injection, Result, Sample, SourceFile
+from worker.models import SourceFile
 from worker.progress import IngestProgress
 from worker.settings import Settings, SettingsError, load
 
@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--json", action="store_true")
     p.add_argument("--sample", help="only this sample id")
+
+    p = sub.add_parser("calibration", help="a job's calibration curve, its points and flags")
+    _common(p)
+    p.add_argument("job", help="job name (its export folder) or id")
+    p.add_argument("--json", action="store_true")
+
 
     p = sub.add_parser("audit", help="the audit trail")
     _common(p)
@@ -165,44 +171,31 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def result_rows(sample: str | None = None) -> list[dict[str, Any]]:
-    """Current results with the names of the files they were computed from."""
-    query = (Result.select(Result, Sample).join(Sample)
-             .where(Result.superseded == False)  # noqa: E712
-             .order_by(Result.job, Sample.sample_id, Result.kind, Result.id))
-    if sample:
-        query = query.where(Sample.sample_id == sample)
-    rows = []
-    for r in query:
-        if r.injection_id:
-            files = [r.injection.source_file.name]
-        else:
-            files = sorted({i.source_file.name for i in r.sample.injections
-                            .where(Injection.superseded == False)})  # noqa: E712
-        rows.append({
-            "job": r.job.name, "sample": r.sample.sample_id, "sample_kind": r.sample.kind,
-            "analyte": r.analyte, "kind": r.kind, "injection": r.injection.number
-            if r.injection_id else None, "value": r.value if r.text is None else r.text,
-            "unit": r.unit, "flags": json.loads(r.flags), "calc_version": r.calc_version,
-            "computed_at": r.computed_at.isoformat() + "Z", "source_files": files,
-        })
-    return rows
-
-
 def cmd_results(settings: Settings, args: argparse.Namespace) -> int:
     db.open_database(settings)
-    rows = result_rows(args.sample)
+    rows = resultsview.result_rows(args.sample)
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return 0
     for r in rows:
-        value = f"{r['value']:.4f}" if isinstance(r["value"], float) else str(r["value"])
-        inj = f" inj {r['injection']}" if r["injection"] else ""
-        print(f"{r['job']:<24} {r['sample']:<20} {r['kind']:<18}{inj:<7} {value:>10} "
-              f"{r['unit'] or '':<3} {', '.join(r['source_files'])}")
+        print(resultsview.format_result(r))
     if not rows:
         print("no results")
     return 0
+
+
+def cmd_calibration(settings: Settings, args: argparse.Namespace) -> int:
+    db.open_database(settings)
+    try:
+        report = resultsview.calibration_report(resultsview.find_job(args.job))
+    except resultsview.JobNotFound as exc:
+        print(f"accu-ingest: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(resultsview.format_calibration(report)))
+    return 0 if report["curves"] else 1
 
 
 def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
@@ -216,6 +209,7 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "watch": cmd_run, "consume": cmd_run, "ingest": cmd_ingest,
-            "status": cmd_status, "results": cmd_results, "audit": cmd_audit}
+            "status": cmd_status, "results": cmd_results, "calibration": cmd_calibration,
+            "audit": cmd_audit}
 COMMANDS.update({"export": export.cmd_export, "service": unit.cmd_service,
                  "backup": backup.cmd_backup, "retry": retry.cmd_retry})

@@ -11,22 +11,37 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 from pathlib import Path
 
 from worker import audit, store
-from worker.ledger import HOST
 from worker.models import FINAL_STATES, REJECTED, SourceFile, database
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 NAME_MAX = 255  # bytes in one file name on the usual file systems
 REASON_SUFFIX = ".reason.txt"
+_disposing = threading.Lock()
 
 
 def dispose_row(settings: Settings, row: SourceFile) -> str | None:
-    """Move/keep/delete the source of a final row; returns where it went (None: nothing done)."""
-    if row.disposed or row.state not in FINAL_STATES or row.origin != HOST:
+    """Move/keep/delete the source of a final row; returns where it went (None: nothing done).
+
+    Only the watcher that registered a file can reach its inbox, so rows of another origin
+    (``settings.node``) are left to their own watcher. In one process the consumer and the
+    watcher's disposal poll may reach the same row together: the lock and the fresh read of
+    ``disposed`` make one of them do it.
+    """
+    if row.disposed or row.state not in FINAL_STATES or row.origin != settings.node:
         return None
+    with _disposing:
+        fresh = SourceFile.get_or_none(SourceFile.id == row.id)
+        if fresh is None or fresh.disposed:
+            return None
+        return _dispose(settings, fresh)
+
+
+def _dispose(settings: Settings, row: SourceFile) -> str | None:
     source = settings.inbox / row.path
     try:
         st = source.stat()

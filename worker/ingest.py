@@ -16,7 +16,7 @@ from pathlib import PurePosixPath
 
 from peewee import InterfaceError, OperationalError
 
-from worker import audit, dispose, ledger, parsers, store
+from worker import audit, dispose, grouping, jobresults, ledger, store
 from worker.models import (
     INGESTED,
     Chromatogram,
@@ -65,7 +65,10 @@ def process(settings: Settings, file_id: int, owner: str | None = None) -> str |
         data = raw_bytes(settings, row)
         with database.atomic():
             audit.record("parsing", row.sha256, row.id, attempt=row.attempts)
-        parsed = parsers.parse(data, row.name)
+        parsed = grouping.parse(settings, row, data, lambda r: raw_bytes(settings, r))
+    except grouping.NotYet as wait:
+        ledger.release(row, owner, wait.seconds)
+        return None
     except ParseError as exc:
         return _reject(settings, row, owner, exc.reason, exc.line)
     except TRANSIENT as exc:
@@ -74,7 +77,13 @@ def process(settings: Settings, file_id: int, owner: str | None = None) -> str |
     except Exception as exc:
         return _unexpected(settings, row, owner, exc)
     try:
-        done = _write(row, owner, parsed)
+        if isinstance(parsed, grouping.Evidence):
+            done = grouping.link(row, owner, parsed)
+        else:
+            done = _write(row, owner, parsed, settings)
+    except grouping.NotYet as wait:
+        ledger.release(row, owner, wait.seconds)
+        return None
     except TRANSIENT as exc:
         _retry_later(row, owner, exc)
         raise
@@ -116,14 +125,16 @@ def _unexpected(settings: Settings, row: SourceFile, owner: str, exc: Exception)
     return None
 
 
-def _write(row: SourceFile, owner: str, parsed: ParsedFile) -> bool:
+def _write(row: SourceFile, owner: str, parsed: ParsedFile, settings: Settings) -> bool:
     """Every row derived from the file, its final state and audit events: one transaction."""
     with database.atomic() as txn:
+        audit.lock_chain()  # before any row lock: one lock order for all writers (PostgreSQL)
         if not ledger.still_owned(row, owner):
             txn.rollback()
             return False
         job = _job_for(row, parsed)
         sample, number = _sample_for(job, row, parsed)
+        grouping.settle_folder(row, settings.methods)
         _supersede_previous_revision(row)
         injection = Injection.create(sample=sample, source_file=row, number=number,
                                      acquired_at=parsed.acquired_at)
@@ -144,7 +155,8 @@ def _write(row: SourceFile, owner: str, parsed: ParsedFile) -> bool:
                     data=pack(tr.times, tr.values))
         for start in range(0, len(peak_rows), 200):
             Peak.insert_many(peak_rows[start:start + 200]).execute()
-        results = recompute_sample(sample)
+        results = recompute_sample(sample, settings.methods)
+        results += jobresults.after_file(row, job, sample, settings.methods)
         (SourceFile.update(state=INGESTED, format=parsed.format,
                            parser_version=parsed.parser_version, job=job, finished_at=utcnow(),
                            lease_owner=None, lease_until=0, error=None, error_line=None)
@@ -183,7 +195,7 @@ def unpack(data: bytes) -> tuple[list[float], list[float]]:
 def _job_for(row: SourceFile, parsed: ParsedFile) -> Job:
     """The export folder a file was dropped in is its Job; loose files dropped together share
     one."""
-    folder = str(PurePosixPath(row.path).parent)
+    folder = grouping.job_folder(row.path)
     if folder != ".":
         key = f"{row.origin}:{folder}"
         job, created = Job.get_or_create(key=key, defaults={
@@ -210,7 +222,7 @@ def _job_for(row: SourceFile, parsed: ParsedFile) -> Job:
 
 
 def _sample_for(job: Job, row: SourceFile, parsed: ParsedFile) -> tuple[Sample, int]:
-    ident = identify(parsed.sample_name or row.name)
+    ident = identify(parsed.sample_name or grouping.fallback_name(row.path))
     kind = parsed.sample_kind or ident.kind
     level = parsed.level if parsed.level is not None else ident.level
     number = parsed.injection or ident.injection

@@ -74,6 +74,7 @@ class Seen:
     sha256: str
     detected_at: float
     stable_at: float
+    origin: str = HOST  # the watcher's node name (settings.node); its inbox holds the source
 
 
 def register(seen: Seen, owner: str, lease_seconds: float) -> tuple[SourceFile, bool]:
@@ -86,11 +87,11 @@ def register(seen: Seen, owner: str, lease_seconds: float) -> tuple[SourceFile, 
                              first_path=existing.path, state=existing.state)
             return existing, False
         previous = (SourceFile.select().where(SourceFile.path == seen.path,
-                                              SourceFile.origin == HOST)
+                                              SourceFile.origin == seen.origin)
                     .order_by(SourceFile.id.desc()).first())
         row = SourceFile.create(
             sha256=seen.sha256, path=seen.path, name=PurePosixPath(seen.path).name,
-            origin=HOST, size=seen.size, mtime_ns=seen.mtime_ns, state=QUEUED,
+            origin=seen.origin, size=seen.size, mtime_ns=seen.mtime_ns, state=QUEUED,
             previous=previous, lease_owner=owner, lease_until=time.time() + lease_seconds)
         audit.record("detected", seen.sha256, row.id, path=seen.path,
                      at=_iso(seen.detected_at))

@@ -15,6 +15,7 @@ import time
 from peewee import IntegrityError, InterfaceError, OperationalError
 
 from worker import ledger
+from worker.db import is_postgres
 from worker.models import Lease, database
 from worker.queue import Queue
 from worker.settings import Settings
@@ -24,9 +25,23 @@ log = logging.getLogger(__name__)
 SCHEDULER = "scheduler"
 
 
+def database_now() -> float:
+    """Epoch seconds by the database's clock on PostgreSQL, so lease expiry does not depend on
+    the clocks of the machines that share it agreeing; SQLite is on this machine anyway."""
+    if is_postgres(database.obj):
+        return float(database.obj.execute_sql(
+            "SELECT extract(epoch FROM clock_timestamp())").fetchone()[0])
+    return time.time()
+
+
 def hold_lease(name: str, owner: str, seconds: float) -> bool:
-    """Take or renew the named lease; True while this owner holds it."""
-    now = time.time()
+    """Take or renew the named lease; True while this owner holds it.
+
+    The conditional UPDATE is the lock: of several processes racing for an expired lease, the
+    row lock lets one update it and the others then see it held. A lease nobody renews expires
+    after ``seconds``, so a killed holder is replaced without anyone noticing its death.
+    """
+    now = database_now()
     with database.atomic():
         updated = (Lease.update(owner=owner, until=now + seconds)
                    .where(Lease.name == name,
@@ -42,6 +57,11 @@ def hold_lease(name: str, owner: str, seconds: float) -> bool:
         return True
     except IntegrityError:
         return False
+
+
+def release_lease(name: str, owner: str) -> None:
+    """Give the lease up at a graceful stop, so another process takes over at its next pass."""
+    Lease.delete().where(Lease.name == name, Lease.owner == owner).execute()
 
 
 def reconcile(queue: Queue, owner: str, lease_seconds: float) -> int:
@@ -72,6 +92,11 @@ class Reconciler:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+        if self.is_scheduler:
+            try:
+                release_lease(SCHEDULER, self.owner)
+            except Exception:  # the lease then expires by itself
+                log.warning("could not release the scheduler lease", exc_info=True)
 
     def _run(self) -> None:
         interval = self.settings.reconcile_seconds

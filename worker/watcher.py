@@ -24,13 +24,14 @@ from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
 from worker import audit, dispose, ledger, store
-from worker.models import FINAL_STATES, REJECTED, SourceFile, database, utcnow
+from worker.models import FINAL_STATES, REJECTED, RawBlob, SourceFile, database, utcnow
 from worker.queue import Queue
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 
 GATE_INTERVAL = 0.1
+DISPOSE_POLL = 1.0  # seconds between looks for own files made final by consumers elsewhere
 # A file left open by its writer but unchanged this long is taken anyway (a hung exporter must
 # not hold a file back for ever; a cut-off table is still rejected by its parser).
 WRITER_TIMEOUT = 600.0
@@ -156,14 +157,18 @@ class Watcher:
 
     # --- the gate loop ---------------------------------------------------------------------
     def _run(self) -> None:
-        next_scan = 0.0
+        next_scan = next_dispose = 0.0
         while not self._stop.is_set():
             try:
                 now = time.monotonic()
                 if self._scan_requested.is_set() or now >= next_scan:
                     self._scan_requested.clear()
-                    self.scan()
+                    self.scan()  # disposes too
                     next_scan = now + self.settings.rescan_seconds
+                    next_dispose = now + DISPOSE_POLL
+                elif now >= next_dispose:
+                    self._dispose_finished()
+                    next_dispose = now + DISPOSE_POLL
                 self._check_observer()
                 self._gate()
             except Exception:  # the watcher must outlive any one bad file or outage
@@ -213,14 +218,18 @@ class Watcher:
         would read each kept file again and record it as a duplicate of itself.
         """
         rows = SourceFile.select(SourceFile.path, SourceFile.size, SourceFile.mtime_ns).where(
-            SourceFile.origin == ledger.HOST).order_by(SourceFile.id)
+            SourceFile.origin == self.settings.node).order_by(SourceFile.id)
         if self.settings.after_ingest != "keep":
             rows = rows.where(SourceFile.disposed == False)  # noqa: E712
         self._known = {r.path: (r.size, r.mtime_ns) for r in rows}
 
     def _dispose_finished(self) -> None:
-        """Crash repair: final rows whose source is still in the inbox leave it now."""
-        rows = SourceFile.select().where(SourceFile.origin == ledger.HOST,
+        """Final rows whose source is still in this inbox leave it now.
+
+        Crash repair on every scan, and the normal path when consumers run elsewhere (they
+        cannot reach this inbox): polled every DISPOSE_POLL seconds by the index on origin.
+        """
+        rows = SourceFile.select().where(SourceFile.origin == self.settings.node,
                                          SourceFile.disposed == False,  # noqa: E712
                                          SourceFile.state.in_(FINAL_STATES))
         # Read them all first: writing while a SELECT is still open on this connection pins an
@@ -307,12 +316,29 @@ def take(settings: Settings, path: Path, rel: str, cand: Candidate,
         return None
     sha = store.sha256_of(data)
     store.put(settings.raw_dir, data, sha, fsync=settings.fsync)
+    if settings.blobs_in_database:
+        store_blob(sha, data)
     seen = ledger.Seen(path=rel, size=cand.size, mtime_ns=cand.mtime_ns, sha256=sha,
-                       detected_at=cand.detected_at, stable_at=time.time())
+                       detected_at=cand.detected_at, stable_at=time.time(),
+                       origin=settings.node)
     row, new = ledger.register(seen, owner, settings.lease_seconds)
     if not new and ledger.is_another_copy(row, rel, cand.size, cand.mtime_ns):
         dispose.dispose_duplicate(settings, path, rel, row)
     return row, new
+
+
+def store_blob(sha: str, data: bytes) -> None:
+    """The raw bytes in the database, committed before the ledger row that points at them.
+
+    A consumer on another machine may take the row the moment it commits, so the bytes must
+    already be there; a crash in between leaves a blob the next scan registers (idempotent by
+    SHA-256). Kept out of the registering transaction so the audit chain's lock is not held
+    while megabytes travel to the server.
+    """
+    if RawBlob.select(RawBlob.sha256).where(RawBlob.sha256 == sha).exists():
+        return
+    with database.atomic():
+        RawBlob.insert(sha256=sha, data=data).on_conflict_ignore().execute()
 
 
 def _register_oversized(settings: Settings, path: Path, rel: str, cand: Candidate) -> SourceFile:
@@ -327,7 +353,7 @@ def _register_oversized(settings: Settings, path: Path, rel: str, cand: Candidat
     with database.atomic():
         row = SourceFile.get_or_none(SourceFile.sha256 == sha)
         if row is None:
-            row = SourceFile.create(sha256=sha, path=rel, name=path.name, origin=ledger.HOST,
+            row = SourceFile.create(sha256=sha, path=rel, name=path.name, origin=settings.node,
                                     size=cand.size, mtime_ns=cand.mtime_ns, state=REJECTED,
                                     error=reason, finished_at=utcnow())
             audit.record("detected", sha, row.id, path=rel)
