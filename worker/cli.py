@@ -27,6 +27,7 @@ from worker import (
 )
 from worker.models import SourceFile
 from worker.progress import IngestProgress
+from worker.queue import QueueUnavailable
 from worker.settings import Settings, SettingsError, load
 
 log = logging.getLogger("worker")
@@ -56,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--port", type=int, help="status endpoint port (default 8008)")
         if name != "watch":
             p.add_argument("--workers", type=int, help="consumer threads")
+        if name != "consume":
+            p.add_argument("--node", help="this watcher's name, the origin of its files "
+                                          "(default: the host name)")
 
     p = sub.add_parser("ingest", help="ingest files or folders now, synchronously")
     _common(p)
@@ -75,7 +79,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job", help="job name (its export folder) or id")
     p.add_argument("--json", action="store_true")
 
-
     p = sub.add_parser("audit", help="the audit trail")
     _common(p)
     p.add_argument("action", choices=["verify"])
@@ -89,13 +92,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.setup(args.verbose)
     options = {k: getattr(args, k, None) for k in (
         "inbox", "data_dir", "database_url", "queue_url", "queue_secret", "host", "port",
-        "workers")}
+        "workers", "node")}
     try:
         settings = load(args.config, **options)
         if args.command in ("run", "watch", "consume"):
             logs.setup(args.verbose, settings, args.command)
         return COMMANDS[args.command](settings, args)
-    except (SettingsError, db.DatabaseUnavailable) as exc:
+    except (SettingsError, db.DatabaseUnavailable, QueueUnavailable) as exc:
         print(f"accu-ingest: {exc}", file=sys.stderr)
         return 2
 
