@@ -256,6 +256,7 @@ def fault_run(pg: str, queue_name: str, root: Path, clusters: list[Cluster], fil
     waits for another process to take the lease over), a consumer and, every other round, a
     watcher; drops more while they are down, then restarts them."""
     backends = Backends(pg, REDIS_SERVER if queue == "redis" else pg, queue_name)
+    started = time.monotonic()
     cluster = Cluster.build(root, backends, watchers=2, consumers=3)
     clusters.append(cluster)
     cluster.start()
@@ -294,7 +295,7 @@ def fault_run(pg: str, queue_name: str, root: Path, clusters: list[Cluster], fil
     cluster.wait_quiet(len({d.sha for d in drops}), timeout=120 + files * 0.5)
     assert cluster.stop() == {f"{n.role} {n.name}": 0 for n in cluster.nodes}
     tally = check_exactly_once(cluster, placed, root)
-    tally.kills = kills
+    tally.kills, tally.wall_s = kills, time.monotonic() - started
     assert_clean(tally)
     return tally
 
