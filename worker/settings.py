@@ -212,7 +212,8 @@ class Settings(BaseSettings):
 
 
 def load(config_file: Path | None = None, **options: Any) -> Settings:
-    """Settings from every layer; options set to None (not given on the command line) are skipped."""
+    """Settings from every layer; options set to None (not given on the command line) are
+    skipped."""
     given = {k: v for k, v in options.items() if v is not None}
     cls = Settings
     if config_file is not None:
