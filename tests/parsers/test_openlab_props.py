@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import codecs
 import math
-import os
 
+from faults.fuzz import FUZZ, damage
 from faults.reports import HEADER, GenPeak, report
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from worker.parsers import agilent_openlab
 from worker.parsers.base import ParsedFile, ParseError
-
-FUZZ = settings(max_examples=int(os.environ.get("ACCU_FUZZ_EXAMPLES", "200")), deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 def _only_parse_error(data: bytes, name: str = "fuzz_Report.csv") -> ParsedFile | None:
@@ -96,19 +93,7 @@ def test_random_bytes_only_raise_parse_error(data: bytes) -> None:
 @FUZZ
 @given(peaks=peak_tables(), data=st.data())
 def test_damaged_reports_only_raise_parse_error(peaks: list[GenPeak], data: st.DataObject) -> None:
-    raw = bytearray(report(peaks).encode())
-    for _ in range(data.draw(st.integers(1, 4))):
-        at = data.draw(st.integers(0, len(raw)))
-        action = data.draw(st.sampled_from(["flip", "cut", "insert", "delete"]))
-        if action == "cut":
-            del raw[at:]
-        elif action == "insert":
-            raw[at:at] = data.draw(st.binary(min_size=1, max_size=40))
-        elif action == "delete":
-            del raw[at:at + data.draw(st.integers(1, 200))]
-        elif at < len(raw):
-            raw[at] ^= data.draw(st.integers(1, 255))
-    parsed = _only_parse_error(bytes(raw))
+    parsed = _only_parse_error(damage(report(peaks).encode(), data))
     if parsed is not None:  # whatever survived is still a complete, consistent table
         (signal,) = parsed.signals
         assert signal.peaks and signal.total_area is not None

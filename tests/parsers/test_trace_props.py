@@ -10,16 +10,14 @@ with TAB or semicolon, any line ends and encoding) round-trips with no point los
 from __future__ import annotations
 
 import codecs
-import os
 
-from hypothesis import HealthCheck, given, settings
+from faults.fuzz import FUZZ, damage
+from hypothesis import given
 from hypothesis import strategies as st
 
 from worker.parsers import trace_csv
 from worker.parsers.base import ParsedFile, ParseError
 
-FUZZ = settings(max_examples=int(os.environ.get("ACCU_FUZZ_EXAMPLES", "200")), deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 NAME = "AOD9604_Std_100.dx_DAD1A.CSV"
 
 
@@ -97,19 +95,8 @@ def test_random_bytes_only_raise_parse_error(data: bytes) -> None:
 @given(trace=traces(), data=st.data())
 def test_damaged_traces_only_raise_parse_error(trace: tuple[list[float], list[float]],
                                                data: st.DataObject) -> None:
-    raw = bytearray(_text(*trace, ",", False, data.draw(st.booleans()), "\n", True).encode())
-    for _ in range(data.draw(st.integers(1, 4))):
-        at = data.draw(st.integers(0, len(raw)))
-        action = data.draw(st.sampled_from(["flip", "cut", "insert", "delete"]))
-        if action == "cut":
-            del raw[at:]
-        elif action == "insert":
-            raw[at:at] = data.draw(st.binary(min_size=1, max_size=40))
-        elif action == "delete":
-            del raw[at:at + data.draw(st.integers(1, 200))]
-        elif at < len(raw):
-            raw[at] ^= data.draw(st.integers(1, 255))
-    parsed = _only_parse_error(bytes(raw))
+    raw = _text(*trace, ",", False, data.draw(st.booleans()), "\n", True).encode()
+    parsed = _only_parse_error(damage(raw, data))
     if parsed is not None:
         (signal,) = parsed.signals
         assert signal.trace is not None and len(signal.trace.times) == len(signal.trace.values)
