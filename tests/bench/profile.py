@@ -65,6 +65,6 @@ def summary(raw: Path, top: int = 15) -> list[str]:
              f"top {top} by self time (innermost frame):"]
     lines += [f"  {n / total:6.1%}  {frame}" for frame, n in own.most_common(top)]
     lines += ["", f"top {top} by inclusive time, worker/ code only:"]
-    ours = [(f, n) for f, n in inclusive.most_common() if "/worker/" in f]
+    ours = [(f, n) for f, n in inclusive.most_common() if "(worker/" in f or "/worker/" in f]
     lines += [f"  {n / total:6.1%}  {frame}" for frame, n in ours[:top]]
     return lines

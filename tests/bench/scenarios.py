@@ -116,23 +116,30 @@ def measure_burst(w: Worker, folders: list[Path], already_final: int = 0,
         dropped = drop(folders, w.inbox)
         w.wait_final(already_final + n, final_timeout(n))
     mine = [r for r in w.rows() if r.path.split("/", 1)[0] in dropped]
-    return burst_figures(mine, dropped, w.stage_times(("queued", "parsing")))
+    drops = {r.path: dropped[r.path.split("/", 1)[0]] for r in mine}
+    return burst_figures(mine, drops, w.stage_times(("queued", "parsing")))
 
 
-def burst_figures(rows: Sequence[Ledger], dropped: dict[str, float],
-                  events: dict[str, dict[str, float]]) -> Burst:
-    ends = sorted(r.finished for r in rows if r.finished is not None)
-    latencies: list[float] = []
+def stage_seconds(rows: Sequence[Ledger], dropped: dict[str, float],
+                  events: dict[str, dict[str, float]]) -> dict[str, list[float]]:
+    """Per STAGES name, each committed file's seconds in that stage."""
     stages: dict[str, list[float]] = {name: [] for name, *_ in STAGES}
     for r in rows:
         if r.finished is None:
             continue
-        marks = {**events.get(r.path, {}), "drop": dropped[r.path.split("/", 1)[0]],
-                 "committed": r.finished}
-        latencies.append(r.finished - marks["drop"])
+        marks = {**events.get(r.path, {}), "drop": dropped[r.path], "committed": r.finished}
         for name, start, end, _ in STAGES:
             if start in marks and end in marks:
                 stages[name].append(marks[end] - marks[start])
+    return stages
+
+
+def burst_figures(rows: Sequence[Ledger], dropped: dict[str, float],
+                  events: dict[str, dict[str, float]]) -> Burst:
+    """Figures of a burst; ``dropped`` is each file's drop time by path."""
+    ends = sorted(r.finished for r in rows if r.finished is not None)
+    latencies = [r.finished - dropped[r.path] for r in rows if r.finished is not None]
+    stages = stage_seconds(rows, dropped, events)
     steady = (len(ends) - 1) / (ends[-1] - ends[0]) if len(ends) > 1 and ends[-1] > ends[0] \
         else None
     return Burst(files=len(rows), rejected=sum(r.state == "rejected" for r in rows),
@@ -208,16 +215,20 @@ def single_drops(bench: Bench) -> list[Row]:
     for folder in {e.folder for e in exports}:
         (w.inbox / folder).mkdir()  # the run folder an instrument exports into exists already
     latencies: list[float] = []
+    dropped: dict[str, float] = {}
     try:
         w.start()
         time.sleep(bench.idle_seconds)
         bench.log(f"single drops: {count} files")
         for e in exports:
-            latencies.append(_drop_one(w, staging / e.name, e.folder, e.relpath))
+            dropped[e.relpath], seconds = _drop_one(w, staging / e.name, e.folder, e.relpath)
+            latencies.append(seconds)
             time.sleep(0.3)
+        stages = stage_seconds([r for r in w.rows() if r.path in dropped], dropped,
+                               w.stage_times(("queued", "parsing")))
         bench.log(f"single drops: a {trace_mb:g} MB trace")
         rss_before = w.peak_rss_mb()
-        trace_seconds = _drop_one(w, staging / trace_name, exports[0].folder, trace_path)
+        _, trace_seconds = _drop_one(w, staging / trace_name, exports[0].folder, trace_path)
         rss_after = w.peak_rss_mb()
         trace_row = w.finished(trace_path)
     finally:
@@ -230,13 +241,17 @@ def single_drops(bench: Bench) -> list[Row]:
         Row(section, "drop → committed p50", percentile(latencies, 50), "s"),
         Row(section, "drop → committed p95", p95, "s", "≤ 0.5 s", at_most(p95, SINGLE_P95_TARGET)),
         Row(section, "drop → committed max", max(latencies), "s"),
+        *[Row(section, f"  {name} p50", percentile(stages[name], 50), "s", note=what)
+          for name, _, _, what in STAGES],
         Row(TRACES, f"{trace_mb:g} MB trace end to end (drop → committed)", trace_seconds, "s",
             note="; ".join(notes)),
     ]
 
 
-def _drop_one(w: Worker, staged: Path, folder: str, relpath: str, timeout: float = 120.0) -> float:
-    """Rename one staged file into ``inbox/folder``; seconds until its row committed."""
+def _drop_one(w: Worker, staged: Path, folder: str, relpath: str,
+              timeout: float = 120.0) -> tuple[float, float]:
+    """Rename one staged file into ``inbox/folder``; its drop time and seconds until its row
+    committed."""
     dropped = time.time()
     os.rename(staged, w.inbox / folder / staged.name)
     deadline = time.monotonic() + timeout
@@ -246,7 +261,7 @@ def _drop_one(w: Worker, staged: Path, folder: str, relpath: str, timeout: float
             w.fail(f"{relpath} not final {timeout:.0f}s after its drop")
         time.sleep(0.01)
     assert row.finished is not None
-    return row.finished - dropped
+    return dropped, row.finished - dropped
 
 
 def catch_up(bench: Bench) -> list[Row]:

@@ -21,7 +21,8 @@ EXPECTED = {
               "worker peak RSS (VmHWM)", "parser alone (in-process parsers.parse)",
               "storage floor (same rows, one transaction)", "end to end / parser alone",
               "end to end / storage floor"],
-    "Single drops": ["drop → committed p50", "drop → committed p95", "drop → committed max"],
+    "Single drops": ["drop → committed p50", "drop → committed p95", "drop → committed max",
+                     "  drop → queued p50", "  queued → parsing p50", "  parsing → committed p50"],
     "Catch-up": ["start → all ingested", "rate"],
     "Large traces (DAD, time,value)": [
         "0.1 MB parse (in-process trace_csv.parse)", "0.1 MB parse peak RSS (own process)",
