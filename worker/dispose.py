@@ -25,41 +25,58 @@ _disposing = threading.Lock()
 
 
 def dispose_row(settings: Settings, row: SourceFile) -> str | None:
-    """Move/keep/delete the source of a final row; returns where it went (None: nothing done).
+    """Move/keep/delete the source of a final row; returns where it went (None: nothing done)."""
+    return dispose_rows(settings, [row]).get(row.id)
+
+
+def dispose_rows(settings: Settings, rows: list[SourceFile]) -> dict[int, str]:
+    """Move/keep/delete the sources of final rows; returns what was done, by row id.
 
     Only the watcher that registered a file can reach its inbox, so rows of another origin
     (``settings.node``) are left to their own watcher. In one process the consumer and the
     watcher's disposal poll may reach the same row together: the lock and the fresh read of
-    ``disposed`` make one of them do it.
+    ``disposed`` make one of them do it. The moves of a batch share one fsync per folder and
+    one transaction for their marks.
     """
-    if row.disposed or row.state not in FINAL_STATES or row.origin != settings.node:
-        return None
+    ids = [r.id for r in rows
+           if not r.disposed and r.state in FINAL_STATES and r.origin == settings.node]
+    if not ids:
+        return {}
     with _disposing:
-        fresh = SourceFile.get_or_none(SourceFile.id == row.id)
-        if fresh is None or fresh.disposed:
-            return None
-        return _dispose(settings, fresh)
+        fresh = list(SourceFile.select().where(SourceFile.id.in_(ids),
+                                               SourceFile.disposed == False))  # noqa: E712
+        folders: set[Path] = set()
+        done = [(row, *_dispose(settings, row, folders)) for row in fresh]
+        done = [(row, action, target) for row, action, target in done if action]
+        for folder in folders:
+            store.fsync_dir(folder)
+        if done:
+            with database.atomic():
+                for row, action, target in done:
+                    _mark(row, action, target)
+    return {row.id: action for row, action, _ in done}
 
 
-def _dispose(settings: Settings, row: SourceFile) -> str | None:
+def _dispose(settings: Settings, row: SourceFile,
+             folders: set[Path]) -> tuple[str | None, Path | None]:
     source = settings.inbox / row.path
     try:
         st = source.stat()
     except FileNotFoundError:
-        _mark(row, "gone", None)
-        return "gone"
+        return "gone", None
     if (st.st_size, st.st_mtime_ns) != (row.size, row.mtime_ns):
-        return None
+        return None, None
     rejected = row.state == REJECTED
     mode = settings.after_ingest
+    target: Path | None
     if rejected:
         target = _free_name(_leave_room_for_reason(settings.quarantine_dir / row.path))
         write_reason(target, row)
-        _place(source, target, copy=mode == "keep")
+        _place(source, target, copy=mode == "keep", folders=folders)
         action = "quarantined (copy)" if mode == "keep" else "quarantined"
     elif mode == "move":
         target = _free_name(settings.processed_dir / row.path)
-        _place(source, target, copy=False)
+        _place(source, target, copy=False, folders=folders)
         action = "moved"
     elif mode == "delete":
         target = None
@@ -67,18 +84,18 @@ def _dispose(settings: Settings, row: SourceFile) -> str | None:
         action = "deleted"
     else:
         target, action = None, "kept"
-    _mark(row, action, target)
-    return action
+    return action, target
 
 
 def _mark(row: SourceFile, action: str, target: Path | None) -> None:
-    with database.atomic():
-        SourceFile.update(disposed=True).where(SourceFile.id == row.id).execute()
-        audit.record("moved", row.sha256, row.id, action=action, path=row.path,
-                     to=str(target) if target else None)
+    """Inside the caller's transaction: the source has left the inbox, audited."""
+    SourceFile.update(disposed=True).where(SourceFile.id == row.id).execute()
+    audit.record("moved", row.sha256, row.id, action=action, path=row.path,
+                 to=str(target) if target else None)
 
 
-def _place(source: Path, target: Path, copy: bool) -> None:
+def _place(source: Path, target: Path, copy: bool, folders: set[Path] | None = None) -> None:
+    """Move (or copy) durably; with ``folders`` the caller fsyncs the target folders once."""
     target.parent.mkdir(parents=True, exist_ok=True)
     if copy:
         shutil.copy2(source, target)
@@ -90,7 +107,10 @@ def _place(source: Path, target: Path, copy: bool) -> None:
             with open(target, "rb+") as fh:
                 os.fsync(fh.fileno())
             source.unlink()
-    store.fsync_dir(target.parent)
+    if folders is None:
+        store.fsync_dir(target.parent)
+    else:
+        folders.add(target.parent)
 
 
 def _free_name(target: Path) -> Path:

@@ -29,8 +29,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from worker import audit, ledger, parsers
-from worker.models import INGESTED, REJECTED, Injection, SourceFile, database, utcnow
+from worker import audit, parsers
+from worker.models import INGESTED, REJECTED, Injection, SourceFile, utcnow
 from worker.parsers import ParserOptions, chemstation_csv
 from worker.parsers.base import ParsedFile, ParseError
 from worker.parsers.text import configured_encoding
@@ -160,26 +160,20 @@ def settle_folder(row: SourceFile, methods: Mapping[str, MethodSettings]) -> Non
         recompute_sample(sample, methods)
 
 
-def link(row: SourceFile, owner: str, evidence: Evidence) -> bool:
-    """Ingest ``row`` as evidence of ``evidence.holder``'s injection: state, job and audit in
-    one transaction, no rows of its own. False if the lease was lost."""
-    with database.atomic() as txn:
-        audit.lock_chain()
-        if not ledger.still_owned(row, owner):
-            txn.rollback()
-            return False
-        holder = SourceFile.get_by_id(evidence.holder.id)
-        injection = holder.injections.where(Injection.superseded == False).first()  # noqa: E712
-        (SourceFile.update(state=INGESTED, format=evidence.format,
-                           parser_version=chemstation_csv.version, job=holder.job_id,
-                           finished_at=utcnow(), lease_owner=None, lease_until=0, error=None,
-                           error_line=None)
-         .where(SourceFile.id == row.id).execute())
-        audit.record("ingested", row.sha256, row.id, format=evidence.format,
-                     parser_version=chemstation_csv.version, role="evidence",
-                     evidence_of=holder.id, evidence_path=holder.path,
-                     injection=injection.id if injection else None, peaks=0)
-    return True
+def write_evidence(row: SourceFile, evidence: Evidence) -> None:
+    """Ingest ``row`` as evidence of ``evidence.holder``'s injection: its state, job and audit,
+    no rows of its own. Inside the caller's transaction, which holds the lease."""
+    holder = SourceFile.get_by_id(evidence.holder.id)
+    injection = holder.injections.where(Injection.superseded == False).first()  # noqa: E712
+    (SourceFile.update(state=INGESTED, format=evidence.format,
+                       parser_version=chemstation_csv.version, job=holder.job_id,
+                       finished_at=utcnow(), lease_owner=None, lease_until=0, error=None,
+                       error_line=None)
+     .where(SourceFile.id == row.id).execute())
+    audit.record("ingested", row.sha256, row.id, format=evidence.format,
+                 parser_version=chemstation_csv.version, role="evidence",
+                 evidence_of=holder.id, evidence_path=holder.path,
+                 injection=injection.id if injection else None, peaks=0)
 
 
 def _in_d_folder(p: PurePosixPath) -> bool:

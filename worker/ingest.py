@@ -11,6 +11,7 @@ import contextlib
 import logging
 import struct
 import sys
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import PurePosixPath
 
@@ -19,6 +20,7 @@ from peewee import InterfaceError, OperationalError
 from worker import audit, dispose, grouping, jobresults, ledger, store
 from worker.models import (
     INGESTED,
+    REJECTED,
     Chromatogram,
     Injection,
     Job,
@@ -31,7 +33,7 @@ from worker.models import (
 )
 from worker.naming import identify
 from worker.parsers.base import ParsedFile, ParseError
-from worker.results import recompute_sample
+from worker.results import Tables, recompute_sample
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,119 +57,190 @@ def raw_bytes(settings: Settings, row: SourceFile) -> bytes:
     return data
 
 
+@dataclass
+class Work:
+    """One claimed file on its way through a batch, and what became of it."""
+
+    row: SourceFile
+    parsed: ParsedFile | grouping.Evidence | None = None
+    rejection: ParseError | None = None
+    wait: float | None = None  # not yet (a .D sibling pending): give back, retry this soon
+    failure: Exception | None = None  # transient or unexpected: give back with backoff
+    state: str | None = None  # the final state once committed
+    touched: list[Sample] = field(default_factory=list)
+
+
 def process(settings: Settings, file_id: int, owner: str | None = None) -> str | None:
     """Ingest or reject one ledger row; returns the final state, or None if not ours to do."""
+    return process_many(settings, [file_id], owner).get(file_id)
+
+
+def process_many(settings: Settings, file_ids: list[int],
+                 owner: str | None = None) -> dict[int, str]:
+    """Ingest or reject a batch of ledger rows; returns the final state of those it finished.
+
+    The batch shares its transactions (claim, write, dispose), which is what makes a burst
+    fast; each file still commits all or nothing, in a savepoint of its own, and a batch that
+    fails as a whole is written again file by file so one bad file cannot hold back the rest.
+    """
     owner = owner or ledger.owner_id()
-    row = ledger.claim(file_id, owner, settings.lease_seconds)
-    if row is None:
-        return None
+    rows = ledger.claim_many(file_ids, owner, settings.lease_seconds)
+    if not rows:
+        return {}
+    works = [_prepare(settings, row) for row in rows]
+    todo = [w for w in works if w.wait is None and w.failure is None]
+    try:
+        _commit(settings, todo, owner)
+    except TRANSIENT as exc:
+        for w in todo:
+            w.failure = exc
+    except Exception:
+        if len(todo) == 1:
+            raise
+        log.warning("batch of %d failed as a whole; writing its files one by one", len(todo))
+        for w in todo:
+            _commit_alone(settings, w, owner)
+    for w in works:
+        if w.wait is not None:
+            with contextlib.suppress(*TRANSIENT):
+                ledger.release(w.row, owner, w.wait)
+        elif w.failure is not None:
+            _failed(settings, w, owner)
+    finished = {w.row.id: w.state for w in works if w.state}
+    if finished:
+        final = SourceFile.select().where(SourceFile.id.in_(list(finished)))
+        dispose.dispose_rows(settings, list(final))
+    return finished  # type: ignore[return-value]
+
+
+def _prepare(settings: Settings, row: SourceFile) -> Work:
+    """Read the stored bytes and parse, outside any transaction (the slow, pure part)."""
+    work = Work(row)
     try:
         data = raw_bytes(settings, row)
-        with database.atomic():
-            audit.record("parsing", row.sha256, row.id, attempt=row.attempts)
-        parsed = grouping.parse(settings, row, data, lambda r: raw_bytes(settings, r))
+        work.parsed = grouping.parse(settings, row, data, lambda r: raw_bytes(settings, r))
     except grouping.NotYet as wait:
-        ledger.release(row, owner, wait.seconds)
-        return None
+        work.wait = wait.seconds
     except ParseError as exc:
-        return _reject(settings, row, owner, exc.reason, exc.line)
-    except TRANSIENT as exc:
-        _retry_later(row, owner, exc)
-        raise
+        work.rejection = exc
     except Exception as exc:
-        return _unexpected(settings, row, owner, exc)
+        work.failure = exc
+    return work
+
+
+def _commit_alone(settings: Settings, work: Work, owner: str) -> None:
     try:
-        if isinstance(parsed, grouping.Evidence):
-            done = grouping.link(row, owner, parsed)
-        else:
-            done = _write(row, owner, parsed, settings)
-    except grouping.NotYet as wait:
-        ledger.release(row, owner, wait.seconds)
-        return None
-    except TRANSIENT as exc:
-        _retry_later(row, owner, exc)
-        raise
+        _commit(settings, [work], owner)
     except Exception as exc:
-        return _unexpected(settings, row, owner, exc)
-    if not done:
-        return None
-    dispose.dispose_row(settings, SourceFile.get_by_id(row.id))
-    return INGESTED
+        work.state, work.failure = None, exc
 
 
-def _reject(settings: Settings, row: SourceFile, owner: str, reason: str,
-            line: int | None) -> str | None:
-    if not ledger.reject(row, owner, reason, line):
-        return None
-    log.warning("rejected %s: %s", row.path, reason if line is None else f"line {line}: {reason}")
-    dispose.dispose_row(settings, SourceFile.get_by_id(row.id))
-    return "rejected"
+def _commit(settings: Settings, works: list[Work], owner: str) -> None:
+    """Rows, final states and audit events of every file in ``works``: one transaction."""
+    if not works:
+        return
+    with database.atomic():
+        audit.lock_chain()  # before any row lock: one lock order for all writers (PostgreSQL)
+        ours = ledger.owned([w.row.id for w in works], owner)
+        for w in works:
+            w.state = None
+            if w.row.id not in ours:
+                continue  # the lease was lost (expired and taken): the other holder finishes it
+            if w.rejection is not None:
+                exc = w.rejection
+                ledger.mark_rejected(w.row, exc.reason, exc.line)
+                log.warning("rejected %s: %s", w.row.path,
+                            exc.reason if exc.line is None else f"line {exc.line}: {exc.reason}")
+                w.state = REJECTED
+                continue
+            try:
+                with database.atomic():  # a savepoint: this file's rows all or nothing
+                    if isinstance(w.parsed, grouping.Evidence):
+                        grouping.write_evidence(w.row, w.parsed)
+                    else:
+                        assert w.parsed is not None
+                        w.touched = _write(w.row, w.parsed, settings)
+                w.state = INGESTED
+            except grouping.NotYet as wait:
+                w.wait = wait.seconds
+            except TRANSIENT:
+                raise
+            except Exception as exc:
+                if len(works) > 1:
+                    raise  # written again alone, where it fails on its own
+                w.failure = exc
+        _recompute([w for w in works if w.state == INGESTED], settings)
 
 
-def _retry_later(row: SourceFile, owner: str, exc: BaseException) -> None:
-    """A transient failure (database busy, disk full): give the file back with backoff."""
+def _recompute(works: list[Work], settings: Settings) -> None:
+    """Results of every sample and job the batch touched, each computed once."""
+    jobs: dict[int, tuple[Job, dict[int, Sample]]] = {}
+    for w in works:
+        for sample in w.touched:
+            job = sample.job
+            jobs.setdefault(job.id, (job, {}))[1][sample.id] = sample
+    cache: dict[int, Tables] = {}
+    for job, samples in jobs.values():
+        for sample in samples.values():
+            recompute_sample(sample, settings.methods, cache)
+        jobresults.recompute_job(job, samples.values(), settings.methods, cache)
+
+
+def _failed(settings: Settings, work: Work, owner: str) -> None:
+    """Transient failures (database busy, disk full) come back after a backoff; anything else is
+    retried the same way in case it was a fluke, then rejected so it cannot loop for ever."""
+    row, exc = work.row, work.failure
+    if not isinstance(exc, TRANSIENT):
+        log.error("unexpected failure on %s (attempt %d)", row.path, row.attempts,
+                  exc_info=exc)
+        if row.attempts >= settings.max_attempts:
+            reason = (f"failed {row.attempts} times with an internal error "
+                      f"({type(exc).__name__}: {exc}); report it, then retry the file")
+            with contextlib.suppress(*TRANSIENT):
+                if ledger.reject(row, owner, reason, None):
+                    dispose.dispose_row(settings, SourceFile.get_by_id(row.id))
+            return
     delay = min(300.0, 2.0 ** min(row.attempts, 8))
-    log.warning("transient failure on %s (attempt %d), retry in %.0fs: %s", row.path,
-                row.attempts, delay, exc)
-    with contextlib.suppress(TRANSIENT):  # else the lease expires and the reconciler retries
+    log.warning("%s failed (attempt %d), retry in %.0fs: %s", row.path, row.attempts, delay, exc)
+    with contextlib.suppress(*TRANSIENT):  # else the lease expires and the reconciler retries
         ledger.release(row, owner, delay)
 
 
-def _unexpected(settings: Settings, row: SourceFile, owner: str, exc: Exception) -> str | None:
-    """Neither a parse error nor transient (a bug, a constraint the data breaks): retried with
-    backoff in case it was a fluke, then rejected with the error so it cannot loop for ever."""
-    log.exception("unexpected failure on %s (attempt %d)", row.path, row.attempts)
-    if row.attempts >= settings.max_attempts:
-        reason = (f"failed {row.attempts} times with an internal error "
-                  f"({type(exc).__name__}: {exc}); report it, then retry the file")
-        return _reject(settings, row, owner, reason, None)
-    _retry_later(row, owner, exc)
-    return None
-
-
-def _write(row: SourceFile, owner: str, parsed: ParsedFile, settings: Settings) -> bool:
-    """Every row derived from the file, its final state and audit events: one transaction."""
-    with database.atomic() as txn:
-        audit.lock_chain()  # before any row lock: one lock order for all writers (PostgreSQL)
-        if not ledger.still_owned(row, owner):
-            txn.rollback()
-            return False
-        job = _job_for(row, parsed)
-        sample, number = _sample_for(job, row, parsed)
-        grouping.settle_folder(row, settings.methods)
-        _supersede_previous_revision(row)
-        injection = Injection.create(sample=sample, source_file=row, number=number,
-                                     acquired_at=parsed.acquired_at)
-        peak_rows = []
-        for signal in parsed.signals:
-            for p in signal.peaks or ():
-                peak_rows.append({
-                    "injection": injection.id, "signal": signal.name, "number": p.number,
-                    "rt_min": p.rt_min, "area": p.area, "area_pct": p.area_pct,
-                    "height": p.height, "begin_min": p.begin_min, "end_min": p.end_min,
-                    "width_min": p.width_min, "peak_type": p.peak_type, "name": p.name})
-            if signal.trace is not None:
-                tr = signal.trace
-                Chromatogram.create(
-                    injection=injection, signal=signal.name, detector=signal.detector,
-                    wavelength_nm=signal.wavelength_nm, points=tr.points, time_unit=tr.time_unit,
-                    value_unit=tr.value_unit, t_start=tr.times[0], t_end=tr.times[-1],
-                    data=pack(tr.times, tr.values))
-        for start in range(0, len(peak_rows), 200):
-            Peak.insert_many(peak_rows[start:start + 200]).execute()
-        results = recompute_sample(sample, settings.methods)
-        results += jobresults.after_file(row, job, sample, settings.methods)
-        (SourceFile.update(state=INGESTED, format=parsed.format,
-                           parser_version=parsed.parser_version, job=job, finished_at=utcnow(),
-                           lease_owner=None, lease_until=0, error=None, error_line=None)
-         .where(SourceFile.id == row.id).execute())
-        audit.record("ingested", row.sha256, row.id, format=parsed.format,
-                     parser_version=parsed.parser_version, encoding=parsed.encoding,
-                     job=job.key, sample=sample.sample_id, injection=number,
-                     peaks=len(peak_rows),
-                     traces=sum(1 for s in parsed.signals if s.trace is not None),
-                     results=[r.id for r in results])
-    return True
+def _write(row: SourceFile, parsed: ParsedFile, settings: Settings) -> list[Sample]:
+    """Every row derived from one file and its final state; returns the samples it touched."""
+    job = _job_for(row, parsed)
+    sample, number = _sample_for(job, row, parsed)
+    grouping.settle_folder(row, settings.methods)
+    touched = [sample, *_supersede_previous_revision(row)]
+    injection = Injection.create(sample=sample, source_file=row, number=number,
+                                 acquired_at=parsed.acquired_at)
+    peak_rows = []
+    for signal in parsed.signals:
+        for p in signal.peaks or ():
+            peak_rows.append({
+                "injection": injection.id, "signal": signal.name, "number": p.number,
+                "rt_min": p.rt_min, "area": p.area, "area_pct": p.area_pct,
+                "height": p.height, "begin_min": p.begin_min, "end_min": p.end_min,
+                "width_min": p.width_min, "peak_type": p.peak_type, "name": p.name})
+        if signal.trace is not None:
+            tr = signal.trace
+            Chromatogram.create(
+                injection=injection, signal=signal.name, detector=signal.detector,
+                wavelength_nm=signal.wavelength_nm, points=tr.points, time_unit=tr.time_unit,
+                value_unit=tr.value_unit, t_start=tr.times[0], t_end=tr.times[-1],
+                data=pack(tr.times, tr.values))
+    for start in range(0, len(peak_rows), 200):
+        Peak.insert_many(peak_rows[start:start + 200]).execute()
+    (SourceFile.update(state=INGESTED, format=parsed.format,
+                       parser_version=parsed.parser_version, job=job, finished_at=utcnow(),
+                       lease_owner=None, lease_until=0, error=None, error_line=None)
+     .where(SourceFile.id == row.id).execute())
+    audit.record("ingested", row.sha256, row.id, format=parsed.format,
+                 parser_version=parsed.parser_version, encoding=parsed.encoding,
+                 job=job.key, sample=sample.sample_id, injection=number,
+                 peaks=len(peak_rows),
+                 traces=sum(1 for s in parsed.signals if s.trace is not None))
+    return touched
 
 
 def pack(times: object, values: object) -> bytes:
@@ -231,17 +304,16 @@ def _sample_for(job: Job, row: SourceFile, parsed: ParsedFile) -> tuple[Sample, 
     return sample, number
 
 
-def _supersede_previous_revision(row: SourceFile) -> None:
-    """A new revision of a path makes the old revision's injections (and so results) history."""
+def _supersede_previous_revision(row: SourceFile) -> list[Sample]:
+    """A new revision of a path makes the old revision's injections (and so results) history;
+    returns the samples whose results must be computed again."""
     if row.previous_id is None:
-        return
+        return []
     old = list(Injection.select().where(Injection.source_file == row.previous_id,
                                         Injection.superseded == False))  # noqa: E712
     if not old:
-        return
+        return []
     Injection.update(superseded=True).where(Injection.id.in_([i.id for i in old])).execute()
     audit.record("revision_superseded", row.sha256, row.id, previous=row.previous_id,
                  injections=[i.id for i in old])
-    for sample in {i.sample for i in old}:
-        recompute_sample(sample)
-
+    return list({i.sample_id: i.sample for i in old}.values())

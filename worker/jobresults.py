@@ -33,9 +33,9 @@ from worker.chemistry.identity import identity
 from worker.chemistry.purity import select_main_peak
 from worker.chemistry.quantity import quantity
 from worker.chemistry.trace import Computation
-from worker.models import Injection, Job, Result, Sample, SourceFile, database
+from worker.models import Injection, Job, Result, Sample, database
 from worker.naming import SAMPLE, STANDARD
-from worker.results import Wanted, peak_tables, replace, sample_purity
+from worker.results import Tables, Wanted, peak_tables, replace, sample_purity
 from worker.settings import MethodSettings
 
 CALIBRATION_KINDS = ("calibration_slope", "calibration_intercept", "calibration_r2")
@@ -70,34 +70,25 @@ def configuration(methods: Mapping[str, MethodSettings], analyte: str,
     return Config(None, MethodSettings())
 
 
-def main_peaks(sample: Sample, methods: Mapping[str, MethodSettings]) -> list[MainPeakRow]:
+def main_peaks(sample: Sample, methods: Mapping[str, MethodSettings],
+               cache: dict[int, Tables] | None = None) -> list[MainPeakRow]:
     """Main peak of each current injection with a peak table (on the purity signal, as
     configured), in natural injection order."""
     rows = []
-    for inj, peaks in peak_tables(sample, methods):
+    for inj, peaks in peak_tables(sample, methods, cache):
         main = select_main_peak(peaks)
         if main is not None:
             rows.append(MainPeakRow(inj, inj.source_file.name, main.area, main.rt_min))
     return rows
 
 
-def after_file(row: SourceFile, job: Job, sample: Sample,
-               methods: Mapping[str, MethodSettings]) -> list[Result]:
-    """Recompute what a file that just landed in ``job`` affects (inside its transaction)."""
-    touched = {sample.id: sample}
-    if row.previous_id is not None:  # a re-export: the old revision's samples changed too
-        for inj in Injection.select().where(Injection.source_file == row.previous_id):
-            touched.setdefault(inj.sample_id, inj.sample)
-    return recompute_job(job, touched.values(), methods)
-
-
-def recompute_job(job: Job, touched: Iterable[Sample],
-                  methods: Mapping[str, MethodSettings]) -> list[Result]:
+def recompute_job(job: Job, touched: Iterable[Sample], methods: Mapping[str, MethodSettings],
+                  cache: dict[int, Tables] | None = None) -> list[Result]:
     """Calibration rows of ``job``, then identity / quantity / acceptance of affected samples."""
     _lock(job)
-    samples = list(Sample.select().where(Sample.job == job))
-    peaks = {s.id: main_peaks(s, methods) for s in samples if s.kind in (SAMPLE, STANDARD)}
-    standards = [s for s in samples if s.kind == STANDARD]
+    standards = list(Sample.select().where(Sample.job == job, Sample.kind == STANDARD))
+    cache = {} if cache is None else cache
+    peaks = {s.id: main_peaks(s, methods, cache) for s in standards}
     curves: dict[str, tuple[CalibrationCurve, Config]] = {}
     for analyte in sorted({s.analyte for s in standards if s.level is not None}):
         points = [Standard(m.label, s.level, m.area, m.rt_min) for s in standards
@@ -112,12 +103,18 @@ def recompute_job(job: Job, touched: Iterable[Sample],
     rows, changed = replace(job.id, None, _calibration_rows(curves), CALIBRATION_KINDS)
     if changed:
         _audit_choices(job, curves)
-    touched_ids = {s.id for s in touched}
-    everything = changed or any(s.kind == STANDARD for s in touched)
-    for s in samples:
-        if (everything or s.id in touched_ids) and s.id in peaks:
-            wanted = _sample_rows(job, s, peaks, standards, curves, methods)
-            rows += replace(job.id, s, wanted, SAMPLE_KINDS)[0]
+    # Only a changed curve (or standard) reaches every sample of the job; otherwise the work is
+    # the touched samples', so a file's cost does not grow with the size of its job.
+    if changed or any(s.kind == STANDARD for s in touched):
+        targets = list(Sample.select().where(Sample.job == job,
+                                             Sample.kind.in_((SAMPLE, STANDARD))))
+    else:
+        targets = [s for s in touched if s.kind in (SAMPLE, STANDARD)]
+    for s in targets:
+        if s.id not in peaks:
+            peaks[s.id] = main_peaks(s, methods, cache)
+        wanted = _sample_rows(job, s, peaks, standards, curves, methods, cache)
+        rows += replace(job.id, s, wanted, SAMPLE_KINDS)[0]
     return rows
 
 
@@ -170,7 +167,8 @@ def _curve_for(analyte: str, curves: Mapping[str, tuple[CalibrationCurve, Config
 def _sample_rows(job: Job, sample: Sample, peaks: Mapping[int, list[MainPeakRow]],
                  standards: list[Sample],
                  curves: Mapping[str, tuple[CalibrationCurve, Config]],
-                 methods: Mapping[str, MethodSettings]) -> list[Wanted]:
+                 methods: Mapping[str, MethodSettings],
+                 cache: dict[int, Tables]) -> list[Wanted]:
     """Identity (standards too), quantity and acceptance of one sample, as wanted rows."""
     mains = peaks[sample.id]
     found = _curve_for(sample.analyte, curves)
@@ -198,7 +196,7 @@ def _sample_rows(job: Job, sample: Sample, peaks: Mapping[int, list[MainPeakRow]
                           volume_unit=cfg.method.volume_unit, **name)
         wanted += [amount.concentration] + ([amount.amount] if amount.amount else [])
     if cfg.method.purity_min_pct is not None:
-        outcome = sample_purity(sample, peak_tables(sample, methods))
+        outcome = sample_purity(sample, peak_tables(sample, methods, cache))
         if outcome is not None:
             wanted.append(purity_acceptance(outcome.purity, cfg.method.purity_min_pct,
                                             decimals=cfg.method.purity_decimals, **name))

@@ -79,27 +79,39 @@ class Seen:
 
 def register(seen: Seen, owner: str, lease_seconds: float) -> tuple[SourceFile, bool]:
     """Record a stored file; returns (row, is_new). Same bytes again are a duplicate, audited."""
+    return register_many([seen], owner, lease_seconds)[0]
+
+
+def register_many(seen: list[Seen], owner: str,
+                  lease_seconds: float) -> list[tuple[SourceFile, bool]]:
+    """Record stored files in one transaction; (row, is_new) for each, in order."""
+    out: list[tuple[SourceFile, bool]] = []
     with database.atomic():
-        existing = SourceFile.get_or_none(SourceFile.sha256 == seen.sha256)
-        if existing is not None:
-            if is_another_copy(existing, seen.path, seen.size, seen.mtime_ns):
-                audit.record("duplicate", seen.sha256, existing.id, path=seen.path,
-                             first_path=existing.path, state=existing.state)
-            return existing, False
-        previous = (SourceFile.select().where(SourceFile.path == seen.path,
-                                              SourceFile.origin == seen.origin)
-                    .order_by(SourceFile.id.desc()).first())
-        row = SourceFile.create(
-            sha256=seen.sha256, path=seen.path, name=PurePosixPath(seen.path).name,
-            origin=seen.origin, size=seen.size, mtime_ns=seen.mtime_ns, state=QUEUED,
-            previous=previous, lease_owner=owner, lease_until=time.time() + lease_seconds)
-        audit.record("detected", seen.sha256, row.id, path=seen.path,
-                     at=_iso(seen.detected_at))
-        audit.record("stable", seen.sha256, row.id, size=seen.size, mtime_ns=seen.mtime_ns,
-                     at=_iso(seen.stable_at))
-        audit.record("stored", seen.sha256, row.id, size=seen.size,
-                     revision_of=previous.id if previous else None)
-        audit.record("queued", seen.sha256, row.id)
+        for one in seen:
+            out.append(_register(one, owner, lease_seconds))
+    return out
+
+
+def _register(seen: Seen, owner: str, lease_seconds: float) -> tuple[SourceFile, bool]:
+    existing = SourceFile.get_or_none(SourceFile.sha256 == seen.sha256)
+    if existing is not None:
+        if is_another_copy(existing, seen.path, seen.size, seen.mtime_ns):
+            audit.record("duplicate", seen.sha256, existing.id, path=seen.path,
+                         first_path=existing.path, state=existing.state)
+        return existing, False
+    previous = (SourceFile.select().where(SourceFile.path == seen.path,
+                                          SourceFile.origin == seen.origin)
+                .order_by(SourceFile.id.desc()).first())
+    row = SourceFile.create(
+        sha256=seen.sha256, path=seen.path, name=PurePosixPath(seen.path).name,
+        origin=seen.origin, size=seen.size, mtime_ns=seen.mtime_ns, state=QUEUED,
+        previous=previous, lease_owner=owner, lease_until=time.time() + lease_seconds)
+    audit.record("detected", seen.sha256, row.id, path=seen.path, at=_iso(seen.detected_at))
+    audit.record("stable", seen.sha256, row.id, size=seen.size, mtime_ns=seen.mtime_ns,
+                 at=_iso(seen.stable_at))
+    audit.record("stored", seen.sha256, row.id, size=seen.size,
+                 revision_of=previous.id if previous else None)
+    audit.record("queued", seen.sha256, row.id)
     return row, True
 
 
@@ -119,21 +131,42 @@ def _iso(ts: float) -> str:
 
 def claim(file_id: int, owner: str, lease_seconds: float) -> SourceFile | None:
     """Take the lease on a file that is queued, or whose lease expired or holder died."""
+    rows = claim_many([file_id], owner, lease_seconds)
+    return rows[0] if rows else None
+
+
+def claim_many(file_ids: list[int], owner: str, lease_seconds: float) -> list[SourceFile]:
+    """Take the lease on each file that is free to take, in one transaction, and record that its
+    parsing begins; returns the rows now held (files held by a live consumer are skipped)."""
     now = time.time()
-    row = SourceFile.get_or_none(SourceFile.id == file_id)
-    if row is None or row.state in FINAL_STATES:
-        return None
-    if row.state == PROCESSING and row.lease_until > now and not holder_is_dead(row.lease_owner):
-        return None
-    updated = (SourceFile.update(state=PROCESSING, lease_owner=owner,
-                                 lease_until=now + lease_seconds,
-                                 attempts=SourceFile.attempts + 1)
-               .where(SourceFile.id == file_id, SourceFile.state == row.state,
-                      SourceFile.lease_until == row.lease_until)
-               .execute())
-    if updated != 1:
-        return None
-    return SourceFile.get_by_id(file_id)
+    taken: list[SourceFile] = []
+    with database.atomic():
+        rows = SourceFile.select().where(SourceFile.id.in_(file_ids),
+                                         SourceFile.state.not_in(FINAL_STATES))
+        for row in list(rows):
+            if (row.state == PROCESSING and row.lease_until > now
+                    and not holder_is_dead(row.lease_owner)):
+                continue
+            updated = (SourceFile.update(state=PROCESSING, lease_owner=owner,
+                                         lease_until=now + lease_seconds,
+                                         attempts=SourceFile.attempts + 1)
+                       .where(SourceFile.id == row.id, SourceFile.state == row.state,
+                              SourceFile.lease_until == row.lease_until)
+                       .execute())
+            if updated != 1:
+                continue
+            row.state, row.lease_owner, row.lease_until = PROCESSING, owner, now + lease_seconds
+            row.attempts += 1
+            audit.record("parsing", row.sha256, row.id, attempt=row.attempts)
+            taken.append(row)
+    return taken
+
+
+def owned(file_ids: list[int], owner: str) -> set[int]:
+    """Inside the writing transaction: which of these leases are still ours (exactly-once)."""
+    return {r.id for r in SourceFile.select(SourceFile.id).where(
+        SourceFile.id.in_(file_ids), SourceFile.state == PROCESSING,
+        SourceFile.lease_owner == owner)}
 
 
 def still_owned(row: SourceFile, owner: str) -> bool:
@@ -155,11 +188,16 @@ def reject(row: SourceFile, owner: str, reason: str, line: int | None,
     with database.atomic():
         if not still_owned(row, owner):
             return False
-        (SourceFile.update(state=REJECTED, error=reason, error_line=line, format=fmt,
-                           finished_at=utcnow(), lease_owner=None, lease_until=0)
-         .where(SourceFile.id == row.id).execute())
-        audit.record("rejected", row.sha256, row.id, reason=reason, line=line, path=row.path)
+        mark_rejected(row, reason, line, fmt)
     return True
+
+
+def mark_rejected(row: SourceFile, reason: str, line: int | None, fmt: str | None = None) -> None:
+    """The rejection itself, inside the caller's transaction (which checked the lease)."""
+    (SourceFile.update(state=REJECTED, error=reason, error_line=line, format=fmt,
+                       finished_at=utcnow(), lease_owner=None, lease_until=0)
+     .where(SourceFile.id == row.id).execute())
+    audit.record("rejected", row.sha256, row.id, reason=reason, line=line, path=row.path)
 
 
 def recoverable(now: float | None = None, limit: int = 1000) -> list[SourceFile]:

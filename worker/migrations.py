@@ -31,11 +31,26 @@ def _disposal_index(db: Database) -> None:
                    "ON source_file (origin, disposed)")
 
 
+def _growth_indexes(db: Database) -> None:
+    # Per-file work must not grow with the database: each of these lookups ran on an index that
+    # matched every current row (``superseded``) or none (a path), i.e. a scan that grew with
+    # every file ever ingested.
+    for sql in (
+        "CREATE INDEX IF NOT EXISTS result_current ON result (job_id, sample_id, superseded)",
+        "CREATE INDEX IF NOT EXISTS injection_current ON injection (sample_id, superseded)",
+        "CREATE INDEX IF NOT EXISTS source_file_path ON source_file (path, origin)",
+        "CREATE INDEX IF NOT EXISTS sample_job_kind ON sample (job_id, kind)",
+    ):
+        db.execute_sql(sql)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (1, "initial schema: ledger, jobs, samples, injections, peaks, chromatograms, results, audit",
      _initial),
     (2, "index on the ledger's origin and disposed flag for the watcher's disposal poll",
      _disposal_index),
+    (3, "indexes so per-file lookups (current results and injections, a path's revisions, a "
+        "job's standards) do not grow with the database", _growth_indexes),
 ]
 
 

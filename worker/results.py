@@ -22,7 +22,7 @@ from worker import audit
 from worker.chemistry import purity
 from worker.chemistry.naturalsort import natural_key
 from worker.chemistry.trace import Computation
-from worker.models import Injection, Peak, Result, Sample
+from worker.models import Injection, Peak, Result, Sample, SourceFile
 from worker.settings import MethodSettings
 
 # Result kinds as stored (the chemistry's own kinds, renamed for the table).
@@ -71,19 +71,35 @@ def wanted_signal(sample: Sample, methods: Mapping[str, MethodSettings] | None) 
     return None
 
 
+Tables = list[tuple[Injection, list[Peak]]]
+
+
 def peak_tables(sample: Sample, methods: Mapping[str, MethodSettings] | None = None,
-                ) -> list[tuple[Injection, list[Peak]]]:
+                cache: dict[int, Tables] | None = None) -> Tables:
     """The sample's current injections that have a peak table, in natural label order, each
-    with the peaks of its purity signal (``purity_signal``; configured per method)."""
+    with the peaks of its purity signal (``purity_signal``; configured per method).
+
+    ``cache`` (per transaction) saves reading a sample's tables again for its job's results.
+    """
+    if cache is not None and sample.id in cache:
+        return cache[sample.id]
     wanted = wanted_signal(sample, methods)
-    injections = sample.injections.where(Injection.superseded == False)  # noqa: E712
-    tables: list[tuple[Injection, list[Peak]]] = []
+    injections = list(Injection.select(Injection, SourceFile).join(SourceFile)
+                      .where(Injection.sample == sample.id,
+                             Injection.superseded == False))  # noqa: E712
+    by_injection: dict[int, list[Peak]] = {i.id: [] for i in injections}
+    if injections:
+        for peak in Peak.select().where(Peak.injection.in_(list(by_injection))).order_by(Peak.id):
+            by_injection[peak.injection_id].append(peak)
+    tables: Tables = []
     for inj in sorted(injections, key=lambda i: (natural_key(injection_label(i)), i.id)):
-        peaks = list(inj.peaks.order_by(Peak.id))
+        peaks = by_injection[inj.id]
         signal = purity_signal(peaks, wanted)
         if signal is None:
             continue  # trace-only (chromatogram), or without the method's signal
         tables.append((inj, [p for p in peaks if p.signal == signal]))
+    if cache is not None:
+        cache[sample.id] = tables
     return tables
 
 
@@ -98,10 +114,10 @@ def sample_purity(sample: Sample,
                                 analyte=sample.analyte or None)
 
 
-def recompute_sample(sample: Sample,
-                     methods: Mapping[str, MethodSettings] | None = None) -> list[Result]:
+def recompute_sample(sample: Sample, methods: Mapping[str, MethodSettings] | None = None,
+                     cache: dict[int, Tables] | None = None) -> list[Result]:
     """Compute purity for ``sample`` from its current injections; returns the rows now current."""
-    tables = peak_tables(sample, methods)
+    tables = peak_tables(sample, methods, cache)
     wanted: list[Wanted] = []
     outcome = sample_purity(sample, tables)
     if outcome is not None:
@@ -140,7 +156,7 @@ def replace(job_id: int, sample: Sample | None, wanted: Sequence[Wanted],
             for r in query}
     who = sample.sample_id if sample is not None else None
     keep: list[Result] = []
-    changed = False
+    created: list[dict[str, object]] = []
     for injection, comp in wanted:
         inputs = json.dumps(comp.inputs, sort_keys=True, default=str)
         value, text = stored_value(comp)
@@ -156,12 +172,15 @@ def replace(job_id: int, sample: Sample | None, wanted: Sequence[Wanted],
             trace=json.dumps([s.model_dump(mode="json") for s in comp.steps]),
             flags=json.dumps(comp.flags), calc_version=comp.calc_version)
         keep.append(row)
-        changed = True
-        audit.record("computed", None, None, result=row.id, job=job_id, sample=who,
-                     kind=comp.kind, value=value, text=text, calc_version=comp.calc_version)
-    for stale in have.values():
-        Result.update(superseded=True).where(Result.id == stale.id).execute()
-        changed = True
-        audit.record("superseded", None, None, result=stale.id, job=job_id, sample=who,
-                     kind=stale.kind)
-    return keep, changed
+        created.append({"result": row.id, "kind": comp.kind, "value": value, "text": text,
+                        "calc_version": comp.calc_version})
+    # One event per recompute, naming every result it wrote or retired, rather than one each:
+    # the trail stays complete and a burst does not spend its time hashing audit rows.
+    if created:
+        audit.record("computed", None, None, job=job_id, sample=who, results=created)
+    if have:
+        stale = list(have.values())
+        Result.update(superseded=True).where(Result.id.in_([r.id for r in stale])).execute()
+        audit.record("superseded", None, None, job=job_id, sample=who,
+                     results=[{"result": r.id, "kind": r.kind} for r in stale])
+    return keep, bool(created or have)

@@ -25,8 +25,13 @@ def path_for(root: Path, sha256: str) -> Path:
     return root / sha256[:2] / sha256
 
 
-def put(root: Path, data: bytes, sha256: str, fsync: bool = True) -> Path:
-    """Store ``data`` (whose digest is ``sha256``) durably; returns its path."""
+def put(root: Path, data: bytes, sha256: str, fsync: bool = True,
+        sync_folder: bool = True) -> Path:
+    """Store ``data`` (whose digest is ``sha256``) durably; returns its path.
+
+    With ``sync_folder`` False the caller fsyncs the returned path's folder itself (once for a
+    batch of files) before relying on the rename.
+    """
     target = path_for(root, sha256)
     if target.exists() and target.stat().st_size == len(data):
         return target
@@ -39,7 +44,7 @@ def put(root: Path, data: bytes, sha256: str, fsync: bool = True) -> Path:
                 fh.flush()
                 os.fsync(fh.fileno())
         os.replace(tmp, target)
-        if fsync:
+        if fsync and sync_folder:
             fsync_dir(target.parent)
     except OSError as exc:
         with contextlib.suppress(OSError):

@@ -9,6 +9,7 @@ ledger and enqueued — in that order, so a crash between any two steps is repai
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import logging
@@ -30,7 +31,9 @@ from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 
-GATE_INTERVAL = 0.1
+GATE_INTERVAL = 0.05
+# Stable files stored and registered per transaction; a burst shares its commits and fsyncs.
+INTAKE_BATCH = 256
 DISPOSE_POLL = 1.0  # seconds between looks for own files made final by consumers elsewhere
 # A file left open by its writer but unchanged this long is taken anyway (a hung exporter must
 # not hold a file back for ever; a cut-off table is still rejected by its parser).
@@ -261,40 +264,47 @@ class Watcher:
                                                           or quiet >= WRITER_TIMEOUT):
                 ready.append((path, cand))
         self.stats.pending = len(items)
-        for path, cand in ready:
-            self._take(path, cand)
+        for start in range(0, len(ready), INTAKE_BATCH):
+            self._take(ready[start:start + INTAKE_BATCH])
 
     def _forget(self, path: Path) -> None:
         with self._lock:
             self._pending.pop(path, None)
 
-    def _take(self, path: Path, cand: Candidate) -> None:
-        rel = path.relative_to(self.inbox).as_posix()
-        if self._known.get(rel) == (cand.size, cand.mtime_ns):
-            self._forget(path)
-            return
+    def _take(self, ready: list[tuple[Path, Candidate]]) -> None:
+        """Store, register and enqueue a batch of stable files."""
+        batch: list[tuple[Path, str, Candidate]] = []
+        for path, cand in ready:
+            rel = path.relative_to(self.inbox).as_posix()
+            if self._known.get(rel) == (cand.size, cand.mtime_ns):
+                self._forget(path)
+            else:
+                batch.append((path, rel, cand))
         try:
-            outcome = self._register(path, rel, cand)
-        except FileNotFoundError:
-            outcome = "gone"
+            outcomes = take_many(self.settings, batch, self.owner)
         except (store.StoreError, OSError, OperationalError, InterfaceError) as exc:
-            # Disk full, permissions, file vanished: leave it pending and try again later.
-            log.warning("cannot take %s yet: %s", rel, exc)
-            cand.since = time.time() + min(30.0, self.settings.stable_seconds * 4 + 1)
+            # Disk full, database busy or unreachable: leave them pending, try again later.
+            log.warning("cannot take %d file(s) yet: %s", len(batch), exc)
+            for _, _, cand in batch:
+                cand.since = time.time() + min(30.0, self.settings.stable_seconds * 4 + 1)
             return
-        if outcome is not None:
+        new: list[int] = []
+        for (path, rel, cand), outcome in zip(batch, outcomes, strict=True):
+            if outcome is None:
+                continue  # changed while read, or still locked: stays a candidate
             self._forget(path)
-
-    def _register(self, path: Path, rel: str, cand: Candidate) -> str | None:
-        outcome = take(self.settings, path, rel, cand, self.owner)
-        if outcome is None:
-            return None
-        row, new = outcome
-        self._known[rel] = (cand.size, cand.mtime_ns)
+            if outcome == "gone":
+                continue
+            row, is_new = outcome
+            self._known[rel] = (cand.size, cand.mtime_ns)
+            if is_new:
+                new.append(row.id)
         if new:
-            self.stats.registered += 1
-            self.queue.enqueue([row.id])
-        return "registered"
+            self.stats.registered += len(new)
+            self.queue.enqueue(new)
+
+
+Taken = tuple[SourceFile, bool] | str | None
 
 
 def take(settings: Settings, path: Path, rel: str, cand: Candidate,
@@ -303,28 +313,60 @@ def take(settings: Settings, path: Path, rel: str, cand: Candidate,
 
     Returns the ledger row and whether it is new (a new row still has to be enqueued).
     """
-    if cand.size > settings.max_file_bytes:
-        return _register_oversized(settings, path, rel, cand), False
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except PermissionError:
-        return None  # still locked by the writer (Windows): not complete yet
-    st = path.stat()
-    if (st.st_size, st.st_mtime_ns) != (cand.size, cand.mtime_ns) or len(data) != cand.size:
-        cand.size = -1  # changed while being read: start the stability window again
-        return None
-    sha = store.sha256_of(data)
-    store.put(settings.raw_dir, data, sha, fsync=settings.fsync)
+    outcome = take_many(settings, [(path, rel, cand)], owner)[0]
+    if outcome == "gone":
+        raise FileNotFoundError(path)
+    return outcome  # type: ignore[return-value]
+
+
+def take_many(settings: Settings, batch: list[tuple[Path, str, Candidate]],
+              owner: str) -> list[Taken]:
+    """Read each stable file once, store its bytes durably, then register them together.
+
+    For each file: (row, is_new); None when it is not complete yet (changed while being read,
+    locked by its writer); "gone" when it vanished. The raw files are fsync'd one by one, their
+    folders once, and the ledger rows commit in one transaction — after the bytes are safe.
+    """
+    outcomes: list[Taken] = [None] * len(batch)
+    stored: list[tuple[int, ledger.Seen, bytes]] = []
+    folders: set[Path] = set()
+    for i, (path, rel, cand) in enumerate(batch):
+        if cand.size > settings.max_file_bytes:
+            outcomes[i] = _register_oversized(settings, path, rel, cand), False
+            continue
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+            st = path.stat()
+        except FileNotFoundError:
+            outcomes[i] = "gone"
+            continue
+        except PermissionError:
+            continue  # still locked by the writer (Windows): not complete yet
+        if (st.st_size, st.st_mtime_ns) != (cand.size, cand.mtime_ns) or len(data) != cand.size:
+            cand.size = -1  # changed while being read: start the stability window again
+            continue
+        sha = store.sha256_of(data)
+        folders.add(store.put(settings.raw_dir, data, sha, fsync=settings.fsync,
+                              sync_folder=False).parent)
+        stored.append((i, ledger.Seen(path=rel, size=cand.size, mtime_ns=cand.mtime_ns,
+                                      sha256=sha, detected_at=cand.detected_at,
+                                      stable_at=time.time(), origin=settings.node), data))
+    if settings.fsync:
+        for folder in folders:
+            store.fsync_dir(folder)
     if settings.blobs_in_database:
-        store_blob(sha, data)
-    seen = ledger.Seen(path=rel, size=cand.size, mtime_ns=cand.mtime_ns, sha256=sha,
-                       detected_at=cand.detected_at, stable_at=time.time(),
-                       origin=settings.node)
-    row, new = ledger.register(seen, owner, settings.lease_seconds)
-    if not new and ledger.is_another_copy(row, rel, cand.size, cand.mtime_ns):
-        dispose.dispose_duplicate(settings, path, rel, row)
-    return row, new
+        for _, seen, data in stored:
+            store_blob(seen.sha256, data)
+    registered = ledger.register_many([seen for _, seen, _ in stored], owner,
+                                      settings.lease_seconds)
+    for (i, seen, _), (row, is_new) in zip(stored, registered, strict=True):
+        outcomes[i] = row, is_new
+        if not is_new and ledger.is_another_copy(row, seen.path, seen.size, seen.mtime_ns):
+            path = batch[i][0]
+            with contextlib.suppress(FileNotFoundError):
+                dispose.dispose_duplicate(settings, path, seen.path, row)
+    return outcomes
 
 
 def store_blob(sha: str, data: bytes) -> None:
