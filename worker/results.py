@@ -22,7 +22,7 @@ from worker import audit
 from worker.chemistry import purity
 from worker.chemistry.naturalsort import natural_key
 from worker.chemistry.trace import Computation
-from worker.models import Injection, Peak, Result, Sample, SourceFile
+from worker.models import Injection, Peak, Result, Sample, SourceFile, utcnow
 from worker.settings import MethodSettings
 
 # Result kinds as stored (the chemistry's own kinds, renamed for the table).
@@ -156,7 +156,7 @@ def replace(job_id: int, sample: Sample | None, wanted: Sequence[Wanted],
             for r in query}
     who = sample.sample_id if sample is not None else None
     keep: list[Result] = []
-    created: list[dict[str, object]] = []
+    fresh: list[dict[str, object]] = []
     for injection, comp in wanted:
         inputs = json.dumps(comp.inputs, sort_keys=True, default=str)
         value, text = stored_value(comp)
@@ -166,14 +166,20 @@ def replace(job_id: int, sample: Sample | None, wanted: Sequence[Wanted],
             keep.append(have.pop(sig))
             continue
         analyte = comp.inputs.get("analyte") or (sample.analyte if sample is not None else "")
-        row = Result.create(
-            job=job_id, sample=sample, injection=injection, analyte=analyte or "",
-            kind=comp.kind, value=value, text=text, unit=comp.unit, inputs=inputs,
-            trace=json.dumps([s.model_dump(mode="json") for s in comp.steps]),
-            flags=json.dumps(comp.flags), calc_version=comp.calc_version)
-        keep.append(row)
-        created.append({"result": row.id, "kind": comp.kind, "value": value, "text": text,
-                        "calc_version": comp.calc_version})
+        fresh.append({
+            "job": job_id, "sample": sample.id if sample is not None else None,
+            "injection": injection.id if injection else None, "analyte": analyte or "",
+            "kind": comp.kind, "value": value, "text": text, "unit": comp.unit, "inputs": inputs,
+            "trace": json.dumps([s.model_dump(mode="json") for s in comp.steps]),
+            "flags": json.dumps(comp.flags), "calc_version": comp.calc_version,
+            "computed_at": utcnow()})
+    created: list[dict[str, object]] = []
+    if fresh:  # one statement for all of them: a recompute is on every file's path
+        ids = [r.id for r in Result.insert_many(fresh).returning(Result.id).execute()]
+        for row_id, values in zip(ids, fresh, strict=True):
+            keep.append(Result(id=row_id, **values))
+            created.append({"result": row_id, "kind": values["kind"], "value": values["value"],
+                            "text": values["text"], "calc_version": values["calc_version"]})
     # One event per recompute, naming every result it wrote or retired, rather than one each:
     # the trail stays complete and a burst does not spend its time hashing audit rows.
     if created:
