@@ -35,7 +35,7 @@ def test_generic_trace_with_header_tab_and_utf16() -> None:
 
 
 @pytest.mark.parametrize(("body", "line", "words"), [
-    (b"0,1\n0.1,2\n0.2\n", 3, "two columns"),
+    (b"0,1\n0.1,2\n0.2\n", 3, "expected 2 columns"),
     (b"0,1\n0.1,x\n", 2, "not a number"),
     (b"0,1\n0.1,nan\n", 2, "not a number"),
     (b"0,1\n0.2,2\n0.1,3\n", 3, "backwards"),

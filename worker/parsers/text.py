@@ -240,12 +240,22 @@ def read_numeric_rows(lines: Sequence[str], first: int, stop: int, columns: Sequ
     what the exact per-row reader accepts; anything it is unsure of goes to the per-row reader,
     which gives the failing line and reason.
     """
-    segment = list(lines[first - 1:stop - 1])
     na_columns = frozenset(not_available)
-    fast = _fast_rows(segment, len(columns), keep, delimiter, decimal_comma, na_columns)
-    if fast is not None:
-        return fast
-    return _exact_rows(segment, first, columns, keep, delimiter, decimal_comma, na_columns)
+    result = [array("d") for _ in keep]
+    # In chunks, so the temporary strings of a 50 MB trace never all exist at once: memory
+    # stays a small multiple of the file, whatever its size.
+    for start in range(first - 1, stop - 1, ROWS_PER_CHUNK):
+        segment = list(lines[start:min(start + ROWS_PER_CHUNK, stop - 1)])
+        part = _fast_rows(segment, len(columns), keep, delimiter, decimal_comma, na_columns)
+        if part is None:
+            part = _exact_rows(segment, start + 1, columns, keep, delimiter, decimal_comma,
+                               na_columns)
+        for out, column in zip(result, part, strict=True):
+            out.extend(column)
+    return result
+
+
+ROWS_PER_CHUNK = 65536
 
 
 def _fast_rows(segment: list[str], ncols: int, keep: Sequence[int], delimiter: str,

@@ -13,7 +13,7 @@ import re
 from array import array
 
 from worker.parsers.base import ParsedFile, ParseError, Signal, Trace
-from worker.parsers.text import decode, parse_number, split_lines
+from worker.parsers.text import decode, lines_of, read_numeric_rows, split_lines
 
 name = "trace-csv"
 version = "1.0"
@@ -79,47 +79,23 @@ def parse(data: bytes, filename: str) -> ParsedFile:
 
 def _columns(body: str, delimiter: str, decimal_comma: bool, filename: str,
              first_line: int) -> tuple[array, array]:
-    bulk = body.replace(delimiter, " ")
-    if decimal_comma:
-        bulk = bulk.replace(",", ".")
-    tokens = bulk.split()
-    if "_" not in bulk and len(tokens) % 2 == 0:
-        try:
-            numbers = array("d", map(float, tokens))
-        except ValueError:
-            numbers = None
-        if numbers is not None and all(math.isfinite(x) for x in numbers) and \
-                len(numbers) // 2 == _count_rows(body):
-            if not numbers:
-                raise ParseError("trace has no data rows", line=first_line, filename=filename)
-            return numbers[0::2], numbers[1::2]
-    _find_bad_row(body, delimiter, decimal_comma, filename, first_line)
-    raise ParseError("trace rows are not all two numbers", filename=filename)
-
-
-def _count_rows(body: str) -> int:
-    return sum(1 for ln in split_lines(body) if ln.strip())
-
-
-def _find_bad_row(body: str, delimiter: str, decimal_comma: bool, filename: str,
-                  first_line: int) -> None:
-    """Name the first line that is not exactly two finite numbers."""
-    lines = split_lines(body)
-    for i, line in enumerate(lines):
-        number = i + first_line
-        if not line.strip():
-            if any(rest.strip() for rest in lines[i + 1:]):
-                raise ParseError("blank line inside the trace", line=number, filename=filename)
-            return
-        cells = line.split(delimiter)
-        if len(cells) != 2:
-            raise ParseError(f"expected two columns (time, value), found {len(cells)}",
-                             line=number, filename=filename)
-        for cell, what in zip(cells, ("time", "value"), strict=True):
-            parse_number(cell, decimal_comma=decimal_comma, what=what, line=number,
-                         filename=filename)
-    if not any(ln.strip() for ln in lines):
+    """Every row exactly two finite numbers (the shared exact reader), blank lines only at the
+    end."""
+    lines = lines_of(body)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
         raise ParseError("trace has no data rows", line=first_line, filename=filename)
+    try:
+        times, values = read_numeric_rows(lines, 1, len(lines) + 1, ("time", "value"),
+                                          keep=(0, 1), delimiter=delimiter,
+                                          decimal_comma=decimal_comma)
+    except ParseError as exc:
+        exc.filename = filename
+        if exc.line is not None:
+            exc.line += first_line - 1
+        raise
+    return times, values
 
 
 def _check_times(times: array, text: str, filename: str, first_line: int) -> None:
