@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -233,3 +235,20 @@ def test_flags_exclusions_and_analyte_curves(tmp_path: Path, open_db) -> None:
     assert list(events[-1]["excluded"]) == ["BPC_Std_100_PeakData.csv"]
     samples = {s.sample_id: s.kind for s in Sample.select()}
     assert samples["BPC_Std_10"] == "standard" and samples["PB-0053"] == "sample"
+
+
+def test_export_includes_the_job_calibration_rows(tmp_path: Path, corpus: Path) -> None:
+    """The curve has no sample; the export must still carry it (a spreadsheet user needs it)."""
+    data = tmp_path / "data"
+    reports = [str(p) for p in sorted((corpus / "agilent-1290").glob("*_Report.csv"))]
+    done = subprocess.run([sys.executable, "-m", "worker", "ingest", "--data-dir", str(data),
+                           *reports], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    exported = subprocess.run([sys.executable, "-m", "worker", "export", "--format", "json",
+                               "--data-dir", str(data)], capture_output=True, text=True,
+                              timeout=120)
+    assert exported.returncode == 0, exported.stderr
+    rows = json.loads(exported.stdout)
+    slope = [r for r in rows if r["kind"] == "calibration_slope"]
+    assert len(slope) == 1 and slope[0]["sample"] is None
+    assert round(slope[0]["value"], 4) == 4.0511

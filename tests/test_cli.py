@@ -61,3 +61,16 @@ def test_status_endpoint_and_graceful_stop(worker: WorkerProcess, corpus: Path) 
     assert worker.stop(signal.SIGINT) == 0
     assert "accu-ingest stopped" in worker.log.read_text()
     assert files_under(worker.inbox) == []
+
+
+def test_one_shot_d_folder_waits_for_its_report_and_counts_truly(tmp_path: Path,
+                                                                 corpus: Path) -> None:
+    """The CSV set files of a .D folder wait for Report.TXT; the summary counts them only once
+    they are final, and the same file given twice is one ingested file twice."""
+    folder = corpus / "agilent-chemstation" / "001F0101.D"
+    done = run(tmp_path, "ingest", str(folder), str(folder / "Report.TXT"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "5 ingested, 0 rejected" in done.stdout
+    status = json.loads(run(tmp_path, "status", "--json").stdout)
+    assert status["backlog"] == 0  # nothing left waiting behind the summary
+    assert status["files"]["ingested"] == 4 and status["files"]["rejected"] == 0

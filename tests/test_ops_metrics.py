@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import shutil
 import urllib.request
 from datetime import UTC
@@ -121,6 +122,9 @@ def test_canary_goes_through_the_pipeline_and_shows_in_status(tmp_path: Path, co
         assert exported.returncode == 0, exported.stderr
         samples = {row["sample"] for row in csv.DictReader(io.StringIO(exported.stdout))}
         assert samples and not any(s.startswith("canary") for s in samples)
+        shown = json.loads(w.cli("results", "--json").stdout)
+        assert shown and {r["sample"] for r in shown if r["sample"]} == {"Std_25"}
+        assert not any(r["job"] == CANARY_DIR for r in shown)
     finally:
         if w.proc is not None:
             w.stop()

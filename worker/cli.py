@@ -15,7 +15,6 @@ from worker import (
     audit,
     backup,
     db,
-    dispose,
     export,
     ingest,
     ledger,
@@ -25,7 +24,7 @@ from worker import (
     unit,
     watcher,
 )
-from worker.models import SourceFile
+from worker.models import FINAL_STATES, INGESTED, REJECTED, SourceFile
 from worker.progress import IngestProgress
 from worker.queue import QueueUnavailable
 from worker.settings import Settings, SettingsError, load
@@ -110,39 +109,61 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
-    """One-shot: the same intake and ingest steps, run in this process; sources stay in place."""
+    """One-shot: the same intake and ingest steps, run in this process; sources stay in place.
+
+    Files whose part depends on others (a ChemStation .D folder's CSV set waiting for its
+    Report.TXT) are taken again until every file is final, so the summary is the truth.
+    """
     db.open_database(settings)
     owner = ledger.owner_id("oneshot")
-    outcomes: dict[str, int] = {"ingested": 0, "rejected": 0, "unchanged": 0}
     files = list(_expand(args.paths))
     if not files:
         print("accu-ingest: no files found in the given paths", file=sys.stderr)
         return 1
     sizes = {path: path.stat().st_size for _, path in files}
+    taken: dict[int, tuple[str, Settings]] = {}
+    per_file: list[int | None] = []  # each file's ledger row (None: not taken)
     with IngestProgress(len(files), sum(sizes.values())) as bar:
         for base, path in files:
             rel = path.relative_to(base).as_posix()
             st = path.stat()
             cand = watcher.Candidate(st.st_size, st.st_mtime_ns, time.time(), time.time())
             local = settings.model_copy(update={"inbox": base, "after_ingest": "keep"})
-            taken = watcher.take(local, path, rel, cand, owner)
+            outcome = watcher.take(local, path, rel, cand, owner)
+            if outcome is None:
+                bar.line(f"REJECTED {rel}: changed while being read; not ingested")
+                per_file.append(None)
+            else:
+                row, _ = outcome
+                taken.setdefault(row.id, (rel, local))
+                per_file.append(row.id)
+                ingest.process(local, row.id, owner)
             bar.advance(sizes[path])
-            if taken is None:
-                print(f"{rel}: changed while being read; not ingested", file=sys.stderr)
-                outcomes["rejected"] += 1
-                continue
-            row, _ = taken
-            state = ingest.process(local, row.id, owner) or SourceFile.get_by_id(row.id).state
-            row = SourceFile.get_by_id(row.id)
-            if state == "rejected" or row.state == "rejected":
+        deadline = time.monotonic() + settings.group_settle_seconds + 30
+        while time.monotonic() < deadline:
+            waiting = [i for i, s in _states(taken).items() if s not in FINAL_STATES]
+            if not waiting:
+                break
+            time.sleep(0.2)
+            for file_id in waiting:
+                ingest.process(taken[file_id][1], file_id, owner)
+        states = _states(taken)
+        for file_id, (rel, _) in taken.items():
+            row = SourceFile.get_by_id(file_id)
+            if states[file_id] == REJECTED:
                 where = f"line {row.error_line}: " if row.error_line else ""
                 bar.line(f"REJECTED {rel}: {where}{row.error}")
-                outcomes["rejected"] += 1
-            else:
-                outcomes["ingested"] += 1
-            dispose.dispose_row(local, row)
-    print(f"{outcomes['ingested']} ingested, {outcomes['rejected']} rejected")
-    return 1 if outcomes["rejected"] else 0
+            elif states[file_id] not in FINAL_STATES:
+                bar.line(f"NOT FINISHED {rel}: still {states[file_id]}")
+    ingested = sum(1 for i in per_file if i is not None and states[i] == INGESTED)
+    failed = len(files) - ingested
+    print(f"{ingested} ingested, {failed} rejected")
+    return 1 if failed else 0
+
+
+def _states(taken: dict[int, tuple[str, Settings]]) -> dict[int, str]:
+    return {r.id: r.state for r in SourceFile.select(SourceFile.id, SourceFile.state)
+            .where(SourceFile.id.in_(list(taken)))}
 
 
 def _expand(paths: list[Path]) -> list[tuple[Path, Path]]:

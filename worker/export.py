@@ -60,10 +60,12 @@ def _iso(value: Any) -> str | None:
 
 
 def results(since: datetime | None = None) -> list[dict[str, Any]]:
-    """Current (not superseded) results of real samples, oldest job first."""
+    """Current (not superseded) results of real jobs, oldest job first; job-level rows (the
+    calibration curve) have no sample."""
     query = (Result.select(Result, Sample, Job, Injection)
              .join(Job, on=(Result.job == Job.id))
-             .switch(Result).join(Sample, on=(Result.sample == Sample.id))
+             .switch(Result).join(Sample, on=(Result.sample == Sample.id),
+                                  join_type=JOIN.LEFT_OUTER)
              .switch(Result).join(Injection, on=(Result.injection == Injection.id),
                                   join_type=JOIN.LEFT_OUTER)
              .where(Result.superseded == False, not_canary_job())  # noqa: E712
@@ -71,7 +73,8 @@ def results(since: datetime | None = None) -> list[dict[str, Any]]:
     if since is not None:
         query = query.where(Result.computed_at >= since)
     return [{
-        "job": r.job.name, "sample": r.sample.sample_id, "sample_kind": r.sample.kind,
+        "job": r.job.name, "sample": r.sample.sample_id if r.sample_id else None,
+        "sample_kind": r.sample.kind if r.sample_id else None,
         "analyte": r.analyte, "kind": r.kind,
         "injection": r.injection.number if r.injection_id else None,
         "value": r.value, "text": r.text, "unit": r.unit, "flags": json.loads(r.flags),

@@ -13,6 +13,7 @@ from typing import Any
 
 from peewee import JOIN
 
+from worker.canary import not_canary_job
 from worker.chemistry.naturalsort import natural_key
 from worker.jobresults import CALIBRATION_KINDS
 from worker.models import Injection, Job, Result, Sample
@@ -44,7 +45,7 @@ def result_rows(sample: str | None = None) -> list[dict[str, Any]]:
     query = (Result.select(Result, Sample, Job)
              .join(Sample, JOIN.LEFT_OUTER, on=(Result.sample == Sample.id))
              .switch(Result).join(Job)
-             .where(Result.superseded == False))  # noqa: E712
+             .where(Result.superseded == False, not_canary_job()))  # noqa: E712
     if sample:
         query = query.where(Sample.sample_id == sample)
     rows = []
