@@ -53,8 +53,9 @@ def start(settings: Settings, role: str = "run") -> Parts:
     parts.server = StatusServer(probe, settings.host, settings.port)
     parts.server.start()
     host, port = parts.server.address
-    log.info("accu-ingest %s: node %s, inbox %s, data %s, database %s, queue %s, "
-             "status http://%s:%d/status", role, settings.node, settings.inbox, settings.data_dir,
+    watching = f"inbox {settings.inbox}, " if parts.watcher is not None else ""
+    log.info("accu-ingest %s: node %s, %sdata %s, database %s, queue %s, "
+             "status http://%s:%d/status", role, settings.node, watching, settings.data_dir,
              db.redact(settings.database), db.redact(settings.queue), host, port)
     return parts
 
