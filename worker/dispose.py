@@ -52,8 +52,11 @@ def dispose_rows(settings: Settings, rows: list[SourceFile]) -> dict[int, str]:
             store.fsync_dir(folder)
         if done:
             with database.atomic():
+                SourceFile.update(disposed=True).where(
+                    SourceFile.id.in_([row.id for row, _, _ in done])).execute()
                 for row, action, target in done:
-                    _mark(row, action, target)
+                    audit.record("moved", row.sha256, row.id, action=action, path=row.path,
+                                 to=str(target) if target else None)
     return {row.id: action for row, action, _ in done}
 
 
@@ -85,13 +88,6 @@ def _dispose(settings: Settings, row: SourceFile,
     else:
         target, action = None, "kept"
     return action, target
-
-
-def _mark(row: SourceFile, action: str, target: Path | None) -> None:
-    """Inside the caller's transaction: the source has left the inbox, audited."""
-    SourceFile.update(disposed=True).where(SourceFile.id == row.id).execute()
-    audit.record("moved", row.sha256, row.id, action=action, path=row.path,
-                 to=str(target) if target else None)
 
 
 def _place(source: Path, target: Path, copy: bool, folders: set[Path] | None = None) -> None:

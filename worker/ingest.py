@@ -275,12 +275,15 @@ def _job_for(row: SourceFile, parsed: ParsedFile) -> Job:
             "name": PurePosixPath(folder).name, "instrument": parsed.instrument,
             "method": parsed.method, "acquired_at": parsed.acquired_at})
     else:
-        near = (SourceFile.select(SourceFile.job)
-                .where(SourceFile.origin == row.origin, ~SourceFile.path.contains("/"),
-                       SourceFile.job.is_null(False),
-                       SourceFile.first_seen.between(row.first_seen - LOOSE_WINDOW,
-                                                     row.first_seen + LOOSE_WINDOW))
-                .order_by(SourceFile.first_seen.desc()).first())
+        # By the first_seen index, newest first, the origin and path checked here: asked of
+        # the database, the planner takes the origin index and reads every file of the node.
+        window = (SourceFile.select(SourceFile.job, SourceFile.origin, SourceFile.path)
+                  .where(SourceFile.job.is_null(False),
+                         SourceFile.first_seen.between(row.first_seen - LOOSE_WINDOW,
+                                                       row.first_seen + LOOSE_WINDOW))
+                  .order_by(SourceFile.first_seen.desc()))
+        near = next((r for r in window.iterator()
+                     if r.origin == row.origin and "/" not in r.path), None)
         if near is not None:
             job, created = near.job, False
         else:

@@ -40,6 +40,8 @@ def _growth_indexes(db: Database) -> None:
         "CREATE INDEX IF NOT EXISTS injection_current ON injection (sample_id, superseded)",
         "CREATE INDEX IF NOT EXISTS source_file_path ON source_file (path, origin)",
         "CREATE INDEX IF NOT EXISTS sample_job_kind ON sample (job_id, kind)",
+        # loose files join the Job of files first seen within minutes of them
+        "CREATE INDEX IF NOT EXISTS source_file_first_seen ON source_file (first_seen)",
     ):
         db.execute_sql(sql)
 
@@ -50,7 +52,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (2, "index on the ledger's origin and disposed flag for the watcher's disposal poll",
      _disposal_index),
     (3, "indexes so per-file lookups (current results and injections, a path's revisions, a "
-        "job's standards) do not grow with the database", _growth_indexes),
+        "job's standards, loose files dropped together) do not grow with the database",
+     _growth_indexes),
 ]
 
 
