@@ -205,7 +205,7 @@ def recoverable(now: float | None = None, limit: int = 1000) -> list[SourceFile]
     now = time.time() if now is None else now
     rows = (SourceFile.select(SourceFile.id, SourceFile.lease_until, SourceFile.lease_owner,
                               SourceFile.state)
-            .where(SourceFile.state.not_in(FINAL_STATES))
+            .where(SourceFile.state.in_((QUEUED, PROCESSING)))  # by the state index, not a scan
             .order_by(SourceFile.id))
     found = []
     for r in rows.iterator():
