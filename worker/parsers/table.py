@@ -26,6 +26,7 @@ import fnmatch
 import io
 import math
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from typing import Literal
 
@@ -155,23 +156,33 @@ def _rows(data: bytes, filename: str, mapping: TableMapping) -> Iterator[tuple[i
                              filename=filename) from None
 
 
+# What a damaged workbook raises from inside zipfile, zlib, the XML parser or openpyxl while it
+# is opened or read; each means the same to a lab: the file is not a readable workbook.
+_BROKEN_WORKBOOK = (zipfile.BadZipFile, zlib.error, EOFError, KeyError, OSError, ValueError,
+                    TypeError, IndexError, AttributeError, SyntaxError)
+
+
 def _sheet_rows(data: bytes, filename: str,
                 mapping: TableMapping) -> Iterator[tuple[int, list[object]]]:
     from openpyxl import load_workbook  # only workbooks need it
 
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError) as exc:
+    except _BROKEN_WORKBOOK as exc:
         raise ParseError(f"not a readable .xlsx workbook: {exc}", filename=filename) from None
     try:
         if mapping.sheet is not None and mapping.sheet not in book.sheetnames:
             raise ParseError(f"no worksheet {mapping.sheet!r} (the workbook has "
                              f"{', '.join(book.sheetnames)})", filename=filename)
         sheet = book[mapping.sheet] if mapping.sheet else book.worksheets[0]
-        for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-            yield number, list(values)
+        # Read all rows here: in read-only mode a damaged part only fails while it is read.
+        rows = [list(values) for values in sheet.iter_rows(values_only=True)]
+    except _BROKEN_WORKBOOK as exc:
+        raise ParseError(f"not a readable .xlsx workbook: {type(exc).__name__}: {exc}",
+                         filename=filename) from None
     finally:
         book.close()
+    yield from enumerate(rows, start=1)
 
 
 def _delimiter(lines: list[str]) -> str:
