@@ -252,3 +252,26 @@ def test_export_includes_the_job_calibration_rows(tmp_path: Path, corpus: Path) 
     slope = [r for r in rows if r["kind"] == "calibration_slope"]
     assert len(slope) == 1 and slope[0]["sample"] is None
     assert round(slope[0]["value"], 4) == 4.0511
+
+
+def test_quantity_takes_the_dilution_the_file_states(tmp_path: Path, open_db) -> None:
+    """A sample's own files state its dilution; that beats the configured default, and the
+    trace says which was used."""
+    job = tmp_path / "exports" / "jobD"
+    for level, area in ((10, 48.0), (20, 88.0), (50, 208.0)):
+        standard(job, f"Std_{level}", area=area)  # area = 4 × level + 8
+    for n in (1, 2):
+        text = peakdata(f"S-9_Inj_{n}", [(5.62, 2.0), (7.62, 128.0)])
+        (job / f"S-9_Inj_{n}_PeakData.csv").write_text(text + "Dilution factor:,5\n",
+                                                        encoding="utf-8")
+    injection(job, "S-10", 1, area=128.0)
+    w = WorkerProcess(tmp_path)
+    out = w.cli("ingest", str(job))
+    assert out.returncode == 0, out.stdout + out.stderr
+    open_db(w.data)
+    stated = one("concentration", "S-9", "jobD")
+    assert abs(stated.value - (128.0 - 8.0) / 4.0 * 5) < 1e-9
+    assert json.loads(stated.inputs)["dilution_source"] == "file"
+    default = one("concentration", "S-10", "jobD")
+    assert abs(default.value - (128.0 - 8.0) / 4.0) < 1e-9
+    assert json.loads(default.inputs)["dilution_source"] == "configuration"

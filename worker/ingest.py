@@ -213,7 +213,8 @@ def _write(row: SourceFile, parsed: ParsedFile, settings: Settings) -> list[Samp
     grouping.settle_folder(row, settings.methods)
     touched = [sample, *_supersede_previous_revision(row)]
     injection = Injection.create(sample=sample, source_file=row, number=number,
-                                 acquired_at=parsed.acquired_at)
+                                 acquired_at=parsed.acquired_at,
+                                 dilution_factor=parsed.dilution_factor)
     peak_rows = []
     for signal in parsed.signals:
         for p in signal.peaks or ():

@@ -191,16 +191,31 @@ def _sample_rows(job: Job, sample: Sample, peaks: Mapping[int, list[MainPeakRow]
                                curve_mean_rt=curve.mean_rt_min if curve else None,
                                tolerance_min=cfg.method.rt_tolerance_min, **name))
     if curve is not None:
-        amount = quantity([m.area for m in mains], curve,
-                          dilution_factor=cfg.method.dilution_factor, volume=cfg.method.volume,
-                          volume_unit=cfg.method.volume_unit, **name)
-        wanted += [amount.concentration] + ([amount.amount] if amount.amount else [])
+        dilution, source = _dilution(mains, cfg)
+        amount = quantity([m.area for m in mains], curve, dilution_factor=dilution,
+                          volume=cfg.method.volume, volume_unit=cfg.method.volume_unit, **name)
+        wanted += [c.model_copy(update={"inputs": {**c.inputs, "dilution_source": source}})
+                   for c in [amount.concentration, *([amount.amount] if amount.amount else [])]]
     if cfg.method.purity_min_pct is not None:
         outcome = sample_purity(sample, peak_tables(sample, methods, cache))
         if outcome is not None:
             wanted.append(purity_acceptance(outcome.purity, cfg.method.purity_min_pct,
                                             decimals=cfg.method.purity_decimals, **name))
     return [(None, _tagged(c, cfg)) for c in wanted]
+
+
+def _dilution(mains: list[MainPeakRow], cfg: Config) -> tuple[float, str]:
+    """The dilution factor the sample's files state (all agreeing), else the configured one.
+
+    What the instrument recorded for this very sample beats a per-method default; files that
+    disagree are not averaged into a guess, the configuration decides and the trace says so.
+    """
+    stated = {m.injection.dilution_factor for m in mains}
+    if len(stated) == 1 and None not in stated:
+        return stated.pop(), "file"  # type: ignore[return-value]
+    if len(stated - {None}) > 1:
+        return cfg.method.dilution_factor, "configuration (the files disagree)"
+    return cfg.method.dilution_factor, "configuration"
 
 
 def _tagged(comp: Computation, cfg: Config) -> Computation:

@@ -46,6 +46,21 @@ def _growth_indexes(db: Database) -> None:
         db.execute_sql(sql)
 
 
+def _injection_dilution(db: Database) -> None:
+    # Quantity takes the dilution factor the file states (Chromeleon, Shimadzu) before the
+    # configured one; it is a fact of the injection, kept so a later recompute still has it.
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+
+    from worker.models import Injection
+
+    if "dilution_factor" in {c.name for c in db.get_columns(Injection._meta.table_name)}:
+        return  # a fresh database: migration 1 created the table as the model is today
+    migrator = (PostgresqlMigrator(db) if isinstance(db, PostgresqlDatabase)
+                else SqliteMigrator(db))
+    migrate(migrator.add_column(Injection._meta.table_name, "dilution_factor",
+                                Injection.dilution_factor))
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (1, "initial schema: ledger, jobs, samples, injections, peaks, chromatograms, results, audit",
      _initial),
@@ -54,6 +69,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (3, "indexes so per-file lookups (current results and injections, a path's revisions, a "
         "job's standards, loose files dropped together) do not grow with the database",
      _growth_indexes),
+    (4, "injection.dilution_factor: the dilution the file states, for quantity",
+     _injection_dilution),
 ]
 
 

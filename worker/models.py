@@ -106,6 +106,7 @@ class Injection(BaseModel):
     number = IntegerField(default=1)
     acquired_at = DateTimeField(null=True)
     superseded = BooleanField(default=False, index=True)
+    dilution_factor = FloatField(null=True, help_text="as the file states it (migration 4)")
 
 
 class Peak(BaseModel):

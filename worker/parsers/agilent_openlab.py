@@ -52,6 +52,8 @@ FIELD_KEYS = {
     "injection volume": "injection_volume",
     "vial": "vial",
     "sample position": "vial",
+    "dilution factor": "dilution_factor",
+    "dilution": "dilution_factor",
 }
 
 

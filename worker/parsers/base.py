@@ -118,6 +118,8 @@ class ParsedFile(BaseModel):
     operator: str | None = None
     acquired_at: datetime | None = None
     injection_volume: str | None = None
+    dilution_factor: float | None = Field(default=None, gt=0,
+                                          description="as the file states it, for quantity")
     metadata: dict[str, str] = Field(default_factory=dict)
     signals: list[Signal]
 

@@ -218,6 +218,7 @@ def _build(metadata: dict[str, str], trace: Trace, encoding: str,
             instrument=_first(metadata, "Instrument"),
             method=_first(metadata, "PGM file", "Instrument Method"),
             operator=_first(metadata, "Operator"), acquired_at=acquired_at,
-            injection_volume=injection_volume, metadata=metadata, signals=[signal])
+            injection_volume=injection_volume, metadata=metadata, signals=[signal],
+            dilution_factor=float(metadata["dilution_factor"]) if dilution else None)
     except (ValidationError, ValueError) as exc:
         raise ParseError(f"invalid content: {exc}") from exc

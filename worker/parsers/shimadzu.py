@@ -362,6 +362,16 @@ def _signals(tables: dict[str, tuple[list[Peak], float]], traces: dict[str, tupl
     return signals
 
 
+def _dilution(text: str | None) -> float | None:
+    """The sample's dilution factor, when [Sample Information] states a usable one."""
+    if not text or not text.strip():
+        return None
+    value = parse_number(text, decimal_comma="," in text, what="Dilution Factor")
+    if value <= 0:
+        raise ParseError(f"Dilution Factor {text!r} must be greater than 0")
+    return value
+
+
 def _build(*, encoding: str, metadata: dict[str, str], signals: list[Signal]) -> ParsedFile:
     """The typed fields from [Sample Information], [Original Files] and [Configuration]."""
     info = {k.split(".", 1)[1]: v for k, v in metadata.items()
@@ -381,6 +391,7 @@ def _build(*, encoding: str, metadata: dict[str, str], signals: list[Signal]) ->
             vial=info.get("Vial#") or None, instrument=info.get("Instrument Name") or None,
             method=info.get("Method File") or None, operator=info.get("Operator Name") or None,
             acquired_at=acquired_at, injection_volume=info.get("Injection Volume") or None,
+            dilution_factor=_dilution(info.get("Dilution Factor")),
             metadata=metadata, signals=signals)
     except ValidationError as exc:
         raise ParseError(f"invalid content: {exc.errors()[0]['msg']}") from exc
