@@ -91,15 +91,17 @@ def process_many(settings: Settings, file_ids: list[int],
     todo = [w for w in works if w.wait is None and w.failure is None]
     try:
         _commit(settings, todo, owner)
-    except TRANSIENT as exc:
+    except TRANSIENT as exc:  # rolled back: nothing of the batch was written
         for w in todo:
-            w.failure = exc
-    except Exception:
+            w.state, w.failure = None, exc
+    except Exception as exc:
         if len(todo) == 1:
-            raise
-        log.warning("batch of %d failed as a whole; writing its files one by one", len(todo))
-        for w in todo:
-            _commit_alone(settings, w, owner)
+            todo[0].state, todo[0].failure = None, exc
+        else:
+            log.warning("batch of %d failed as a whole; writing its files one by one",
+                        len(todo))
+            for w in todo:
+                _commit_alone(settings, w, owner)
     for w in works:
         if w.wait is not None:
             with contextlib.suppress(*TRANSIENT):
