@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 import pty
 import sqlite3
@@ -13,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import WorkerProcess, wait_for
 
 from worker.export import neutralise, write_csv
@@ -124,3 +126,23 @@ def test_one_shot_ingest_is_quiet_off_a_terminal_and_shows_progress_on_one(
     text = screen.decode(errors="replace")
     assert "4/4 files" in text or "3/4 files" in text  # the bar, drawn on the terminal
     assert "REJECTED drop/broken.csv" in text and "3 ingested, 1 rejected" in text
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_full_disk_under_the_log_file_is_said_once_not_per_line(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from worker.logs import QuietRotatingFileHandler
+
+    handler = QuietRotatingFileHandler("/dev/full", maxBytes=0, backupCount=0)
+    logger = logging.getLogger("accu-ingest-test-full-disk")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        for n in range(5):
+            logger.error("line %d", n)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    err = capsys.readouterr().err
+    assert err.count("cannot write the log file /dev/full") == 1
+    assert "Traceback" not in err

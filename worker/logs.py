@@ -9,6 +9,7 @@ readable lines for the journal or the Windows service wrapper's log. One file pe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import logging.handlers
@@ -47,6 +48,32 @@ def wants_json(log_format: str) -> bool:
     return bool(os.environ.get("INVOCATION_ID")) or not sys.stdout.isatty()
 
 
+class QuietRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """The JSON log file, which says once on stderr when it cannot be written (a full data
+    disk) instead of printing a traceback for every line, and once when it can again."""
+
+    failing = False
+    _failed_now = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._failed_now = False
+        super().emit(record)  # calls handleError on failure
+        if self.failing and not self._failed_now:
+            self.failing = False
+            sys.stderr.write(f"accu-ingest: writing the log file {self.baseFilename} again\n")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # the last flush fails the same way on a full disk
+            super().close()
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self._failed_now = True
+        if not self.failing:
+            self.failing = True
+            sys.stderr.write(f"accu-ingest: cannot write the log file {self.baseFilename}: "
+                             f"{sys.exc_info()[1]}; logging to stderr only until it can\n")
+
+
 def setup(verbose: bool = False, settings: Settings | None = None,
           role: str | None = None) -> logging.Handler | None:
     """Configure the root logger; with settings and a role, add the JSON file when wanted.
@@ -66,7 +93,7 @@ def setup(verbose: bool = False, settings: Settings | None = None,
     if settings is None or role is None or not wants_json(settings.log_format):
         return None
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
-    file = logging.handlers.RotatingFileHandler(
+    file = QuietRotatingFileHandler(
         settings.logs_dir / f"accu-ingest-{role}.jsonl", maxBytes=MAX_BYTES,
         backupCount=BACKUPS, encoding="utf-8", delay=True)
     file.setFormatter(JsonFormatter())
