@@ -216,6 +216,12 @@ def recoverable(now: float | None = None, limit: int = 1000) -> list[SourceFile]
     return found
 
 
+def expire(file_ids: list[int]) -> None:
+    """End the leases of queued rows now, so the reconciler enqueues them on its next pass."""
+    (SourceFile.update(lease_until=0)
+     .where(SourceFile.id.in_(file_ids), SourceFile.state == QUEUED).execute())
+
+
 def requeue(rows: list[SourceFile], owner: str, lease_seconds: float) -> list[int]:
     """Hand recoverable rows back to the queue; only rows unchanged since read are taken."""
     until = time.time() + lease_seconds

@@ -315,7 +315,14 @@ class Watcher:
                 new.append(row.id)
         if new:
             self.stats.registered += len(new)
-            self.queue.enqueue(new)
+            try:
+                self.queue.enqueue(new)
+            except Exception as exc:
+                # Registered but not enqueued (queue full or unreachable): let the reconciler
+                # take them on its next pass rather than after a whole lease.
+                log.warning("cannot enqueue %d file(s): %s; the reconciler will", len(new), exc)
+                with contextlib.suppress(OperationalError, InterfaceError):
+                    ledger.expire(new)
 
 
 Taken = tuple[SourceFile, bool] | str | None
