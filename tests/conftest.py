@@ -36,14 +36,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-@pytest.fixture(scope="session")
-def corpus() -> Path:
-    """The real instrument exports beside the repository (../shared/corpus)."""
+def corpus_dir() -> Path:
+    """The real instrument exports beside the repository (../shared/corpus); skips the test
+    when they are absent, and fails it under CI, where they must be there."""
     if not CORPUS.is_dir():
         if IN_CI:
             pytest.fail(f"corpus missing at {CORPUS}: CI must have ../shared/corpus")
         pytest.skip(f"corpus not found at {CORPUS} (set ACCU_CORPUS)")
     return CORPUS
+
+
+def corpus_bytes(*parts: str) -> bytes:
+    """One corpus file's bytes, with corpus_dir's skip-or-fail when the corpus is absent."""
+    return corpus_dir().joinpath(*parts).read_bytes()
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    return corpus_dir()
 
 
 def free_port() -> int:

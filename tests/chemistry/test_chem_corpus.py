@@ -8,24 +8,22 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 
 import pytest
+from conftest import CORPUS
 
 from worker.chemistry.calibration import Standard, fit_calibration
 from worker.chemistry.identity import identity
 from worker.chemistry.purity import Injection, PeakInput, injection_purity, select_main_peak
 
-CORPUS = Path(os.environ.get("ACCU_CORPUS",
-                             Path(__file__).resolve().parents[3] / "shared" / "corpus"))
 AGILENT = CORPUS / "agilent-1290"
 LEVELS = [12, 25, 50, 100, 250]
 EXPECTED = {12: (5, 56.9860, 72.7608, 7.643), 25: (4, 107.7670, 87.9293, 7.633),
             50: (7, 214.6817, 88.6495, 7.631), 100: (5, 411.4072, 96.7426, 7.624),
             250: (7, 1021.4570, 97.8468, 7.603)}
 
-pytestmark = pytest.mark.skipif(not AGILENT.is_dir(), reason=f"corpus not found at {AGILENT}")
+pytestmark = pytest.mark.usefixtures("corpus")  # skipped without it, a failure under CI
 
 
 def peak_table(path: Path) -> list[PeakInput]:

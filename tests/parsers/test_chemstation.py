@@ -7,16 +7,14 @@ would silently turn the golden tests off, so there it fails.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
-from pathlib import Path
 
 import pytest
+from conftest import corpus_bytes
 
 from worker.parsers import chemstation_csv, chemstation_txt
 from worker.parsers.base import ParsedFile, ParseError, Peak
 
-CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus"
 CHEMSTATION = "agilent-chemstation"
 GC_RUN = "001F0101.D"
 LC_RUN = "001-1-0312650-0713-SM.D"
@@ -24,15 +22,8 @@ CSV_SET = ("Report00.CSV", "REPORT01.CSV", "REPORT02.CSV")
 
 
 def corpus_file(*parts: str) -> bytes:
-    """The bytes of one corpus file; skip (or, on CI, fail) with the reason when it is absent."""
-    path = CORPUS.joinpath(*parts)
-    if not path.is_file():
-        reason = (f"corpus file {path} is absent: the real-export corpus is expected beside the "
-                  "repository as ../shared/corpus")
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return path.read_bytes()
+    """The bytes of one corpus file (skipped when the corpus is absent, a failure on CI)."""
+    return corpus_bytes(*parts)
 
 
 def chemstation_file(run: str, name: str) -> bytes:

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
-from pathlib import Path
 
 import pytest
+from conftest import corpus_bytes
 
 from worker.parsers import chromeleon
 from worker.parsers.base import ParsedFile, ParseError
 
-CORPUS = Path(os.environ.get("ACCU_CORPUS",
-                             Path(__file__).resolve().parents[2].parent / "shared" / "corpus"))
 ROWS = 26401
 
 
 @pytest.fixture(scope="module")
 def data() -> bytes:
-    """The real export; skipped when the corpus is absent, a failure under CI=true."""
-    path = CORPUS / "thermo-chromeleon" / "Adenosine Stadards_ 0.5 mM.txt"
-    if not path.is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"corpus file missing at {path}: CI must have ../shared/corpus")
-        pytest.skip(f"corpus not found at {CORPUS} (clone it beside the repo or set ACCU_CORPUS)")
-    return path.read_bytes()
+    """The real export (skipped when the corpus is absent, a failure under CI=true)."""
+    return corpus_bytes('thermo-chromeleon', 'Adenosine Stadards_ 0.5 mM.txt')
 
 
 @pytest.fixture(scope="module")

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
-from pathlib import Path
 
 import pytest
+from conftest import corpus_bytes
 
 from worker.parsers import empower
 from worker.parsers.base import ParsedFile, ParseError
 
-CORPUS = Path(os.environ.get("ACCU_CORPUS",
-                             Path(__file__).resolve().parents[2].parent / "shared" / "corpus"))
-
 
 @pytest.fixture(scope="module")
 def data() -> bytes:
-    """The real export; skipped when the corpus is absent, a failure under CI=true."""
-    path = CORPUS / "waters-empower" / "results1844.arw"
-    if not path.is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"corpus file missing at {path}: CI must have ../shared/corpus")
-        pytest.skip(f"corpus not found at {CORPUS} (clone it beside the repo or set ACCU_CORPUS)")
-    return path.read_bytes()
+    """The real export (skipped when the corpus is absent, a failure under CI=true)."""
+    return corpus_bytes('waters-empower', 'results1844.arw')
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +79,8 @@ def test_generic_two_column_trace_is_not_claimed() -> None:
 
 
 def test_corpus_dad_trace_is_not_claimed() -> None:
-    path = CORPUS / "agilent-1290" / "20260113 153049" / "Blank_1.dx_DAD1A.CSV"
-    if path.is_file():
-        assert empower.sniff(path.read_bytes(), path.name) == 0
+    name = "Blank_1.dx_DAD1A.CSV"
+    assert empower.sniff(corpus_bytes("agilent-1290", "20260113 153049", name), name) == 0
 
 
 def test_bad_row_names_its_line(data: bytes) -> None:

@@ -8,19 +8,17 @@ or changed; (c) each corpus file is claimed (score >= 50) only by its own parser
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from types import ModuleType
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from conftest import corpus_dir
+from faults.fuzz import FUZZ
+from hypothesis import given
 from hypothesis import strategies as st
 
 from worker.parsers import chromeleon, empower, shimadzu
 from worker.parsers.base import ParsedFile, ParseError
 
-CORPUS = Path(os.environ.get("ACCU_CORPUS",
-                             Path(__file__).resolve().parents[2].parent / "shared" / "corpus"))
 PARSERS: dict[str, ModuleType] = {"shimadzu": shimadzu, "chromeleon": chromeleon,
                                   "empower": empower}
 OWN_FILES = {
@@ -28,21 +26,11 @@ OWN_FILES = {
     "chromeleon": "thermo-chromeleon/Adenosine Stadards_ 0.5 mM.txt",
     "empower": "waters-empower/results1844.arw",
 }
-FUZZ = settings(max_examples=int(os.environ.get("ACCU_FUZZ_EXAMPLES", "200")), deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
-
-def _corpus_dir() -> Path:
-    if not CORPUS.is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"corpus missing at {CORPUS}: CI must have ../shared/corpus")
-        pytest.skip(f"corpus not found at {CORPUS} (clone it beside the repo or set ACCU_CORPUS)")
-    return CORPUS
 
 
 @pytest.fixture(scope="module")
 def real_files() -> dict[str, bytes]:
-    corpus = _corpus_dir()
+    corpus = corpus_dir()
     return {parser: (corpus / path).read_bytes() for parser, path in OWN_FILES.items()}
 
 
@@ -182,7 +170,7 @@ def test_empower_round_trip(times: list[int], data: st.DataObject, sample: str) 
 # --- (c) cross-sniffing ---------------------------------------------------------------------
 
 def test_each_corpus_file_is_claimed_only_by_its_own_parser() -> None:
-    corpus = _corpus_dir()
+    corpus = corpus_dir()
     own = {str(corpus / path): parser for parser, path in OWN_FILES.items()}
     files = sorted(p for p in corpus.rglob("*") if p.is_file())
     assert len(files) > len(own)
