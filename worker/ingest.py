@@ -256,18 +256,6 @@ def pack(times: object, values: object) -> bytes:
     return struct.pack("<I", len(t)) + t.tobytes() + v.tobytes()
 
 
-def unpack(data: bytes) -> tuple[list[float], list[float]]:
-    from array import array
-    (n,) = struct.unpack_from("<I", data)
-    t, v = array("d"), array("d")
-    t.frombytes(data[4:4 + 8 * n])
-    v.frombytes(data[4 + 8 * n:4 + 16 * n])
-    if sys.byteorder != "little":
-        t.byteswap()
-        v.byteswap()
-    return list(t), list(v)
-
-
 def _job_for(row: SourceFile, parsed: ParsedFile) -> Job:
     """The export folder a file was dropped in is its Job; loose files dropped together share
     one."""

@@ -65,11 +65,6 @@ def configured_encoding(filename: str, encodings: Iterable[tuple[str, str]]) -> 
         _configured.reset(token)
 
 
-def detect_encoding(data: bytes, declared: str | None = None) -> str:
-    """The encoding to read ``data`` with (see the module docstring for the order)."""
-    return _decide(data, declared)[0]
-
-
 def _decide(data: bytes, declared: str | None) -> tuple[str, str | None]:
     """(encoding, decoded text, or None where only the BOM was looked at): each decoding is
     done once, which matters on 50 MB traces."""
