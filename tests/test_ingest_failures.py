@@ -43,10 +43,10 @@ def test_a_bug_on_one_file_spares_its_batch_and_ends_in_a_rejection(
         settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     real_write = ingest._write
 
-    def buggy_write(row: SourceFile, parsed, s):  # type: ignore[no-untyped-def]
+    def buggy_write(row: SourceFile, parsed, s, known):  # type: ignore[no-untyped-def]
         if row.name == BROKEN:
             raise RuntimeError("simulated bug")
-        return real_write(row, parsed, s)
+        return real_write(row, parsed, s, known)
 
     monkeypatch.setattr(ingest, "_write", buggy_write)
     ids = _register(settings, ["S-1_Inj_1_Report.csv", BROKEN, "S-3_Inj_1_Report.csv"])

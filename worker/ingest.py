@@ -17,7 +17,7 @@ from pathlib import PurePosixPath
 
 from peewee import InterfaceError, OperationalError
 
-from worker import audit, dispose, grouping, jobresults, ledger, store
+from worker import audit, dispose, grouping, jobresults, ledger, sql, store
 from worker.models import (
     INGESTED,
     REJECTED,
@@ -144,6 +144,7 @@ def _commit(settings: Settings, works: list[Work], owner: str) -> None:
     with database.atomic():
         audit.lock_chain()  # before any row lock: one lock order for all writers (PostgreSQL)
         ours = ledger.owned([w.row.id for w in works], owner)
+        known = Known()
         for w in works:
             w.state = None
             if w.row.id not in ours:
@@ -161,10 +162,11 @@ def _commit(settings: Settings, works: list[Work], owner: str) -> None:
                         grouping.write_evidence(w.row, w.parsed)
                     else:
                         assert w.parsed is not None
-                        w.touched = _write(w.row, w.parsed, settings)
+                        w.touched = _write(w.row, w.parsed, settings, known)
                 w.state = INGESTED
             except grouping.NotYet as wait:
                 w.wait = wait.seconds
+                known = Known()  # what it looked up or created was rolled back with it
             except TRANSIENT:
                 raise
             except Exception as exc:
@@ -208,40 +210,43 @@ def _failed(settings: Settings, work: Work, owner: str) -> None:
         ledger.release(row, owner, delay)
 
 
-def _write(row: SourceFile, parsed: ParsedFile, settings: Settings) -> list[Sample]:
+_PEAK_COLUMNS = ("injection_id", "signal", "number", "rt_min", "area", "area_pct", "height",
+                 "begin_min", "end_min", "width_min", "peak_type", "name")
+_INJECTION_COLUMNS = ("sample_id", "source_file_id", "number", "acquired_at", "dilution_factor",
+                      "superseded")
+_INGESTED_SQL = (f"UPDATE {sql.table(SourceFile)} SET state = ?, format = ?, parser_version = ?, "
+                 "job_id = ?, finished_at = ?, lease_owner = NULL, lease_until = 0, "
+                 "error = NULL, error_line = NULL WHERE id = ?")
+
+
+def _write(row: SourceFile, parsed: ParsedFile, settings: Settings,
+           known: Known) -> list[Sample]:
     """Every row derived from one file and its final state; returns the samples it touched."""
-    job = _job_for(row, parsed)
-    sample, number = _sample_for(job, row, parsed)
+    job = _job_for(row, parsed, known)
+    sample, number = _sample_for(job, row, parsed, known)
     grouping.settle_folder(row, settings.methods)
     touched = [sample, *_supersede_previous_revision(row)]
-    injection = Injection.create(sample=sample, source_file=row, number=number,
-                                 acquired_at=parsed.acquired_at,
-                                 dilution_factor=parsed.dilution_factor)
-    peak_rows = []
+    injection_id = sql.insert(Injection, _INJECTION_COLUMNS, [
+        (sample.id, row.id, number, parsed.acquired_at, parsed.dilution_factor, False)],
+        returning=True)[0]
+    peaks = [(injection_id, signal.name, p.number, p.rt_min, p.area, p.area_pct, p.height,
+              p.begin_min, p.end_min, p.width_min, p.peak_type, p.name)
+             for signal in parsed.signals for p in signal.peaks or ()]
+    sql.insert(Peak, _PEAK_COLUMNS, peaks)
     for signal in parsed.signals:
-        for p in signal.peaks or ():
-            peak_rows.append({
-                "injection": injection.id, "signal": signal.name, "number": p.number,
-                "rt_min": p.rt_min, "area": p.area, "area_pct": p.area_pct,
-                "height": p.height, "begin_min": p.begin_min, "end_min": p.end_min,
-                "width_min": p.width_min, "peak_type": p.peak_type, "name": p.name})
         if signal.trace is not None:
             tr = signal.trace
             Chromatogram.create(
-                injection=injection, signal=signal.name, detector=signal.detector,
+                injection=injection_id, signal=signal.name, detector=signal.detector,
                 wavelength_nm=signal.wavelength_nm, points=tr.points, time_unit=tr.time_unit,
                 value_unit=tr.value_unit, t_start=tr.times[0], t_end=tr.times[-1],
                 data=pack(tr.times, tr.values))
-    for start in range(0, len(peak_rows), 200):
-        Peak.insert_many(peak_rows[start:start + 200]).execute()
-    (SourceFile.update(state=INGESTED, format=parsed.format,
-                       parser_version=parsed.parser_version, job=job, finished_at=utcnow(),
-                       lease_owner=None, lease_until=0, error=None, error_line=None)
-     .where(SourceFile.id == row.id).execute())
+    sql.execute(_INGESTED_SQL, (INGESTED, parsed.format, parsed.parser_version, job.id,
+                                utcnow(), row.id))
     audit.record("ingested", row.sha256, row.id, format=parsed.format,
                  parser_version=parsed.parser_version, encoding=parsed.encoding,
                  job=job.key, sample=sample.sample_id, injection=number,
-                 peaks=len(peak_rows),
+                 peaks=len(peaks),
                  traces=sum(1 for s in parsed.signals if s.trace is not None))
     return touched
 
@@ -256,15 +261,28 @@ def pack(times: object, values: object) -> bytes:
     return struct.pack("<I", len(t)) + t.tobytes() + v.tobytes()
 
 
-def _job_for(row: SourceFile, parsed: ParsedFile) -> Job:
+@dataclass
+class Known:
+    """Jobs and samples a batch has already looked up or created, inside its transaction: the
+    files of a burst share a few folders and samples, and each is read once per batch."""
+
+    jobs: dict[str, Job] = field(default_factory=dict)
+    samples: dict[tuple[int, str, str], Sample] = field(default_factory=dict)
+
+
+def _job_for(row: SourceFile, parsed: ParsedFile, known: Known) -> Job:
     """The export folder a file was dropped in is its Job; loose files dropped together share
     one."""
     folder = grouping.job_folder(row.path)
     if folder != ".":
         key = f"{row.origin}:{folder}"
-        job, created = Job.get_or_create(key=key, defaults={
-            "name": PurePosixPath(folder).name, "instrument": parsed.instrument,
-            "method": parsed.method, "acquired_at": parsed.acquired_at})
+        job = known.jobs.get(key)
+        if job is None:
+            job, created = Job.get_or_create(key=key, defaults={
+                "name": PurePosixPath(folder).name, "instrument": parsed.instrument,
+                "method": parsed.method, "acquired_at": parsed.acquired_at})
+        else:
+            created = False
     else:
         # By the first_seen index, newest first, the origin and path checked here: asked of
         # the database, the planner takes the origin index and reads every file of the node.
@@ -285,16 +303,33 @@ def _job_for(row: SourceFile, parsed: ParsedFile) -> Job:
     if not created and job.method is None and parsed.method:
         Job.update(method=parsed.method, instrument=parsed.instrument).where(
             Job.id == job.id).execute()
+        job.method, job.instrument = parsed.method, parsed.instrument
+    if folder != ".":
+        known.jobs[job.key] = job
     return job
 
 
-def _sample_for(job: Job, row: SourceFile, parsed: ParsedFile) -> tuple[Sample, int]:
+_SAMPLE_SQL = (f"SELECT id, kind, level FROM {sql.table(Sample)} "
+               "WHERE job_id = ? AND sample_id = ? AND analyte = ?")
+
+
+def _sample_for(job: Job, row: SourceFile, parsed: ParsedFile,
+                known: Known) -> tuple[Sample, int]:
     ident = identify(parsed.sample_name or grouping.fallback_name(row.path))
-    kind = parsed.sample_kind or ident.kind
-    level = parsed.level if parsed.level is not None else ident.level
     number = parsed.injection or ident.injection
-    sample, _ = Sample.get_or_create(job=job, sample_id=ident.sample_id, analyte=ident.analyte,
-                                     defaults={"kind": kind, "level": level})
+    key = (job.id, ident.sample_id, ident.analyte)
+    sample = known.samples.get(key)
+    if sample is None:
+        found = sql.rows(_SAMPLE_SQL, key)
+        if found:
+            sample_id, kind, level = found[0]
+        else:
+            kind = parsed.sample_kind or ident.kind
+            level = parsed.level if parsed.level is not None else ident.level
+            sample_id = sql.insert(Sample, ("job_id", "sample_id", "analyte", "kind", "level"),
+                                   [(*key, kind, level)], returning=True)[0]
+        sample = known.samples[key] = Sample(id=sample_id, job=job, sample_id=ident.sample_id,
+                                             analyte=ident.analyte, kind=kind, level=level)
     return sample, number
 
 

@@ -33,9 +33,16 @@ from worker.chemistry.identity import identity
 from worker.chemistry.purity import select_main_peak
 from worker.chemistry.quantity import quantity
 from worker.chemistry.trace import Computation
-from worker.models import Injection, Job, Result, Sample, database
+from worker.models import Job, Sample, database
 from worker.naming import SAMPLE, STANDARD
-from worker.results import Tables, Wanted, peak_tables, replace, sample_purity
+from worker.results import (
+    CurrentInjection,
+    Tables,
+    Wanted,
+    peak_tables,
+    replace,
+    sample_purity,
+)
 from worker.settings import MethodSettings
 
 CALIBRATION_KINDS = ("calibration_slope", "calibration_intercept", "calibration_r2")
@@ -47,7 +54,7 @@ DEFAULT = "default"
 class MainPeakRow:
     """One current injection's main peak, labelled by its source file (unique, readable)."""
 
-    injection: Injection
+    injection: CurrentInjection
     label: str
     area: float
     rt_min: float
@@ -78,12 +85,12 @@ def main_peaks(sample: Sample, methods: Mapping[str, MethodSettings],
     for inj, peaks in peak_tables(sample, methods, cache):
         main = select_main_peak(peaks)
         if main is not None:
-            rows.append(MainPeakRow(inj, inj.source_file.name, main.area, main.rt_min))
+            rows.append(MainPeakRow(inj, inj.file_name, main.area, main.rt_min))
     return rows
 
 
 def recompute_job(job: Job, touched: Iterable[Sample], methods: Mapping[str, MethodSettings],
-                  cache: dict[int, Tables] | None = None) -> list[Result]:
+                  cache: dict[int, Tables] | None = None) -> None:
     """Calibration rows of ``job``, then identity / quantity / acceptance of affected samples."""
     _lock(job)
     standards = list(Sample.select().where(Sample.job == job, Sample.kind == STANDARD))
@@ -100,7 +107,7 @@ def recompute_job(job: Job, touched: Iterable[Sample], methods: Mapping[str, Met
             points, corrections=cfg.method.level_corrections,
             exclude_levels=cfg.method.exclude_levels, unit=cfg.method.concentration_unit,
             min_r2=cfg.method.min_r2, analyte=analyte), cfg)
-    rows, changed = replace(job.id, None, _calibration_rows(curves), CALIBRATION_KINDS)
+    changed = replace(job.id, None, _calibration_rows(curves), CALIBRATION_KINDS)
     if changed:
         _audit_choices(job, curves)
     # Only a changed curve (or standard) reaches every sample of the job; otherwise the work is
@@ -114,8 +121,7 @@ def recompute_job(job: Job, touched: Iterable[Sample], methods: Mapping[str, Met
         if s.id not in peaks:
             peaks[s.id] = main_peaks(s, methods, cache)
         wanted = _sample_rows(job, s, peaks, standards, curves, methods, cache)
-        rows += replace(job.id, s, wanted, SAMPLE_KINDS)[0]
-    return rows
+        replace(job.id, s, wanted, SAMPLE_KINDS)
 
 
 def _lock(job: Job) -> None:

@@ -15,7 +15,7 @@ from pathlib import PurePosixPath
 
 from peewee import fn
 
-from worker import audit
+from worker import audit, sql
 from worker.models import (
     FINAL_STATES,
     PROCESSING,
@@ -84,35 +84,69 @@ def register(seen: Seen, owner: str, lease_seconds: float) -> tuple[SourceFile, 
 
 def register_many(seen: list[Seen], owner: str,
                   lease_seconds: float) -> list[tuple[SourceFile, bool]]:
-    """Record stored files in one transaction; (row, is_new) for each, in order."""
-    out: list[tuple[SourceFile, bool]] = []
+    """Record stored files in one transaction; (row, is_new) for each, in order.
+
+    A batch reads what the ledger already has of its contents and paths with one query each,
+    and inserts its new rows with one statement: a burst registers hundreds at a time.
+    """
+    if not seen:
+        return []
     with database.atomic():
+        shas = list(dict.fromkeys(one.sha256 for one in seen))
+        existing = {r.sha256: r for r in SourceFile.select().where(SourceFile.sha256.in_(shas))}
+        previous = _latest_by_path(seen)
+        fresh: list[Seen] = []
         for one in seen:
-            out.append(_register(one, owner, lease_seconds))
+            if one.sha256 not in existing:
+                existing[one.sha256] = None  # type: ignore[assignment]  # new: first of the batch
+                fresh.append(one)
+        until, now = time.time() + lease_seconds, utcnow()
+        ids = sql.insert(SourceFile, _NEW_COLUMNS, [
+            (one.sha256, one.path, PurePosixPath(one.path).name, one.origin, one.size,
+             one.mtime_ns, now, QUEUED, 0, until, owner, previous.get((one.origin, one.path)),
+             False) for one in fresh], returning=True)
+        for one, row_id in zip(fresh, ids, strict=True):
+            before = previous.get((one.origin, one.path))
+            existing[one.sha256] = SourceFile(
+                id=row_id, sha256=one.sha256, path=one.path, name=PurePosixPath(one.path).name,
+                origin=one.origin, size=one.size, mtime_ns=one.mtime_ns, first_seen=now,
+                state=QUEUED, attempts=0, lease_until=until, lease_owner=owner,
+                previous=before, disposed=False)
+            audit.record("detected", one.sha256, row_id, path=one.path,
+                         at=_iso(one.detected_at))
+            audit.record("stable", one.sha256, row_id, size=one.size, mtime_ns=one.mtime_ns,
+                         at=_iso(one.stable_at))
+            audit.record("stored", one.sha256, row_id, size=one.size, revision_of=before)
+            audit.record("queued", one.sha256, row_id)
+        out: list[tuple[SourceFile, bool]] = []
+        new = {id(one) for one in fresh}
+        for one in seen:
+            row = existing[one.sha256]
+            if id(one) in new:
+                out.append((row, True))
+                continue
+            if is_another_copy(row, one.path, one.size, one.mtime_ns):
+                audit.record("duplicate", one.sha256, row.id, path=one.path,
+                             first_path=row.path, state=row.state)
+            out.append((row, False))
     return out
 
 
-def _register(seen: Seen, owner: str, lease_seconds: float) -> tuple[SourceFile, bool]:
-    existing = SourceFile.get_or_none(SourceFile.sha256 == seen.sha256)
-    if existing is not None:
-        if is_another_copy(existing, seen.path, seen.size, seen.mtime_ns):
-            audit.record("duplicate", seen.sha256, existing.id, path=seen.path,
-                         first_path=existing.path, state=existing.state)
-        return existing, False
-    previous = (SourceFile.select().where(SourceFile.path == seen.path,
-                                          SourceFile.origin == seen.origin)
-                .order_by(SourceFile.id.desc()).first())
-    row = SourceFile.create(
-        sha256=seen.sha256, path=seen.path, name=PurePosixPath(seen.path).name,
-        origin=seen.origin, size=seen.size, mtime_ns=seen.mtime_ns, state=QUEUED,
-        previous=previous, lease_owner=owner, lease_until=time.time() + lease_seconds)
-    audit.record("detected", seen.sha256, row.id, path=seen.path, at=_iso(seen.detected_at))
-    audit.record("stable", seen.sha256, row.id, size=seen.size, mtime_ns=seen.mtime_ns,
-                 at=_iso(seen.stable_at))
-    audit.record("stored", seen.sha256, row.id, size=seen.size,
-                 revision_of=previous.id if previous else None)
-    audit.record("queued", seen.sha256, row.id)
-    return row, True
+_NEW_COLUMNS = ("sha256", "path", "name", "origin", "size", "mtime_ns", "first_seen", "state",
+                "attempts", "lease_until", "lease_owner", "previous_id", "disposed")
+
+
+def _latest_by_path(seen: list[Seen]) -> dict[tuple[str, str], int]:
+    """The newest ledger row of each (origin, path): a new file there is its next revision."""
+    latest: dict[tuple[str, str], int] = {}
+    for origin in {one.origin for one in seen}:
+        paths = list({one.path for one in seen if one.origin == origin})
+        for start in range(0, len(paths), sql.CHUNK):
+            chunk = paths[start:start + sql.CHUNK]
+            latest.update(((origin, path), row_id) for path, row_id in sql.rows(
+                f"SELECT path, MAX(id) FROM {sql.table(SourceFile)} WHERE origin = ? "
+                f"AND path IN ({sql.marks(len(chunk))}) GROUP BY path", [origin, *chunk]))
+    return latest
 
 
 def is_another_copy(row: SourceFile, path: str, size: int, mtime_ns: int) -> bool:
@@ -135,10 +169,15 @@ def claim(file_id: int, owner: str, lease_seconds: float) -> SourceFile | None:
     return rows[0] if rows else None
 
 
+_CLAIM_SQL = (f"UPDATE {sql.table(SourceFile)} SET state = ?, lease_owner = ?, lease_until = ?, "
+              "attempts = attempts + 1 WHERE id = ? AND state = ? AND lease_until = ?")
+
+
 def claim_many(file_ids: list[int], owner: str, lease_seconds: float) -> list[SourceFile]:
     """Take the lease on each file that is free to take, in one transaction, and record that its
     parsing begins; returns the rows now held (files held by a live consumer are skipped)."""
     now = time.time()
+    until = now + lease_seconds
     taken: list[SourceFile] = []
     with database.atomic():
         rows = SourceFile.select().where(SourceFile.id.in_(file_ids),
@@ -147,15 +186,13 @@ def claim_many(file_ids: list[int], owner: str, lease_seconds: float) -> list[So
             if (row.state == PROCESSING and row.lease_until > now
                     and not holder_is_dead(row.lease_owner)):
                 continue
-            updated = (SourceFile.update(state=PROCESSING, lease_owner=owner,
-                                         lease_until=now + lease_seconds,
-                                         attempts=SourceFile.attempts + 1)
-                       .where(SourceFile.id == row.id, SourceFile.state == row.state,
-                              SourceFile.lease_until == row.lease_until)
-                       .execute())
-            if updated != 1:
+            # Conditional on the state and lease as read: another consumer's claim in between
+            # changes them, and then this one takes nothing.
+            claimed = sql.execute(_CLAIM_SQL, (PROCESSING, owner, until, row.id, row.state,
+                                               row.lease_until)).rowcount
+            if claimed != 1:
                 continue
-            row.state, row.lease_owner, row.lease_until = PROCESSING, owner, now + lease_seconds
+            row.state, row.lease_owner, row.lease_until = PROCESSING, owner, until
             row.attempts += 1
             audit.record("parsing", row.sha256, row.id, attempt=row.attempts)
             taken.append(row)

@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
-from worker import audit
+from worker import audit, sql
 from worker.chemistry import purity
 from worker.chemistry.naturalsort import natural_key
 from worker.chemistry.trace import Computation
@@ -31,10 +32,10 @@ PURITY_KINDS = (PURITY_INJECTION, "purity", "purity_rsd")
 # The words a yes/no outcome is stored as, per kind: (True, False).
 OUTCOME_TEXT = {"identity": ("conforms", "does not conform"), "acceptance": ("pass", "fail")}
 
-Wanted = tuple[Injection | None, Computation]
+Wanted = tuple["CurrentInjection | None", Computation]
 
 
-def purity_signal(peaks: Iterable[Peak], wanted: str | None = None) -> str | None:
+def purity_signal(peaks: Iterable[StoredPeak], wanted: str | None = None) -> str | None:
     """The signal purity is computed on.
 
     Default: the first signal (in file order) that has a peak table — exports with several
@@ -59,7 +60,28 @@ def purity_signal(peaks: Iterable[Peak], wanted: str | None = None) -> str | Non
     return None
 
 
-def injection_label(injection: Injection) -> str:
+@dataclass(frozen=True, slots=True)
+class CurrentInjection:
+    """A current injection as results need it: read for every sample a file touches, so plain
+    values rather than ORM objects."""
+
+    id: int
+    number: int
+    file_name: str
+    dilution_factor: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPeak:
+    """A stored peak as purity and calibration need it (``PeakLike``)."""
+
+    signal: str
+    rt_min: float
+    area: float
+    area_pct: float | None
+
+
+def injection_label(injection: CurrentInjection) -> str:
     return f"Inj_{injection.number}"
 
 
@@ -71,7 +93,14 @@ def wanted_signal(sample: Sample, methods: Mapping[str, MethodSettings] | None) 
     return None
 
 
-Tables = list[tuple[Injection, list[Peak]]]
+Tables = list[tuple[CurrentInjection, list[StoredPeak]]]
+
+_INJECTIONS_SQL = (
+    f"SELECT i.id, i.number, f.name, i.dilution_factor FROM {sql.table(Injection)} i "
+    f"JOIN {sql.table(SourceFile)} f ON f.id = i.source_file_id "
+    "WHERE i.sample_id = ? AND i.superseded = ?")
+_PEAKS_SQL = (f"SELECT injection_id, signal, rt_min, area, area_pct FROM {sql.table(Peak)} "
+              "WHERE injection_id IN ({}) ORDER BY id")
 
 
 def peak_tables(sample: Sample, methods: Mapping[str, MethodSettings] | None = None,
@@ -84,13 +113,12 @@ def peak_tables(sample: Sample, methods: Mapping[str, MethodSettings] | None = N
     if cache is not None and sample.id in cache:
         return cache[sample.id]
     wanted = wanted_signal(sample, methods)
-    injections = list(Injection.select(Injection, SourceFile).join(SourceFile)
-                      .where(Injection.sample == sample.id,
-                             Injection.superseded == False))  # noqa: E712
-    by_injection: dict[int, list[Peak]] = {i.id: [] for i in injections}
+    injections = [CurrentInjection(*r) for r in sql.rows(_INJECTIONS_SQL, (sample.id, False))]
+    by_injection: dict[int, list[StoredPeak]] = {i.id: [] for i in injections}
     if injections:
-        for peak in Peak.select().where(Peak.injection.in_(list(by_injection))).order_by(Peak.id):
-            by_injection[peak.injection_id].append(peak)
+        ids = list(by_injection)
+        for injection_id, *values in sql.rows(_PEAKS_SQL.format(sql.marks(len(ids))), ids):
+            by_injection[injection_id].append(StoredPeak(*values))
     tables: Tables = []
     for inj in sorted(injections, key=lambda i: (natural_key(injection_label(i)), i.id)):
         peaks = by_injection[inj.id]
@@ -104,7 +132,7 @@ def peak_tables(sample: Sample, methods: Mapping[str, MethodSettings] | None = N
 
 
 def sample_purity(sample: Sample,
-                  tables: Sequence[tuple[Injection, list[Peak]]]) -> purity.SamplePurity | None:
+                  tables: Tables) -> purity.SamplePurity | None:
     """Purity of ``sample`` from its peak tables (see ``peak_tables``); None without any."""
     if not tables:
         return None
@@ -115,8 +143,8 @@ def sample_purity(sample: Sample,
 
 
 def recompute_sample(sample: Sample, methods: Mapping[str, MethodSettings] | None = None,
-                     cache: dict[int, Tables] | None = None) -> list[Result]:
-    """Compute purity for ``sample`` from its current injections; returns the rows now current."""
+                     cache: dict[int, Tables] | None = None) -> None:
+    """Compute purity for ``sample`` from its current injections."""
     tables = peak_tables(sample, methods, cache)
     wanted: list[Wanted] = []
     outcome = sample_purity(sample, tables)
@@ -125,8 +153,7 @@ def recompute_sample(sample: Sample, methods: Mapping[str, MethodSettings] | Non
         for comp in outcome.injections:
             wanted.append((by_label[comp.inputs["injection"]], comp))
         wanted += [(None, outcome.purity), (None, outcome.rsd)]
-    rows, _ = replace(sample.job_id, sample, wanted, PURITY_KINDS)
-    return rows
+    replace(sample.job_id, sample, wanted, PURITY_KINDS)
 
 
 def stored_value(comp: Computation) -> tuple[float | None, str | None]:
@@ -139,54 +166,50 @@ def stored_value(comp: Computation) -> tuple[float | None, str | None]:
     return None, None
 
 
-def _signature(injection_id: int | None, kind: str, value: float | None, text: str | None,
-               inputs: str, calc_version: str) -> tuple:
-    return injection_id, kind, value, text, inputs, calc_version
+_CURRENT_SQL = (f"SELECT id, injection_id, kind, value, text, inputs, calc_version "
+                f"FROM {sql.table(Result)} WHERE job_id = ? AND superseded = ? "
+                "AND kind IN ({kinds}) AND {sample}")
+_RESULT_COLUMNS = ("job_id", "sample_id", "injection_id", "analyte", "kind", "value", "text",
+                   "unit", "inputs", "trace", "flags", "calc_version", "computed_at",
+                   "superseded")
 
 
 def replace(job_id: int, sample: Sample | None, wanted: Sequence[Wanted],
-            kinds: Sequence[str]) -> tuple[list[Result], bool]:
+            kinds: Sequence[str]) -> bool:
     """Make ``wanted`` the current results of these ``kinds`` for ``sample`` (None: the job's
-    own rows). Unchanged rows are kept, changed ones superseded. Returns the current rows and
-    whether anything was inserted or superseded."""
-    query = Result.select().where(Result.job == job_id, Result.kind.in_(list(kinds)),
-                                  Result.superseded == False)  # noqa: E712
-    query = query.where(Result.sample.is_null() if sample is None else Result.sample == sample)
-    have = {_signature(r.injection_id, r.kind, r.value, r.text, r.inputs, r.calc_version): r
-            for r in query}
+    own rows). Unchanged rows are kept, changed ones superseded. Returns whether anything was
+    inserted or superseded."""
+    text = _CURRENT_SQL.format(kinds=sql.marks(len(kinds)),
+                               sample="sample_id IS NULL" if sample is None else "sample_id = ?")
+    params = [job_id, False, *kinds, *([] if sample is None else [sample.id])]
+    # A signature is everything that makes a result what it is; same signature, same result.
+    have = {tuple(r[1:]): (r[0], r[2]) for r in sql.rows(text, params)}
     who = sample.sample_id if sample is not None else None
-    keep: list[Result] = []
-    fresh: list[dict[str, object]] = []
+    fresh: list[tuple[object, ...]] = []
+    now = utcnow()
     for injection, comp in wanted:
         inputs = json.dumps(comp.inputs, sort_keys=True, default=str)
-        value, text = stored_value(comp)
-        sig = _signature(injection.id if injection else None, comp.kind, value, text, inputs,
-                         comp.calc_version)
-        if sig in have:
-            keep.append(have.pop(sig))
+        value, outcome = stored_value(comp)
+        injection_id = injection.id if injection else None
+        if have.pop((injection_id, comp.kind, value, outcome, inputs, comp.calc_version),
+                    None) is not None:
             continue
         analyte = comp.inputs.get("analyte") or (sample.analyte if sample is not None else "")
-        fresh.append({
-            "job": job_id, "sample": sample.id if sample is not None else None,
-            "injection": injection.id if injection else None, "analyte": analyte or "",
-            "kind": comp.kind, "value": value, "text": text, "unit": comp.unit, "inputs": inputs,
-            "trace": json.dumps([s.model_dump(mode="json") for s in comp.steps]),
-            "flags": json.dumps(comp.flags), "calc_version": comp.calc_version,
-            "computed_at": utcnow()})
-    created: list[dict[str, object]] = []
+        fresh.append((job_id, sample.id if sample is not None else None, injection_id,
+                      analyte or "", comp.kind, value, outcome, comp.unit, inputs,
+                      json.dumps([s.model_dump(mode="json") for s in comp.steps]),
+                      json.dumps(comp.flags), comp.calc_version, now, False))
     if fresh:  # one statement for all of them: a recompute is on every file's path
-        ids = [r.id for r in Result.insert_many(fresh).returning(Result.id).execute()]
-        for row_id, values in zip(ids, fresh, strict=True):
-            keep.append(Result(id=row_id, **values))
-            created.append({"result": row_id, "kind": values["kind"], "value": values["value"],
-                            "text": values["text"], "calc_version": values["calc_version"]})
-    # One event per recompute, naming every result it wrote or retired, rather than one each:
-    # the trail stays complete and a burst does not spend its time hashing audit rows.
-    if created:
-        audit.record("computed", None, None, job=job_id, sample=who, results=created)
+        ids = sql.insert(Result, _RESULT_COLUMNS, fresh, returning=True)
+        # One event per recompute, naming every result it wrote or retired, rather than one
+        # each: the trail stays complete and a burst does not spend its time hashing audit rows.
+        audit.record("computed", None, None, job=job_id, sample=who, results=[
+            {"result": row_id, "kind": row[4], "value": row[5], "text": row[6],
+             "calc_version": row[11]} for row_id, row in zip(ids, fresh, strict=True)])
     if have:
-        stale = list(have.values())
-        Result.update(superseded=True).where(Result.id.in_([r.id for r in stale])).execute()
+        stale = sorted(have.values())
+        sql.execute(f"UPDATE {sql.table(Result)} SET superseded = ? WHERE id IN "
+                    f"({sql.marks(len(stale))})", [True, *(row_id for row_id, _ in stale)])
         audit.record("superseded", None, None, job=job_id, sample=who,
-                     results=[{"result": r.id, "kind": r.kind} for r in stale])
-    return keep, bool(created or have)
+                     results=[{"result": row_id, "kind": kind} for row_id, kind in stale])
+    return bool(fresh or have)
