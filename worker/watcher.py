@@ -345,12 +345,11 @@ def take_many(settings: Settings, batch: list[tuple[Path, str, Candidate]],
     """Read each stable file once, store its bytes durably, then register them together.
 
     For each file: (row, is_new); None when it is not complete yet (changed while being read,
-    locked by its writer); "gone" when it vanished. The raw files are fsync'd one by one, their
-    folders once, and the ledger rows commit in one transaction — after the bytes are safe.
+    locked by its writer); "gone" when it vanished. The raw files are stored as one durable
+    batch, and the ledger rows commit in one transaction — after the bytes are safe.
     """
     outcomes: list[Taken] = [None] * len(batch)
     stored: list[tuple[int, ledger.Seen, bytes]] = []
-    folders: set[Path] = set()
     for i, (path, rel, cand) in enumerate(batch):
         if cand.size > settings.max_file_bytes:
             outcomes[i] = _register_oversized(settings, path, rel, cand), False
@@ -367,15 +366,12 @@ def take_many(settings: Settings, batch: list[tuple[Path, str, Candidate]],
         if (st.st_size, st.st_mtime_ns) != (cand.size, cand.mtime_ns) or len(data) != cand.size:
             cand.size = -1  # changed while being read: start the stability window again
             continue
-        sha = store.sha256_of(data)
-        folders.add(store.put(settings.raw_dir, data, sha, fsync=settings.fsync,
-                              sync_folder=False).parent)
         stored.append((i, ledger.Seen(path=rel, size=cand.size, mtime_ns=cand.mtime_ns,
-                                      sha256=sha, detected_at=cand.detected_at,
-                                      stable_at=time.time(), origin=settings.node), data))
-    if settings.fsync:
-        for folder in folders:
-            store.fsync_dir(folder)
+                                      sha256=store.sha256_of(data),
+                                      detected_at=cand.detected_at, stable_at=time.time(),
+                                      origin=settings.node), data))
+    store.put_many(settings.raw_dir, [(seen.sha256, data) for _, seen, data in stored],
+                   fsync=settings.fsync)
     if settings.blobs_in_database:
         for _, seen, data in stored:
             store_blob(seen.sha256, data)
