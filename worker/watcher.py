@@ -14,6 +14,7 @@ import fnmatch
 import hashlib
 import logging
 import os
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -260,8 +261,8 @@ class Watcher:
             except FileNotFoundError:
                 self._forget(path)
                 continue
-            if path.is_symlink() or not path.is_file():
-                if path.is_symlink():
+            if not stat.S_ISREG(st.st_mode):  # one lstat per pass: a burst has thousands
+                if stat.S_ISLNK(st.st_mode):
                     log.warning("not following symlink %s", path)
                 self._forget(path)
                 continue
