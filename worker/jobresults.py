@@ -93,7 +93,8 @@ def recompute_job(job: Job, touched: Iterable[Sample], methods: Mapping[str, Met
                   cache: dict[int, Tables] | None = None) -> None:
     """Calibration rows of ``job``, then identity / quantity / acceptance of affected samples."""
     _lock(job)
-    standards = list(Sample.select().where(Sample.job == job, Sample.kind == STANDARD))
+    standards = _with_job(job, Sample.select().where(Sample.job == job,
+                                                     Sample.kind == STANDARD))
     cache = {} if cache is None else cache
     peaks = {s.id: main_peaks(s, methods, cache) for s in standards}
     curves: dict[str, tuple[CalibrationCurve, Config]] = {}
@@ -113,8 +114,8 @@ def recompute_job(job: Job, touched: Iterable[Sample], methods: Mapping[str, Met
     # Only a changed curve (or standard) reaches every sample of the job; otherwise the work is
     # the touched samples', so a file's cost does not grow with the size of its job.
     if changed or any(s.kind == STANDARD for s in touched):
-        targets = list(Sample.select().where(Sample.job == job,
-                                             Sample.kind.in_((SAMPLE, STANDARD))))
+        targets = _with_job(job, Sample.select().where(Sample.job == job,
+                                                   Sample.kind.in_((SAMPLE, STANDARD))))
     else:
         targets = [s for s in touched if s.kind in (SAMPLE, STANDARD)]
     for s in targets:
@@ -122,6 +123,14 @@ def recompute_job(job: Job, touched: Iterable[Sample], methods: Mapping[str, Met
             peaks[s.id] = main_peaks(s, methods, cache)
         wanted = _sample_rows(job, s, peaks, standards, curves, methods, cache)
         replace(job.id, s, wanted, SAMPLE_KINDS)
+
+
+def _with_job(job: Job, samples: Iterable[Sample]) -> list[Sample]:
+    """The samples with their job attached, so reading ``sample.job`` asks nothing again."""
+    rows = list(samples)
+    for sample in rows:
+        sample.job = job
+    return rows
 
 
 def _lock(job: Job) -> None:
