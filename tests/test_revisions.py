@@ -107,3 +107,19 @@ def test_same_path_new_bytes_is_a_revision_that_supersedes(worker: WorkerProcess
     results = json.loads(worker.cli("results", "--json", "--sample", "S2").stdout)
     assert [r["value"] for r in results if r["kind"] == "purity"] == [_main_pct(second)]
     assert worker.cli("audit", "verify").returncode == 0
+
+
+def test_two_copies_taken_in_one_batch_are_one_file_and_one_duplicate(worker: WorkerProcess,
+                                                                       open_db) -> None:
+    data = report(_peaks(7)).encode()
+    _drop(worker.inbox, "run 1/S7_Report.csv", data)  # both there before the start-up scan,
+    _drop(worker.inbox, "run 1/S7 copy_Report.csv", data)  # so they are taken together
+    worker.start()
+    worker.wait_final(1)
+    _gone_from_inbox(worker)
+    open_db(worker.data)
+    assert SourceFile.select().count() == 1
+    assert Injection.select().count() == 1
+    assert len(_duplicate_events()) == 1
+    raw = files_under(worker.data / "raw")
+    assert [p.name for p in raw] == [SourceFile.get().sha256]  # stored once, no temp left

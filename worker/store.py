@@ -47,18 +47,20 @@ def put_many(root: Path, blobs: Sequence[tuple[str, bytes]], fsync: bool = True)
     placed: list[tuple[Path, Path]] = []
     try:
         whole_fs = fsync and _can_syncfs()
-        for sha256, data in blobs:
+        for sha256, data in dict(blobs).items():  # two copies of one content: stored once
             target = path_for(root, sha256)
-            if target.exists() and target.stat().st_size == len(data):
-                continue
+            try:
+                if target.stat().st_size == len(data):
+                    continue
+            except FileNotFoundError:
+                pass
             tmp = target.with_name(f".{sha256}.{os.getpid()}.tmp")
             placed.append((tmp, target))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                if fsync and not whole_fs:
-                    fh.flush()
-                    os.fsync(fh.fileno())
+            try:
+                _write(tmp, data, fsync and not whole_fs)
+            except FileNotFoundError:  # the first file of its 1-in-256 folder
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _write(tmp, data, fsync and not whole_fs)
         if not placed:
             return
         if whole_fs:
@@ -83,6 +85,14 @@ def get(root: Path, sha256: str) -> bytes:
     if sha256_of(data) != sha256:
         raise StoreError(f"stored copy of {sha256[:12]}… does not match its SHA-256")
     return data
+
+
+def _write(path: Path, data: bytes, fsync: bool) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        if fsync:
+            fh.flush()
+            os.fsync(fh.fileno())
 
 
 @functools.cache
