@@ -11,6 +11,7 @@ import contextlib
 import logging
 import struct
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import PurePosixPath
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 LOOSE_WINDOW = timedelta(minutes=2)  # loose files first seen this close together share a Job
 TRANSIENT = (OperationalError, InterfaceError, store.StoreError, OSError)
+CHUNK_BYTES = 32 * 1024 * 1024
 
 
 def raw_bytes(settings: Settings, row: SourceFile) -> bytes:
@@ -84,9 +86,29 @@ def process_many(settings: Settings, file_ids: list[int],
     fails as a whole is written again file by file so one bad file cannot hold back the rest.
     """
     owner = owner or ledger.owner_id()
-    rows = ledger.claim_many(file_ids, owner, settings.lease_seconds)
-    if not rows:
-        return {}
+    finished: dict[int, str] = {}
+    for chunk in _chunks(ledger.claim_many(file_ids, owner, settings.lease_seconds)):
+        finished.update(_process_chunk(settings, chunk, owner))
+    return finished
+
+
+def _chunks(rows: list[SourceFile]) -> Iterator[list[SourceFile]]:
+    """The claimed rows in chunks of at most CHUNK_BYTES of raw bytes (at least one file each):
+    a chunk's files are all parsed before its transaction, so a batch of large traces must not
+    be held in memory at once."""
+    chunk: list[SourceFile] = []
+    size = 0
+    for row in rows:
+        if chunk and size + row.size > CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(row)
+        size += row.size
+    if chunk:
+        yield chunk
+
+
+def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str) -> dict[int, str]:
     works = [_prepare(settings, row) for row in rows]
     todo = [w for w in works if w.wait is None and w.failure is None]
     try:
@@ -113,6 +135,7 @@ def process_many(settings: Settings, file_ids: list[int],
         final = SourceFile.select().where(SourceFile.id.in_(list(finished)))
         dispose.dispose_rows(settings, list(final))
     return finished  # type: ignore[return-value]
+
 
 
 def _prepare(settings: Settings, row: SourceFile) -> Work:
