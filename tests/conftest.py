@@ -99,7 +99,13 @@ class WorkerProcess:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env)
         wait_for(self.alive, timeout=30, what="worker /livez")
+        wait_for(self.consuming, timeout=30, what="worker's consumer processes ready")
         return self
+
+    def consuming(self) -> bool:
+        """Its consumer processes (if any) are up and said they are ready."""
+        children = self.status()["consumer_processes"]
+        return children is None or children["ready"] == children["processes"]
 
     def get(self, path: str) -> tuple[int, Any]:
         try:

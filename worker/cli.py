@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"accu-ingest {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for name, text in (("run", "watch the inbox, consume and serve status in one process"),
+    for name, text in (("run", "watch the inbox, consume and serve status (the lab PC)"),
                        ("watch", "watch the inbox and enqueue only (scale-out)"),
                        ("consume", "consume the queue only (scale-out)")):
         p = sub.add_parser(name, help=text)
@@ -55,7 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--host", help="status endpoint address (default 127.0.0.1)")
         p.add_argument("--port", type=int, help="status endpoint port (default 8008)")
         if name != "watch":
-            p.add_argument("--workers", type=int, help="consumer threads")
+            p.add_argument("--workers", type=int, help="consumer threads (per process)")
+        if name == "run":
+            p.add_argument("--consumer-processes", type=int,
+                           help="consumer processes beside this one (default 1; 0 = consumer "
+                                "threads in this process)")
         if name != "consume":
             p.add_argument("--node", help="this watcher's name, the origin of its files "
                                           "(default: the host name)")
@@ -91,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.setup(args.verbose)
     options = {k: getattr(args, k, None) for k in (
         "inbox", "data_dir", "database_url", "queue_url", "queue_secret", "host", "port",
-        "workers", "node")}
+        "workers", "consumer_processes", "node")}
     try:
         settings = load(args.config, **options)
         if args.command in ("run", "watch", "consume"):
@@ -185,7 +189,8 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     from worker.health import Probe, facts
     db.open_database(settings)
     info = facts(Probe(settings=settings, role="cli"))
-    info.pop("pid"), info.pop("uptime_s"), info.pop("role")
+    for own in ("pid", "uptime_s", "role", "consumer_processes"):  # facts of a running worker
+        info.pop(own)
     if args.json:
         print(json.dumps(info, indent=2))
     else:

@@ -42,13 +42,15 @@ RECENT_REJECTIONS = 5
 
 @dataclass
 class Probe:
-    """What the running process knows beyond the database: its watcher and canary, if any."""
+    """What the running process knows beyond the database: its watcher, canary and consumer
+    processes, if any (``consumers`` is children.Children.describe)."""
 
     settings: Settings
     queue: Queue | None = None
     observer_alive: Callable[[], bool] | None = None
     canary: Canary | None = None
     role: str = "run"
+    consumers: Callable[[], dict[str, Any]] | None = None
 
 
 def counts() -> dict[str, int]:
@@ -102,6 +104,7 @@ def facts(probe: Probe) -> dict[str, Any]:
                                "reason": r.error, "at": _iso(to_datetime(r.finished_at))}
                               for r in rejected],
         "canary": canary_facts(probe),
+        "consumer_processes": probe.consumers() if probe.consumers else None,
     }
 
 
@@ -163,6 +166,10 @@ def checks(probe: Probe) -> dict[str, str | None]:
         result["backlog"] = _backlog_problem(settings)
     if probe.canary is not None:
         result["canary"] = probe.canary.problem
+    if probe.consumers is not None:
+        c = probe.consumers()
+        result["consumers"] = None if c["ready"] == c["processes"] else \
+            f"{c['ready']} of {c['processes']} consumer processes running and ready"
     return result
 
 

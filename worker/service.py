@@ -1,19 +1,23 @@
-"""Wiring the parts into processes: ``run`` (all in one, the lab PC), ``watch`` and ``consume``.
+"""Wiring the parts into processes: ``run`` (the lab PC), ``watch`` and ``consume``.
 
-The Huey consumer owns the main thread and its signal handling: SIGINT or SIGTERM stop the
-worker gracefully — in-flight files finish (or, if cut short, are re-queued by their lease).
+``run`` is the watcher, reconciler and status endpoint, with its consumers either in child
+processes (``consumer_processes`` > 0, see children.py) or as threads of its own. SIGINT or
+SIGTERM stop the worker gracefully — in-flight files finish (or, if cut short, are re-queued by
+their lease); the Huey consumer, where it runs in this process, owns the main thread and those
+signals.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+import threading
 from dataclasses import dataclass
-
-from huey.consumer import Consumer
 
 from worker import db, notify
 from worker.canary import Canary
+from worker.children import Children
+from worker.consumer import consume
 from worker.health import Probe
 from worker.queue import Queue, open_queue
 from worker.reconcile import Reconciler
@@ -32,6 +36,7 @@ class Parts:
     reconciler: Reconciler | None = None
     server: StatusServer | None = None
     canary: Canary | None = None
+    children: Children | None = None
 
 
 def start(settings: Settings, role: str = "run") -> Parts:
@@ -48,43 +53,53 @@ def start(settings: Settings, role: str = "run") -> Parts:
     if parts.watcher is not None and settings.canary_seconds > 0:
         parts.canary = Canary(settings)
         parts.canary.start()
+    if role == "run" and settings.consumer_processes > 0:
+        parts.children = Children(settings, settings.consumer_processes)
     probe = Probe(settings=settings, queue=queue, role=role, canary=parts.canary,
-                  observer_alive=parts.watcher.observer_alive if parts.watcher else None)
+                  observer_alive=parts.watcher.observer_alive if parts.watcher else None,
+                  consumers=parts.children.describe if parts.children else None)
     parts.server = StatusServer(probe, settings.host, settings.port)
     parts.server.start()
+    if parts.children is not None:  # after the port is ours: a start that fails leaves none
+        parts.children.start()
     host, port = parts.server.address
     watching = f"inbox {settings.inbox}, " if parts.watcher is not None else ""
-    log.info("accu-ingest %s: node %s, %sdata %s, database %s, queue %s, "
+    log.info("accu-ingest %s: node %s, %sdata %s, database %s, queue %s, %s, "
              "status http://%s:%d/status", role, settings.node, watching, settings.data_dir,
-             db.redact(settings.database), db.redact(settings.queue), host, port)
+             db.redact(settings.database), db.redact(settings.queue), _consumers(parts, role),
+             host, port)
     return parts
 
 
+def _consumers(parts: Parts, role: str) -> str:
+    threads = parts.settings.workers
+    if role == "watch":
+        return "no consumer"
+    if parts.children is not None:
+        return f"{len(parts.children.slots)} consumer process(es) × {threads} thread(s)"
+    return f"{threads} consumer thread(s)"
+
+
 def stop(parts: Parts) -> None:
-    for part in (parts.canary, parts.watcher, parts.reconciler, parts.server):
+    """Intake first, then the consumers (their files in flight finish), then the rest."""
+    for part in (parts.canary, parts.watcher, parts.children, parts.reconciler, parts.server):
         if part is not None:
             part.stop()
 
 
 def run(settings: Settings, role: str = "run") -> None:
-    """Run until SIGINT/SIGTERM. ``watch`` has no consumer; ``consume`` has no watcher."""
+    """Run until SIGINT/SIGTERM. ``watch`` has no consumer; ``consume`` has no watcher; ``run``
+    with consumer processes waits here while they consume."""
     notify.notify(f"STATUS=starting {role}")
     parts = start(settings, role)
     watchdog = notify.Watchdog(lambda: status_line(parts, role))
     notify.notify(f"READY=1\nSTATUS={status_line(parts, role)}")
     watchdog.start()
     try:
-        if role == "watch":
+        if role == "watch" or parts.children is not None:
             _wait_for_signal()
         else:
-            consumer = Consumer(parts.queue.huey, workers=settings.workers, worker_type="thread",
-                                # An idle worker polls the queue every 0.1 s at most: a single
-                                # drop must show up at once, and a poll is one indexed query.
-                                periodic=False, initial_delay=0.05, max_delay=0.1,
-                                backoff=1.5, graceful_signal="TERM", shutdown_timeout=60)
-            # SIGINT (Ctrl-C) is as graceful as SIGTERM: in-flight files finish first.
-            consumer._signal_actions[signal.SIGINT] = (False, True)
-            consumer.run()
+            consume(settings, parts.queue)
     finally:
         watchdog.stop()
         notify.notify("STOPPING=1\nSTATUS=stopping: finishing files in flight")
@@ -99,6 +114,9 @@ def status_line(parts: Parts, role: str) -> str:
         stats = parts.watcher.stats
         alive = "observer ok" if parts.watcher.observer_alive() else "OBSERVER DOWN"
         words.append(f"{alive}, {stats.registered} registered, {stats.pending} pending")
+    if parts.children is not None:
+        consumers = parts.children.describe()
+        words.append(f"consumer processes {consumers['ready']}/{consumers['processes']} ready")
     if parts.canary is not None:
         words.append(f"canary problem: {parts.canary.problem}" if parts.canary.problem
                      else "canary ok")
@@ -106,7 +124,6 @@ def status_line(parts: Parts, role: str) -> str:
 
 
 def _wait_for_signal() -> None:
-    import threading
     stopped = threading.Event()
 
     def handle(signum: int, frame: object) -> None:

@@ -64,7 +64,7 @@ class Bench:
     sizes: Sizes
     overrides: dict[str, Any] = field(default_factory=dict)  # worker settings (smoke test only)
     profile_to: Path | None = None
-    idle_seconds: float = 1.0  # after a start: the start-up scan is over, the worker is idle
+    idle_seconds: float = 1.0  # after ready: the start-up scan is over, the worker is idle
     log: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True)
     _next_sequence: int = 1
 
@@ -155,6 +155,7 @@ def burst(bench: Bench) -> list[Row]:
     w = bench.worker("burst")
     try:
         w.start()
+        w.wait_ready()
         time.sleep(bench.idle_seconds)
         profiling = (profile.recording(w.pid, bench.profile_to) if bench.profile_to else None)
         bench.log(f"burst: dropping {len(folders)} sequence folders"
@@ -187,7 +188,9 @@ def burst(bench: Bench) -> list[Row]:
     rows += [
         Row(section, "worker peak RSS (VmHWM)", rss, "MB", "< 200 MB",
             below(rss, RSS_TARGET) if n >= RSS_TARGET_FILES else None,
-            rss_note if rss is not None else "no /proc on this platform"),
+            "; ".join(filter(None, [rss_note, "sum of each process's peak: run and its "
+                                               "consumer processes"]))
+            if rss is not None else "no /proc on this platform"),
         Row(section, "parser alone (in-process parsers.parse)", parser_rate, "files/s"),
         Row(section, "storage floor (same rows, one transaction)", floor_rate, "files/s",
             note=f"rows per file: {per_file}; audit events not in the floor"),
@@ -218,6 +221,7 @@ def single_drops(bench: Bench) -> list[Row]:
     dropped: dict[str, float] = {}
     try:
         w.start()
+        w.wait_ready()
         time.sleep(bench.idle_seconds)
         bench.log(f"single drops: {count} files")
         for e in exports:
@@ -356,6 +360,7 @@ def growth(bench: Bench) -> list[Row]:
     final = 0
     try:
         w.start()
+        w.wait_ready()
         time.sleep(bench.idle_seconds)
         for before in (small, large):
             if before > final:

@@ -1,8 +1,9 @@
 """The worker under test: ``python -m worker run`` with a TOML config, watched from outside.
 
 Everything is read the way an operator could: the ledger through a read-only SQLite connection,
-the process's peak memory from /proc. The worker runs on embedded defaults (SQLite database and
-queue, fsync on); the config names only its folders and port.
+the peak memory of the worker's processes (``run`` and its consumer processes) from /proc. The
+worker runs on embedded defaults (SQLite database and queue, fsync on); the config names only
+its folders and port.
 """
 
 from __future__ import annotations
@@ -88,12 +89,23 @@ class Worker:
             time.sleep(0.05)
         return started
 
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until /readyz says 200: the database, queue and every consumer process are up."""
+        deadline = time.monotonic() + timeout
+        while not self._answers("/readyz"):
+            if time.monotonic() > deadline:
+                self.fail(f"not ready within {timeout:.0f}s")
+            time.sleep(0.05)
+
     def _alive(self) -> bool:
+        return self._answers("/livez")
+
+    def _answers(self, path: str) -> bool:
         self.check_running()
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/livez", timeout=2) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as r:
                 return r.status == 200
-        except OSError:
+        except OSError:  # HTTPError (503) included
             return False
 
     def check_running(self) -> None:
@@ -114,8 +126,12 @@ class Worker:
         return self.proc.pid
 
     def peak_rss_mb(self) -> float | None:
-        """The process's peak resident set (VmHWM); None where /proc is not available."""
-        return peak_rss_mb(self.pid)
+        """The sum of the peak resident sets (VmHWM) of the worker and its consumer processes:
+        an upper bound of their peak together, since each peaks at its own moment. None where
+        /proc is not available."""
+        peaks = [peak_rss_mb(pid) for pid in [self.pid, *children(self.pid)]]
+        known = [mb for mb in peaks if mb is not None]
+        return sum(known) if known else None
 
     def stop(self) -> None:
         if self._db is not None:
@@ -189,6 +205,20 @@ def peak_rss_mb(pid: int) -> float | None:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return None
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (none where /proc is not available)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            stat = entry.read_text()
+        except OSError:  # it ended meanwhile
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.parent.name))
+    return found
 
 
 def drop(folders: list[Path], inbox: Path) -> dict[str, float]:
