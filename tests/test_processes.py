@@ -92,6 +92,20 @@ def test_two_consumer_processes_ingest_a_burst_exactly_once(two: WorkerProcess) 
     assert_exactly_once(two, drops)
     # Parsing and writing happened in the children, not beside the watcher.
     assert final_pids(two) <= set(children["pids"])
+    # Each registered file left the inbox once, by whichever process got to it first (the
+    # watcher's disposal poll and the consumers race for it).
+    assert moves_per_file(two) == {1}
+
+
+def moves_per_file(w: WorkerProcess) -> set[int]:
+    database = db.open_database(Settings(inbox=w.inbox, data_dir=w.data), migrate=False)
+    try:
+        moved = [e.source_file_id for e in AuditEvent.select(AuditEvent.source_file_id)
+                 .where(AuditEvent.event == "moved",
+                        ~AuditEvent.details.contains('"duplicate'))]
+        return {moved.count(f.id) for f in SourceFile.select(SourceFile.id)}
+    finally:
+        database.close()
 
 
 def test_killed_consumer_process_is_started_again_and_no_file_is_lost(

@@ -7,9 +7,6 @@ a file lock beside the database hands the write lock from one process to the nex
 
 from __future__ import annotations
 
-import os
-import threading
-import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -17,13 +14,9 @@ from peewee import Database, PostgresqlDatabase, SqliteDatabase
 from playhouse.db_url import connect
 
 from worker import migrations
+from worker.filelock import FileLock
 from worker.models import database
 from worker.settings import Settings
-
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
 
 BUSY_TIMEOUT_S = 30
 
@@ -41,54 +34,21 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-class WriterQueue:
-    """A file lock every SQLite writer takes before ``BEGIN IMMEDIATE`` (POSIX; elsewhere SQLite's
-    own busy handler alone decides).
+class QueuedSqliteDatabase(SqliteDatabase):
+    """SQLite whose writers take turns through a file lock before ``BEGIN IMMEDIATE``.
 
     SQLite's busy handler makes a waiting writer sleep and retry (1, 2, 5 … 100 ms), so with
-    consumers in several processes the lock often sat free while they all slept. Waiting here
-    instead, in steps of at most 2 ms, hands it on almost at once. After the busy timeout the
-    writer goes on to SQLite without it, so a stuck holder still ends in SQLite's own error.
-    One descriptor per thread, as ``flock`` excludes other descriptors, not other threads.
+    consumers in several processes the write lock often sat free while they all slept; the
+    file lock hands it on within 2 ms. After the busy timeout a writer goes on to SQLite
+    without it, so a stuck holder still ends in SQLite's own error.
     """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._local = threading.local()
-
-    def acquire(self, timeout: float = BUSY_TIMEOUT_S) -> None:
-        if fcntl is None:
-            return
-        fd = getattr(self._local, "fd", None)
-        if fd is None:
-            fd = self._local.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline, delay = time.monotonic() + timeout, 0.0002
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self._local.held = True
-                return
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    return
-                time.sleep(delay)
-                delay = min(delay * 2, 0.002)
-
-    def release(self) -> None:
-        if getattr(self._local, "held", False):
-            self._local.held = False
-            fcntl.flock(self._local.fd, fcntl.LOCK_UN)  # type: ignore[union-attr]
-
-
-class QueuedSqliteDatabase(SqliteDatabase):
-    """SQLite whose write transactions take turns through a ``WriterQueue``."""
 
     def __init__(self, database: str, *args: Any, **kwargs: Any) -> None:
         super().__init__(database, *args, **kwargs)
-        self.writers = WriterQueue(database + ".writers")
+        self.writers = FileLock(database + ".writers")
 
     def begin(self, lock_type: str | None = None) -> None:
-        self.writers.acquire()
+        self.writers.acquire(BUSY_TIMEOUT_S)
         try:
             super().begin(lock_type)
         except BaseException:

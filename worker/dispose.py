@@ -8,20 +8,26 @@ mtime changed since it was registered is left alone: it is a new revision the wa
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
-import threading
 from pathlib import Path
 
 from worker import audit, store
+from worker.filelock import FileLock
 from worker.models import FINAL_STATES, REJECTED, SourceFile, database
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 NAME_MAX = 255  # bytes in one file name on the usual file systems
 REASON_SUFFIX = ".reason.txt"
-_disposing = threading.Lock()
+
+
+@functools.cache
+def _lock(data_dir: Path) -> FileLock:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return FileLock(data_dir / "dispose.lock")
 
 
 def dispose_row(settings: Settings, row: SourceFile) -> str | None:
@@ -33,16 +39,16 @@ def dispose_rows(settings: Settings, rows: list[SourceFile]) -> dict[int, str]:
     """Move/keep/delete the sources of final rows; returns what was done, by row id.
 
     Only the watcher that registered a file can reach its inbox, so rows of another origin
-    (``settings.node``) are left to their own watcher. In one process the consumer and the
-    watcher's disposal poll may reach the same row together: the lock and the fresh read of
-    ``disposed`` make one of them do it. The moves of a batch share one fsync per folder and
-    one transaction for their marks.
+    (``settings.node``) are left to their own watcher. The consumers and the watcher's
+    disposal poll (other threads, or other processes of ``run``) may reach the same row
+    together: a lock beside the data and the fresh read of ``disposed`` make one of them do it.
+    The moves of a batch share one fsync per folder and one transaction for their marks.
     """
     ids = [r.id for r in rows
            if not r.disposed and r.state in FINAL_STATES and r.origin == settings.node]
     if not ids:
         return {}
-    with _disposing:
+    with _lock(settings.data_dir):
         fresh = list(SourceFile.select().where(SourceFile.id.in_(ids),
                                                SourceFile.disposed == False))  # noqa: E712
         folders: set[Path] = set()

@@ -247,8 +247,7 @@ class Watcher:
                                          SourceFile.state.in_(FINAL_STATES))
         # Read them all first: writing while a SELECT is still open on this connection pins an
         # old WAL snapshot, and SQLite then fails the write at once with "database is locked".
-        for row in list(rows):
-            dispose.dispose_row(self.settings, row)
+        dispose.dispose_rows(self.settings, list(rows))
 
     def _gate(self) -> None:
         now = time.time()
