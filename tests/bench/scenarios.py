@@ -162,6 +162,7 @@ def burst(bench: Bench) -> list[Row]:
                   f"{' (py-spy recording)' if profiling else ''}")
         result = measure_burst(w, folders, profiling=profiling)
         rss = w.peak_rss_mb()
+        parts = w.peak_rss_parts_mb()
         counts = w.table_counts()
     finally:
         w.stop()
@@ -188,8 +189,8 @@ def burst(bench: Bench) -> list[Row]:
     rows += [
         Row(section, "worker peak RSS (VmHWM)", rss, "MB", "< 200 MB",
             below(rss, RSS_TARGET) if n >= RSS_TARGET_FILES else None,
-            "; ".join(filter(None, [rss_note, "sum of each process's peak: run and its "
-                                               "consumer processes"]))
+            "; ".join(filter(None, [rss_note, "sum of each process's peak: run " + " + ".join(
+                f"{mb:.0f}" for mb in parts if mb is not None) + " (its consumers)"]))
             if rss is not None else "no /proc on this platform"),
         Row(section, "parser alone (in-process parsers.parse)", parser_rate, "files/s"),
         Row(section, "storage floor (same rows, one transaction)", floor_rate, "files/s",

@@ -129,9 +129,12 @@ class Worker:
         """The sum of the peak resident sets (VmHWM) of the worker and its consumer processes:
         an upper bound of their peak together, since each peaks at its own moment. None where
         /proc is not available."""
-        peaks = [peak_rss_mb(pid) for pid in [self.pid, *children(self.pid)]]
-        known = [mb for mb in peaks if mb is not None]
+        known = [mb for mb in self.peak_rss_parts_mb() if mb is not None]
         return sum(known) if known else None
+
+    def peak_rss_parts_mb(self) -> list[float | None]:
+        """Each process's peak: the worker's first, then its consumer processes'."""
+        return [peak_rss_mb(pid) for pid in [self.pid, *children(self.pid)]]
 
     def stop(self) -> None:
         if self._db is not None:
