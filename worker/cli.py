@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--workers", type=int, help="consumer threads (per process)")
         if name == "run":
             p.add_argument("--consumer-processes", type=int,
-                           help="consumer processes beside this one (default 1; 0 = consumer "
+                           help="consumer processes beside this one (default 2; 0 = consumer "
                                 "threads in this process)")
         if name != "consume":
             p.add_argument("--node", help="this watcher's name, the origin of its files "

@@ -117,9 +117,9 @@ class Settings(BaseSettings):
     exclude: list[str] = Field(default_factory=lambda: list(DEFAULT_EXCLUDE))
     after_ingest: Literal["move", "keep", "delete"] = "move"
     max_file_mb: float = Field(512.0, gt=0, description="larger files are rejected")
-    workers: int = Field(2, ge=1, le=64, description="consumer threads (per consumer process)")
+    workers: int = Field(1, ge=1, le=64, description="consumer threads (per consumer process)")
     consumer_processes: int = Field(
-        1, ge=0, le=64, description="`run` only: consumer processes beside the watcher's, each "
+        2, ge=0, le=64, description="`run` only: consumer processes beside the watcher's, each "
         "with `workers` threads, so parsing and writing rows use other cores than intake; "
         "0 = the consumer threads run in the watcher's process")
     fsync: bool = Field(True, description="fsync raw bytes and SQLite commits (durability)")
