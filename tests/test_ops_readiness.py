@@ -114,3 +114,19 @@ def test_endpoint_is_read_only(worker: WorkerProcess) -> None:
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(request, timeout=5)
         assert err.value.code == 501  # only GET is served
+
+
+def test_probing_readiness_for_days_does_not_use_up_file_descriptors(
+        worker: WorkerProcess) -> None:
+    """Each probe is served by a thread of its own and takes a write transaction: whatever the
+    probe opens must be closed again, or a worker probed every 10 s runs out of descriptors."""
+    worker.start()
+    wait_for(lambda: failed(worker)[0] == 200, timeout=20, what="ready")
+    assert worker.proc is not None
+    fds = Path(f"/proc/{worker.proc.pid}/fd")
+    if not fds.is_dir():
+        pytest.skip("no /proc on this platform to count descriptors")
+    before = len(list(fds.iterdir()))
+    for _ in range(200):
+        assert failed(worker)[0] == 200
+    assert len(list(fds.iterdir())) - before < 20

@@ -3,7 +3,7 @@
 The OS drops the lock when its holder dies, so a killed process never leaves one behind. A
 waiter polls in steps of at most 2 ms rather than blocking, so it can give up after a timeout
 and so that the same code runs on POSIX (``flock``) and Windows (``msvcrt.locking``). Each
-thread has its own descriptor: a lock excludes other descriptors, so threads of one process
+hold has its own descriptor: a lock excludes other descriptors, so threads of one process
 take turns too.
 """
 
@@ -30,24 +30,29 @@ class FileLock:
     def acquire(self, timeout: float | None = None) -> bool:
         """Take the lock; False if ``timeout`` seconds passed first (None: wait as long as it
         takes)."""
-        fd = getattr(self._local, "fd", None)
-        if fd is None:
-            fd = self._local.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        # A descriptor per hold, closed on release: threads come and go (one per status
+        # request), and a descriptor kept per thread would leak with each of them.
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = None if timeout is None else time.monotonic() + timeout
         step = 0.0002
         while not _try_lock(fd):
             if deadline is not None and time.monotonic() > deadline:
+                os.close(fd)
                 return False
             time.sleep(step)
             step = min(step * 2, MAX_STEP)
-        self._local.held = True
+        self._local.fd = fd
         return True
 
     def release(self) -> None:
         """Let the next one in; a no-op when this thread does not hold it."""
-        if getattr(self._local, "held", False):
-            self._local.held = False
-            _unlock(self._local.fd)
+        fd = getattr(self._local, "fd", None)
+        if fd is not None:
+            self._local.fd = None
+            try:
+                _unlock(fd)
+            finally:
+                os.close(fd)
 
     def __enter__(self) -> FileLock:
         self.acquire()
