@@ -30,9 +30,11 @@ def py_spy() -> str:
 
 @contextmanager
 def recording(pid: int, output: Path, rate: int = 100) -> Iterator[None]:
-    """py-spy records ``pid`` for the duration of the block."""
+    """py-spy records ``pid`` and its consumer processes for the duration of the block (the
+    samples of all of them, summed: most of the parsing and writing is in the children)."""
     proc = subprocess.Popen([py_spy(), "record", "--pid", str(pid), "--format", "raw",
-                             "--output", str(output), "--rate", str(rate), "--nonblocking"],
+                             "--output", str(output), "--rate", str(rate), "--nonblocking",
+                             "--subprocesses"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(ATTACH_SECONDS)
     try:
@@ -61,7 +63,8 @@ def summary(raw: Path, top: int = 15) -> list[str]:
             inclusive[frame] += n
     if not total:
         return ["no samples (was the worker busy?)"]
-    lines = [f"py-spy: {total} samples of the worker during the burst ({raw})", "",
+    lines = [f"py-spy: {total} samples of the worker and its consumer processes during the burst"
+             f" ({raw})", "",
              f"top {top} by self time (innermost frame):"]
     lines += [f"  {n / total:6.1%}  {frame}" for frame, n in own.most_common(top)]
     lines += ["", f"top {top} by inclusive time, worker/ code only:"]
