@@ -95,17 +95,20 @@ def sniff(data: bytes, filename: str) -> int:
     """Report00.CSV by its keys; a REPORTnn.CSV by the shape of every row (it has no header)."""
     try:
         lines, _ = decode_lines(data, filename)
-        rows = [_fields(line, i, filename) for i, line in enumerate(lines, start=1) if line]
+        # Read lazily: every other format fails the first row's shape, and is let go there.
+        rows = (_fields(line, i, filename) for i, line in enumerate(lines, start=1) if line)
+        first = next(rows, None)
+        if first is None:
+            return 0
+        hinted = 10 if _base_name(filename).lower() == _HEADER_NAME or _PEAK_FILE.fullmatch(
+            _base_name(filename)) else 0
+        if first[0] == "Sample Name":
+            return min(90 + hinted, 100) if any(row[0] == "Number of Columns"
+                                                for row in rows) else 0
+        if _standard_shape(first) and all(_standard_shape(row) for row in rows):
+            return 75 + hinted
     except ParseError:
         return 0
-    if not rows:
-        return 0
-    hinted = 10 if _base_name(filename).lower() == _HEADER_NAME or _PEAK_FILE.fullmatch(
-        _base_name(filename)) else 0
-    if rows[0][0] == "Sample Name" and any(row[0] == "Number of Columns" for row in rows):
-        return min(90 + hinted, 100)
-    if all(_standard_shape(row) for row in rows):
-        return 75 + hinted
     return 0
 
 
