@@ -130,11 +130,11 @@ def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str) -> di
                 ledger.release(w.row, owner, w.wait)
         elif w.failure is not None:
             _failed(settings, w, owner)
-    finished = {w.row.id: w.state for w in works if w.state}
-    if finished:
-        final = SourceFile.select().where(SourceFile.id.in_(list(finished)))
-        dispose.dispose_rows(settings, list(final))
-    return finished  # type: ignore[return-value]
+    done = [w for w in works if w.state]
+    for w in done:
+        w.row.state = w.state
+    dispose.dispose_rows(settings, [w.row for w in done])  # it reads them afresh, under its lock
+    return {w.row.id: w.state for w in done}  # type: ignore[misc]
 
 
 
