@@ -14,6 +14,7 @@ import fnmatch
 import hashlib
 import logging
 import os
+import re
 import stat
 import threading
 import time
@@ -78,6 +79,8 @@ class _Handler(FileSystemEventHandler):
             if event.event_type in ("created", "moved"):
                 self.watcher.scan_soon()
             return
+        if event.event_type == "deleted":
+            return  # nothing to take (a pending one is forgotten by the gate's next look)
         path = getattr(event, "dest_path", "") or event.src_path
         # Where the platform reports opens and closes (inotify), a file opened or written to
         # and not closed yet is not taken, however long its writer pauses; one closed, created
@@ -105,6 +108,10 @@ class Watcher:
         self._known: dict[str, tuple[int, int]] = {}
         self._close_events = False
         self.owner = ledger.owner_id("watcher")
+        # Every event asks wanted(): the globs compiled once, matched as fnmatch would.
+        self._root = os.path.join(os.fspath(self.inbox), "")
+        self._excluded = _globs(settings.exclude)
+        self._included = _globs(settings.include)
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -144,22 +151,20 @@ class Watcher:
     # --- nomination ------------------------------------------------------------------------
     def wanted(self, path: Path) -> bool:
         """Inside the inbox, not excluded (hidden, temporary, partial names) and included."""
-        try:
-            rel = path.relative_to(self.inbox)
-        except ValueError:
+        text = os.fspath(path)
+        if not text.startswith(self._root):
             return False
-        parts = rel.parts
-        if not parts:
+        parts = [os.path.normcase(part) for part in text[len(self._root):].split(os.sep)]
+        if not parts[-1] or any(self._excluded.match(part) for part in parts):
             return False
-        for part in parts:
-            if any(fnmatch.fnmatch(part, pat) for pat in self.settings.exclude):
-                return False
-        return any(fnmatch.fnmatch(parts[-1], pat) for pat in self.settings.include)
+        return self._included.match(parts[-1]) is not None
 
     def nominate(self, path: Path, writing: bool | None = None) -> None:
         """Make ``path`` a candidate; ``writing`` updates what close events say of it."""
         self.stats.last_event = time.time()
-        if not self.wanted(path):
+        with self._lock:
+            cand = self._pending.get(path)  # already wanted: a file has several events
+        if cand is None and not self.wanted(path):
             return
         with self._lock:
             cand = self._pending.get(path)
@@ -329,6 +334,14 @@ class Watcher:
                 log.warning("cannot enqueue %d file(s): %s; the reconciler will", len(new), exc)
                 with contextlib.suppress(OperationalError, InterfaceError):
                     ledger.expire(new)
+
+
+def _globs(patterns: list[str]) -> re.Pattern[str]:
+    """One regular expression matching a (normcase'd) name that any of ``patterns`` matches."""
+    if not patterns:
+        return re.compile(r"(?!)")
+    return re.compile("|".join(f"(?:{fnmatch.translate(os.path.normcase(p))})"
+                               for p in patterns))
 
 
 def _batches(ready: list[tuple[Path, Candidate]]) -> Iterator[list[tuple[Path, Candidate]]]:
