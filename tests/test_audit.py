@@ -48,6 +48,22 @@ def test_every_step_is_recorded_and_the_chain_verifies(ingested: Path) -> None:
     assert done.returncode == 0 and "intact" in done.stdout
 
 
+def test_each_files_steps_are_in_the_order_they_happened(ingested: Path) -> None:
+    con = sqlite3.connect(ingested / "data" / "accu-ingest.db")
+    rows = con.execute("SELECT source_file_id, event, at FROM audit_event "
+                       "WHERE source_file_id IS NOT NULL ORDER BY seq").fetchall()
+    con.close()
+    steps = ["detected", "stable", "stored", "queued", "parsing", "ingested", "moved"]
+    by_file: dict[int, list[str]] = {}
+    for file_id, event, _ in rows:
+        by_file.setdefault(file_id, []).append(event)
+    assert len(by_file) == 2
+    for events in by_file.values():
+        assert [e for e in events if e in steps] == steps
+    stamps = [at for _, _, at in rows]
+    assert stamps == sorted(stamps)  # seq order is time order
+
+
 @pytest.mark.parametrize(("sql", "bad"), [
     ("UPDATE audit_event SET details = replace(details, '100_Report', '999_Report') "
      "WHERE seq = 1", 1),

@@ -60,9 +60,9 @@ def dispose_rows(settings: Settings, rows: list[SourceFile]) -> dict[int, str]:
             with database.atomic():
                 SourceFile.update(disposed=True).where(
                     SourceFile.id.in_([row.id for row, _, _ in done])).execute()
-                for row, action, target in done:
-                    audit.record("moved", row.sha256, row.id, action=action, path=row.path,
-                                 to=str(target) if target else None)
+                audit.record_many([("moved", row.sha256, row.id, {
+                    "action": action, "path": row.path, "to": str(target) if target else None})
+                    for row, action, target in done])
     return {row.id: action for row, action, _ in done}
 
 

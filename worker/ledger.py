@@ -105,6 +105,7 @@ def register_many(seen: list[Seen], owner: str,
             (one.sha256, one.path, PurePosixPath(one.path).name, one.origin, one.size,
              one.mtime_ns, now, QUEUED, 0, until, owner, previous.get((one.origin, one.path)),
              False) for one in fresh], returning=True)
+        events: list[audit.Event] = []
         for one, row_id in zip(fresh, ids, strict=True):
             before = previous.get((one.origin, one.path))
             existing[one.sha256] = SourceFile(
@@ -112,12 +113,12 @@ def register_many(seen: list[Seen], owner: str,
                 origin=one.origin, size=one.size, mtime_ns=one.mtime_ns, first_seen=now,
                 state=QUEUED, attempts=0, lease_until=until, lease_owner=owner,
                 previous=before, disposed=False)
-            audit.record("detected", one.sha256, row_id, path=one.path,
-                         at=_iso(one.detected_at))
-            audit.record("stable", one.sha256, row_id, size=one.size, mtime_ns=one.mtime_ns,
-                         at=_iso(one.stable_at))
-            audit.record("stored", one.sha256, row_id, size=one.size, revision_of=before)
-            audit.record("queued", one.sha256, row_id)
+            events += [
+                ("detected", one.sha256, row_id, {"path": one.path, "at": _iso(one.detected_at)}),
+                ("stable", one.sha256, row_id, {"size": one.size, "mtime_ns": one.mtime_ns,
+                                                "at": _iso(one.stable_at)}),
+                ("stored", one.sha256, row_id, {"size": one.size, "revision_of": before}),
+                ("queued", one.sha256, row_id, {})]
         out: list[tuple[SourceFile, bool]] = []
         new = {id(one) for one in fresh}
         for one in seen:
@@ -126,9 +127,10 @@ def register_many(seen: list[Seen], owner: str,
                 out.append((row, True))
                 continue
             if is_another_copy(row, one.path, one.size, one.mtime_ns):
-                audit.record("duplicate", one.sha256, row.id, path=one.path,
-                             first_path=row.path, state=row.state)
+                events.append(("duplicate", one.sha256, row.id, {
+                    "path": one.path, "first_path": row.path, "state": row.state}))
             out.append((row, False))
+        audit.record_many(events)
     return out
 
 
@@ -179,6 +181,7 @@ def claim_many(file_ids: list[int], owner: str, lease_seconds: float) -> list[So
     now = time.time()
     until = now + lease_seconds
     taken: list[SourceFile] = []
+    events: list[audit.Event] = []
     with database.atomic():
         rows = SourceFile.select().where(SourceFile.id.in_(file_ids),
                                          SourceFile.state.not_in(FINAL_STATES))
@@ -194,8 +197,9 @@ def claim_many(file_ids: list[int], owner: str, lease_seconds: float) -> list[So
                 continue
             row.state, row.lease_owner, row.lease_until = PROCESSING, owner, until
             row.attempts += 1
-            audit.record("parsing", row.sha256, row.id, attempt=row.attempts)
+            events.append(("parsing", row.sha256, row.id, {"attempt": row.attempts}))
             taken.append(row)
+        audit.record_many(events)
     return taken
 
 
