@@ -77,7 +77,9 @@ class _Handler(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.is_directory:
             if event.event_type in ("created", "moved"):
-                self.watcher.scan_soon()
+                # Files may be in it before its watch is: look through it (it alone).
+                folder = getattr(event, "dest_path", "") or event.src_path
+                self.watcher.scan_soon(Path(os.fsdecode(folder)))
             return
         if event.event_type == "deleted":
             return  # nothing to take (a pending one is forgotten by the gate's next look)
@@ -103,6 +105,7 @@ class Watcher:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._scan_requested = threading.Event()
+        self._folders: set[Path] = set()  # new folders to look through (scan_soon)
         self._observer: Observer | PollingObserver | None = None
         self._thread: threading.Thread | None = None
         self._known: dict[str, tuple[int, int]] = {}
@@ -145,8 +148,13 @@ class Watcher:
         return (observer is not None and observer.is_alive()
                 and all(e.is_alive() for e in list(observer.emitters)))
 
-    def scan_soon(self) -> None:
-        self._scan_requested.set()
+    def scan_soon(self, folder: Path | None = None) -> None:
+        """Ask for a scan of the whole inbox, or of one folder in it."""
+        if folder is None:
+            self._scan_requested.set()
+        else:
+            with self._lock:
+                self._folders.add(folder)
 
     # --- nomination ------------------------------------------------------------------------
     def wanted(self, path: Path) -> bool:
@@ -185,12 +193,17 @@ class Watcher:
         while not self._stop.is_set():
             try:
                 now = time.monotonic()
+                with self._lock:
+                    folders, self._folders = self._folders, set()
                 if self._scan_requested.is_set() or now >= next_scan:
                     self._scan_requested.clear()
                     self.scan()  # disposes too
                     next_scan = now + self.settings.rescan_seconds
                     next_dispose = now + DISPOSE_POLL
-                elif now >= next_dispose:
+                else:
+                    for folder in folders:
+                        self._look_through(folder)
+                if now >= next_dispose:
                     self._dispose_finished()
                     next_dispose = now + DISPOSE_POLL
                 self._check_observer()
@@ -218,7 +231,13 @@ class Watcher:
         if not self.inbox.is_dir():
             return
         self._load_known()
-        stack = [self.inbox]
+        self._look_through(self.inbox)
+        self.stats.last_scan = time.time()
+        self._dispose_finished()
+
+    def _look_through(self, top: Path) -> None:
+        """Nominate every file under ``top`` that is not registered as it is."""
+        stack = [top]
         while stack:
             folder = stack.pop()
             try:
@@ -230,10 +249,20 @@ class Watcher:
                 if entry.is_dir(follow_symlinks=False):
                     if self.wanted(path):
                         stack.append(path)
-                elif entry.is_file(follow_symlinks=False):
+                elif entry.is_file(follow_symlinks=False) and not self._registered(entry):
                     self.nominate(path)
-        self.stats.last_scan = time.time()
-        self._dispose_finished()
+
+    def _registered(self, entry: os.DirEntry[str]) -> bool:
+        """Registered with this very size and mtime (and waiting to leave the inbox)."""
+        rel = entry.path[len(self._root):].replace(os.sep, "/")
+        known = self._known.get(rel)
+        if known is None:
+            return False
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            return False
+        return known == (st.st_size, st.st_mtime_ns)
 
     def _load_known(self) -> None:
         """Registered files still in the inbox, so a rescan does not read them again.
