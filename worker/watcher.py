@@ -183,6 +183,8 @@ class Watcher:
                     size, mtime_ns = st.st_size, st.st_mtime_ns
                 except OSError:
                     size = mtime_ns = -1
+                if self._registered(os.fspath(path), size, mtime_ns):
+                    return  # our own read of it (opened, closed) or a rescan: nothing new
                 cand = self._pending[path] = Candidate(size, mtime_ns, now, now)
             if writing is not None and self._close_events:
                 cand.writing = writing
@@ -249,20 +251,13 @@ class Watcher:
                 if entry.is_dir(follow_symlinks=False):
                     if self.wanted(path):
                         stack.append(path)
-                elif entry.is_file(follow_symlinks=False) and not self._registered(entry):
+                elif entry.is_file(follow_symlinks=False):
                     self.nominate(path)
 
-    def _registered(self, entry: os.DirEntry[str]) -> bool:
+    def _registered(self, path: str, size: int, mtime_ns: int) -> bool:
         """Registered with this very size and mtime (and waiting to leave the inbox)."""
-        rel = entry.path[len(self._root):].replace(os.sep, "/")
-        known = self._known.get(rel)
-        if known is None:
-            return False
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except OSError:
-            return False
-        return known == (st.st_size, st.st_mtime_ns)
+        rel = path[len(self._root):].replace(os.sep, "/")
+        return self._known.get(rel) == (size, mtime_ns)
 
     def _load_known(self) -> None:
         """Registered files still in the inbox, so a rescan does not read them again.
