@@ -81,9 +81,10 @@ def process_many(settings: Settings, file_ids: list[int],
                  owner: str | None = None) -> dict[int, str]:
     """Ingest or reject a batch of ledger rows; returns the final state of those it finished.
 
-    The batch shares its transactions (claim, write, dispose), which is what makes a burst
-    fast; each file still commits all or nothing, in a savepoint of its own, and a batch that
-    fails as a whole is written again file by file so one bad file cannot hold back the rest.
+    The batch is claimed in one transaction, then written and disposed of a chunk at a time
+    (see _chunks), each chunk in one transaction: sharing them is what makes a burst fast. Each
+    file still commits all or nothing, in a savepoint of its own, and a chunk that fails as a
+    whole is written again file by file so one bad file cannot hold back the rest.
     """
     owner = owner or ledger.owner_id()
     finished: dict[int, str] = {}
@@ -135,7 +136,6 @@ def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str) -> di
         w.row.state = w.state
     dispose.dispose_rows(settings, [w.row for w in done])  # it reads them afresh, under its lock
     return {w.row.id: w.state for w in done}  # type: ignore[misc]
-
 
 
 def _prepare(settings: Settings, row: SourceFile) -> Work:
