@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from worker import __version__
+from worker import __version__, sql
 from worker.models import AuditEvent, database
 
 GENESIS = "0" * 64
@@ -54,38 +54,26 @@ def lock_chain() -> None:
 def record(event: str, sha256: str | None = None, source_file_id: int | None = None,
            **details: Any) -> int:
     """Append one event; returns its seq. Call inside a write transaction so it commits with the
-    step it records.
-
-    Written as two plain statements: this runs a dozen times per file, and building the same
-    queries through the ORM each time cost more than everything else about the event.
-    """
-    lock_chain()
-    db = database.obj
-    head = db.execute_sql(_HEAD_SQL).fetchone()
-    seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
-    at = datetime.now(UTC).isoformat(timespec="microseconds")
-    pid = os.getpid()
-    text = canonical(details)
-    digest = _digest(prev, seq, at, HOST, pid, __version__, event, sha256, source_file_id, text)
-    db.execute_sql(_INSERT_SQL.replace("?", db.param),
-                   (seq, at, HOST, pid, __version__, event, sha256, source_file_id, text, prev,
-                    digest))
-    return seq
+    step it records."""
+    return record_many([(event, sha256, source_file_id, details)])
 
 
 Event = tuple[str, "str | None", "int | None", dict[str, Any]]  # event, sha256, file id, details
 
 
-def record_many(events: list[Event]) -> None:
-    """Append several events in order, as ``record`` would one by one: one read of the chain's
-    head and one INSERT per 100 events. For the per-file loops of a batch (registering,
-    claiming, disposing), which ran two statements per event."""
+def record_many(events: list[Event]) -> int:
+    """Append events in order, each linked to the one before; returns the last seq (0 for
+    none).
+
+    One read of the chain's head and one multi-row INSERT, in plain SQL: this runs for every
+    step of every file, and building the same queries through the ORM each time (or two
+    statements per event) cost more than everything else about the events.
+    """
     if not events:
-        return
+        return 0
     lock_chain()
-    db = database.obj
-    head = db.execute_sql(_HEAD_SQL).fetchone()
-    seq, prev = (head[0], head[1]) if head else (0, GENESIS)
+    head = sql.rows(_HEAD_SQL)
+    seq, prev = head[0] if head else (0, GENESIS)
     pid = os.getpid()
     rows: list[tuple[Any, ...]] = []
     for event, sha256, source_file_id, details in events:
@@ -97,18 +85,13 @@ def record_many(events: list[Event]) -> None:
         rows.append((seq, at, HOST, pid, __version__, event, sha256, source_file_id, text, prev,
                      digest))
         prev = digest
-    for start in range(0, len(rows), 100):
-        chunk = rows[start:start + 100]
-        values = ", ".join([_ROW] * len(chunk)).replace("?", db.param)
-        db.execute_sql(_INSERT_MANY_SQL + values, [v for row in chunk for v in row])
+    sql.insert(AuditEvent, _COLUMNS, rows)
+    return seq
 
 
-_TABLE = AuditEvent._meta.table_name
-_HEAD_SQL = f'SELECT seq, hash FROM "{_TABLE}" ORDER BY seq DESC LIMIT 1'
-_INSERT_MANY_SQL = (f'INSERT INTO "{_TABLE}" (seq, at, host, pid, version, event, sha256, '
-                    "source_file_id, details, prev_hash, hash) VALUES ")
-_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_INSERT_SQL = _INSERT_MANY_SQL + _ROW
+_HEAD_SQL = f"SELECT seq, hash FROM {sql.table(AuditEvent)} ORDER BY seq DESC LIMIT 1"
+_COLUMNS = ("seq", "at", "host", "pid", "version", "event", "sha256", "source_file_id",
+            "details", "prev_hash", "hash")
 
 
 @dataclass
