@@ -7,10 +7,12 @@ Events are appended inside the caller's transaction: a step and its audit commit
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,9 +27,14 @@ HOST = socket.gethostname()
 PG_LOCK_KEY = 0x61636375  # "accu"
 
 
+# Built once: json.dumps builds a new encoder on every call given any option, and every event
+# is encoded twice (its details, then the body its hash covers).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              default=str)
+
+
 def canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str)
+    return _CANONICAL.encode(value)
 
 
 def _digest(prev_hash: str, seq: int, at: str, host: str, pid: int, version: str, event: str,
@@ -52,25 +59,54 @@ def lock_chain() -> None:
 
 
 def record(event: str, sha256: str | None = None, source_file_id: int | None = None,
-           **details: Any) -> int:
-    """Append one event; returns its seq. Call inside a write transaction so it commits with the
-    step it records."""
-    return record_many([(event, sha256, source_file_id, details)])
+           **details: Any) -> None:
+    """Append one event. Call inside a write transaction so it commits with the step it
+    records."""
+    record_many([(event, sha256, source_file_id, details)])
 
 
 Event = tuple[str, "str | None", "int | None", dict[str, Any]]  # event, sha256, file id, details
+_held = threading.local()
 
 
-def record_many(events: list[Event]) -> int:
-    """Append events in order, each linked to the one before; returns the last seq (0 for
-    none).
+@contextlib.contextmanager
+def held() -> Iterator[list[Event]]:
+    """Hold back the events recorded inside, then append them together, in order, on the way
+    out (inside the caller's transaction, so they still commit with their steps).
 
-    One read of the chain's head and one multi-row INSERT, in plain SQL: this runs for every
+    An ingest chunk records a few events per file; appended one by one, each costs a read of
+    the chain's head and an INSERT while the database's write lock is held. The list is the
+    caller's to trim: a savepoint that rolls back a file's rows drops that file's events with
+    them. On an exception nothing is appended (the transaction is rolling back).
+    """
+    events: list[Event] | None = getattr(_held, "events", None)
+    if events is not None:  # already held further out: that one appends them
+        yield events
+        return
+    events = _held.events = []
+    try:
+        yield events
+    finally:
+        _held.events = None
+    _append(events)
+
+
+def record_many(events: list[Event]) -> None:
+    """Append events in order, each linked to the one before (or hold them: see ``held``)."""
+    waiting: list[Event] | None = getattr(_held, "events", None)
+    if waiting is not None:
+        waiting.extend(events)
+    else:
+        _append(events)
+
+
+def _append(events: list[Event]) -> None:
+    """One read of the chain's head and one multi-row INSERT, in plain SQL: this runs for every
     step of every file, and building the same queries through the ORM each time (or two
     statements per event) cost more than everything else about the events.
     """
     if not events:
-        return 0
+        return
     lock_chain()
     head = sql.rows(_HEAD_SQL)
     seq, prev = head[0] if head else (0, GENESIS)
@@ -86,7 +122,6 @@ def record_many(events: list[Event]) -> int:
                      digest))
         prev = digest
     sql.insert(AuditEvent, _COLUMNS, rows)
-    return seq
 
 
 _HEAD_SQL = f"SELECT seq, hash FROM {sql.table(AuditEvent)} ORDER BY seq DESC LIMIT 1"

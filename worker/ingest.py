@@ -164,7 +164,7 @@ def _commit(settings: Settings, works: list[Work], owner: str) -> None:
     """Rows, final states and audit events of every file in ``works``: one transaction."""
     if not works:
         return
-    with database.atomic():
+    with database.atomic(), audit.held() as events:
         audit.lock_chain()  # before any row lock: one lock order for all writers (PostgreSQL)
         ours = ledger.owned([w.row.id for w in works], owner)
         known = Known()
@@ -172,6 +172,7 @@ def _commit(settings: Settings, works: list[Work], owner: str) -> None:
             w.state = None
             if w.row.id not in ours:
                 continue  # the lease was lost (expired and taken): the other holder finishes it
+            recorded = len(events)
             if w.rejection is not None:
                 exc = w.rejection
                 ledger.mark_rejected(w.row, exc.reason, exc.line)
@@ -190,12 +191,14 @@ def _commit(settings: Settings, works: list[Work], owner: str) -> None:
             except grouping.NotYet as wait:
                 w.wait = wait.seconds
                 known = Known()  # what it looked up or created was rolled back with it
+                del events[recorded:]  # and so were its events
             except TRANSIENT:
                 raise
             except Exception as exc:
                 if len(works) > 1:
                     raise  # written again alone, where it fails on its own
                 w.failure = exc
+                del events[recorded:]
         _recompute([w for w in works if w.state == INGESTED], settings)
 
 
