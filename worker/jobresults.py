@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 
-from worker import audit
+from worker import audit, sql
 from worker.chemistry import trace as t
 from worker.chemistry.acceptance import purity_acceptance
 from worker.chemistry.calibration import CalibrationCurve, Standard, fit_calibration
@@ -93,8 +93,7 @@ def recompute_job(job: Job, touched: Iterable[Sample], methods: Mapping[str, Met
                   cache: dict[int, Tables] | None = None) -> None:
     """Calibration rows of ``job``, then identity / quantity / acceptance of affected samples."""
     _lock(job)
-    standards = _with_job(job, Sample.select().where(Sample.job == job,
-                                                     Sample.kind == STANDARD))
+    standards = _samples(job, (STANDARD,))
     cache = {} if cache is None else cache
     peaks = {s.id: main_peaks(s, methods, cache) for s in standards}
     curves: dict[str, tuple[CalibrationCurve, Config]] = {}
@@ -114,8 +113,7 @@ def recompute_job(job: Job, touched: Iterable[Sample], methods: Mapping[str, Met
     # Only a changed curve (or standard) reaches every sample of the job; otherwise the work is
     # the touched samples', so a file's cost does not grow with the size of its job.
     if changed or any(s.kind == STANDARD for s in touched):
-        targets = _with_job(job, Sample.select().where(Sample.job == job,
-                                                   Sample.kind.in_((SAMPLE, STANDARD))))
+        targets = _samples(job, (SAMPLE, STANDARD))
     else:
         targets = [s for s in touched if s.kind in (SAMPLE, STANDARD)]
     for s in targets:
@@ -125,12 +123,17 @@ def recompute_job(job: Job, touched: Iterable[Sample], methods: Mapping[str, Met
         replace(job.id, s, wanted, SAMPLE_KINDS)
 
 
-def _with_job(job: Job, samples: Iterable[Sample]) -> list[Sample]:
-    """The samples with their job attached, so reading ``sample.job`` asks nothing again."""
-    rows = list(samples)
-    for sample in rows:
-        sample.job = job
-    return rows
+_SAMPLES_SQL = (f"SELECT id, sample_id, kind, analyte, level FROM {sql.table(Sample)} "
+                "WHERE job_id = ? AND kind IN ({}) ORDER BY id")
+
+
+def _samples(job: Job, kinds: tuple[str, ...]) -> list[Sample]:
+    """The job's samples of these kinds, with the job attached so ``sample.job`` asks nothing
+    again; in plain SQL, as every chunk of a burst asks it of every job it touches."""
+    return [Sample(id=id_, job=job, sample_id=sample_id, kind=kind, analyte=analyte,
+                   level=level)
+            for id_, sample_id, kind, analyte, level in sql.rows(
+                _SAMPLES_SQL.format(sql.marks(len(kinds))), (job.id, *kinds))]
 
 
 def _lock(job: Job) -> None:

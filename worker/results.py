@@ -19,10 +19,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from pydantic import TypeAdapter
+
 from worker import audit, sql
 from worker.chemistry import purity
 from worker.chemistry.naturalsort import natural_key
-from worker.chemistry.trace import Computation
+from worker.chemistry.trace import Computation, Step
 from worker.models import Injection, Peak, Result, Sample, SourceFile, utcnow
 from worker.settings import MethodSettings
 
@@ -169,6 +171,10 @@ def stored_value(comp: Computation) -> tuple[float | None, str | None]:
 _CURRENT_SQL = (f"SELECT id, injection_id, kind, value, text, inputs, calc_version "
                 f"FROM {sql.table(Result)} WHERE job_id = ? AND superseded = ? "
                 "AND kind IN ({kinds}) AND {sample}")
+# The trace straight to JSON text in pydantic's core: dumping each step to a dict and then
+# encoding that was the dearest part of writing a result.
+_STEPS = TypeAdapter(list[Step])
+_INPUTS = json.JSONEncoder(sort_keys=True, default=str)  # json.dumps would build one per call
 _RESULT_COLUMNS = ("job_id", "sample_id", "injection_id", "analyte", "kind", "value", "text",
                    "unit", "inputs", "trace", "flags", "calc_version", "computed_at",
                    "superseded")
@@ -188,7 +194,7 @@ def replace(job_id: int, sample: Sample | None, wanted: Sequence[Wanted],
     fresh: list[tuple[object, ...]] = []
     now = utcnow()
     for injection, comp in wanted:
-        inputs = json.dumps(comp.inputs, sort_keys=True, default=str)
+        inputs = _INPUTS.encode(comp.inputs)
         value, outcome = stored_value(comp)
         injection_id = injection.id if injection else None
         if have.pop((injection_id, comp.kind, value, outcome, inputs, comp.calc_version),
@@ -197,7 +203,7 @@ def replace(job_id: int, sample: Sample | None, wanted: Sequence[Wanted],
         analyte = comp.inputs.get("analyte") or (sample.analyte if sample is not None else "")
         fresh.append((job_id, sample.id if sample is not None else None, injection_id,
                       analyte or "", comp.kind, value, outcome, comp.unit, inputs,
-                      json.dumps([s.model_dump(mode="json") for s in comp.steps]),
+                      _STEPS.dump_json(comp.steps).decode(),
                       json.dumps(comp.flags), comp.calc_version, now, False))
     if fresh:  # one statement for all of them: a recompute is on every file's path
         ids = sql.insert(Result, _RESULT_COLUMNS, fresh, returning=True)

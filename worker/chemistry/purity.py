@@ -97,6 +97,11 @@ def select_main_peak(peaks: Sequence[PeakLike]) -> MainPeak | None:
     if not peaks:
         return None
     pcts, derived, _ = _area_pcts(peaks)
+    return _main_peak(peaks, pcts, derived)
+
+
+def _main_peak(peaks: Sequence[PeakLike], pcts: list[float],
+               derived: list[bool]) -> MainPeak | None:
     if any(math.isnan(p) for p in pcts):
         return None
     best_pct = max(pcts)
@@ -110,6 +115,12 @@ def select_main_peak(peaks: Sequence[PeakLike]) -> MainPeak | None:
 
 def injection_purity(injection: Injection, *, analyte: str | None = None) -> Computation:
     """Purity of one injection = Area% of its main peak; the trace lists every peak."""
+    return _injection_purity(injection, analyte)[0]
+
+
+def _injection_purity(injection: Injection,
+                      analyte: str | None) -> tuple[Computation, MainPeak | None]:
+    """The purity and the main peak it came from: a sample needs both, found once."""
     peaks = injection.peaks
     inputs = {"injection": injection.label, "analyte": analyte, "peak_count": len(peaks)}
     if not peaks:
@@ -117,7 +128,7 @@ def injection_purity(injection: Injection, *, analyte: str | None = None) -> Com
             kind="purity_injection", value=None, unit="%", inputs=inputs, flags=[t.NO_PEAKS],
             steps=[Step(label="peaks considered", formula="the peak table is empty",
                         inputs={"peaks": []}, value=None)],
-            calc_version=CALC_VERSION)
+            calc_version=CALC_VERSION), None
     pcts, derived, total = _area_pcts(peaks)
     table = [{"n": i + 1, "rt_min": p.rt_min, "area": p.area, "area_pct": pcts[i],
               "area_pct_derived": derived[i]} for i, p in enumerate(peaks)]
@@ -132,13 +143,13 @@ def injection_purity(injection: Injection, *, analyte: str | None = None) -> Com
                           inputs={"total_area": total,
                                   "derived_for": [i + 1 for i, d in enumerate(derived) if d]},
                           value=total))
-    main = select_main_peak(peaks)
+    main = _main_peak(peaks, pcts, derived)
     if main is None:
         flags.append(t.ZERO_TOTAL_AREA)
         steps.append(Step(label="main peak", formula="Area% undefined: Σ area = 0",
                           inputs={"total_area": total}, value=None))
         return Computation(kind="purity_injection", value=None, unit="%", inputs=inputs,
-                           steps=steps, flags=flags, calc_version=CALC_VERSION)
+                           steps=steps, flags=flags, calc_version=CALC_VERSION), None
     if main.tied_with:
         flags.append(t.MAIN_PEAK_TIE)
     steps.append(Step(
@@ -151,7 +162,7 @@ def injection_purity(injection: Injection, *, analyte: str | None = None) -> Com
                        inputs={**inputs, "main_peak": main.index + 1,
                                "main_peak_rt_min": main.rt_min,
                                "main_peak_area": main.area},
-                       steps=steps, flags=flags, calc_version=CALC_VERSION)
+                       steps=steps, flags=flags, calc_version=CALC_VERSION), main
 
 
 def sample_purity(injections: Sequence[Injection], *, sample: str,
@@ -162,8 +173,9 @@ def sample_purity(injections: Sequence[Injection], *, sample: str,
     listed and flagged, not averaged; RSD is None (flagged) when fewer than 2 values exist.
     """
     ordered = sorted(injections, key=lambda inj: natural_key(inj.label))
-    per_inj = [injection_purity(inj, analyte=analyte) for inj in ordered]
-    mains = {inj.label: select_main_peak(inj.peaks) if inj.peaks else None for inj in ordered}
+    found = [_injection_purity(inj, analyte) for inj in ordered]
+    per_inj = [comp for comp, _ in found]
+    mains = {inj.label: main for inj, (_, main) in zip(ordered, found, strict=True)}
     values = [c.value for c in per_inj if isinstance(c.value, float)]
     used = [c.inputs["injection"] for c in per_inj if isinstance(c.value, float)]
     missing = [c.inputs["injection"] for c in per_inj if c.value is None]
