@@ -39,6 +39,7 @@ _VIAL = re.compile(r"vial\s+(\S+)", re.IGNORECASE)
 # Characters that have no business in a text export; one of them means corruption or a binary
 # file, and NUL would also be refused by PostgreSQL text columns further down the line.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 
 
 def decode_lines(data: bytes, filename: str) -> tuple[list[str], str]:
@@ -48,12 +49,31 @@ def decode_lines(data: bytes, filename: str) -> tuple[list[str], str]:
     """
     text, encoding = decode(data, filename)
     lines = split_lines(text)
+    if not has_control(text):
+        return lines, encoding
     for number, line in enumerate(lines, start=1):
         bad = _CONTROL.search(line)
         if bad:
             raise ParseError(f"control character {bad.group()!r} in text", line=number,
                              filename=filename)
     return lines, encoding
+
+
+def has_control(text: str) -> bool:
+    """Whether ``_CONTROL`` matches anywhere in ``text`` (so in one of its lines: a line break is
+    no control character), in two passes in C rather than a regex scan of every character."""
+    # Latin-1 with "?" for whatever it cannot encode: one byte per character, and the control
+    # characters keep their byte.
+    return len(text.encode("latin-1", "replace").translate(None, _CONTROL_BYTES)) != len(text)
+
+
+def sniff_text(data: bytes, filename: str) -> str | None:
+    """The text ``decode_lines`` splits into lines, or None where it would raise ``ParseError``."""
+    try:
+        text, _ = decode(data, filename)
+    except ParseError:
+        return None
+    return None if has_control(text) else text
 
 
 def parse_datetime(value: str) -> datetime | None:

@@ -50,9 +50,10 @@ from worker.parsers.chemstation_common import (
     make_peak,
     parse_datetime,
     signal_description,
+    sniff_text,
     vial_from_location,
 )
-from worker.parsers.text import parse_number
+from worker.parsers.text import parse_number, split_lines
 
 name = "agilent-chemstation-csv"
 version = "1.0"
@@ -94,7 +95,10 @@ class _Header:
 def sniff(data: bytes, filename: str) -> int:
     """Report00.CSV by its keys; a REPORTnn.CSV by the shape of every row (it has no header)."""
     try:
-        lines, _ = decode_lines(data, filename)
+        text = sniff_text(data, filename)
+        if text is None:
+            return 0
+        lines = split_lines(text)
         # Read lazily: every other format fails the first row's shape, and is let go there.
         rows = (_fields(line, i, filename) for i, line in enumerate(lines, start=1) if line)
         first = next(rows, None)

@@ -37,9 +37,10 @@ from worker.parsers.chemstation_common import (
     make_peak,
     parse_datetime,
     signal_description,
+    sniff_text,
     vial_from_location,
 )
-from worker.parsers.text import parse_number
+from worker.parsers.text import looks_binary, may_contain, parse_number, split_lines
 
 name = "agilent-chemstation-txt"
 version = "1.0"
@@ -71,22 +72,35 @@ _REQUIRED = ("number", "rt_min", "area")
 _SUMMED = ("area", "height")  # the columns a Totals line may print
 
 
+# What each landmark of ``sniff`` holds: a file with none of them scores 0, which its bytes tell
+# without decoding (a trace of megabytes used to be decoded, checked and split for nothing).
+_FIRST = "Data File "
+_LANDMARKS = (_FIRST, "Signal ", "-|-", "Acq. Operator", "Injection Date", "Area Percent Report")
+
+
 def sniff(data: bytes, filename: str) -> int:
     """Confidence from the report's landmarks; the ``Report.TXT`` name only tips a close call."""
-    try:
-        lines, _ = decode_lines(data, filename)
-    except ParseError:
+    if looks_binary(data):
+        return 0  # decode refuses it
+    if not may_contain(data, _LANDMARKS):
         return 0
+    text = sniff_text(data, filename)
+    if text is None:
+        return 0
+    lines = split_lines(text)
+    # Each line scan only runs when the text holds what a matching line must contain.
     score = 0
-    if lines and lines[0].startswith("Data File "):
+    if lines and lines[0].startswith(_FIRST):
         score += 25
-    if any(_SIGNAL.fullmatch(line) for line in lines):
+    if "Signal " in text and any(_SIGNAL.fullmatch(line) for line in lines):
         score += 20
-    if any(_TABLE_RULE.fullmatch(line) for line in lines):
+    if "-|-" in text and any(_TABLE_RULE.fullmatch(line) for line in lines):
         score += 20
-    if any(line.startswith(("Acq. Operator", "Injection Date")) for line in lines):
+    if ("Acq. Operator" in text or "Injection Date" in text) and any(
+            line.startswith(("Acq. Operator", "Injection Date")) for line in lines):
         score += 10
-    if any(line.strip() == "Area Percent Report" for line in lines):
+    if "Area Percent Report" in text and any(
+            line.strip() == "Area Percent Report" for line in lines):
         score += 20
     if score >= 50 and filename.lower().endswith("report.txt"):
         score += 5

@@ -47,6 +47,8 @@ def sniff(data: bytes, filename: str) -> int:
     head = data[:_SNIFF_BYTES]
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         text = head.decode("utf-16", errors="ignore")
+    elif b"Information:" not in head:
+        return 0  # every score needs an "… Information:" line; Latin-1 keeps ASCII as it is
     else:
         text = head.decode("latin-1")
     lines = {line.strip() for line in text.splitlines()}

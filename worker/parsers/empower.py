@@ -57,8 +57,10 @@ def sniff(data: bytes, filename: str) -> int:
     if len(rows) < 2:
         return 0
     names, names_quoted = _fields(rows[0])
-    values, values_quoted = _fields(rows[1])
     known = len(KNOWN_FIELDS.intersection(names))
+    if not known:
+        return 0  # every score needs an Empower field name
+    values, values_quoted = _fields(rows[1])
     if names_quoted and known >= 1:
         return 95 if values_quoted and len(values) == len(names) else 60
     if known >= 2 and len(values) == len(names):

@@ -54,6 +54,8 @@ _CHANNEL = re.compile(r"^(?P<base>.+)-Ch\d+$")
 _DECLARED = re.compile(rb"^(?:Code ?Page|Encoding|Charset)[\t,][ \t]*([A-Za-z0-9_\-]+)[ \t]*\r?$",
                        re.MULTILINE | re.IGNORECASE)
 _HEAD_BYTES = 65536
+# A byte that is not blank read as Latin-1 (str.isspace: TAB … CR, FS … US, space, NEL, NBSP).
+_LATIN1_INK = re.compile(rb"[^\t\n\x0b\x0c\r\x1c-\x20\x85\xa0]")
 
 
 @dataclass
@@ -67,6 +69,12 @@ class _Section:
 
 def sniff(data: bytes, filename: str) -> int:
     """Confidence from the content: the bracketed ``[Header]`` layout with LabSolutions sections."""
+    if not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        # Every score needs a first non-blank line starting with "[": read as Latin-1 (as
+        # below), the first non-blank byte tells before anything is decoded or split.
+        ink = _LATIN1_INK.search(data, 0, _HEAD_BYTES)
+        if ink is None or data[ink.start()] != ord("["):
+            return 0
     lines = [line.strip() for line in _ascii_head(data).splitlines() if line.strip()]
     if not lines:
         return 0

@@ -27,6 +27,7 @@ from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from functools import lru_cache
 from itertools import repeat
 
 from worker.parsers.base import ParseError
@@ -39,7 +40,6 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
-_C1 = re.compile("[\x80-\x9f]")
 # In cp1252, bytes that Shift-JIS uses as lead bytes and Western text never shows (ƒ ˆ ‹ › ˜),
 # and Latin-1 signs that Big5 pairs produce (¤ ¦ ¨ ¯ ´ ¸) but lab exports do not print.
 _FOREIGN_SIGNS = frozenset("ƒˆ‹›˜¤¦¨¯´¸")
@@ -88,7 +88,7 @@ def _decide(data: bytes, declared: str | None) -> tuple[str, str | None]:
     except UnicodeDecodeError:
         pass
     else:
-        if not _C1.search(text):
+        if not _utf8_has_c1(data):
             return "utf-8", text
     try:
         text = data.decode("cp1252")
@@ -101,8 +101,24 @@ def _decide(data: bytes, declared: str | None) -> tuple[str, str | None]:
     if _looks_like_utf16_without_bom(data):
         raise ParseError("the file looks like UTF-16 without a byte-order mark (every other "
                          "byte is NUL); it cannot be decoded safely")
-    _refuse_foreign_code_page(text)
+    if data.translate(None, _NOT_SUSPECT):  # else no character the check below could refuse
+        _refuse_foreign_code_page(text)
     return "cp1252", text
+
+
+def _utf8_has_c1(data: bytes) -> bool:
+    """Whether valid UTF-8 ``data`` encodes a C1 control (U+0080–U+009F).
+
+    In UTF-8 those are exactly the byte pairs C2 80 … C2 9F, and C2 is never a continuation
+    byte, so the bytes answer without a regex over the decoded text (which cost more than the
+    decoding itself on every non-ASCII file).
+    """
+    at = data.find(b"\xc2")
+    while at >= 0:
+        if 0x80 <= data[at + 1] <= 0x9F:  # valid UTF-8: a C2 lead byte is never the last byte
+            return True
+        at = data.find(b"\xc2", at + 2)
+    return False
 
 
 def _line_at(data: bytes, offset: int) -> int:
@@ -115,6 +131,12 @@ def _looks_like_utf16_without_bom(data: bytes) -> bool:
 
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
+# Every byte but the cp1252 encodings of the characters ``_refuse_foreign_code_page`` may
+# refuse (a letter such as µ never is): a file without any of them needs no scan of its
+# characters, which one pass in C tells.
+_NOT_SUSPECT = bytes(sorted(set(range(256)) - {
+    char.encode("cp1252")[0]
+    for char in _FOREIGN_SIGNS | {sign for sign in _SIGN_RANGE if not sign.isalpha()}}))
 
 
 def _refuse_foreign_code_page(text: str) -> None:
@@ -137,6 +159,12 @@ def _refuse_foreign_code_page(text: str) -> None:
                 line=number)
 
 
+def looks_binary(data: bytes) -> bool:
+    """What ``decode`` refuses first, at once: NUL bytes early in a file without a UTF-16 BOM."""
+    return b"\x00" in data[:4096] and not data.startswith((codecs.BOM_UTF16_LE,
+                                                           codecs.BOM_UTF16_BE))
+
+
 def decode(data: bytes, filename: str | None = None,
            declared: str | None = None) -> tuple[str, str]:
     """Decode the whole file exactly; returns (text, encoding). Strips a BOM.
@@ -144,7 +172,7 @@ def decode(data: bytes, filename: str | None = None,
     Nothing but ``ParseError`` leaves: a UTF-16 file cut to an odd number of bytes, or corrupted
     after its BOM, is rejected with the line where the bytes stop making sense.
     """
-    if b"\x00" in data[:4096] and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    if looks_binary(data):
         raise ParseError("binary content (NUL bytes) where text was expected", filename=filename)
     try:
         encoding, decoded = _decide(data, declared)
@@ -166,10 +194,44 @@ def decode(data: bytes, filename: str | None = None,
 
 def split_lines(text: str) -> list[str]:
     """Lines without their ends, for LF, CRLF and CR-only files alike (index + 1 = line number)."""
-    lines = re.split(r"\r\n|\r|\n", text)
+    # Same result as re.split(r"\r\n|\r|\n", text), several times faster: every CR LF pair is
+    # one break, then every CR left is a break of its own.
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     return lines
+
+
+# --- Sniffing without decoding ----------------------------------------------------------------
+# Code pages that turn every ASCII byte into that character and every other byte into non-ASCII
+# characters (or an error), the fallbacks of ``_decide`` included: ASCII text is then the same
+# in bytes and text.
+_ASCII_TRANSPARENT = frozenset(
+    ["ascii", "utf-8", "utf-8-sig", *(f"cp{n}" for n in range(1250, 1259)),
+     *(f"iso8859-{n}" for n in range(1, 17))])
+
+
+@lru_cache(maxsize=64)
+def _ascii_transparent(name: str) -> bool:
+    try:
+        return codecs.lookup(name).name in _ASCII_TRANSPARENT
+    except LookupError:
+        return False  # decode will refuse it; the sniffer finds that out the slow way
+
+
+def may_contain(data: bytes, needles: tuple[str, ...]) -> bool:
+    """False only when the text ``decode(data)`` gives cannot hold any of the ASCII ``needles``
+    (True may be a false alarm): a sniffer can let a file of megabytes go without decoding it.
+    """
+    if data.startswith(codecs.BOM_UTF16_LE):
+        codec = "utf-16-le"
+    elif data.startswith(codecs.BOM_UTF16_BE):
+        codec = "utf-16-be"
+    elif (chosen := _configured.get()) is None or _ascii_transparent(chosen):
+        codec = "ascii"
+    else:
+        return True  # a multi-byte configured code page: only decoding can tell
+    return any(needle.encode(codec) in data for needle in needles)
 
 
 # ASCII digits only: ``\d`` and ``float`` would also take Arabic-Indic or full-width digits.

@@ -1,0 +1,409 @@
+"""The sniffers' shortcuts never change a score.
+
+Each ``sniff`` avoids decoding and scanning whole files where it can: byte-level pre-checks (a
+landmark absent from the bytes, a first byte that rules the format out) and cheaper splits.
+Here every sniffer is compared with the full reading it replaced — decode, split, test every line,
+kept below as the reference — on generated text in every encoding the decoder knows, damaged
+real files and arbitrary bytes, with and without a configured code page; and each shared helper
+with its plain definition.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import corpus_dir
+from faults.fuzz import FUZZ, damage
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from worker.parsers import (
+    agilent_openlab,
+    chemstation_common,
+    chemstation_csv,
+    chemstation_txt,
+    chromeleon,
+    empower,
+    shimadzu,
+    text,
+    trace_csv,
+)
+from worker.parsers.base import ParseError
+
+# --- The full readings the sniffers used to do ------------------------------------------------
+
+
+def _lines(decoded: str) -> list[str]:
+    lines = re.split(r"\r\n|\r|\n", decoded)
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def _checked_lines(data: bytes, filename: str) -> list[str] | None:
+    """``decode_lines`` as it was: None where it raised."""
+    try:
+        decoded, _ = text.decode(data, filename)
+    except ParseError:
+        return None
+    lines = _lines(decoded)
+    return None if any(chemstation_common._CONTROL.search(line) for line in lines) else lines
+
+
+def _norm(cell: str) -> str:
+    return re.sub(r"\s+", " ", cell.strip().strip('"').strip()).lower()
+
+
+def _openlab_header(line: str, delimiter: str) -> list[str | None] | None:
+    if not agilent_openlab._could_be_header(line):
+        return None
+    try:
+        cells = agilent_openlab._split(line, delimiter)
+    except ParseError:
+        return None
+    fields = [agilent_openlab.COLUMNS.get(_norm(c)) for c in cells]
+    known = [f for f in fields if f]
+    if len(known) < 3 or not any(req in fields for req in agilent_openlab.REQUIRED):
+        return None
+    return fields
+
+
+def openlab_reference(data: bytes, filename: str) -> int:
+    try:
+        decoded, _ = text.decode(data[:65536])
+    except ParseError:
+        return 0
+    lines = _lines(decoded)[:400]
+    delimiter = ";" if any(_openlab_header(line, ";") for line in lines) else ","
+    for line in lines:
+        fields = _openlab_header(line, delimiter)
+        if fields is not None and agilent_openlab._missing(fields):
+            return 55
+        if fields is not None and "area_pct" in fields and "height" in fields:
+            return 90
+        if fields is not None:
+            return 70
+    return 0
+
+
+def chemstation_csv_reference(data: bytes, filename: str) -> int:
+    module = chemstation_csv
+    lines = _checked_lines(data, filename)
+    if lines is None:
+        return 0
+    try:
+        rows = (module._fields(line, i, filename) for i, line in enumerate(lines, 1) if line)
+        first = next(rows, None)
+        if first is None:
+            return 0
+        base = module._base_name(filename)
+        hinted = 10 if base.lower() == module._HEADER_NAME or module._PEAK_FILE.fullmatch(
+            base) else 0
+        if first[0] == "Sample Name":
+            return min(90 + hinted, 100) if any(row[0] == "Number of Columns"
+                                                for row in rows) else 0
+        if module._standard_shape(first) and all(module._standard_shape(row) for row in rows):
+            return 75 + hinted
+    except ParseError:
+        return 0
+    return 0
+
+
+def chemstation_txt_reference(data: bytes, filename: str) -> int:
+    module = chemstation_txt
+    lines = _checked_lines(data, filename)
+    if lines is None:
+        return 0
+    score = 0
+    if lines and lines[0].startswith("Data File "):
+        score += 25
+    if any(module._SIGNAL.fullmatch(line) for line in lines):
+        score += 20
+    if any(module._TABLE_RULE.fullmatch(line) for line in lines):
+        score += 20
+    if any(line.startswith(("Acq. Operator", "Injection Date")) for line in lines):
+        score += 10
+    if any(line.strip() == "Area Percent Report" for line in lines):
+        score += 20
+    if score >= 50 and filename.lower().endswith("report.txt"):
+        score += 5
+    return min(score, 100)
+
+
+def chromeleon_reference(data: bytes, filename: str) -> int:
+    head = data[:65536]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        decoded = head.decode("utf-16", errors="ignore")
+    else:
+        decoded = head.decode("latin-1")
+    lines = {line.strip() for line in decoded.splitlines()}
+    if (any(block in lines for block in chromeleon._INFO_BLOCKS)
+            and any(marker in lines for marker in chromeleon._DATA_MARKERS)):
+        return 95
+    if "Raw Data Header Information:" in lines or "Chromatogram Data Information:" in lines:
+        return 70
+    return 0
+
+
+def empower_reference(data: bytes, filename: str) -> int:
+    rows = data[:65536].decode("latin-1").splitlines()
+    if len(rows) < 2:
+        return 0
+    names, names_quoted = empower._fields(rows[0])
+    values, values_quoted = empower._fields(rows[1])
+    known = len(empower.KNOWN_FIELDS.intersection(names))
+    if names_quoted and known >= 1:
+        return 95 if values_quoted and len(values) == len(names) else 60
+    if known >= 2 and len(values) == len(names):
+        return 60
+    return 0
+
+
+def shimadzu_reference(data: bytes, filename: str) -> int:
+    head = data[:65536]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        decoded = head.decode("utf-16", errors="ignore").replace("\r", "\n")
+    else:
+        decoded = head.decode("latin-1").replace("\r", "\n")
+    lines = [line.strip() for line in decoded.splitlines() if line.strip()]
+    if not lines:
+        return 0
+    titles = [line[1:-1] for line in lines if line.startswith("[") and line.endswith("]")]
+    known = [t for t in titles if t in ("Sample Information", "Original Files", "Configuration")
+             or shimadzu._PEAK_TABLE.match(t) or shimadzu._CHROMATOGRAM.match(t)
+             or shimadzu._STATUS.match(t)]
+    if lines[0] == "[Header]" and known and any(
+            line.startswith(("Application Name\t", "Application Name,")) for line in lines):
+        return 95
+    if lines[0] == "[Header]" and known:
+        return 75
+    if lines[0].startswith("[") and len(known) >= 2:
+        return 60
+    return 0
+
+
+def trace_reference(data: bytes, filename: str) -> int:
+    try:
+        decoded, _ = text.decode(data[:8192] if len(data) > 8192 else data)
+    except ParseError:
+        return 0
+    lines = [ln for ln in _lines(decoded)[:21] if ln.strip()]
+    if len(data) > 8192:
+        lines = lines[:-1]
+    if not lines:
+        return 0
+    pair = trace_csv._NUMERIC_PAIR
+    body = lines[1:] if not pair.match(lines[0]) else lines
+    if not body or not all(pair.match(ln) for ln in body):
+        return 0
+    return 80 if trace_csv._SIGNAL_IN_NAME.search(filename) else 60
+
+
+REFERENCES: dict[str, tuple[Callable[[bytes, str], int], Callable[[bytes, str], int]]] = {
+    "agilent-openlab-csv": (agilent_openlab.sniff, openlab_reference),
+    "agilent-chemstation-csv": (chemstation_csv.sniff, chemstation_csv_reference),
+    "agilent-chemstation-txt": (chemstation_txt.sniff, chemstation_txt_reference),
+    "chromeleon": (chromeleon.sniff, chromeleon_reference),
+    "empower": (empower.sniff, empower_reference),
+    "shimadzu": (shimadzu.sniff, shimadzu_reference),
+    "trace-csv": (trace_csv.sniff, trace_reference),
+}
+
+
+def assert_same_scores(data: bytes, filename: str, configured: str | None = None) -> None:
+    globs = (("*", configured),) if configured else ()
+    with text.configured_encoding(filename, globs):
+        for name, (sniff, reference) in REFERENCES.items():
+            assert sniff(data, filename) == reference(data, filename), name
+
+
+# --- Generated input --------------------------------------------------------------------------
+
+# Pieces of every format's landmarks, the line ends and blanks str.splitlines and split_lines
+# disagree on, characters that lower-case oddly (İ, Kelvin sign) and the bytes that steer the
+# decoder (C1 controls, cp1252 signs it refuses, µ which it does not).
+_PIECES = [
+    "\n", "\r\n", "\r", "\n\r", "\x0b", "\x0c", "\x1c", "\x85", "\u2028", "\xa0", " ", "\t", ",",
+    ";", '"', "\x00", "\x07", "\x7f", "\ufeff", "µ", "°", "¤", "ƒ", "İ", "\u212a", "\x93", "1",
+    "2.5", "-0.21", "1e3", "BB", "Data File ", "Signal 1:", "Signal A", "Signal 12: DAD1 A,",
+    "-----|-----|", "-|-", "Acq. Operator", "Injection Date", "Area Percent Report",
+    "Sample Name", '"Sample Name",x,', "Number of Columns", "Height", "Area", "Area%", "RT [min]",
+    "RT", "Retention Time", "AREA", "Rt", "Peak Begin Time", "Sum", "[Header]",
+    "[Peak Table(Detector A)]", "[LC Chromatogram(Detector A-Ch1)]", "[Sample Information]",
+    "Application Name", "Information:", "Sample Information:", "Raw Data:",
+    "Raw Data Header Information:", "Chromatogram Data:", '"SampleName"', '"Channel"',
+    "SampleName", "Channel", "Vial",
+]
+_ENCODINGS = ["utf-8", "utf-8-bom", "utf-16-le-bom", "utf-16-be-bom", "cp1252", "latin-1"]
+
+
+def _encode(chars: str, encoding: str) -> bytes:
+    if encoding.endswith("-bom"):
+        codec = encoding[:-4]
+        bom = {"utf-8": codecs.BOM_UTF8, "utf-16-le": codecs.BOM_UTF16_LE,
+               "utf-16-be": codecs.BOM_UTF16_BE}[codec]
+        return bom + chars.encode(codec, errors="surrogatepass")
+    return chars.encode(encoding, errors="replace")
+
+
+texts = st.lists(st.sampled_from(_PIECES) | st.text(max_size=4), max_size=40).map("".join)
+names = st.sampled_from(["x.csv", "Report.TXT", "REPORT01.CSV", "Report00.CSV",
+                         "a.dx_DAD1A.CSV", "run.arw", "p_PeakData.csv"])
+configured = st.sampled_from([None, "utf-8", "cp1250", "latin-1", "shift_jis", "cp037"])
+
+
+@FUZZ
+@given(chars=texts, encoding=st.sampled_from(_ENCODINGS), filename=names, code_page=configured,
+       cut=st.integers(0, 8))
+@example(chars="\ufeffData File x\n", encoding="utf-8-bom", filename="Report.TXT",
+         code_page=None, cut=0)
+@example(chars="Sample Name,a\nNumber of Columns,7\n", encoding="utf-16-le-bom",
+         filename="Report00.CSV", code_page=None, cut=0)
+@example(chars="[Header]\x85Application Name,x\n[Sample Information]\n", encoding="latin-1",
+         filename="x.txt", code_page=None, cut=0)
+@example(chars='"Sample Name",x,y\r\n"Number of Columns",7,\r\n', encoding="utf-8",
+         filename="Report00.CSV", code_page=None, cut=0)
+@example(chars='"1",2.5,"BB",0.1,3,4,50\n', encoding="utf-8", filename="REPORT01.CSV",
+         code_page=None, cut=0)
+def test_generated_text_scores_as_the_full_reading(chars: str, encoding: str, filename: str,
+                                                    code_page: str | None, cut: int) -> None:
+    data = _encode(chars, encoding)
+    assert_same_scores(data[:len(data) - cut], filename, code_page)
+
+
+@FUZZ
+@given(data=st.binary(max_size=600), filename=names, code_page=configured)
+def test_arbitrary_bytes_score_as_the_full_reading(data: bytes, filename: str,
+                                                   code_page: str | None) -> None:
+    assert_same_scores(data, filename, code_page)
+
+
+@pytest.fixture(scope="module")
+def real_heads() -> list[tuple[str, bytes]]:
+    """Every corpus file, cut to 70 kB: past the 64 kB some sniffers look at, small enough to
+    damage many times."""
+    corpus = corpus_dir()
+    return [(path.name, path.read_bytes()[:70_000]) for path in sorted(corpus.rglob("*"))
+            if path.is_file()]
+
+
+@FUZZ
+@given(data=st.data(), code_page=configured)
+def test_damaged_real_files_score_as_the_full_reading(real_heads: list[tuple[str, bytes]],
+                                                      data: st.DataObject,
+                                                      code_page: str | None) -> None:
+    filename, raw = data.draw(st.sampled_from(real_heads))
+    encoding = data.draw(st.sampled_from(["as is", *_ENCODINGS]))
+    if encoding != "as is":
+        raw = _encode(raw.decode("utf-8", errors="replace"), encoding)
+    assert_same_scores(damage(raw, data), filename, code_page)
+
+
+@FUZZ
+@given(before=st.integers(390, 410), ends=st.lists(st.sampled_from(["\n", "\r\n", "\r"]),
+                                                  min_size=1, max_size=3),
+       filler=st.sampled_from(["1,2", "Start,Report,Port", "", "x;y;z", "Area,rt"]),
+       header=st.sampled_from(["Height,Area,Area%,RT [min]", "RT;Area;Height", "Area,RT,Name"]),
+       padding=st.integers(0, 300))
+def test_a_header_near_the_400th_line_scores_as_the_full_reading(
+        before: int, ends: list[str], filler: str, header: str, padding: int) -> None:
+    """The OpenLab sniffer looks at 400 lines: lines of any end (CR LF, CR, LF), long or short,
+    before a header on either side of the limit."""
+    lines = [filler + " " * (padding if i % 7 == 0 else 0) for i in range(before)]
+    body = "".join(line + ends[i % len(ends)] for i, line in enumerate(lines))
+    assert_same_scores((body + header + "\n").encode(), "x_Report.csv")
+
+
+@FUZZ
+@given(rows=st.lists(st.tuples(st.sampled_from(['"SampleName"\t"Channel"', "1,2.5", "Sample Name",
+                                               "SampleName\tChannel\tVial", "[Header]", "x"]),
+                               st.integers(0, 5000), st.sampled_from(["\n", "\r\n", "\r", ""])),
+                     min_size=1, max_size=4),
+       filename=names)
+def test_long_first_rows_score_as_the_full_reading(rows: list[tuple[str, int, str]],
+                                                   filename: str) -> None:
+    """First rows read from a cut of the file: rows shorter and longer than the cut."""
+    data = "".join(row + "\t" * (length % 3) + "x" * length + end for row, length, end in rows)
+    assert_same_scores(data.encode(), filename)
+
+
+@pytest.mark.parametrize("digits", [10, 4000, 5000, 70_000])
+def test_a_long_chemstation_peak_row_scores_as_the_full_reading(digits: int) -> None:
+    row = f"1,2.{'5' * digits},BB,0.1,3,4,50\r\n"
+    for encoding in ("utf-8", "utf-16-le-bom"):
+        assert_same_scores(_encode(row * 2, encoding), "REPORT01.CSV")
+
+
+@pytest.mark.parametrize("landmark", ["Data File x", "Signal 1: DAD1 A", "---|---|",
+                                      "Acq. Operator : me", "Injection Date : today",
+                                      "  Area Percent Report  "])
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-bom", "utf-16-le-bom", "utf-16-be-bom"])
+def test_each_chemstation_landmark_alone_scores_as_the_full_reading(landmark: str,
+                                                                     encoding: str) -> None:
+    # Short and long files, the landmark first or last; long ones with the landmarks' letters and
+    # beginnings all over but no landmark, or with no letters at all (a trace).
+    near = "gg Sig Signal A, Signal X, qq Acq. jj Inj PP Percent FF File || -| Area Pe\n"
+    trace = "1,2\n" * 9000
+    for chars in (landmark, f"x\r\n{landmark}\r\n", f"x\r{landmark}", trace + landmark,
+                  f"{landmark}\n{trace}", near * 500 + landmark,
+                  near * 500 + "Signal A " + landmark, near * 5 + landmark + trace,
+                  near * 30 + landmark + "\n" + trace, near * 500):
+        assert_same_scores(_encode(chars, encoding), "Report.TXT")
+
+
+def test_every_corpus_file_scores_as_the_full_reading() -> None:
+    for path in sorted(Path(corpus_dir()).rglob("*")):
+        if path.is_file():
+            assert_same_scores(path.read_bytes(), path.name)
+
+
+# --- The helpers against their definitions ----------------------------------------------------
+
+
+@given(chars=texts)
+def test_split_lines_splits_as_the_regex(chars: str) -> None:
+    assert text.split_lines(chars) == _lines(chars)
+
+
+@given(chars=texts, encoding=st.sampled_from(_ENCODINGS), code_page=configured)
+def test_may_contain_never_misses_what_the_decoded_text_holds(chars: str, encoding: str,
+                                                               code_page: str | None) -> None:
+    data = _encode(chars, encoding)
+    with text.configured_encoding("x", (("*", code_page),) if code_page else ()):
+        try:
+            decoded, _ = text.decode(data)
+        except ParseError:
+            return
+        for needle in ("Signal ", "-|-", "Information:", "Data File "):
+            assert text.may_contain(data, (needle,)) or needle not in decoded
+
+
+@given(chars=texts)
+def test_control_check_is_the_regex(chars: str) -> None:
+    assert chemstation_common.has_control(chars) == bool(chemstation_common._CONTROL.search(chars))
+
+
+@given(chars=texts)
+def test_c1_check_in_bytes_is_the_check_in_text(chars: str) -> None:
+    data = chars.encode("utf-8", errors="replace")
+    assert text._utf8_has_c1(data) == bool(re.search("[\x80-\x9f]", data.decode("utf-8")))
+
+
+@given(data=st.binary(max_size=200))
+def test_foreign_code_page_check_is_skipped_only_when_it_cannot_refuse(data: bytes) -> None:
+    try:
+        decoded = data.decode("cp1252")
+    except UnicodeDecodeError:
+        return
+    if not data.translate(None, text._NOT_SUSPECT):
+        text._refuse_foreign_code_page(decoded)  # must not raise
+
+
+@given(cell=st.text(max_size=20) | st.sampled_from(list(agilent_openlab.COLUMNS)).map(
+    lambda key: key.upper()))
+def test_openlab_column_lookup_is_the_normalised_lookup(cell: str) -> None:
+    assert agilent_openlab._column(cell) == agilent_openlab.COLUMNS.get(_norm(cell))
