@@ -29,9 +29,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from worker import db, logs
-from worker.consumer import consume
-from worker.queue import QueueUnavailable, open_queue
+from worker import drivers, logs
 from worker.settings import Settings, SettingsError
 
 log = logging.getLogger("worker.child")  # not __main__, which it is under ``python -m``
@@ -94,6 +92,13 @@ def main() -> int:
     if first is None:
         return 2  # the parent died before it handed the settings over
     settings, index, level = received(first)
+    drivers.leave_out_unused(settings)
+    # Imported only now: they import peewee and Huey, which import every database and queue
+    # client library installed unless leave_out_unused has just kept the unused ones out.
+    from worker import db
+    from worker.consumer import consume
+    from worker.queue import QueueUnavailable, open_queue
+
     logs.setup(level <= logging.DEBUG, settings, f"consumer-{index}")
     threading.Thread(target=watch_parent, args=(pipe, index),
                      name="parent-watch", daemon=True).start()

@@ -24,80 +24,52 @@ from worker import (
     unit,
     watcher,
 )
+from worker.entry import add_serve_parsers, common, settings_of
 from worker.models import FINAL_STATES, INGESTED, REJECTED, SourceFile
 from worker.progress import IngestProgress
 from worker.queue import QueueUnavailable
-from worker.settings import Settings, SettingsError, load
+from worker.settings import Settings, SettingsError
 
 log = logging.getLogger("worker")
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="TOML settings file")
-    parser.add_argument("--inbox", type=Path, help="folder to watch (default inbox/)")
-    parser.add_argument("--data-dir", type=Path, help="database, queue and stores (default data/)")
-    parser.add_argument("--database-url", help="sqlite:///… (default) or postgresql://…")
-    parser.add_argument("--queue-url", help="sqlite:///… (default), redis://… or postgresql://…")
-    parser.add_argument("--queue-secret", help="secret that signs queue payloads")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="accu-ingest", description=__doc__)
     parser.add_argument("--version", action="version", version=f"accu-ingest {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    for name, text in (("run", "watch the inbox, consume and serve status (the lab PC)"),
-                       ("watch", "watch the inbox and enqueue only (scale-out)"),
-                       ("consume", "consume the queue only (scale-out)")):
-        p = sub.add_parser(name, help=text)
-        _common(p)
-        p.add_argument("--host", help="status endpoint address (default 127.0.0.1)")
-        p.add_argument("--port", type=int, help="status endpoint port (default 8008)")
-        if name != "watch":
-            p.add_argument("--workers", type=int, help="consumer threads (per process)")
-        if name == "run":
-            p.add_argument("--consumer-processes", type=int,
-                           help="consumer processes beside this one (default 2; 0 = consumer "
-                                "threads in this process)")
-        if name != "consume":
-            p.add_argument("--node", help="this watcher's name, the origin of its files "
-                                          "(default: the host name)")
+    add_serve_parsers(sub)
 
     p = sub.add_parser("ingest", help="ingest files or folders now, synchronously")
-    _common(p)
+    common(p)
     p.add_argument("paths", nargs="+", type=Path)
 
     p = sub.add_parser("status", help="files by state, backlog, last ingest")
-    _common(p)
+    common(p)
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("results", help="current results")
-    _common(p)
+    common(p)
     p.add_argument("--json", action="store_true")
     p.add_argument("--sample", help="only this sample id")
 
     p = sub.add_parser("calibration", help="a job's calibration curve, its points and flags")
-    _common(p)
+    common(p)
     p.add_argument("job", help="job name (its export folder) or id")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("audit", help="the audit trail")
-    _common(p)
+    common(p)
     p.add_argument("action", choices=["verify"])
     for module in (export, unit, backup, retry):
-        module.add_parser(sub, _common)
+        module.add_parser(sub, common)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.setup(args.verbose)
-    options = {k: getattr(args, k, None) for k in (
-        "inbox", "data_dir", "database_url", "queue_url", "queue_secret", "host", "port",
-        "workers", "consumer_processes", "node")}
     try:
-        settings = load(args.config, **options)
+        settings = settings_of(args)
         if args.command in ("run", "watch", "consume"):
             logs.setup(args.verbose, settings, args.command)
         return COMMANDS[args.command](settings, args)
