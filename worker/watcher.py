@@ -18,7 +18,7 @@ import re
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from worker import audit, dispose, ledger, store
+from worker import audit, db, dispose, ledger, store
 from worker.models import FINAL_STATES, REJECTED, RawBlob, SourceFile, database, utcnow
 from worker.queue import Queue
 from worker.settings import Settings
@@ -46,6 +46,11 @@ DISPOSE_POLL = 1.0  # seconds between looks for own files made final by consumer
 # A file left open by its writer but unchanged this long is taken anyway (a hung exporter must
 # not hold a file back for ever; a cut-off table is still rejected by its parser).
 WRITER_TIMEOUT = 600.0
+# The SQLite page cache of the watcher's connection. Any other connection's commit empties it
+# (WAL), and consumers commit all through a burst, so the 16 MB every connection may keep
+# (db.CACHE_KIB) was seldom read twice here: it cost ~15 MB of resident memory in a 20,000-file
+# burst, and SQLite's default of 2 MB took the burst in no slower.
+CACHE_KIB = 2000
 
 
 @dataclass(slots=True)  # a burst holds one per file
@@ -90,7 +95,7 @@ class _Handler(FileSystemEventHandler):
         # place is complete, and only a short window guards it against a reopen.
         writing = {"created": False, "opened": True, "modified": True, "closed": False,
                    "closed_no_write": False, "moved": False}.get(event.event_type)
-        self.watcher.nominate(Path(os.fsdecode(path)), writing=writing)
+        self.watcher.nominate(os.fsdecode(path), writing=writing)
 
 
 class Watcher:
@@ -101,7 +106,9 @@ class Watcher:
         self.inbox = settings.inbox.resolve()
         self.queue = queue
         self.stats = WatchStats()
-        self._pending: dict[Path, Candidate] = {}
+        # Keyed by the path as a string: a burst holds one per file, and a Path object (its
+        # parts, their interned names, its string) took ~4 times the memory of the string.
+        self._pending: dict[str, Candidate] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._scan_requested = threading.Event()
@@ -157,7 +164,7 @@ class Watcher:
                 self._folders.add(folder)
 
     # --- nomination ------------------------------------------------------------------------
-    def wanted(self, path: Path) -> bool:
+    def wanted(self, path: str | Path) -> bool:
         """Inside the inbox, not excluded (hidden, temporary, partial names) and included."""
         text = os.fspath(path)
         if not text.startswith(self._root):
@@ -167,8 +174,9 @@ class Watcher:
             return False
         return self._included.match(parts[-1]) is not None
 
-    def nominate(self, path: Path, writing: bool | None = None) -> None:
+    def nominate(self, path: str | Path, writing: bool | None = None) -> None:
         """Make ``path`` a candidate; ``writing`` updates what close events say of it."""
+        path = os.fspath(path)
         self.stats.last_event = time.time()
         with self._lock:
             cand = self._pending.get(path)  # already wanted: a file has several events
@@ -179,11 +187,11 @@ class Watcher:
             if cand is None:
                 now = time.time()
                 try:  # the window starts at the event, not at the gate's next pass
-                    st = path.lstat()
+                    st = os.lstat(path)
                     size, mtime_ns = st.st_size, st.st_mtime_ns
                 except OSError:
                     size = mtime_ns = -1
-                if self._registered(os.fspath(path), size, mtime_ns):
+                if self._registered(path, size, mtime_ns):
                     return  # our own read of it (opened, closed) or a rescan: nothing new
                 cand = self._pending[path] = Candidate(size, mtime_ns, now, now)
             if writing is not None and self._close_events:
@@ -191,6 +199,10 @@ class Watcher:
 
     # --- the gate loop ---------------------------------------------------------------------
     def _run(self) -> None:
+        # This thread's connection runs all of the watcher's queries. In an outage it keeps
+        # the full cache, which costs memory only.
+        with contextlib.suppress(OperationalError, InterfaceError):
+            db.limit_cache(CACHE_KIB)
         next_scan = next_dispose = 0.0
         while not self._stop.is_set():
             try:
@@ -239,7 +251,7 @@ class Watcher:
 
     def _look_through(self, top: Path) -> None:
         """Nominate every file under ``top`` that is not registered as it is."""
-        stack = [top]
+        stack = [os.fspath(top)]
         while stack:
             folder = stack.pop()
             try:
@@ -247,17 +259,19 @@ class Watcher:
             except OSError:
                 continue
             for entry in entries:
-                path = Path(entry.path)
                 if entry.is_dir(follow_symlinks=False):
-                    if self.wanted(path):
-                        stack.append(path)
+                    if self.wanted(entry.path):
+                        stack.append(entry.path)
                 elif entry.is_file(follow_symlinks=False):
-                    self.nominate(path)
+                    self.nominate(entry.path)
 
     def _registered(self, path: str, size: int, mtime_ns: int) -> bool:
         """Registered with this very size and mtime (and waiting to leave the inbox)."""
-        rel = path[len(self._root):].replace(os.sep, "/")
-        return self._known.get(rel) == (size, mtime_ns)
+        return self._known.get(self._rel(path)) == (size, mtime_ns)
+
+    def _rel(self, path: str) -> str:
+        """The ledger's path of a wanted file: relative to the inbox, with '/' separators."""
+        return path[len(self._root):].replace(os.sep, "/")
 
     def _load_known(self) -> None:
         """Registered files still in the inbox, so a rescan does not read them again.
@@ -286,12 +300,13 @@ class Watcher:
 
     def _gate(self) -> None:
         now = time.time()
-        ready: list[tuple[Path, Candidate]] = []
+        ready: list[tuple[str, Candidate]] = []
         with self._lock:
             items = list(self._pending.items())
-        for path, cand in items:
+        for item in items:
+            path, cand = item
             try:
-                st = path.lstat()
+                st = os.lstat(path)
             except FileNotFoundError:
                 self._forget(path)
                 continue
@@ -311,20 +326,20 @@ class Watcher:
             else:  # its writer closed it: the window only guards against a reopen
                 window = min(self.settings.stable_seconds, self.settings.closed_stable_seconds)
             if quiet >= window:
-                ready.append((path, cand))
+                ready.append(item)  # not a new pair: a burst has thousands
         self.stats.pending = len(items)
         for batch in _batches(ready):
             self._take(batch)
 
-    def _forget(self, path: Path) -> None:
+    def _forget(self, path: str) -> None:
         with self._lock:
             self._pending.pop(path, None)
 
-    def _take(self, ready: list[tuple[Path, Candidate]]) -> None:
+    def _take(self, ready: list[tuple[str, Candidate]]) -> None:
         """Store, register and enqueue a batch of stable files."""
-        batch: list[tuple[Path, str, Candidate]] = []
+        batch: list[tuple[str, str, Candidate]] = []
         for path, cand in ready:
-            rel = path.relative_to(self.inbox).as_posix()
+            rel = self._rel(path)
             if self._known.get(rel) == (cand.size, cand.mtime_ns):
                 self._forget(path)
             else:
@@ -368,12 +383,12 @@ def _globs(patterns: list[str]) -> re.Pattern[str]:
                                for p in patterns))
 
 
-def _batches(ready: list[tuple[Path, Candidate]]) -> Iterator[list[tuple[Path, Candidate]]]:
+def _batches(ready: list[tuple[str, Candidate]]) -> Iterator[list[tuple[str, Candidate]]]:
     """Stable files in intake batches of at most INTAKE_BYTES bytes (at least one file each:
     a batch's bytes are all in memory until its ledger rows commit). The first batch of a pass
     has INTAKE_FIRST files, so consumers start at once, and each next one twice as many, up to
     INTAKE_BATCH, so a long burst waits for the write lock seldom."""
-    batch: list[tuple[Path, Candidate]] = []
+    batch: list[tuple[str, Candidate]] = []
     size, limit = 0, INTAKE_FIRST
     for item in ready:
         if batch and (len(batch) >= limit or size + item[1].size > INTAKE_BYTES):
@@ -388,7 +403,7 @@ def _batches(ready: list[tuple[Path, Candidate]]) -> Iterator[list[tuple[Path, C
 Taken = tuple[SourceFile, bool] | str | None
 
 
-def take(settings: Settings, path: Path, rel: str, cand: Candidate,
+def take(settings: Settings, path: str | Path, rel: str, cand: Candidate,
          owner: str) -> tuple[SourceFile, bool] | None:
     """Read a stable file once, store its bytes, register it; None if it is not complete yet.
 
@@ -400,7 +415,7 @@ def take(settings: Settings, path: Path, rel: str, cand: Candidate,
     return outcome  # type: ignore[return-value]
 
 
-def take_many(settings: Settings, batch: list[tuple[Path, str, Candidate]],
+def take_many(settings: Settings, batch: Sequence[tuple[str | Path, str, Candidate]],
               owner: str) -> list[Taken]:
     """Read each stable file once, store its bytes durably, then register them together.
 
@@ -417,7 +432,7 @@ def take_many(settings: Settings, batch: list[tuple[Path, str, Candidate]],
         try:
             with open(path, "rb") as fh:
                 data = fh.read()
-            st = path.stat()
+            st = os.stat(path)
         except FileNotFoundError:
             outcomes[i] = "gone"
             continue
@@ -442,7 +457,7 @@ def take_many(settings: Settings, batch: list[tuple[Path, str, Candidate]],
         if not is_new and ledger.is_another_copy(row, seen.path, seen.size, seen.mtime_ns):
             path = batch[i][0]
             with contextlib.suppress(FileNotFoundError):
-                dispose.dispose_duplicate(settings, path, seen.path, row)
+                dispose.dispose_duplicate(settings, Path(path), seen.path, row)
     return outcomes
 
 
@@ -460,7 +475,8 @@ def store_blob(sha: str, data: bytes) -> None:
         RawBlob.insert(sha256=sha, data=data).on_conflict_ignore().execute()
 
 
-def _register_oversized(settings: Settings, path: Path, rel: str, cand: Candidate) -> SourceFile:
+def _register_oversized(settings: Settings, path: str | Path, rel: str,
+                        cand: Candidate) -> SourceFile:
     """Over the size limit: hashed in chunks, never loaded; rejected and quarantined."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -472,7 +488,8 @@ def _register_oversized(settings: Settings, path: Path, rel: str, cand: Candidat
     with database.atomic():
         row = SourceFile.get_or_none(SourceFile.sha256 == sha)
         if row is None:
-            row = SourceFile.create(sha256=sha, path=rel, name=path.name, origin=settings.node,
+            row = SourceFile.create(sha256=sha, path=rel, name=Path(path).name,
+                                    origin=settings.node,
                                     size=cand.size, mtime_ns=cand.mtime_ns, state=REJECTED,
                                     error=reason, finished_at=utcnow())
             audit.record("detected", sha, row.id, path=rel)
