@@ -19,7 +19,7 @@ from worker.models import database
 from worker.settings import Settings
 
 BUSY_TIMEOUT_S = 30
-CACHE_KIB = 16000  # SQLite page cache of each connection (each thread has its own)
+CACHE_KIB = 4000  # SQLite page cache of each connection (each thread has its own)
 
 
 class DatabaseUnavailable(Exception):
