@@ -46,9 +46,9 @@ DISPOSE_POLL = 1.0  # seconds between looks for own files made final by consumer
 # A file left open by its writer but unchanged this long is taken anyway (a hung exporter must
 # not hold a file back for ever; a cut-off table is still rejected by its parser).
 WRITER_TIMEOUT = 600.0
-# The SQLite page cache of the watcher's connection. Any other connection's commit empties it
-# (WAL), and consumers commit all through a burst, so the 16 MB every connection may keep
-# (db.CACHE_KIB) was seldom read twice here: it cost ~15 MB of resident memory in a 20,000-file
+# The SQLite page cache of the watcher's connection, below every other's (db.CACHE_KIB). Any
+# other connection's commit empties it (WAL), and consumers commit all through a burst, so it
+# is seldom read twice here: at 16 MB it cost ~15 MB of resident memory in a 20,000-file
 # burst, and SQLite's default of 2 MB took the burst in no slower.
 CACHE_KIB = 2000
 
