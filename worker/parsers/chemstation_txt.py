@@ -40,7 +40,7 @@ from worker.parsers.chemstation_common import (
     sniff_text,
     vial_from_location,
 )
-from worker.parsers.text import looks_binary, may_contain, parse_number, split_lines
+from worker.parsers.text import may_contain, parse_number, split_lines
 
 name = "agilent-chemstation-txt"
 version = "1.0"
@@ -80,8 +80,6 @@ _LANDMARKS = (_FIRST, "Signal ", "-|-", "Acq. Operator", "Injection Date", "Area
 
 def sniff(data: bytes, filename: str) -> int:
     """Confidence from the report's landmarks; the ``Report.TXT`` name only tips a close call."""
-    if looks_binary(data):
-        return 0  # decode refuses it
     if not may_contain(data, _LANDMARKS):
         return 0
     text = sniff_text(data, filename)

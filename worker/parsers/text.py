@@ -159,12 +159,6 @@ def _refuse_foreign_code_page(text: str) -> None:
                 line=number)
 
 
-def looks_binary(data: bytes) -> bool:
-    """What ``decode`` refuses first, at once: NUL bytes early in a file without a UTF-16 BOM."""
-    return b"\x00" in data[:4096] and not data.startswith((codecs.BOM_UTF16_LE,
-                                                           codecs.BOM_UTF16_BE))
-
-
 def decode(data: bytes, filename: str | None = None,
            declared: str | None = None) -> tuple[str, str]:
     """Decode the whole file exactly; returns (text, encoding). Strips a BOM.
@@ -172,7 +166,7 @@ def decode(data: bytes, filename: str | None = None,
     Nothing but ``ParseError`` leaves: a UTF-16 file cut to an odd number of bytes, or corrupted
     after its BOM, is rejected with the line where the bytes stop making sense.
     """
-    if looks_binary(data):
+    if b"\x00" in data[:4096] and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise ParseError("binary content (NUL bytes) where text was expected", filename=filename)
     try:
         encoding, decoded = _decide(data, declared)
