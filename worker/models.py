@@ -167,11 +167,14 @@ class AuditEvent(BaseModel):
     pid = IntegerField()
     version = CharField()
     event = CharField(index=True)
-    sha256 = CharField(max_length=64, null=True, index=True)
-    source_file_id = IntegerField(null=True)
+    # Not indexed: a SHA-256 is a random key, and each event's insert into such an index
+    # touched a random page of a tree that grows with the trail. A file's events are found by
+    # its id (ordered like the trail) or through source_file's own sha256 index.
+    sha256 = CharField(max_length=64, null=True)
+    source_file_id = IntegerField(null=True, index=True)
     details = TextField(help_text="canonical JSON")
     prev_hash = CharField(max_length=64)
-    hash = CharField(max_length=64, unique=True)
+    hash = CharField(max_length=64)  # unique already through seq, which the hash covers
 
 
 class Lease(BaseModel):
