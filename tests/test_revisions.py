@@ -122,4 +122,6 @@ def test_two_copies_taken_in_one_batch_are_one_file_and_one_duplicate(worker: Wo
     assert Injection.select().count() == 1
     assert len(_duplicate_events()) == 1
     raw = files_under(worker.data / "raw")
-    assert [p.name for p in raw] == [SourceFile.get().sha256]  # stored once, no temp left
+    row = SourceFile.get()
+    assert [p.relative_to(worker.data / "raw").as_posix() for p in raw] == [row.raw_pack]
+    assert raw[0].read_bytes() == f"accu-raw {row.sha256} {len(data)}\n".encode() + data

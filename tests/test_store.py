@@ -1,4 +1,4 @@
-"""The raw store keeps exact bytes under their SHA-256, durably, whatever a batch holds."""
+"""The raw store keeps exact bytes under their SHA-256, durably, one pack per batch."""
 
 from __future__ import annotations
 
@@ -9,38 +9,75 @@ import pytest
 from worker import store
 
 
-def _files(root: Path) -> list[str]:
-    return sorted(p.name for p in root.rglob("*") if p.is_file())
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
 
 
 @pytest.mark.parametrize("fsync", [True, False])
-def test_a_batch_with_two_copies_of_one_content_stores_it_once(tmp_path: Path,
-                                                               fsync: bool) -> None:
-    a, b = b"first file\n", b"second file\n"
+def test_a_batch_goes_into_one_pack_and_two_copies_of_one_content_are_stored_once(
+        tmp_path: Path, fsync: bool) -> None:
+    a, b = b"first file\n", b"second file\r\n\x00binary"
     sha_a, sha_b = store.sha256_of(a), store.sha256_of(b)
-    store.put_many(tmp_path, [(sha_a, a), (sha_b, b), (sha_a, a)], fsync=fsync)
-    assert _files(tmp_path) == sorted([sha_a, sha_b])  # no temporary file left behind
-    assert store.get(tmp_path, sha_a) == a and store.get(tmp_path, sha_b) == b
+    places = store.put_many(tmp_path, [(sha_a, a), (sha_b, b), (sha_a, a)], fsync=fsync)
+    assert set(places) == {sha_a, sha_b}
+    packs = _files(tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in packs] == [places[sha_a].pack]
+    assert places[sha_a].pack == places[sha_b].pack
+    assert packs[0].read_bytes().count(b"accu-raw ") == 2
+    assert store.get(tmp_path, sha_a, places[sha_a].pack, places[sha_a].offset) == a
+    assert store.get(tmp_path, sha_b, places[sha_b].pack, places[sha_b].offset) == b
 
 
-def test_storing_again_keeps_the_first_copy_and_a_damaged_copy_is_refused(
-        tmp_path: Path) -> None:
+def test_a_pack_reads_without_the_database(tmp_path: Path) -> None:
+    """Each record is a header line and the bytes: an auditor can walk a pack by hand."""
+    blobs = [(store.sha256_of(d), d) for d in (b"one\n", b"", b"three\n" * 1000)]
+    places = store.put_many(tmp_path, blobs)
+    pack = (tmp_path / places[blobs[0][0]].pack).read_bytes()
+    found, at = [], 0
+    while at < len(pack):
+        end = pack.index(b"\n", at)
+        magic, sha, size = pack[at:end].split()
+        assert magic == b"accu-raw"
+        data = pack[end + 1:end + 1 + int(size)]
+        assert store.sha256_of(data) == sha.decode()
+        found.append((sha.decode(), data))
+        at = end + 1 + int(size)
+    assert found == blobs
+
+
+def test_a_damaged_or_misplaced_record_is_refused(tmp_path: Path) -> None:
     data = b"bytes\n"
     sha = store.sha256_of(data)
-    path = store.put(tmp_path, data, sha)
-    store.put_many(tmp_path, [(sha, data)])
-    assert _files(tmp_path) == [sha]
-    path.write_bytes(b"BYTES\n")  # same size, other content
+    place = store.put(tmp_path, data, sha)
+    other = store.sha256_of(b"other")
+    with pytest.raises(store.StoreError, match="holds no record of"):
+        store.get(tmp_path, other, place.pack, place.offset)
+    with pytest.raises(store.StoreError, match="holds no record of"):
+        store.get(tmp_path, sha, place.pack, place.offset + 1)
+    pack = tmp_path / place.pack
+    pack.write_bytes(pack.read_bytes().replace(b"bytes", b"BYTES"))  # same size, other content
     with pytest.raises(store.StoreError, match="does not match its SHA-256"):
-        store.get(tmp_path, sha)
+        store.get(tmp_path, sha, place.pack, place.offset)
+    pack.write_bytes(pack.read_bytes()[:-2])
+    with pytest.raises(store.StoreError, match="cut short"):
+        store.get(tmp_path, sha, place.pack, place.offset)
+    with pytest.raises(FileNotFoundError):
+        store.get(tmp_path, sha, "packs/2000-01-01/gone.pack", 0)
 
 
-def test_an_unwritable_store_is_a_store_error_and_leaves_no_temporary_file(
-        tmp_path: Path) -> None:
+def test_a_store_from_before_packs_is_still_read(tmp_path: Path) -> None:
+    data = b"kept one file per content\n"
+    sha = store.sha256_of(data)
+    store.path_for(tmp_path, sha).parent.mkdir()
+    store.path_for(tmp_path, sha).write_bytes(data)
+    assert store.has(tmp_path, sha)
+    assert store.get(tmp_path, sha) == data
+
+
+def test_an_unwritable_store_is_a_store_error_and_leaves_no_pack(tmp_path: Path) -> None:
     root = tmp_path / "raw"
     root.mkdir()
-    (root / "ab").write_text("a file where the folder should be")
-    sha = "ab" + "0" * 62
+    (root / store.PACKS).write_text("a file where the folder should be")
     with pytest.raises(store.StoreError, match="cannot store raw bytes"):
-        store.put_many(root, [(sha, b"x")])
-    assert _files(root) == ["ab"]
+        store.put_many(root, [(store.sha256_of(b"x"), b"x")])
+    assert _files(root) == [root / store.PACKS]

@@ -46,9 +46,10 @@ CHUNK_BYTES = 32 * 1024 * 1024
 
 def raw_bytes(settings: Settings, row: SourceFile) -> bytes:
     """The stored bytes: from the local raw store, else from the database (scale-out)."""
-    path = store.path_for(settings.raw_dir, row.sha256)
-    if path.exists():
-        return store.get(settings.raw_dir, row.sha256)
+    try:
+        return store.get(settings.raw_dir, row.sha256, row.raw_pack, row.raw_offset)
+    except FileNotFoundError:
+        pass
     blob = RawBlob.get_or_none(RawBlob.sha256 == row.sha256)
     if blob is None:
         raise store.StoreError(f"raw bytes of {row.sha256[:12]}… are in neither {settings.raw_dir}"

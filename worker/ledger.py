@@ -16,6 +16,7 @@ from pathlib import PurePosixPath
 from peewee import fn
 
 from worker import audit, sql
+from worker.store import Location
 from worker.models import (
     FINAL_STATES,
     PROCESSING,
@@ -75,6 +76,7 @@ class Seen:
     detected_at: float
     stable_at: float
     origin: str = HOST  # the watcher's node name (settings.node); its inbox holds the source
+    raw: Location | None = None  # where the raw store put its bytes
 
 
 def register(seen: Seen, owner: str, lease_seconds: float) -> tuple[SourceFile, bool]:
@@ -104,7 +106,8 @@ def register_many(seen: list[Seen], owner: str,
         ids = sql.insert(SourceFile, _NEW_COLUMNS, [
             (one.sha256, one.path, PurePosixPath(one.path).name, one.origin, one.size,
              one.mtime_ns, now, QUEUED, 0, until, owner, previous.get((one.origin, one.path)),
-             False) for one in fresh], returning=True)
+             False, one.raw and one.raw.pack, one.raw and one.raw.offset) for one in fresh],
+            returning=True)
         events: list[audit.Event] = []
         for one, row_id in zip(fresh, ids, strict=True):
             before = previous.get((one.origin, one.path))
@@ -112,12 +115,15 @@ def register_many(seen: list[Seen], owner: str,
                 id=row_id, sha256=one.sha256, path=one.path, name=PurePosixPath(one.path).name,
                 origin=one.origin, size=one.size, mtime_ns=one.mtime_ns, first_seen=now,
                 state=QUEUED, attempts=0, lease_until=until, lease_owner=owner,
-                previous=before, disposed=False)
+                previous=before, disposed=False, raw_pack=one.raw and one.raw.pack,
+                raw_offset=one.raw and one.raw.offset)
             events += [
                 ("detected", one.sha256, row_id, {"path": one.path, "at": _iso(one.detected_at)}),
                 ("stable", one.sha256, row_id, {"size": one.size, "mtime_ns": one.mtime_ns,
                                                 "at": _iso(one.stable_at)}),
-                ("stored", one.sha256, row_id, {"size": one.size, "revision_of": before}),
+                ("stored", one.sha256, row_id, {
+                    "size": one.size, "revision_of": before,
+                    **({"pack": one.raw.pack, "offset": one.raw.offset} if one.raw else {})}),
                 ("queued", one.sha256, row_id, {})]
         out: list[tuple[SourceFile, bool]] = []
         new = {id(one) for one in fresh}
@@ -135,7 +141,8 @@ def register_many(seen: list[Seen], owner: str,
 
 
 _NEW_COLUMNS = ("sha256", "path", "name", "origin", "size", "mtime_ns", "first_seen", "state",
-                "attempts", "lease_until", "lease_owner", "previous_id", "disposed")
+                "attempts", "lease_until", "lease_owner", "previous_id", "disposed", "raw_pack",
+                "raw_offset")
 
 
 def _latest_by_path(seen: list[Seen]) -> dict[tuple[str, str], int]:
@@ -149,6 +156,17 @@ def _latest_by_path(seen: list[Seen]) -> dict[tuple[str, str], int]:
                 f"SELECT path, MAX(id) FROM {sql.table(SourceFile)} WHERE origin = ? "
                 f"AND path IN ({sql.marks(len(chunk))}) GROUP BY path", [origin, *chunk]))
     return latest
+
+
+def registered(shas: list[str]) -> set[str]:
+    """Which of these contents the ledger has already: their bytes need not be stored again."""
+    found: set[str] = set()
+    for start in range(0, len(shas), sql.CHUNK):
+        chunk = shas[start:start + sql.CHUNK]
+        found.update(r[0] for r in sql.rows(
+            f"SELECT sha256 FROM {sql.table(SourceFile)} WHERE sha256 IN ({sql.marks(len(chunk))})",
+            chunk))
+    return found
 
 
 def is_another_copy(row: SourceFile, path: str, size: int, mtime_ns: int) -> bool:

@@ -73,6 +73,21 @@ def _audit_indexes(db: Database) -> None:
         db.execute_sql(sql)
 
 
+def _raw_packs(db: Database) -> None:
+    # The raw store appends each intake batch to one pack file instead of creating a file per
+    # content; a row says where its bytes are. Rows from before keep raw/ab/<sha256> (None).
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+
+    from worker.models import SourceFile
+
+    table = SourceFile._meta.table_name
+    have = {c.name for c in db.get_columns(table)}
+    migrator = (PostgresqlMigrator(db) if isinstance(db, PostgresqlDatabase)
+                else SqliteMigrator(db))
+    migrate(*[migrator.add_column(table, column, getattr(SourceFile, column))
+              for column in ("raw_pack", "raw_offset") if column not in have])
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (1, "initial schema: ledger, jobs, samples, injections, peaks, chromatograms, results, audit",
      _initial),
@@ -85,6 +100,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
      _injection_dilution),
     (5, "audit trail indexed by file id, not by its random hash and SHA-256 keys",
      _audit_indexes),
+    (6, "source_file.raw_pack and raw_offset: raw bytes kept in pack files, one per batch",
+     _raw_packs),
 ]
 
 

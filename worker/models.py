@@ -76,6 +76,8 @@ class SourceFile(BaseModel):
                                help_text="the earlier revision of the same path")
     finished_at = DateTimeField(null=True)
     disposed = BooleanField(default=False, help_text="source has left the inbox")
+    raw_pack = CharField(null=True, help_text="raw store pack holding the bytes (None: raw/ab/…)")
+    raw_offset = BigIntegerField(null=True, help_text="where their record starts in the pack")
 
 
 class RawBlob(BaseModel):

@@ -85,7 +85,7 @@ def quarantined_copy(row: SourceFile) -> Path | None:
 def _ensure_raw_bytes(settings: Settings, row: SourceFile, quarantined: Path | None) -> str:
     """'' when the stored bytes are there; files rejected for their size were never stored, so
     their quarantined copy is stored now, if it fits the current ``max_file_mb``."""
-    if store.path_for(settings.raw_dir, row.sha256).exists() or RawBlob.select().where(
+    if store.has(settings.raw_dir, row.sha256, row.raw_pack) or RawBlob.select().where(
             RawBlob.sha256 == row.sha256).exists():
         return ""
     if quarantined is None or not quarantined.is_file():
@@ -96,7 +96,13 @@ def _ensure_raw_bytes(settings: Settings, row: SourceFile, quarantined: Path | N
     data = quarantined.read_bytes()
     if store.sha256_of(data) != row.sha256:
         return f"the quarantined copy {quarantined} no longer matches its SHA-256"
-    store.put(settings.raw_dir, data, row.sha256, fsync=settings.fsync)
+    place = store.put(settings.raw_dir, data, row.sha256, fsync=settings.fsync)
+    with database.atomic():
+        (SourceFile.update(raw_pack=place.pack, raw_offset=place.offset)
+         .where(SourceFile.id == row.id).execute())
+        audit.record("stored", row.sha256, row.id, size=len(data), pack=place.pack,
+                     offset=place.offset, source=str(quarantined))
+    row.raw_pack, row.raw_offset = place.pack, place.offset
     return ""
 
 

@@ -19,7 +19,7 @@ import stat
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from peewee import InterfaceError, OperationalError
@@ -445,8 +445,13 @@ def take_many(settings: Settings, batch: Sequence[tuple[str | Path, str, Candida
                                       sha256=store.sha256_of(data),
                                       detected_at=cand.detected_at, stable_at=time.time(),
                                       origin=settings.node), data))
-    store.put_many(settings.raw_dir, [(seen.sha256, data) for _, seen, data in stored],
-                   fsync=settings.fsync)
+    # Contents the ledger has already are duplicates: stored once, with their first copy.
+    known = ledger.registered([seen.sha256 for _, seen, _ in stored])
+    places = store.put_many(settings.raw_dir, [(seen.sha256, data) for _, seen, data in stored
+                                               if seen.sha256 not in known],
+                            fsync=settings.fsync)
+    stored = [(i, replace(seen, raw=places.get(seen.sha256)), data)
+              for i, seen, data in stored]
     if settings.blobs_in_database:
         for _, seen, data in stored:
             store_blob(seen.sha256, data)
