@@ -16,7 +16,6 @@ from pathlib import PurePosixPath
 from peewee import fn
 
 from worker import audit, sql
-from worker.store import Location
 from worker.models import (
     FINAL_STATES,
     PROCESSING,
@@ -26,6 +25,7 @@ from worker.models import (
     database,
     utcnow,
 )
+from worker.store import Location
 
 HOST = socket.gethostname()
 

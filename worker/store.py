@@ -17,6 +17,7 @@ pack are read from there.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -94,10 +95,8 @@ def put_many(root: Path, blobs: Sequence[tuple[str, bytes]],
                 fsync_dir(folder.parent)
                 fsync_dir(root)
     except OSError as exc:
-        try:
+        with contextlib.suppress(OSError):
             path.unlink(missing_ok=True)
-        except OSError:
-            pass
         raise StoreError(f"cannot store raw bytes under {root}: {exc}") from exc
     return where
 
