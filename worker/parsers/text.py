@@ -261,7 +261,9 @@ def parse_number(cell: str, *, decimal_comma: bool = False, what: str = "number"
 
 # --- Large numeric tables (chromatogram traces) -----------------------------------------------
 
-_ODD_BREAKS = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+# Searched one at a time: eight substring searches of a 10 MB trace take 1.5 ms, one character
+# class regex over it 75 ms.
+_ODD_BREAKS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 
 
 def lines_of(text: str) -> list[str]:
@@ -271,7 +273,7 @@ def lines_of(text: str) -> list[str]:
     breaks on form feeds, U+2028 …, which would shift line numbers; it is used only when none
     of those characters are present.
     """
-    if _ODD_BREAKS.search(text):
+    if any(c in text for c in _ODD_BREAKS):
         return split_lines(text)
     return text.splitlines()
 
