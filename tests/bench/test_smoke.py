@@ -28,7 +28,8 @@ EXPECTED = {
         "0.1 MB parse (in-process trace_csv.parse)", "0.1 MB parse peak RSS (own process)",
         "0.2 MB parse (in-process trace_csv.parse)", "0.2 MB parse peak RSS (own process)",
         "0.1 MB trace end to end (drop → committed)"],
-    "Growth": ["per-file cost, 20 in the database", "per-file cost, 40 in the database",
+    "Growth": ["CPU per file, 20 in the database", "CPU per file, 40 in the database",
+               "wall per file, 20 in the database", "wall per file, 40 in the database",
                "growth"],
 }
 

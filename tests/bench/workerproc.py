@@ -132,6 +132,13 @@ class Worker:
         known = [mb for mb in self.peak_rss_parts_mb() if mb is not None]
         return sum(known) if known else None
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) the worker and its consumer processes have used so far;
+        None where /proc is not available."""
+        parts = [cpu_seconds(pid) for pid in [self.pid, *children(self.pid)]]
+        known = [s for s in parts if s is not None]
+        return sum(known) if known else None
+
     def peak_rss_parts_mb(self) -> list[float | None]:
         """Each process's peak: the worker's first, then its consumer processes'."""
         return [peak_rss_mb(pid) for pid in [self.pid, *children(self.pid)]]
@@ -208,6 +215,15 @@ def peak_rss_mb(pid: int) -> float | None:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # utime and stime are fields 14 and 15
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def children(pid: int) -> list[int]:
