@@ -74,11 +74,13 @@ def put_many(root: Path, blobs: Sequence[tuple[str, bytes]],
     name = f"{time.strftime('%H%M%S', time.gmtime())}-{os.getpid()}-{secrets.token_hex(4)}.pack"
     path = folder / name
     where: dict[str, Location] = {}
+    created = False
     try:
         new_folder = not folder.is_dir()
         if new_folder:
             folder.mkdir(parents=True, exist_ok=True)
         with open(path, "xb") as fh:
+            created = True
             offset = 0
             for sha, data in contents.items():
                 header = b"%s %s %d\n" % (MAGIC, sha.encode("ascii"), len(data))
@@ -95,8 +97,9 @@ def put_many(root: Path, blobs: Sequence[tuple[str, bytes]],
                 fsync_dir(folder.parent)
                 fsync_dir(root)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            path.unlink(missing_ok=True)
+        if created:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
         raise StoreError(f"cannot store raw bytes under {root}: {exc}") from exc
     return where
 

@@ -390,8 +390,9 @@ def growth(bench: Bench) -> list[Row]:
         w.stop()
     wall_change = (costs[1] / costs[0] - 1) * 100
     rows = []
-    if cpu[0] is not None and cpu[1] is not None:
-        change = (cpu[1] / cpu[0] - 1) * 100
+    on_cpu = cpu[0] is not None and cpu[1] is not None
+    if on_cpu:
+        change = (cpu[1] / cpu[0] - 1) * 100  # type: ignore[operator]
         rows += [
             Row(section, f"CPU per file, {small:,} in the database", cpu[0], "ms/file",
                 note="user + system time of the worker's processes during the burst"),
@@ -406,8 +407,8 @@ def growth(bench: Bench) -> list[Row]:
         Row(section, "growth", change, "%", "< 20 % (1k → 20k)",
             below(change, GROWTH_TARGET) if not scaled else None,
             "; ".join(filter(None, [
-                f"of CPU per file; wall per file {wall_change:+.1f} %"
-                if cpu[0] is not None and cpu[1] is not None else "of wall per file", scaled]))),
+                f"of CPU per file; wall per file {wall_change:+.1f} %" if on_cpu
+                else "of wall per file", scaled]))),
     ]
     return rows
 
