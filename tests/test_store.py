@@ -81,3 +81,37 @@ def test_an_unwritable_store_is_a_store_error_and_leaves_no_pack(tmp_path: Path)
     with pytest.raises(store.StoreError, match="cannot store raw bytes"):
         store.put_many(root, [(store.sha256_of(b"x"), b"x")])
     assert _files(root) == [root / store.PACKS]
+
+
+def test_a_copy_of_a_file_once_too_large_to_store_is_stored_for_its_row(tmp_path: Path) -> None:
+    """A file rejected for its size was never stored; once the limit is raised, a copy of it
+    that arrives is stored, and its (rejected) row says where, ready for ``retry``."""
+    from worker import db, ingest, ledger, watcher
+    from worker.models import AuditEvent, SourceFile
+    from worker.settings import Settings
+
+    data = b"Sample name:,S1\n" * 40
+    tight = Settings(inbox=tmp_path / "inbox", data_dir=tmp_path / "data", max_file_mb=0.0002)
+    tight.inbox.mkdir()
+    database = db.open_database(tight)
+    try:
+        def take(settings: Settings, name: str) -> SourceFile:
+            path = settings.inbox / name
+            path.write_bytes(data)
+            st = path.stat()
+            cand = watcher.Candidate(st.st_size, st.st_mtime_ns, 0, 0)
+            outcome = watcher.take_many(settings, [(path, name, cand)], ledger.owner_id())[0]
+            assert isinstance(outcome, tuple)
+            return SourceFile.get_by_id(outcome[0].id)
+
+        first = take(tight, "S1_Report.csv")
+        assert (first.state, first.raw_pack) == ("rejected", None)
+        roomy = tight.model_copy(update={"max_file_mb": 512.0})
+        again = take(roomy, "S1 copy_Report.csv")
+        assert again.id == first.id and again.raw_pack is not None
+        assert ingest.raw_bytes(roomy, again) == data
+        events = [e.event for e in AuditEvent.select()
+                  .where(AuditEvent.source_file_id == first.id).order_by(AuditEvent.seq)]
+        assert events[-3:] == ["stored", "duplicate", "moved"]  # the copy left the inbox
+    finally:
+        database.close()

@@ -11,7 +11,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from peewee import fn
 
@@ -25,7 +25,7 @@ from worker.models import (
     database,
     utcnow,
 )
-from worker.store import Location
+from worker.store import Location, has
 
 HOST = socket.gethostname()
 
@@ -132,6 +132,12 @@ def register_many(seen: list[Seen], owner: str,
             if id(one) in new:
                 out.append((row, True))
                 continue
+            if row.raw_pack is None and one.raw is not None:  # its bytes, stored at last
+                sql.execute(_STORED_SQL, (one.raw.pack, one.raw.offset, row.id))
+                row.raw_pack, row.raw_offset = one.raw.pack, one.raw.offset
+                events.append(("stored", one.sha256, row.id, {
+                    "size": one.size, "pack": one.raw.pack, "offset": one.raw.offset,
+                    "path": one.path}))
             if is_another_copy(row, one.path, one.size, one.mtime_ns):
                 events.append(("duplicate", one.sha256, row.id, {
                     "path": one.path, "first_path": row.path, "state": row.state}))
@@ -140,6 +146,8 @@ def register_many(seen: list[Seen], owner: str,
     return out
 
 
+_STORED_SQL = (f"UPDATE {sql.table(SourceFile)} SET raw_pack = ?, raw_offset = ? "
+               "WHERE id = ? AND raw_pack IS NULL")
 _NEW_COLUMNS = ("sha256", "path", "name", "origin", "size", "mtime_ns", "first_seen", "state",
                 "attempts", "lease_until", "lease_owner", "previous_id", "disposed", "raw_pack",
                 "raw_offset")
@@ -158,14 +166,19 @@ def _latest_by_path(seen: list[Seen]) -> dict[tuple[str, str], int]:
     return latest
 
 
-def registered(shas: list[str]) -> set[str]:
-    """Which of these contents the ledger has already: their bytes need not be stored again."""
+def stored(raw_dir: Path, shas: list[str]) -> set[str]:
+    """Which of these contents the ledger has, bytes and all: they need not be stored again.
+
+    A row without a pack has its bytes in a store from before packs, or none at all (a file
+    rejected for its size): a copy of the latter is stored, and register_many records where.
+    """
     found: set[str] = set()
     for start in range(0, len(shas), sql.CHUNK):
         chunk = shas[start:start + sql.CHUNK]
-        found.update(r[0] for r in sql.rows(
-            f"SELECT sha256 FROM {sql.table(SourceFile)} WHERE sha256 IN ({sql.marks(len(chunk))})",
-            chunk))
+        found.update(sha for sha, pack in sql.rows(
+            f"SELECT sha256, raw_pack FROM {sql.table(SourceFile)} "
+            f"WHERE sha256 IN ({sql.marks(len(chunk))})", chunk)
+            if pack is not None or has(raw_dir, sha))
     return found
 
 

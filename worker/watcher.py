@@ -446,7 +446,7 @@ def take_many(settings: Settings, batch: Sequence[tuple[str | Path, str, Candida
                                       detected_at=cand.detected_at, stable_at=time.time(),
                                       origin=settings.node), data))
     # Contents the ledger has already are duplicates: stored once, with their first copy.
-    known = ledger.registered([seen.sha256 for _, seen, _ in stored])
+    known = ledger.stored(settings.raw_dir, [seen.sha256 for _, seen, _ in stored])
     places = store.put_many(settings.raw_dir, [(seen.sha256, data) for _, seen, data in stored
                                                if seen.sha256 not in known],
                             fsync=settings.fsync)
