@@ -160,7 +160,10 @@ def burst(bench: Bench) -> list[Row]:
         profiling = (profile.recording(w.pid, bench.profile_to) if bench.profile_to else None)
         bench.log(f"burst: dropping {len(folders)} sequence folders"
                   f"{' (py-spy recording)' if profiling else ''}")
+        cpu_before = w.cpu_seconds_parts()
         result = measure_burst(w, folders, profiling=profiling)
+        cpu = [None if a is None or b is None else (b - a) * 1000.0 / n
+               for a, b in zip(cpu_before, w.cpu_seconds_parts(), strict=False)]
         rss = w.peak_rss_mb()
         parts = w.peak_rss_parts_mb()
         counts = w.table_counts()
@@ -192,6 +195,7 @@ def burst(bench: Bench) -> list[Row]:
             "; ".join(filter(None, [rss_note, "sum of each process's peak: run " + " + ".join(
                 f"{mb:.0f}" for mb in parts if mb is not None) + " (its consumers)"]))
             if rss is not None else "no /proc on this platform"),
+        *_cpu_rows(section, cpu),
         Row(section, "parser alone (in-process parsers.parse)", parser_rate, "files/s"),
         Row(section, "storage floor (same rows, one transaction)", floor_rate, "files/s",
             note=f"rows per file: {per_file}; audit events not in the floor"),
@@ -199,6 +203,23 @@ def burst(bench: Bench) -> list[Row]:
         Row(section, "end to end / storage floor", e2e / floor_rate, "×"),
     ]
     return rows
+
+
+def _cpu_rows(section: str, per_process: list[float | None]) -> list[Row]:
+    """The worker's CPU time per file, and the rate the machine's cores allow at that cost
+    however well the processes share them: a ceiling that no change of the lock can lift."""
+    known = [ms for ms in per_process if ms is not None]
+    if not known:
+        return []
+    total = sum(known)
+    cores = os.cpu_count() or 1
+    return [
+        Row(section, "worker CPU per file", total, "ms/file",
+            note="user + system time during the burst: run " + " + ".join(
+                f"{ms:.2f}" for ms in known) + " (its consumers)"),
+        Row(section, "the cores allow at most, at that cost", cores * 1000.0 / total,
+            "files/s", note=f"{cores} cores, all busy all the time"),
+    ]
 
 
 def single_drops(bench: Bench) -> list[Row]:

@@ -135,9 +135,12 @@ class Worker:
     def cpu_seconds(self) -> float | None:
         """CPU time (user + system) the worker and its consumer processes have used so far;
         None where /proc is not available."""
-        parts = [cpu_seconds(pid) for pid in [self.pid, *children(self.pid)]]
-        known = [s for s in parts if s is not None]
+        known = [s for s in self.cpu_seconds_parts() if s is not None]
         return sum(known) if known else None
+
+    def cpu_seconds_parts(self) -> list[float | None]:
+        """Each process's CPU time so far: the worker's first, then its consumer processes'."""
+        return [cpu_seconds(pid) for pid in [self.pid, *children(self.pid)]]
 
     def peak_rss_parts_mb(self) -> list[float | None]:
         """Each process's peak: the worker's first, then its consumer processes'."""
