@@ -240,7 +240,7 @@ def children(pid: int) -> list[int]:
         # "pid (comm) state ppid ...": comm may hold spaces and parentheses
         if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
             found.append(int(entry.parent.name))
-    return found
+    return sorted(found)  # the same order on every call, so readings can be paired
 
 
 def drop(folders: list[Path], inbox: Path) -> dict[str, float]:
