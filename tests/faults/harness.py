@@ -352,14 +352,14 @@ def _check_store(raw: Path, drops: list[Drop], tally: Tally) -> None:
     rows = {r.sha256: r for r in SourceFile.select()}
     for sha in {d.sha for d in drops}:
         row = rows.get(sha)
-        data = b""
+        data: bytes | None = None  # an empty content must be found too, not assumed
         if row is not None and row.raw_pack is not None and (raw / row.raw_pack).is_file():
             with open(raw / row.raw_pack, "rb") as fh:
                 fh.seek(row.raw_offset)
                 header = fh.readline().split()
                 if header[:2] == [b"accu-raw", sha.encode()]:
                     data = fh.read(int(header[2]))
-        if hashlib.sha256(data).hexdigest() != sha:
+        if data is None or hashlib.sha256(data).hexdigest() != sha:
             tally.problems.append(f"raw store copy of {sha[:12]}… missing or damaged")
 
 
