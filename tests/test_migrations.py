@@ -5,21 +5,27 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from peewee import Database
+
 from worker import db, migrations
 from worker.settings import Settings
 
 
-def test_a_database_from_before_migration_4_gains_the_dilution_column(tmp_path: Path) -> None:
+def _reopened_from_before(tmp_path: Path, version: int, undo: str) -> Database:
+    """A database as the release before migration ``version`` left it (``undo`` takes that
+    step back out of a fresh one), opened again by today's worker."""
     settings = Settings(data_dir=tmp_path / "data", inbox=tmp_path / "inbox")
     db.open_database(settings).close()
-    path = tmp_path / "data" / "accu-ingest.db"
-    con = sqlite3.connect(path)
-    con.execute("ALTER TABLE injection DROP COLUMN dilution_factor")  # as release 3 made it
-    con.execute("DELETE FROM schema_version WHERE version >= 4")
+    con = sqlite3.connect(tmp_path / "data" / "accu-ingest.db")
+    con.executescript(f"{undo}; DELETE FROM schema_version WHERE version >= {version};")
     con.commit()
     con.close()
+    return db.open_database(settings)
 
-    database = db.open_database(settings)
+
+def test_a_database_from_before_migration_4_gains_the_dilution_column(tmp_path: Path) -> None:
+    database = _reopened_from_before(tmp_path, 4,
+                                     "ALTER TABLE injection DROP COLUMN dilution_factor")
     try:
         columns = {c.name for c in database.get_columns("injection")}
         assert "dilution_factor" in columns
@@ -31,24 +37,27 @@ def test_a_database_from_before_migration_4_gains_the_dilution_column(tmp_path: 
 
 def test_a_database_from_before_migration_5_indexes_the_trail_by_file_not_by_random_keys(
         tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", inbox=tmp_path / "inbox")
-    db.open_database(settings).close()
-    path = tmp_path / "data" / "accu-ingest.db"
-    con = sqlite3.connect(path)
-    con.executescript("""
+    database = _reopened_from_before(tmp_path, 5, """
         DROP INDEX audit_event_source_file_id;
         CREATE UNIQUE INDEX audit_event_hash ON audit_event (hash);
-        CREATE INDEX audit_event_sha256 ON audit_event (sha256);
-        DELETE FROM schema_version WHERE version >= 5;
-    """)  # as release 4 made it
-    con.commit()
-    con.close()
-
-    database = db.open_database(settings)
+        CREATE INDEX audit_event_sha256 ON audit_event (sha256)""")
     try:
         indexes = {i.name for i in database.get_indexes("audit_event")}
         assert "audit_event_source_file_id" in indexes
         assert not indexes & {"audit_event_hash", "audit_event_sha256"}
+        assert migrations.apply(database) == []
+    finally:
+        database.close()
+
+
+def test_a_database_from_before_migration_6_gains_where_each_file_is_in_the_raw_packs(
+        tmp_path: Path) -> None:
+    database = _reopened_from_before(tmp_path, 6, """
+        ALTER TABLE source_file DROP COLUMN raw_pack;
+        ALTER TABLE source_file DROP COLUMN raw_offset""")
+    try:
+        columns = {c.name for c in database.get_columns("source_file")}
+        assert {"raw_pack", "raw_offset"} <= columns
         assert migrations.apply(database) == []
     finally:
         database.close()
