@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -43,6 +45,7 @@ class Sizes:
     e2e_trace_mb: float = 10
     growth: tuple[int, int] = (1_000, 5_000)
     growth_burst: int = 500
+    growth_rounds: int = 3  # bursts per size, taken in turn
     scaleout: int = 300
 
 
@@ -370,68 +373,95 @@ def _parse_rss(path: Path) -> dict[str, float] | None:
 def growth(bench: Bench) -> list[Row]:
     """Per-file cost of a burst with ``small`` then ``large`` files already in the database.
 
-    One worker does it all, as in a lab that runs for years: it ingests the pre-fill itself
-    (dropped at once, not timed), then a measured burst, then more pre-fill, then a second burst.
+    The real worker fills one database to ``small`` files and another to ``large`` (dropped at
+    once, not timed). Then bursts go into fresh copies of the two in turn (ABBA order, a new
+    worker on each copy), and the medians are compared: the machine's speed drifts over
+    minutes, and one burst per size moved the figure from +1 % to +26 % between three runs
+    of the same code. Taking turns keeps that drift out of the comparison.
 
-    The cost judged is the CPU time of the worker's processes per file. Wall time per file of a
-    short burst moved by tens of percent between repeated runs on these shared machines (a burst
-    is a few tasks of 256 files, and the machine's speed drifts over minutes); it is printed
-    beside it.
+    The cost judged is the CPU time of the worker's processes per file; wall time per file
+    (first to last commit) is printed beside it.
     """
     small, large = bench.sizes.growth
     n = bench.sizes.growth_burst
     scaled = "" if large >= 20_000 else "scaled down from 1,000 vs 20,000 (--long runs those)"
     section = f"Growth: per-file cost of {n:,} more files, {small:,} vs {large:,} in the database"
-    w = bench.worker("growth")
-    costs: list[float] = []
-    cpu: list[float | None] = []
-    final = 0
-    try:
-        w.start()
-        w.wait_ready()
-        time.sleep(bench.idle_seconds)
-        for before in (small, large):
-            if before > final:
-                bench.log(f"growth: pre-filling to {before} files")
-                _, folders = bench.stage(f"growth-fill-{before}", before - final)
-                measure_burst(w, folders, already_final=final)
-                final = before
+    filled = {size: _filled_data(bench, size) for size in (small, large)}
+    cpu: dict[int, list[float | None]] = {small: [], large: []}
+    wall: dict[int, list[float]] = {small: [], large: []}
+    for r in range(bench.sizes.growth_rounds):
+        for size in (small, large) if r % 2 == 0 else (large, small):
+            name = f"growth-{size}-{r}"
+            bench.log(f"growth: burst of {n} with {size} in the database (round {r + 1})")
+            data = bench.folder(name) / "data"
+            shutil.copytree(filled[size], data)
+            _, folders = bench.stage(f"{name}-staging", n)
+            w = bench.worker(name, data_dir=data)
+            try:
+                w.start()
+                w.wait_ready()
                 time.sleep(bench.idle_seconds)
-            bench.log(f"growth: burst of {n} with {final} in the database")
-            _, folders = bench.stage(f"growth-burst-{before}", n)
-            used = w.cpu_seconds()
-            result = measure_burst(w, folders, already_final=final)
-            after = w.cpu_seconds()
-            cpu.append(None if used is None or after is None else (after - used) * 1000.0 / n)
-            final += n
+                used = w.cpu_seconds()
+                result = measure_burst(w, folders, already_final=size)
+                after = w.cpu_seconds()
+            finally:
+                w.stop()
+            shutil.rmtree(bench.folder(name), ignore_errors=True)
             if result.steady_files_per_s is None:
                 raise RuntimeError(f"growth burst of {n} files committed at once: use more files")
-            costs.append(1000.0 / result.steady_files_per_s)
-    finally:
-        w.stop()
-    wall_change = (costs[1] / costs[0] - 1) * 100
+            cpu[size].append(None if used is None or after is None else (after - used) * 1e3 / n)
+            wall[size].append(1000.0 / result.steady_files_per_s)
+
+    def median_of(values: Sequence[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return statistics.median(known) if len(known) == len(values) else None
+
+    def each(values: Sequence[float | None]) -> str:
+        return ", ".join(f"{v:.3g}" for v in values if v is not None)
+
+    rounds = bench.sizes.growth_rounds
+    how = f"median of {rounds} bursts, in turn with the other size: " if rounds > 1 else ""
+    wall_change = (median_of(wall[large]) / median_of(wall[small]) - 1) * 100  # type: ignore[operator]
+    cpu_small, cpu_large = median_of(cpu[small]), median_of(cpu[large])
     rows = []
-    on_cpu = cpu[0] is not None and cpu[1] is not None
-    if on_cpu:
-        change = (cpu[1] / cpu[0] - 1) * 100  # type: ignore[operator]
+    if cpu_small is not None and cpu_large is not None:
+        change = (cpu_large / cpu_small - 1) * 100
         rows += [
-            Row(section, f"CPU per file, {small:,} in the database", cpu[0], "ms/file",
-                note="user + system time of the worker's processes during the burst"),
-            Row(section, f"CPU per file, {large:,} in the database", cpu[1], "ms/file"),
+            Row(section, f"CPU per file, {small:,} in the database", cpu_small, "ms/file",
+                note=f"{how}{each(cpu[small])}; user + system time of the worker's processes"),
+            Row(section, f"CPU per file, {large:,} in the database", cpu_large, "ms/file",
+                note=f"{how}{each(cpu[large])}"),
         ]
     else:
         change = wall_change
     rows += [
-        Row(section, f"wall per file, {small:,} in the database", costs[0], "ms/file",
-            note="first → last commit of the burst"),
-        Row(section, f"wall per file, {large:,} in the database", costs[1], "ms/file"),
+        Row(section, f"wall per file, {small:,} in the database", median_of(wall[small]),
+            "ms/file", note=f"{how}{each(wall[small])}; first → last commit of a burst"),
+        Row(section, f"wall per file, {large:,} in the database", median_of(wall[large]),
+            "ms/file", note=f"{how}{each(wall[large])}"),
         Row(section, "growth", change, "%", "< 20 % (1k → 20k)",
             below(change, GROWTH_TARGET) if not scaled else None,
             "; ".join(filter(None, [
-                f"of CPU per file; wall per file {wall_change:+.1f} %" if on_cpu
-                else "of wall per file", scaled]))),
+                f"of CPU per file; wall per file {wall_change:+.1f} %"
+                if cpu_small is not None and cpu_large is not None else "of wall per file",
+                scaled]))),
     ]
     return rows
+
+
+def _filled_data(bench: Bench, files: int) -> Path:
+    """A stopped worker's data folder after it ingested ``files`` files dropped at once."""
+    name = f"growth-fill-{files}"
+    bench.log(f"growth: filling a database with {files} files")
+    _, folders = bench.stage(f"{name}-staging", files)
+    w = bench.worker(name)
+    try:
+        w.start()
+        w.wait_ready()
+        measure_burst(w, folders)
+    finally:
+        w.stop()
+    return w.data
 
 
 def scaled_out(bench: Bench) -> list[Row]:

@@ -12,7 +12,7 @@ from .table import render, write_json
 from .workload import Workload
 
 TOY = Sizes(burst=20, single=3, catchup=20, trace_mb=(0.1, 0.2), e2e_trace_mb=0.1,
-            growth=(20, 40), growth_burst=10)
+            growth=(20, 40), growth_burst=10, growth_rounds=2)
 
 EXPECTED = {
     "Burst": ["end to end (drop → all committed)", "steady rate (first → last commit)",
