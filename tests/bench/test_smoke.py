@@ -24,7 +24,7 @@ EXPECTED = {
               "end to end / storage floor"],
     "Single drops": ["drop → committed p50", "drop → committed p95", "drop → committed max",
                      "  drop → queued p50", "  queued → parsing p50", "  parsing → committed p50"],
-    "Catch-up": ["start → all ingested", "rate"],
+    "Catch-up": ["start → all ingested", "rate", "worker peak RSS (VmHWM)"],
     "Large traces (DAD, time,value)": [
         "0.1 MB parse (in-process trace_csv.parse)", "0.1 MB parse peak RSS (own process)",
         "0.2 MB parse (in-process trace_csv.parse)", "0.2 MB parse peak RSS (own process)",
