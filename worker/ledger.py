@@ -272,6 +272,12 @@ def mark_rejected(row: SourceFile, reason: str, line: int | None, fmt: str | Non
     audit.record("rejected", row.sha256, row.id, reason=reason, line=line, path=row.path)
 
 
+def unfinished() -> int:
+    """Files registered and not final yet, on every node: the consumers' backlog."""
+    return (SourceFile.select(SourceFile.id)
+            .where(SourceFile.state.in_((QUEUED, PROCESSING))).count())
+
+
 def recoverable(now: float | None = None, limit: int = 1000) -> list[SourceFile]:
     """Unfinished rows whose lease expired or whose holder died: their task may be lost."""
     now = time.time() if now is None else now
