@@ -117,7 +117,7 @@ class Settings(BaseSettings):
     exclude: list[str] = Field(default_factory=lambda: list(DEFAULT_EXCLUDE))
     after_ingest: Literal["move", "keep", "delete"] = "move"
     intake_max_backlog: int = Field(
-        20_000, ge=2, description="the watcher takes no more files while this many are "
+        10_000, ge=2, description="the watcher takes no more files while this many are "
         "registered and not final (all nodes): a larger backlog waits in the inbox, so memory "
         "and the queue stay bounded")
     max_file_mb: float = Field(512.0, gt=0, description="larger files are rejected")

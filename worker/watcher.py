@@ -130,7 +130,7 @@ class Watcher:
         # Candidates held at once: half the backlog allowed. More files wait in the inbox, on
         # disk, and a scan nominates them once half of these are taken, so memory does not grow
         # with a backlog of years of old exports (a 100,000-file catch-up peaked at 167 MB in
-        # this process with no bound, and at 96 MB with one).
+        # this process with no bound, and at 86 MB with one).
         self._max_pending = max(1, settings.intake_max_backlog // 2)
         self._overflow = False  # a file was not nominated for want of room: scan when there is
         self._close_events = False
