@@ -54,6 +54,8 @@ def check_against_ledger(worker: WorkerProcess) -> dict:
     assert abs(m[("accu_ingest_last_success_timestamp_seconds", ())] - figures["last"]) < 0.01
     assert m[("accu_ingest_queue_depth", ())] == 0
     assert m[("accu_ingest_observer_alive", ())] == 1
+    assert m[("accu_ingest_intake_candidates", ())] == 0
+    assert m[("accu_ingest_intake_waiting", ())] == 0
     return m
 
 

@@ -48,6 +48,7 @@ class Probe:
     settings: Settings
     queue: Queue | None = None
     observer_alive: Callable[[], bool] | None = None
+    intake: Callable[[], dict[str, int | bool]] | None = None  # watcher.Watcher.intake
     canary: Canary | None = None
     role: str = "run"
     consumers: Callable[[], dict[str, Any]] | None = None
@@ -100,6 +101,7 @@ def facts(probe: Probe) -> dict[str, Any]:
         "oldest_backlog": _iso(oldest_backlog()),
         "inbox": str(probe.settings.inbox),
         "observer_alive": probe.observer_alive() if probe.observer_alive else None,
+        "intake": probe.intake() if probe.intake else None,
         "recent_rejections": [{"id": r.id, "path": r.path, "line": r.error_line,
                                "reason": r.error, "at": _iso(to_datetime(r.finished_at))}
                               for r in rejected],

@@ -102,6 +102,14 @@ class LedgerCollector(Collector):
         if self.probe.observer_alive is not None:
             yield _gauge("accu_ingest_observer_alive", "1 while the file observer runs",
                          1.0 if self.probe.observer_alive() else 0.0)
+        if self.probe.intake is not None:
+            intake = self.probe.intake()
+            yield _gauge("accu_ingest_intake_candidates",
+                         "Files in the inbox the watcher is waiting on to be complete",
+                         float(intake["candidates"]))
+            yield _gauge("accu_ingest_intake_waiting",
+                         "1 while more files wait in the inbox for room in the backlog "
+                         "(intake_max_backlog)", 1.0 if intake["waiting"] else 0.0)
         yield _gauge("accu_ingest_canary_last_success_timestamp_seconds",
                      "When a canary last came through the whole pipeline (0 = never)",
                      _epoch(last_success()))

@@ -57,6 +57,7 @@ def start(settings: Settings, role: str = "run") -> Parts:
         parts.children = Children(settings, settings.consumer_processes)
     probe = Probe(settings=settings, queue=queue, role=role, canary=parts.canary,
                   observer_alive=parts.watcher.observer_alive if parts.watcher else None,
+                  intake=parts.watcher.intake if parts.watcher else None,
                   consumers=parts.children.describe if parts.children else None)
     parts.server = StatusServer(probe, settings.host, settings.port)
     parts.server.start()

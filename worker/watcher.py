@@ -133,6 +133,7 @@ class Watcher:
         # this process with no bound, and at 86 MB with one).
         self._max_pending = max(1, settings.intake_max_backlog // 2)
         self._overflow = False  # a file was not nominated for want of room: scan when there is
+        self._held = False  # the last gate pass left complete files for want of backlog room
         self._close_events = False
         self.owner = ledger.owner_id("watcher")
         # Every event asks wanted(): the globs compiled once, matched as fnmatch would.
@@ -173,6 +174,11 @@ class Watcher:
         observer = self._observer
         return (observer is not None and observer.is_alive()
                 and all(e.is_alive() for e in list(observer.emitters)))
+
+    def intake(self) -> dict[str, int | bool]:
+        """For /status and /metrics: files held as candidates, and whether files wait in the
+        inbox beyond them or for room in the backlog (intake_max_backlog)."""
+        return {"candidates": len(self._pending), "waiting": self._overflow or self._held}
 
     def scan_soon(self, folder: Path | None = None) -> None:
         """Ask for a scan of the whole inbox, or of one folder in it."""
@@ -243,7 +249,7 @@ class Watcher:
                     self._dispose_finished()
                     next_dispose = now + DISPOSE_POLL
                 self._check_observer()
-                full = self._gate()
+                full = self._held = self._gate()
                 if self._overflow and len(self._pending) <= self._max_pending // 2:
                     self._overflow = False
                     self._scan_requested.set()
