@@ -26,7 +26,7 @@ SCENARIOS = (scenarios.burst, scenarios.traces, scenarios.single_drops, scenario
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
     p.add_argument("--long", action="store_true",
-                   help="20,000-file burst and catch-up, growth 1,000 vs 20,000 (about 8 "
+                   help="20,000-file burst and catch-up, growth 1,000 vs 20,000 (2.5 to 5 "
                         "minutes on a 2-core machine)")
     p.add_argument("--files", type=int, help="files in the burst and the catch-up")
     p.add_argument("--workdir", type=Path,
