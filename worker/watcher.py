@@ -415,19 +415,25 @@ class Watcher:
                     ledger.expire(new)
 
 
-def _pair_moves_quickly() -> None:
-    """MOVE_PAIRING_SECONDS for the inotify observers created from now on (Linux only)."""
+def move_grouper() -> type | None:
+    """The class of watchdog's inotify observer that holds moves for pairing (Linux only)."""
     if not sys.platform.startswith("linux"):
-        return
-    for module, name in (("watchdog.observers.inotify_move_event_grouper",  # watchdog >= 6
+        return None
+    for module, name in (("watchdog.observers.inotify_move_event_grouper",  # watchdog >= 7
                           "InotifyMoveEventGrouper"),
-                         ("watchdog.observers.inotify_buffer", "InotifyBuffer")):  # 4 and 5
+                         ("watchdog.observers.inotify_buffer", "InotifyBuffer")):  # 4 to 6
         try:
-            grouper = getattr(importlib.import_module(module), name)
+            return getattr(importlib.import_module(module), name)
         except (ImportError, AttributeError):
             continue
-        grouper.delay = MOVE_PAIRING_SECONDS
-        return
+    return None
+
+
+def _pair_moves_quickly() -> None:
+    """MOVE_PAIRING_SECONDS for the inotify observers created from now on."""
+    grouper = move_grouper()
+    if grouper is not None:
+        grouper.delay = MOVE_PAIRING_SECONDS  # type: ignore[attr-defined]
 
 
 def _globs(patterns: list[str]) -> re.Pattern[str]:
