@@ -32,6 +32,7 @@ RSS_TARGET = 200.0  # MB over 20,000 files
 TRACE_TARGET = 30.0  # MB/s
 GROWTH_TARGET = 20.0  # % per-file cost, 1k -> 20k files in the database
 RSS_TARGET_FILES = 20_000
+CATCHUP_TARGET_FILES = 20_000  # the catch-up: 20,000 files already in the inbox
 MB = 1_000_000
 TRACES = "Large traces (DAD, time,value)"
 
@@ -317,11 +318,17 @@ def catch_up(bench: Bench) -> list[Row]:
     seconds = max(r.finished for r in rows if r.finished is not None) - started
     target_s = n / BURST_TARGET
     rejected = sum(r.state == "rejected" for r in rows)
+    # A short run is mostly the start itself and the stability window of the files found at
+    # start (stable_seconds: they may still be being copied), so it is shown, not judged.
+    judged = n >= CATCHUP_TARGET_FILES
+    short = "" if judged else (f"target is over {CATCHUP_TARGET_FILES:,} files (--long); "
+                               "a short run is mostly start-up and the stability window")
     return [
         Row(section, "start → all ingested", seconds, "s", f"≤ {target_s:,.3g} s (1,000 files/s)",
-            at_most(seconds, target_s), f"{rejected} rejected!" if rejected else ""),
+            at_most(seconds, target_s) if judged else None,
+            "; ".join(filter(None, [f"{rejected} rejected!" if rejected else "", short]))),
         Row(section, "rate", n / seconds, "files/s", "≥ 1,000 files/s",
-            at_least(n / seconds, BURST_TARGET)),
+            at_least(n / seconds, BURST_TARGET) if judged else None),
         _rss_row(section, n, rss, parts),
     ]
 
