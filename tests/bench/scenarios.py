@@ -411,8 +411,8 @@ def growth(bench: Bench) -> list[Row]:
             data = bench.folder(name) / "data"
             shutil.copytree(filled[size], data)
             _, folders = bench.stage(f"{name}-staging", n)
-            # The copy's writeback must not land in the burst: the raw store's syncfs would
-            # flush it, and the 20,000-file copy has twenty times the 1,000-file one's to flush.
+            # The copy's writeback must not land in the burst, where the worker's fsyncs would
+            # wait behind it: the 20,000-file copy has twenty times the 1,000-file one's.
             os.sync()
             w = bench.worker(name, data_dir=data)
             try:
