@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = Path(os.environ.get("ACCU_CORPUS", REPO.parent / "shared" / "corpus"))
+# The real files the tests use travel with the repository (tests/corpus/README.md: provenance and
+# licences), so a fresh clone runs every test; ACCU_CORPUS points them at another copy.
+CORPUS = Path(os.environ.get("ACCU_CORPUS", REPO / "tests" / "corpus"))
 IN_CI = os.environ.get("CI") == "true"
 
 
@@ -37,11 +39,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def corpus_dir() -> Path:
-    """The real instrument exports beside the repository (../shared/corpus); skips the test
-    when they are absent, and fails it under CI, where they must be there."""
+    """The real instrument exports (tests/corpus); skips the test when ACCU_CORPUS names a
+    folder that is absent, and fails it under CI, where they must be there."""
     if not CORPUS.is_dir():
         if IN_CI:
-            pytest.fail(f"corpus missing at {CORPUS}: CI must have ../shared/corpus")
+            pytest.fail(f"corpus missing at {CORPUS}: CI must have it")
         pytest.skip(f"corpus not found at {CORPUS} (set ACCU_CORPUS)")
     return CORPUS
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-CORPUS = Path(os.environ.get("ACCU_CORPUS", REPO.parent / "shared" / "corpus"))
+CORPUS = Path(os.environ.get("ACCU_CORPUS", REPO / "tests" / "corpus"))
 REPORT_TEMPLATE = Path("agilent-1290") / "100_Report.csv"
 HEADER = "Height,Area,Area%,Peak Begin Time,Peak End Time,RT [min]"
 LEVELS = (12, 25, 50, 100, 250)

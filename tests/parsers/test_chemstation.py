@@ -1,6 +1,6 @@
 """Golden tests: the ChemStation parsers reproduce every value the real corpus files print.
 
-The corpus is not shipped with the package; it sits beside the repository as ``../shared/corpus``.
+The corpus is not shipped with the package; the tests carry a copy in ``tests/corpus``.
 Without it these tests skip with the reason, except on CI (``CI=true``) where a missing corpus
 would silently turn the golden tests off, so there it fails.
 """
