@@ -202,7 +202,7 @@ class Watcher:
         """For /status, /metrics and readiness: files held as candidates, whether files wait in
         the inbox beyond them or for room in the backlog (intake_max_backlog), and the complete
         files it cannot take (unreadable, or failing to register), with readiness's verdict."""
-        held = sorted(self._held_back.items(), key=lambda item: item[1].since)
+        held = sorted(list(self._held_back.items()), key=lambda item: item[1].since)
         unreadable = [ledger.ledger_path(self._rel(path))[0] for path, h in held
                       if h.trouble.kind == "unreadable"]
         unregistered = [{"path": ledger.ledger_path(self._rel(path))[0],
