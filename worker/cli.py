@@ -102,16 +102,18 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     with IngestProgress(len(files), sum(sizes.values())) as bar:
         for base, path in files:
             rel = path.relative_to(base).as_posix()
+            shown = ledger.ledger_path(rel)[0]  # printable: undecodable bytes as escapes
             st = path.stat()
             cand = watcher.Candidate(st.st_size, st.st_mtime_ns, time.time(), time.time())
             local = settings.model_copy(update={"inbox": base, "after_ingest": "keep"})
             outcome = watcher.take(local, path, rel, cand, owner)
-            if outcome is None:
-                bar.line(f"REJECTED {rel}: changed while being read; not ingested")
+            if outcome is None or isinstance(outcome, watcher.Trouble):
+                why = outcome.reason if outcome else "changed while being read"
+                bar.line(f"REJECTED {shown}: {why}; not ingested")
                 per_file.append(None)
             else:
                 row, _ = outcome
-                taken.setdefault(row.id, (rel, local))
+                taken.setdefault(row.id, (shown, local))
                 per_file.append(row.id)
                 ingest.process(local, row.id, owner)
             bar.advance(sizes[path])

@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-from worker import audit, store
+from worker import audit, ledger, store
 from worker.filelock import FileLock
 from worker.models import FINAL_STATES, REJECTED, SourceFile, database
 from worker.settings import Settings
@@ -61,14 +61,14 @@ def dispose_rows(settings: Settings, rows: list[SourceFile]) -> dict[int, str]:
                 SourceFile.update(disposed=True).where(
                     SourceFile.id.in_([row.id for row, _, _ in done])).execute()
                 audit.record_many([("moved", row.sha256, row.id, {
-                    "action": action, "path": row.path, "to": str(target) if target else None})
+                    "action": action, "path": row.path, **ledger.path_details("to", target)})
                     for row, action, target in done])
     return {row.id: action for row, action, _ in done}
 
 
 def _dispose(settings: Settings, row: SourceFile,
              folders: set[Path]) -> tuple[str | None, Path | None]:
-    source = settings.inbox / row.path
+    source = ledger.source_path(settings.inbox, row)
     try:
         st = source.stat()
     except FileNotFoundError:
@@ -79,12 +79,13 @@ def _dispose(settings: Settings, row: SourceFile,
     mode = settings.after_ingest
     target: Path | None
     if rejected:
-        target = _free_name(_leave_room_for_reason(settings.quarantine_dir / row.path))
+        target = _free_name(_leave_room_for_reason(
+            ledger.source_path(settings.quarantine_dir, row)))
         write_reason(target, row)
         _place(source, target, copy=mode == "keep", folders=folders)
         action = "quarantined (copy)" if mode == "keep" else "quarantined"
     elif mode == "move":
-        target = _free_name(settings.processed_dir / row.path)
+        target = _free_name(ledger.source_path(settings.processed_dir, row))
         _place(source, target, copy=False, folders=folders)
         action = "moved"
     elif mode == "delete":
@@ -144,14 +145,15 @@ def release_from_quarantine(settings: Settings, row: SourceFile, quarantined: Pa
     reason = quarantined.with_name(quarantined.name + REASON_SUFFIX)
     target = None
     if settings.after_ingest == "move":
-        target = _free_name(settings.processed_dir / row.path)
+        target = _free_name(ledger.source_path(settings.processed_dir, row))
         _place(quarantined, target, copy=False)
     else:
         quarantined.unlink(missing_ok=True)
     reason.unlink(missing_ok=True)
     with database.atomic():
         audit.record("moved", row.sha256, row.id, action="released from quarantine",
-                     path=str(quarantined), to=str(target) if target else None)
+                     **ledger.path_details("path", quarantined),
+                     **ledger.path_details("to", target))
 
 
 def write_reason(target: Path, row: SourceFile) -> None:
@@ -178,5 +180,5 @@ def dispose_duplicate(settings: Settings, source: Path, rel: str, row: SourceFil
         target = _free_name(base / rel)
         _place(source, target, copy=False)
     with database.atomic():
-        audit.record("moved", row.sha256, row.id, action=f"duplicate {mode}", path=rel,
-                     to=str(target) if target else None)
+        audit.record("moved", row.sha256, row.id, action=f"duplicate {mode}",
+                     path=ledger.ledger_path(rel)[0], **ledger.path_details("to", target))

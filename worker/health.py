@@ -48,7 +48,7 @@ class Probe:
     settings: Settings
     queue: Queue | None = None
     observer_alive: Callable[[], bool] | None = None
-    intake: Callable[[], dict[str, int | bool]] | None = None  # watcher.Watcher.intake
+    intake: Callable[[], dict[str, Any]] | None = None  # watcher.Watcher.intake
     canary: Canary | None = None
     role: str = "run"
     consumers: Callable[[], dict[str, Any]] | None = None
@@ -156,6 +156,8 @@ def checks(probe: Probe) -> dict[str, str | None]:
         result["inbox"] = None if inbox.is_dir() and os.access(inbox, os.R_OK | os.X_OK) \
             else f"inbox {inbox} is missing or unreadable"
         result["observer"] = None if probe.observer_alive() else "file observer is not running"
+    if probe.intake is not None:  # complete files the watcher cannot take (unreadable …)
+        result["intake"] = probe.intake().get("problem")
     data = settings.data_dir
     try:
         free = shutil.disk_usage(data).free

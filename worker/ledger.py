@@ -65,11 +65,58 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def ledger_path(rel: str) -> tuple[str, bytes | None]:
+    """The ledger's text for a path as the OS gives it (relative, '/' separators), and the
+    path's bytes when that text cannot hold them.
+
+    A POSIX name is bytes, and one that is not UTF-8 (Latin-1 from older Windows PCs and
+    network shares) comes from os.fsdecode with surrogate escapes, which no database or JSON
+    text takes: the text shows those bytes as ``\\xf6`` escapes, readable in every report,
+    and the bytes are kept so the real file can be found again (``disk_path``).
+    """
+    if rel.isascii():
+        return rel, None
+    try:
+        rel.encode("utf-8")
+        return rel, None
+    except UnicodeEncodeError:
+        raw = os.fsencode(rel)
+        return raw.decode("utf-8", "backslashreplace"), raw
+
+
+def disk_path(text: str, raw: bytes | None) -> str:
+    """The path as the OS takes it, from the ledger's text and bytes (``ledger_path``)."""
+    return text if raw is None else os.fsdecode(bytes(raw))
+
+
+def source_path(root: Path, row: SourceFile) -> Path:
+    """Where a row's file is under ``root`` (the inbox, processed/ or quarantine/)."""
+    return root / disk_path(row.path, row.path_bytes)
+
+
+def path_details(key: str, path: Path | None) -> dict[str, str | None]:
+    """An absolute path for audit details: its text, and its bytes in hex when the text cannot
+    hold them (``details_path`` reads them back)."""
+    if path is None:
+        return {key: None}
+    text, raw = ledger_path(os.fspath(path))
+    return {key: text} if raw is None else {key: text, f"{key}_bytes": raw.hex()}
+
+
+def details_path(details: dict[str, str], key: str) -> Path | None:
+    """The path ``path_details`` recorded under ``key``."""
+    raw = details.get(f"{key}_bytes")
+    text = details.get(key)
+    if not text:
+        return None
+    return Path(disk_path(text, bytes.fromhex(raw) if raw else None))
+
+
 @dataclass(frozen=True)
 class Seen:
     """A stable file as the watcher found it."""
 
-    path: str  # relative to the inbox, POSIX separators
+    path: str  # relative to the inbox, POSIX separators (the ledger's text: ledger_path)
     size: int
     mtime_ns: int
     sha256: str
@@ -77,6 +124,7 @@ class Seen:
     stable_at: float
     origin: str = HOST  # the watcher's node name (settings.node); its inbox holds the source
     raw: Location | None = None  # where the raw store put its bytes
+    path_bytes: bytes | None = None  # the path's bytes when they are not UTF-8
 
 
 def register(seen: Seen, owner: str, lease_seconds: float) -> tuple[SourceFile, bool]:
@@ -106,7 +154,8 @@ def register_many(seen: list[Seen], owner: str,
         ids = sql.insert(SourceFile, _NEW_COLUMNS, [
             (one.sha256, one.path, PurePosixPath(one.path).name, one.origin, one.size,
              one.mtime_ns, now, QUEUED, 0, until, owner, previous.get((one.origin, one.path)),
-             False, one.raw and one.raw.pack, one.raw and one.raw.offset) for one in fresh],
+             False, one.raw and one.raw.pack, one.raw and one.raw.offset, one.path_bytes)
+            for one in fresh],
             returning=True)
         events: list[audit.Event] = []
         for one, row_id in zip(fresh, ids, strict=True):
@@ -116,7 +165,7 @@ def register_many(seen: list[Seen], owner: str,
                 origin=one.origin, size=one.size, mtime_ns=one.mtime_ns, first_seen=now,
                 state=QUEUED, attempts=0, lease_until=until, lease_owner=owner,
                 previous=before, disposed=False, raw_pack=one.raw and one.raw.pack,
-                raw_offset=one.raw and one.raw.offset)
+                raw_offset=one.raw and one.raw.offset, path_bytes=one.path_bytes)
             events += [
                 ("detected", one.sha256, row_id, {"path": one.path, "at": _iso(one.detected_at)}),
                 ("stable", one.sha256, row_id, {"size": one.size, "mtime_ns": one.mtime_ns,
@@ -150,7 +199,7 @@ _STORED_SQL = (f"UPDATE {sql.table(SourceFile)} SET raw_pack = ?, raw_offset = ?
                "WHERE id = ? AND raw_pack IS NULL")
 _NEW_COLUMNS = ("sha256", "path", "name", "origin", "size", "mtime_ns", "first_seen", "state",
                 "attempts", "lease_until", "lease_owner", "previous_id", "disposed", "raw_pack",
-                "raw_offset")
+                "raw_offset", "path_bytes")
 
 
 def _latest_by_path(seen: list[Seen]) -> dict[tuple[str, str], int]:

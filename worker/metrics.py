@@ -110,6 +110,12 @@ class LedgerCollector(Collector):
             yield _gauge("accu_ingest_intake_waiting",
                          "1 while more files wait in the inbox for room in the backlog "
                          "(intake_max_backlog)", 1.0 if intake["waiting"] else 0.0)
+            yield _gauge("accu_ingest_intake_unreadable",
+                         "Complete files in the inbox the watcher cannot read (permissions)",
+                         float(intake["unreadable"]))
+            yield _gauge("accu_ingest_intake_unregistered",
+                         "Files in the inbox whose ledger row could not be written",
+                         float(intake["unregistered"]))
         yield _gauge("accu_ingest_canary_last_success_timestamp_seconds",
                      "When a canary last came through the whole pipeline (0 = never)",
                      _epoch(last_success()))

@@ -88,6 +88,22 @@ def _raw_packs(db: Database) -> None:
               for column in ("raw_pack", "raw_offset") if column not in have])
 
 
+def _path_bytes(db: Database) -> None:
+    # A file name that is not UTF-8 (Latin-1 from older Windows PCs and shares, on Linux) cannot
+    # be stored as text: the text shows its undecodable bytes as escapes, and these bytes find
+    # the real file again, to move it out of the inbox.
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+
+    from worker.models import SourceFile
+
+    table = SourceFile._meta.table_name
+    if "path_bytes" in {c.name for c in db.get_columns(table)}:
+        return
+    migrator = (PostgresqlMigrator(db) if isinstance(db, PostgresqlDatabase)
+                else SqliteMigrator(db))
+    migrate(migrator.add_column(table, "path_bytes", SourceFile.path_bytes))
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (1, "initial schema: ledger, jobs, samples, injections, peaks, chromatograms, results, audit",
      _initial),
@@ -102,6 +118,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
      _audit_indexes),
     (6, "source_file.raw_pack and raw_offset: raw bytes kept in pack files, one per batch",
      _raw_packs),
+    (7, "source_file.path_bytes: the bytes of a path that is not UTF-8", _path_bytes),
 ]
 
 

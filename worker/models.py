@@ -58,6 +58,8 @@ class SourceFile(BaseModel):
 
     sha256 = CharField(max_length=64, unique=True)
     path = TextField(help_text="path relative to the inbox when first seen")
+    path_bytes = BlobField(null=True, help_text="the path's bytes when they are not UTF-8 "
+                           "(path shows them as \\xNN escapes); None: path is exact")
     name = CharField()
     origin = CharField(help_text="host that watched the inbox")
     size = BigIntegerField()

@@ -78,7 +78,7 @@ def quarantined_copy(row: SourceFile) -> Path | None:
     for event in events:
         details = json.loads(event.details)
         if str(details.get("action", "")).startswith("quarantined") and details.get("to"):
-            return Path(details["to"])
+            return ledger.details_path(details, "to")
     return None
 
 
@@ -101,7 +101,7 @@ def _ensure_raw_bytes(settings: Settings, row: SourceFile, quarantined: Path | N
         (SourceFile.update(raw_pack=place.pack, raw_offset=place.offset)
          .where(SourceFile.id == row.id).execute())
         audit.record("stored", row.sha256, row.id, size=len(data), pack=place.pack,
-                     offset=place.offset, source=str(quarantined))
+                     offset=place.offset, **ledger.path_details("source", quarantined))
     row.raw_pack, row.raw_offset = place.pack, place.offset
     return ""
 

@@ -22,7 +22,8 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 from peewee import InterfaceError, OperationalError
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -62,6 +63,7 @@ BACKLOG_WAIT = 0.5
 # every benchmark single drop. Both halves of a rename come in one read, and the handler needs
 # no pair anyway (a deleted source is ignored; the destination is nominated either way).
 MOVE_PAIRING_SECONDS = 0.01
+TROUBLE_LISTED = 20  # paths of held files named in /status; the count covers all of them
 
 
 @dataclass(slots=True)  # a burst holds one per file
@@ -73,6 +75,23 @@ class Candidate:
     # What close-after-write events (inotify) say: True = written to and not closed yet,
     # False = closed (or renamed into place) since its last write, None = nothing known.
     writing: bool | None = None
+
+
+@dataclass(frozen=True)
+class Trouble:
+    """Why a complete file could not be taken: ``unreadable`` (no permission to read it) or
+    ``unregistered`` (its ledger row could not be written)."""
+
+    kind: str
+    reason: str
+
+
+@dataclass
+class Held:
+    """A file held back by a Trouble, since when, for /status and readiness."""
+
+    trouble: Trouble
+    since: float
 
 
 @dataclass
@@ -126,7 +145,11 @@ class Watcher:
         self._folders: set[Path] = set()  # new folders to look through (scan_soon)
         self._observer: Observer | PollingObserver | None = None
         self._thread: threading.Thread | None = None
-        self._known: dict[str, tuple[int, int]] = {}
+        self._known: dict[str, tuple[int, int]] = {}  # by ledger path (ledger.ledger_path)
+        self._held_back: dict[str, Held] = {}  # by path on disk: unreadable or unregistered
+        # Bytes stored in a pack for a file whose registration then failed: the next attempt
+        # registers these places instead of writing the bytes into a new pack each time.
+        self._kept: dict[str, store.Location] = {}
         # Candidates held at once: half the backlog allowed. More files wait in the inbox, on
         # disk, and a scan nominates them once half of these are taken, so memory does not grow
         # with a backlog of years of old exports (a 100,000-file catch-up peaked at 167 MB in
@@ -175,10 +198,33 @@ class Watcher:
         return (observer is not None and observer.is_alive()
                 and all(e.is_alive() for e in list(observer.emitters)))
 
-    def intake(self) -> dict[str, int | bool]:
-        """For /status and /metrics: files held as candidates, and whether files wait in the
-        inbox beyond them or for room in the backlog (intake_max_backlog)."""
-        return {"candidates": len(self._pending), "waiting": self._overflow or self._held}
+    def intake(self) -> dict[str, Any]:
+        """For /status, /metrics and readiness: files held as candidates, whether files wait in
+        the inbox beyond them or for room in the backlog (intake_max_backlog), and the complete
+        files it cannot take (unreadable, or failing to register), with readiness's verdict."""
+        held = sorted(list(self._held_back.items()), key=lambda item: item[1].since)
+        unreadable = [ledger.ledger_path(self._rel(path))[0] for path, h in held
+                      if h.trouble.kind == "unreadable"]
+        unregistered = [{"path": ledger.ledger_path(self._rel(path))[0],
+                         "reason": h.trouble.reason}
+                        for path, h in held if h.trouble.kind == "unregistered"]
+        return {"candidates": len(self._pending), "waiting": self._overflow or self._held,
+                "unreadable": len(unreadable), "unreadable_paths": unreadable[:TROUBLE_LISTED],
+                "unregistered": len(unregistered),
+                "unregistered_files": unregistered[:TROUBLE_LISTED],
+                "problem": self._intake_problem(held)}
+
+    def _intake_problem(self, held: list[tuple[str, Held]]) -> str | None:
+        """Files held back longer than two rescans: a writer's brief lock has passed by then,
+        so an operator has to look (permissions, or the reason logged)."""
+        grace = 2 * self.settings.rescan_seconds
+        now = time.time()
+        stuck = [(path, h) for path, h in held if now - h.since >= grace]
+        if not stuck:
+            return None
+        path, first = stuck[0]
+        return (f"{len(stuck)} file(s) in the inbox could not be taken for over {grace:g} s, "
+                f"e.g. {ledger.ledger_path(self._rel(path))[0]}: {first.trouble.reason}")
 
     def scan_soon(self, folder: Path | None = None) -> None:
         """Ask for a scan of the whole inbox, or of one folder in it."""
@@ -301,10 +347,11 @@ class Watcher:
 
     def _registered(self, path: str, size: int, mtime_ns: int) -> bool:
         """Registered with this very size and mtime (and waiting to leave the inbox)."""
-        return self._known.get(self._rel(path)) == (size, mtime_ns)
+        return self._known.get(ledger.ledger_path(self._rel(path))[0]) == (size, mtime_ns)
 
     def _rel(self, path: str) -> str:
-        """The ledger's path of a wanted file: relative to the inbox, with '/' separators."""
+        """A wanted file's path relative to the inbox, with '/' separators, as the OS gives it
+        (ledger.ledger_path makes it the ledger's)."""
         return path[len(self._root):].replace(os.sep, "/")
 
     def _load_known(self) -> None:
@@ -374,18 +421,42 @@ class Watcher:
     def _forget(self, path: str) -> None:
         with self._lock:
             self._pending.pop(path, None)
+            if not self._pending:
+                self._kept.clear()  # what a failed registration stored is not wanted again
+        held = self._held_back.pop(path, None)
+        if held is not None and held.trouble.kind == "unreadable" and os.path.exists(path):
+            log.info("%s is readable now; taken", ledger.ledger_path(self._rel(path))[0])
+
+    def _hold_back(self, path: str, cand: Candidate, trouble: Trouble) -> None:
+        """Keep a file it cannot take as a candidate, say why once, and look again later."""
+        now = time.time()
+        held = self._held_back.get(path)
+        if held is None or held.trouble.kind != trouble.kind:
+            text = ledger.ledger_path(self._rel(path))[0]
+            if trouble.kind == "unreadable":
+                log.warning("cannot read %s (%s); it stays in the inbox and is taken once it "
+                            "can be read", text, trouble.reason)
+            else:
+                log.error("cannot register %s: %s; it stays in the inbox, tried again every "
+                          "%g s (rescan_seconds)", text, trouble.reason,
+                          self.settings.rescan_seconds)
+            self._held_back[path] = Held(trouble, now if held is None else held.since)
+        # Unreadable: another stability window, so a file made readable is taken soon after;
+        # a failing registration (not an outage: something in the file's own row) seldom.
+        cand.since = now + (self.settings.rescan_seconds if trouble.kind == "unregistered"
+                            else 0.0)
 
     def _take(self, ready: list[tuple[str, Candidate]]) -> None:
         """Store, register and enqueue a batch of stable files."""
         batch: list[tuple[str, str, Candidate]] = []
         for path, cand in ready:
             rel = self._rel(path)
-            if self._known.get(rel) == (cand.size, cand.mtime_ns):
+            if self._known.get(ledger.ledger_path(rel)[0]) == (cand.size, cand.mtime_ns):
                 self._forget(path)
             else:
                 batch.append((path, rel, cand))
         try:
-            outcomes = take_many(self.settings, batch, self.owner)
+            outcomes = take_many(self.settings, batch, self.owner, self._kept)
         except (store.StoreError, OSError, OperationalError, InterfaceError) as exc:
             # Disk full, database busy or unreachable: leave them pending, try again later.
             log.warning("cannot take %d file(s) yet: %s", len(batch), exc)
@@ -393,14 +464,17 @@ class Watcher:
                 cand.since = time.time() + min(30.0, self.settings.stable_seconds * 4 + 1)
             return
         new: list[int] = []
-        for (path, rel, cand), outcome in zip(batch, outcomes, strict=True):
+        for (path, _, cand), outcome in zip(batch, outcomes, strict=True):
             if outcome is None:
-                continue  # changed while read, or still locked: stays a candidate
+                continue  # changed while read: stays a candidate
+            if isinstance(outcome, Trouble):
+                self._hold_back(path, cand, outcome)
+                continue
             self._forget(path)
             if outcome == "gone":
                 continue
             row, is_new = outcome
-            self._known[rel] = (cand.size, cand.mtime_ns)
+            self._known[row.path] = (cand.size, cand.mtime_ns)
             if is_new:
                 new.append(row.id)
         if new:
@@ -461,14 +535,15 @@ def _batches(ready: list[tuple[str, Candidate]]) -> Iterator[list[tuple[str, Can
         yield batch
 
 
-Taken = tuple[SourceFile, bool] | str | None
+Taken = tuple[SourceFile, bool] | str | Trouble | None
 
 
 def take(settings: Settings, path: str | Path, rel: str, cand: Candidate,
-         owner: str) -> tuple[SourceFile, bool] | None:
+         owner: str) -> tuple[SourceFile, bool] | Trouble | None:
     """Read a stable file once, store its bytes, register it; None if it is not complete yet.
 
-    Returns the ledger row and whether it is new (a new row still has to be enqueued).
+    Returns the ledger row and whether it is new (a new row still has to be enqueued), or the
+    Trouble that kept it out of the ledger.
     """
     outcome = take_many(settings, [(path, rel, cand)], owner)[0]
     if outcome == "gone":
@@ -477,12 +552,16 @@ def take(settings: Settings, path: str | Path, rel: str, cand: Candidate,
 
 
 def take_many(settings: Settings, batch: Sequence[tuple[str | Path, str, Candidate]],
-              owner: str) -> list[Taken]:
+              owner: str, kept: dict[str, store.Location] | None = None) -> list[Taken]:
     """Read each stable file once, store its bytes durably, then register them together.
 
-    For each file: (row, is_new); None when it is not complete yet (changed while being read,
-    locked by its writer); "gone" when it vanished. The raw files are stored as one durable
-    batch, and the ledger rows commit in one transaction — after the bytes are safe.
+    ``rel`` is the path relative to the inbox as the OS gives it (ledger.ledger_path makes it
+    the ledger's). For each file: (row, is_new); None when it is not complete yet (changed while
+    being read); "gone" when it vanished; a Trouble when it cannot be read (no permission, or
+    locked by its writer on Windows) or its row alone fails to register. The raw files are
+    stored as one durable batch, and the ledger rows commit in one transaction — after the
+    bytes are safe. ``kept`` carries, from one attempt to the next, where the bytes of files
+    not registered yet were stored, so a failed registration never stores them again.
     """
     outcomes: list[Taken] = [None] * len(batch)
     stored: list[tuple[int, ledger.Seen, bytes]] = []
@@ -497,34 +576,61 @@ def take_many(settings: Settings, batch: Sequence[tuple[str | Path, str, Candida
         except FileNotFoundError:
             outcomes[i] = "gone"
             continue
-        except PermissionError:
-            continue  # still locked by the writer (Windows): not complete yet
+        except PermissionError as exc:  # or still locked by its writer (Windows)
+            outcomes[i] = Trouble("unreadable", exc.strerror or str(exc))
+            continue
         if (st.st_size, st.st_mtime_ns) != (cand.size, cand.mtime_ns) or len(data) != cand.size:
             cand.size = -1  # changed while being read: start the stability window again
             continue
-        stored.append((i, ledger.Seen(path=rel, size=cand.size, mtime_ns=cand.mtime_ns,
+        text, raw_path = ledger.ledger_path(rel)
+        stored.append((i, ledger.Seen(path=text, size=cand.size, mtime_ns=cand.mtime_ns,
                                       sha256=store.sha256_of(data),
                                       detected_at=cand.detected_at, stable_at=time.time(),
-                                      origin=settings.node), data))
+                                      origin=settings.node, path_bytes=raw_path), data))
     # Contents the ledger has already are duplicates: stored once, with their first copy.
     known = ledger.stored(settings.raw_dir, [seen.sha256 for _, seen, _ in stored])
-    places = store.put_many(settings.raw_dir, [(seen.sha256, data) for _, seen, data in stored
-                                               if seen.sha256 not in known],
-                            fsync=settings.fsync)
+    kept = {} if kept is None else kept
+    places = {sha: place for sha, place in kept.items()
+              if store.has(settings.raw_dir, sha, place.pack)}
+    fresh = store.put_many(settings.raw_dir, [(seen.sha256, data) for _, seen, data in stored
+                                              if seen.sha256 not in known
+                                              and seen.sha256 not in places],
+                           fsync=settings.fsync)
+    kept.update(fresh)
+    places.update(fresh)
     stored = [(i, replace(seen, raw=places.get(seen.sha256)), data)
               for i, seen, data in stored]
     if settings.blobs_in_database:
         for _, seen, data in stored:
             store_blob(seen.sha256, data)
-    registered = ledger.register_many([seen for _, seen, _ in stored], owner,
-                                      settings.lease_seconds)
-    for (i, seen, _), (row, is_new) in zip(stored, registered, strict=True):
-        outcomes[i] = row, is_new
+    registered = _register(settings, [seen for _, seen, _ in stored], owner)
+    for (i, seen, _), outcome in zip(stored, registered, strict=True):
+        outcomes[i] = outcome
+        if isinstance(outcome, Trouble):
+            continue
+        kept.pop(seen.sha256, None)
+        row, is_new = outcome
         if not is_new and ledger.is_another_copy(row, seen.path, seen.size, seen.mtime_ns):
-            path = batch[i][0]
+            path, rel = batch[i][0], batch[i][1]
             with contextlib.suppress(FileNotFoundError):
-                dispose.dispose_duplicate(settings, Path(path), seen.path, row)
+                dispose.dispose_duplicate(settings, Path(path), rel, row)
     return outcomes
+
+
+def _register(settings: Settings, seen: list[ledger.Seen],
+              owner: str) -> list[tuple[SourceFile, bool] | Trouble]:
+    """Register a batch together; when that fails for something other than an outage, file by
+    file, so one file's row that cannot be written keeps only that file out."""
+    try:
+        return list(ledger.register_many(seen, owner, settings.lease_seconds))
+    except (OperationalError, InterfaceError):
+        raise  # the database is busy or gone: the whole batch again later
+    except Exception as exc:
+        if len(seen) == 1:
+            return [Trouble("unregistered", f"{type(exc).__name__}: {exc}")]
+        log.warning("registering %d files together failed (%s: %s); registering them one by "
+                    "one", len(seen), type(exc).__name__, exc)
+    return [_register(settings, [one], owner)[0] for one in seen]
 
 
 def store_blob(sha: str, data: bytes) -> None:
@@ -551,14 +657,15 @@ def _register_oversized(settings: Settings, path: str | Path, rel: str,
     sha = digest.hexdigest()
     reason = (f"file is {cand.size / 1048576:.1f} MiB, over the {settings.max_file_mb:g}"
               " MiB limit (max_file_mb)")
+    text, raw_path = ledger.ledger_path(rel)
     with database.atomic():
         row = SourceFile.get_or_none(SourceFile.sha256 == sha)
         if row is None:
-            row = SourceFile.create(sha256=sha, path=rel, name=Path(path).name,
-                                    origin=settings.node,
+            row = SourceFile.create(sha256=sha, path=text, path_bytes=raw_path,
+                                    name=PurePosixPath(text).name, origin=settings.node,
                                     size=cand.size, mtime_ns=cand.mtime_ns, state=REJECTED,
                                     error=reason, finished_at=utcnow())
-            audit.record("detected", sha, row.id, path=rel)
-            audit.record("rejected", sha, row.id, reason=reason, path=rel)
+            audit.record("detected", sha, row.id, path=text)
+            audit.record("rejected", sha, row.id, reason=reason, path=text)
     dispose.dispose_row(settings, row)
     return row
