@@ -52,9 +52,6 @@ def start(settings: Settings, role: str = "run") -> Parts:
         parts.watcher.start()
     parts.reconciler = Reconciler(settings, queue)
     parts.reconciler.start()
-    reconciler = parts.reconciler
-    parts.anchor = audit.Anchorer(settings, lambda: reconciler.is_scheduler)
-    parts.anchor.start()
     if parts.watcher is not None and settings.canary_seconds > 0:
         parts.canary = Canary(settings)
         parts.canary.start()
@@ -74,6 +71,9 @@ def start(settings: Settings, role: str = "run") -> Parts:
              "status http://%s:%d/status", role, settings.node, watching, settings.data_dir,
              db.redact(settings.database), db.redact(settings.queue), _consumers(parts, role),
              host, port)
+    reconciler = parts.reconciler
+    parts.anchor = audit.Anchorer(settings, lambda: reconciler.is_scheduler)
+    parts.anchor.start()
     return parts
 
 
