@@ -8,12 +8,14 @@ import gzip
 import hashlib
 import json
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import WorkerProcess, wait_for, write_config
 
 from worker.canary import report_bytes
 
@@ -250,3 +252,51 @@ def test_a_trail_written_before_keyed_hashes_still_verifies_and_is_keyed_on(
     forged = verify(tmp_path, db)
     assert forged.returncode == 1
     assert "BROKEN at event 11:" in forged.stdout  # chain_keyed: its hash must be keyed
+
+
+def test_a_process_with_another_key_refuses_to_write_to_the_trail(trail: Path,
+                                                                   tmp_path: Path) -> None:
+    """Two machines on one database, each with a key file of its own: the second stops at
+    start instead of appending events the trail's key does not check."""
+    db = copy_db(trail, tmp_path)
+    before = events_in(db)
+    export = tmp_path / "exports" / "Job"
+    export.mkdir(parents=True)
+    (export / "B_Report.csv").write_bytes(report_bytes("other machine"))
+    done = subprocess.run([sys.executable, "-m", "worker", "ingest", "--data-dir",
+                           str(tmp_path / "elsewhere"), "--database-url", f"sqlite:///{db}",
+                           str(export)], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 2
+    assert "the audit trail is keyed with key fingerprint" in done.stderr
+    assert "the same key" in done.stderr
+    assert events_in(db) == before
+    assert verify(tmp_path, db).returncode == 0
+
+
+def test_a_running_worker_checkpoints_the_head_so_a_cut_after_its_crash_is_found(
+        tmp_path: Path) -> None:
+    """The scheduler checkpoints while files arrive, without a graceful stop to rely on."""
+    worker = WorkerProcess(tmp_path, "--config",
+                           str(write_config(tmp_path, audit_anchor_seconds=0.5)))
+    worker.start()
+    try:
+        (worker.inbox / "Job").mkdir()
+        for i in range(3):
+            (worker.inbox / "Job" / f"R{i}_Report.csv").write_bytes(report_bytes(f"run-{i}"))
+        worker.wait_final(3)
+        db = worker.data / "accu-ingest.db"
+
+        def anchored_head() -> bool:
+            lines = (worker.data / "audit.anchor").read_text().splitlines()
+            return int(lines[-1].split()[0]) == events_in(db)
+        wait_for(anchored_head, timeout=30, what="a checkpoint of the trail's head")
+    finally:
+        worker.stop(signal.SIGKILL)
+    assert worker.cli("audit", "verify").returncode == 0
+    con = sqlite3.connect(db)
+    con.execute("DELETE FROM audit_event WHERE seq = (SELECT max(seq) FROM audit_event)")
+    con.commit()
+    con.close()
+    done = worker.cli("audit", "verify")
+    assert done.returncode == 1 and "deleted from its end" in done.stdout

@@ -232,7 +232,8 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     last = anchor.checkpoints[-1]
     after = report.events - last.seq
-    print(f"anchor {path}: {len(anchor.checkpoints):,} checkpoints match; the last, event "
+    count = len(anchor.checkpoints)
+    print(f"anchor {path}: {count:,} checkpoint{'s' if count > 1 else ''} match; the last, event "
           f"{last.seq:,} at {last.at}" + (f"; {after:,} later events not checkpointed yet"
                                           if after else ", is the trail's end"))
     return 0

@@ -96,8 +96,8 @@ class Settings(BaseSettings):
     queue_url: str | None = Field(None, description="sqlite:///… (default), redis://…, postgresql://…")
     queue_secret: SecretStr | None = Field(None, description="signs queue payloads")
     audit_key: SecretStr | None = Field(
-        None, description="keys the audit trail's HMAC instead of audit_key_file; scaled out, "
-                          "the same on every machine")
+        None, min_length=16, description="keys the audit trail's HMAC instead of "
+                                         "audit_key_file; scaled out, the same on every machine")
     audit_key_file: Path | None = Field(
         None, description="the audit trail's HMAC key, created (0600) when absent (default "
                           "data_dir/audit.key)")
