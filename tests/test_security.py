@@ -9,6 +9,8 @@ import os
 import pickle
 import sqlite3
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -114,3 +116,30 @@ def opened(data: Path) -> list[str]:
         if mode & 0o077:
             found.append(f"{path} {mode:04o}")
     return found
+
+
+RACER = """
+import sys, time
+from pathlib import Path
+from worker import keys
+start = float(sys.argv[2])
+while time.time() < start:
+    pass
+print(keys.load_or_create(Path(sys.argv[1])).decode())
+"""
+
+
+def test_processes_starting_at_once_share_one_generated_key(tmp_path: Path,
+                                                             umask_022: None) -> None:
+    """``run`` and its consumer processes (or several workers) create a key file at once: one
+    writes it, every one reads the same key, and it is never overwritten."""
+    import time
+
+    path = tmp_path / "data" / "queue.key"
+    start = time.time() + 1.5
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(path), str(start)],
+                              stdout=subprocess.PIPE, text=True) for _ in range(8)]
+    got = {p.communicate(timeout=60)[0].strip() for p in procs}
+    assert [p.returncode for p in procs] == [0] * 8
+    assert len(got) == 1 and len(got.pop()) == 64
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

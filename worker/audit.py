@@ -211,8 +211,8 @@ def _append(events: list[Event], keying: bool = False) -> None:
     lock_chain()
     if not _chain.keyed:
         events = _keying(key) + events
-        if not events:
-            return
+    if not events:
+        return
     head = sql.rows(_HEAD_SQL)
     seq, prev = head[0] if head else (0, GENESIS)
     pid = os.getpid()
@@ -334,16 +334,18 @@ class AnchorReport:
     path: Path
     checkpoints: list[Checkpoint] = field(default_factory=list)
     problem: str | None = None
+    missing: bool = False  # no file: right for a trail not keyed yet, wrong for a keyed one
 
 
 def read_anchor(path: Path, key: bytes | None) -> AnchorReport:
     """Every checkpoint in the anchor file, each line's MAC checked; the first bad line is the
-    problem. Read before the trail, so checkpoints written meanwhile are not yet looked at."""
+    problem. Read before the trail, so checkpoints written meanwhile are not yet looked at.
+    Lines need not be in order: processes sharing the file may write theirs a moment apart."""
     report = AnchorReport(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        report.problem = "the anchor file does not exist"
+        report.problem, report.missing = "the anchor file does not exist", True
         return report
     except OSError as exc:
         report.problem = f"the anchor file cannot be read: {exc.strerror or exc}"
@@ -362,9 +364,6 @@ def read_anchor(path: Path, key: bytes | None) -> AnchorReport:
         if key is None or not hmac.compare_digest(mac, _anchor_mac(key, seq, digest, at)):
             report.problem = (f"line {number} (event {seq:,}) is not signed with this trail's "
                               "key: forged, or the key was swapped")
-            return report
-        if report.checkpoints and seq < report.checkpoints[-1].seq:
-            report.problem = f"line {number} goes back to event {seq:,}: lines were reordered"
             return report
         report.checkpoints.append(Checkpoint(number, seq, digest, at))
     return report
@@ -446,8 +445,7 @@ def _bad(report: VerifyReport, seq: int, problem: str) -> VerifyReport:
 
 def compare(chain: VerifyReport, anchor: AnchorReport) -> str | None:
     """What the trail breaks of the anchor's promises (None: it keeps every one)."""
-    if anchor.problem and (chain.keyed_since is not None or anchor.checkpoints
-                           or "does not exist" not in anchor.problem):
+    if anchor.problem and not (anchor.missing and chain.keyed_since is None):
         return anchor.problem
     if chain.keyed_since is not None and not anchor.checkpoints:
         return (f"it holds no checkpoint, though the trail is keyed since event "

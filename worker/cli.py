@@ -230,7 +230,7 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
     if not anchor.checkpoints:
         print(f"anchor {path}: none yet (nothing to check the trail's end against)")
         return 0
-    last = anchor.checkpoints[-1]
+    last = max(anchor.checkpoints, key=lambda cp: cp.seq)
     after = report.events - last.seq
     count = len(anchor.checkpoints)
     print(f"anchor {path}: {count:,} checkpoint{'s' if count > 1 else ''} match; the last, event "
