@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import WorkerProcess, wait_for, write_config
@@ -123,7 +124,7 @@ def events_in(db: Path) -> int:
         con.close()
 
 
-def plain_sha256(prev: str, row: tuple) -> str:
+def plain_sha256(prev: str, row: tuple[Any, ...]) -> str:
     """An event's hash as the release before keyed hashes computed it."""
     seq, at, host, pid, version, event, sha256, file_id, details = row
     body = json.dumps([prev, seq, at, host, pid, version, event, sha256, file_id, details],
