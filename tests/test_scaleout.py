@@ -94,7 +94,8 @@ def check_exactly_once(cluster: Cluster, placed: list[tuple[Node, Drop]], tmp: P
             tally.problems.append(f"raw bytes of {sha[:12]}… are not in the database")
     finally:
         database.close()
-    verify = cli(cluster.backends, "audit", "verify")
+    # Every process checkpoints the trail's head in its own data folder (at start and stop).
+    verify = cli(cluster.backends, "audit", "verify", "--data-dir", str(cluster.nodes[0].data))
     if verify.returncode != 0:
         tally.problems.append(f"audit verify failed: {verify.stdout}{verify.stderr}")
     for watcher in cluster.watchers:  # each file ends beside the inbox it was dropped into
@@ -347,7 +348,8 @@ def test_tampered_and_unsigned_payloads_are_refused_audited_and_never_unpickled(
     assert status["files"]["ingested"] == 1
     assert client.llen(key) == 0
     assert cluster.stop() == {f"{n.role} {n.name}": 0 for n in cluster.nodes}
-    assert cli(backends, "audit", "verify").returncode == 0
+    assert cli(backends, "audit", "verify", "--data-dir",
+               str(cluster.consumers[0].data)).returncode == 0
 
 
 class _MakesDirectory:
@@ -392,11 +394,13 @@ def test_audit_chain_stays_one_verifiable_chain_under_concurrent_appends(
         database = db.open_database(settings)
         try:
             report = audit.verify()
-            pids = {e.pid for e in AuditEvent.select(AuditEvent.pid)}
+            loads = list(AuditEvent.select(AuditEvent.pid).where(AuditEvent.event == "load_test"))
+            keyed = AuditEvent.select().where(AuditEvent.event == audit.KEYED).count()
         finally:
             database.close()
     assert report.ok, report.problem
-    assert report.events == 480 and pids == {p.pid for p in procs}
+    assert len(loads) == 480 and {e.pid for e in loads} == {p.pid for p in procs}
+    assert keyed == 1 and report.events == 481  # the first appender keyed the trail
 
 
 LEASE_HAMMER = """

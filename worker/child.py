@@ -95,7 +95,7 @@ def main() -> int:
     drivers.leave_out_unused(settings)
     # Imported only now: they import peewee and Huey, which import every database and queue
     # client library installed unless leave_out_unused has just kept the unused ones out.
-    from worker import db
+    from worker import audit, db
     from worker.consumer import consume
     from worker.queue import QueueUnavailable, open_queue
 
@@ -104,6 +104,7 @@ def main() -> int:
                      name="parent-watch", daemon=True).start()
     try:
         db.open_database(settings, migrate=False)  # the parent brought the schema up to date
+        audit.open_chain()  # the parent keyed the trail; this checks the key is the same
         queue = open_queue(settings)
     except (SettingsError, db.DatabaseUnavailable, QueueUnavailable) as exc:
         print(f"accu-ingest consumer {index}: {exc}", file=sys.stderr)

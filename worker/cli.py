@@ -17,6 +17,7 @@ from worker import (
     db,
     export,
     ingest,
+    keys,
     ledger,
     logs,
     resultsview,
@@ -65,11 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands whose files are the operator's (an export, a unit file), not the data folder's.
+OWN_FILES = ("export", "service")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.setup(args.verbose)
     try:
         settings = settings_of(args)
+        if args.command not in OWN_FILES:
+            keys.restrict(settings.data_dir)
         if args.command in ("run", "watch", "consume"):
             logs.setup(args.verbose, settings, args.command)
         return COMMANDS[args.command](settings, args)
@@ -96,6 +103,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     if not files:
         print("accu-ingest: no files found in the given paths", file=sys.stderr)
         return 1
+    audit.open_chain()
     sizes = {path: path.stat().st_size for _, path in files}
     taken: dict[int, tuple[str, Settings]] = {}
     per_file: list[int | None] = []  # each file's ledger row (None: not taken)
@@ -133,6 +141,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
                 bar.line(f"REJECTED {rel}: {where}{row.error}")
             elif states[file_id] not in FINAL_STATES:
                 bar.line(f"NOT FINISHED {rel}: still {states[file_id]}")
+    audit.checkpoint()
     ingested = sum(1 for i in per_file if i is not None and states[i] == INGESTED)
     failed = len(files) - ingested
     print(f"{ingested} ingested, {failed} rejected")
@@ -202,13 +211,34 @@ def cmd_calibration(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 0 only when the chain is intact and keeps every promise of the anchor file."""
     db.open_database(settings)
-    report = audit.verify()
-    if report.ok:
-        print(f"audit trail intact: {report.events} events")
+    path = settings.audit_anchor_path
+    anchor = audit.read_anchor(path, audit.load_key(settings, create=False))
+    report = audit.verify({cp.seq for cp in anchor.checkpoints})
+    if not report.ok:
+        print(f"audit trail BROKEN at event {report.first_bad}: {report.problem}")
+        return 1
+    if report.keyed_since is None:
+        print(f"chain intact: {report.events:,} events, plain SHA-256 only (written before "
+              "the trail was keyed: the worker keys it when it next starts)")
+    else:
+        print(f"chain intact: {report.events:,} events, HMAC-SHA256 keyed since event "
+              f"{report.keyed_since:,} (key fingerprint {report.fingerprint})")
+    broken = audit.compare(report, anchor)
+    if broken:
+        print(f"audit anchor MISMATCH ({path}): {broken}")
+        return 1
+    if not anchor.checkpoints:
+        print(f"anchor {path}: none yet (nothing to check the trail's end against)")
         return 0
-    print(f"audit trail BROKEN at event {report.first_bad}: {report.problem}")
-    return 1
+    last = max(anchor.checkpoints, key=lambda cp: cp.seq)
+    after = report.events - last.seq
+    count = len(anchor.checkpoints)
+    print(f"anchor {path}: {count:,} checkpoint{'s' if count > 1 else ''} match; the last, event "
+          f"{last.seq:,} at {last.at}" + (f"; {after:,} later events not checkpointed yet"
+                                          if after else ", is the trail's end"))
+    return 0
 
 
 COMMANDS = {"run": cmd_run, "watch": cmd_run, "consume": cmd_run, "ingest": cmd_ingest,

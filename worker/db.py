@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 from peewee import Database, PostgresqlDatabase, SqliteDatabase
 from playhouse.db_url import connect
 
-from worker import migrations
+from worker import audit, migrations
 from worker.filelock import FileLock
 from worker.models import database
 from worker.settings import Settings
@@ -103,6 +103,7 @@ def open_database(settings: Settings, migrate: bool = True) -> Database:
         raise DatabaseUnavailable(f"cannot connect to database {redact(url)}: "
                                   f"{describe_error(exc, url)}") from exc
     database.initialize(db)
+    audit.attach(settings)
     if migrate:
         try:
             migrations.apply(db)

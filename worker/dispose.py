@@ -8,6 +8,7 @@ mtime changed since it was registered is left alone: it is a new revision the wa
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -110,6 +111,8 @@ def _place(source: Path, target: Path, copy: bool, folders: set[Path] | None = N
             with open(target, "rb+") as fh:
                 os.fsync(fh.fileno())
             source.unlink()
+    with contextlib.suppress(OSError):  # a rename keeps the inbox's mode (e.g. 0644)
+        os.chmod(target, 0o600)
     if folders is None:
         store.fsync_dir(target.parent)
     else:

@@ -1,10 +1,13 @@
 """The Huey queue, chosen by URL, and the one task on it: ingest a ledger row.
 
 The queue is only a hint (invariant 2): a task carries nothing but ledger ids, and losing it
-costs a delay until the reconciler enqueues the row again. A queue other machines can reach
-(Redis, PostgreSQL) signs its payloads, and a payload whose signature does not check — forged,
-tampered or unsigned — is refused before pickle ever sees it, recorded in the audit trail as
-``payload_rejected``, and dropped; the consumer goes on with the next one.
+costs a delay until the reconciler enqueues the row again. Every queue signs its payloads, and
+a payload whose signature does not check — forged, tampered or unsigned — is refused before
+pickle ever sees it, recorded in the audit trail as ``payload_rejected``, and dropped; the
+consumer goes on with the next one. A queue other machines can reach (Redis, PostgreSQL) needs
+``queue_secret``, the same on every machine; the default SQLite queue, without one, is signed
+with a key generated into the data folder (whoever can write queue.db could otherwise make the
+worker unpickle anything).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from huey.api import TaskWrapper
 from huey.serializer import Serializer, SignedSerializer, constant_time_compare
 from huey.storage import PostgresStorage, RedisStorage, SqliteStorage
 
+from worker import keys
 from worker.db import describe_error, redact
 from worker.settings import Settings, SettingsError
 
@@ -145,8 +149,13 @@ def open_queue(settings: Settings) -> Queue:
         raise SettingsError(f"queue {redact(url)} is reachable by other machines: set "
                             "queue_secret (ACCU_INGEST_QUEUE_SECRET or --queue-secret) so "
                             "payloads are signed")
+    if not secret:  # the SQLite queue on this machine: a per-installation key does
+        try:
+            secret = keys.load_or_create(settings.queue_key_path).decode()
+        except (keys.KeyFileError, OSError) as exc:
+            raise SettingsError(f"queue key: {exc}") from None
     name = settings.queue_name
-    serializer = CheckedSerializer(secret=secret, salt=name) if secret else Serializer()
+    serializer = CheckedSerializer(secret=secret, salt=name)
     common: dict[str, Any] = {"name": name, "results": False, "utc": True,
                               "serializer": serializer}
     try:

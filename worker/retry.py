@@ -149,8 +149,10 @@ def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
     if not ids:
         print("no rejected files")
         return 0
+    audit.open_chain()
     owner = ledger.owner_id("retry")
     outcomes = [retry(settings, file_id, owner) for file_id in ids]
+    audit.checkpoint()
     for o in outcomes:
         print(f"{o.state:>9} {o.file_id} {o.path}: {o.detail}" if o.detail else
               f"{o.state:>9} {o.file_id} {o.path}")

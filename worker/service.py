@@ -14,7 +14,7 @@ import signal
 import threading
 from dataclasses import dataclass
 
-from worker import db, notify
+from worker import audit, db, notify
 from worker.canary import Canary
 from worker.children import Children
 from worker.consumer import consume
@@ -37,11 +37,13 @@ class Parts:
     server: StatusServer | None = None
     canary: Canary | None = None
     children: Children | None = None
+    anchor: audit.Anchorer | None = None
 
 
 def start(settings: Settings, role: str = "run") -> Parts:
     """Open the database and queue and start the background parts of this role."""
     db.open_database(settings)
+    audit.open_chain()  # a key the trail is not keyed with stops start-up here (exit 2)
     queue = open_queue(settings)
     queue.check()  # an unreachable queue stops start-up (exit 2), naming its URL
     parts = Parts(settings=settings, queue=queue)
@@ -69,6 +71,9 @@ def start(settings: Settings, role: str = "run") -> Parts:
              "status http://%s:%d/status", role, settings.node, watching, settings.data_dir,
              db.redact(settings.database), db.redact(settings.queue), _consumers(parts, role),
              host, port)
+    reconciler = parts.reconciler
+    parts.anchor = audit.Anchorer(settings, lambda: reconciler.is_scheduler)
+    parts.anchor.start()
     return parts
 
 
@@ -82,8 +87,10 @@ def _consumers(parts: Parts, role: str) -> str:
 
 
 def stop(parts: Parts) -> None:
-    """Intake first, then the consumers (their files in flight finish), then the rest."""
-    for part in (parts.canary, parts.watcher, parts.children, parts.reconciler, parts.server):
+    """Intake first, then the consumers (their files in flight finish), then the last
+    checkpoint of the audit trail (while the scheduler lease is still held), then the rest."""
+    for part in (parts.canary, parts.watcher, parts.children, parts.anchor, parts.reconciler,
+                 parts.server):
         if part is not None:
             part.stop()
 

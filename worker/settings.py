@@ -95,6 +95,18 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, description="sqlite:///… (default) or postgresql://…")
     queue_url: str | None = Field(None, description="sqlite:///… (default), redis://…, postgresql://…")
     queue_secret: SecretStr | None = Field(None, description="signs queue payloads")
+    audit_key: SecretStr | None = Field(
+        None, min_length=16, description="keys the audit trail's HMAC instead of "
+                                         "audit_key_file; scaled out, the same on every machine")
+    audit_key_file: Path | None = Field(
+        None, description="the audit trail's HMAC key, created (0600) when absent (default "
+                          "data_dir/audit.key)")
+    audit_anchor_file: Path | None = Field(
+        None, description="append-only checkpoints of the audit trail's head (default "
+                          "data_dir/audit.anchor)")
+    audit_anchor_seconds: float = Field(
+        5.0, gt=0, description="the scheduler checkpoints the trail's head this often when it "
+                               "moved")
     queue_name: str = Field("accu-ingest", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$",
                             description="queue name; several installations can share a server")
     node: str = Field(default_factory=socket.gethostname, min_length=1,
@@ -187,6 +199,19 @@ class Settings(BaseSettings):
         if self.raw_in_database is not None:
             return self.raw_in_database
         return not self.embedded_database
+
+    @property
+    def audit_key_path(self) -> Path:
+        return self.audit_key_file or self.data_dir / "audit.key"
+
+    @property
+    def audit_anchor_path(self) -> Path:
+        return self.audit_anchor_file or self.data_dir / "audit.anchor"
+
+    @property
+    def queue_key_path(self) -> Path:
+        """The SQLite queue's signing key when ``queue_secret`` is not set."""
+        return self.data_dir / "queue.key"
 
     @property
     def raw_dir(self) -> Path:

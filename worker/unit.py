@@ -104,8 +104,24 @@ def cmd_service(settings: Settings, args: argparse.Namespace) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{args.name}.service"
     path.write_text(text, encoding="utf-8")
+    print(_audit_key(settings, config.parent))
     ctl = "systemctl --user" if args.user else "systemctl"
     print(f"wrote {path}\nnow run:\n  {ctl} daemon-reload\n  {ctl} enable --now {args.name}\n"
           f"  {ctl} status {args.name}\n  journalctl {'--user ' if args.user else ''}"
           f"-u {args.name} -f")
     return 0
+
+
+def _audit_key(settings: Settings, workdir: Path) -> str:
+    """Create the audit trail's key now (never overwriting one), where the service will look:
+    relative paths are the unit's working directory's."""
+    if settings.audit_key is not None:
+        return "audit key: audit_key is set in the settings"
+    from worker import audit, keys
+
+    path = settings.audit_key_path
+    path = path if path.is_absolute() else workdir / path
+    key = keys.load_or_create(path)
+    return (f"audit key {path} (fingerprint {audit.fingerprint(key)}, mode 0600): the service "
+            "account must be able to read it (chown it to the unit's User=), nobody else")
+

@@ -38,6 +38,7 @@ from faults.harness import CONFIG, Drop, inbox_files, plan, put
 PG_SERVER = os.environ.get("ACCU_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 REDIS_SERVER = os.environ.get("ACCU_TEST_REDIS", "redis://127.0.0.1:6379/0")
 SECRET = "scale-out test secret"
+AUDIT_KEY = "scale-out test audit key"  # every machine keys the one audit trail alike
 
 
 def unreachable() -> str | None:
@@ -96,12 +97,14 @@ class Backends:
         return {**os.environ, "ACCU_INGEST_DATABASE_URL": self.database_url,
                 "ACCU_INGEST_QUEUE_URL": self.queue_url,
                 "ACCU_INGEST_QUEUE_NAME": self.queue_name,
-                "ACCU_INGEST_QUEUE_SECRET": self.secret, "PYTHONFAULTHANDLER": "1"}
+                "ACCU_INGEST_QUEUE_SECRET": self.secret, "ACCU_INGEST_AUDIT_KEY": AUDIT_KEY,
+                "PYTHONFAULTHANDLER": "1"}
 
     def settings(self, **extra: Any) -> Any:
         from worker.settings import Settings
         return Settings(database_url=self.database_url, queue_url=self.queue_url,
-                        queue_name=self.queue_name, queue_secret=self.secret, **extra)
+                        queue_name=self.queue_name, queue_secret=self.secret,
+                        audit_key=AUDIT_KEY, **extra)
 
 
 def _free_port() -> int:
