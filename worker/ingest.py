@@ -342,7 +342,8 @@ _SAMPLE_SQL = (f"SELECT id, kind, level FROM {sql.table(Sample)} "
 
 def _sample_for(job: Job, row: SourceFile, parsed: ParsedFile,
                 known: Known) -> tuple[Sample, int]:
-    ident = identify(parsed.sample_name or grouping.fallback_name(row.path))
+    ident = (identify(parsed.sample_name, printed=True) if parsed.sample_name
+             else identify(grouping.fallback_name(row.path)))
     number = parsed.injection or ident.injection
     key = (job.id, ident.sample_id, ident.analyte)
     sample = known.samples.get(key)

@@ -4,6 +4,13 @@ The lab's naming conventions carry the facts: ``P-0142_Inj_1_PeakData.csv`` is i
 sample P-0142; ``PB-0053_Inj_1_BPC_PeakData.csv`` adds the analyte label BPC;
 ``AOD9604_Std_100.dx_DAD1A.CSV`` is a standard of AOD9604 at level 100; ``250_Report.csv`` a
 standard at level 250; ``Blank_1`` a blank.
+
+A name the file prints (its ``Sample Name``) is the lab's own text and is kept verbatim: the
+file-name rules (folders, suffixes, the layout word, a bare number meaning a standard level) would
+turn ``LOT-A/01`` into ``01`` and then a level-1 standard, or ``0`` into ``Std_0``. Only the
+conventions the lab types into sample names apply to it: ``_Inj_N`` (and an analyte label after
+it), and the words that make a standard, a blank or a conditioning run, which classify the name
+without rewriting it.
 """
 
 from __future__ import annotations
@@ -41,15 +48,17 @@ def stem(filename: str) -> str:
     return _LAYOUT.sub("", base).strip(" _-") or base
 
 
-def identify(name: str) -> Identity:
-    """Identity from a sample name or file name; anything unmatched is a sample named as given."""
-    text = stem(name)
+def identify(name: str, *, printed: bool = False) -> Identity:
+    """Identity from a file name, or from the sample name the file prints (``printed``);
+    anything unmatched is a sample named as given."""
+    text = name if printed else stem(name)
     injection = 1
     label = ""
     inj = _INJ.match(text)
     if inj:
         text, injection, label = inj["sample"], int(inj["inj"]), (inj["label"] or "")
-        label = _LAYOUT.sub("", label).strip(" _-")
+        if not printed:
+            label = _LAYOUT.sub("", label).strip(" _-")
     if _BLANK.match(text):
         return Identity(sample_id=text, kind=BLANK, injection=injection)
     if _CONDITIONING.match(text):
@@ -60,7 +69,7 @@ def identify(name: str) -> Identity:
         analyte = std["analyte"] or label
         return Identity(sample_id=text, kind=STANDARD, analyte=analyte, level=level,
                         injection=injection)
-    only = _LEVEL_ONLY.match(text)
+    only = None if printed else _LEVEL_ONLY.match(text)
     if only:
         level = float(only["level"].replace(",", "."))
         return Identity(sample_id=f"Std_{only['level']}", kind=STANDARD, analyte=label,

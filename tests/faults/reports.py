@@ -54,9 +54,10 @@ def total_of(peaks: list[GenPeak]) -> str:
 
 def report(peaks: list[GenPeak], *, method: str = "1290 generated method.amx",
            wavelength: float = 220.0, delimiter: str = ",", decimal_comma: bool = False,
-           eol: str = "\n", total: str | None = None, quote: bool = False) -> str:
+           eol: str = "\n", total: str | None = None, quote: bool = False,
+           sample_name: str | None = None) -> str:
     """The text of one Report export; ``total`` overrides the printed Sum; ``quote`` prints
-    the table's numbers in double quotes."""
+    the table's numbers in double quotes; ``sample_name`` adds a ``Sample Name:`` line."""
     def row(cells: list[str]) -> str:
         if decimal_comma:
             cells = [c.replace(".", ",") for c in cells]
@@ -69,6 +70,7 @@ def report(peaks: list[GenPeak], *, method: str = "1290 generated method.amx",
 
     lines = [
         meta("Acquisition Method:", method),
+        *([meta("Sample Name:", sample_name)] if sample_name is not None else []),
         meta("Path:", r"C:\Results\generated.rslt"),
         "Method parameters are filtered - only a subset is displayed",
         meta("2", "DAD Method"),

@@ -12,6 +12,7 @@ the same result.
 
 from __future__ import annotations
 
+import codecs
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,13 +21,14 @@ from importlib.metadata import entry_points
 
 from worker.parsers.base import ParsedFile, ParseError, Parser
 from worker.parsers.table import TableMapping
-from worker.parsers.text import configured_encoding
+from worker.parsers.text import configured_encoding, decode
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "accu_ingest.parsers"
 MIN_CONFIDENCE = 50
 _ZIP = b"PK\x03\x04"
+_BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,9 @@ def detect(data: bytes, filename: str, options: ParserOptions = NO_OPTIONS) -> P
                          for name, p in registered().items()), key=lambda s: (-s[0], s[1]))
     best_score, _, best = scores[0]
     if best_score < MIN_CONFIDENCE:
+        broken = _broken_text(data, filename)
+        if broken is not None:
+            raise broken
         raise ParseError(f"unrecognised format: {describe(data)}; no parser recognised it "
                          f"(known formats: {', '.join(sorted(registered()))})", filename=filename)
     return best
@@ -84,6 +89,22 @@ def parse(data: bytes, filename: str, options: ParserOptions = NO_OPTIONS) -> Pa
     except (ValueError, TypeError, IndexError, KeyError, UnicodeError) as exc:
         # A parser bug or a pydantic validation failure must still reject the file clearly.
         raise ParseError(f"{parser.name}: {exc}", filename=filename) from exc
+
+
+def _broken_text(data: bytes, filename: str) -> ParseError | None:
+    """The decoding error of a file whose byte-order mark says it is text but whose bytes then
+    break (a UTF-16 export cut to an odd length, a broken surrogate), else None.
+
+    Sniffers only look at text that decodes, so such a file would be "unrecognised"; the lab
+    needs the line where it breaks instead (``text.decode``).
+    """
+    if not data.startswith(_BOMS):
+        return None
+    try:
+        decode(data, filename)
+    except ParseError as exc:
+        return exc
+    return None
 
 
 def _sniff(parser: Parser, data: bytes, filename: str, options: ParserOptions) -> int:

@@ -17,6 +17,12 @@ optionally Area%, height, name … (see ``TableMapping``). Decisions, and why:
   after that end rejects the file, so no row is silently left out. Text cells are read with
   ``parse_number`` (decimal comma only when configured); numeric Excel cells are taken as stored.
 * Area% is taken when mapped, else left to the chemistry (area / total × 100).
+* **Bounded workbooks.** An ``.xlsx`` is a zip: a few hundred kilobytes can inflate to gigabytes
+  (a zip bomb), or hold a million rows. Before openpyxl sees it, the parts' uncompressed sizes
+  are checked as declared and again while actually inflating them (the headers may lie), and
+  their XML elements are counted; rows and cells are counted again as openpyxl reads them. Each
+  limit (``MAX_XLSX_*`` below) is far above any real peak table, which has at most a few
+  thousand rows; beyond one the file is rejected naming it.
 """
 
 from __future__ import annotations
@@ -25,8 +31,10 @@ import csv
 import fnmatch
 import io
 import math
+import zipfile
 from collections.abc import Iterator, Sequence
 from typing import Literal
+from xml.parsers import expat
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -46,6 +54,15 @@ _TEXT_COLUMNS = ("name", "type")
 _XLSX_MAGIC = b"PK\x03\x04"
 _HEADER_SEARCH_ROWS = 200
 _CLAIM, _MATCHED = 85, 55
+# Workbook limits (see the module docstring), each far above a real peak table: all parts
+# together once inflated; the rows of the sheet and its cells, as written and as openpyxl reads
+# them (padding for skipped rows and columns included); the XML elements of one row or shared
+# string (Excel's 16,384 columns, a few elements each); those of any other part (styles …).
+MAX_XLSX_BYTES = 32 * 1024 * 1024
+MAX_XLSX_ROWS = 100_000
+MAX_XLSX_CELLS = 1_000_000
+MAX_XLSX_ROW_ELEMENTS = 65_536
+MAX_XLSX_PART_ELEMENTS = 100_000
 
 
 class TableMapping(BaseModel):
@@ -165,7 +182,10 @@ def _sheet_rows(data: bytes, filename: str,
     from openpyxl import load_workbook  # only workbooks need it
 
     try:
+        _check_parts(data, filename)
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except ParseError:
+        raise
     except Exception as exc:  # a damaged workbook: see above
         raise ParseError(f"not a readable .xlsx workbook: {exc}", filename=filename) from None
     try:
@@ -174,7 +194,18 @@ def _sheet_rows(data: bytes, filename: str,
                              f"{', '.join(book.sheetnames)})", filename=filename)
         sheet = book[mapping.sheet] if mapping.sheet else book.worksheets[0]
         # Read all rows here: in read-only mode a damaged part only fails while it is read.
-        rows = [list(values) for values in sheet.iter_rows(values_only=True)]
+        rows: list[list[object]] = []
+        cells = 0
+        for values in sheet.iter_rows(values_only=True):
+            if len(rows) == MAX_XLSX_ROWS:
+                raise _over_limit(f"worksheet {sheet.title!r} has more than "
+                                  f"{MAX_XLSX_ROWS:,} rows", "MAX_XLSX_ROWS", filename)
+            cells += len(values)
+            if cells > MAX_XLSX_CELLS:
+                raise _over_limit(f"worksheet {sheet.title!r} has more than {MAX_XLSX_CELLS:,} "
+                                  f"cells ({cells:,} in its first {len(rows) + 1:,} rows)",
+                                  "MAX_XLSX_CELLS", filename)
+            rows.append(list(values))
     except ParseError:
         raise
     except Exception as exc:  # a damaged workbook: see above
@@ -183,6 +214,101 @@ def _sheet_rows(data: bytes, filename: str,
     finally:
         book.close()
     yield from enumerate(rows, start=1)
+
+
+def _check_parts(data: bytes, filename: str) -> None:
+    """ParseError when the workbook's parts exceed a ``MAX_XLSX_*`` limit.
+
+    Sizes are checked as the zip directory declares them, then as the parts actually inflate
+    (a bomb may understate them), in bounded chunks; the XML of each part is counted on the way
+    by expat, which builds nothing. openpyxl holds a whole row, a whole style sheet, every shared
+    string in memory: a few kilobytes of repeated ``<c/>`` or ``<xf/>`` inflate to gigabytes
+    there, so the elements are bounded before openpyxl sees them.
+    """
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        members = archive.infolist()
+        declared = sum(m.file_size for m in members)
+        if declared > MAX_XLSX_BYTES:
+            biggest = max(members, key=lambda m: m.file_size)
+            raise _over_limit(
+                f"the workbook's parts declare {declared:,} bytes uncompressed ({biggest.filename} "
+                f"{biggest.file_size:,} from {biggest.compress_size:,}), over "
+                f"{MAX_XLSX_BYTES:,}", "MAX_XLSX_BYTES", filename)
+        inflated = 0
+        for member in members:
+            scan = (_PartScan(member.filename, filename)
+                    if member.filename.endswith((".xml", ".rels")) else None)
+            with archive.open(member) as part:
+                while chunk := part.read(1 << 20):
+                    inflated += len(chunk)
+                    if inflated > MAX_XLSX_BYTES:
+                        raise _over_limit(
+                            f"the workbook's parts inflate to more than {MAX_XLSX_BYTES:,} bytes "
+                            f"(reached in {member.filename}, which declares "
+                            f"{member.file_size:,})", "MAX_XLSX_BYTES", filename)
+                    if scan is not None:
+                        scan.parser.Parse(chunk, False)
+            if scan is not None:
+                scan.parser.Parse(b"", True)
+
+
+class _PartScan:
+    """Counts one XML part's elements as it inflates: a worksheet's rows, cells and the elements
+    of each row; the shared strings and each string's elements; any other element."""
+
+    def __init__(self, part: str, filename: str) -> None:
+        self.part, self.filename = part, filename
+        self.record = ("row" if part.startswith("xl/worksheets/")
+                       else "si" if part == "xl/sharedStrings.xml" else None)
+        self.records = self.cells = self.inside = self.outside = self.depth = 0
+        self.parser = expat.ParserCreate()
+        self.parser.StartElementHandler = self._start
+        self.parser.EndElementHandler = self._end
+        self.parser.StartDoctypeDeclHandler = self._doctype
+
+    def _start(self, tag: str, _attributes: object) -> None:
+        local = tag.rpartition(":")[2]
+        if self.depth:
+            self.depth += 1
+            self.inside += 1
+            if self.inside > MAX_XLSX_ROW_ELEMENTS:
+                raise self._over(f"{'row' if self.record == 'row' else 'shared string'} "
+                                 f"{self.records:,} holds more than "
+                                 f"{MAX_XLSX_ROW_ELEMENTS:,} XML elements", "MAX_XLSX_ROW_ELEMENTS")
+            if local == "c" and self.record == "row":
+                self.cells += 1
+                if self.cells > MAX_XLSX_CELLS:
+                    raise self._over(f"more than {MAX_XLSX_CELLS:,} cells", "MAX_XLSX_CELLS")
+        elif local == self.record:
+            self.depth, self.inside = 1, 0
+            self.records += 1
+            most, constant = ((MAX_XLSX_ROWS, "MAX_XLSX_ROWS") if local == "row"
+                              else (MAX_XLSX_CELLS, "MAX_XLSX_CELLS"))
+            if self.records > most:
+                what = "rows" if local == "row" else "shared strings"
+                raise self._over(f"more than {most:,} {what}", constant)
+        else:
+            self.outside += 1
+            if self.outside > MAX_XLSX_PART_ELEMENTS:
+                raise self._over(f"more than {MAX_XLSX_PART_ELEMENTS:,} XML elements"
+                                 + (" outside its rows" if self.record == "row" else ""),
+                                 "MAX_XLSX_PART_ELEMENTS")
+
+    def _end(self, _tag: str) -> None:
+        if self.depth:
+            self.depth -= 1
+
+    def _doctype(self, *_declaration: object) -> None:
+        raise ParseError(f"the workbook part {self.part} declares a DOCTYPE, which no workbook "
+                         "has (its entities could expand without bound)", filename=self.filename)
+
+    def _over(self, what: str, constant: str) -> ParseError:
+        return _over_limit(f"{self.part}: {what}", constant, self.filename)
+
+
+def _over_limit(what: str, constant: str, filename: str) -> ParseError:
+    return ParseError(f"{what}: refused as too large for a peak table (limit {constant} in "
+                      "worker/parsers/table.py)", filename=filename)
 
 
 def _delimiter(lines: list[str]) -> str:
