@@ -104,7 +104,10 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
             rel = path.relative_to(base).as_posix()
             st = path.stat()
             cand = watcher.Candidate(st.st_size, st.st_mtime_ns, time.time(), time.time())
-            local = settings.model_copy(update={"inbox": base, "after_ingest": "keep"})
+            # Files named on the command line are complete: a rejected one is copied to
+            # quarantine/ now, not after dispose_settle_seconds (no watcher comes back to it).
+            local = settings.model_copy(update={"inbox": base, "after_ingest": "keep",
+                                                "dispose_settle_seconds": 0.0})
             outcome = watcher.take(local, path, rel, cand, owner)
             if outcome is None:
                 bar.line(f"REJECTED {rel}: changed while being read; not ingested")

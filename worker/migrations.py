@@ -88,6 +88,14 @@ def _raw_packs(db: Database) -> None:
               for column in ("raw_pack", "raw_offset") if column not in have])
 
 
+def _disposal_intents(db: Database) -> None:
+    # Disposal moved the file first and recorded it after: an outage or a full disk in between
+    # left files in processed/ that the ledger called not disposed, later audited as gone.
+    from worker.models import Disposal
+
+    db.create_tables([Disposal], safe=True)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (1, "initial schema: ledger, jobs, samples, injections, peaks, chromatograms, results, audit",
      _initial),
@@ -102,6 +110,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
      _audit_indexes),
     (6, "source_file.raw_pack and raw_offset: raw bytes kept in pack files, one per batch",
      _raw_packs),
+    (8, "disposal table: where a source file goes, recorded before it is moved",
+     _disposal_intents),
 ]
 
 
