@@ -15,6 +15,7 @@ import itertools
 import json
 import os
 import random
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -184,6 +185,64 @@ def test_a_full_disk_during_disposal_leaves_every_file_where_the_trail_says(
                  timeout=30, what="every row disposed")
         where_the_trail_says()
         assert sorted(p.name for p in files_under(small_processed)) == sorted(files)
+        verify = worker.cli("audit", "verify")
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+    finally:
+        worker.stop()
+
+
+def test_the_database_locked_during_disposal_moves_nothing_until_it_can_record_it(
+        tmp_path: Path) -> None:
+    """Files final but not yet disposed of (a crash right after their commit) meet a database
+    another process holds locked for longer than the busy timeout just as they would leave."""
+    rng = random.Random(8)
+    files = {f"L{i:02d}_Report.csv": report(random_peaks(rng)).encode() for i in range(8)}
+    first = WorkerProcess(tmp_path, "--config",
+                          str(write_config(tmp_path, after_ingest="keep")))
+    for name, data in files.items():
+        (first.inbox / name).write_bytes(data)
+    first.start()
+    first.wait_final(len(files))
+    first.stop()
+    sources = {name: first.inbox / name for name in files}
+    shifted = {name: path.stat().st_mtime_ns for name, path in sources.items()}
+    for path in sources.values():  # changed since read: disposal leaves them for now
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    db_path = tmp_path / "data" / "accu-ingest.db"
+    with contextlib.closing(sqlite3.connect(db_path, isolation_level=None)) as con:
+        con.execute("UPDATE source_file SET disposed = 0")  # final, not disposed of yet
+
+    # The rows are found by the disposal poll alone: the watcher is told to ignore the files.
+    worker = WorkerProcess(tmp_path, "--config", str(write_config(
+        tmp_path, after_ingest="move", exclude=["*.csv"])))
+    worker.start()
+    try:
+        time.sleep(2)
+        assert len(files_under(worker.inbox)) == len(files)
+        holder = sqlite3.connect(db_path, timeout=30, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            for name, path in sources.items():  # as read again: now they may leave
+                os.utime(path, ns=(path.stat().st_atime_ns, shifted[name]))
+            time.sleep(36)  # past the worker's busy timeout
+            assert worker.alive()
+            assert len(files_under(worker.inbox)) == len(files)  # nothing moved unrecorded
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        wait_for(lambda: not files_under(worker.inbox), timeout=60, what="empty inbox")
+        with contextlib.closing(sqlite3.connect(db_path)) as con:
+            wait_for(lambda: con.execute("SELECT COUNT(*) FROM source_file WHERE disposed = 0")
+                     .fetchone()[0] == 0, timeout=30, what="every row disposed")
+            rows = dict(con.execute("SELECT id, name FROM source_file"))
+            events = [(file_id, json.loads(details)) for file_id, details in con.execute(
+                "SELECT source_file_id, details FROM audit_event WHERE event = 'moved' "
+                "ORDER BY seq")]
+        for file_id, name in rows.items():
+            mine = [e for i, e in events if i == file_id]
+            assert [e["action"] for e in mine] == ["kept", "moved"], name
+            assert Path(mine[-1]["to"]) == worker.data / "processed" / name
+            assert Path(mine[-1]["to"]).read_bytes() == files[name]
         verify = worker.cli("audit", "verify")
         assert verify.returncode == 0, verify.stdout + verify.stderr
     finally:
