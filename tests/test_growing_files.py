@@ -247,3 +247,15 @@ def test_the_database_locked_during_disposal_moves_nothing_until_it_can_record_i
         assert verify.returncode == 0, verify.stdout + verify.stderr
     finally:
         worker.stop()
+
+
+def test_a_report_cut_inside_its_sum_row_is_not_taken_as_complete() -> None:
+    """The part of a report written so far may end inside its Sum row, with a total that still
+    agrees with the rows to the digits printed so far: not a complete report."""
+    from worker.parsers import ParseError, agilent_openlab
+    data = report(random_peaks(random.Random(3), 5))
+    total = data.rsplit("Sum,", 1)[1].split(",", 1)[0]
+    cut = data[:data.rindex("Sum,") + len("Sum,") + len(total) - 2]
+    with pytest.raises(ParseError, match="Sum row has no line end"):
+        agilent_openlab.parse(cut.encode(), "S3_Report.csv")
+    assert agilent_openlab.parse(data.encode(), "S3_Report.csv").signals[0].peaks
