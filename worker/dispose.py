@@ -146,8 +146,9 @@ def _plan(settings: Settings, row: SourceFile, intent: Disposal | None,
         if (target is None and now is None) or (target is not None and _stat_of(target) == was):
             return _Plan(row, intent.action, target, source, recovered=True,
                          extra={"recovered": True})
-        if target is not None and intent.action != "deleted":
-            target.unlink(missing_ok=True)  # a copy cut short; the source stays
+        if target is not None:  # a copy cut short (and its reason): the source stays
+            target.unlink(missing_ok=True)
+            target.with_name(target.name + REASON_SUFFIX).unlink(missing_ok=True)
     if now != was:
         # Written to since it was read: the watcher takes it again as a new revision of this
         # path, and this row's file is that one now (wherever the revision went since).
