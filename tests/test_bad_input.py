@@ -140,6 +140,8 @@ def catalogue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalogue]:
     for case in VALID + REJECTED:
         (worker.inbox / case.name).write_bytes(case.data)
     worker.wait_final(len(VALID) + len(REJECTED), timeout=90)
+    # Rejected files leave the inbox once unchanged for dispose_settle_seconds.
+    wait_for(lambda: not files_under(worker.inbox), timeout=60, what="an empty inbox")
     database = db.open_database(Settings(inbox=worker.inbox, data_dir=worker.data))
     try:
         yield Catalogue(worker)

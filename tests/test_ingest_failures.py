@@ -23,7 +23,8 @@ BROKEN = "S-2_Inj_1_Report.csv"
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    s = Settings(inbox=tmp_path / "inbox", data_dir=tmp_path / "data", max_attempts=2)
+    s = Settings(inbox=tmp_path / "inbox", data_dir=tmp_path / "data", max_attempts=2,
+                 dispose_settle_seconds=0)  # files registered here are complete
     s.inbox.mkdir()
     db.open_database(s)
     return s

@@ -28,9 +28,9 @@ def test_retry_after_fixing_the_cause_ingests_and_tidies_quarantine(tmp_path, op
     (worker.inbox / "S1_Report.csv").write_bytes(good)
     (worker.inbox / "S2_Report.csv").write_bytes(bad)
     worker.wait_final(2)
-    worker.stop()
-    quarantine = worker.data / "quarantine"
+    quarantine = worker.data / "quarantine"  # once unchanged for dispose_settle_seconds
     wait_for(lambda: len(files_under(quarantine)) == 4, what="2 files + 2 reasons quarantined")
+    worker.stop()
     open_db(worker.data)
     assert {r.state for r in SourceFile.select()} == {"rejected"}
 

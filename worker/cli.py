@@ -113,7 +113,10 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
             shown = ledger.ledger_path(rel)[0]  # printable: undecodable bytes as escapes
             st = path.stat()
             cand = watcher.Candidate(st.st_size, st.st_mtime_ns, time.time(), time.time())
-            local = settings.model_copy(update={"inbox": base, "after_ingest": "keep"})
+            # Files named on the command line are complete: a rejected one is copied to
+            # quarantine/ now, not after dispose_settle_seconds (no watcher comes back to it).
+            local = settings.model_copy(update={"inbox": base, "after_ingest": "keep",
+                                                "dispose_settle_seconds": 0.0})
             outcome = watcher.take(local, path, rel, cand, owner)
             if outcome is None or isinstance(outcome, watcher.Trouble):
                 why = outcome.reason if outcome else "changed while being read"

@@ -104,6 +104,14 @@ def _path_bytes(db: Database) -> None:
     migrate(migrator.add_column(table, "path_bytes", SourceFile.path_bytes))
 
 
+def _disposal_intents(db: Database) -> None:
+    # Disposal moved the file first and recorded it after: an outage or a full disk in between
+    # left files in processed/ that the ledger called not disposed, later audited as gone.
+    from worker.models import Disposal
+
+    db.create_tables([Disposal], safe=True)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (1, "initial schema: ledger, jobs, samples, injections, peaks, chromatograms, results, audit",
      _initial),
@@ -119,6 +127,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (6, "source_file.raw_pack and raw_offset: raw bytes kept in pack files, one per batch",
      _raw_packs),
     (7, "source_file.path_bytes: the bytes of a path that is not UTF-8", _path_bytes),
+    (8, "disposal table: where a source file goes, recorded before it is moved",
+     _disposal_intents),
 ]
 
 

@@ -82,6 +82,17 @@ class SourceFile(BaseModel):
     raw_offset = BigIntegerField(null=True, help_text="where their record starts in the pack")
 
 
+class Disposal(BaseModel):
+    """A source file about to leave the inbox: recorded before it is moved or deleted, removed
+    in the transaction that marks it disposed, so a crash or outage in between is repaired."""
+
+    source_file = ForeignKeyField(SourceFile, primary_key=True, on_delete="CASCADE")
+    action = CharField(help_text="moved | quarantined | quarantined (copy) | deleted")
+    target = TextField(null=True, help_text="where it goes (None: deleted)")
+    target_bytes = BlobField(null=True, help_text="the target's bytes when not UTF-8")
+    recorded_at = DateTimeField(default=utcnow)
+
+
 class RawBlob(BaseModel):
     """Raw bytes kept in the database, so consumers on other machines need no shared folder."""
 

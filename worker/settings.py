@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     closed_stable_seconds: float = Field(
         0.15, ge=0, description="the shorter window for a file its writer was seen to close "
         "(close-after-write or rename into place, where the platform reports it)")
+    dispose_settle_seconds: float = Field(
+        10.0, ge=0, description="a rejected file (with `polling`, or where closes are not "
+        "reported, any file) leaves the inbox only once unchanged this long since it was read: "
+        "a writer that pauses or reopens it to append gets it taken again, not moved away")
     rescan_seconds: float = Field(30.0, gt=0, description="periodic rescan of the inbox")
     reconcile_seconds: float = Field(10.0, gt=0, description="re-enqueue expired leases")
     lease_seconds: float = Field(120.0, gt=0, description="how long a consumer owns a file")

@@ -373,6 +373,8 @@ class Watcher:
 
         Crash repair on every scan, and the normal path when consumers run elsewhere (they
         cannot reach this inbox): polled every DISPOSE_POLL seconds by the index on origin.
+        The same poll finishes disposals a crash, outage or full disk interrupted (their
+        recorded destination), and lets rejected files (with polling, all) go once settled.
         """
         rows = SourceFile.select().where(SourceFile.origin == self.settings.node,
                                          SourceFile.disposed == False,  # noqa: E712

@@ -203,6 +203,11 @@ def parse(data: bytes, filename: str) -> ParsedFile:
         where = i + 1 if i < len(lines) else len(lines)
         raise ParseError("peak table ends without its Sum row (file cut off or incomplete)",
                          line=where, filename=filename)
+    if header_at > 0 and sum_at == len(lines) - 1 and not text.endswith(("\n", "\r")):
+        # A Report's Sum row ends with its line end (and a blank line): a file that stops
+        # inside it is a part still being written, whose total may be cut short.
+        raise ParseError("the Sum row has no line end (file cut off inside it)", line=sum_at + 1,
+                         filename=filename)
     if not peaks:
         raise ParseError("peak table has zero peaks", line=sum_at + 1, filename=filename)
     assert total is not None
