@@ -85,3 +85,14 @@ def test_semicolon_export_with_decimal_commas() -> None:
             b"1,5;10,25;25,0000;1,0;1,2;1,1\n2;30,75;75,0000;2,0;2,4;2,2\nSum;41,00;;;;\n")
     peaks = agilent_openlab.parse(data, "x.csv").signals[0].peaks
     assert [(p.area, p.rt_min) for p in peaks] == [(10.25, 1.1), (30.75, 2.2)]
+
+
+def test_a_garbled_signal_wavelength_is_left_out_not_a_crash(corpus: Path) -> None:
+    """A damaged method line (``220.100.0 nm``) once escaped as ValueError instead of a parse
+    result: the peaks are still the file's, the wavelength is simply not stated."""
+    data = (corpus / "agilent-1290" / "100_Report.csv").read_bytes()
+    damaged = data.replace(b"Yes,Signal A,220.0 nm", b"Yes,Signal A,220.100.0 nm")
+    assert damaged != data
+    (signal,) = agilent_openlab.parse(damaged, "100_Report.csv").signals
+    assert signal.wavelength_nm is None
+    assert len(signal.peaks or []) == 5

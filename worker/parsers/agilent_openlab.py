@@ -296,7 +296,7 @@ def _wavelength(lines: list[str], delimiter: str) -> float | None:
     for line in lines:
         cells = _split(line, delimiter) if line.strip() else []
         if len(cells) >= 3 and cells[0].strip() == "Yes" and cells[1].startswith("Signal"):
-            match = re.match(r"\s*([\d.]+)\s*nm", cells[2])
+            match = re.match(r"\s*(\d+(?:\.\d+)?)\s*nm", cells[2])
             if match:
                 return float(match.group(1))
     return None
