@@ -88,6 +88,14 @@ def _raw_packs(db: Database) -> None:
               for column in ("raw_pack", "raw_offset") if column not in have])
 
 
+def _process_heartbeats(db: Database) -> None:
+    # Each process renews its row every few seconds: a consumer on another machine that died
+    # frees its files in seconds, not when their leases run out.
+    from worker.models import ProcessBeat
+
+    db.create_tables([ProcessBeat], safe=True)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (1, "initial schema: ledger, jobs, samples, injections, peaks, chromatograms, results, audit",
      _initial),
@@ -102,6 +110,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
      _audit_indexes),
     (6, "source_file.raw_pack and raw_offset: raw bytes kept in pack files, one per batch",
      _raw_packs),
+    (9, "process_heartbeat: a row per running process, renewed every few seconds",
+     _process_heartbeats),
 ]
 
 

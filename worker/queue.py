@@ -21,6 +21,7 @@ from huey.api import TaskWrapper
 from huey.serializer import Serializer, SignedSerializer, constant_time_compare
 from huey.storage import PostgresStorage, RedisStorage, SqliteStorage
 
+from worker import heartbeat
 from worker.db import describe_error, redact
 from worker.settings import Settings, SettingsError
 
@@ -85,8 +86,14 @@ class CheckedHuey(Huey):
     queue_url = ""
 
     def dequeue(self) -> Any:
+        beat = heartbeat.loop("queue", stall_after=None)
         while True:
-            data = self.storage.dequeue()
+            try:
+                data = self.storage.dequeue()
+            except Exception as exc:  # Huey logs it, waits and asks again
+                beat.failed(f"queue {redact(self.queue_url)}: {exc}")
+                raise
+            beat.ok()
             if data is None:
                 return None
             try:
