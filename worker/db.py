@@ -5,7 +5,7 @@ IMMEDIATE so two writers queue on the lock instead of failing half-way through a
 a file lock beside the database hands the write lock from one process to the next promptly.
 
 A PostgreSQL connection that the server or the network dropped is replaced by a new one at the
-next query outside a transaction (HealingPostgresqlDatabase), so every long-running thread
+next query outside a transaction (PostgresqlHealingDatabase), so every long-running thread
 survives a restart of the server; Backoff spaces their attempts while it is away.
 """
 
@@ -116,7 +116,7 @@ def open_database(settings: Settings, migrate: bool = True) -> Database:
         # maps FloatField to REAL (float4) on PostgreSQL: 7 digits, leases rounded to 128 s and
         # peak areas cut. SQLite's REAL is float8, so float8 on both keeps them the same.
         params = parse(url.replace("postgres://", "postgresql://", 1))
-        db = HealingPostgresqlDatabase(**{**PG_OPTIONS, **params}, prefer_psycopg3=True,
+        db = PostgresqlHealingDatabase(**{**PG_OPTIONS, **params}, prefer_psycopg3=True,
                                        field_types={"FLOAT": "DOUBLE PRECISION"})
     else:
         raise DatabaseUnavailable(f"database {redact(url)}: expected sqlite:///… or "
@@ -136,14 +136,15 @@ def open_database(settings: Settings, migrate: bool = True) -> Database:
     return db
 
 
-class HealingPostgresqlDatabase(PostgresqlDatabase):
+class PostgresqlHealingDatabase(PostgresqlDatabase):
     """PostgreSQL whose threads get a new connection once theirs is dead.
 
     peewee keeps a thread's connection until it is closed, and a connection the server dropped
     (a restart, a failover, a reset by the network) is never closed: every later query of that
     thread failed with "the connection is closed" for ever. A transaction that was open on it
     already failed with the connection; the next one, or the next query outside a transaction,
-    starts on a fresh connection.
+    starts on a fresh connection. (Its name starts with "Postgres": audit.lock_chain and
+    jobresults tell PostgreSQL by that.)
     """
 
     def cursor(self, named_cursor: Any = None) -> Any:
@@ -184,7 +185,7 @@ def connection_lost() -> bool:
     be opened)? Then trying the same work again once it is back is right; SQLite has no
     connection to lose."""
     db = database.obj
-    if not isinstance(db, HealingPostgresqlDatabase):
+    if not isinstance(db, PostgresqlHealingDatabase):
         return False
     return db.is_closed() or db._dead()
 

@@ -308,6 +308,11 @@ def expire(file_ids: list[int]) -> None:
      .where(SourceFile.id.in_(file_ids), SourceFile.state == QUEUED).execute())
 
 
+def expire_queued() -> int:
+    """End the lease of every queued row: their tasks were lost with the queue (a restart)."""
+    return int(SourceFile.update(lease_until=0).where(SourceFile.state == QUEUED).execute())
+
+
 def requeue(rows: list[SourceFile], owner: str, lease_seconds: float) -> list[int]:
     """Hand recoverable rows back to the queue; only rows unchanged since read are taken."""
     until = time.time() + lease_seconds

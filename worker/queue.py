@@ -134,6 +134,15 @@ class Queue:
     def depth(self) -> int:
         return self.huey.pending_count()
 
+    def life(self) -> str | None:
+        """Which life of the queue server this is, where a restart can lose its tasks: Redis
+        keeps them in memory (and at best in a snapshot some seconds old). None for queues
+        kept in a database, whose tasks outlive a restart."""
+        storage = self.huey.storage
+        if isinstance(storage, RedisStorage):
+            return str(storage.conn.info("server").get("run_id"))
+        return None
+
     def check(self) -> None:
         """Raise QueueUnavailable unless the queue answers."""
         try:

@@ -76,7 +76,12 @@ def reconcile(queue: Queue, owner: str, lease_seconds: float) -> int:
         ids = ledger.requeue(ledger.recoverable(), owner, lease_seconds)
     if ids:
         log.info("reconciler re-enqueues %d file(s)", len(ids))
-        queue.enqueue(ids)
+        try:
+            queue.enqueue(ids)
+        except Exception:
+            # Not enqueued (the queue is away): their new leases must not make them wait.
+            ledger.expire(ids)
+            raise
     return len(ids)
 
 
@@ -89,6 +94,7 @@ class Reconciler:
         self.owner = ledger.owner_id("reconciler")
         self.is_scheduler = False
         self.last_run: float | None = None
+        self.queue_life: str | None = None  # Queue.life() at the last pass
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
 
@@ -113,6 +119,11 @@ class Reconciler:
             wait = interval
             try:
                 self.is_scheduler = hold_lease(SCHEDULER, self.owner, interval * 3)
+                life = self.queue.life()
+                if self.is_scheduler and life != self.queue_life is not None:
+                    log.warning("the queue server was restarted and may have lost its tasks; "
+                                "re-enqueueing every queued file (%d)", ledger.expire_queued())
+                self.queue_life = life
                 if self.is_scheduler:
                     reconcile(self.queue, self.owner, self.settings.lease_seconds)
                     self.last_run = time.time()
