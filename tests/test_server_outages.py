@@ -198,13 +198,14 @@ def test_postgres_outage_mid_burst_every_loop_reconnects_and_finishes_exactly_on
     placed, distinct = burst(cluster, 150, seed=21)
     time.sleep(1.5)  # mid-burst: some files registered, some held by consumers, some pending
     proxy.cut()
+    cut_at = time.monotonic()
     try:
         # Each process names its loops that cannot reach the database.
         for node in cluster.nodes:
             why = wait_for(lambda n=node: stuck_loops(n), timeout=15,  # type: ignore[misc]
                            what=f"{node.role} {node.name} /readyz naming a stuck loop")
             assert "database" in why or "queue" in why, why
-        time.sleep(8)
+        time.sleep(max(0.0, 15 - (time.monotonic() - cut_at)))  # away for 15 s at least
     finally:
         proxy.restore()
     # Back: everything finishes by itself, long before any lease (120 s) runs out.
