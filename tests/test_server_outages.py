@@ -177,29 +177,49 @@ def proxied_pg(pg: str) -> Iterator[tuple[str, Proxy]]:
     proxy.cut()
 
 
-def burst(cluster: Cluster, files: int, seed: int) -> tuple[list[Any], int]:
-    rng = random.Random(seed)
-    drops = plan(files, rng, tag=f"o{seed}")
-    placed = spread(drops, cluster, rng)
-    for node, drop in placed:
-        put(node.inbox, drop, rng)
-    return placed, len({d.sha for d in drops})
+class Burst:
+    """Files spread over the watchers' inboxes, dropped in two waves: one before the outage,
+    one while the server is away."""
+
+    def __init__(self, cluster: Cluster, files: int, seed: int) -> None:
+        self.rng = random.Random(seed)
+        drops = plan(files, self.rng, tag=f"o{seed}")
+        self.placed = spread(drops, cluster, self.rng)
+        self.distinct = len({d.sha for d in drops})
+        self._waves = [self.placed[: files * 2 // 3], self.placed[files * 2 // 3:]]
+
+    def drop_wave(self) -> None:
+        for node, drop in self._waves.pop(0):
+            put(node.inbox, drop, self.rng)
+
+
+def in_flight(direct_url: str, tmp: Path) -> int:
+    """Files held by a consumer, read straight from the server (not through the proxy)."""
+    from worker.models import PROCESSING, SourceFile
+    database = bind(Backends(direct_url, REDIS_SERVER, "none"), tmp)
+    try:
+        return int(SourceFile.select().where(SourceFile.state == PROCESSING).count())
+    finally:
+        database.close()
 
 
 # --- PostgreSQL goes away mid-burst -------------------------------------------------------------
 def test_postgres_outage_mid_burst_every_loop_reconnects_and_finishes_exactly_once(
-        proxied_pg: tuple[str, Proxy], queue_name: str, tmp_path: Path,
+        pg: str, proxied_pg: tuple[str, Proxy], queue_name: str, tmp_path: Path,
         cluster_root: list[Cluster]) -> None:
     url, proxy = proxied_pg
     backends = Backends(url, url, queue_name)  # ledger and queue both on the PostgreSQL
     cluster = Cluster.build(tmp_path, backends, watchers=1, consumers=2, **SLOW_LEASE)
     cluster_root.append(cluster)
     cluster.start()
-    placed, distinct = burst(cluster, 150, seed=21)
-    time.sleep(1.5)  # mid-burst: some files registered, some held by consumers, some pending
+    burst = Burst(cluster, 240, seed=21)
+    burst.drop_wave()
+    # Mid-burst: files held by consumers, others registered or still in the inbox.
+    wait_for(lambda: in_flight(pg, tmp_path), timeout=30, interval=0.02, what="files in flight")
     proxy.cut()
     cut_at = time.monotonic()
     try:
+        burst.drop_wave()
         # Each process names its loops that cannot reach the database.
         for node in cluster.nodes:
             why = wait_for(lambda n=node: stuck_loops(n), timeout=15,  # type: ignore[misc]
@@ -208,11 +228,13 @@ def test_postgres_outage_mid_burst_every_loop_reconnects_and_finishes_exactly_on
         time.sleep(max(0.0, 15 - (time.monotonic() - cut_at)))  # away for 15 s at least
     finally:
         proxy.restore()
+    back = time.monotonic()
     # Back: everything finishes by itself, long before any lease (120 s) runs out.
-    cluster.wait_quiet(distinct, timeout=45)
+    cluster.wait_quiet(burst.distinct, timeout=45)
+    print(f"all final {time.monotonic() - back:.1f} s after PostgreSQL returned")
     wait_for(lambda: all_ready(cluster), timeout=20, what="every process ready again")
     assert cluster.stop() == {f"{n.role} {n.name}": 0 for n in cluster.nodes}
-    assert_clean(check_exactly_once(cluster, placed, tmp_path))
+    assert_clean(check_exactly_once(cluster, burst.placed, tmp_path))
 
 
 # --- Redis killed and started again empty -------------------------------------------------------
@@ -262,10 +284,12 @@ def test_redis_killed_and_restarted_empty_loses_nothing_and_readiness_names_the_
     cluster = Cluster.build(tmp_path, backends, watchers=1, consumers=2, **SLOW_LEASE)
     cluster_root.append(cluster)
     cluster.start()
-    placed, distinct = burst(cluster, 100, seed=22)
-    time.sleep(1.0)
+    burst = Burst(cluster, 150, seed=22)
+    burst.drop_wave()
+    wait_for(lambda: in_flight(pg, tmp_path), timeout=30, interval=0.02, what="files in flight")
     kill()  # with every task in it: the ledger is the truth
     try:
+        burst.drop_wave()
         for node in cluster.consumers:
             why = wait_for(lambda n=node: stuck_loops(n), timeout=15,  # type: ignore[misc]
                            what=f"consumer {node.name} /readyz naming its queue")
@@ -273,10 +297,12 @@ def test_redis_killed_and_restarted_empty_loses_nothing_and_readiness_names_the_
         time.sleep(3)
     finally:
         start()
-    cluster.wait_quiet(distinct, timeout=45)
+    back = time.monotonic()
+    cluster.wait_quiet(burst.distinct, timeout=45)
+    print(f"all final {time.monotonic() - back:.1f} s after Redis returned")
     wait_for(lambda: all_ready(cluster), timeout=20, what="every process ready again")
     assert cluster.stop() == {f"{n.role} {n.name}": 0 for n in cluster.nodes}
-    assert_clean(check_exactly_once(cluster, placed, tmp_path))
+    assert_clean(check_exactly_once(cluster, burst.placed, tmp_path))
 
 
 # --- a consumer on another machine dies ---------------------------------------------------------
@@ -309,16 +335,20 @@ def test_a_dead_consumer_on_another_machine_is_noticed_by_its_heartbeat(
                                              SourceFile.lease_owner.startswith("elsewhere-")
                                              ).count()
 
-        placed, distinct = burst(cluster, 120, seed=23)
+        burst = Burst(cluster, 120, seed=23)
+        burst.drop_wave()
+        burst.drop_wave()
         wait_for(held_far, timeout=30, interval=0.02, what="files held by the far consumer")
         far.stop(signal.SIGKILL)
+        killed = time.monotonic()
         assert held_far() > 0  # its files are in flight, their leases good for 120 s
         near = Node(tmp_path / "near", "consume", backends, "near", config=SLOW_LEASE).start()
         cluster.consumers.append(near)
         # Its heartbeat is stale after 15 s: the reconciler hands its files to the near one.
-        cluster.wait_quiet(distinct, timeout=60)
+        cluster.wait_quiet(burst.distinct, timeout=60)
+        print(f"all final {time.monotonic() - killed:.1f} s after the far consumer died")
     finally:
         database.close()
     cluster.consumers = [near]  # the far one was killed
     assert cluster.stop() == {f"{n.role} {n.name}": 0 for n in cluster.nodes}
-    assert_clean(check_exactly_once(cluster, placed, tmp_path))
+    assert_clean(check_exactly_once(cluster, burst.placed, tmp_path))
