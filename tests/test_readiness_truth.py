@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -88,6 +89,26 @@ def test_readyz_answers_within_its_timeout_while_another_process_holds_the_write
         holder.kill()
         holder.wait()
     wait_for(lambda: worker.get("/readyz")[0] == 200, timeout=20, what="ready again")
+
+
+def test_a_write_lock_held_past_the_busy_timeout_names_the_stuck_loops_then_recovers(
+        worker: WorkerProcess) -> None:
+    worker.start()
+    wait_for(lambda: worker.get("/readyz")[0] == 200, timeout=20, what="ready")
+    # A copy tool or a stuck writer holds SQLite's lock longer than the 30 s busy timeout.
+    holder = sqlite3.connect(worker.data / "accu-ingest.db", timeout=0, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        def stuck() -> str | None:
+            code, body = worker.get("/readyz")
+            return body["failed"].get("loops") if code == 503 else None
+
+        why = wait_for(stuck, timeout=60, interval=1.0, what="/readyz naming stuck loops")
+        assert "locked" in why, why
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    wait_for(lambda: worker.get("/readyz")[0] == 200, timeout=30, what="ready again")
 
 
 # --- the HTTP server's bounds -------------------------------------------------------------------
