@@ -100,7 +100,10 @@ def test_a_write_lock_held_past_the_busy_timeout_names_the_stuck_loops_then_reco
     holder.execute("BEGIN IMMEDIATE")
     try:
         def stuck() -> str | None:
-            code, body = worker.get("/readyz")
+            try:
+                code, body = worker.get("/readyz")
+            except OSError:  # slow on a loaded machine: the test above checks its time
+                return None
             return body["failed"].get("loops") if code == 503 else None
 
         why = wait_for(stuck, timeout=60, interval=1.0, what="/readyz naming stuck loops")
