@@ -7,7 +7,9 @@ Its whole contract with the parent is its stdin pipe:
 - a later ``stop`` line asks for a graceful stop: files in flight finish. It is a line and not
   a signal because Windows cannot send SIGTERM to another process;
 - the child answers on its stdout with one ``ready`` line once its database and queue are open,
-  so the parent's readiness does not claim consumers that are still starting;
+  so the parent's readiness does not claim consumers that are still starting, then with a
+  ``health`` line every HEALTH_SECONDS: the loops of its own that cannot make progress, as JSON
+  (heartbeat.problems), so the parent's readiness and watchdog follow its consumers too;
 - end of file means the parent died (the kernel closes its end): the child exits at once
   rather than live on as an orphan. Its open transaction rolls back, and its leases are a
   dead holder's (ledger.holder_is_dead, by pid), so the next ``run`` takes its files again.
@@ -24,6 +26,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,6 +40,8 @@ log = logging.getLogger("worker.child")  # not __main__, which it is under ``pyt
 COMMAND = [sys.executable, "-m", "worker.child"]
 STOP = b"stop\n"
 READY = b"ready\n"
+HEALTH = b"health "
+HEALTH_SECONDS = 1.0
 
 
 def handover(settings: Settings, index: int, log_level: int) -> bytes:
@@ -86,6 +91,18 @@ def watch_parent(pipe: Iterator[bytes], index: int) -> None:
     os._exit(1)
 
 
+def report_health() -> None:
+    """Tell the parent every HEALTH_SECONDS which of our loops cannot make progress."""
+    from worker import heartbeat
+    while True:
+        line = HEALTH + json.dumps(heartbeat.problems()).encode() + b"\n"
+        try:
+            os.write(sys.stdout.fileno(), line)
+        except OSError:  # the parent is gone; watch_parent ends us
+            return
+        time.sleep(HEALTH_SECONDS)
+
+
 def main() -> int:
     pipe = lines(sys.stdin.fileno())
     first = next(pipe, None)
@@ -95,7 +112,7 @@ def main() -> int:
     drivers.leave_out_unused(settings)
     # Imported only now: they import peewee and Huey, which import every database and queue
     # client library installed unless leave_out_unused has just kept the unused ones out.
-    from worker import audit, db
+    from worker import audit, db, heartbeat
     from worker.consumer import consume
     from worker.queue import QueueUnavailable, open_queue
 
@@ -112,7 +129,13 @@ def main() -> int:
     log.info("consumer %d: pid %d, %d thread(s), parent %d", index, os.getpid(),
              settings.workers, os.getppid())
     os.write(sys.stdout.fileno(), READY)  # the parent's readiness waits for this line
-    consume(settings, queue, restart_on_hangup=False)
+    threading.Thread(target=report_health, name="health", daemon=True).start()
+    beats = heartbeat.Heartbeat("run-consumer", settings.node)
+    beats.start()
+    try:
+        consume(settings, queue, restart_on_hangup=False)
+    finally:
+        beats.stop()
     return 0
 
 

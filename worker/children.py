@@ -11,13 +11,14 @@ durability comes from the ledger's leases, so a killed child only delays its fil
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from worker import child
@@ -31,6 +32,7 @@ MAX_BACKOFF = 30.0
 STEADY_SECONDS = 60.0  # a child that ran this long before it died starts at FIRST_BACKOFF again
 STOP_TIMEOUT = SHUTDOWN_TIMEOUT + 10.0  # Huey's shutdown timeout, plus the child's exit
 POLL = 0.2
+HEALTH_STALE = 15.0  # a ready child silent this long (child.HEALTH_SECONDS apart) is stuck
 
 
 @dataclass
@@ -44,6 +46,8 @@ class Slot:
     backoff: float = FIRST_BACKOFF  # the wait after its next quick death
     restarts: int = 0
     ready: bool = False  # said so on its stdout (child.READY) since it was last started
+    problems: dict[str, str] = field(default_factory=dict)  # its last child.HEALTH line
+    health_at: float = 0.0  # time.monotonic() of that line
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -80,8 +84,17 @@ def _listen(slot: Slot, proc: subprocess.Popen[bytes]) -> None:
     """Read the child's stdout until it exits: its one ``ready`` line marks the slot ready."""
     assert proc.stdout is not None
     for line in proc.stdout:
-        if line == child.READY and slot.proc is proc:
-            slot.ready = True
+        if slot.proc is not proc:
+            continue
+        if line == child.READY:
+            slot.ready, slot.health_at = True, time.monotonic()
+        elif line.startswith(child.HEALTH):
+            try:
+                slot.problems = {str(k): str(v) for k, v in
+                                 json.loads(line[len(child.HEALTH):]).items()}
+            except ValueError:
+                slot.problems = {"health": f"unreadable report {line[:80]!r}"}
+            slot.health_at = time.monotonic()
 
 
 def _hang_up(proc: subprocess.Popen[bytes]) -> None:
@@ -112,6 +125,7 @@ class Children:
         _tell(proc, child.handover(self.settings, slot.index,
                                    logging.getLogger().getEffectiveLevel()))
         slot.proc, slot.started, slot.restart_at, slot.ready = proc, time.monotonic(), None, False
+        slot.problems = {}
         threading.Thread(target=_listen, args=(slot, proc), name=f"consumer-{slot.index}-out",
                          daemon=True).start()
 
@@ -173,7 +187,17 @@ class Children:
     def describe(self) -> dict[str, Any]:
         """For /status, /readyz and the systemd status line; from memory, never waits."""
         alive = [s for s in self.slots if s.alive()]
+        now = time.monotonic()
+        problems = {}
+        for s in alive:
+            if not s.ready:
+                continue
+            words = [f"{name}: {why}" for name, why in sorted(s.problems.items())]
+            if now - s.health_at > HEALTH_STALE:
+                words.append(f"no health report for {now - s.health_at:.0f} s")
+            if words:
+                problems[f"consumer process {s.index}"] = "; ".join(words)
         return {"processes": len(self.slots), "alive": len(alive),
-                "ready": sum(1 for s in alive if s.ready),
+                "ready": sum(1 for s in alive if s.ready), "problems": problems,
                 "pids": [s.proc.pid for s in alive if s.proc is not None],
                 "restarts": sum(s.restarts for s in self.slots)}

@@ -3,15 +3,22 @@
 SQLite runs in WAL mode with a busy timeout, foreign keys on, and write transactions begun
 IMMEDIATE so two writers queue on the lock instead of failing half-way through a transaction;
 a file lock beside the database hands the write lock from one process to the next promptly.
+
+A PostgreSQL connection that the server or the network dropped is replaced by a new one at the
+next query outside a transaction (PostgresqlHealingDatabase), so every long-running thread
+survives a restart of the server; Backoff spaces their attempts while it is away.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from peewee import Database, PostgresqlDatabase, SqliteDatabase
-from playhouse.db_url import connect
+from peewee import Database, InterfaceError, OperationalError, PostgresqlDatabase, SqliteDatabase
+from playhouse.db_url import parse
 
 from worker import audit, migrations
 from worker.filelock import FileLock
@@ -20,6 +27,11 @@ from worker.settings import Settings
 
 BUSY_TIMEOUT_S = 30
 CACHE_KIB = 4000  # SQLite page cache of each connection (each thread has its own)
+# A server that does not answer must not hold a thread for ever: connecting gives up after this,
+# and TCP keepalives end a connection whose server vanished without a reset (libpq options).
+PG_OPTIONS = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10,
+              "keepalives_interval": 5, "keepalives_count": 3}
+DB_ERRORS = (OperationalError, InterfaceError)
 
 
 class DatabaseUnavailable(Exception):
@@ -47,9 +59,20 @@ class QueuedSqliteDatabase(SqliteDatabase):
     def __init__(self, database: str, *args: Any, **kwargs: Any) -> None:
         super().__init__(database, *args, **kwargs)
         self.writers = FileLock(database + ".writers")
+        self._wait = threading.local()
+
+    @contextmanager
+    def writer_wait(self, seconds: float) -> Iterator[None]:
+        """This thread's writers wait at most ``seconds`` for their turn (a probe must answer
+        within its own timeout, not the busy timeout)."""
+        self._wait.seconds = seconds
+        try:
+            yield
+        finally:
+            self._wait.seconds = None
 
     def begin(self, lock_type: str | None = None) -> None:
-        self.writers.acquire(BUSY_TIMEOUT_S)
+        self.writers.acquire(getattr(self._wait, "seconds", None) or BUSY_TIMEOUT_S)
         try:
             super().begin(lock_type)
         except BaseException:
@@ -92,8 +115,9 @@ def open_database(settings: Settings, migrate: bool = True) -> Database:
         # peewee 4 would pick psycopg2 whenever that happens to be installed as well. peewee
         # maps FloatField to REAL (float4) on PostgreSQL: 7 digits, leases rounded to 128 s and
         # peak areas cut. SQLite's REAL is float8, so float8 on both keeps them the same.
-        db = connect(url.replace("postgres://", "postgresql://", 1), prefer_psycopg3=True,
-                     field_types={"FLOAT": "DOUBLE PRECISION"})
+        params = parse(url.replace("postgres://", "postgresql://", 1))
+        db = PostgresqlHealingDatabase(**{**PG_OPTIONS, **params}, prefer_psycopg3=True,
+                                       field_types={"FLOAT": "DOUBLE PRECISION"})
     else:
         raise DatabaseUnavailable(f"database {redact(url)}: expected sqlite:///… or "
                                   "postgresql://…")
@@ -111,6 +135,60 @@ def open_database(settings: Settings, migrate: bool = True) -> Database:
             raise DatabaseUnavailable(f"cannot bring the schema of {redact(url)} up to date: "
                                       f"{describe_error(exc, url)}") from exc
     return db
+
+
+class PostgresqlHealingDatabase(PostgresqlDatabase):
+    """PostgreSQL whose threads get a new connection once theirs is dead.
+
+    peewee keeps a thread's connection until it is closed, and a connection the server dropped
+    (a restart, a failover, a reset by the network) is never closed: every later query of that
+    thread failed with "the connection is closed" for ever. A transaction that was open on it
+    already failed with the connection; the next one, or the next query outside a transaction,
+    starts on a fresh connection. (Its name starts with "Postgres": audit.lock_chain and
+    jobresults tell PostgreSQL by that.)
+    """
+
+    def cursor(self, named_cursor: Any = None) -> Any:
+        if not self.is_closed() and not self.in_transaction() and self._dead():
+            self._drop()
+        return super().cursor(named_cursor)
+
+    def _dead(self) -> bool:
+        conn = self._state.conn
+        return conn is None or bool(conn.closed) or bool(getattr(conn, "broken", False))
+
+    def _drop(self) -> None:
+        conn = self._state.conn
+        self._state.reset()
+        if conn is not None:
+            with suppress(Exception):  # it is dead already; closing only frees its memory
+                conn.close()
+
+
+class Backoff:
+    """The wait of a loop after each failure in a row: first, doubling, at most ``most``."""
+
+    def __init__(self, first: float = 0.5, most: float = 10.0) -> None:
+        self.first, self.most = first, most
+        self.failures = 0
+
+    def failed(self) -> float:
+        """Count one more failure; the seconds to wait before trying again."""
+        self.failures += 1
+        return min(self.first * 2 ** (self.failures - 1), self.most)
+
+    def succeeded(self) -> None:
+        self.failures = 0
+
+
+def connection_lost() -> bool:
+    """After a failed query: is this thread's PostgreSQL connection gone (dropped, or none could
+    be opened)? Then trying the same work again once it is back is right; SQLite has no
+    connection to lose."""
+    db = database.obj
+    if not isinstance(db, PostgresqlHealingDatabase):
+        return False
+    return db.is_closed() or db._dead()
 
 
 def limit_cache(kib: int) -> None:

@@ -7,6 +7,7 @@ are counted apart from real ones.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -18,9 +19,9 @@ from typing import Any
 
 from peewee import fn
 
-from worker import __version__, ledger
+from worker import __version__, heartbeat, ledger
 from worker.canary import Canary, is_canary_file, last_success, not_canary_file, to_datetime
-from worker.db import BUSY_TIMEOUT_S, is_postgres
+from worker.db import BUSY_TIMEOUT_S, QueuedSqliteDatabase, is_postgres
 from worker.models import (
     INGESTED,
     PROCESSING,
@@ -144,7 +145,8 @@ def _iso_epoch(ts: float | None) -> str | None:
 def checks(probe: Probe) -> dict[str, str | None]:
     """Each readiness check: None when it passes, else what is wrong."""
     settings = probe.settings
-    result: dict[str, str | None] = {"database": database_problem()}
+    result: dict[str, str | None] = {"database": database_problem(),
+                                     "loops": loops_problem()}
     if probe.queue is not None:
         try:
             probe.queue.check()
@@ -171,10 +173,25 @@ def checks(probe: Probe) -> dict[str, str | None]:
     if probe.canary is not None:
         result["canary"] = probe.canary.problem
     if probe.consumers is not None:
-        c = probe.consumers()
-        result["consumers"] = None if c["ready"] == c["processes"] else \
-            f"{c['ready']} of {c['processes']} consumer processes running and ready"
+        result["consumers"] = consumers_problem(probe.consumers())
     return result
+
+
+def loops_problem() -> str | None:
+    """The loops of this process that cannot make progress (heartbeat.py): a fresh connection
+    opened by the probe says nothing of the watcher's, the reconciler's or a consumer's."""
+    stuck = heartbeat.problems()
+    return "; ".join(f"{name}: {why}" for name, why in sorted(stuck.items())) or None
+
+
+def consumers_problem(c: dict[str, Any]) -> str | None:
+    """The consumer processes of ``run`` (children.Children.describe) that are not running,
+    not ready, or whose loops cannot make progress."""
+    words = []
+    if c["ready"] != c["processes"]:
+        words.append(f"{c['ready']} of {c['processes']} consumer processes running and ready")
+    words += [f"{name}: {why}" for name, why in sorted(c.get("problems", {}).items())]
+    return "; ".join(words) or None
 
 
 def _backlog_problem(settings: Settings) -> str | None:
@@ -205,11 +222,15 @@ def database_problem() -> str | None:
         return f"database does not answer: {exc}"
     sqlite = not is_postgres(db)
     name = f"readyz-probe:{ledger.owner_id(threading.current_thread().name)}"
+    # Another process's writer holds the file lock before SQLite's own (db.py): the probe waits
+    # for it no longer than for SQLite's lock.
+    wait = db.writer_wait(WRITE_PROBE_TIMEOUT_MS / 1000) if isinstance(db, QueuedSqliteDatabase) \
+        else contextlib.nullcontext()
     try:
         if sqlite:
             db.execute_sql(f"PRAGMA busy_timeout = {WRITE_PROBE_TIMEOUT_MS}")
         try:
-            with db.atomic():
+            with wait, db.atomic():
                 if not sqlite:
                     db.execute_sql(f"SET LOCAL statement_timeout = {WRITE_PROBE_TIMEOUT_MS}")
                 Lease.insert(name=name, owner=name, until=0).execute()

@@ -11,14 +11,18 @@ import contextlib
 import logging
 import struct
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import PurePosixPath
+from typing import TypeVar
 
 from peewee import InterfaceError, OperationalError
 
-from worker import audit, dispose, grouping, jobresults, ledger, sql, store
+from worker import audit, db, dispose, grouping, heartbeat, jobresults, ledger, sql, store
 from worker.models import (
     INGESTED,
     REJECTED,
@@ -42,6 +46,7 @@ log = logging.getLogger(__name__)
 LOOSE_WINDOW = timedelta(minutes=2)  # loose files first seen this close together share a Job
 TRANSIENT = (OperationalError, InterfaceError, store.StoreError, OSError)
 CHUNK_BYTES = 32 * 1024 * 1024
+T = TypeVar("T")
 
 
 def raw_bytes(settings: Settings, row: SourceFile) -> bytes:
@@ -88,10 +93,39 @@ def process_many(settings: Settings, file_ids: list[int],
     whole is written again file by file so one bad file cannot hold back the rest.
     """
     owner = owner or ledger.owner_id()
+    beat = heartbeat.loop(f"consumer {threading.current_thread().name}", stall_after=None)
     finished: dict[int, str] = {}
-    for chunk in _chunks(ledger.claim_many(file_ids, owner, settings.lease_seconds)):
-        finished.update(_process_chunk(settings, chunk, owner))
+    try:
+        claimed = _while_connection_lost(
+            settings, beat, lambda: ledger.claim_many(file_ids, owner, settings.lease_seconds))
+        for chunk in _chunks(claimed):
+            finished.update(_process_chunk(settings, chunk, owner, beat))
+    except TRANSIENT:
+        # Given up on for now (its leases, ours or not, bring them back: the reconciler). This
+        # thread is idle again and its next query opens a new connection.
+        beat.ok()
+        raise
+    beat.ok()
     return finished
+
+
+def _while_connection_lost(settings: Settings, beat: heartbeat.Loop, work: Callable[[], T]) -> T:
+    """``work()``, tried again with backoff while the database connection is lost (a server
+    restart, a failover), for as long as a lease lasts: the files this thread holds are then
+    finished as soon as the server is back, not when their leases run out. Other errors, and
+    the last one, are raised."""
+    deadline = time.monotonic() + settings.lease_seconds
+    backoff = db.Backoff()
+    while True:
+        try:
+            return work()
+        except TRANSIENT as exc:
+            if not db.connection_lost() or time.monotonic() > deadline:
+                raise
+            beat.failed(f"database: {exc}")
+            wait = backoff.failed()
+            log.warning("database connection lost (%s); trying again in %.1f s", exc, wait)
+            time.sleep(wait)
 
 
 def _chunks(rows: list[SourceFile]) -> Iterator[list[SourceFile]]:
@@ -110,11 +144,24 @@ def _chunks(rows: list[SourceFile]) -> Iterator[list[SourceFile]]:
         yield chunk
 
 
-def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str) -> dict[int, str]:
-    works = [_prepare(settings, row) for row in rows]
+def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str,
+                   beat: heartbeat.Loop) -> dict[int, str]:
+    def prepare(row: SourceFile) -> Work:
+        work = _prepare(settings, row)
+        if isinstance(work.failure, TRANSIENT) and db.connection_lost():
+            raise work.failure  # its bytes come from the database: read them once it is back
+        return work
+
+    works = [_while_connection_lost(settings, beat, partial(prepare, row)) for row in rows]
     todo = [w for w in works if w.wait is None and w.failure is None]
-    try:
+
+    def commit() -> None:
+        for w in todo:
+            w.wait = None  # what a failed try found is rolled back; the next try sees afresh
         _commit(settings, todo, owner)
+
+    try:
+        _while_connection_lost(settings, beat, commit)
     except TRANSIENT as exc:  # rolled back: nothing of the batch was written
         for w in todo:
             w.state, w.failure = None, exc
@@ -129,7 +176,8 @@ def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str) -> di
     for w in works:
         if w.wait is not None:
             with contextlib.suppress(*TRANSIENT):
-                ledger.release(w.row, owner, w.wait)
+                _while_connection_lost(settings, beat, partial(ledger.release, w.row, owner,
+                                                                w.wait))
         elif w.failure is not None:
             _failed(settings, w, owner)
     done = [w for w in works if w.state]

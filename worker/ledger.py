@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from peewee import fn
 
-from worker import audit, sql
+from worker import audit, heartbeat, sql
 from worker.models import (
     FINAL_STATES,
     PROCESSING,
@@ -35,15 +35,19 @@ def owner_id(thread: str = "") -> str:
     return f"{HOST}:{os.getpid()}:{thread}"
 
 
-def holder_is_dead(owner: str | None) -> bool:
-    """True when the lease belongs to a process on this host that no longer runs."""
+def holder_is_dead(owner: str | None, stale: set[str] | None = None) -> bool:
+    """True when the lease belongs to a process on this host that no longer runs, or to one on
+    any host whose heartbeat stopped (``stale``: heartbeat.stale_processes(), read once by a
+    caller asking about many owners)."""
     if not owner:
         return True
     host, _, rest = owner.partition(":")
-    if host != HOST:
-        return False
     pid = int(rest.split(":", 1)[0] or 0)
-    return pid != os.getpid() and not pid_alive(pid)
+    if host == HOST and pid != os.getpid() and not pid_alive(pid):
+        return True
+    if stale is None:
+        stale = heartbeat.stale_processes()
+    return heartbeat.process_key(owner) in stale
 
 
 def pid_alive(pid: int) -> bool:
@@ -265,9 +269,12 @@ def claim_many(file_ids: list[int], owner: str, lease_seconds: float) -> list[So
     with database.atomic():
         rows = SourceFile.select().where(SourceFile.id.in_(file_ids),
                                          SourceFile.state.not_in(FINAL_STATES))
+        stale: set[str] | None = None
         for row in list(rows):
+            if row.state == PROCESSING and row.lease_until > now and stale is None:
+                stale = heartbeat.stale_processes()
             if (row.state == PROCESSING and row.lease_until > now
-                    and not holder_is_dead(row.lease_owner)):
+                    and not holder_is_dead(row.lease_owner, stale)):
                 continue
             # Conditional on the state and lease as read: another consumer's claim in between
             # changes them, and then this one takes nothing.
@@ -335,8 +342,9 @@ def recoverable(now: float | None = None, limit: int = 1000) -> list[SourceFile]
             .where(SourceFile.state.in_((QUEUED, PROCESSING)))  # by the state index, not a scan
             .order_by(SourceFile.id))
     found = []
+    stale = heartbeat.stale_processes()
     for r in rows.iterator():
-        if r.lease_until <= now or holder_is_dead(r.lease_owner):
+        if r.lease_until <= now or holder_is_dead(r.lease_owner, stale):
             found.append(r)
             if len(found) >= limit:
                 break
@@ -347,6 +355,11 @@ def expire(file_ids: list[int]) -> None:
     """End the leases of queued rows now, so the reconciler enqueues them on its next pass."""
     (SourceFile.update(lease_until=0)
      .where(SourceFile.id.in_(file_ids), SourceFile.state == QUEUED).execute())
+
+
+def expire_queued() -> int:
+    """End the lease of every queued row: their tasks were lost with the queue (a restart)."""
+    return int(SourceFile.update(lease_until=0).where(SourceFile.state == QUEUED).execute())
 
 
 def requeue(rows: list[SourceFile], owner: str, lease_seconds: float) -> list[int]:

@@ -112,6 +112,14 @@ def _disposal_intents(db: Database) -> None:
     db.create_tables([Disposal], safe=True)
 
 
+def _process_heartbeats(db: Database) -> None:
+    # Each process renews its row every few seconds: a consumer on another machine that died
+    # frees its files in seconds, not when their leases run out.
+    from worker.models import ProcessBeat
+
+    db.create_tables([ProcessBeat], safe=True)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (1, "initial schema: ledger, jobs, samples, injections, peaks, chromatograms, results, audit",
      _initial),
@@ -129,6 +137,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (7, "source_file.path_bytes: the bytes of a path that is not UTF-8", _path_bytes),
     (8, "disposal table: where a source file goes, recorded before it is moved",
      _disposal_intents),
+    (9, "process_heartbeat: a row per running process, renewed every few seconds",
+     _process_heartbeats),
 ]
 
 

@@ -200,6 +200,20 @@ class Lease(BaseModel):
     until = FloatField(help_text="epoch seconds")
 
 
+class ProcessBeat(BaseModel):
+    """A running process's heartbeat (heartbeat.py): a lease held by a process whose beat is
+    stale is free, whichever machine it ran on."""
+
+    owner = CharField(primary_key=True, help_text="host:pid, as in lease owners")
+    role = CharField()
+    node = CharField()
+    beat_at = FloatField(help_text="epoch seconds by the database's clock")
+    started_at = FloatField()
+
+    class Meta:
+        table_name = "process_heartbeat"
+
+
 class SchemaVersion(BaseModel):
     version = IntegerField(primary_key=True)
     description = CharField()
@@ -207,4 +221,4 @@ class SchemaVersion(BaseModel):
 
 
 TABLES = [Job, SourceFile, RawBlob, Sample, Injection, Peak, Chromatogram, Result, AuditEvent,
-          Lease]
+          Lease, ProcessBeat]

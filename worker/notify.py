@@ -47,11 +47,17 @@ def watchdog_interval() -> float | None:
 
 
 class Watchdog:
-    """Pings systemd's watchdog at half its timeout, with a fresh STATUS= line each time."""
+    """Pings systemd's watchdog at half its timeout, with a fresh STATUS= line each time.
 
-    def __init__(self, status: Callable[[], str] | None = None) -> None:
+    While ``stuck`` names a problem (a loop that cannot make progress, as /readyz says) the ping
+    is left out, so systemd restarts a process that is alive but does no work.
+    """
+
+    def __init__(self, status: Callable[[], str] | None = None,
+                 stuck: Callable[[], str | None] | None = None) -> None:
         self.interval = watchdog_interval()
         self.status = status
+        self.stuck = stuck
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sd-watchdog", daemon=True)
 
@@ -67,10 +73,14 @@ class Watchdog:
     def _run(self) -> None:
         assert self.interval is not None
         while not self._stop.wait(self.interval):
-            line = "WATCHDOG=1"
-            if self.status is not None:
+            problem = self.stuck() if self.stuck is not None else None
+            lines = [] if problem else ["WATCHDOG=1"]
+            if problem:
+                lines.append(f"STATUS=not progressing: {problem}")
+            elif self.status is not None:
                 try:
-                    line += "\nSTATUS=" + self.status()
+                    lines.append("STATUS=" + self.status())
                 except Exception as exc:  # a status that cannot be read is itself news
-                    line += f"\nSTATUS=status unavailable: {exc}"
-            notify(line)
+                    lines.append(f"STATUS=status unavailable: {exc}")
+            if lines:
+                notify("\n".join(lines))

@@ -24,7 +24,7 @@ from huey.api import TaskWrapper
 from huey.serializer import Serializer, SignedSerializer, constant_time_compare
 from huey.storage import PostgresStorage, RedisStorage, SqliteStorage
 
-from worker import keys
+from worker import heartbeat, keys
 from worker.db import describe_error, redact
 from worker.settings import Settings, SettingsError
 
@@ -89,8 +89,14 @@ class CheckedHuey(Huey):
     queue_url = ""
 
     def dequeue(self) -> Any:
+        beat = heartbeat.loop("queue", stall_after=None)
         while True:
-            data = self.storage.dequeue()
+            try:
+                data = self.storage.dequeue()
+            except Exception as exc:  # Huey logs it, waits and asks again
+                beat.failed(f"queue {redact(self.queue_url)}: {exc}")
+                raise
+            beat.ok()
             if data is None:
                 return None
             try:
@@ -130,6 +136,15 @@ class Queue:
 
     def depth(self) -> int:
         return self.huey.pending_count()
+
+    def life(self) -> str | None:
+        """Which life of the queue server this is, where a restart can lose its tasks: Redis
+        keeps them in memory (and at best in a snapshot some seconds old). None for queues
+        kept in a database, whose tasks outlive a restart."""
+        storage = self.huey.storage
+        if isinstance(storage, RedisStorage):
+            return str(storage.conn.info("server").get("run_id"))
+        return None
 
     def check(self) -> None:
         """Raise QueueUnavailable unless the queue answers."""

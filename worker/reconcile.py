@@ -14,8 +14,8 @@ import time
 
 from peewee import IntegrityError, InterfaceError, OperationalError
 
-from worker import ledger
-from worker.db import is_postgres
+from worker import heartbeat, ledger
+from worker.db import Backoff, is_postgres
 from worker.models import Lease, database
 from worker.queue import Queue
 from worker.settings import Settings
@@ -39,7 +39,7 @@ def hold_lease(name: str, owner: str, seconds: float) -> bool:
 
     The conditional UPDATE is the lock: of several processes racing for an expired lease, the
     row lock lets one update it and the others then see it held. A lease nobody renews expires
-    after ``seconds``, so a killed holder is replaced without anyone noticing its death.
+    after ``seconds``; one whose holder is known dead (ledger.holder_is_dead) is taken at once.
     """
     now = database_now()
     with database.atomic():
@@ -49,8 +49,14 @@ def hold_lease(name: str, owner: str, seconds: float) -> bool:
                    .execute())
         if updated:
             return True
-        if Lease.get_or_none(Lease.name == name) is not None:
-            return False
+        held = Lease.get_or_none(Lease.name == name)
+        if held is not None:
+            # A holder that died (its pid gone on this host, or its heartbeat stale) is
+            # replaced now: restarts in a row each waited out the dead one's lease.
+            return ledger.holder_is_dead(held.owner) and bool(
+                Lease.update(owner=owner, until=now + seconds)
+                .where(Lease.name == name, Lease.owner == held.owner,
+                       Lease.until == held.until).execute())
     try:
         with database.atomic():
             Lease.create(name=name, owner=owner, until=now + seconds)
@@ -70,7 +76,12 @@ def reconcile(queue: Queue, owner: str, lease_seconds: float) -> int:
         ids = ledger.requeue(ledger.recoverable(), owner, lease_seconds)
     if ids:
         log.info("reconciler re-enqueues %d file(s)", len(ids))
-        queue.enqueue(ids)
+        try:
+            queue.enqueue(ids)
+        except Exception:
+            # Not enqueued (the queue is away): their new leases must not make them wait.
+            ledger.expire(ids)
+            raise
     return len(ids)
 
 
@@ -83,6 +94,7 @@ class Reconciler:
         self.owner = ledger.owner_id("reconciler")
         self.is_scheduler = False
         self.last_run: float | None = None
+        self.queue_life: str | None = None  # Queue.life() at the last pass
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
 
@@ -100,14 +112,31 @@ class Reconciler:
 
     def _run(self) -> None:
         interval = self.settings.reconcile_seconds
+        beat = heartbeat.loop("reconciler", stall_after=max(heartbeat.STALL_SECONDS,
+                                                            interval * 10))
+        backoff = Backoff(first=interval, most=max(interval, 10.0))
         while not self._stop.is_set():
+            wait = interval
             try:
                 self.is_scheduler = hold_lease(SCHEDULER, self.owner, interval * 3)
+                life = self.queue.life()
+                if self.is_scheduler and life != self.queue_life is not None:
+                    log.warning("the queue server was restarted and may have lost its tasks; "
+                                "re-enqueueing every queued file (%d)", ledger.expire_queued())
+                self.queue_life = life
                 if self.is_scheduler:
                     reconcile(self.queue, self.owner, self.settings.lease_seconds)
                     self.last_run = time.time()
+                beat.ok()
+                backoff.succeeded()
             except (OperationalError, InterfaceError) as exc:  # busy, disk full, unreachable
-                log.warning("reconciler pass failed (%s); will try again", exc)
-            except Exception:
+                # Its connection, if dead, is replaced at the next query (db.py).
+                wait = backoff.failed()
+                beat.failed(f"database: {exc}")
+                log.warning("reconciler pass failed (%s); will try again in %.0f s", exc, wait)
+            except Exception as exc:  # the queue unreachable, or a bug
+                wait = backoff.failed()
+                beat.failed(exc)
                 log.exception("reconciler pass failed; will try again")
-            self._stop.wait(interval)
+            self._stop.wait(wait)
+        heartbeat.forget("reconciler")

@@ -14,7 +14,7 @@ import signal
 import threading
 from dataclasses import dataclass
 
-from worker import audit, db, notify
+from worker import audit, db, health, heartbeat, notify
 from worker.canary import Canary
 from worker.children import Children
 from worker.consumer import consume
@@ -38,6 +38,7 @@ class Parts:
     canary: Canary | None = None
     children: Children | None = None
     anchor: audit.Anchorer | None = None
+    beats: heartbeat.Heartbeat | None = None
 
 
 def start(settings: Settings, role: str = "run") -> Parts:
@@ -47,6 +48,8 @@ def start(settings: Settings, role: str = "run") -> Parts:
     queue = open_queue(settings)
     queue.check()  # an unreachable queue stops start-up (exit 2), naming its URL
     parts = Parts(settings=settings, queue=queue)
+    parts.beats = heartbeat.Heartbeat(role, settings.node)
+    parts.beats.start()
     if role in ("run", "watch"):
         parts.watcher = Watcher(settings, queue)
         parts.watcher.start()
@@ -90,7 +93,7 @@ def stop(parts: Parts) -> None:
     """Intake first, then the consumers (their files in flight finish), then the last
     checkpoint of the audit trail (while the scheduler lease is still held), then the rest."""
     for part in (parts.canary, parts.watcher, parts.children, parts.anchor, parts.reconciler,
-                 parts.server):
+                 parts.server, parts.beats):
         if part is not None:
             part.stop()
 
@@ -100,7 +103,7 @@ def run(settings: Settings, role: str = "run") -> None:
     with consumer processes waits here while they consume."""
     notify.notify(f"STATUS=starting {role}")
     parts = start(settings, role)
-    watchdog = notify.Watchdog(lambda: status_line(parts, role))
+    watchdog = notify.Watchdog(lambda: status_line(parts, role), lambda: stuck(parts))
     notify.notify(f"READY=1\nSTATUS={status_line(parts, role)}")
     watchdog.start()
     try:
@@ -113,6 +116,17 @@ def run(settings: Settings, role: str = "run") -> None:
         notify.notify("STOPPING=1\nSTATUS=stopping: finishing files in flight")
         stop(parts)
         log.info("accu-ingest stopped")
+
+
+def stuck(parts: Parts) -> str | None:
+    """Which loops of this process, or of its consumer processes, cannot make progress: what
+    /readyz reports under ``loops`` and ``consumers``, from memory. A consumer process still
+    starting, or started again by the supervisor, is not stuck."""
+    words = [health.loops_problem()]
+    if parts.children is not None:
+        problems = parts.children.describe()["problems"]
+        words += [f"{name}: {why}" for name, why in sorted(problems.items())]
+    return "; ".join(w for w in words if w) or None
 
 
 def status_line(parts: Parts, role: str) -> str:

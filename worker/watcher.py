@@ -30,7 +30,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from worker import audit, db, dispose, ledger, store
+from worker import audit, db, dispose, heartbeat, ledger, store
 from worker.models import FINAL_STATES, REJECTED, RawBlob, SourceFile, database, utcnow
 from worker.queue import Queue
 from worker.settings import Settings
@@ -278,6 +278,8 @@ class Watcher:
         with contextlib.suppress(OperationalError, InterfaceError):
             db.limit_cache(CACHE_KIB)
         next_scan = next_dispose = 0.0
+        beat = heartbeat.loop("watcher")
+        backoff = db.Backoff(first=1.0, most=10.0)
         while not self._stop.is_set():
             try:
                 now = time.monotonic()
@@ -299,11 +301,24 @@ class Watcher:
                 if self._overflow and len(self._pending) <= self._max_pending // 2:
                     self._overflow = False
                     self._scan_requested.set()
-            except Exception:  # the watcher must outlive any one bad file or outage
+                beat.ok()
+                backoff.succeeded()
+            except (OperationalError, InterfaceError) as exc:  # database busy or unreachable
+                # A dead connection is replaced at the next query (db.py); until the database
+                # answers, readiness names this loop and its error.
+                beat.failed(f"database: {exc}")
+                wait = backoff.failed()
+                log.warning("watcher cannot reach the database (%s); trying again in %.0f s",
+                            exc, wait)
+                self._stop.wait(wait)
+                full = False
+            except Exception as exc:  # the watcher must outlive any one bad file or outage
+                beat.failed(exc)
                 log.exception("watcher loop error; continuing")
-                self._stop.wait(1.0)
+                self._stop.wait(backoff.failed())
                 full = False
             self._stop.wait(BACKLOG_WAIT if full else GATE_INTERVAL)
+        heartbeat.forget("watcher")
 
     def _check_observer(self) -> None:
         if self.observer_alive():
