@@ -93,6 +93,9 @@ def test_nothing_under_data_is_open_to_other_accounts(tmp_path: Path, umask_022:
         assert stat.S_IMODE(good.stat().st_mode) == 0o644
         status = worker.wait_final(2)
         assert (status["files"]["ingested"], status["files"]["rejected"]) == (1, 1)
+        # A rejected file leaves the inbox dispose_settle_seconds after it was read.
+        wait_for(lambda: (worker.data / "quarantine/Job/junk.csv.reason.txt").exists(),
+                 timeout=60, what="the rejected file quarantined")
         open_while_running = opened(worker.data)
     finally:
         assert worker.stop() == 0
