@@ -169,7 +169,7 @@ def write_config(root: Path, **settings: Any) -> Path:
 @pytest.fixture
 def open_db(tmp_path: Path) -> Iterator[Callable[[Path], None]]:
     """Open a worker's SQLite database in the test process, read side by side with it."""
-    from worker import db
+    from worker.record import db
     from worker.settings import Settings
 
     opened = []

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from conftest import WorkerProcess, wait_for, write_config
 
-from worker.canary import report_bytes
+from worker.runtime.canary import report_bytes
 
 FIXTURES = Path(__file__).parent / "fixtures" / "audit"
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from conftest import WorkerProcess, wait_for, write_config
 
-from worker.models import AuditEvent, Result, Sample
+from worker.record.models import AuditEvent, Result, Sample
 
 LEVELS = [12, 25, 50, 100, 250]
 # Main-peak (level, area) of the five *_Report.csv, as the files print them (corpus README).

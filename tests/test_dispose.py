@@ -11,15 +11,16 @@ import sys
 import time
 from pathlib import Path
 
-from worker import db, ledger
-from worker.models import AuditEvent, SourceFile
+from worker.record import db, ledger
+from worker.record.models import AuditEvent, SourceFile
 from worker.settings import Settings
 
 _DISPOSER = """
 import sys, time
 from pathlib import Path
-from worker import db, dispose
-from worker.models import SourceFile
+from worker.record import db
+from worker.consume import dispose
+from worker.record.models import SourceFile
 from worker.settings import Settings
 settings = Settings(inbox=Path(sys.argv[1]), data_dir=Path(sys.argv[2]))
 db.open_database(settings, migrate=False)

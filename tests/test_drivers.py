@@ -86,7 +86,7 @@ def test_no_process_of_a_worker_on_embedded_defaults_maps_a_postgresql_client_li
 
 GUARD = """
 import importlib, json, sys
-from worker import drivers
+from worker.runtime import drivers
 from worker.settings import Settings
 
 settings = Settings(**json.loads(sys.argv[1]))

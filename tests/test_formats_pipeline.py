@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import WorkerProcess, files_under
 
-from worker.models import Chromatogram, Injection, Peak, Result, Sample, SourceFile
+from worker.record.models import Chromatogram, Injection, Peak, Result, Sample, SourceFile
 
 SETTLE = 2.0
 TIMINGS = ("stable_seconds = 0.5\nrescan_seconds = 2.0\nreconcile_seconds = 0.5\n"
@@ -179,11 +179,11 @@ def test_configured_table_is_read_and_the_lab_workbook_stays_rejected(
     ("seq/.D/Report.TXT", None, "seq/.D", "Report.TXT"),
 ])
 def test_d_folder_roles(path: str, role: str | None, job: str, name: str) -> None:
-    from worker import grouping
+    from worker.consume import dfolder
 
-    found = grouping.member(path)
+    found = dfolder.member(path)
     assert (found.role if found else None) == role
-    assert grouping.job_folder(path) == job and grouping.fallback_name(path) == name
+    assert dfolder.job_folder(path) == job and dfolder.fallback_name(path) == name
 
 
 @pytest.mark.parametrize(("wanted", "chosen"), [
@@ -194,7 +194,7 @@ def test_d_folder_roles(path: str, role: str | None, job: str, name: str) -> Non
 def test_purity_signal_by_name_or_wavelength(wanted: str | None, chosen: str | None) -> None:
     from types import SimpleNamespace
 
-    from worker.results import purity_signal
+    from worker.results.sample import purity_signal
 
     names = ["DAD1 A, Sig=210,4 Ref=360,100", "DAD1 B, Sig=254,4 Ref=360,100", "UV 280nm"]
     peaks = [SimpleNamespace(signal=n) for n in names]

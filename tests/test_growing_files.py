@@ -25,7 +25,7 @@ import pytest
 from conftest import IN_CI, WorkerProcess, files_under, wait_for, write_config
 from faults.reports import HEADER, random_peaks, report
 
-from worker.models import AuditEvent, Injection, Sample, SourceFile
+from worker.record.models import AuditEvent, Injection, Sample, SourceFile
 
 
 def _sha(data: bytes) -> str:

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 from faults.reports import random_peaks, report
 
-from worker import audit, db, ingest, ledger, watcher
-from worker.models import SourceFile
+from worker.consume import ingest
+from worker.intake import watcher
+from worker.record import audit, db, ledger
+from worker.record.models import SourceFile
 from worker.settings import Settings
 
 BROKEN = "S-2_Inj_1_Report.csv"

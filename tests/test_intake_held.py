@@ -23,7 +23,7 @@ import pytest
 from conftest import IN_CI, WorkerProcess, files_under, wait_for, write_config
 from faults.reports import random_peaks, report
 
-from worker.models import SourceFile, database
+from worker.record.models import SourceFile, database
 
 # Tests run as root, and root reads any file. The worker runs as root still (it owns every
 # file of the test) but without the capabilities that let root pass permission checks, so a

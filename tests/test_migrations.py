@@ -7,7 +7,7 @@ from pathlib import Path
 
 from peewee import Database
 
-from worker import db, migrations
+from worker.record import db, migrations
 from worker.settings import Settings
 
 

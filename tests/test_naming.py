@@ -9,8 +9,8 @@ import pytest
 from conftest import WorkerProcess
 from faults.reports import random_peaks, report
 
-from worker.models import Result, Sample
-from worker.naming import BLANK, OTHER, SAMPLE, STANDARD, Identity, identify
+from worker.consume.sample_names import BLANK, OTHER, SAMPLE, STANDARD, Identity, identify
+from worker.record.models import Result, Sample
 
 
 @pytest.mark.parametrize(("name", "expected"), [

@@ -17,7 +17,7 @@ from pathlib import Path
 from conftest import WorkerProcess, files_under, wait_for
 from faults.reports import random_peaks, report
 
-from worker.models import AuditEvent, SourceFile, database
+from worker.record.models import AuditEvent, SourceFile, database
 
 LATIN1 = b"L\xf6sung_Report.csv"  # "Lösung" in Latin-1: not UTF-8
 FOLDER = b"Pr\xfcfung"  # "Prüfung": a folder name in Latin-1 too

@@ -15,10 +15,10 @@ from pathlib import Path
 from conftest import WorkerProcess, wait_for, write_config
 from prometheus_client.parser import text_string_to_metric_families
 
-from worker import health
-from worker.canary import CANARY_DIR
-from worker.metrics import reason_category
-from worker.models import INGESTED, REJECTED, SourceFile
+from worker.record.canaries import CANARY_DIR
+from worker.record.models import INGESTED, REJECTED, SourceFile
+from worker.runtime import health
+from worker.runtime.metrics import reason_category
 
 
 def scrape(worker: WorkerProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from conftest import WorkerProcess, wait_for, write_config
 
-from worker import db, health
-from worker.health import Probe
-from worker.models import QUEUED, SourceFile, utcnow
-from worker.queue import open_queue
+from worker.consume.queue import open_queue
+from worker.intake.watcher import Watcher
+from worker.record import db
+from worker.record.models import QUEUED, SourceFile, utcnow
+from worker.runtime import health
+from worker.runtime.health import Probe
 from worker.settings import Settings
-from worker.watcher import Watcher
 
 
 def failed(worker: WorkerProcess) -> tuple[int, dict[str, str]]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import WorkerProcess, write_config
 
-from worker import notify
+from worker.runtime import sdnotify
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no unix sockets here")
 
@@ -68,14 +68,14 @@ def test_abstract_socket_name_and_no_socket(monkeypatch: pytest.MonkeyPatch) -> 
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind("\0" + name)
         monkeypatch.setenv("NOTIFY_SOCKET", "@" + name)
-        assert notify.notify("READY=1")
+        assert sdnotify.notify("READY=1")
         assert sock.recv(100) == b"READY=1"
     monkeypatch.delenv("NOTIFY_SOCKET")
-    assert notify.notify("READY=1") is False
+    assert sdnotify.notify("READY=1") is False
     monkeypatch.setenv("WATCHDOG_USEC", "30000000")
-    assert notify.watchdog_interval() == 15.0
+    assert sdnotify.watchdog_interval() == 15.0
     monkeypatch.setenv("WATCHDOG_PID", "1")  # meant for another process
-    assert notify.watchdog_interval() is None
+    assert sdnotify.watchdog_interval() is None
 
 
 def install(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import WorkerProcess, wait_for
 
-from worker.export import neutralise, write_csv
+from worker.results.export import neutralise, write_csv
 
 FORMULA = "=SUM(1;2)*10"
 
@@ -131,7 +131,7 @@ def test_one_shot_ingest_is_quiet_off_a_terminal_and_shows_progress_on_one(
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
 def test_a_full_disk_under_the_log_file_is_said_once_not_per_line(
         capsys: pytest.CaptureFixture[str]) -> None:
-    from worker.logs import QuietRotatingFileHandler
+    from worker.runtime.logs import QuietRotatingFileHandler
 
     handler = QuietRotatingFileHandler("/dev/full", maxBytes=0, backupCount=0)
     logger = logging.getLogger("accu-ingest-test-full-disk")

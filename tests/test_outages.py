@@ -25,7 +25,7 @@ import pytest
 from conftest import WorkerProcess, files_under, wait_for, write_config
 from faults.reports import random_peaks, report
 
-from worker.models import Injection, SourceFile
+from worker.record.models import Injection, SourceFile
 
 FAST = {"lease_seconds": 5.0, "reconcile_seconds": 0.5}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest import WorkerProcess, files_under, wait_for
 
-from worker.models import Chromatogram, Injection, Peak, Result, Sample, SourceFile
+from worker.record.models import Chromatogram, Injection, Peak, Result, Sample, SourceFile
 
 REPORT_PEAKS = {"12": 5, "25": 4, "50": 7, "100": 5, "250": 7}
 

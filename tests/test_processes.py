@@ -15,8 +15,9 @@ from conftest import WorkerProcess, wait_for, write_config
 from faults.harness import Drop, Tally, check, inbox_files, plan, put
 from pydantic import SecretStr
 
-from worker import child, db, ledger
-from worker.models import AuditEvent, Injection, SourceFile
+from worker.record import db, ledger
+from worker.record.models import AuditEvent, Injection, SourceFile
+from worker.runtime import child
 from worker.settings import Settings
 
 

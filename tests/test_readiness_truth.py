@@ -19,9 +19,9 @@ import pytest
 from conftest import WorkerProcess, wait_for, write_config
 from faults.reports import random_peaks, report
 
-from worker import status
-from worker.health import Probe
-from worker.models import Lease
+from worker.record.models import Lease
+from worker.runtime import http
+from worker.runtime.health import Probe
 from worker.settings import Settings
 
 
@@ -63,8 +63,8 @@ def test_a_run_restarted_after_a_crash_takes_the_dead_schedulers_lease_at_once(
 
 HOLD_WRITE_LOCK = """
 import sys, time
-from worker import db
-from worker.models import Lease, database
+from worker.record import db
+from worker.record.models import Lease, database
 from worker.settings import Settings
 db.open_database(Settings(data_dir=sys.argv[1]), migrate=False)
 with database.atomic():  # our own writers' file lock, then SQLite's: as a long writer holds it
@@ -120,11 +120,11 @@ def server(tmp_path: Path, open_db: object,
            monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, int]]:
     """The status endpoint on a free port, with two handler threads and a 1.5 s request
     deadline so the bounds show quickly."""
-    monkeypatch.setattr(status, "MAX_HANDLERS", 2)
-    monkeypatch.setattr(status, "REQUEST_SECONDS", 1.5)
+    monkeypatch.setattr(http, "MAX_HANDLERS", 2)
+    monkeypatch.setattr(http, "REQUEST_SECONDS", 1.5)
     open_db(tmp_path / "data")  # type: ignore[operator]
     settings = Settings(data_dir=tmp_path / "data", inbox=tmp_path / "inbox")
-    srv = status.StatusServer(Probe(settings=settings), "127.0.0.1", 0)
+    srv = http.StatusServer(Probe(settings=settings), "127.0.0.1", 0)
     srv.start()
     yield srv.address
     srv.stop()
@@ -175,7 +175,7 @@ def test_a_client_sending_a_byte_at_a_time_is_cut_off(server: tuple[str, int]) -
 
 def test_connections_past_the_thread_cap_are_answered_503_at_once(
         server: tuple[str, int]) -> None:
-    idle = [socket.create_connection(server, timeout=5) for _ in range(status.MAX_HANDLERS)]
+    idle = [socket.create_connection(server, timeout=5) for _ in range(http.MAX_HANDLERS)]
     try:
         time.sleep(0.2)  # each holds a handler thread, waiting for its request line
         busy = _ask(server, b"GET /livez HTTP/1.1\r\n\r\n")

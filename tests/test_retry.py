@@ -13,7 +13,7 @@ import random
 from conftest import WorkerProcess, files_under, wait_for, write_config
 from faults.reports import random_peaks, report
 
-from worker.models import AuditEvent, Injection, SourceFile
+from worker.record.models import AuditEvent, Injection, SourceFile
 
 
 def _report(seed: int) -> bytes:

@@ -14,7 +14,7 @@ from pathlib import Path
 from conftest import WorkerProcess, files_under, wait_for
 from faults.reports import GenPeak, random_peaks, report
 
-from worker.models import AuditEvent, Injection, Peak, Result, Sample, SourceFile
+from worker.record.models import AuditEvent, Injection, Peak, Result, Sample, SourceFile
 
 
 def _peaks(seed: int) -> list[GenPeak]:

@@ -76,13 +76,13 @@ def cli(backends: Backends, *args: str) -> subprocess.CompletedProcess[str]:
 
 def bind(backends: Backends, tmp: Path) -> Any:
     """The shared database opened in the test process, to read what the processes wrote."""
-    from worker import db
+    from worker.record import db
     return db.open_database(backends.settings(inbox=tmp / "none", data_dir=tmp / "none"))
 
 
 def check_exactly_once(cluster: Cluster, placed: list[tuple[Node, Drop]], tmp: Path) -> Tally:
     """Every drop accounted for once: ledger, rows, audit events, blobs and folders."""
-    from worker.models import RawBlob
+    from worker.record.models import RawBlob
 
     drops = [drop for _, drop in placed]
     tally = Tally(files=len(drops), duplicates=sum(d.duplicate for d in drops))
@@ -133,7 +133,7 @@ def assert_clean(tally: Tally) -> None:
 
 
 def scheduler_owner(backends: Backends, tmp: Path) -> str | None:
-    from worker.models import Lease
+    from worker.record.models import Lease
     database = bind(backends, tmp)
     try:
         lease = Lease.get_or_none(Lease.name == "scheduler")
@@ -150,16 +150,16 @@ def owner_pid(owner: str | None) -> int | None:
 def test_same_schema_on_sqlite_and_postgresql_with_concurrent_migrations(pg: str,
                                                                          tmp_path: Path) -> None:
     # Six processes start at once on an empty PostgreSQL database: one migrates, none fails.
-    code = ("import sys; from worker import db; from worker.settings import Settings; "
+    code = ("import sys; from worker.record import db; from worker.settings import Settings; "
             "db.open_database(Settings(database_url=sys.argv[1], data_dir=sys.argv[2]))")
     procs = [subprocess.Popen([sys.executable, "-c", code, pg, str(tmp_path)],
                               stderr=subprocess.PIPE, text=True) for _ in range(6)]
     errors = [p.communicate(timeout=60)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 6, "\n".join(errors)
 
-    from worker import db
-    from worker.migrations import MIGRATIONS
-    from worker.models import SchemaVersion
+    from worker.record import db
+    from worker.record.migrations import MIGRATIONS
+    from worker.record.models import SchemaVersion
     from worker.settings import Settings
 
     def schema(database: Any) -> dict[str, set[str]]:
@@ -306,7 +306,7 @@ def test_tampered_and_unsigned_payloads_are_refused_audited_and_never_unpickled(
         pg: str, queue_name: str, tmp_path: Path, cluster_root: list[Cluster]) -> None:
     import redis
 
-    from worker.queue import open_queue
+    from worker.consume.queue import open_queue
 
     backends = Backends(pg, REDIS_SERVER, queue_name)
     cluster = Cluster.build(tmp_path, backends, watchers=1, consumers=1)
@@ -324,7 +324,7 @@ def test_tampered_and_unsigned_payloads_are_refused_audited_and_never_unpickled(
     client.lpush(key, evil + b":" + signature)  # a real signature over other bytes
 
     def rejections() -> list[dict[str, Any]]:
-        from worker.models import AuditEvent
+        from worker.record.models import AuditEvent
         database = bind(backends, tmp_path)
         try:
             return [json.loads(e.details) for e in AuditEvent.select().where(
@@ -365,8 +365,9 @@ class _MakesDirectory:
 # --- the audit chain and the scheduler lease under concurrency ------------------------------
 APPENDER = """
 import sys
-from worker import audit, db
-from worker.models import database
+from worker.record import audit
+from worker.record import db
+from worker.record.models import database
 from worker.settings import Settings
 db.open_database(Settings(database_url=sys.argv[1], data_dir=sys.argv[2]))
 for i in range(int(sys.argv[3])):
@@ -378,8 +379,8 @@ for i in range(int(sys.argv[3])):
 @pytest.mark.parametrize("engine", ["postgresql", "sqlite"])
 def test_audit_chain_stays_one_verifiable_chain_under_concurrent_appends(
         engine: str, servers: None, tmp_path: Path) -> None:
-    from worker import audit, db
-    from worker.models import AuditEvent
+    from worker.record import audit, db
+    from worker.record.models import AuditEvent
     from worker.settings import Settings
 
     server = fresh_postgres() if engine == "postgresql" else contextlib.nullcontext("")
@@ -405,8 +406,9 @@ def test_audit_chain_stays_one_verifiable_chain_under_concurrent_appends(
 
 LEASE_HAMMER = """
 import json, random, sys, time
-from worker import db
-from worker.reconcile import database_now, hold_lease
+from worker.record import db
+from worker.consume.reconcile import hold_lease
+from worker.record.db import database_now
 from worker.settings import Settings
 db.open_database(Settings(database_url=sys.argv[1], data_dir=sys.argv[2]))
 me, held, rng = sys.argv[3], [], random.Random(sys.argv[3])
@@ -423,7 +425,7 @@ print(json.dumps(held))
 
 
 def test_scheduler_lease_has_one_holder_at_a_time(pg: str, tmp_path: Path) -> None:
-    from worker import db
+    from worker.record import db
     from worker.settings import Settings
 
     db.open_database(Settings(database_url=pg, data_dir=tmp_path)).close()

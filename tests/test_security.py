@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from conftest import WorkerProcess, wait_for, write_config
 
-from worker.canary import report_bytes
+from worker.runtime.canary import report_bytes
 
 
 class _MakesDirectory:
@@ -124,7 +124,7 @@ def opened(data: Path) -> list[str]:
 RACER = """
 import sys, time
 from pathlib import Path
-from worker import keys
+from worker.record import keys
 start = float(sys.argv[2])
 while time.time() < start:
     pass

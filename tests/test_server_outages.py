@@ -195,7 +195,7 @@ class Burst:
 
 def in_flight(direct_url: str, tmp: Path) -> int:
     """Files held by a consumer, read straight from the server (not through the proxy)."""
-    from worker.models import PROCESSING, SourceFile
+    from worker.record.models import PROCESSING, SourceFile
     database = bind(Backends(direct_url, REDIS_SERVER, "none"), tmp)
     try:
         return int(SourceFile.select().where(SourceFile.state == PROCESSING).count())
@@ -319,7 +319,7 @@ def test_a_dead_consumer_on_another_machine_is_noticed_by_its_heartbeat(
         pg: str, queue_name: str, tmp_path: Path, cluster_root: list[Cluster]) -> None:
     if subprocess.run(["unshare", "--uts", "true"], capture_output=True).returncode != 0:
         pytest.skip("cannot make a UTS namespace here (needs root)")
-    from worker.models import PROCESSING, SourceFile
+    from worker.record.models import PROCESSING, SourceFile
 
     backends = Backends(pg, REDIS_SERVER, queue_name)
     cluster = Cluster.build(tmp_path, backends, watchers=1, consumers=0, **SLOW_LEASE)

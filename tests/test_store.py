@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from worker import store
+from worker.record import store
 
 
 def _files(root: Path) -> list[Path]:
@@ -86,8 +86,10 @@ def test_an_unwritable_store_is_a_store_error_and_leaves_no_pack(tmp_path: Path)
 def test_a_copy_of_a_file_once_too_large_to_store_is_stored_for_its_row(tmp_path: Path) -> None:
     """A file rejected for its size was never stored; once the limit is raised, a copy of it
     that arrives is stored, and its (rejected) row says where, ready for ``retry``."""
-    from worker import db, ingest, ledger, watcher
-    from worker.models import AuditEvent, SourceFile
+    from worker.consume import ingest
+    from worker.intake import watcher
+    from worker.record import db, ledger
+    from worker.record.models import AuditEvent, SourceFile
     from worker.settings import Settings
 
     data = b"Sample name:,S1\n" * 40

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from worker import db, watcher
-from worker.queue import open_queue
+from worker.consume.queue import open_queue
+from worker.intake import watcher
+from worker.record import db
 from worker.settings import Settings
 
 

@@ -63,7 +63,7 @@ class MethodSettings(BaseModel):
     @classmethod
     def _mass_per_volume(cls, unit: str) -> str:
         from worker.chemistry.quantity import split_concentration_unit
-        from worker.chemistry.trace import ChemistryError
+        from worker.chemistry.steps import ChemistryError
         try:
             split_concentration_unit(unit)
         except ChemistryError as exc:

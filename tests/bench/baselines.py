@@ -45,8 +45,8 @@ def worker_rows(database: Path) -> dict[str, list[dict[str, Any]]]:
 
 def storage_floor_files_per_s(rows: dict[str, list[dict[str, Any]]], folder: Path) -> float:
     """Files/s writing ``rows`` in one batched transaction into a fresh database."""
-    from worker import db
-    from worker.models import Injection, Job, Peak, Result, Sample, SourceFile, database
+    from worker.record import db
+    from worker.record.models import Injection, Job, Peak, Result, Sample, SourceFile, database
     from worker.settings import Settings
 
     models = {"job": Job, "source_file": SourceFile, "sample": Sample, "injection": Injection,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from worker.chemistry import trace as t
+from worker.chemistry import steps as t
 from worker.chemistry.calibration import Standard, fit_calibration, linear_fit
 
 # Main-peak Area and RT of the five *_Report.csv standards (corpus README, printed values).

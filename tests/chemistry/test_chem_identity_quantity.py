@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from worker.chemistry import trace as t
+from worker.chemistry import steps as t
 from worker.chemistry.acceptance import purity_acceptance
 from worker.chemistry.calibration import CalibrationCurve, Standard, fit_calibration
 from worker.chemistry.identity import identity
 from worker.chemistry.quantity import quantity
-from worker.chemistry.trace import Computation
+from worker.chemistry.steps import Computation
 
 CORPUS = [(12, 56.9860, 7.643), (25, 107.7670, 7.633), (50, 214.6817, 7.631),
           (100, 411.4072, 7.624), (250, 1021.4570, 7.603)]

@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from worker.chemistry import trace as t
+from worker.chemistry import steps as t
 from worker.chemistry.purity import (
     Injection,
     PeakInput,

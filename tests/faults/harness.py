@@ -255,7 +255,7 @@ def run(files: int, kills: int, root: Path, seed: int = 1, max_gap: float = 2.5)
 
 def check(worker: Worker, drops: list[Drop], tally: Tally) -> None:
     """Compare the database, the audit trail and the folders with what was dropped."""
-    from worker import db
+    from worker.record import db
     from worker.settings import Settings
 
     database = db.open_database(Settings(inbox=worker.inbox, data_dir=worker.data))
@@ -273,7 +273,7 @@ def check(worker: Worker, drops: list[Drop], tally: Tally) -> None:
 def _check_rows(drops: list[Drop], tally: Tally) -> None:
     from peewee import JOIN, fn
 
-    from worker.models import AuditEvent, Injection, Job, Peak, Result, Sample, SourceFile
+    from worker.record.models import AuditEvent, Injection, Job, Peak, Result, Sample, SourceFile
 
     expected = {d.sha: d for d in drops if not d.duplicate}
     rows = {r.sha256: r for r in SourceFile.select()}
@@ -347,7 +347,7 @@ def _check_rows(drops: list[Drop], tally: Tally) -> None:
 def _check_store(raw: Path, drops: list[Drop], tally: Tally) -> None:
     """Each content's record is where its ledger row says, read here without the worker's code:
     a header line ``accu-raw <sha256> <size>``, then the bytes."""
-    from worker.models import SourceFile
+    from worker.record.models import SourceFile
 
     rows = {r.sha256: r for r in SourceFile.select()}
     for sha in {d.sha for d in drops}:

@@ -33,7 +33,7 @@ from worker.chemistry.purity import (
     select_main_peak,
 )
 from worker.chemistry.quantity import Quantity, quantity
-from worker.chemistry.trace import ChemistryError, Computation, Step
+from worker.chemistry.steps import ChemistryError, Computation, Step
 
 __all__ = [
     "CalibrationCurve",

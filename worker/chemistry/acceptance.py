@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
-from worker.chemistry import trace as t
-from worker.chemistry.trace import Computation, Step
+from worker.chemistry import steps as t
+from worker.chemistry.steps import Computation, Step
 
 CALC_VERSION = "acceptance/1.0.0"
 

@@ -21,9 +21,9 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from worker.chemistry import trace as t
+from worker.chemistry import steps as t
 from worker.chemistry.naturalsort import natural_key
-from worker.chemistry.trace import Computation, Step
+from worker.chemistry.steps import Computation, Step
 
 CALC_VERSION = "calibration/1.0.0"
 DEFAULT_MIN_R2 = 0.99

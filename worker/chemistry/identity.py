@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from worker.chemistry import trace as t
-from worker.chemistry.trace import Computation, Step
+from worker.chemistry import steps as t
+from worker.chemistry.steps import Computation, Step
 
 CALC_VERSION = "identity/1.0.0"
 DEFAULT_TOLERANCE_MIN = 0.5

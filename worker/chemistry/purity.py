@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from worker.chemistry import trace as t
+from worker.chemistry import steps as t
 from worker.chemistry.naturalsort import natural_key
-from worker.chemistry.trace import Computation, Step
+from worker.chemistry.steps import Computation, Step
 
 CALC_VERSION = "purity/1.0.0"
 

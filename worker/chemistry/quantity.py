@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from worker.chemistry import trace as t
+from worker.chemistry import steps as t
 from worker.chemistry.calibration import CalibrationCurve
-from worker.chemistry.trace import Computation, Step
+from worker.chemistry.steps import Computation, Step
 
 CALC_VERSION = "quantity/1.0.0"
 

@@ -1,0 +1,60 @@
+"""``accu-ingest export``: current results or every peak as CSV or JSON (results/export.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+from worker.cli.options import common
+from worker.record import db
+from worker.results.export import (
+    PEAK_COLUMNS,
+    RESULT_COLUMNS,
+    parse_since,
+    peaks,
+    results,
+    write_csv,
+)
+from worker.settings import Settings
+
+NAMES = ("export",)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("export", help="results or peaks as CSV or JSON")
+    common(p)
+    p.add_argument("--format", choices=["csv", "json"], default="csv")
+    p.add_argument("--what", choices=["results", "peaks"], default="results")
+    p.add_argument("--since", help="only rows computed/ingested from this UTC date or time")
+    p.add_argument("--output", "-o", type=Path, help="file to write (default: standard output)")
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        since = parse_since(args.since) if args.since else None
+    except ValueError as exc:
+        print(f"accu-ingest: {exc}", file=sys.stderr)
+        return 2
+    db.open_database(settings)
+    rows = results(since) if args.what == "results" else peaks(since)
+    columns = RESULT_COLUMNS if args.what == "results" else PEAK_COLUMNS
+    if not args.output:
+        _write(rows, columns, args.format, sys.stdout)
+        return 0
+    # A file gets a UTF-8 byte-order mark so Excel reads µ and accents right; a pipe does not.
+    encoding = "utf-8-sig" if args.format == "csv" else "utf-8"
+    with open(args.output, "w", encoding=encoding, newline="") as out:
+        _write(rows, columns, args.format, out)
+    print(f"{len(rows)} {args.what} written to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _write(rows: list[dict[str, Any]], columns: list[str], fmt: str, out: IO[str]) -> None:
+    if fmt == "csv":
+        write_csv(rows, columns, out)
+    else:
+        json.dump(rows, out, indent=1, ensure_ascii=False)
+        out.write("\n")

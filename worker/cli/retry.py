@@ -1,0 +1,41 @@
+"""``accu-ingest retry``: rejected files processed again now, audited (consume/retry.py)."""
+
+from __future__ import annotations
+
+import argparse
+
+from worker.cli.options import common
+from worker.consume.retry import rejected_ids, retry
+from worker.record import audit, db, ledger
+from worker.record.models import INGESTED
+from worker.settings import Settings
+
+NAMES = ("retry",)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("retry", help="process rejected (quarantined) files again, now")
+    common(p)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("ids", nargs="*", type=int, default=[], metavar="ID",
+                       help="ledger ids (the reason file names its id)")
+    which.add_argument("--all-rejected", action="store_true", help="every rejected file")
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 0 when every retried file was ingested, 1 otherwise."""
+    db.open_database(settings)
+    ids = rejected_ids() if args.all_rejected else args.ids
+    if not ids:
+        print("no rejected files")
+        return 0
+    audit.open_chain()
+    owner = ledger.owner_id("retry")
+    outcomes = [retry(settings, file_id, owner) for file_id in ids]
+    audit.checkpoint()
+    for o in outcomes:
+        print(f"{o.state:>9} {o.file_id} {o.path}: {o.detail}" if o.detail else
+              f"{o.state:>9} {o.file_id} {o.path}")
+    ingested = sum(o.state == INGESTED for o in outcomes)
+    print(f"{ingested} ingested, {len(outcomes) - ingested} not")
+    return 0 if ingested == len(outcomes) else 1

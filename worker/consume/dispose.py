@@ -1,0 +1,347 @@
+"""Where a source file goes once the ledger has its final state.
+
+Only after its raw bytes are stored and its row is final does a file leave the inbox
+(invariant 3): ingested files go to ``processed/`` (or are kept or deleted, as configured),
+rejected ones to ``quarantine/`` with a ``<name>.reason.txt`` beside them. A file whose size or
+mtime changed since it was registered is never moved as that row: it is a new revision the watcher
+takes, which supersedes it. A rejected file, and any file where writers' closes are not seen,
+leaves only once unchanged for ``dispose_settle_seconds``: its writer may be appending still.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from peewee import InterfaceError, OperationalError
+
+from worker.record import audit, ledger, store
+from worker.record.filelock import FileLock
+from worker.record.models import FINAL_STATES, REJECTED, Disposal, SourceFile, database, utcnow
+from worker.settings import Settings
+
+log = logging.getLogger(__name__)
+NAME_MAX = 255  # bytes in one file name on the usual file systems
+REASON_SUFFIX = ".reason.txt"
+
+
+@functools.cache
+def _lock(data_dir: Path) -> FileLock:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return FileLock(data_dir / "dispose.lock")
+
+
+def dispose_row(settings: Settings, row: SourceFile) -> str | None:
+    """Move/keep/delete the source of a final row; returns where it went (None: nothing done)."""
+    return dispose_rows(settings, [row]).get(row.id)
+
+
+def dispose_rows(settings: Settings, rows: list[SourceFile]) -> dict[int, str]:
+    """Move/keep/delete the sources of final rows; returns what was done, by row id.
+
+    Only the watcher that registered a file can reach its inbox, so rows of another origin
+    (``settings.node``) are left to their own watcher. The consumers and the watcher's
+    disposal poll (other threads, or other processes of ``run``) may reach the same row
+    together: a lock beside the data and the fresh read of ``disposed`` make one of them do it.
+
+    Where each file goes is recorded (``Disposal``) before it is moved, and the mark and its
+    ``moved`` event replace that record after: a crash, outage or full disk in between leaves
+    a record the next call finishes (the file is in the inbox: moved again; at its target:
+    recorded as moved there). Nothing moves when the record cannot be written. The moves of a
+    batch share one fsync per folder and one transaction for their records and marks.
+    """
+    ids = [r.id for r in rows
+           if not r.disposed and r.state in FINAL_STATES and r.origin == settings.node]
+    if not ids:
+        return {}
+    with _lock(settings.data_dir):
+        fresh = list(SourceFile.select().where(SourceFile.id.in_(ids),
+                                               SourceFile.disposed == False))  # noqa: E712
+        intents = {d.source_file_id: d for d in Disposal.select().where(
+            Disposal.source_file.in_([row.id for row in fresh]))} if fresh else {}
+        reserved = {t for t in map(_target_of, intents.values()) if t is not None}
+        plans = [plan for plan in (_plan(settings, row, intents.get(row.id), reserved)
+                                   for row in fresh) if plan is not None]
+        todo = [p for p in plans if p.action in MOVES and not p.recovered]
+        new = [p for p in todo if p.row.id not in intents]
+        if new:
+            try:
+                with database.atomic():
+                    Disposal.insert_many([{
+                        "source_file": p.row.id, "action": p.action,
+                        **_target_columns(p.target)} for p in new]).execute()
+            except (OperationalError, InterfaceError) as exc:
+                log.warning("cannot record where %d file(s) go, so none is moved yet: %s",
+                            len(new), exc)
+                return {}
+        folders: set[Path] = set()
+        pending: set[int] = set()  # recorded, not carried out: the next call finishes them
+        for plan in todo:
+            try:
+                if not _carry_out(plan, folders):
+                    plan.action = None  # written to at the last moment: a new revision
+            except OSError as exc:
+                log.warning("%s %s: not done yet: %s", plan.action, plan.row.path, exc)
+                pending.add(plan.row.id)
+        for folder in folders:
+            store.fsync_dir(folder)
+        done = [p for p in plans if p.action and p.row.id not in pending]
+        ended = (set(intents) | {p.row.id for p in new}) - pending
+        if not done and not ended:
+            return {}
+        try:
+            with database.atomic():
+                if done:
+                    SourceFile.update(disposed=True).where(
+                        SourceFile.id.in_([p.row.id for p in done])).execute()
+                    audit.record_many([("moved", p.row.sha256, p.row.id, {
+                        "action": p.action, "path": p.row.path,
+                        **ledger.path_details("to", p.target), **p.extra})
+                        for p in done])
+                if ended:
+                    Disposal.delete().where(Disposal.source_file.in_(list(ended))).execute()
+        except (OperationalError, InterfaceError) as exc:
+            log.warning("moved %d file(s) but cannot record it yet (recorded on the next "
+                        "disposal poll): %s", len(done), exc)
+            return {}
+    return {p.row.id: p.action for p in done}  # type: ignore[misc]
+
+
+MOVES = ("moved", "quarantined", "quarantined (copy)", "deleted")
+
+
+@dataclass
+class _Plan:
+    """What becomes of one row's source."""
+
+    row: SourceFile
+    action: str | None
+    target: Path | None
+    source: Path
+    recovered: bool = False  # carried out before a crash or outage; recorded only now
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def closes_seen(settings: Settings) -> bool:
+    """Does the watcher see writers close files (inotify)? Polling, and other platforms'
+    observers, report changes only."""
+    return not settings.polling and sys.platform.startswith("linux")
+
+
+def _plan(settings: Settings, row: SourceFile, intent: Disposal | None,
+          reserved: set[Path]) -> _Plan | None:
+    """Where a final row's source goes now; None: not yet (still changing, or not settled)."""
+    source = ledger.source_path(settings.inbox, row)
+    was = (row.size, row.mtime_ns)
+    now = _stat_of(source)
+    if intent is not None:
+        target = _target_of(intent)
+        if now == was:  # not carried out (or only half): again, to the recorded target
+            return _Plan(row, intent.action, target, source)
+        if (target is None and now is None) or (target is not None and _stat_of(target) == was):
+            return _Plan(row, intent.action, target, source, recovered=True,
+                         extra={"recovered": True})
+        if target is not None:  # a copy cut short (and its reason): the source stays
+            target.unlink(missing_ok=True)
+            target.with_name(target.name + REASON_SUFFIX).unlink(missing_ok=True)
+    if now != was:
+        # Written to since it was read: the watcher takes it again as a new revision of this
+        # path, and this row's file is that one now (wherever the revision went since).
+        later = (SourceFile.select(SourceFile.id)
+                 .where(SourceFile.path == row.path, SourceFile.origin == row.origin,
+                        SourceFile.id > row.id).order_by(SourceFile.id).first())
+        if later is not None:
+            return _Plan(row, "superseded", None, source, extra={"revision": later.id})
+        return _Plan(row, "gone", None, source) if now is None else None
+    rejected = row.state == REJECTED
+    if (rejected or not closes_seen(settings)) and not _settled(settings, row):
+        return None
+    mode = settings.after_ingest
+    target: Path | None
+    if rejected:
+        target = _free_name(_leave_room_for_reason(
+            ledger.source_path(settings.quarantine_dir, row)),
+                            reserved)
+        action = "quarantined (copy)" if mode == "keep" else "quarantined"
+    elif mode == "move":
+        target = _free_name(ledger.source_path(settings.processed_dir, row), reserved)
+        action = "moved"
+    elif mode == "delete":
+        target, action = None, "deleted"
+    else:
+        target, action = None, "kept"
+    if target is not None:
+        reserved.add(target)
+    return _Plan(row, action, target, source)
+
+
+def _settled(settings: Settings, row: SourceFile) -> bool:
+    """Unchanged for dispose_settle_seconds: it is as it was read, and was read that long ago.
+
+    A rejected file may be the first part of one its writer appends to after closing it, and
+    where closes are not seen any file may be; moved away, the rest of it would start a new
+    file in the inbox, and the writer of an open one would finish it in the folder it went to.
+    """
+    age = (utcnow() - row.first_seen).total_seconds()
+    return age >= settings.dispose_settle_seconds
+
+
+def _target_columns(target: Path | None) -> dict[str, object]:
+    """A recorded target as the Disposal row keeps it: text, and bytes when not UTF-8."""
+    if target is None:
+        return {"target": None, "target_bytes": None}
+    text, raw = ledger.ledger_path(os.fspath(target))
+    return {"target": text, "target_bytes": raw}
+
+
+def _target_of(intent: Disposal) -> Path | None:
+    if not intent.target:
+        return None
+    return Path(ledger.disk_path(intent.target, intent.target_bytes))
+
+
+def _stat_of(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _carry_out(plan: _Plan, folders: set[Path]) -> bool:
+    """Move, copy or delete as planned; False when the source changed before it could."""
+    row, source, target = plan.row, plan.source, plan.target
+    was = (row.size, row.mtime_ns)
+    if _stat_of(source) != was:  # its writer resumed since the plan
+        return False
+    if plan.action == "deleted":
+        source.unlink()
+        return True
+    assert target is not None
+    quarantined = plan.action in ("quarantined", "quarantined (copy)")
+    if quarantined:
+        write_reason(target, row)
+    placed = _place(source, target, copy=plan.action == "quarantined (copy)", folders=folders,
+                    expect=was)
+    if not placed and quarantined:
+        target.with_name(target.name + REASON_SUFFIX).unlink(missing_ok=True)
+    return placed
+
+
+def _place(source: Path, target: Path, copy: bool, folders: set[Path] | None = None,
+           expect: tuple[int, int] | None = None) -> bool:
+    """Move (or copy) durably; with ``folders`` the caller fsyncs the target folders once.
+
+    With ``expect`` (the size and mtime as read), a source written to while it moved stays in
+    (or goes back to) the inbox, and False is returned: it is a new revision, not this file.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if copy:
+        _copy(source, target, durable=False)
+    else:
+        try:
+            os.replace(source, target)
+        except OSError:  # another volume: copy durably, then remove the source
+            _copy(source, target, durable=True)
+            if expect is not None and _stat_of(source) != expect:
+                target.unlink()
+                return False
+            source.unlink()
+        else:
+            if expect is not None and _stat_of(target) != expect and _stat_of(source) is None:
+                os.replace(target, source)
+                return False
+    with contextlib.suppress(OSError):  # a rename keeps the inbox's mode (e.g. 0644)
+        os.chmod(target, 0o600)
+    if folders is None:
+        store.fsync_dir(target.parent)
+    else:
+        folders.add(target.parent)
+    return True
+
+
+def _copy(source: Path, target: Path, durable: bool) -> None:
+    """A copy, or none: one cut short (a full disk) does not stay behind."""
+    try:
+        shutil.copy2(source, target)
+        if durable:
+            with open(target, "rb+") as fh:
+                os.fsync(fh.fileno())
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+
+
+def _free_name(target: Path, reserved: set[Path] | frozenset[Path] = frozenset()) -> Path:
+    """``target``, or ``name (2).ext`` … when an earlier file of that name is already there
+    (or is where a recorded disposal goes)."""
+    if not target.exists() and target not in reserved:
+        return target
+    for n in range(2, 10000):
+        candidate = target.with_name(f"{target.stem} ({n}){target.suffix}")
+        if not candidate.exists() and candidate not in reserved:
+            return candidate
+    raise FileExistsError(f"too many files named {target.name} in {target.parent}")
+
+
+def _leave_room_for_reason(target: Path) -> Path:
+    """A quarantine name short enough that "<name>.reason.txt" (and a " (n)" that _free_name may
+    add) is still a legal file name; the reason file names the original path in full."""
+    room = NAME_MAX - len(REASON_SUFFIX) - len(" (9999)")
+    stem, suffix = target.stem, target.suffix
+    if len(os.fsencode(target.name)) <= room:
+        return target
+    while stem and len(os.fsencode(f"{stem}~{suffix}")) > room:
+        stem = stem[:-1]
+    return target.with_name(f"{stem}~{suffix}")
+
+
+def release_from_quarantine(settings: Settings, row: SourceFile, quarantined: Path) -> None:
+    """A retried file was ingested after all: its quarantined copy and reason file go (the copy
+    to processed/ when ``after_ingest = "move"``), audited."""
+    reason = quarantined.with_name(quarantined.name + REASON_SUFFIX)
+    target = None
+    if settings.after_ingest == "move":
+        target = _free_name(ledger.source_path(settings.processed_dir, row))
+        _place(quarantined, target, copy=False)
+    else:
+        quarantined.unlink(missing_ok=True)
+    reason.unlink(missing_ok=True)
+    with database.atomic():
+        audit.record("moved", row.sha256, row.id, action="released from quarantine",
+                     **ledger.path_details("path", quarantined),
+                     **ledger.path_details("to", target))
+
+
+def write_reason(target: Path, row: SourceFile) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    where = f"line {row.error_line}: " if row.error_line else ""
+    text = (f"file: {row.path}\nsha256: {row.sha256}\nrejected: {row.finished_at} UTC\n"
+            f"reason: {where}{row.error}\n"
+            f"retry after fixing the cause: accu-ingest retry {row.id}\n")
+    reason = target.with_name(target.name + REASON_SUFFIX)
+    reason.write_text(text, encoding="utf-8")
+
+
+
+def dispose_duplicate(settings: Settings, source: Path, rel: str, row: SourceFile) -> None:
+    """A second copy of already-registered bytes: its content is safe, so it leaves the inbox."""
+    mode = settings.after_ingest
+    if mode == "keep":
+        return
+    if mode == "delete":
+        source.unlink(missing_ok=True)
+        target = None
+    else:
+        base = settings.quarantine_dir if row.state == REJECTED else settings.processed_dir
+        target = _free_name(base / rel)
+        _place(source, target, copy=False)
+    with database.atomic():
+        audit.record("moved", row.sha256, row.id, action=f"duplicate {mode}",
+                     path=ledger.ledger_path(rel)[0], **ledger.path_details("to", target))

@@ -1,0 +1,426 @@
+"""One file from the ledger to rows: detect, parse, write, compute — all or nothing.
+
+This is the body of the Huey task. It is idempotent: the lease decides who works on a file, and
+its rows, its final ledger state and its audit events commit in one transaction, so a consumer
+killed at any point leaves either nothing or everything, and the reconciler retries the former.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
+from pathlib import PurePosixPath
+from typing import TypeVar
+
+from peewee import InterfaceError, OperationalError
+
+from worker.consume import dfolder, dispose
+from worker.consume.sample_names import identify
+from worker.parsers.base import ParsedFile, ParseError
+from worker.record import audit, db, heartbeat, ledger, sql, store
+from worker.record.models import (
+    INGESTED,
+    REJECTED,
+    Chromatogram,
+    Injection,
+    Job,
+    Peak,
+    RawBlob,
+    Sample,
+    SourceFile,
+    database,
+    utcnow,
+)
+from worker.results import job as job_results
+from worker.results.sample import Tables, recompute_sample
+from worker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LOOSE_WINDOW = timedelta(minutes=2)  # loose files first seen this close together share a Job
+TRANSIENT = (OperationalError, InterfaceError, store.StoreError, OSError)
+CHUNK_BYTES = 32 * 1024 * 1024
+T = TypeVar("T")
+
+
+def raw_bytes(settings: Settings, row: SourceFile) -> bytes:
+    """The stored bytes: from the local raw store, else from the database (scale-out)."""
+    try:
+        return store.get(settings.raw_dir, row.sha256, row.raw_pack, row.raw_offset)
+    except FileNotFoundError:
+        pass
+    blob = RawBlob.get_or_none(RawBlob.sha256 == row.sha256)
+    if blob is None:
+        raise store.StoreError(f"raw bytes of {row.sha256[:12]}… are in neither {settings.raw_dir}"
+                               " nor the database")
+    data = bytes(blob.data)
+    if store.sha256_of(data) != row.sha256:
+        raise store.StoreError(f"database copy of {row.sha256[:12]}… does not match its SHA-256")
+    return data
+
+
+@dataclass
+class Work:
+    """One claimed file on its way through a batch, and what became of it."""
+
+    row: SourceFile
+    parsed: ParsedFile | dfolder.Evidence | None = None
+    rejection: ParseError | None = None
+    wait: float | None = None  # not yet (a .D sibling pending): give back, retry this soon
+    failure: Exception | None = None  # transient or unexpected: give back with backoff
+    state: str | None = None  # the final state once committed
+    touched: list[Sample] = field(default_factory=list)
+
+
+def process(settings: Settings, file_id: int, owner: str | None = None) -> str | None:
+    """Ingest or reject one ledger row; returns the final state, or None if not ours to do."""
+    return process_many(settings, [file_id], owner).get(file_id)
+
+
+def process_many(settings: Settings, file_ids: list[int],
+                 owner: str | None = None) -> dict[int, str]:
+    """Ingest or reject a batch of ledger rows; returns the final state of those it finished.
+
+    The batch is claimed in one transaction, then written and disposed of a chunk at a time
+    (see _chunks), each chunk in one transaction: sharing them is what makes a burst fast. Each
+    file still commits all or nothing, in a savepoint of its own, and a chunk that fails as a
+    whole is written again file by file so one bad file cannot hold back the rest.
+    """
+    owner = owner or ledger.owner_id()
+    beat = heartbeat.loop(f"consumer {threading.current_thread().name}", stall_after=None)
+    finished: dict[int, str] = {}
+    try:
+        claimed = _while_connection_lost(
+            settings, beat, lambda: ledger.claim_many(file_ids, owner, settings.lease_seconds))
+        for chunk in _chunks(claimed):
+            finished.update(_process_chunk(settings, chunk, owner, beat))
+    except TRANSIENT:
+        # Given up on for now (its leases, ours or not, bring them back: the reconciler). This
+        # thread is idle again and its next query opens a new connection.
+        beat.ok()
+        raise
+    beat.ok()
+    return finished
+
+
+def _while_connection_lost(settings: Settings, beat: heartbeat.Loop, work: Callable[[], T]) -> T:
+    """``work()``, tried again with backoff while the database connection is lost (a server
+    restart, a failover), for as long as a lease lasts: the files this thread holds are then
+    finished as soon as the server is back, not when their leases run out. Other errors, and
+    the last one, are raised."""
+    deadline = time.monotonic() + settings.lease_seconds
+    backoff = db.Backoff()
+    while True:
+        try:
+            return work()
+        except TRANSIENT as exc:
+            if not db.connection_lost() or time.monotonic() > deadline:
+                raise
+            beat.failed(f"database: {exc}")
+            wait = backoff.failed()
+            log.warning("database connection lost (%s); trying again in %.1f s", exc, wait)
+            time.sleep(wait)
+
+
+def _chunks(rows: list[SourceFile]) -> Iterator[list[SourceFile]]:
+    """The claimed rows in chunks of at most CHUNK_BYTES of raw bytes (at least one file each):
+    a chunk's files are all parsed before its transaction, so a batch of large traces must not
+    be held in memory at once."""
+    chunk: list[SourceFile] = []
+    size = 0
+    for row in rows:
+        if chunk and size + row.size > CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(row)
+        size += row.size
+    if chunk:
+        yield chunk
+
+
+def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str,
+                   beat: heartbeat.Loop) -> dict[int, str]:
+    def prepare(row: SourceFile) -> Work:
+        work = _prepare(settings, row)
+        if isinstance(work.failure, TRANSIENT) and db.connection_lost():
+            raise work.failure  # its bytes come from the database: read them once it is back
+        return work
+
+    works = [_while_connection_lost(settings, beat, partial(prepare, row)) for row in rows]
+    todo = [w for w in works if w.wait is None and w.failure is None]
+
+    def commit() -> None:
+        for w in todo:
+            w.wait = None  # what a failed try found is rolled back; the next try sees afresh
+        _commit(settings, todo, owner)
+
+    try:
+        _while_connection_lost(settings, beat, commit)
+    except TRANSIENT as exc:  # rolled back: nothing of the batch was written
+        for w in todo:
+            w.state, w.failure = None, exc
+    except Exception as exc:
+        if len(todo) == 1:
+            todo[0].state, todo[0].failure = None, exc
+        else:
+            log.warning("batch of %d failed as a whole; writing its files one by one",
+                        len(todo))
+            for w in todo:
+                _commit_alone(settings, w, owner)
+    for w in works:
+        if w.wait is not None:
+            with contextlib.suppress(*TRANSIENT):
+                _while_connection_lost(settings, beat, partial(ledger.release, w.row, owner,
+                                                                w.wait))
+        elif w.failure is not None:
+            _failed(settings, w, owner)
+    done = [w for w in works if w.state]
+    for w in done:
+        w.row.state = w.state
+    dispose.dispose_rows(settings, [w.row for w in done])  # it reads them afresh, under its lock
+    return {w.row.id: w.state for w in done}  # type: ignore[misc]
+
+
+def _prepare(settings: Settings, row: SourceFile) -> Work:
+    """Read the stored bytes and parse, outside any transaction (the slow, pure part)."""
+    work = Work(row)
+    try:
+        data = raw_bytes(settings, row)
+        work.parsed = dfolder.parse(settings, row, data, lambda r: raw_bytes(settings, r))
+    except dfolder.NotYet as wait:
+        work.wait = wait.seconds
+    except ParseError as exc:
+        work.rejection = exc
+    except Exception as exc:
+        work.failure = exc
+    return work
+
+
+def _commit_alone(settings: Settings, work: Work, owner: str) -> None:
+    try:
+        _commit(settings, [work], owner)
+    except Exception as exc:
+        work.state, work.failure = None, exc
+
+
+def _commit(settings: Settings, works: list[Work], owner: str) -> None:
+    """Rows, final states and audit events of every file in ``works``: one transaction."""
+    if not works:
+        return
+    with database.atomic(), audit.held() as events:
+        audit.lock_chain()  # before any row lock: one lock order for all writers (PostgreSQL)
+        ours = ledger.owned([w.row.id for w in works], owner)
+        known = Known()
+        for w in works:
+            w.state = None
+            if w.row.id not in ours:
+                continue  # the lease was lost (expired and taken): the other holder finishes it
+            recorded = len(events)
+            if w.rejection is not None:
+                exc = w.rejection
+                ledger.mark_rejected(w.row, exc.reason, exc.line)
+                log.warning("rejected %s: %s", w.row.path,
+                            exc.reason if exc.line is None else f"line {exc.line}: {exc.reason}")
+                w.state = REJECTED
+                continue
+            try:
+                with database.atomic():  # a savepoint: this file's rows all or nothing
+                    if isinstance(w.parsed, dfolder.Evidence):
+                        dfolder.write_evidence(w.row, w.parsed)
+                    else:
+                        assert w.parsed is not None
+                        w.touched = _write(w.row, w.parsed, settings, known)
+                w.state = INGESTED
+            except dfolder.NotYet as wait:
+                w.wait = wait.seconds
+                known = Known()  # what it looked up or created was rolled back with it
+                del events[recorded:]  # and so were its events
+            except TRANSIENT:
+                raise
+            except Exception as exc:
+                if len(works) > 1:
+                    raise  # written again alone, where it fails on its own
+                w.failure = exc
+                del events[recorded:]
+        _recompute([w for w in works if w.state == INGESTED], settings)
+
+
+def _recompute(works: list[Work], settings: Settings) -> None:
+    """Results of every sample and job the batch touched, each computed once."""
+    jobs: dict[int, tuple[Job, dict[int, Sample]]] = {}
+    for w in works:
+        for sample in w.touched:
+            job = sample.job
+            jobs.setdefault(job.id, (job, {}))[1][sample.id] = sample
+    cache: dict[int, Tables] = {}
+    for job, samples in jobs.values():
+        for sample in samples.values():
+            recompute_sample(sample, settings.methods, cache)
+        job_results.recompute_job(job, samples.values(), settings.methods, cache)
+
+
+def _failed(settings: Settings, work: Work, owner: str) -> None:
+    """Transient failures (database busy, disk full) come back after a backoff; anything else is
+    retried the same way in case it was a fluke, then rejected so it cannot loop for ever."""
+    row, exc = work.row, work.failure
+    if not isinstance(exc, TRANSIENT):
+        log.error("unexpected failure on %s (attempt %d)", row.path, row.attempts,
+                  exc_info=exc)
+        if row.attempts >= settings.max_attempts:
+            reason = (f"failed {row.attempts} times with an internal error "
+                      f"({type(exc).__name__}: {exc}); report it, then retry the file")
+            with contextlib.suppress(*TRANSIENT):
+                if ledger.reject(row, owner, reason, None):
+                    dispose.dispose_row(settings, SourceFile.get_by_id(row.id))
+            return
+    delay = min(300.0, 2.0 ** min(row.attempts, 8))
+    log.warning("%s failed (attempt %d), retry in %.0fs: %s", row.path, row.attempts, delay, exc)
+    with contextlib.suppress(*TRANSIENT):  # else the lease expires and the reconciler retries
+        ledger.release(row, owner, delay)
+
+
+_PEAK_COLUMNS = ("injection_id", "signal", "number", "rt_min", "area", "area_pct", "height",
+                 "begin_min", "end_min", "width_min", "peak_type", "name")
+_INJECTION_COLUMNS = ("sample_id", "source_file_id", "number", "acquired_at", "dilution_factor",
+                      "superseded")
+_INGESTED_SQL = (f"UPDATE {sql.table(SourceFile)} SET state = ?, format = ?, parser_version = ?, "
+                 "job_id = ?, finished_at = ?, lease_owner = NULL, lease_until = 0, "
+                 "error = NULL, error_line = NULL WHERE id = ?")
+
+
+def _write(row: SourceFile, parsed: ParsedFile, settings: Settings,
+           known: Known) -> list[Sample]:
+    """Every row derived from one file and its final state; returns the samples it touched."""
+    job = _job_for(row, parsed, known)
+    sample, number = _sample_for(job, row, parsed, known)
+    dfolder.settle_folder(row, settings.methods)
+    touched = [sample, *_supersede_previous_revision(row)]
+    injection_id = sql.insert(Injection, _INJECTION_COLUMNS, [
+        (sample.id, row.id, number, parsed.acquired_at, parsed.dilution_factor, False)],
+        returning=True)[0]
+    peaks = [(injection_id, signal.name, p.number, p.rt_min, p.area, p.area_pct, p.height,
+              p.begin_min, p.end_min, p.width_min, p.peak_type, p.name)
+             for signal in parsed.signals for p in signal.peaks or ()]
+    sql.insert(Peak, _PEAK_COLUMNS, peaks)
+    for signal in parsed.signals:
+        if signal.trace is not None:
+            tr = signal.trace
+            Chromatogram.create(
+                injection=injection_id, signal=signal.name, detector=signal.detector,
+                wavelength_nm=signal.wavelength_nm, points=tr.points, time_unit=tr.time_unit,
+                value_unit=tr.value_unit, t_start=tr.times[0], t_end=tr.times[-1],
+                data=pack(tr.times, tr.values))
+    sql.execute(_INGESTED_SQL, (INGESTED, parsed.format, parsed.parser_version, job.id,
+                                utcnow(), row.id))
+    audit.record("ingested", row.sha256, row.id, format=parsed.format,
+                 parser_version=parsed.parser_version, encoding=parsed.encoding,
+                 job=job.key, sample=sample.sample_id, injection=number,
+                 peaks=len(peaks),
+                 traces=sum(1 for s in parsed.signals if s.trace is not None))
+    return touched
+
+
+def pack(times: object, values: object) -> bytes:
+    """Little-endian float64 times then values: portable across machines and databases."""
+    from array import array
+    t, v = array("d", times), array("d", values)  # type: ignore[arg-type]
+    if sys.byteorder != "little":
+        t.byteswap()
+        v.byteswap()
+    return struct.pack("<I", len(t)) + t.tobytes() + v.tobytes()
+
+
+@dataclass
+class Known:
+    """Jobs and samples a batch has already looked up or created, inside its transaction: the
+    files of a burst share a few folders and samples, and each is read once per batch."""
+
+    jobs: dict[str, Job] = field(default_factory=dict)
+    samples: dict[tuple[int, str, str], Sample] = field(default_factory=dict)
+
+
+def _job_for(row: SourceFile, parsed: ParsedFile, known: Known) -> Job:
+    """The export folder a file was dropped in is its Job; loose files dropped together share
+    one."""
+    folder = dfolder.job_folder(row.path)
+    if folder != ".":
+        key = f"{row.origin}:{folder}"
+        job = known.jobs.get(key)
+        if job is None:
+            job, created = Job.get_or_create(key=key, defaults={
+                "name": PurePosixPath(folder).name, "instrument": parsed.instrument,
+                "method": parsed.method, "acquired_at": parsed.acquired_at})
+        else:
+            created = False
+    else:
+        # By the first_seen index, newest first, the origin and path checked here: asked of
+        # the database, the planner takes the origin index and reads every file of the node.
+        window = (SourceFile.select(SourceFile.job, SourceFile.origin, SourceFile.path)
+                  .where(SourceFile.job.is_null(False),
+                         SourceFile.first_seen.between(row.first_seen - LOOSE_WINDOW,
+                                                       row.first_seen + LOOSE_WINDOW))
+                  .order_by(SourceFile.first_seen.desc()))
+        near = next((r for r in window.iterator()
+                     if r.origin == row.origin and "/" not in r.path), None)
+        if near is not None:
+            job, created = near.job, False
+        else:
+            stamp = row.first_seen.strftime("%Y-%m-%d %H:%M:%S")
+            job, created = Job.create(key=f"{row.origin}:loose:{stamp}:{row.id}",
+                                      name=f"loose files {stamp}", instrument=parsed.instrument,
+                                      method=parsed.method, acquired_at=parsed.acquired_at), True
+    if not created and job.method is None and parsed.method:
+        Job.update(method=parsed.method, instrument=parsed.instrument).where(
+            Job.id == job.id).execute()
+        job.method, job.instrument = parsed.method, parsed.instrument
+    if folder != ".":
+        known.jobs[job.key] = job
+    return job
+
+
+_SAMPLE_SQL = (f"SELECT id, kind, level FROM {sql.table(Sample)} "
+               "WHERE job_id = ? AND sample_id = ? AND analyte = ?")
+
+
+def _sample_for(job: Job, row: SourceFile, parsed: ParsedFile,
+                known: Known) -> tuple[Sample, int]:
+    ident = (identify(parsed.sample_name, printed=True) if parsed.sample_name
+             else identify(dfolder.fallback_name(row.path)))
+    number = parsed.injection or ident.injection
+    key = (job.id, ident.sample_id, ident.analyte)
+    sample = known.samples.get(key)
+    if sample is None:
+        found = sql.rows(_SAMPLE_SQL, key)
+        if found:
+            sample_id, kind, level = found[0]
+        else:
+            kind = parsed.sample_kind or ident.kind
+            level = parsed.level if parsed.level is not None else ident.level
+            sample_id = sql.insert(Sample, ("job_id", "sample_id", "analyte", "kind", "level"),
+                                   [(*key, kind, level)], returning=True)[0]
+        sample = known.samples[key] = Sample(id=sample_id, job=job, sample_id=ident.sample_id,
+                                             analyte=ident.analyte, kind=kind, level=level)
+    return sample, number
+
+
+def _supersede_previous_revision(row: SourceFile) -> list[Sample]:
+    """A new revision of a path makes the old revision's injections (and so results) history;
+    returns the samples whose results must be computed again."""
+    if row.previous_id is None:
+        return []
+    old = list(Injection.select().where(Injection.source_file == row.previous_id,
+                                        Injection.superseded == False))  # noqa: E712
+    if not old:
+        return []
+    Injection.update(superseded=True).where(Injection.id.in_([i.id for i in old])).execute()
+    audit.record("revision_superseded", row.sha256, row.id, previous=row.previous_id,
+                 injections=[i.id for i in old])
+    return list({i.sample_id: i.sample for i in old}.values())

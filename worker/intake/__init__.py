@@ -1,0 +1,1 @@
+"""From the inbox to the ledger: noticing files, waiting until each is complete, storing it."""

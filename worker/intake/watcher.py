@@ -1,0 +1,689 @@
+"""Watching the inbox: notice files, wait until each is complete, store it, register, enqueue.
+
+Events from watchdog (and a scan at start-up plus a periodic rescan, for events that never come)
+only nominate paths. A path is taken once its size and mtime have not changed for the stability
+window and it can be opened; its bytes are read once, hashed, stored durably, registered in the
+ledger and enqueued — in that order, so a crash between any two steps is repaired by the next scan
+(the raw store and the ledger are both idempotent by SHA-256).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import hashlib
+import importlib
+import logging
+import os
+import re
+import stat
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from peewee import InterfaceError, OperationalError
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+from worker.consume import dispose
+from worker.consume.queue import Queue
+from worker.record import audit, db, heartbeat, ledger, store
+from worker.record.models import FINAL_STATES, REJECTED, RawBlob, SourceFile, database, utcnow
+from worker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+GATE_INTERVAL = 0.05
+# Stable files stored and registered per transaction; a burst shares its commits and flushes,
+# and the watcher waits for the database's write lock once per batch: with consumers holding
+# it for whole batches of their own, batches of up to 1,024 files registered a 20,000-file
+# burst in 11-13 s against 19 s with 256.
+INTAKE_FIRST = 128
+INTAKE_BATCH = 1024
+INTAKE_BYTES = 64 * 1024 * 1024
+DISPOSE_POLL = 1.0  # seconds between looks for own files made final by consumers elsewhere
+# A file left open by its writer but unchanged this long is taken anyway (a hung exporter must
+# not hold a file back for ever; a cut-off table is still rejected by its parser).
+WRITER_TIMEOUT = 600.0
+# The SQLite page cache of the watcher's connection, below every other's (db.CACHE_KIB). Any
+# other connection's commit empties it (WAL), and consumers commit all through a burst, so it
+# is seldom read twice here: at 16 MB it cost ~15 MB of resident memory in a 20,000-file
+# burst, and SQLite's default of 2 MB took the burst in no slower.
+CACHE_KIB = 2000
+# While the consumers' backlog is full (intake_max_backlog), look at the waiting files this
+# seldom: each look is an lstat of every candidate.
+BACKLOG_WAIT = 0.5
+# watchdog holds each IN_MOVED_FROM (inotify) up to 0.5 s to pair it with its IN_MOVED_TO, and
+# every later event waits behind it (watchdog issue #649). Each file disposed of leaves the
+# inbox by such a move, so a file dropped just after it was noticed up to 0.5 s late: 0.2 s on
+# every benchmark single drop. Both halves of a rename come in one read, and the handler needs
+# no pair anyway (a deleted source is ignored; the destination is nominated either way).
+MOVE_PAIRING_SECONDS = 0.01
+TROUBLE_LISTED = 20  # paths of held files named in /status; the count covers all of them
+
+
+@dataclass(slots=True)  # a burst holds one per file
+class Candidate:
+    size: int
+    mtime_ns: int
+    since: float
+    detected_at: float
+    # What close-after-write events (inotify) say: True = written to and not closed yet,
+    # False = closed (or renamed into place) since its last write, None = nothing known.
+    writing: bool | None = None
+
+
+@dataclass(frozen=True)
+class Trouble:
+    """Why a complete file could not be taken: ``unreadable`` (no permission to read it) or
+    ``unregistered`` (its ledger row could not be written)."""
+
+    kind: str
+    reason: str
+
+
+@dataclass
+class Held:
+    """A file held back by a Trouble, since when, for /status and readiness."""
+
+    trouble: Trouble
+    since: float
+
+
+@dataclass
+class WatchStats:
+    observer_alive: bool = False
+    observer_restarts: int = 0
+    last_event: float | None = None
+    last_scan: float | None = None
+    pending: int = 0
+    registered: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, watcher: Watcher) -> None:
+        self.watcher = watcher
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_directory:
+            if event.event_type in ("created", "moved"):
+                # Files may be in it before its watch is: look through it (it alone).
+                folder = getattr(event, "dest_path", "") or event.src_path
+                self.watcher.scan_soon(Path(os.fsdecode(folder)))
+            return
+        if event.event_type == "deleted":
+            return  # nothing to take (a pending one is forgotten by the gate's next look)
+        path = getattr(event, "dest_path", "") or event.src_path
+        # Where the platform reports opens and closes (inotify), a file opened or written to
+        # and not closed yet is not taken, however long its writer pauses; one closed, created
+        # without an open (moved in from elsewhere, or found in a new folder) or renamed into
+        # place is complete, and only a short window guards it against a reopen.
+        writing = {"created": False, "opened": True, "modified": True, "closed": False,
+                   "closed_no_write": False, "moved": False}.get(event.event_type)
+        self.watcher.nominate(os.fsdecode(path), writing=writing)
+
+
+class Watcher:
+    """Owns one inbox: its observer, the stability gate, registration and disposal."""
+
+    def __init__(self, settings: Settings, queue: Queue) -> None:
+        self.settings = settings
+        self.inbox = settings.inbox.resolve()
+        self.queue = queue
+        self.stats = WatchStats()
+        # Keyed by the path as a string: a burst holds one per file, and a Path object (its
+        # parts, their interned names, its string) took ~4 times the memory of the string.
+        self._pending: dict[str, Candidate] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._scan_requested = threading.Event()
+        self._folders: set[Path] = set()  # new folders to look through (scan_soon)
+        self._observer: Observer | PollingObserver | None = None
+        self._thread: threading.Thread | None = None
+        self._known: dict[str, tuple[int, int]] = {}  # by ledger path (ledger.ledger_path)
+        self._held_back: dict[str, Held] = {}  # by path on disk: unreadable or unregistered
+        # Bytes stored in a pack for a file whose registration then failed: the next attempt
+        # registers these places instead of writing the bytes into a new pack each time.
+        self._kept: dict[str, store.Location] = {}
+        # Candidates held at once: half the backlog allowed. More files wait in the inbox, on
+        # disk, and a scan nominates them once half of these are taken, so memory does not grow
+        # with a backlog of years of old exports (a 100,000-file catch-up peaked at 167 MB in
+        # this process with no bound, and at 86 MB with one).
+        self._max_pending = max(1, settings.intake_max_backlog // 2)
+        self._overflow = False  # a file was not nominated for want of room: scan when there is
+        self._held = False  # the last gate pass left complete files for want of backlog room
+        self._close_events = False
+        self.owner = ledger.owner_id("watcher")
+        # Every event asks wanted(): the globs compiled once, matched as fnmatch would.
+        self._root = os.path.join(os.fspath(self.inbox), "")
+        self._excluded = _globs(settings.exclude)
+        self._included = _globs(settings.include)
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self.inbox.mkdir(parents=True, exist_ok=True)
+        self._start_observer()
+        self._scan_requested.set()  # the start-up scan: files dropped while we were down
+        self._thread = threading.Thread(target=self._run, name="watcher-gate", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _start_observer(self) -> None:
+        if not self.settings.polling:
+            _pair_moves_quickly()
+        observer = PollingObserver(timeout=1.0) if self.settings.polling else Observer()
+        observer.schedule(_Handler(self), str(self.inbox), recursive=True)
+        observer.daemon = True
+        observer.start()
+        self._observer = observer
+        self._close_events = type(observer).__name__ == "InotifyObserver"
+        self.stats.observer_alive = True
+
+    def observer_alive(self) -> bool:
+        # When its folder vanishes (a network share drops) the emitter thread ends but the
+        # observer's own thread runs on, delivering nothing: alive means both are.
+        observer = self._observer
+        return (observer is not None and observer.is_alive()
+                and all(e.is_alive() for e in list(observer.emitters)))
+
+    def intake(self) -> dict[str, Any]:
+        """For /status, /metrics and readiness: files held as candidates, whether files wait in
+        the inbox beyond them or for room in the backlog (intake_max_backlog), and the complete
+        files it cannot take (unreadable, or failing to register), with readiness's verdict."""
+        held = sorted(list(self._held_back.items()), key=lambda item: item[1].since)
+        unreadable = [ledger.ledger_path(self._rel(path))[0] for path, h in held
+                      if h.trouble.kind == "unreadable"]
+        unregistered = [{"path": ledger.ledger_path(self._rel(path))[0],
+                         "reason": h.trouble.reason}
+                        for path, h in held if h.trouble.kind == "unregistered"]
+        return {"candidates": len(self._pending), "waiting": self._overflow or self._held,
+                "unreadable": len(unreadable), "unreadable_paths": unreadable[:TROUBLE_LISTED],
+                "unregistered": len(unregistered),
+                "unregistered_files": unregistered[:TROUBLE_LISTED],
+                "problem": self._intake_problem(held)}
+
+    def _intake_problem(self, held: list[tuple[str, Held]]) -> str | None:
+        """Files held back longer than two rescans: a writer's brief lock has passed by then,
+        so an operator has to look (permissions, or the reason logged)."""
+        grace = 2 * self.settings.rescan_seconds
+        now = time.time()
+        stuck = [(path, h) for path, h in held if now - h.since >= grace]
+        if not stuck:
+            return None
+        path, first = stuck[0]
+        return (f"{len(stuck)} file(s) in the inbox could not be taken for over {grace:g} s, "
+                f"e.g. {ledger.ledger_path(self._rel(path))[0]}: {first.trouble.reason}")
+
+    def scan_soon(self, folder: Path | None = None) -> None:
+        """Ask for a scan of the whole inbox, or of one folder in it."""
+        if folder is None:
+            self._scan_requested.set()
+        else:
+            with self._lock:
+                self._folders.add(folder)
+
+    # --- nomination ------------------------------------------------------------------------
+    def wanted(self, path: str | Path) -> bool:
+        """Inside the inbox, not excluded (hidden, temporary, partial names) and included."""
+        text = os.fspath(path)
+        if not text.startswith(self._root):
+            return False
+        parts = [os.path.normcase(part) for part in text[len(self._root):].split(os.sep)]
+        if not parts[-1] or any(self._excluded.match(part) for part in parts):
+            return False
+        return self._included.match(parts[-1]) is not None
+
+    def nominate(self, path: str | Path, writing: bool | None = None) -> None:
+        """Make ``path`` a candidate; ``writing`` updates what close events say of it."""
+        path = os.fspath(path)
+        self.stats.last_event = time.time()
+        with self._lock:
+            cand = self._pending.get(path)  # already wanted: a file has several events
+        if cand is None and not self.wanted(path):
+            return
+        with self._lock:
+            cand = self._pending.get(path)
+            if cand is None and len(self._pending) >= self._max_pending:
+                self._overflow = True
+                return
+            if cand is None:
+                now = time.time()
+                try:  # the window starts at the event, not at the gate's next pass
+                    st = os.lstat(path)
+                    size, mtime_ns = st.st_size, st.st_mtime_ns
+                except OSError:
+                    size = mtime_ns = -1
+                if self._registered(path, size, mtime_ns):
+                    return  # our own read of it (opened, closed) or a rescan: nothing new
+                cand = self._pending[path] = Candidate(size, mtime_ns, now, now)
+            if writing is not None and self._close_events:
+                cand.writing = writing
+
+    # --- the gate loop ---------------------------------------------------------------------
+    def _run(self) -> None:
+        # This thread's connection runs all of the watcher's queries. In an outage it keeps
+        # the full cache, which costs memory only.
+        with contextlib.suppress(OperationalError, InterfaceError):
+            db.limit_cache(CACHE_KIB)
+        next_scan = next_dispose = 0.0
+        beat = heartbeat.loop("watcher")
+        backoff = db.Backoff(first=1.0, most=10.0)
+        while not self._stop.is_set():
+            try:
+                now = time.monotonic()
+                with self._lock:
+                    folders, self._folders = self._folders, set()
+                if self._scan_requested.is_set() or now >= next_scan:
+                    self._scan_requested.clear()
+                    self.scan()  # disposes too
+                    next_scan = now + self.settings.rescan_seconds
+                    next_dispose = now + DISPOSE_POLL
+                else:
+                    for folder in folders:
+                        self._look_through(folder)
+                if now >= next_dispose:
+                    self._dispose_finished()
+                    next_dispose = now + DISPOSE_POLL
+                self._check_observer()
+                full = self._held = self._gate()
+                if self._overflow and len(self._pending) <= self._max_pending // 2:
+                    self._overflow = False
+                    self._scan_requested.set()
+                beat.ok()
+                backoff.succeeded()
+            except (OperationalError, InterfaceError) as exc:  # database busy or unreachable
+                # A dead connection is replaced at the next query (db.py); until the database
+                # answers, readiness names this loop and its error.
+                beat.failed(f"database: {exc}")
+                wait = backoff.failed()
+                log.warning("watcher cannot reach the database (%s); trying again in %.0f s",
+                            exc, wait)
+                self._stop.wait(wait)
+                full = False
+            except Exception as exc:  # the watcher must outlive any one bad file or outage
+                beat.failed(exc)
+                log.exception("watcher loop error; continuing")
+                self._stop.wait(backoff.failed())
+                full = False
+            self._stop.wait(BACKLOG_WAIT if full else GATE_INTERVAL)
+        heartbeat.forget("watcher")
+
+    def _check_observer(self) -> None:
+        if self.observer_alive():
+            return
+        self.stats.observer_alive = False
+        if not self.inbox.is_dir():
+            return  # restarting would fail; readiness reports the missing inbox
+        log.error("file observer died; restarting it")
+        self.stats.observer_restarts += 1
+        if self._observer is not None:
+            self._observer.stop()  # its thread may outlive its dead emitter
+        self._start_observer()
+        self._scan_requested.set()
+
+    def scan(self) -> None:
+        """Nominate every file under the inbox (start-up scan and periodic rescan)."""
+        if not self.inbox.is_dir():
+            return
+        self._load_known()
+        self._look_through(self.inbox)
+        self.stats.last_scan = time.time()
+        self._dispose_finished()
+
+    def _look_through(self, top: Path) -> None:
+        """Nominate every file under ``top`` that is not registered as it is."""
+        stack = [os.fspath(top)]
+        while stack:
+            folder = stack.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            for entry in entries:
+                if self._overflow:
+                    return  # full: another scan follows once half of them are taken
+                if entry.is_dir(follow_symlinks=False):
+                    if self.wanted(entry.path):
+                        stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    self.nominate(entry.path)
+
+    def _registered(self, path: str, size: int, mtime_ns: int) -> bool:
+        """Registered with this very size and mtime (and waiting to leave the inbox)."""
+        return self._known.get(ledger.ledger_path(self._rel(path))[0]) == (size, mtime_ns)
+
+    def _rel(self, path: str) -> str:
+        """A wanted file's path relative to the inbox, with '/' separators, as the OS gives it
+        (ledger.ledger_path makes it the ledger's)."""
+        return path[len(self._root):].replace(os.sep, "/")
+
+    def _load_known(self) -> None:
+        """Registered files still in the inbox, so a rescan does not read them again.
+
+        With ``after_ingest = "keep"`` finished files stay too; without them here every rescan
+        would read each kept file again and record it as a duplicate of itself.
+        """
+        rows = SourceFile.select(SourceFile.path, SourceFile.size, SourceFile.mtime_ns).where(
+            SourceFile.origin == self.settings.node).order_by(SourceFile.id)
+        if self.settings.after_ingest != "keep":
+            rows = rows.where(SourceFile.disposed == False)  # noqa: E712
+        # Plain tuples, not cached: during a catch-up this is every file in flight, and model
+        # instances held until the last one is read took tens of MB.
+        self._known = {path: (size, mtime_ns) for path, size, mtime_ns in rows.tuples().iterator()}
+
+    def _dispose_finished(self) -> None:
+        """Final rows whose source is still in this inbox leave it now.
+
+        Crash repair on every scan, and the normal path when consumers run elsewhere (they
+        cannot reach this inbox): polled every DISPOSE_POLL seconds by the index on origin.
+        The same poll finishes disposals a crash, outage or full disk interrupted (their
+        recorded destination), and lets rejected files (with polling, all) go once settled.
+        """
+        rows = SourceFile.select().where(SourceFile.origin == self.settings.node,
+                                         SourceFile.disposed == False,  # noqa: E712
+                                         SourceFile.state.in_(FINAL_STATES))
+        # Read them all first: writing while a SELECT is still open on this connection pins an
+        # old WAL snapshot, and SQLite then fails the write at once with "database is locked".
+        dispose.dispose_rows(self.settings, list(rows))
+
+    def _gate(self) -> bool:
+        """Take the candidates that are complete, as far as the backlog has room for them;
+        True when some had to wait for room."""
+        now = time.time()
+        ready: list[tuple[str, Candidate]] = []
+        with self._lock:
+            items = list(self._pending.items())
+        for item in items:
+            path, cand = item
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                self._forget(path)
+                continue
+            if not stat.S_ISREG(st.st_mode):  # one lstat per pass: a burst has thousands
+                if stat.S_ISLNK(st.st_mode):
+                    log.warning("not following symlink %s", path)
+                self._forget(path)
+                continue
+            if (st.st_size, st.st_mtime_ns) != (cand.size, cand.mtime_ns):
+                cand.size, cand.mtime_ns, cand.since = st.st_size, st.st_mtime_ns, now
+                continue
+            quiet = now - cand.since
+            if cand.writing is None:
+                window = self.settings.stable_seconds
+            elif cand.writing:
+                window = WRITER_TIMEOUT
+            else:  # its writer closed it: the window only guards against a reopen
+                window = min(self.settings.stable_seconds, self.settings.closed_stable_seconds)
+            if quiet >= window:
+                ready.append(item)  # not a new pair: a burst has thousands
+        self.stats.pending = len(items)
+        room = self.settings.intake_max_backlog - ledger.unfinished() if ready else 0
+        for batch in _batches(ready[:max(room, 0)]):
+            self._take(batch)
+        return len(ready) > room
+
+    def _forget(self, path: str) -> None:
+        with self._lock:
+            self._pending.pop(path, None)
+            if not self._pending:
+                self._kept.clear()  # what a failed registration stored is not wanted again
+        held = self._held_back.pop(path, None)
+        if held is not None and held.trouble.kind == "unreadable" and os.path.exists(path):
+            log.info("%s is readable now; taken", ledger.ledger_path(self._rel(path))[0])
+
+    def _hold_back(self, path: str, cand: Candidate, trouble: Trouble) -> None:
+        """Keep a file it cannot take as a candidate, say why once, and look again later."""
+        now = time.time()
+        held = self._held_back.get(path)
+        if held is None or held.trouble.kind != trouble.kind:
+            text = ledger.ledger_path(self._rel(path))[0]
+            if trouble.kind == "unreadable":
+                log.warning("cannot read %s (%s); it stays in the inbox and is taken once it "
+                            "can be read", text, trouble.reason)
+            else:
+                log.error("cannot register %s: %s; it stays in the inbox, tried again every "
+                          "%g s (rescan_seconds)", text, trouble.reason,
+                          self.settings.rescan_seconds)
+            self._held_back[path] = Held(trouble, now if held is None else held.since)
+        # Unreadable: another stability window, so a file made readable is taken soon after;
+        # a failing registration (not an outage: something in the file's own row) seldom.
+        cand.since = now + (self.settings.rescan_seconds if trouble.kind == "unregistered"
+                            else 0.0)
+
+    def _take(self, ready: list[tuple[str, Candidate]]) -> None:
+        """Store, register and enqueue a batch of stable files."""
+        batch: list[tuple[str, str, Candidate]] = []
+        for path, cand in ready:
+            rel = self._rel(path)
+            if self._known.get(ledger.ledger_path(rel)[0]) == (cand.size, cand.mtime_ns):
+                self._forget(path)
+            else:
+                batch.append((path, rel, cand))
+        try:
+            outcomes = take_many(self.settings, batch, self.owner, self._kept)
+        except (store.StoreError, OSError, OperationalError, InterfaceError) as exc:
+            # Disk full, database busy or unreachable: leave them pending, try again later.
+            log.warning("cannot take %d file(s) yet: %s", len(batch), exc)
+            for _, _, cand in batch:
+                cand.since = time.time() + min(30.0, self.settings.stable_seconds * 4 + 1)
+            return
+        new: list[int] = []
+        for (path, _, cand), outcome in zip(batch, outcomes, strict=True):
+            if outcome is None:
+                continue  # changed while read: stays a candidate
+            if isinstance(outcome, Trouble):
+                self._hold_back(path, cand, outcome)
+                continue
+            self._forget(path)
+            if outcome == "gone":
+                continue
+            row, is_new = outcome
+            self._known[row.path] = (cand.size, cand.mtime_ns)
+            if is_new:
+                new.append(row.id)
+        if new:
+            self.stats.registered += len(new)
+            try:
+                self.queue.enqueue(new)
+            except Exception as exc:
+                # Registered but not enqueued (queue full or unreachable): let the reconciler
+                # take them on its next pass rather than after a whole lease.
+                log.warning("cannot enqueue %d file(s): %s; the reconciler will", len(new), exc)
+                with contextlib.suppress(OperationalError, InterfaceError):
+                    ledger.expire(new)
+
+
+def move_grouper() -> type | None:
+    """The class of watchdog's inotify observer that holds moves for pairing (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    for module, name in (("watchdog.observers.inotify_move_event_grouper",  # watchdog >= 7
+                          "InotifyMoveEventGrouper"),
+                         ("watchdog.observers.inotify_buffer", "InotifyBuffer")):  # 4 to 6
+        try:
+            return getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            continue
+    return None
+
+
+def _pair_moves_quickly() -> None:
+    """MOVE_PAIRING_SECONDS for the inotify observers created from now on."""
+    grouper = move_grouper()
+    if grouper is not None:
+        grouper.delay = MOVE_PAIRING_SECONDS  # type: ignore[attr-defined]
+
+
+def _globs(patterns: list[str]) -> re.Pattern[str]:
+    """One regular expression matching a (normcase'd) name that any of ``patterns`` matches."""
+    if not patterns:
+        return re.compile(r"(?!)")
+    return re.compile("|".join(f"(?:{fnmatch.translate(os.path.normcase(p))})"
+                               for p in patterns))
+
+
+def _batches(ready: list[tuple[str, Candidate]]) -> Iterator[list[tuple[str, Candidate]]]:
+    """Stable files in intake batches of at most INTAKE_BYTES bytes (at least one file each:
+    a batch's bytes are all in memory until its ledger rows commit). The first batch of a pass
+    has INTAKE_FIRST files, so consumers start at once, and each next one twice as many, up to
+    INTAKE_BATCH, so a long burst waits for the write lock seldom."""
+    batch: list[tuple[str, Candidate]] = []
+    size, limit = 0, INTAKE_FIRST
+    for item in ready:
+        if batch and (len(batch) >= limit or size + item[1].size > INTAKE_BYTES):
+            yield batch
+            batch, size, limit = [], 0, min(limit * 2, INTAKE_BATCH)
+        batch.append(item)
+        size += max(item[1].size, 0)
+    if batch:
+        yield batch
+
+
+Taken = tuple[SourceFile, bool] | str | Trouble | None
+
+
+def take(settings: Settings, path: str | Path, rel: str, cand: Candidate,
+         owner: str) -> tuple[SourceFile, bool] | Trouble | None:
+    """Read a stable file once, store its bytes, register it; None if it is not complete yet.
+
+    Returns the ledger row and whether it is new (a new row still has to be enqueued), or the
+    Trouble that kept it out of the ledger.
+    """
+    outcome = take_many(settings, [(path, rel, cand)], owner)[0]
+    if outcome == "gone":
+        raise FileNotFoundError(path)
+    return outcome  # type: ignore[return-value]
+
+
+def take_many(settings: Settings, batch: Sequence[tuple[str | Path, str, Candidate]],
+              owner: str, kept: dict[str, store.Location] | None = None) -> list[Taken]:
+    """Read each stable file once, store its bytes durably, then register them together.
+
+    ``rel`` is the path relative to the inbox as the OS gives it (ledger.ledger_path makes it
+    the ledger's). For each file: (row, is_new); None when it is not complete yet (changed while
+    being read); "gone" when it vanished; a Trouble when it cannot be read (no permission, or
+    locked by its writer on Windows) or its row alone fails to register. The raw files are
+    stored as one durable batch, and the ledger rows commit in one transaction — after the
+    bytes are safe. ``kept`` carries, from one attempt to the next, where the bytes of files
+    not registered yet were stored, so a failed registration never stores them again.
+    """
+    outcomes: list[Taken] = [None] * len(batch)
+    stored: list[tuple[int, ledger.Seen, bytes]] = []
+    for i, (path, rel, cand) in enumerate(batch):
+        if cand.size > settings.max_file_bytes:
+            outcomes[i] = _register_oversized(settings, path, rel, cand), False
+            continue
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+            st = os.stat(path)
+        except FileNotFoundError:
+            outcomes[i] = "gone"
+            continue
+        except PermissionError as exc:  # or still locked by its writer (Windows)
+            outcomes[i] = Trouble("unreadable", exc.strerror or str(exc))
+            continue
+        if (st.st_size, st.st_mtime_ns) != (cand.size, cand.mtime_ns) or len(data) != cand.size:
+            cand.size = -1  # changed while being read: start the stability window again
+            continue
+        text, raw_path = ledger.ledger_path(rel)
+        stored.append((i, ledger.Seen(path=text, size=cand.size, mtime_ns=cand.mtime_ns,
+                                      sha256=store.sha256_of(data),
+                                      detected_at=cand.detected_at, stable_at=time.time(),
+                                      origin=settings.node, path_bytes=raw_path), data))
+    # Contents the ledger has already are duplicates: stored once, with their first copy.
+    known = ledger.stored(settings.raw_dir, [seen.sha256 for _, seen, _ in stored])
+    kept = {} if kept is None else kept
+    places = {sha: place for sha, place in kept.items()
+              if store.has(settings.raw_dir, sha, place.pack)}
+    fresh = store.put_many(settings.raw_dir, [(seen.sha256, data) for _, seen, data in stored
+                                              if seen.sha256 not in known
+                                              and seen.sha256 not in places],
+                           fsync=settings.fsync)
+    kept.update(fresh)
+    places.update(fresh)
+    stored = [(i, replace(seen, raw=places.get(seen.sha256)), data)
+              for i, seen, data in stored]
+    if settings.blobs_in_database:
+        for _, seen, data in stored:
+            store_blob(seen.sha256, data)
+    registered = _register(settings, [seen for _, seen, _ in stored], owner)
+    for (i, seen, _), outcome in zip(stored, registered, strict=True):
+        outcomes[i] = outcome
+        if isinstance(outcome, Trouble):
+            continue
+        kept.pop(seen.sha256, None)
+        row, is_new = outcome
+        if not is_new and ledger.is_another_copy(row, seen.path, seen.size, seen.mtime_ns):
+            path, rel = batch[i][0], batch[i][1]
+            with contextlib.suppress(FileNotFoundError):
+                dispose.dispose_duplicate(settings, Path(path), rel, row)
+    return outcomes
+
+
+def _register(settings: Settings, seen: list[ledger.Seen],
+              owner: str) -> list[tuple[SourceFile, bool] | Trouble]:
+    """Register a batch together; when that fails for something other than an outage, file by
+    file, so one file's row that cannot be written keeps only that file out."""
+    try:
+        return list(ledger.register_many(seen, owner, settings.lease_seconds))
+    except (OperationalError, InterfaceError):
+        raise  # the database is busy or gone: the whole batch again later
+    except Exception as exc:
+        if len(seen) == 1:
+            return [Trouble("unregistered", f"{type(exc).__name__}: {exc}")]
+        log.warning("registering %d files together failed (%s: %s); registering them one by "
+                    "one", len(seen), type(exc).__name__, exc)
+    return [_register(settings, [one], owner)[0] for one in seen]
+
+
+def store_blob(sha: str, data: bytes) -> None:
+    """The raw bytes in the database, committed before the ledger row that points at them.
+
+    A consumer on another machine may take the row the moment it commits, so the bytes must
+    already be there; a crash in between leaves a blob the next scan registers (idempotent by
+    SHA-256). Kept out of the registering transaction so the audit chain's lock is not held
+    while megabytes travel to the server.
+    """
+    if RawBlob.select(RawBlob.sha256).where(RawBlob.sha256 == sha).exists():
+        return
+    with database.atomic():
+        RawBlob.insert(sha256=sha, data=data).on_conflict_ignore().execute()
+
+
+def _register_oversized(settings: Settings, path: str | Path, rel: str,
+                        cand: Candidate) -> SourceFile:
+    """Over the size limit: hashed in chunks, never loaded; rejected and quarantined."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    sha = digest.hexdigest()
+    reason = (f"file is {cand.size / 1048576:.1f} MiB, over the {settings.max_file_mb:g}"
+              " MiB limit (max_file_mb)")
+    text, raw_path = ledger.ledger_path(rel)
+    with database.atomic():
+        row = SourceFile.get_or_none(SourceFile.sha256 == sha)
+        if row is None:
+            row = SourceFile.create(sha256=sha, path=text, path_bytes=raw_path,
+                                    name=PurePosixPath(text).name, origin=settings.node,
+                                    size=cand.size, mtime_ns=cand.mtime_ns, state=REJECTED,
+                                    error=reason, finished_at=utcnow())
+            audit.record("detected", sha, row.id, path=text)
+            audit.record("rejected", sha, row.id, reason=reason, path=text)
+    dispose.dispose_row(settings, row)
+    return row

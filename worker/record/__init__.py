@@ -1,0 +1,1 @@
+"""What is recorded: the ledger of files, the audit trail, the tables and migrations."""

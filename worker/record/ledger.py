@@ -1,0 +1,383 @@
+"""The ledger: which files exist, what state each is in, and who holds it.
+
+The ledger is the truth and the queue only a hint (DESIGN.md invariant 2). A consumer takes a
+file by a conditional update (a lease); a lease that expires, or whose holder died, is free to
+take again. Final states change only inside the transaction that writes the file's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from peewee import fn
+
+from worker.record import audit, heartbeat, sql
+from worker.record.models import (
+    FINAL_STATES,
+    PROCESSING,
+    QUEUED,
+    REJECTED,
+    SourceFile,
+    database,
+    utcnow,
+)
+from worker.record.store import Location, has
+
+HOST = socket.gethostname()
+
+
+def owner_id(thread: str = "") -> str:
+    """Identifies a lease holder: host, process and thread, so a dead holder can be recognised."""
+    return f"{HOST}:{os.getpid()}:{thread}"
+
+
+def holder_is_dead(owner: str | None, stale: set[str] | None = None) -> bool:
+    """True when the lease belongs to a process on this host that no longer runs, or to one on
+    any host whose heartbeat stopped (``stale``: heartbeat.stale_processes(), read once by a
+    caller asking about many owners)."""
+    if not owner:
+        return True
+    host, _, rest = owner.partition(":")
+    pid = int(rest.split(":", 1)[0] or 0)
+    if host == HOST and pid != os.getpid() and not pid_alive(pid):
+        return True
+    if stale is None:
+        stale = heartbeat.stale_processes()
+    return heartbeat.process_key(owner) in stale
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
+        import ctypes
+        handle = ctypes.windll.kernel32.OpenProcess(0x1000, False, pid)  # type: ignore[attr-defined]
+        if not handle:
+            return False
+        ctypes.windll.kernel32.CloseHandle(handle)  # type: ignore[attr-defined]
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def ledger_path(rel: str) -> tuple[str, bytes | None]:
+    """The ledger's text for a path as the OS gives it (relative, '/' separators), and the
+    path's bytes when that text cannot hold them.
+
+    A POSIX name is bytes, and one that is not UTF-8 (Latin-1 from older Windows PCs and
+    network shares) comes from os.fsdecode with surrogate escapes, which no database or JSON
+    text takes: the text shows those bytes as ``\\xf6`` escapes, readable in every report,
+    and the bytes are kept so the real file can be found again (``disk_path``).
+    """
+    if rel.isascii():
+        return rel, None
+    try:
+        rel.encode("utf-8")
+        return rel, None
+    except UnicodeEncodeError:
+        raw = os.fsencode(rel)
+        return raw.decode("utf-8", "backslashreplace"), raw
+
+
+def disk_path(text: str, raw: bytes | None) -> str:
+    """The path as the OS takes it, from the ledger's text and bytes (``ledger_path``)."""
+    return text if raw is None else os.fsdecode(bytes(raw))
+
+
+def source_path(root: Path, row: SourceFile) -> Path:
+    """Where a row's file is under ``root`` (the inbox, processed/ or quarantine/)."""
+    return root / disk_path(row.path, row.path_bytes)
+
+
+def path_details(key: str, path: Path | None) -> dict[str, str | None]:
+    """An absolute path for audit details: its text, and its bytes in hex when the text cannot
+    hold them (``details_path`` reads them back)."""
+    if path is None:
+        return {key: None}
+    text, raw = ledger_path(os.fspath(path))
+    return {key: text} if raw is None else {key: text, f"{key}_bytes": raw.hex()}
+
+
+def details_path(details: dict[str, str], key: str) -> Path | None:
+    """The path ``path_details`` recorded under ``key``."""
+    raw = details.get(f"{key}_bytes")
+    text = details.get(key)
+    if not text:
+        return None
+    return Path(disk_path(text, bytes.fromhex(raw) if raw else None))
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A stable file as the watcher found it."""
+
+    path: str  # relative to the inbox, POSIX separators (the ledger's text: ledger_path)
+    size: int
+    mtime_ns: int
+    sha256: str
+    detected_at: float
+    stable_at: float
+    origin: str = HOST  # the watcher's node name (settings.node); its inbox holds the source
+    raw: Location | None = None  # where the raw store put its bytes
+    path_bytes: bytes | None = None  # the path's bytes when they are not UTF-8
+
+
+def register(seen: Seen, owner: str, lease_seconds: float) -> tuple[SourceFile, bool]:
+    """Record a stored file; returns (row, is_new). Same bytes again are a duplicate, audited."""
+    return register_many([seen], owner, lease_seconds)[0]
+
+
+def register_many(seen: list[Seen], owner: str,
+                  lease_seconds: float) -> list[tuple[SourceFile, bool]]:
+    """Record stored files in one transaction; (row, is_new) for each, in order.
+
+    A batch reads what the ledger already has of its contents and paths with one query each,
+    and inserts its new rows with one statement: a burst registers hundreds at a time.
+    """
+    if not seen:
+        return []
+    with database.atomic():
+        shas = list(dict.fromkeys(one.sha256 for one in seen))
+        existing = {r.sha256: r for r in SourceFile.select().where(SourceFile.sha256.in_(shas))}
+        previous = _latest_by_path(seen)
+        fresh: list[Seen] = []
+        for one in seen:
+            if one.sha256 not in existing:
+                existing[one.sha256] = None  # type: ignore[assignment]  # new: first of the batch
+                fresh.append(one)
+        until, now = time.time() + lease_seconds, utcnow()
+        ids = sql.insert(SourceFile, _NEW_COLUMNS, [
+            (one.sha256, one.path, PurePosixPath(one.path).name, one.origin, one.size,
+             one.mtime_ns, now, QUEUED, 0, until, owner, previous.get((one.origin, one.path)),
+             False, one.raw and one.raw.pack, one.raw and one.raw.offset, one.path_bytes)
+            for one in fresh],
+            returning=True)
+        events: list[audit.Event] = []
+        for one, row_id in zip(fresh, ids, strict=True):
+            before = previous.get((one.origin, one.path))
+            existing[one.sha256] = SourceFile(
+                id=row_id, sha256=one.sha256, path=one.path, name=PurePosixPath(one.path).name,
+                origin=one.origin, size=one.size, mtime_ns=one.mtime_ns, first_seen=now,
+                state=QUEUED, attempts=0, lease_until=until, lease_owner=owner,
+                previous=before, disposed=False, raw_pack=one.raw and one.raw.pack,
+                raw_offset=one.raw and one.raw.offset, path_bytes=one.path_bytes)
+            events += [
+                ("detected", one.sha256, row_id, {"path": one.path, "at": _iso(one.detected_at)}),
+                ("stable", one.sha256, row_id, {"size": one.size, "mtime_ns": one.mtime_ns,
+                                                "at": _iso(one.stable_at)}),
+                ("stored", one.sha256, row_id, {
+                    "size": one.size, "revision_of": before,
+                    **({"pack": one.raw.pack, "offset": one.raw.offset} if one.raw else {})}),
+                ("queued", one.sha256, row_id, {})]
+        out: list[tuple[SourceFile, bool]] = []
+        new = {id(one) for one in fresh}
+        for one in seen:
+            row = existing[one.sha256]
+            if id(one) in new:
+                out.append((row, True))
+                continue
+            if row.raw_pack is None and one.raw is not None:  # its bytes, stored at last
+                sql.execute(_STORED_SQL, (one.raw.pack, one.raw.offset, row.id))
+                row.raw_pack, row.raw_offset = one.raw.pack, one.raw.offset
+                events.append(("stored", one.sha256, row.id, {
+                    "size": one.size, "pack": one.raw.pack, "offset": one.raw.offset,
+                    "path": one.path}))
+            if is_another_copy(row, one.path, one.size, one.mtime_ns):
+                events.append(("duplicate", one.sha256, row.id, {
+                    "path": one.path, "first_path": row.path, "state": row.state}))
+            out.append((row, False))
+        audit.record_many(events)
+    return out
+
+
+_STORED_SQL = (f"UPDATE {sql.table(SourceFile)} SET raw_pack = ?, raw_offset = ? "
+               "WHERE id = ? AND raw_pack IS NULL")
+_NEW_COLUMNS = ("sha256", "path", "name", "origin", "size", "mtime_ns", "first_seen", "state",
+                "attempts", "lease_until", "lease_owner", "previous_id", "disposed", "raw_pack",
+                "raw_offset", "path_bytes")
+
+
+def _latest_by_path(seen: list[Seen]) -> dict[tuple[str, str], int]:
+    """The newest ledger row of each (origin, path): a new file there is its next revision."""
+    latest: dict[tuple[str, str], int] = {}
+    for origin in {one.origin for one in seen}:
+        paths = list({one.path for one in seen if one.origin == origin})
+        for start in range(0, len(paths), sql.CHUNK):
+            chunk = paths[start:start + sql.CHUNK]
+            latest.update(((origin, path), row_id) for path, row_id in sql.rows(
+                f"SELECT path, MAX(id) FROM {sql.table(SourceFile)} WHERE origin = ? "
+                f"AND path IN ({sql.marks(len(chunk))}) GROUP BY path", [origin, *chunk]))
+    return latest
+
+
+def stored(raw_dir: Path, shas: list[str]) -> set[str]:
+    """Which of these contents the ledger has, bytes and all: they need not be stored again.
+
+    A row without a pack has its bytes in a store from before packs, or none at all (a file
+    rejected for its size): a copy of the latter is stored, and register_many records where.
+    """
+    found: set[str] = set()
+    for start in range(0, len(shas), sql.CHUNK):
+        chunk = shas[start:start + sql.CHUNK]
+        found.update(sha for sha, pack in sql.rows(
+            f"SELECT sha256, raw_pack FROM {sql.table(SourceFile)} "
+            f"WHERE sha256 IN ({sql.marks(len(chunk))})", chunk)
+            if pack is not None or has(raw_dir, sha))
+    return found
+
+
+def is_another_copy(row: SourceFile, path: str, size: int, mtime_ns: int) -> bool:
+    """Is this sighting of ``row``'s bytes a second copy, not the registered file seen again?
+
+    The registered file itself may be read again after a crash (before it left the inbox); any
+    other path, a changed mtime, or the same path after the file already left is a new drop.
+    """
+    return row.disposed or (row.path, row.size, row.mtime_ns) != (path, size, mtime_ns)
+
+
+def _iso(ts: float) -> str:
+    from datetime import UTC, datetime
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")
+
+
+def claim(file_id: int, owner: str, lease_seconds: float) -> SourceFile | None:
+    """Take the lease on a file that is queued, or whose lease expired or holder died."""
+    rows = claim_many([file_id], owner, lease_seconds)
+    return rows[0] if rows else None
+
+
+_CLAIM_SQL = (f"UPDATE {sql.table(SourceFile)} SET state = ?, lease_owner = ?, lease_until = ?, "
+              "attempts = attempts + 1 WHERE id = ? AND state = ? AND lease_until = ?")
+
+
+def claim_many(file_ids: list[int], owner: str, lease_seconds: float) -> list[SourceFile]:
+    """Take the lease on each file that is free to take, in one transaction, and record that its
+    parsing begins; returns the rows now held (files held by a live consumer are skipped)."""
+    now = time.time()
+    until = now + lease_seconds
+    taken: list[SourceFile] = []
+    events: list[audit.Event] = []
+    with database.atomic():
+        rows = SourceFile.select().where(SourceFile.id.in_(file_ids),
+                                         SourceFile.state.not_in(FINAL_STATES))
+        stale: set[str] | None = None
+        for row in list(rows):
+            if row.state == PROCESSING and row.lease_until > now and stale is None:
+                stale = heartbeat.stale_processes()
+            if (row.state == PROCESSING and row.lease_until > now
+                    and not holder_is_dead(row.lease_owner, stale)):
+                continue
+            # Conditional on the state and lease as read: another consumer's claim in between
+            # changes them, and then this one takes nothing.
+            claimed = sql.execute(_CLAIM_SQL, (PROCESSING, owner, until, row.id, row.state,
+                                               row.lease_until)).rowcount
+            if claimed != 1:
+                continue
+            row.state, row.lease_owner, row.lease_until = PROCESSING, owner, until
+            row.attempts += 1
+            events.append(("parsing", row.sha256, row.id, {"attempt": row.attempts}))
+            taken.append(row)
+        audit.record_many(events)
+    return taken
+
+
+def owned(file_ids: list[int], owner: str) -> set[int]:
+    """Inside the writing transaction: which of these leases are still ours (exactly-once)."""
+    return {r.id for r in SourceFile.select(SourceFile.id).where(
+        SourceFile.id.in_(file_ids), SourceFile.state == PROCESSING,
+        SourceFile.lease_owner == owner)}
+
+
+def still_owned(row: SourceFile, owner: str) -> bool:
+    """Inside the writing transaction: is the lease still ours? Guards exactly-once."""
+    current = SourceFile.select(SourceFile.state, SourceFile.lease_owner).where(
+        SourceFile.id == row.id).first()
+    return current is not None and current.state == PROCESSING and current.lease_owner == owner
+
+
+def release(row: SourceFile, owner: str, retry_in: float) -> None:
+    """Give a file back after a transient failure; the reconciler retries it after ``retry_in``."""
+    (SourceFile.update(state=QUEUED, lease_owner=None, lease_until=time.time() + retry_in)
+     .where(SourceFile.id == row.id, SourceFile.lease_owner == owner).execute())
+
+
+def reject(row: SourceFile, owner: str, reason: str, line: int | None,
+           fmt: str | None = None) -> bool:
+    """Final rejection with its reason, committed with its audit event. False if lease lost."""
+    with database.atomic():
+        if not still_owned(row, owner):
+            return False
+        mark_rejected(row, reason, line, fmt)
+    return True
+
+
+def mark_rejected(row: SourceFile, reason: str, line: int | None, fmt: str | None = None) -> None:
+    """The rejection itself, inside the caller's transaction (which checked the lease)."""
+    (SourceFile.update(state=REJECTED, error=reason, error_line=line, format=fmt,
+                       finished_at=utcnow(), lease_owner=None, lease_until=0)
+     .where(SourceFile.id == row.id).execute())
+    audit.record("rejected", row.sha256, row.id, reason=reason, line=line, path=row.path)
+
+
+def unfinished() -> int:
+    """Files registered and not final yet, on every node: the consumers' backlog."""
+    return (SourceFile.select(SourceFile.id)
+            .where(SourceFile.state.in_((QUEUED, PROCESSING))).count())
+
+
+def recoverable(now: float | None = None, limit: int = 1000) -> list[SourceFile]:
+    """Unfinished rows whose lease expired or whose holder died: their task may be lost."""
+    now = time.time() if now is None else now
+    rows = (SourceFile.select(SourceFile.id, SourceFile.lease_until, SourceFile.lease_owner,
+                              SourceFile.state)
+            .where(SourceFile.state.in_((QUEUED, PROCESSING)))  # by the state index, not a scan
+            .order_by(SourceFile.id))
+    found = []
+    stale = heartbeat.stale_processes()
+    for r in rows.iterator():
+        if r.lease_until <= now or holder_is_dead(r.lease_owner, stale):
+            found.append(r)
+            if len(found) >= limit:
+                break
+    return found
+
+
+def expire(file_ids: list[int]) -> None:
+    """End the leases of queued rows now, so the reconciler enqueues them on its next pass."""
+    (SourceFile.update(lease_until=0)
+     .where(SourceFile.id.in_(file_ids), SourceFile.state == QUEUED).execute())
+
+
+def expire_queued() -> int:
+    """End the lease of every queued row: their tasks were lost with the queue (a restart)."""
+    return int(SourceFile.update(lease_until=0).where(SourceFile.state == QUEUED).execute())
+
+
+def requeue(rows: list[SourceFile], owner: str, lease_seconds: float) -> list[int]:
+    """Hand recoverable rows back to the queue; only rows unchanged since read are taken."""
+    until = time.time() + lease_seconds
+    taken = []
+    for r in rows:
+        updated = (SourceFile.update(state=QUEUED, lease_owner=owner, lease_until=until)
+                   .where(SourceFile.id == r.id, SourceFile.state == r.state,
+                          SourceFile.lease_until == r.lease_until)
+                   .execute())
+        if updated:
+            taken.append(r.id)
+    return taken
+
+
+def counts() -> dict[str, int]:
+    """Files by state."""
+    query = SourceFile.select(SourceFile.state, fn.COUNT(SourceFile.id).alias("n")).group_by(
+        SourceFile.state)
+    return {r.state: r.n for r in query}

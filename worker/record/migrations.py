@@ -1,0 +1,177 @@
+"""Versioned schema migrations, applied in order and recorded in ``schema_version``.
+
+Each migration is a function of the database, added at the end and never edited once released,
+so an old installation upgrades by running exactly the steps it has not seen. The same steps
+build the SQLite and the PostgreSQL schema. On PostgreSQL several processes (watchers and
+consumers on different machines) may start at once: a session advisory lock lets one of them
+migrate while the others wait, then find nothing left to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from peewee import Database, PostgresqlDatabase
+
+from worker.record.models import TABLES, SchemaVersion
+
+# pg_advisory_lock key for migrations ("acmi"); the audit chain uses its own key.
+PG_MIGRATION_LOCK = 0x61636D69
+
+
+def _initial(db: Database) -> None:
+    db.create_tables(TABLES, safe=True)
+
+
+def _disposal_index(db: Database) -> None:
+    # The watcher asks every second which of its own files became final and are still in its
+    # inbox; with many instrument PCs on one database that must not scan the ledger.
+    db.execute_sql("CREATE INDEX IF NOT EXISTS source_file_origin_disposed "
+                   "ON source_file (origin, disposed)")
+
+
+def _growth_indexes(db: Database) -> None:
+    # Per-file work must not grow with the database: each of these lookups ran on an index that
+    # matched every current row (``superseded``) or none (a path), i.e. a scan that grew with
+    # every file ever ingested.
+    for sql in (
+        "CREATE INDEX IF NOT EXISTS result_current ON result (job_id, sample_id, superseded)",
+        "CREATE INDEX IF NOT EXISTS injection_current ON injection (sample_id, superseded)",
+        "CREATE INDEX IF NOT EXISTS source_file_path ON source_file (path, origin)",
+        "CREATE INDEX IF NOT EXISTS sample_job_kind ON sample (job_id, kind)",
+        # loose files join the Job of files first seen within minutes of them
+        "CREATE INDEX IF NOT EXISTS source_file_first_seen ON source_file (first_seen)",
+    ):
+        db.execute_sql(sql)
+
+
+def _injection_dilution(db: Database) -> None:
+    # Quantity takes the dilution factor the file states (Chromeleon, Shimadzu) before the
+    # configured one; it is a fact of the injection, kept so a later recompute still has it.
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+
+    from worker.record.models import Injection
+
+    if "dilution_factor" in {c.name for c in db.get_columns(Injection._meta.table_name)}:
+        return  # a fresh database: migration 1 created the table as the model is today
+    migrator = (PostgresqlMigrator(db) if isinstance(db, PostgresqlDatabase)
+                else SqliteMigrator(db))
+    migrate(migrator.add_column(Injection._meta.table_name, "dilution_factor",
+                                Injection.dilution_factor))
+
+
+def _audit_indexes(db: Database) -> None:
+    # Each event went into two indexes on random keys (its hash and its file's SHA-256): an
+    # insert touched a random page of a tree that grows with the trail, which cost 2.7 times
+    # what the rest of the row did and rose with every file ingested. The hash needs no index
+    # of its own (unique through seq); a file's events are looked up by its id.
+    for sql in ("DROP INDEX IF EXISTS audit_event_hash",
+                "DROP INDEX IF EXISTS audit_event_sha256",
+                "CREATE INDEX IF NOT EXISTS audit_event_source_file_id "
+                "ON audit_event (source_file_id)"):
+        db.execute_sql(sql)
+
+
+def _raw_packs(db: Database) -> None:
+    # The raw store appends each intake batch to one pack file instead of creating a file per
+    # content; a row says where its bytes are. Rows from before keep raw/ab/<sha256> (None).
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+
+    from worker.record.models import SourceFile
+
+    table = SourceFile._meta.table_name
+    have = {c.name for c in db.get_columns(table)}
+    migrator = (PostgresqlMigrator(db) if isinstance(db, PostgresqlDatabase)
+                else SqliteMigrator(db))
+    migrate(*[migrator.add_column(table, column, getattr(SourceFile, column))
+              for column in ("raw_pack", "raw_offset") if column not in have])
+
+
+def _path_bytes(db: Database) -> None:
+    # A file name that is not UTF-8 (Latin-1 from older Windows PCs and shares, on Linux) cannot
+    # be stored as text: the text shows its undecodable bytes as escapes, and these bytes find
+    # the real file again, to move it out of the inbox.
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+
+    from worker.record.models import SourceFile
+
+    table = SourceFile._meta.table_name
+    if "path_bytes" in {c.name for c in db.get_columns(table)}:
+        return
+    migrator = (PostgresqlMigrator(db) if isinstance(db, PostgresqlDatabase)
+                else SqliteMigrator(db))
+    migrate(migrator.add_column(table, "path_bytes", SourceFile.path_bytes))
+
+
+def _disposal_intents(db: Database) -> None:
+    # Disposal moved the file first and recorded it after: an outage or a full disk in between
+    # left files in processed/ that the ledger called not disposed, later audited as gone.
+    from worker.record.models import Disposal
+
+    db.create_tables([Disposal], safe=True)
+
+
+def _process_heartbeats(db: Database) -> None:
+    # Each process renews its row every few seconds: a consumer on another machine that died
+    # frees its files in seconds, not when their leases run out.
+    from worker.record.models import ProcessBeat
+
+    db.create_tables([ProcessBeat], safe=True)
+
+
+MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
+    (1, "initial schema: ledger, jobs, samples, injections, peaks, chromatograms, results, audit",
+     _initial),
+    (2, "index on the ledger's origin and disposed flag for the watcher's disposal poll",
+     _disposal_index),
+    (3, "indexes so per-file lookups (current results and injections, a path's revisions, a "
+        "job's standards, loose files dropped together) do not grow with the database",
+     _growth_indexes),
+    (4, "injection.dilution_factor: the dilution the file states, for quantity",
+     _injection_dilution),
+    (5, "audit trail indexed by file id, not by its random hash and SHA-256 keys",
+     _audit_indexes),
+    (6, "source_file.raw_pack and raw_offset: raw bytes kept in pack files, one per batch",
+     _raw_packs),
+    (7, "source_file.path_bytes: the bytes of a path that is not UTF-8", _path_bytes),
+    (8, "disposal table: where a source file goes, recorded before it is moved",
+     _disposal_intents),
+    (9, "process_heartbeat: a row per running process, renewed every few seconds",
+     _process_heartbeats),
+]
+
+
+def current_version(db: Database) -> int:
+    if not db.table_exists(SchemaVersion._meta.table_name):
+        return 0
+    last = SchemaVersion.select().order_by(SchemaVersion.version.desc()).first()
+    return last.version if last else 0
+
+
+@contextmanager
+def _exclusive(db: Database) -> Iterator[None]:
+    """One migrating process at a time. SQLite's BEGIN IMMEDIATE already serialises writers."""
+    if not isinstance(db, PostgresqlDatabase):
+        yield
+        return
+    db.execute_sql("SELECT pg_advisory_lock(%s)", (PG_MIGRATION_LOCK,))
+    try:
+        yield
+    finally:
+        db.execute_sql("SELECT pg_advisory_unlock(%s)", (PG_MIGRATION_LOCK,))
+
+
+def apply(db: Database) -> list[int]:
+    """Run the migrations this database has not had yet; returns the versions applied."""
+    applied = []
+    with _exclusive(db):
+        db.create_tables([SchemaVersion], safe=True)
+        with db.atomic():
+            have = current_version(db)
+            for version, description, step in MIGRATIONS:
+                if version > have:
+                    step(db)
+                    SchemaVersion.create(version=version, description=description)
+                    applied.append(version)
+    return applied

@@ -1,0 +1,1 @@
+"""The running processes: run/watch/consume, consumer processes, HTTP, health, metrics."""

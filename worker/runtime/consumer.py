@@ -1,0 +1,34 @@
+"""Huey's consumer as the worker runs it: in ``run`` or ``consume``, or in a child of ``run``.
+
+It owns the main thread and its signals: SIGINT or SIGTERM stop it gracefully — in-flight files
+finish (or, if cut short past the shutdown timeout, are re-queued by their lease).
+"""
+
+from __future__ import annotations
+
+import signal
+
+from huey.consumer import Consumer
+
+from worker.consume.queue import Queue
+from worker.settings import Settings
+
+SHUTDOWN_TIMEOUT = 60  # seconds files in flight get to finish at a graceful stop
+
+
+def consume(settings: Settings, queue: Queue, restart_on_hangup: bool = True) -> None:
+    """Run ``settings.workers`` consumer threads until SIGINT/SIGTERM.
+
+    Huey restarts on SIGHUP by running its command line again; a child of ``run`` got its
+    settings on stdin, not on its command line, so it lets SIGHUP end it (and is started again).
+    """
+    consumer = Consumer(queue.huey, workers=settings.workers, worker_type="thread",
+                        # An idle worker polls the queue every 0.1 s at most: a single
+                        # drop must show up at once, and a poll is one indexed query.
+                        periodic=False, initial_delay=0.05, max_delay=0.1,
+                        backoff=1.5, graceful_signal="TERM", shutdown_timeout=SHUTDOWN_TIMEOUT)
+    # SIGINT (Ctrl-C) is as graceful as SIGTERM: in-flight files finish first.
+    consumer._signal_actions[signal.SIGINT] = (False, True)
+    if not restart_on_hangup and hasattr(signal, "SIGHUP"):
+        del consumer._signal_actions[signal.SIGHUP]
+    consumer.run()

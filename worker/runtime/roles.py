@@ -1,0 +1,173 @@
+"""Wiring the parts into processes: ``run`` (the lab PC), ``watch`` and ``consume``.
+
+``run`` is the watcher, reconciler and status endpoint, with its consumers either in child
+processes (``consumer_processes`` > 0, see children.py) or as threads of its own. SIGINT or
+SIGTERM stop the worker gracefully — in-flight files finish (or, if cut short, are re-queued by
+their lease); the Huey consumer, where it runs in this process, owns the main thread and those
+signals.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from worker.consume.queue import Queue, open_queue
+from worker.consume.reconcile import Reconciler
+from worker.intake.watcher import Watcher
+from worker.record import audit, db, heartbeat
+from worker.runtime import health, sdnotify
+from worker.runtime.canary import Canary
+from worker.runtime.children import Children
+from worker.runtime.consumer import consume
+from worker.runtime.health import Probe
+from worker.runtime.http import StatusServer
+from worker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Parts:
+    settings: Settings
+    queue: Queue
+    watcher: Watcher | None = None
+    reconciler: Reconciler | None = None
+    server: StatusServer | None = None
+    canary: Canary | None = None
+    children: Children | None = None
+    anchor: audit.Anchorer | None = None
+    beats: heartbeat.Heartbeat | None = None
+
+
+def ingest_work(settings: Settings) -> Callable[[list[int]], None]:
+    """The ingest task's body for a consuming process: the pipeline is imported only here."""
+    from worker.consume import ingest
+
+    def work(file_ids: list[int]) -> None:
+        ingest.process_many(settings, file_ids)
+
+    return work
+
+
+def start(settings: Settings, role: str = "run") -> Parts:
+    """Open the database and queue and start the background parts of this role."""
+    db.open_database(settings)
+    audit.open_chain()  # a key the trail is not keyed with stops start-up here (exit 2)
+    # Only a process that consumes loads the pipeline (parsers, chemistry): not a watch-only
+    # instrument PC, nor run's parent when its consumers are child processes.
+    consumes = role == "consume" or (role == "run" and settings.consumer_processes == 0)
+    queue = open_queue(settings, ingest_work(settings) if consumes else None)
+    queue.check()  # an unreachable queue stops start-up (exit 2), naming its URL
+    parts = Parts(settings=settings, queue=queue)
+    parts.beats = heartbeat.Heartbeat(role, settings.node)
+    parts.beats.start()
+    if role in ("run", "watch"):
+        parts.watcher = Watcher(settings, queue)
+        parts.watcher.start()
+    parts.reconciler = Reconciler(settings, queue)
+    parts.reconciler.start()
+    if parts.watcher is not None and settings.canary_seconds > 0:
+        parts.canary = Canary(settings)
+        parts.canary.start()
+    if role == "run" and settings.consumer_processes > 0:
+        parts.children = Children(settings, settings.consumer_processes)
+    probe = Probe(settings=settings, queue=queue, role=role, canary=parts.canary,
+                  observer_alive=parts.watcher.observer_alive if parts.watcher else None,
+                  intake=parts.watcher.intake if parts.watcher else None,
+                  consumers=parts.children.describe if parts.children else None)
+    parts.server = StatusServer(probe, settings.host, settings.port)
+    parts.server.start()
+    if parts.children is not None:  # after the port is ours: a start that fails leaves none
+        parts.children.start()
+    host, port = parts.server.address
+    watching = f"inbox {settings.inbox}, " if parts.watcher is not None else ""
+    log.info("accu-ingest %s: node %s, %sdata %s, database %s, queue %s, %s, "
+             "status http://%s:%d/status", role, settings.node, watching, settings.data_dir,
+             db.redact(settings.database), db.redact(settings.queue), _consumers(parts, role),
+             host, port)
+    reconciler = parts.reconciler
+    parts.anchor = audit.Anchorer(settings, lambda: reconciler.is_scheduler)
+    parts.anchor.start()
+    return parts
+
+
+def _consumers(parts: Parts, role: str) -> str:
+    threads = parts.settings.workers
+    if role == "watch":
+        return "no consumer"
+    if parts.children is not None:
+        return f"{len(parts.children.slots)} consumer process(es) × {threads} thread(s)"
+    return f"{threads} consumer thread(s)"
+
+
+def stop(parts: Parts) -> None:
+    """Intake first, then the consumers (their files in flight finish), then the last
+    checkpoint of the audit trail (while the scheduler lease is still held), then the rest."""
+    for part in (parts.canary, parts.watcher, parts.children, parts.anchor, parts.reconciler,
+                 parts.server, parts.beats):
+        if part is not None:
+            part.stop()
+
+
+def run(settings: Settings, role: str = "run") -> None:
+    """Run until SIGINT/SIGTERM. ``watch`` has no consumer; ``consume`` has no watcher; ``run``
+    with consumer processes waits here while they consume."""
+    sdnotify.notify(f"STATUS=starting {role}")
+    parts = start(settings, role)
+    watchdog = sdnotify.Watchdog(lambda: status_line(parts, role), lambda: stuck(parts))
+    sdnotify.notify(f"READY=1\nSTATUS={status_line(parts, role)}")
+    watchdog.start()
+    try:
+        if role == "watch" or parts.children is not None:
+            _wait_for_signal()
+        else:
+            consume(settings, parts.queue)
+    finally:
+        watchdog.stop()
+        sdnotify.notify("STOPPING=1\nSTATUS=stopping: finishing files in flight")
+        stop(parts)
+        log.info("accu-ingest stopped")
+
+
+def stuck(parts: Parts) -> str | None:
+    """Which loops of this process, or of its consumer processes, cannot make progress: what
+    /readyz reports under ``loops`` and ``consumers``, from memory. A consumer process still
+    starting, or started again by the supervisor, is not stuck."""
+    words = [health.loops_problem()]
+    if parts.children is not None:
+        problems = parts.children.describe()["problems"]
+        words += [f"{name}: {why}" for name, why in sorted(problems.items())]
+    return "; ".join(w for w in words if w) or None
+
+
+def status_line(parts: Parts, role: str) -> str:
+    """One line for ``systemctl status``, from this process's memory (never waits on the DB)."""
+    words = [f"{role}: inbox {parts.settings.inbox}"]
+    if parts.watcher is not None:
+        stats = parts.watcher.stats
+        alive = "observer ok" if parts.watcher.observer_alive() else "OBSERVER DOWN"
+        words.append(f"{alive}, {stats.registered} registered, {stats.pending} pending")
+    if parts.children is not None:
+        consumers = parts.children.describe()
+        words.append(f"consumer processes {consumers['ready']}/{consumers['processes']} ready")
+    if parts.canary is not None:
+        words.append(f"canary problem: {parts.canary.problem}" if parts.canary.problem
+                     else "canary ok")
+    return "; ".join(words)
+
+
+def _wait_for_signal() -> None:
+    stopped = threading.Event()
+
+    def handle(signum: int, frame: object) -> None:
+        log.info("received %s", signal.Signals(signum).name)
+        stopped.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+    while not stopped.wait(1.0):
+        pass
