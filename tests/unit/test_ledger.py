@@ -159,7 +159,7 @@ def test_illegal_transitions_are_refused_and_change_nothing(database: None) -> N
 
     done = claimed(2, "c1")
     with audit.held():
-        ledger.mark_ingested(done, "x", "1", None)  # type: ignore[arg-type]
+        ledger.mark_ingested(done, "x", "1", None)
     with pytest.raises(ledger.IllegalTransition, match="ingested -> queued"):
         ledger.reopen(fresh(done), "retry", 60)  # only a rejected file is retried
     assert fresh(done).state == "ingested"

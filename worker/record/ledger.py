@@ -68,6 +68,13 @@ def _event(before: str | None, after: str, row_id: int | None = None) -> str | N
                                 "ledger transition (ledger.TRANSITIONS)") from None
 
 
+def _audited(before: str | None, after: str, row_id: int | None = None) -> str:
+    """``_event`` of a change that always has its event."""
+    event = _event(before, after, row_id)
+    assert event is not None, f"{before} -> {after} has no audit event in TRANSITIONS"
+    return event
+
+
 def owner_id(thread: str = "") -> str:
     """Identifies a lease holder: host, process and thread, so a dead holder can be recognised."""
     return f"{HOST}:{os.getpid()}:{thread}"
@@ -178,7 +185,7 @@ def register_many(seen: list[Seen], owner: str,
     """
     if not seen:
         return []
-    queued = _event(None, QUEUED)
+    queued = _audited(None, QUEUED)
     with database.atomic():
         shas = list(dict.fromkeys(one.sha256 for one in seen))
         existing = {r.sha256: r for r in SourceFile.select().where(SourceFile.sha256.in_(shas))}
@@ -240,20 +247,22 @@ def register_rejected(sha256: str, path: str, path_bytes: bytes | None, origin: 
     with database.atomic():
         row = SourceFile.get_or_none(SourceFile.sha256 == sha256)
         if row is None:
-            event = _event(None, REJECTED)
+            event = _audited(None, REJECTED)
             row = SourceFile.create(sha256=sha256, path=path, path_bytes=path_bytes,
                                     name=PurePosixPath(path).name, origin=origin, size=size,
                                     mtime_ns=mtime_ns, state=REJECTED, error=reason,
                                     finished_at=utcnow())
             audit.record("detected", sha256, row.id, path=path)
-            audit.record(event, sha256, row.id, reason=reason, path=path)  # type: ignore[arg-type]
+            audit.record(event, sha256, row.id, reason=reason, path=path)
     return row
 
 
 def mark_stored(row: SourceFile, place: Location, **details: object) -> None:
     """Where a registered file's bytes were stored at last (a file rejected for its size, now
-    retried), with its ``stored`` event, in the caller's transaction."""
-    sql.execute(_STORED_SQL, (place.pack, place.offset, row.id))
+    retried), with its ``stored`` event, in the caller's transaction. Replaces a location whose
+    pack is gone."""
+    (SourceFile.update(raw_pack=place.pack, raw_offset=place.offset)
+     .where(SourceFile.id == row.id).execute())
     audit.record("stored", row.sha256, row.id, **details)
     row.raw_pack, row.raw_offset = place.pack, place.offset
 
@@ -329,7 +338,7 @@ def claim_many(file_ids: list[int], owner: str, lease_seconds: float) -> list[So
             if (row.state == PROCESSING and row.lease_until > now
                     and not holder_is_dead(row.lease_owner, stale)):
                 continue
-            event = _event(row.state, PROCESSING, row.id)
+            event = _audited(row.state, PROCESSING, row.id)
             # Conditional on the state and lease as read: another consumer's claim in between
             # changes them, and then this one takes nothing.
             claimed = sql.execute(_CLAIM_SQL, (PROCESSING, owner, until, row.id, row.state,
@@ -381,11 +390,11 @@ _REJECTED_SQL = (f"UPDATE {sql.table(SourceFile)} SET state = ?, format = ?, err
 def _finish(row: SourceFile, after: str, statement: str, values: tuple[object, ...]) -> str:
     """``row`` from processing to its final state, in the caller's transaction (which checked
     the lease with ``owned``); returns the audit event to record with it."""
-    event = _event(row.state, after, row.id)
+    event = _audited(row.state, after, row.id)
     if sql.execute(statement, (after, *values, utcnow(), row.id, PROCESSING)).rowcount != 1:
         raise IllegalTransition(f"file {row.id} ({row.path}) is no longer {PROCESSING}, so it "
                                 f"cannot become {after}")
-    return event  # type: ignore[return-value]
+    return event
 
 
 def mark_rejected(row: SourceFile, reason: str, line: int | None, fmt: str | None = None) -> None:
@@ -394,7 +403,7 @@ def mark_rejected(row: SourceFile, reason: str, line: int | None, fmt: str | Non
     audit.record(event, row.sha256, row.id, reason=reason, line=line, path=row.path)
 
 
-def mark_ingested(row: SourceFile, fmt: str, parser_version: str, job_id: int,
+def mark_ingested(row: SourceFile, fmt: str, parser_version: str, job_id: int | None,
                   **details: object) -> None:
     """Ingested: its rows written, or it is evidence of a ``.D`` sibling's injection. Inside
     the caller's transaction (which checked the lease), with its ``ingested`` event."""
@@ -406,7 +415,7 @@ def mark_ingested(row: SourceFile, fmt: str, parser_version: str, job_id: int,
 def reopen(row: SourceFile, owner: str, lease_seconds: float) -> bool:
     """Rejected -> queued, leased to ``owner``, the old reason kept in the audit event. False
     when someone else changed the row meanwhile."""
-    event = _event(row.state, QUEUED, row.id)
+    event = _audited(row.state, QUEUED, row.id)
     with database.atomic():
         updated = (SourceFile.update(state=QUEUED, error=None, error_line=None, finished_at=None,
                                      attempts=0, lease_owner=owner,
@@ -414,7 +423,7 @@ def reopen(row: SourceFile, owner: str, lease_seconds: float) -> bool:
                    .where(SourceFile.id == row.id, SourceFile.state == REJECTED).execute())
         if updated != 1:
             return False
-        audit.record(event, row.sha256, row.id, path=row.path,  # type: ignore[arg-type]
+        audit.record(event, row.sha256, row.id, path=row.path,
                      previous_error=row.error, previous_line=row.error_line, by=owner)
     return True
 
@@ -422,9 +431,8 @@ def reopen(row: SourceFile, owner: str, lease_seconds: float) -> bool:
 def mark_disposed(moves: list[tuple[SourceFile, dict[str, object]]]) -> None:
     """Final rows whose sources left the inbox, each with its ``moved`` event (``details``), in
     the caller's transaction."""
-    events: list[audit.Event] = []
-    for row, details in moves:
-        events.append((_event(row.state, DISPOSED, row.id), row.sha256, row.id, details))  # type: ignore[arg-type]
+    events: list[audit.Event] = [(_audited(row.state, DISPOSED, row.id), row.sha256, row.id,
+                                  details) for row, details in moves]
     SourceFile.update(disposed=True).where(
         SourceFile.id.in_([row.id for row, _ in moves])).execute()
     audit.record_many(events)
