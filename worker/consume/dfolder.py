@@ -33,7 +33,7 @@ from worker import parsers
 from worker.parsers import ParserOptions, chemstation_csv
 from worker.parsers.base import ParsedFile, ParseError
 from worker.parsers.text import configured_encoding
-from worker.record import audit
+from worker.record import audit, ledger
 from worker.record.models import INGESTED, REJECTED, Injection, SourceFile, utcnow
 from worker.results.sample import recompute_sample
 from worker.settings import MethodSettings, Settings
@@ -166,15 +166,9 @@ def write_evidence(row: SourceFile, evidence: Evidence) -> None:
     no rows of its own. Inside the caller's transaction, which holds the lease."""
     holder = SourceFile.get_by_id(evidence.holder.id)
     injection = holder.injections.where(Injection.superseded == False).first()  # noqa: E712
-    (SourceFile.update(state=INGESTED, format=evidence.format,
-                       parser_version=chemstation_csv.version, job=holder.job_id,
-                       finished_at=utcnow(), lease_owner=None, lease_until=0, error=None,
-                       error_line=None)
-     .where(SourceFile.id == row.id).execute())
-    audit.record("ingested", row.sha256, row.id, format=evidence.format,
-                 parser_version=chemstation_csv.version, role="evidence",
-                 evidence_of=holder.id, evidence_path=holder.path,
-                 injection=injection.id if injection else None, peaks=0)
+    ledger.mark_ingested(row, evidence.format, chemstation_csv.version, holder.job_id,
+                         role="evidence", evidence_of=holder.id, evidence_path=holder.path,
+                         injection=injection.id if injection else None, peaks=0)
 
 
 def _in_d_folder(p: PurePosixPath) -> bool:

@@ -98,12 +98,9 @@ def dispose_rows(settings: Settings, rows: list[SourceFile]) -> dict[int, str]:
         try:
             with database.atomic():
                 if done:
-                    SourceFile.update(disposed=True).where(
-                        SourceFile.id.in_([p.row.id for p in done])).execute()
-                    audit.record_many([("moved", p.row.sha256, p.row.id, {
+                    ledger.mark_disposed([(p.row, {
                         "action": p.action, "path": p.row.path,
-                        **ledger.path_details("to", p.target), **p.extra})
-                        for p in done])
+                        **ledger.path_details("to", p.target), **p.extra}) for p in done])
                 if ended:
                     Disposal.delete().where(Disposal.source_file.in_(list(ended))).execute()
         except (OperationalError, InterfaceError) as exc:

@@ -37,7 +37,6 @@ from worker.record.models import (
     Sample,
     SourceFile,
     database,
-    utcnow,
 )
 from worker.results import job as job_results
 from worker.results.sample import Tables, recompute_sample
@@ -291,9 +290,6 @@ _PEAK_COLUMNS = ("injection_id", "signal", "number", "rt_min", "area", "area_pct
                  "begin_min", "end_min", "width_min", "peak_type", "name")
 _INJECTION_COLUMNS = ("sample_id", "source_file_id", "number", "acquired_at", "dilution_factor",
                       "superseded")
-_INGESTED_SQL = (f"UPDATE {sql.table(SourceFile)} SET state = ?, format = ?, parser_version = ?, "
-                 "job_id = ?, finished_at = ?, lease_owner = NULL, lease_until = 0, "
-                 "error = NULL, error_line = NULL WHERE id = ?")
 
 
 def _write(row: SourceFile, parsed: ParsedFile, settings: Settings,
@@ -318,13 +314,10 @@ def _write(row: SourceFile, parsed: ParsedFile, settings: Settings,
                 wavelength_nm=signal.wavelength_nm, points=tr.points, time_unit=tr.time_unit,
                 value_unit=tr.value_unit, t_start=tr.times[0], t_end=tr.times[-1],
                 data=pack(tr.times, tr.values))
-    sql.execute(_INGESTED_SQL, (INGESTED, parsed.format, parsed.parser_version, job.id,
-                                utcnow(), row.id))
-    audit.record("ingested", row.sha256, row.id, format=parsed.format,
-                 parser_version=parsed.parser_version, encoding=parsed.encoding,
-                 job=job.key, sample=sample.sample_id, injection=number,
-                 peaks=len(peaks),
-                 traces=sum(1 for s in parsed.signals if s.trace is not None))
+    ledger.mark_ingested(row, parsed.format, parsed.parser_version, job.id,
+                         encoding=parsed.encoding, job=job.key, sample=sample.sample_id,
+                         injection=number, peaks=len(peaks),
+                         traces=sum(1 for s in parsed.signals if s.trace is not None))
     return touched
 
 

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from worker.consume import dispose, ingest
-from worker.record import audit, ledger, store
+from worker.record import ledger, store
 from worker.record.models import (
     INGESTED,
-    QUEUED,
     REJECTED,
     AuditEvent,
     RawBlob,
@@ -54,7 +53,7 @@ def retry(settings: Settings, file_id: int, owner: str) -> Outcome:
     problem = _ensure_raw_bytes(settings, row, quarantined)
     if problem:
         return Outcome(file_id, row.path, "skipped", problem)
-    if not _reopen(row, owner, settings.lease_seconds):
+    if not ledger.reopen(row, owner, settings.lease_seconds):
         return Outcome(file_id, row.path, "skipped", "changed by someone else meanwhile")
     state = ingest.process(settings, file_id, owner) or _wait_final(file_id)
     row = SourceFile.get_by_id(file_id)
@@ -97,26 +96,9 @@ def _ensure_raw_bytes(settings: Settings, row: SourceFile, quarantined: Path | N
         return f"the quarantined copy {quarantined} no longer matches its SHA-256"
     place = store.put(settings.raw_dir, data, row.sha256, fsync=settings.fsync)
     with database.atomic():
-        (SourceFile.update(raw_pack=place.pack, raw_offset=place.offset)
-         .where(SourceFile.id == row.id).execute())
-        audit.record("stored", row.sha256, row.id, size=len(data), pack=place.pack,
-                     offset=place.offset, **ledger.path_details("source", quarantined))
-    row.raw_pack, row.raw_offset = place.pack, place.offset
+        ledger.mark_stored(row, place, size=len(data), pack=place.pack, offset=place.offset,
+                           **ledger.path_details("source", quarantined))
     return ""
-
-
-def _reopen(row: SourceFile, owner: str, lease_seconds: float) -> bool:
-    """Rejected → queued, leased to this process, the old reason kept in the audit event."""
-    with database.atomic():
-        updated = (SourceFile.update(state=QUEUED, error=None, error_line=None, finished_at=None,
-                                     attempts=0, lease_owner=owner,
-                                     lease_until=time.time() + lease_seconds)
-                   .where(SourceFile.id == row.id, SourceFile.state == REJECTED).execute())
-        if updated != 1:
-            return False
-        audit.record("retry", row.sha256, row.id, path=row.path, previous_error=row.error,
-                     previous_line=row.error_line, by=owner)
-    return True
 
 
 def _wait_final(file_id: int, timeout: float = 120.0) -> str:

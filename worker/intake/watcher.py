@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from peewee import InterfaceError, OperationalError
@@ -32,8 +32,8 @@ from watchdog.observers.polling import PollingObserver
 
 from worker.consume import dispose
 from worker.consume.queue import Queue
-from worker.record import audit, db, heartbeat, ledger, store
-from worker.record.models import FINAL_STATES, REJECTED, RawBlob, SourceFile, database, utcnow
+from worker.record import db, heartbeat, ledger, store
+from worker.record.models import FINAL_STATES, RawBlob, SourceFile, database
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -676,14 +676,7 @@ def _register_oversized(settings: Settings, path: str | Path, rel: str,
     reason = (f"file is {cand.size / 1048576:.1f} MiB, over the {settings.max_file_mb:g}"
               " MiB limit (max_file_mb)")
     text, raw_path = ledger.ledger_path(rel)
-    with database.atomic():
-        row = SourceFile.get_or_none(SourceFile.sha256 == sha)
-        if row is None:
-            row = SourceFile.create(sha256=sha, path=text, path_bytes=raw_path,
-                                    name=PurePosixPath(text).name, origin=settings.node,
-                                    size=cand.size, mtime_ns=cand.mtime_ns, state=REJECTED,
-                                    error=reason, finished_at=utcnow())
-            audit.record("detected", sha, row.id, path=text)
-            audit.record("rejected", sha, row.id, reason=reason, path=text)
+    row = ledger.register_rejected(sha, text, raw_path, settings.node, cand.size,
+                                   cand.mtime_ns, reason)
     dispose.dispose_row(settings, row)
     return row

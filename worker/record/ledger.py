@@ -3,6 +3,11 @@
 The ledger is the truth and the queue only a hint (DESIGN.md invariant 2). A consumer takes a
 file by a conditional update (a lease); a lease that expires, or whose holder died, is free to
 take again. Final states change only inside the transaction that writes the file's rows.
+
+This module alone changes a file's state (and its error, finish time, lease and disposal mark;
+DESIGN.md invariant 9). ``TRANSITIONS`` lists every change there is, each with its audit event;
+one function performs each, in the caller's transaction, and refuses a change the table lacks
+(``IllegalTransition``). To learn how a file can move, read the table.
 """
 
 from __future__ import annotations
@@ -13,11 +18,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from peewee import fn
-
 from worker.record import audit, heartbeat, sql
 from worker.record.models import (
     FINAL_STATES,
+    INGESTED,
     PROCESSING,
     QUEUED,
     REJECTED,
@@ -28,6 +32,47 @@ from worker.record.models import (
 from worker.record.store import Location, has
 
 HOST = socket.gethostname()
+
+# A mark on a final row (its source left the inbox), not a state: the row keeps its state.
+DISPOSED = "disposed"
+
+# Every change of a file's state: (state before, state after) -> the audit event committed with
+# it (None before: the row is created). A change whose only effect is on the lease has no event:
+# the file's history does not change, and a burst of retries must not flood the trail.
+TRANSITIONS: dict[tuple[str | None, str], str | None] = {
+    (None, QUEUED): "queued",            # register_many: stored and registered
+    (None, REJECTED): "rejected",        # register_rejected: over the size limit, never stored
+    (QUEUED, PROCESSING): "parsing",     # claim_many
+    (PROCESSING, PROCESSING): "parsing",  # claim_many: the lease expired or its holder died
+    (PROCESSING, QUEUED): None,          # release (try again later), requeue (task lost)
+    (QUEUED, QUEUED): None,              # requeue: its task may be lost, enqueued again
+    (PROCESSING, INGESTED): "ingested",  # mark_ingested: its rows, or as .D folder evidence
+    (PROCESSING, REJECTED): "rejected",  # reject, mark_rejected
+    (REJECTED, QUEUED): "retry",         # reopen: an operator's retry
+    (INGESTED, DISPOSED): "moved",       # mark_disposed: the source left the inbox
+    (REJECTED, DISPOSED): "moved",
+}
+
+
+class IllegalTransition(RuntimeError):
+    """A change of state the ledger does not allow: a bug in the caller, never bad input."""
+
+
+def _event(before: str | None, after: str, row_id: int | None = None) -> str | None:
+    """The audit event of ``before`` -> ``after``; refuses a change TRANSITIONS lacks."""
+    try:
+        return TRANSITIONS[(before, after)]
+    except KeyError:
+        which = "a new file" if row_id is None else f"file {row_id}"
+        raise IllegalTransition(f"{which}: {before or 'nothing'} -> {after} is not an allowed "
+                                "ledger transition (ledger.TRANSITIONS)") from None
+
+
+def _audited(before: str | None, after: str, row_id: int | None = None) -> str:
+    """``_event`` of a change that always has its event."""
+    event = _event(before, after, row_id)
+    assert event is not None, f"{before} -> {after} has no audit event in TRANSITIONS"
+    return event
 
 
 def owner_id(thread: str = "") -> str:
@@ -131,11 +176,6 @@ class Seen:
     path_bytes: bytes | None = None  # the path's bytes when they are not UTF-8
 
 
-def register(seen: Seen, owner: str, lease_seconds: float) -> tuple[SourceFile, bool]:
-    """Record a stored file; returns (row, is_new). Same bytes again are a duplicate, audited."""
-    return register_many([seen], owner, lease_seconds)[0]
-
-
 def register_many(seen: list[Seen], owner: str,
                   lease_seconds: float) -> list[tuple[SourceFile, bool]]:
     """Record stored files in one transaction; (row, is_new) for each, in order.
@@ -145,6 +185,7 @@ def register_many(seen: list[Seen], owner: str,
     """
     if not seen:
         return []
+    queued = _audited(None, QUEUED)
     with database.atomic():
         shas = list(dict.fromkeys(one.sha256 for one in seen))
         existing = {r.sha256: r for r in SourceFile.select().where(SourceFile.sha256.in_(shas))}
@@ -177,7 +218,7 @@ def register_many(seen: list[Seen], owner: str,
                 ("stored", one.sha256, row_id, {
                     "size": one.size, "revision_of": before,
                     **({"pack": one.raw.pack, "offset": one.raw.offset} if one.raw else {})}),
-                ("queued", one.sha256, row_id, {})]
+                (queued, one.sha256, row_id, {})]
         out: list[tuple[SourceFile, bool]] = []
         new = {id(one) for one in fresh}
         for one in seen:
@@ -197,6 +238,33 @@ def register_many(seen: list[Seen], owner: str,
             out.append((row, False))
         audit.record_many(events)
     return out
+
+
+def register_rejected(sha256: str, path: str, path_bytes: bytes | None, origin: str, size: int,
+                      mtime_ns: int, reason: str) -> SourceFile:
+    """Record a file rejected before its bytes were stored (over the size limit); the row these
+    bytes already have, if any, is left as it is."""
+    with database.atomic():
+        row = SourceFile.get_or_none(SourceFile.sha256 == sha256)
+        if row is None:
+            event = _audited(None, REJECTED)
+            row = SourceFile.create(sha256=sha256, path=path, path_bytes=path_bytes,
+                                    name=PurePosixPath(path).name, origin=origin, size=size,
+                                    mtime_ns=mtime_ns, state=REJECTED, error=reason,
+                                    finished_at=utcnow())
+            audit.record("detected", sha256, row.id, path=path)
+            audit.record(event, sha256, row.id, reason=reason, path=path)
+    return row
+
+
+def mark_stored(row: SourceFile, place: Location, **details: object) -> None:
+    """Where a registered file's bytes were stored at last (a file rejected for its size, now
+    retried), with its ``stored`` event, in the caller's transaction. Replaces a location whose
+    pack is gone."""
+    (SourceFile.update(raw_pack=place.pack, raw_offset=place.offset)
+     .where(SourceFile.id == row.id).execute())
+    audit.record("stored", row.sha256, row.id, **details)
+    row.raw_pack, row.raw_offset = place.pack, place.offset
 
 
 _STORED_SQL = (f"UPDATE {sql.table(SourceFile)} SET raw_pack = ?, raw_offset = ? "
@@ -249,12 +317,6 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")
 
 
-def claim(file_id: int, owner: str, lease_seconds: float) -> SourceFile | None:
-    """Take the lease on a file that is queued, or whose lease expired or holder died."""
-    rows = claim_many([file_id], owner, lease_seconds)
-    return rows[0] if rows else None
-
-
 _CLAIM_SQL = (f"UPDATE {sql.table(SourceFile)} SET state = ?, lease_owner = ?, lease_until = ?, "
               "attempts = attempts + 1 WHERE id = ? AND state = ? AND lease_until = ?")
 
@@ -276,6 +338,7 @@ def claim_many(file_ids: list[int], owner: str, lease_seconds: float) -> list[So
             if (row.state == PROCESSING and row.lease_until > now
                     and not holder_is_dead(row.lease_owner, stale)):
                 continue
+            event = _audited(row.state, PROCESSING, row.id)
             # Conditional on the state and lease as read: another consumer's claim in between
             # changes them, and then this one takes nothing.
             claimed = sql.execute(_CLAIM_SQL, (PROCESSING, owner, until, row.id, row.state,
@@ -284,7 +347,7 @@ def claim_many(file_ids: list[int], owner: str, lease_seconds: float) -> list[So
                 continue
             row.state, row.lease_owner, row.lease_until = PROCESSING, owner, until
             row.attempts += 1
-            events.append(("parsing", row.sha256, row.id, {"attempt": row.attempts}))
+            events.append((event, row.sha256, row.id, {"attempt": row.attempts}))
             taken.append(row)
         audit.record_many(events)
     return taken
@@ -297,35 +360,82 @@ def owned(file_ids: list[int], owner: str) -> set[int]:
         SourceFile.lease_owner == owner)}
 
 
-def still_owned(row: SourceFile, owner: str) -> bool:
-    """Inside the writing transaction: is the lease still ours? Guards exactly-once."""
-    current = SourceFile.select(SourceFile.state, SourceFile.lease_owner).where(
-        SourceFile.id == row.id).first()
-    return current is not None and current.state == PROCESSING and current.lease_owner == owner
-
-
 def release(row: SourceFile, owner: str, retry_in: float) -> None:
-    """Give a file back after a transient failure; the reconciler retries it after ``retry_in``."""
+    """Give a file back after a transient failure; the reconciler retries it after ``retry_in``.
+    Nothing happens when the lease is no longer ours."""
+    _event(row.state, QUEUED, row.id)
     (SourceFile.update(state=QUEUED, lease_owner=None, lease_until=time.time() + retry_in)
-     .where(SourceFile.id == row.id, SourceFile.lease_owner == owner).execute())
+     .where(SourceFile.id == row.id, SourceFile.state == PROCESSING,
+            SourceFile.lease_owner == owner).execute())
 
 
 def reject(row: SourceFile, owner: str, reason: str, line: int | None,
            fmt: str | None = None) -> bool:
     """Final rejection with its reason, committed with its audit event. False if lease lost."""
     with database.atomic():
-        if not still_owned(row, owner):
+        if row.id not in owned([row.id], owner):
             return False
         mark_rejected(row, reason, line, fmt)
     return True
 
 
+_INGESTED_SQL = (f"UPDATE {sql.table(SourceFile)} SET state = ?, format = ?, parser_version = ?, "
+                 "job_id = ?, error = NULL, error_line = NULL, finished_at = ?, "
+                 "lease_owner = NULL, lease_until = 0 WHERE id = ? AND state = ?")
+_REJECTED_SQL = (f"UPDATE {sql.table(SourceFile)} SET state = ?, format = ?, error = ?, "
+                 "error_line = ?, finished_at = ?, lease_owner = NULL, lease_until = 0 "
+                 "WHERE id = ? AND state = ?")
+
+
+def _finish(row: SourceFile, after: str, statement: str, values: tuple[object, ...]) -> str:
+    """``row`` from processing to its final state, in the caller's transaction (which checked
+    the lease with ``owned``); returns the audit event to record with it."""
+    event = _audited(row.state, after, row.id)
+    if sql.execute(statement, (after, *values, utcnow(), row.id, PROCESSING)).rowcount != 1:
+        raise IllegalTransition(f"file {row.id} ({row.path}) is no longer {PROCESSING}, so it "
+                                f"cannot become {after}")
+    return event
+
+
 def mark_rejected(row: SourceFile, reason: str, line: int | None, fmt: str | None = None) -> None:
     """The rejection itself, inside the caller's transaction (which checked the lease)."""
-    (SourceFile.update(state=REJECTED, error=reason, error_line=line, format=fmt,
-                       finished_at=utcnow(), lease_owner=None, lease_until=0)
-     .where(SourceFile.id == row.id).execute())
-    audit.record("rejected", row.sha256, row.id, reason=reason, line=line, path=row.path)
+    event = _finish(row, REJECTED, _REJECTED_SQL, (fmt, reason, line))
+    audit.record(event, row.sha256, row.id, reason=reason, line=line, path=row.path)
+
+
+def mark_ingested(row: SourceFile, fmt: str, parser_version: str, job_id: int | None,
+                  **details: object) -> None:
+    """Ingested: its rows written, or it is evidence of a ``.D`` sibling's injection. Inside
+    the caller's transaction (which checked the lease), with its ``ingested`` event."""
+    event = _finish(row, INGESTED, _INGESTED_SQL, (fmt, parser_version, job_id))
+    audit.record(event, row.sha256, row.id, format=fmt, parser_version=parser_version,
+                 **details)
+
+
+def reopen(row: SourceFile, owner: str, lease_seconds: float) -> bool:
+    """Rejected -> queued, leased to ``owner``, the old reason kept in the audit event. False
+    when someone else changed the row meanwhile."""
+    event = _audited(row.state, QUEUED, row.id)
+    with database.atomic():
+        updated = (SourceFile.update(state=QUEUED, error=None, error_line=None, finished_at=None,
+                                     attempts=0, lease_owner=owner,
+                                     lease_until=time.time() + lease_seconds)
+                   .where(SourceFile.id == row.id, SourceFile.state == REJECTED).execute())
+        if updated != 1:
+            return False
+        audit.record(event, row.sha256, row.id, path=row.path,
+                     previous_error=row.error, previous_line=row.error_line, by=owner)
+    return True
+
+
+def mark_disposed(moves: list[tuple[SourceFile, dict[str, object]]]) -> None:
+    """Final rows whose sources left the inbox, each with its ``moved`` event (``details``), in
+    the caller's transaction."""
+    events: list[audit.Event] = [(_audited(row.state, DISPOSED, row.id), row.sha256, row.id,
+                                  details) for row, details in moves]
+    SourceFile.update(disposed=True).where(
+        SourceFile.id.in_([row.id for row, _ in moves])).execute()
+    audit.record_many(events)
 
 
 def unfinished() -> int:
@@ -367,6 +477,7 @@ def requeue(rows: list[SourceFile], owner: str, lease_seconds: float) -> list[in
     until = time.time() + lease_seconds
     taken = []
     for r in rows:
+        _event(r.state, QUEUED, r.id)
         updated = (SourceFile.update(state=QUEUED, lease_owner=owner, lease_until=until)
                    .where(SourceFile.id == r.id, SourceFile.state == r.state,
                           SourceFile.lease_until == r.lease_until)
@@ -374,10 +485,3 @@ def requeue(rows: list[SourceFile], owner: str, lease_seconds: float) -> list[in
         if updated:
             taken.append(r.id)
     return taken
-
-
-def counts() -> dict[str, int]:
-    """Files by state."""
-    query = SourceFile.select(SourceFile.state, fn.COUNT(SourceFile.id).alias("n")).group_by(
-        SourceFile.state)
-    return {r.state: r.n for r in query}
