@@ -25,6 +25,7 @@ import pytest
 from conftest import IN_CI, WorkerProcess, files_under, wait_for, write_config
 from faults.reports import HEADER, random_peaks, report
 
+from worker.parsers.options import NO_OPTIONS
 from worker.record.models import AuditEvent, Injection, Sample, SourceFile
 
 
@@ -257,5 +258,5 @@ def test_a_report_cut_inside_its_sum_row_is_not_taken_as_complete() -> None:
     total = data.rsplit("Sum,", 1)[1].split(",", 1)[0]
     cut = data[:data.rindex("Sum,") + len("Sum,") + len(total) - 2]
     with pytest.raises(ParseError, match="Sum row has no line end"):
-        agilent_openlab.parse(cut.encode(), "S3_Report.csv")
-    assert agilent_openlab.parse(data.encode(), "S3_Report.csv").signals[0].peaks
+        agilent_openlab.parse(cut.encode(), "S3_Report.csv", NO_OPTIONS)
+    assert agilent_openlab.parse(data.encode(), "S3_Report.csv", NO_OPTIONS).signals[0].peaks

@@ -18,7 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from worker.parsers.table import TableMapping
+from worker.parsers.options import TableMapping
 
 ENV_PREFIX = "ACCU_INGEST_"
 

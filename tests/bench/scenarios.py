@@ -338,13 +338,14 @@ _RSS_SCRIPT = """
 import json, sys
 from pathlib import Path
 from worker.parsers import trace_csv
+from worker.parsers.options import NO_OPTIONS
 def hwm():
     for line in Path('/proc/self/status').read_text().splitlines():
         if line.startswith(('VmHWM:', 'VmRSS:')):
             yield line.split(':')[0], int(line.split()[1]) / 1024
 base = dict(hwm())['VmRSS']
 path = Path(sys.argv[1])
-parsed = trace_csv.parse(path.read_bytes(), path.name)
+parsed = trace_csv.parse(path.read_bytes(), path.name, NO_OPTIONS)
 print(json.dumps({'base_mb': base, 'peak_mb': dict(hwm())['VmHWM'],
                   'points': parsed.signals[0].trace.points}))
 """
@@ -352,6 +353,7 @@ print(json.dumps({'base_mb': base, 'peak_mb': dict(hwm())['VmHWM'],
 
 def traces(bench: Bench) -> list[Row]:
     from worker.parsers import trace_csv
+    from worker.parsers.options import NO_OPTIONS
 
     section = TRACES
     rows: list[Row] = []
@@ -362,7 +364,7 @@ def traces(bench: Bench) -> list[Row]:
         path = folder / f"TRACE_{mb:g}MB.dx_DAD1A.CSV"
         path.write_bytes(data)
         started = time.perf_counter()
-        parsed = trace_csv.parse(data, path.name)
+        parsed = trace_csv.parse(data, path.name, NO_OPTIONS)
         rate = len(data) / MB / (time.perf_counter() - started)
         points = parsed.signals[0].trace.points if parsed.signals[0].trace else 0
         del parsed, data

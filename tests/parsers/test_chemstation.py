@@ -14,6 +14,7 @@ from conftest import corpus_bytes
 
 from worker.parsers import chemstation_csv, chemstation_txt
 from worker.parsers.base import ParsedFile, ParseError, Peak
+from worker.parsers.options import NO_OPTIONS
 
 CHEMSTATION = "agilent-chemstation"
 GC_RUN = "001F0101.D"
@@ -52,7 +53,7 @@ def rows(peaks: list[Peak] | None) -> list[tuple[object, ...]]:
 
 def reject(parser: object, data: bytes, filename: str = "Report.TXT") -> ParseError:
     with pytest.raises(ParseError) as caught:
-        parser.parse(data, filename)  # type: ignore[attr-defined]
+        parser.parse(data, filename, NO_OPTIONS)  # type: ignore[attr-defined]
     return caught.value
 
 
@@ -75,7 +76,7 @@ LC_ROWS = [
 
 
 def test_lc_report_every_printed_value() -> None:
-    parsed = chemstation_txt.parse(chemstation_file(LC_RUN, "Report.TXT"), "Report.TXT")
+    parsed = chemstation_txt.parse(chemstation_file(LC_RUN, "Report.TXT"), "Report.TXT", NO_OPTIONS)
     assert parsed.format == chemstation_txt.name
     assert parsed.encoding == "utf-16-le"
     (signal,) = parsed.signals
@@ -92,7 +93,7 @@ def test_lc_report_every_printed_value() -> None:
 
 
 def test_lc_report_run_facts() -> None:
-    parsed = chemstation_txt.parse(chemstation_file(LC_RUN, "Report.TXT"), "Report.TXT")
+    parsed = chemstation_txt.parse(chemstation_file(LC_RUN, "Report.TXT"), "Report.TXT", NO_OPTIONS)
     assert parsed.sample_name == "0312650-0713-SM"
     assert parsed.injection == 1
     assert parsed.vial == "1"
@@ -120,7 +121,7 @@ GC_TCD_ROWS = [(1, 2.828, "BB", 0.0864, 2608.15039, 444.79111, 100.0)]
 
 
 def test_gc_report_every_printed_value() -> None:
-    parsed = chemstation_txt.parse(chemstation_file(GC_RUN, "Report.TXT"), "Report.TXT")
+    parsed = chemstation_txt.parse(chemstation_file(GC_RUN, "Report.TXT"), "Report.TXT", NO_OPTIONS)
     fid, tcd = parsed.signals
     assert (fid.name, fid.detector, fid.wavelength_nm) == ("FID1 A", "FID1 A", None)
     assert rows(fid.peaks) == GC_FID_ROWS
@@ -132,7 +133,7 @@ def test_gc_report_every_printed_value() -> None:
 
 
 def test_gc_report_run_facts() -> None:
-    parsed = chemstation_txt.parse(chemstation_file(GC_RUN, "Report.TXT"), "Report.TXT")
+    parsed = chemstation_txt.parse(chemstation_file(GC_RUN, "Report.TXT"), "Report.TXT", NO_OPTIONS)
     assert parsed.sample_name == "DFA-708-01"
     assert parsed.injection == 1
     assert parsed.vial == "1"
@@ -160,7 +161,7 @@ CSV_TCD_ROWS = [(1, 2.827800989151, "BB", 0.0864105895161629, 2608.150390625, 44
 
 
 def test_csv_set_every_value() -> None:
-    parsed = chemstation_csv.parse_set(csv_set())
+    parsed = chemstation_csv.parse_set(csv_set(), NO_OPTIONS)
     assert parsed.format == chemstation_csv.name
     assert parsed.encoding == "utf-16-le"
     fid, tcd = parsed.signals
@@ -184,11 +185,12 @@ def test_csv_set_every_value() -> None:
 def test_csv_set_accepts_paths_and_ignores_other_files() -> None:
     files = {f"inbox\\run\\{GC_RUN}\\{name}": data for name, data in csv_set().items()}
     files[f"inbox/run/{GC_RUN}/Report.TXT"] = chemstation_file(GC_RUN, "Report.TXT")
-    assert rows(chemstation_csv.parse_set(files).signals[0].peaks) == CSV_FID_ROWS
+    assert rows(chemstation_csv.parse_set(files, NO_OPTIONS).signals[0].peaks) == CSV_FID_ROWS
 
 
 def test_lone_peak_file_reads_standard_columns() -> None:
-    parsed = chemstation_csv.parse(chemstation_file(GC_RUN, "REPORT01.CSV"), "REPORT01.CSV")
+    parsed = chemstation_csv.parse(chemstation_file(GC_RUN, "REPORT01.CSV"), "REPORT01.CSV",
+                                   NO_OPTIONS)
     (signal,) = parsed.signals
     assert signal.name == "Signal 1"
     assert signal.detector is None
@@ -210,8 +212,8 @@ def agrees(csv_value: float | None, printed: float | None) -> bool:
 
 
 def test_csv_and_txt_of_one_run_agree() -> None:
-    txt = chemstation_txt.parse(chemstation_file(GC_RUN, "Report.TXT"), "Report.TXT")
-    csv = chemstation_csv.parse_set(csv_set())
+    txt = chemstation_txt.parse(chemstation_file(GC_RUN, "Report.TXT"), "Report.TXT", NO_OPTIONS)
+    csv = chemstation_csv.parse_set(csv_set(), NO_OPTIONS)
     for field in ("sample_name", "injection", "vial", "instrument", "acquired_at",
                   "injection_volume"):
         assert getattr(txt, field) == getattr(csv, field), field
@@ -232,14 +234,16 @@ def test_csv_and_txt_of_one_run_agree() -> None:
 
 def test_sniff_tells_the_files_apart() -> None:
     report = chemstation_file(GC_RUN, "Report.TXT")
-    assert chemstation_txt.sniff(report, "Report.TXT") >= 90
-    assert chemstation_txt.sniff(report, "anything.bin") >= 90  # content decides, not the name
-    assert chemstation_csv.sniff(report, "Report.TXT") == 0
-    assert chemstation_txt.sniff(chemstation_file(LC_RUN, "Report.TXT"), "Report.TXT") >= 90
+    assert chemstation_txt.sniff(report, "Report.TXT", NO_OPTIONS) >= 90
+    # content decides, not the name
+    assert chemstation_txt.sniff(report, "anything.bin", NO_OPTIONS) >= 90
+    assert chemstation_csv.sniff(report, "Report.TXT", NO_OPTIONS) == 0
+    assert chemstation_txt.sniff(chemstation_file(LC_RUN, "Report.TXT"), "Report.TXT",
+                                 NO_OPTIONS) >= 90
     for name, data in csv_set().items():
-        assert chemstation_csv.sniff(data, name) >= 75, name
-        assert chemstation_csv.sniff(data, "x.dat") >= 75, name
-        assert chemstation_txt.sniff(data, name) == 0, name
+        assert chemstation_csv.sniff(data, name, NO_OPTIONS) >= 75, name
+        assert chemstation_csv.sniff(data, "x.dat", NO_OPTIONS) >= 75, name
+        assert chemstation_txt.sniff(data, name, NO_OPTIONS) == 0, name
 
 
 @pytest.mark.parametrize("other", [
@@ -250,14 +254,14 @@ def test_sniff_tells_the_files_apart() -> None:
 ])
 def test_sniff_leaves_other_formats_alone(other: tuple[str, str]) -> None:
     data = corpus_file(*other)
-    assert chemstation_txt.sniff(data, other[1]) < 30
-    assert chemstation_csv.sniff(data, other[1]) == 0
+    assert chemstation_txt.sniff(data, other[1], NO_OPTIONS) < 30
+    assert chemstation_csv.sniff(data, other[1], NO_OPTIONS) == 0
 
 
 def test_sniff_never_fails_on_garbage() -> None:
     for data in (b"", b"\xff\xfe\x00", b"\x00\x01\x02", "Data File x".encode("utf-16")[:-1]):
-        assert chemstation_txt.sniff(data, "Report.TXT") == 0
-        assert chemstation_csv.sniff(data, "REPORT01.CSV") == 0
+        assert chemstation_txt.sniff(data, "Report.TXT", NO_OPTIONS) == 0
+        assert chemstation_csv.sniff(data, "REPORT01.CSV", NO_OPTIONS) == 0
 
 
 # --- rejections: a damaged report is refused with the line, never half-read ------------------
@@ -351,7 +355,7 @@ def test_csv_peak_file_cut_at_a_row_boundary() -> None:
     text = files["REPORT01.CSV"].decode("utf-16")
     files["REPORT01.CSV"] = ("\ufeff" + "\r\n".join(text.split("\r\n")[:2])).encode("utf-16-le")
     with pytest.raises(ParseError) as caught:
-        chemstation_csv.parse_set(files)
+        chemstation_csv.parse_set(files, NO_OPTIONS)
     assert caught.value.filename == "REPORT01.CSV"
     assert "add up" in caught.value.reason
 
@@ -366,21 +370,21 @@ def test_csv_set_missing_a_signal_file() -> None:
     files = csv_set()
     del files["REPORT02.CSV"]
     with pytest.raises(ParseError, match=r"REPORT02\.CSV"):
-        chemstation_csv.parse_set(files)
+        chemstation_csv.parse_set(files, NO_OPTIONS)
 
 
 def test_csv_set_with_an_unlisted_signal_file() -> None:
     files = csv_set()
     files["REPORT03.CSV"] = files["REPORT02.CSV"]
     with pytest.raises(ParseError, match=r"REPORT03\.CSV"):
-        chemstation_csv.parse_set(files)
+        chemstation_csv.parse_set(files, NO_OPTIONS)
 
 
 def test_csv_set_without_header() -> None:
     files = csv_set()
     del files["Report00.CSV"]
     with pytest.raises(ParseError, match=r"Report00\.CSV"):
-        chemstation_csv.parse_set(files)
+        chemstation_csv.parse_set(files, NO_OPTIONS)
 
 
 def test_csv_header_cut_off() -> None:
@@ -388,11 +392,12 @@ def test_csv_header_cut_off() -> None:
     text = files["Report00.CSV"].decode("utf-16")
     files["Report00.CSV"] = ("\ufeff" + "\r\n".join(text.split("\r\n")[:28])).encode("utf-16-le")
     with pytest.raises(ParseError, match="Number of Columns"):
-        chemstation_csv.parse_set(files)
+        chemstation_csv.parse_set(files, NO_OPTIONS)
 
 
 def test_parsers_are_deterministic() -> None:
     data = chemstation_file(GC_RUN, "Report.TXT")
-    first: ParsedFile = chemstation_txt.parse(data, "Report.TXT")
-    assert chemstation_txt.parse(data, "Report.TXT") == first
-    assert chemstation_csv.parse_set(csv_set()) == chemstation_csv.parse_set(csv_set())
+    first: ParsedFile = chemstation_txt.parse(data, "Report.TXT", NO_OPTIONS)
+    assert chemstation_txt.parse(data, "Report.TXT", NO_OPTIONS) == first
+    assert (chemstation_csv.parse_set(csv_set(), NO_OPTIONS)
+            == chemstation_csv.parse_set(csv_set(), NO_OPTIONS))

@@ -24,6 +24,7 @@ from test_chemstation import CSV_SET, GC_RUN, LC_RUN, chemstation_file
 
 from worker.parsers import chemstation_csv, chemstation_txt
 from worker.parsers.base import ParsedFile, ParseError
+from worker.parsers.options import NO_OPTIONS
 
 FUZZ = settings(
     max_examples=int(os.environ.get("ACCU_FUZZ_EXAMPLES", "200")),
@@ -35,9 +36,9 @@ PARSERS = (chemstation_txt, chemstation_csv)
 
 def parsed_or_rejected(parser: ModuleType, data: bytes, filename: str) -> ParsedFile | None:
     """Run sniff and parse; only a valid model or a ParseError with a reason may come out."""
-    assert 0 <= parser.sniff(data, filename) <= 100
+    assert 0 <= parser.sniff(data, filename, NO_OPTIONS) <= 100
     try:
-        result = parser.parse(data, filename)
+        result = parser.parse(data, filename, NO_OPTIONS)
     except ParseError as error:
         assert error.reason
         return None
@@ -134,7 +135,7 @@ def test_damaged_real_files(real_files: dict[str, bytes], data: st.DataObject) -
         files = {p.rsplit("/", 1)[-1]: real_files[p] for p in real_files if p.startswith(GC_RUN)}
         files[name] = damaged
         try:
-            assert isinstance(chemstation_csv.parse_set(files), ParsedFile)
+            assert isinstance(chemstation_csv.parse_set(files, NO_OPTIONS), ParsedFile)
         except ParseError as error:
             assert error.reason
 
@@ -146,7 +147,7 @@ def test_damage_to_a_row_never_passes_silently(real_files: dict[str, bytes]) -> 
     for index in range(28, 41):  # the rule, the 12 rows and the Totals line
         damaged = ("\ufeff" + "\r\n".join(lines[:index] + lines[index + 1:])).encode("utf-16-le")
         with pytest.raises(ParseError):
-            chemstation_txt.parse(damaged, "Report.TXT")
+            chemstation_txt.parse(damaged, "Report.TXT", NO_OPTIONS)
 
 
 # --- (b) generated tables round-trip ---------------------------------------------------------
@@ -277,7 +278,7 @@ def render_report(facts: Facts, signals: list[tuple[str, list[Row]]], summed: bo
                                      min_size=1, max_size=3), summed=st.booleans())
 def test_generated_report_round_trips(facts: Facts, signals: list[tuple[str, list[Row]]],
                                       summed: bool) -> None:
-    parsed = chemstation_txt.parse(render_report(facts, signals, summed), "Report.TXT")
+    parsed = chemstation_txt.parse(render_report(facts, signals, summed), "Report.TXT", NO_OPTIONS)
     assert (parsed.sample_name, parsed.operator, parsed.instrument) == (
         facts.sample, facts.operator, facts.instrument)
     assert (parsed.acquired_at, parsed.injection, parsed.vial) == (
@@ -316,7 +317,7 @@ def test_generated_csv_set_round_trips(signals: list[tuple[str, list[Row]]]) -> 
         files[f"REPORT{n:02d}.CSV"] = render_csv([
             f'{i},{r.rt},"{r.peak_type:<4}",{r.width},{r.area.strip()},{r.height.strip()},'
             f'{r.share:.15g}' for i, r in enumerate(table, start=1)])
-    parsed = chemstation_csv.parse_set(files)
+    parsed = chemstation_csv.parse_set(files, NO_OPTIONS)
     for signal, (description, table) in zip(parsed.signals, signals, strict=True):
         assert signal.name == SIGNALS[description][0]
         assert signal.peaks is not None

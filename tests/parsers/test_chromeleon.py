@@ -9,6 +9,7 @@ from conftest import corpus_bytes
 
 from worker.parsers import chromeleon
 from worker.parsers.base import ParsedFile, ParseError
+from worker.parsers.options import NO_OPTIONS
 
 ROWS = 26401
 
@@ -21,7 +22,7 @@ def data() -> bytes:
 
 @pytest.fixture(scope="module")
 def parsed(data: bytes) -> ParsedFile:
-    return chromeleon.parse(data, "Adenosine Stadards_ 0.5 mM.txt")
+    return chromeleon.parse(data, "Adenosine Stadards_ 0.5 mM.txt", NO_OPTIONS)
 
 
 def _line_of(data: bytes, needle: bytes) -> int:
@@ -29,7 +30,7 @@ def _line_of(data: bytes, needle: bytes) -> int:
 
 
 def test_sniff_claims_it(data: bytes) -> None:
-    assert chromeleon.sniff(data, "whatever.csv") == 95
+    assert chromeleon.sniff(data, "whatever.csv", NO_OPTIONS) == 95
 
 
 def test_rows_and_maximum_as_the_readme_prints(parsed: ParsedFile) -> None:
@@ -65,20 +66,20 @@ def test_sample_facts(parsed: ParsedFile) -> None:
 def test_cut_off_rows_are_rejected_with_the_count(data: bytes) -> None:
     cut = data[:data.index(b"43,993333\t")]
     with pytest.raises(ParseError) as err:
-        chromeleon.parse(cut, "x.txt")
+        chromeleon.parse(cut, "x.txt", NO_OPTIONS)
     assert "26401" in err.value.reason and "26396 rows" in err.value.reason
     assert err.value.line == _line_of(data, b"43,993333\t") - 1
 
 
 def test_cut_mid_row_is_rejected(data: bytes) -> None:
     with pytest.raises(ParseError, match="cut off"):
-        chromeleon.parse(data[:-7], "x.txt")
+        chromeleon.parse(data[:-7], "x.txt", NO_OPTIONS)
 
 
 def test_bad_cell_names_its_line(data: bytes) -> None:
     row = b"20,441667\t0,10\t323,038720\t"
     with pytest.raises(ParseError) as err:
-        chromeleon.parse(data.replace(row, b"20,441667\t0,10\t323.038720\t"), "x.txt")
+        chromeleon.parse(data.replace(row, b"20,441667\t0,10\t323.038720\t"), "x.txt", NO_OPTIONS)
     assert err.value.line == _line_of(data, row)
     assert "Value(mAU)" in err.value.reason
 
@@ -86,13 +87,13 @@ def test_bad_cell_names_its_line(data: bytes) -> None:
 def test_missing_column_names_its_line(data: bytes) -> None:
     row = b"20,441667\t0,10\t323,038720\t"
     with pytest.raises(ParseError) as err:
-        chromeleon.parse(data.replace(row, b"20,441667\t323,038720\t"), "x.txt")
+        chromeleon.parse(data.replace(row, b"20,441667\t323,038720\t"), "x.txt", NO_OPTIONS)
     assert err.value.line == _line_of(data, row) and "Value(mAU) is empty" in err.value.reason
 
 
 def test_header_without_data_is_rejected(data: bytes) -> None:
     with pytest.raises(ParseError, match="no 'Raw Data:'"):
-        chromeleon.parse(data[:data.index(b"Raw Data:\r\n")], "x.txt")
+        chromeleon.parse(data[:data.index(b"Raw Data:\r\n")], "x.txt", NO_OPTIONS)
 
 
 SEVEN = (
@@ -109,7 +110,7 @@ SEVEN = (
 
 
 def test_chromeleon_7_layout() -> None:
-    parsed = chromeleon.parse(SEVEN.encode("utf-8-sig"), "x.txt")
+    parsed = chromeleon.parse(SEVEN.encode("utf-8-sig"), "x.txt", NO_OPTIONS)
     assert parsed.encoding == "utf-8-sig"
     assert (parsed.sample_name, parsed.injection, parsed.sample_kind, parsed.vial) == (
         "Blank 3", 13, "blank", "GA1")
@@ -126,12 +127,13 @@ def test_chromeleon_7_layout() -> None:
 
 def test_not_available_only_in_the_step_column() -> None:
     with pytest.raises(ParseError) as err:
-        chromeleon.parse(SEVEN.replace("\t5.500", "\tn.a.").encode(), "x.txt")
+        chromeleon.parse(SEVEN.replace("\t5.500", "\tn.a.").encode(), "x.txt", NO_OPTIONS)
     assert err.value.line == SEVEN.count("\n") - 1
 
 
 def test_data_points_mismatch() -> None:
     with pytest.raises(ParseError, match="states 5 data points"):
-        chromeleon.parse(SEVEN.replace("Data Points\t4", "Data Points\t5").encode(), "x.txt")
+        chromeleon.parse(SEVEN.replace("Data Points\t4", "Data Points\t5").encode(), "x.txt",
+                         NO_OPTIONS)
     with pytest.raises(ParseError, match="no 'Data Points'"):
-        chromeleon.parse(SEVEN.replace("Data Points\t4\n", "").encode(), "x.txt")
+        chromeleon.parse(SEVEN.replace("Data Points\t4\n", "").encode(), "x.txt", NO_OPTIONS)

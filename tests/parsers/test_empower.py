@@ -9,6 +9,7 @@ from conftest import corpus_bytes
 
 from worker.parsers import empower
 from worker.parsers.base import ParsedFile, ParseError
+from worker.parsers.options import NO_OPTIONS
 
 
 @pytest.fixture(scope="module")
@@ -19,12 +20,12 @@ def data() -> bytes:
 
 @pytest.fixture(scope="module")
 def parsed(data: bytes) -> ParsedFile:
-    return empower.parse(data, "results1844.arw")
+    return empower.parse(data, "results1844.arw", NO_OPTIONS)
 
 
 def test_sniff_claims_it(data: bytes) -> None:
     assert b"\n" not in data  # CR-only line ends, as the README says
-    assert empower.sniff(data, "results1844.txt") == 95
+    assert empower.sniff(data, "results1844.txt", NO_OPTIONS) == 95
 
 
 def test_rows_as_the_readme_prints(parsed: ParsedFile) -> None:
@@ -57,8 +58,8 @@ def test_long_header_variant() -> None:
               "10.00", "Standard", "jdoe", "HPLC-3"]
     text = "\t".join(f'"{n}"' for n in names) + "\r" + "\t".join(f'"{v}"' for v in values) + "\r"
     text += "0\t0\r0.5\t1.25\r1\t-2.5E-03\r"
-    assert empower.sniff(text.encode(), "x.arw") == 95
-    parsed = empower.parse(text.encode(), "x.arw")
+    assert empower.sniff(text.encode(), "x.arw", NO_OPTIONS) == 95
+    parsed = empower.parse(text.encode(), "x.arw", NO_OPTIONS)
     assert (parsed.sample_name, parsed.vial, parsed.injection, parsed.injection_volume) == (
         "Std 1", "1:A,3", 2, "10.00")
     assert (parsed.sample_kind, parsed.operator, parsed.instrument) == ("standard", "jdoe",
@@ -71,34 +72,35 @@ def test_long_header_variant() -> None:
 
 def test_generic_two_column_trace_is_not_claimed() -> None:
     bare = b"0\t0\r0.008333333\t0\r0.01666667\t0.5\r"
-    assert empower.sniff(bare, "results9.arw") == 0
+    assert empower.sniff(bare, "results9.arw", NO_OPTIONS) == 0
     with pytest.raises(ParseError):
-        empower.parse(bare, "results9.arw")
+        empower.parse(bare, "results9.arw", NO_OPTIONS)
     unknown = b'"Time"\t"Signal"\r"a"\t"b"\r0\t1\r'
-    assert empower.sniff(unknown, "x.arw") == 0
+    assert empower.sniff(unknown, "x.arw", NO_OPTIONS) == 0
 
 
 def test_corpus_dad_trace_is_not_claimed() -> None:
     name = "Blank_1.dx_DAD1A.CSV"
-    assert empower.sniff(corpus_bytes("agilent-1290", "20260113 153049", name), name) == 0
+    data = corpus_bytes("agilent-1290", "20260113 153049", name)
+    assert empower.sniff(data, name, NO_OPTIONS) == 0
 
 
 def test_bad_row_names_its_line(data: bytes) -> None:
     bad = data.replace(b"\r0.1\t7.062675\r", b"\r0.1\t7.06x2675\r", 1)
     with pytest.raises(ParseError) as err:
-        empower.parse(bad, "x.arw")
+        empower.parse(bad, "x.arw", NO_OPTIONS)
     assert err.value.line == 15 and "value" in err.value.reason
 
 
 def test_cut_off_file_is_rejected(data: bytes) -> None:
     with pytest.raises(ParseError, match="cut off"):
-        empower.parse(data[:-4], "x.arw")
+        empower.parse(data[:-4], "x.arw", NO_OPTIONS)
 
 
 def test_value_row_must_match_the_names(data: bytes) -> None:
     bad = data.replace(b'\t"Sup6Inc_10_300_TrpGFP_LineA"', b"", 1)
     with pytest.raises(ParseError) as err:
-        empower.parse(bad, "x.arw")
+        empower.parse(bad, "x.arw", NO_OPTIONS)
     assert err.value.line == 2
 
 
@@ -106,10 +108,10 @@ def test_pda_3d_export_is_rejected_with_reason() -> None:
     text = ('"Sample Set Name"\t"SampleName"\r"Exp42"\t"Buffer"\r'
             "Wavelength\t  315\t320.001\rTime0\t  0\t0\r")
     with pytest.raises(ParseError, match="3D") as err:
-        empower.parse(text.encode(), "x.arw")
+        empower.parse(text.encode(), "x.arw", NO_OPTIONS)
     assert err.value.line == 3
 
 
 def test_header_only_is_rejected() -> None:
     with pytest.raises(ParseError, match="no data rows"):
-        empower.parse(b'"SampleName"\t"Channel"\r"12"\t"ChA"\r', "x.arw")
+        empower.parse(b'"SampleName"\t"Channel"\r"12"\t"ChA"\r', "x.arw", NO_OPTIONS)

@@ -9,6 +9,7 @@ import pytest
 from worker import parsers
 from worker.parsers import agilent_openlab
 from worker.parsers.base import ParseError
+from worker.parsers.options import NO_OPTIONS
 
 HEADER = "Height,Area,Area%,Peak Begin Time,Peak End Time,RT [min]"
 
@@ -25,7 +26,7 @@ EXPECTED = {  # file: (peaks, main Area, main Area%, main RT, Sum)
 def test_corpus_reports_reproduce_printed_values(corpus: Path, name: str) -> None:
     data = (corpus / "agilent-1290" / name).read_bytes()
     assert parsers.detect(data, name) is agilent_openlab
-    parsed = agilent_openlab.parse(data, name)
+    parsed = agilent_openlab.parse(data, name, NO_OPTIONS)
     (signal,) = parsed.signals
     n, area, pct, rt, total = EXPECTED[name]
     assert len(signal.peaks) == n
@@ -45,7 +46,7 @@ def peakdata(rows: list[str], meta: str = "Sample name:,P-0111_Inj_1\n", total: 
 
 def test_peakdata_layout_reads_sample_name_from_metadata() -> None:
     data = peakdata(["1.0,10.0000,10.0000,1.0,1.2,1.1", "9.0,90.0000,90.0000,2.0,2.4,2.2"])
-    parsed = agilent_openlab.parse(data, "P-0111_Inj_1_PeakData.csv")
+    parsed = agilent_openlab.parse(data, "P-0111_Inj_1_PeakData.csv", NO_OPTIONS)
     assert parsed.sample_name == "P-0111_Inj_1"
     assert parsed.format == "agilent-openlab-csv/peakdata"
     assert [p.area for p in parsed.signals[0].peaks] == [10.0, 90.0]
@@ -62,7 +63,7 @@ def test_peakdata_layout_reads_sample_name_from_metadata() -> None:
 def test_bad_tables_are_rejected_with_line_and_reason(rows: list[str], total: str, line: int,
                                                       words: str) -> None:
     with pytest.raises(ParseError) as err:
-        agilent_openlab.parse(peakdata(rows, total=total), "x.csv")
+        agilent_openlab.parse(peakdata(rows, total=total), "x.csv", NO_OPTIONS)
     assert err.value.line == line
     assert words in err.value.reason
 
@@ -70,20 +71,20 @@ def test_bad_tables_are_rejected_with_line_and_reason(rows: list[str], total: st
 def test_table_without_sum_row_is_rejected_as_cut_off() -> None:
     data = (HEADER + "\n1,10,50,1,2,1.5\n1,10,50,2,3,2.5\n").encode()
     with pytest.raises(ParseError, match="without its Sum row"):
-        agilent_openlab.parse(data, "cut.csv")
+        agilent_openlab.parse(data, "cut.csv", NO_OPTIONS)
 
 
 def test_missing_required_column_is_not_a_peak_table() -> None:
     data = b"Height,Area%,Peak Begin Time\n1,50,1\nSum,1\n"
-    assert agilent_openlab.sniff(data, "x.csv") == 0
+    assert agilent_openlab.sniff(data, "x.csv", NO_OPTIONS) == 0
     with pytest.raises(ParseError, match="RT and Area"):
-        agilent_openlab.parse(data, "x.csv")
+        agilent_openlab.parse(data, "x.csv", NO_OPTIONS)
 
 
 def test_semicolon_export_with_decimal_commas() -> None:
     data = (b"Height;Area;Area%;Peak Begin Time;Peak End Time;RT [min]\n"
             b"1,5;10,25;25,0000;1,0;1,2;1,1\n2;30,75;75,0000;2,0;2,4;2,2\nSum;41,00;;;;\n")
-    peaks = agilent_openlab.parse(data, "x.csv").signals[0].peaks
+    peaks = agilent_openlab.parse(data, "x.csv", NO_OPTIONS).signals[0].peaks
     assert [(p.area, p.rt_min) for p in peaks] == [(10.25, 1.1), (30.75, 2.2)]
 
 
@@ -93,6 +94,6 @@ def test_a_garbled_signal_wavelength_is_left_out_not_a_crash(corpus: Path) -> No
     data = (corpus / "agilent-1290" / "100_Report.csv").read_bytes()
     damaged = data.replace(b"Yes,Signal A,220.0 nm", b"Yes,Signal A,220.100.0 nm")
     assert damaged != data
-    (signal,) = agilent_openlab.parse(damaged, "100_Report.csv").signals
+    (signal,) = agilent_openlab.parse(damaged, "100_Report.csv", NO_OPTIONS).signals
     assert signal.wavelength_nm is None
     assert len(signal.peaks or []) == 5

@@ -19,12 +19,13 @@ from hypothesis import strategies as st
 
 from worker.parsers import agilent_openlab
 from worker.parsers.base import ParsedFile, ParseError
+from worker.parsers.options import NO_OPTIONS
 
 
 def _only_parse_error(data: bytes, name: str = "fuzz_Report.csv") -> ParsedFile | None:
-    assert 0 <= agilent_openlab.sniff(data, name) <= 100
+    assert 0 <= agilent_openlab.sniff(data, name, NO_OPTIONS) <= 100
     try:
-        return agilent_openlab.parse(data, name)
+        return agilent_openlab.parse(data, name, NO_OPTIONS)
     except ParseError as exc:
         assert exc.reason
         return None
@@ -74,8 +75,8 @@ def test_valid_tables_round_trip(peaks: list[GenPeak], layout: str, european: bo
     else:
         text = _peakdata(peaks, eol)
     data = ENCODINGS[encoding](text)
-    assert agilent_openlab.sniff(data, "x_Report.csv") >= 70
-    parsed = agilent_openlab.parse(data, "x_Report.csv")
+    assert agilent_openlab.sniff(data, "x_Report.csv", NO_OPTIONS) >= 70
+    parsed = agilent_openlab.parse(data, "x_Report.csv", NO_OPTIONS)
     (signal,) = parsed.signals
     got = [(p.number, p.height, p.area, p.area_pct, p.begin_min, p.end_min, p.rt_min)
            for p in signal.peaks or []]

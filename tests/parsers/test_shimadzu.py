@@ -9,6 +9,7 @@ from conftest import corpus_bytes
 
 from worker.parsers import shimadzu
 from worker.parsers.base import ParsedFile, ParseError
+from worker.parsers.options import NO_OPTIONS
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +20,7 @@ def data() -> bytes:
 
 @pytest.fixture(scope="module")
 def parsed(data: bytes) -> ParsedFile:
-    return shimadzu.parse(data, "new-shim-1.txt")
+    return shimadzu.parse(data, "new-shim-1.txt", NO_OPTIONS)
 
 
 def _line_of(data: bytes, needle: bytes) -> int:
@@ -27,7 +28,7 @@ def _line_of(data: bytes, needle: bytes) -> int:
 
 
 def test_sniff_claims_it(data: bytes) -> None:
-    assert shimadzu.sniff(data, "renamed.dat") == 95
+    assert shimadzu.sniff(data, "renamed.dat", NO_OPTIONS) == 95
 
 
 def test_run_facts(parsed: ParsedFile) -> None:
@@ -103,13 +104,13 @@ def test_more_rows_from_the_file(parsed: ParsedFile) -> None:
 
 
 def test_comma_delimited_export_reads_the_same(data: bytes, parsed: ParsedFile) -> None:
-    comma = shimadzu.parse(data.replace(b"\t", b","), "x.txt")
+    comma = shimadzu.parse(data.replace(b"\t", b","), "x.txt", NO_OPTIONS)
     assert comma.signals == parsed.signals
 
 
 def test_peak_count_mismatch_is_rejected(data: bytes) -> None:
     with pytest.raises(ParseError) as err:
-        shimadzu.parse(data.replace(b"# of Peaks\t41", b"# of Peaks\t42"), "x.txt")
+        shimadzu.parse(data.replace(b"# of Peaks\t41", b"# of Peaks\t42"), "x.txt", NO_OPTIONS)
     assert "42 peaks" in err.value.reason and "41 rows" in err.value.reason
     assert err.value.line == _line_of(data, b"[Peak Table(AD2)]") - 2  # the last row read
 
@@ -119,28 +120,28 @@ def test_missing_peak_row_is_rejected(data: bytes) -> None:
     start = data.index(row)
     cut = data[:start] + data[data.index(b"\n", start) + 1:]
     with pytest.raises(ParseError, match="states 41 peaks"):
-        shimadzu.parse(cut, "x.txt")
+        shimadzu.parse(cut, "x.txt", NO_OPTIONS)
 
 
 def test_bad_trace_value_names_its_line(data: bytes) -> None:
     bad = data.replace(b"0.04167\t-0\r\n", b"0.04167\t-0x\r\n", 1)
     with pytest.raises(ParseError) as err:
-        shimadzu.parse(bad, "x.txt")
+        shimadzu.parse(bad, "x.txt", NO_OPTIONS)
     assert err.value.line == _line_of(data, b"0.04167\t-0\r\n")
     assert "Intensity" in err.value.reason
 
 
 def test_truncated_file_is_rejected(data: bytes) -> None:
     with pytest.raises(ParseError, match="cut off"):
-        shimadzu.parse(data[:data.index(b"0.04167\t-0\r\n") + 5], "x.txt")
+        shimadzu.parse(data[:data.index(b"0.04167\t-0\r\n") + 5], "x.txt", NO_OPTIONS)
     with pytest.raises(ParseError, match="# of Points"):
-        shimadzu.parse(data[:data.index(b"\r\n10.00000\t") + 2], "x.txt")
+        shimadzu.parse(data[:data.index(b"\r\n10.00000\t") + 2], "x.txt", NO_OPTIONS)
 
 
 def test_bad_peak_cell_names_its_line(data: bytes) -> None:
     bad = data.replace(b"157855975", b"157855,975")
     with pytest.raises(ParseError) as err:
-        shimadzu.parse(bad, "x.txt")
+        shimadzu.parse(bad, "x.txt", NO_OPTIONS)
     assert err.value.line == 104
 
 
@@ -155,7 +156,7 @@ SMALL = (
 
 
 def test_declared_code_page_and_empty_peak_table() -> None:
-    parsed = shimadzu.parse(SMALL.format(name="試料-1").encode("shift_jis"), "x.txt")
+    parsed = shimadzu.parse(SMALL.format(name="試料-1").encode("shift_jis"), "x.txt", NO_OPTIONS)
     assert parsed.encoding == "cp932" and parsed.sample_name == "試料-1"
     assert parsed.sample_kind == "standard"
     assert parsed.acquired_at == datetime(2024, 5, 6, 14, 3, 2)
@@ -169,15 +170,15 @@ def test_declared_code_page_and_empty_peak_table() -> None:
 def test_decimal_comma_tab_export() -> None:
     text = SMALL.format(name="x").replace("0.5\t2", "0,5\t2").replace("0.0\t", "0,0\t").replace(
         "1.0\t", "1,0\t")
-    (signal,) = shimadzu.parse(text.encode(), "x.txt").signals
+    (signal,) = shimadzu.parse(text.encode(), "x.txt", NO_OPTIONS).signals
     assert signal.trace is not None and list(signal.trace.times) == [0.0, 0.5, 1.0]
 
 
 def test_undecodable_declared_file_is_rejected() -> None:
     with pytest.raises(ParseError):
-        shimadzu.parse(SMALL.format(name="x").encode() + b"\x00\xff", "x.txt")
+        shimadzu.parse(SMALL.format(name="x").encode() + b"\x00\xff", "x.txt", NO_OPTIONS)
 
 
 def test_file_without_signals_is_rejected() -> None:
     with pytest.raises(ParseError, match="no peak table"):
-        shimadzu.parse(b"[Header]\r\nApplication Name\tLabSolutions\r\n", "x.txt")
+        shimadzu.parse(b"[Header]\r\nApplication Name\tLabSolutions\r\n", "x.txt", NO_OPTIONS)

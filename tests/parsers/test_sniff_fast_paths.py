@@ -33,6 +33,7 @@ from worker.parsers import (
     trace_csv,
 )
 from worker.parsers.base import ParseError
+from worker.parsers.options import ParserOptions
 
 # --- The full readings the sniffers used to do ------------------------------------------------
 
@@ -44,10 +45,10 @@ def _lines(decoded: str) -> list[str]:
     return lines
 
 
-def _checked_lines(data: bytes, filename: str) -> list[str] | None:
+def _checked_lines(data: bytes, filename: str, options: ParserOptions) -> list[str] | None:
     """``decode_lines`` as it was: None where it raised."""
     try:
-        decoded, _ = text.decode(data, filename)
+        decoded, _ = text.decode(data, filename, configured=options.encoding_for(filename))
     except ParseError:
         return None
     lines = _lines(decoded)
@@ -72,9 +73,9 @@ def _openlab_header(line: str, delimiter: str) -> list[str | None] | None:
     return fields
 
 
-def openlab_reference(data: bytes, filename: str) -> int:
+def openlab_reference(data: bytes, filename: str, options: ParserOptions) -> int:
     try:
-        decoded, _ = text.decode(data[:65536])
+        decoded, _ = text.decode(data[:65536], configured=options.encoding_for(filename))
     except ParseError:
         return 0
     lines = _lines(decoded)[:400]
@@ -90,9 +91,9 @@ def openlab_reference(data: bytes, filename: str) -> int:
     return 0
 
 
-def chemstation_csv_reference(data: bytes, filename: str) -> int:
+def chemstation_csv_reference(data: bytes, filename: str, options: ParserOptions) -> int:
     module = chemstation_csv
-    lines = _checked_lines(data, filename)
+    lines = _checked_lines(data, filename, options)
     if lines is None:
         return 0
     try:
@@ -113,9 +114,9 @@ def chemstation_csv_reference(data: bytes, filename: str) -> int:
     return 0
 
 
-def chemstation_txt_reference(data: bytes, filename: str) -> int:
+def chemstation_txt_reference(data: bytes, filename: str, options: ParserOptions) -> int:
     module = chemstation_txt
-    lines = _checked_lines(data, filename)
+    lines = _checked_lines(data, filename, options)
     if lines is None:
         return 0
     score = 0
@@ -134,7 +135,7 @@ def chemstation_txt_reference(data: bytes, filename: str) -> int:
     return min(score, 100)
 
 
-def chromeleon_reference(data: bytes, filename: str) -> int:
+def chromeleon_reference(data: bytes, filename: str, options: ParserOptions) -> int:
     head = data[:65536]
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         decoded = head.decode("utf-16", errors="ignore")
@@ -149,7 +150,7 @@ def chromeleon_reference(data: bytes, filename: str) -> int:
     return 0
 
 
-def empower_reference(data: bytes, filename: str) -> int:
+def empower_reference(data: bytes, filename: str, options: ParserOptions) -> int:
     rows = data[:65536].decode("latin-1").splitlines()
     if len(rows) < 2:
         return 0
@@ -163,7 +164,7 @@ def empower_reference(data: bytes, filename: str) -> int:
     return 0
 
 
-def shimadzu_reference(data: bytes, filename: str) -> int:
+def shimadzu_reference(data: bytes, filename: str, options: ParserOptions) -> int:
     head = data[:65536]
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         decoded = head.decode("utf-16", errors="ignore").replace("\r", "\n")
@@ -186,9 +187,10 @@ def shimadzu_reference(data: bytes, filename: str) -> int:
     return 0
 
 
-def trace_reference(data: bytes, filename: str) -> int:
+def trace_reference(data: bytes, filename: str, options: ParserOptions) -> int:
     try:
-        decoded, _ = text.decode(data[:8192] if len(data) > 8192 else data)
+        decoded, _ = text.decode(data[:8192] if len(data) > 8192 else data,
+                                 configured=options.encoding_for(filename))
     except ParseError:
         return 0
     lines = [ln for ln in _lines(decoded)[:21] if ln.strip()]
@@ -203,7 +205,8 @@ def trace_reference(data: bytes, filename: str) -> int:
     return 80 if trace_csv._SIGNAL_IN_NAME.search(filename) else 60
 
 
-REFERENCES: dict[str, tuple[Callable[[bytes, str], int], Callable[[bytes, str], int]]] = {
+Sniffer = Callable[[bytes, str, ParserOptions], int]
+REFERENCES: dict[str, tuple[Sniffer, Sniffer]] = {
     "agilent-openlab-csv": (agilent_openlab.sniff, openlab_reference),
     "agilent-chemstation-csv": (chemstation_csv.sniff, chemstation_csv_reference),
     "agilent-chemstation-txt": (chemstation_txt.sniff, chemstation_txt_reference),
@@ -215,10 +218,9 @@ REFERENCES: dict[str, tuple[Callable[[bytes, str], int], Callable[[bytes, str], 
 
 
 def assert_same_scores(data: bytes, filename: str, configured: str | None = None) -> None:
-    globs = (("*", configured),) if configured else ()
-    with text.configured_encoding(filename, globs):
-        for name, (sniff, reference) in REFERENCES.items():
-            assert sniff(data, filename) == reference(data, filename), name
+    options = ParserOptions(encodings=(("*", configured),) if configured else ())
+    for name, (sniff, reference) in REFERENCES.items():
+        assert sniff(data, filename, options) == reference(data, filename, options), name
 
 
 # --- Generated input --------------------------------------------------------------------------
@@ -373,13 +375,12 @@ def test_split_lines_splits_as_the_regex(chars: str) -> None:
 def test_may_contain_never_misses_what_the_decoded_text_holds(chars: str, encoding: str,
                                                                code_page: str | None) -> None:
     data = _encode(chars, encoding)
-    with text.configured_encoding("x", (("*", code_page),) if code_page else ()):
-        try:
-            decoded, _ = text.decode(data)
-        except ParseError:
-            return
-        for needle in ("Signal ", "-|-", "Information:", "Data File "):
-            assert text.may_contain(data, (needle,)) or needle not in decoded
+    try:
+        decoded, _ = text.decode(data, configured=code_page)
+    except ParseError:
+        return
+    for needle in ("Signal ", "-|-", "Information:", "Data File "):
+        assert text.may_contain(data, (needle,), code_page) or needle not in decoded
 
 
 @given(chars=texts)

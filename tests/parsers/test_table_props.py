@@ -17,7 +17,7 @@ from openpyxl import Workbook
 
 from worker.parsers import table
 from worker.parsers.base import ParsedFile, ParseError
-from worker.parsers.table import TableMapping
+from worker.parsers.options import ParserOptions, TableMapping
 
 COLUMNS = {"rt": "Ret. Time", "area": "Area", "height": "Height"}
 TEXT = {sep: TableMapping(files=["*.csv"], columns=COLUMNS, delimiter=sep, decimal_comma=comma)
@@ -54,9 +54,10 @@ def _workbook(rows: list[tuple[float, float, float]]) -> bytes:
 
 
 def _read(data: bytes, name: str, mapping: TableMapping) -> ParsedFile | None:
-    assert 0 <= table.sniff(data, name, [mapping]) <= 100
+    options = ParserOptions(tables=(mapping,))
+    assert 0 <= table.sniff(data, name, options) <= 100
     try:
-        return table.parse(data, name, [mapping])
+        return table.parse(data, name, options)
     except ParseError as exc:
         assert exc.reason
         return None
@@ -67,7 +68,8 @@ def _read(data: bytes, name: str, mapping: TableMapping) -> ParsedFile | None:
 def test_generated_text_tables_round_trip(rows: list[tuple[float, float, float]],
                                           sep: str) -> None:
     mapping = TEXT[sep]
-    parsed = table.parse(_text(rows, sep, mapping.decimal_comma), "run.csv", [mapping])
+    parsed = table.parse(_text(rows, sep, mapping.decimal_comma), "run.csv",
+                         ParserOptions(tables=(mapping,)))
     (signal,) = parsed.signals
     assert [(p.rt_min, p.area, p.height) for p in signal.peaks] == rows
 
@@ -75,7 +77,7 @@ def test_generated_text_tables_round_trip(rows: list[tuple[float, float, float]]
 @FUZZ
 @given(rows=workbook_rows)
 def test_generated_workbooks_round_trip(rows: list[tuple[float, float, float]]) -> None:
-    parsed = table.parse(_workbook(rows), "run.xlsx", [XLSX])
+    parsed = table.parse(_workbook(rows), "run.xlsx", ParserOptions(tables=(XLSX,)))
     (signal,) = parsed.signals
     assert [(p.rt_min, p.area, p.height) for p in signal.peaks] == rows
 

@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from worker.parsers.base import ParseError
-from worker.parsers.text import configured_encoding, decode, parse_number
+from worker.parsers.options import ParserOptions
+from worker.parsers.text import decode, parse_number
 
 
 def test_utf16_with_bom_cut_to_an_odd_byte_count_is_a_parse_error() -> None:
@@ -70,15 +71,17 @@ def test_undeclared_foreign_code_page_is_rejected_with_the_fix(text: str, codec:
     assert "encodings" in err.value.reason and err.value.line == 1
     # Declared by the file or configured for its name, the same bytes read exactly.
     assert decode(data, declared=codec) == (text, codec)
-    with configured_encoding("export.txt", [("*.csv", "cp1252"), ("*.TXT", codec)]):
-        assert decode(data) == (text, codec)
-    with configured_encoding("other.csv", [("*.txt", codec)]), pytest.raises(ParseError):
-        decode(data)
+    options = ParserOptions(encodings=(("*.csv", "cp1252"), ("*.TXT", codec)))
+    assert decode(data, configured=options.encoding_for("export.txt")) == (text, codec)
+    other = ParserOptions(encodings=(("*.txt", codec),))
+    with pytest.raises(ParseError):
+        decode(data, configured=other.encoding_for("other.csv"))
 
 
 def test_bytes_invalid_in_the_configured_code_page_are_rejected() -> None:
-    with configured_encoding("a.txt", [("*", "shift_jis")]), pytest.raises(ParseError) as err:
-        decode(b"ok\n\x81\xff\n")
+    options = ParserOptions(encodings=(("*", "shift_jis"),))
+    with pytest.raises(ParseError) as err:
+        decode(b"ok\n\x81\xff\n", configured=options.encoding_for("a.txt"))
     assert "shift_jis" in err.value.reason and err.value.line == 2
 
 

@@ -9,13 +9,14 @@ import pytest
 from worker import parsers
 from worker.parsers import trace_csv
 from worker.parsers.base import ParseError
+from worker.parsers.options import NO_OPTIONS
 
 
 def test_dad_export_becomes_a_full_trace(corpus: Path) -> None:
     path = corpus / "agilent-1290" / "20260113 153049" / "AOD9604_Std_100.dx_DAD1A.CSV"
     data = path.read_bytes()
     assert parsers.detect(data, path.name) is trace_csv
-    (signal,) = trace_csv.parse(data, path.name).signals
+    (signal,) = trace_csv.parse(data, path.name, NO_OPTIONS).signals
     assert signal.name == "DAD1 A" and signal.detector == "DAD1"
     trace = signal.trace
     assert trace.points == len(data.splitlines()) == 30000
@@ -28,7 +29,7 @@ def test_dad_export_becomes_a_full_trace(corpus: Path) -> None:
 def test_generic_trace_with_header_tab_and_utf16() -> None:
     text = "Time (min)\tIntensity (mV)\r\n0\t1,5\r\n0,5\t2,25\r\n"
     data = b"\xff\xfe" + text.encode("utf-16-le")
-    (signal,) = trace_csv.parse(data, "run.txt").signals
+    (signal,) = trace_csv.parse(data, "run.txt", NO_OPTIONS).signals
     assert list(signal.trace.times) == [0.0, 0.5]
     assert list(signal.trace.values) == [1.5, 2.25]
     assert signal.trace.value_unit == "mV"
@@ -42,5 +43,5 @@ def test_generic_trace_with_header_tab_and_utf16() -> None:
 ])
 def test_bad_rows_name_their_line(body: bytes, line: int, words: str) -> None:
     with pytest.raises(ParseError) as err:
-        trace_csv.parse(body, "t.csv")
+        trace_csv.parse(body, "t.csv", NO_OPTIONS)
     assert err.value.line == line and words in err.value.reason

@@ -17,14 +17,15 @@ from hypothesis import strategies as st
 
 from worker.parsers import trace_csv
 from worker.parsers.base import ParsedFile, ParseError
+from worker.parsers.options import NO_OPTIONS
 
 NAME = "AOD9604_Std_100.dx_DAD1A.CSV"
 
 
 def _only_parse_error(data: bytes, name: str = NAME) -> ParsedFile | None:
-    assert 0 <= trace_csv.sniff(data, name) <= 100
+    assert 0 <= trace_csv.sniff(data, name, NO_OPTIONS) <= 100
     try:
-        return trace_csv.parse(data, name)
+        return trace_csv.parse(data, name, NO_OPTIONS)
     except ParseError as exc:
         assert exc.reason
         return None
@@ -77,8 +78,8 @@ def test_valid_traces_round_trip(trace: tuple[list[float], list[float]],
                                  final_eol: bool, encoding: str) -> None:
     times, values = trace
     data = ENCODINGS[encoding](_text(times, values, *style, header, eol, final_eol))
-    assert trace_csv.sniff(data, NAME) >= 50
-    (signal,) = trace_csv.parse(data, NAME).signals
+    assert trace_csv.sniff(data, NAME, NO_OPTIONS) >= 50
+    (signal,) = trace_csv.parse(data, NAME, NO_OPTIONS).signals
     assert signal.trace is not None
     assert list(signal.trace.times) == times
     assert list(signal.trace.values) == values

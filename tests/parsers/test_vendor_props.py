@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from worker.parsers import chromeleon, empower, shimadzu
 from worker.parsers.base import ParsedFile, ParseError
+from worker.parsers.options import NO_OPTIONS
 
 PARSERS: dict[str, ModuleType] = {"shimadzu": shimadzu, "chromeleon": chromeleon,
                                   "empower": empower}
@@ -36,9 +37,9 @@ def real_files() -> dict[str, bytes]:
 
 def _only_parse_error(parser: ModuleType, data: bytes) -> None:
     """Parse must return a valid model or raise ParseError; sniff must stay in 0..100."""
-    assert 0 <= parser.sniff(data, "fuzz.txt") <= 100
+    assert 0 <= parser.sniff(data, "fuzz.txt", NO_OPTIONS) <= 100
     try:
-        result = parser.parse(data, "fuzz.txt")
+        result = parser.parse(data, "fuzz.txt", NO_OPTIONS)
     except ParseError as exc:
         assert exc.reason
         return
@@ -116,7 +117,7 @@ def test_shimadzu_round_trip(times: list[int], data: st.DataObject, comma: bool,
     lines += ["", "[LC Chromatogram(Detector A-Ch1)]", f"# of Points{d}{len(times)}",
               f"Intensity Units{d}mV", f"Intensity Multiplier{d}1", f"R.Time (min){d}Intensity"]
     lines += [f"{_fixed(t)}{d}{v}" for t, v in zip(times, values, strict=True)]
-    parsed = shimadzu.parse(("\r\n".join(lines) + "\r\n").encode("utf-8"), "gen.txt")
+    parsed = shimadzu.parse(("\r\n".join(lines) + "\r\n").encode("utf-8"), "gen.txt", NO_OPTIONS)
     (signal,) = parsed.signals
     assert parsed.sample_name == (name.strip() or None)
     assert signal.peaks is not None and [p.area for p in signal.peaks] == areas
@@ -143,7 +144,8 @@ def test_chromeleon_round_trip(times: list[int], data: st.DataObject, comma: boo
     else:
         head = ["Sample Information:", "Sample\tS1", "", "Raw Data Header Information:",
                 f"Data Points\t{len(rows)}", "", "Raw Data:", "Time(min)\tStep(sec)\tValue(mAU)"]
-    parsed = chromeleon.parse(("\r\n".join(head + rows) + "\r\n").encode("utf-8"), "gen.txt")
+    parsed = chromeleon.parse(("\r\n".join(head + rows) + "\r\n").encode("utf-8"), "gen.txt",
+                              NO_OPTIONS)
     (signal,) = parsed.signals
     assert parsed.sample_name == "S1" and signal.trace is not None
     assert list(signal.trace.times) == [float(_fixed(t)) for t in times]
@@ -159,7 +161,7 @@ def test_empower_round_trip(times: list[int], data: st.DataObject, sample: str) 
                                 min_size=len(times), max_size=len(times)))
     text = f'"SampleName"\t"Channel"\r"{sample}"\t"ChA 254nm"\r'
     text += "".join(f"{_fixed(t)}\t{v!r}\r" for t, v in zip(times, values, strict=True))
-    parsed = empower.parse(text.encode("utf-8"), "gen.arw")
+    parsed = empower.parse(text.encode("utf-8"), "gen.arw", NO_OPTIONS)
     (signal,) = parsed.signals
     assert parsed.sample_name == (sample.strip() or None) and signal.wavelength_nm == 254.0
     assert signal.trace is not None
@@ -176,6 +178,7 @@ def test_each_corpus_file_is_claimed_only_by_its_own_parser() -> None:
     assert len(files) > len(own)
     for path in files:
         data = path.read_bytes()
-        claims = {name for name, parser in PARSERS.items() if parser.sniff(data, path.name) >= 50}
+        claims = {name for name, parser in PARSERS.items()
+                  if parser.sniff(data, path.name, NO_OPTIONS) >= 50}
         expected = {own[str(path)]} if str(path) in own else set()
         assert claims == expected, f"{path.relative_to(corpus)} claimed by {claims or 'none'}"

@@ -13,9 +13,10 @@ that a lab gets **one injection per ``.D`` folder, its peaks once**:
   ``ingested``, an audit event naming the file that holds the peaks) with no second copy of the
   peaks. They wait while the folder's ``Report.TXT`` is still queued.
 * Without a usable ``Report.TXT`` (absent ``group_settle_seconds`` after the folder's last file
-  arrived, or rejected), ``Report00.CSV`` writes the injection from ``parse_set`` over the raw
-  bytes of its siblings in the ledger, and the ``REPORTnn.CSV`` files are its evidence. A set that
-  is incomplete is rejected by ``parse_set`` with what is missing; a ``REPORTnn.CSV`` whose folder
+  arrived, or rejected), ``Report00.CSV`` writes the injection from the registry's ``parse_set``
+  (the set part of the parser contract) over the raw bytes of its siblings in the ledger, and the
+  ``REPORTnn.CSV`` files are its evidence. A set that is incomplete is rejected by ``parse_set``
+  with what is missing; a ``REPORTnn.CSV`` whose folder
   has neither header nor report is rejected (its columns would be a guess).
 * A ``Report.TXT`` that arrives after the set was written supersedes the set's injection, so the
   current rows do not depend on arrival order; inside the writing transaction a set never writes
@@ -32,7 +33,6 @@ from pathlib import PurePosixPath
 from worker import parsers
 from worker.parsers import ParserOptions, chemstation_csv
 from worker.parsers.base import ParsedFile, ParseError
-from worker.parsers.text import configured_encoding
 from worker.record import audit, ledger
 from worker.record.models import INGESTED, REJECTED, Injection, SourceFile, utcnow
 from worker.results.sample import recompute_sample
@@ -102,10 +102,11 @@ def parse(settings: Settings, row: SourceFile, data: bytes,
           raw_of: Callable[[SourceFile], bytes]) -> ParsedFile | Evidence:
     """Parse ``row`` as what it is in its injection (see the module docstring)."""
     found = member(row.path)
+    parser_options = options(settings)
     if found is None or found.role == REPORT:
-        return parsers.parse(data, row.name, options(settings))
-    if chemstation_csv.sniff(data, row.name) < parsers.MIN_CONFIDENCE:
-        return parsers.parse(data, row.name, options(settings))  # not a set file after all
+        return parsers.parse(data, row.name, parser_options)
+    if chemstation_csv.sniff(data, row.name, parser_options) < parsers.MIN_CONFIDENCE:
+        return parsers.parse(data, row.name, parser_options)  # not a set file after all
     siblings = _siblings(row, found.folder)
     report = siblings.get("report.txt")
     if report is not None and report.state != REJECTED:
@@ -131,8 +132,7 @@ def parse(settings: Settings, row: SourceFile, data: bytes,
         return Evidence(header, chemstation_csv.name)
     files = {row.name: data}
     files.update({s.name: raw_of(s) for key, s in siblings.items() if _SET_ROWS.fullmatch(key)})
-    with configured_encoding(row.name, options(settings).encodings):
-        return chemstation_csv.parse_set(files)
+    return parsers.parse_set(files, parser_options)
 
 
 def settle_folder(row: SourceFile, methods: Mapping[str, MethodSettings]) -> None:

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
+from worker import parsers
 from worker.record.models import BLANK, OTHER, SAMPLE, STANDARD
 
-_SUFFIXES = re.compile(r"(\.dx_[A-Za-z0-9]+)?\.(csv|txt|arw|xlsx|tsv)$", re.IGNORECASE)
 _LAYOUT = re.compile(r"[_ -]?(PeakData|Report)$", re.IGNORECASE)
 _INJ = re.compile(r"^(?P<sample>.+?)[_ -]Inj[_ -]?(?P<inj>\d+)(?:[_ -](?P<label>.+))?$",
                   re.IGNORECASE)
@@ -30,6 +31,14 @@ _LEVEL_ONLY = re.compile(r"^(?P<level>\d+(?:[.,]\d+)?)$")
 _BLANK = re.compile(r"^(?:Blank|Blk)(?:[_ -]?(?P<n>\d+))?$", re.IGNORECASE)
 _CONDITIONING = re.compile(r"^(Re-?equilibration|Requilibration|Equilibration|Wash|Flush|"
                            r"Conditioning|Shutdown)\b", re.IGNORECASE)
+
+
+@lru_cache(maxsize=1)
+def _suffixes() -> re.Pattern[str]:
+    """The extensions the registered parsers declare, with Agilent's signal infix
+    (``.dx_DAD1A``) before them; built on first use, when the parsers are loaded anyway."""
+    names = "|".join(re.escape(ext.lstrip(".")) for ext in parsers.extensions())
+    return re.compile(rf"(\.dx_[A-Za-z0-9]+)?\.({names})$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -44,7 +53,7 @@ class Identity:
 def stem(filename: str) -> str:
     """The file name without folders, instrument suffixes and the layout word."""
     base = re.split(r"[\\/]", filename)[-1]
-    base = _SUFFIXES.sub("", base)
+    base = _suffixes().sub("", base)
     return _LAYOUT.sub("", base).strip(" _-") or base
 
 

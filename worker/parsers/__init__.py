@@ -1,45 +1,36 @@
 """Parser registry: every format registers through the ``accu_ingest.parsers`` entry point group.
 
-Detection sniffs the content of the file; every registered parser scores it and the most
-confident one wins. A file that no parser claims is rejected with what was seen, never guessed.
+Detection sniffs the content of the file; every registered parser scores it on the confidence
+scale of ``base`` and the most confident one wins. A file that no parser claims with at least
+``MIN_CONFIDENCE`` is rejected with what was seen, never guessed.
 
-Configuration reaches parsers as an argument, never as I/O: ``ParserOptions`` (built from the
-settings) carries the code pages configured per file-name glob, which ``text.decode`` applies
-during this call, and the ``[tables.*]`` column mappings, passed to the parsers that declare
-``configurable = True`` (the generic table parser). The same bytes, name and options always give
-the same result.
+Every parser gets the same three arguments, the configuration included: ``ParserOptions`` (built
+from the settings: code pages by file-name glob, the ``[tables.*]`` column mappings) is passed
+to each ``sniff`` and ``parse``, never read from global state. The same bytes, name and options
+always give the same result. README.md in this folder is the contract for third parties.
 """
 
 from __future__ import annotations
 
 import codecs
+import inspect
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import entry_points
+from typing import Any, TypeVar
 
-from worker.parsers.base import ParsedFile, ParseError, Parser
-from worker.parsers.table import TableMapping
-from worker.parsers.text import configured_encoding, decode
+from worker.parsers.base import MIN_CONFIDENCE, ParsedFile, ParseError, Parser, SetParser
+from worker.parsers.options import NO_OPTIONS, ParserOptions
+from worker.parsers.text import decode
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "accu_ingest.parsers"
-MIN_CONFIDENCE = 50
 _ZIP = b"PK\x03\x04"
 _BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
-
-
-@dataclass(frozen=True)
-class ParserOptions:
-    """What the configuration tells parsers: code pages by file-name glob, table mappings."""
-
-    encodings: tuple[tuple[str, str], ...] = ()
-    tables: tuple[TableMapping, ...] = ()
-
-
-NO_OPTIONS = ParserOptions()
+T = TypeVar("T")
 
 
 @lru_cache(maxsize=1)
@@ -48,7 +39,7 @@ def registered() -> dict[str, Parser]:
     parsers: dict[str, Parser] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
-            parser = ep.load()
+            parser = adapt(ep.load())
         except Exception:  # one broken plug-in must not stop every other format
             log.exception("parser entry point %r (%s) failed to load; skipped", ep.name, ep.value)
             continue
@@ -60,14 +51,73 @@ def registered() -> dict[str, Parser]:
     return parsers
 
 
+def extensions() -> tuple[str, ...]:
+    """Every file-name extension a registered parser declares (lower case, with the dot)."""
+    return tuple(sorted({ext.lower() for p in registered().values() for ext in p.extensions}))
+
+
+@dataclass(frozen=True)
+class _TwoArgument:
+    """A parser written for the old contract, ``sniff(data, filename)`` / ``parse(data,
+    filename)``: still loaded, without options (no configured code page reaches it)."""
+
+    inner: Any
+
+    @property
+    def name(self) -> str:
+        return str(self.inner.name)
+
+    @property
+    def version(self) -> str:
+        return str(self.inner.version)
+
+    @property
+    def display_name(self) -> str:
+        return str(getattr(self.inner, "display_name", self.inner.name))
+
+    @property
+    def extensions(self) -> tuple[str, ...]:
+        return tuple(getattr(self.inner, "extensions", ()))
+
+    def sniff(self, data: bytes, filename: str, options: ParserOptions) -> int:
+        return int(self.inner.sniff(data, filename))
+
+    def parse(self, data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
+        result: ParsedFile = self.inner.parse(data, filename)
+        return result
+
+
+def adapt(parser: Any) -> Parser:
+    """``parser`` as the registry calls it; a two-argument parser is wrapped (and logged once),
+    anything else missing from the contract refuses to load."""
+    missing = [a for a in ("name", "version", "sniff", "parse") if not hasattr(parser, a)]
+    if missing:
+        raise TypeError(f"{parser!r} is not a parser: it lacks {', '.join(missing)}")
+    if _positional(parser.sniff) == 2 and _positional(parser.parse) == 2:
+        log.warning("parser %r has the old two-argument sniff/parse; loaded without options "
+                    "(configured code pages and table mappings do not reach it)", parser.name)
+        return _TwoArgument(parser)
+    for attribute, default in (("display_name", parser.name), ("extensions", ())):
+        if not hasattr(parser, attribute):
+            raise TypeError(f"parser {parser.name!r} lacks {attribute!r} (e.g. {default!r})")
+    return parser  # type: ignore[no-any-return]
+
+
+def _positional(function: Callable[..., object]) -> int | None:
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters)
+
+
 def detect(data: bytes, filename: str, options: ParserOptions = NO_OPTIONS) -> Parser:
     """The parser most confident that ``data`` is its format, or ParseError saying what was seen."""
-    with configured_encoding(filename, options.encodings):
-        scores = sorted(((_sniff(p, data, filename, options), name, p)
-                         for name, p in registered().items()), key=lambda s: (-s[0], s[1]))
+    scores = sorted(((p.sniff(data, filename, options), name, p)
+                     for name, p in registered().items()), key=lambda s: (-s[0], s[1]))
     best_score, _, best = scores[0]
     if best_score < MIN_CONFIDENCE:
-        broken = _broken_text(data, filename)
+        broken = _broken_text(data, filename, options)
         if broken is not None:
             raise broken
         raise ParseError(f"unrecognised format: {describe(data)}; no parser recognised it "
@@ -78,20 +128,37 @@ def detect(data: bytes, filename: str, options: ParserOptions = NO_OPTIONS) -> P
 def parse(data: bytes, filename: str, options: ParserOptions = NO_OPTIONS) -> ParsedFile:
     """Detect the format and parse; the only exception that escapes is ParseError."""
     parser = detect(data, filename, options)
+    return _guarded(parser, filename, lambda: parser.parse(data, filename, options))
+
+
+def parse_set(members: Mapping[str, bytes], options: ParserOptions = NO_OPTIONS) -> ParsedFile:
+    """One injection written as several files (keyed by name), read by the registered set
+    parser that is most confident about one of them; ParseError as for ``parse``."""
+    first = next(iter(members), "")
+    set_parsers = {name: p for name, p in registered().items()
+                   if callable(getattr(p, "parse_set", None))}
+    scores = sorted(((max((p.sniff(data, key, options) for key, data in members.items()),
+                          default=0), name, p) for name, p in set_parsers.items()),
+                    key=lambda s: (-s[0], s[1]))
+    if not scores or scores[0][0] < MIN_CONFIDENCE:
+        raise ParseError(f"no set parser recognised the files {', '.join(members)}",
+                         filename=first)
+    parser: SetParser = scores[0][2]  # type: ignore[assignment]
+    return _guarded(parser, first, lambda: parser.parse_set(members, options))
+
+
+def _guarded(parser: Parser, filename: str, call: Callable[[], T]) -> T:
     try:
-        with configured_encoding(filename, options.encodings):
-            if getattr(parser, "configurable", False):
-                return parser.parse(data, filename, options.tables)  # type: ignore[call-arg]
-            return parser.parse(data, filename)
+        return call()
     except ParseError as exc:
         exc.filename = exc.filename or filename
         raise
     except (ValueError, TypeError, IndexError, KeyError, UnicodeError) as exc:
-        # A parser bug or a pydantic validation failure must still reject the file clearly.
+        # A parser bug must still reject the file clearly.
         raise ParseError(f"{parser.name}: {exc}", filename=filename) from exc
 
 
-def _broken_text(data: bytes, filename: str) -> ParseError | None:
+def _broken_text(data: bytes, filename: str, options: ParserOptions) -> ParseError | None:
     """The decoding error of a file whose byte-order mark says it is text but whose bytes then
     break (a UTF-16 export cut to an odd length, a broken surrogate), else None.
 
@@ -101,17 +168,10 @@ def _broken_text(data: bytes, filename: str) -> ParseError | None:
     if not data.startswith(_BOMS):
         return None
     try:
-        decode(data, filename)
+        decode(data, filename, configured=options.encoding_for(filename))
     except ParseError as exc:
         return exc
     return None
-
-
-def _sniff(parser: Parser, data: bytes, filename: str, options: ParserOptions) -> int:
-    if getattr(parser, "configurable", False):
-        tables: Sequence[TableMapping] = options.tables
-        return parser.sniff(data, filename, tables)  # type: ignore[call-arg]
-    return parser.sniff(data, filename)
 
 
 def describe(data: bytes) -> str:
@@ -127,5 +187,5 @@ def describe(data: bytes) -> str:
     return f"text starting {first[:80].decode('utf-8', 'backslashreplace')!r}"
 
 
-__all__ = ["NO_OPTIONS", "ParseError", "ParsedFile", "Parser", "ParserOptions", "detect", "parse",
-           "registered"]
+__all__ = ["MIN_CONFIDENCE", "NO_OPTIONS", "ParseError", "ParsedFile", "Parser", "ParserOptions",
+           "adapt", "detect", "extensions", "parse", "parse_set", "registered"]

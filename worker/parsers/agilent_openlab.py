@@ -14,13 +14,22 @@ import math
 import re
 from functools import lru_cache
 
-from pydantic import ValidationError
-
-from worker.parsers.base import ParsedFile, ParseError, Peak, Signal
-from worker.parsers.text import decode, parse_number, split_lines
+from worker.parsers.base import (
+    MIN_CONFIDENCE,
+    NOT_MINE,
+    ParsedFile,
+    ParseError,
+    Peak,
+    Signal,
+    validated,
+)
+from worker.parsers.options import ParserOptions
+from worker.parsers.text import decode, parse_number, require_line_end, split_lines
 
 name = "agilent-openlab-csv"
 version = "1.0"
+display_name = "Agilent OpenLab CDS peak table (Report / PeakData CSV)"
+extensions = (".csv",)
 
 # Header cell (lower-cased, spaces squeezed) -> Peak field.
 COLUMNS = {
@@ -131,20 +140,20 @@ _SNIFF_LINES = 400
 
 def _score(fields: list[str | None]) -> int:
     if _missing(fields):
-        return 55  # ours, with a column missing: parse() says which
+        return MIN_CONFIDENCE + 5  # ours, with a column missing: parse() says which
     if "area_pct" in fields and "height" in fields:
-        return 90
-    return 70
+        return 90  # the full OpenLab header
+    return MIN_CONFIDENCE + 20  # a peak-table header, as other software writes too
 
 
-def sniff(data: bytes, filename: str) -> int:
+def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     head = data[:_SNIFF_BYTES]
     try:
-        text, _ = decode(head)
+        text, _ = decode(head, configured=options.encoding_for(filename))
     except ParseError:
-        return 0
+        return NOT_MINE
     except UnicodeDecodeError:
-        return 0
+        return NOT_MINE
     if ";" not in text:  # else a ";" header may come later and change the delimiter
         # A PeakData export starts with its header: then no line before it can be one.
         first = text.split("\n", 1)[0].split("\r", 1)[0]
@@ -157,11 +166,11 @@ def sniff(data: bytes, filename: str) -> int:
         fields = _header_in(line, delimiter)
         if fields is not None:
             return _score(fields)
-    return 0
+    return NOT_MINE
 
 
-def parse(data: bytes, filename: str) -> ParsedFile:
-    text, encoding = decode(data, filename)
+def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
+    text, encoding = decode(data, filename, configured=options.encoding_for(filename))
     lines = split_lines(text)
     delimiter = _delimiter(lines)
     decimal_comma = delimiter == ";"
@@ -203,11 +212,10 @@ def parse(data: bytes, filename: str) -> ParsedFile:
         where = i + 1 if i < len(lines) else len(lines)
         raise ParseError("peak table ends without its Sum row (file cut off or incomplete)",
                          line=where, filename=filename)
-    if header_at > 0 and sum_at == len(lines) - 1 and not text.endswith(("\n", "\r")):
+    if header_at > 0 and sum_at == len(lines) - 1:
         # A Report's Sum row ends with its line end (and a blank line): a file that stops
         # inside it is a part still being written, whose total may be cut short.
-        raise ParseError("the Sum row has no line end (file cut off inside it)", line=sum_at + 1,
-                         filename=filename)
+        require_line_end(text, sum_at + 1, "Sum row", filename)
     if not peaks:
         raise ParseError("peak table has zero peaks", line=sum_at + 1, filename=filename)
     assert total is not None
@@ -219,7 +227,7 @@ def parse(data: bytes, filename: str) -> ParsedFile:
     wavelength = _wavelength(lines[:header_at], delimiter)
     values = {field: metadata[key] for key, field in FIELD_KEYS.items() if key in metadata}
     layout = "report" if header_at > 0 else "peakdata"
-    try:
+    with validated("invalid metadata", filename=filename):
         return ParsedFile(
             format=f"{name}/{layout}", parser_version=version, encoding=encoding,
             metadata=metadata,
@@ -227,8 +235,6 @@ def parse(data: bytes, filename: str) -> ParsedFile:
                             peaks=peaks, total_area=total)],
             **values,
         )
-    except ValidationError as exc:
-        raise ParseError(f"invalid metadata: {exc.errors()[0]['msg']}", filename=filename) from exc
 
 
 def _peak(cells: list[str], fields: list[str | None], number: int, line: int,
@@ -245,13 +251,8 @@ def _peak(cells: list[str], fields: list[str | None], number: int, line: int,
         elif cell.strip() or field in REQUIRED:
             values[field] = parse_number(cell, decimal_comma=decimal_comma, what=field_label(field),
                                          line=line, filename=filename)
-    try:
+    with validated("invalid peak row", line=line, filename=filename, label=field_label):
         return Peak(number=number, line=line, **values)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = str(err["loc"][0]) if err["loc"] else "row"
-        raise ParseError(f"{field_label(field)}: {err['msg']}", line=line,
-                         filename=filename) from exc
 
 
 def field_label(field: str) -> str:

@@ -1,19 +1,39 @@
-"""The one interface every parser implements, and the model it returns.
+"""The one interface every parser implements (``Parser``), and the model it returns.
 
-A parser is pure: ``parse(data, filename) -> ParsedFile`` with no I/O and no database, and
-``sniff(data, filename) -> int`` says how sure it is (0 = not mine, 100 = certainly mine) from
-the content, the file name being only a hint. Anything that cannot be read raises ``ParseError``
-with the line and the reason: a parser never returns a partial table.
+A parser is a module (or any object) with ``name``, ``version``, ``display_name``,
+``extensions`` and two pure functions of (bytes, file name, ``ParserOptions``) — no I/O, no
+database, no global state: ``sniff`` says how sure it is that the bytes are its format, on the
+scale below, from the content (the name is only a hint); ``parse`` returns the ``ParsedFile`` or
+raises ``ParseError`` with the line and the reason: a parser never returns a partial table.
+
+Confidence scale of ``sniff`` (the registry picks the highest score, ties by parser name):
+
+* ``NOT_MINE`` (0) — not this format.
+* 1–49 — some of its landmarks, too few to claim the file: never chosen.
+* ``MIN_CONFIDENCE`` (50) – 79 — this format by its shape, but generic (a two-column trace),
+  partial (the header found, a required column missing, so ``parse`` can say what is wrong) or
+  only configured (a ``[tables.*]`` glob matched).
+* ``LIKELY`` (80) – 94 — the format's own landmarks are there (its header keys, its table layout).
+* 95 – ``CERTAIN`` (100) — its signature and layout both, as only this format writes them.
 """
 
 from __future__ import annotations
 
 import math
 from array import array
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from worker.parsers.options import ParserOptions
+
+NOT_MINE = 0
+MIN_CONFIDENCE = 50
+LIKELY = 80
+CERTAIN = 100
 
 
 class ParseError(Exception):
@@ -130,12 +150,39 @@ class ParsedFile(BaseModel):
         return self
 
 
+@contextmanager
+def validated(what: str, *, line: int | None = None, filename: str | None = None,
+              label: Callable[[str], str] = str) -> Iterator[None]:
+    """Within the block, the models' own checks (finite numbers, area ≥ 0, Area% ≤ 100, a
+    positive dilution …) and the conversions feeding them fail as a ``ParseError`` on ``line``
+    saying ``what`` was invalid and why, rather than a pydantic error escaping the parser.
+    ``label`` names a model field as the file prints it (``area`` → ``Area``)."""
+    try:
+        yield
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(label(str(p)) for p in err['loc']) or 'value'}: {err['msg']}"
+            for err in exc.errors())
+        raise ParseError(f"{what} ({problems})", line=line, filename=filename) from None
+    except ValueError as exc:  # float() of a cell the model was to get
+        raise ParseError(f"{what} ({exc})", line=line, filename=filename) from None
+
+
 class Parser(Protocol):
     """What the registry loads from each ``accu_ingest.parsers`` entry point."""
 
     name: str
     version: str
+    display_name: str
+    extensions: tuple[str, ...]
 
-    def sniff(self, data: bytes, filename: str) -> int: ...
+    def sniff(self, data: bytes, filename: str, options: ParserOptions) -> int: ...
 
-    def parse(self, data: bytes, filename: str) -> ParsedFile: ...
+    def parse(self, data: bytes, filename: str, options: ParserOptions) -> ParsedFile: ...
+
+
+class SetParser(Parser, Protocol):
+    """A parser whose format may also be one injection written as several files (ChemStation's
+    CSV report set): ``parse_set`` reads them together, keyed by file name."""
+
+    def parse_set(self, members: Mapping[str, bytes], options: ParserOptions) -> ParsedFile: ...

@@ -9,27 +9,12 @@ entry point).
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from collections.abc import Callable, Mapping
 
-from pydantic import ValidationError
-
-from worker.parsers.base import ParseError, Peak
+from worker.parsers.base import ParseError, Peak, validated
+from worker.parsers.options import ParserOptions
 from worker.parsers.text import decode, split_lines
 
-_MONTHS = {m: i for i, m in enumerate(
-    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}
-
-# Date layouts ChemStation writes, each unambiguous. A day/month order we cannot be sure of
-# (e.g. ``05/06/2023 14:00:00`` without AM/PM) is deliberately not read: a wrong date is worse
-# than none, and the text stays in the metadata.
-# (Digits are spelled [0-9] throughout: ``\d`` would also accept other scripts' digits.)
-_US = re.compile(r"([0-9]{1,2})/([0-9]{1,2})/([0-9]{4}) ([0-9]{1,2}):([0-9]{2}):([0-9]{2}) "
-                 r"([AP]M)", re.IGNORECASE)
-_DMONY = re.compile(r"([0-9]{1,2})-([A-Za-z]{3})-([0-9]{2}|[0-9]{4}),? "
-                    r"([0-9]{1,2}):([0-9]{2}):([0-9]{2})")
-_DOTTED = re.compile(r"([0-9]{1,2})\.([0-9]{1,2})\.([0-9]{4}),? "
-                     r"([0-9]{1,2}):([0-9]{2}):([0-9]{2})")
-_ISO = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[ T]([0-9]{2}):([0-9]{2}):([0-9]{2})")
 # A small whole number: short enough that int() can never refuse it.
 WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
 
@@ -42,12 +27,13 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 
 
-def decode_lines(data: bytes, filename: str) -> tuple[list[str], str]:
+def decode_lines(data: bytes, filename: str,
+                 options: ParserOptions) -> tuple[list[str], str]:
     """Decode exactly (never replacing a byte) and split into lines; returns (lines, encoding).
 
     ``text.decode`` turns a cut or corrupted UTF-16 file into a ``ParseError`` with its line.
     """
-    text, encoding = decode(data, filename)
+    text, encoding = decode(data, filename, configured=options.encoding_for(filename))
     lines = split_lines(text)
     if not has_control(text):
         return lines, encoding
@@ -67,45 +53,13 @@ def has_control(text: str) -> bool:
     return len(text.encode("latin-1", "replace").translate(None, _CONTROL_BYTES)) != len(text)
 
 
-def sniff_text(data: bytes, filename: str) -> str | None:
+def sniff_text(data: bytes, filename: str, options: ParserOptions) -> str | None:
     """The text ``decode_lines`` splits into lines, or None where it would raise ``ParseError``."""
     try:
-        text, _ = decode(data, filename)
+        text, _ = decode(data, filename, configured=options.encoding_for(filename))
     except ParseError:
         return None
     return None if has_control(text) else text
-
-
-def parse_datetime(value: str) -> datetime | None:
-    """The injection time from one of ChemStation's unambiguous layouts, else None.
-
-    The result is naive: ChemStation prints the instrument PC's local time without a zone.
-    Two-digit years (``24-Jul-23``) are taken as 20yy, ChemStation being a 21st-century program.
-    """
-    text = " ".join(value.split())
-    try:
-        if m := _US.fullmatch(text):
-            month, day, year, hour, minute, second = (int(g) for g in m.groups()[:6])
-            if not 1 <= hour <= 12:
-                return None
-            hour = hour % 12 + (12 if m.group(7).upper() == "PM" else 0)
-            return datetime(year, month, day, hour, minute, second)
-        if m := _DMONY.fullmatch(text):
-            month = _MONTHS.get(m.group(2).lower())
-            if month is None:
-                return None
-            year = int(m.group(3))
-            year = year + 2000 if year < 100 else year
-            day, hour, minute, second = (int(m.group(i)) for i in (1, 4, 5, 6))
-            return datetime(year, month, day, hour, minute, second)
-        if m := _DOTTED.fullmatch(text):
-            day, month, year, hour, minute, second = (int(g) for g in m.groups())
-            return datetime(year, month, day, hour, minute, second)
-        if m := _ISO.fullmatch(text):
-            return datetime(*(int(g) for g in m.groups()))
-    except ValueError:  # a day or month out of range: not a date we can trust
-        return None
-    return None
 
 
 def signal_description(text: str) -> str:
@@ -140,12 +94,32 @@ def injection_number(value: str) -> int | None:
     return int(text) if WHOLE_NUMBER.fullmatch(text) else None
 
 
-def make_peak(line: int, filename: str, **fields: object) -> Peak:
-    """A ``Peak``, with the model's own checks (finite, area ≥ 0, Area% ≤ 100) turned into a
-    ``ParseError`` on the row's line rather than a pydantic error escaping the parser."""
-    try:
+REQUIRED = ("number", "rt_min", "area")
+
+
+def read_peak(cells: Mapping[str, str], line: int, before: list[Peak], filename: str, *,
+              text_fields: tuple[str, ...],
+              number: Callable[[str, str, int, str], float]) -> Peak:
+    """One peak row of either export (cells by ``Peak`` field); peak numbers must rise, so a
+    repeated row cannot pass unnoticed. ``number(cell, field, line, filename)`` reads a numeric
+    cell the way the export prints it."""
+    number_cell = cells["number"].strip()
+    if not WHOLE_NUMBER.fullmatch(number_cell):
+        raise ParseError(f"peak number {number_cell!r} is not a whole number", line=line,
+                         filename=filename)
+    peak_number = int(number_cell)
+    if before and peak_number <= before[-1].number:
+        raise ParseError(f"peak number {peak_number} does not follow {before[-1].number}",
+                         line=line, filename=filename)
+    fields: dict[str, object] = {"number": peak_number}
+    for field, cell in cells.items():
+        if field == "number":
+            continue
+        if field in text_fields:
+            fields[field] = cell.strip() or None
+        elif cell.strip():
+            fields[field] = number(cell, field, line, filename)
+        elif field in REQUIRED:
+            raise ParseError(f"{field} is empty", line=line, filename=filename)
+    with validated("invalid peak row", line=line, filename=filename):
         return Peak(line=line, **fields)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
-        raise ParseError(f"invalid peak row ({problems})", line=line, filename=filename) from None

@@ -11,18 +11,19 @@ UTF-16 LE with a BOM, CRLF):
 
 Design, chosen so that a lab user gets one injection with its sample name and all its signals:
 
-* ``parse_set(files)`` is the way to read a set: pure like ``parse``, it takes the bytes of the
-  ``.D`` folder's files by name (other files such as ``Report.TXT`` are ignored) and returns one
-  ``ParsedFile`` with the facts of ``Report00.CSV`` and one signal per ``REPORTnn.CSV``. The
-  columns are the ones ``Report00.CSV`` names; a column we do not know rejects the set. A signal
-  listed without its file, or a file for a signal not listed, rejects the set (it is incomplete
-  or mixed up).
-* ``parse(data, filename)`` on a lone ``REPORTnn.CSV`` reads it with the standard Area Percent
-  columns — Peak Number, Retention Time [min], Peak Type, Peak Width [min], Area, Height, Area % —
-  recognised by shape: seven fields per row, an integer, a number, the (quoted) type, four
-  numbers. The signal is named from the file name (``Signal nn``) and there are no run facts,
-  which the metadata says. Any other shape is rejected: without the header we cannot know what
-  the columns mean.
+* ``parse_set(members, options)`` (the optional set part of the parser contract, reached
+  through ``worker.parsers.parse_set``) is the way to read a set: pure like ``parse``, it takes
+  the bytes of the ``.D`` folder's files by name (other files such as ``Report.TXT`` are
+  ignored) and returns one ``ParsedFile`` with the facts of ``Report00.CSV`` and one signal
+  per ``REPORTnn.CSV``. The columns are the ones ``Report00.CSV`` names; a column we do not
+  know rejects the set. A signal listed without its file, or a file for a signal not listed,
+  rejects the set (it is incomplete or mixed up).
+* ``parse(data, filename, options)`` on a lone ``REPORTnn.CSV`` reads it with the standard Area
+  Percent columns — Peak Number, Retention Time [min], Peak Type, Peak Width [min], Area,
+  Height, Area % — recognised by shape: seven fields per row, an integer, a number, the
+  (quoted) type, four numbers. The signal is named from the file name (``Signal nn``) and
+  there are no run facts, which the metadata says. Any other shape is rejected: without the
+  header we cannot know what the columns mean.
 * ``parse`` on ``Report00.CSV`` alone raises a ``ParseError`` that says it is the header of a
   report set: it has no peak to ingest on its own. ``sniff`` still recognises it with high
   confidence so that it is not mistaken for another format.
@@ -41,22 +42,33 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from worker.parsers.base import ParsedFile, ParseError, Peak, Signal
+from worker.parsers.base import (
+    CERTAIN,
+    MIN_CONFIDENCE,
+    NOT_MINE,
+    ParsedFile,
+    ParseError,
+    Peak,
+    Signal,
+)
 from worker.parsers.chemstation_common import (
     WHOLE_NUMBER,
     decode_lines,
     describe_signal,
     injection_number,
-    make_peak,
-    parse_datetime,
+    read_peak,
     signal_description,
     sniff_text,
     vial_from_location,
 )
+from worker.parsers.dates import parse_chemstation
+from worker.parsers.options import ParserOptions
 from worker.parsers.text import parse_number, split_lines
 
 name = "agilent-chemstation-csv"
 version = "1.0"
+display_name = "Agilent ChemStation CSV report set (Report00.CSV + REPORTnn.CSV)"
+extensions = (".csv",)
 
 # Report00.CSV column name (blanks squeezed) -> Peak field.
 _FIELDS = {
@@ -73,6 +85,9 @@ _STANDARD: tuple[str, ...] = tuple(_FIELDS.values())
 _TEXT = ("peak_type",)
 _MINUTES = ("rt_min", "width_min")
 _REQUIRED = ("number", "rt_min", "area")
+# Report00.CSV by its keys (90, 100 with its own name); a lone REPORTnn.CSV by the shape of
+# every row (75, 85 with its name): generic seven-column rows, short of the LIKELY band alone.
+_HEADER_SCORE, _ROWS_SCORE, _NAME_BONUS = 90, MIN_CONFIDENCE + 25, 10
 _AREA_PCT_TOLERANCE = 1e-3
 
 _HEADER_NAME = "report00.csv"
@@ -92,33 +107,34 @@ class _Header:
     signals: dict[int, str] = field(default_factory=dict)
 
 
-def sniff(data: bytes, filename: str) -> int:
+def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     """Report00.CSV by its keys; a REPORTnn.CSV by the shape of every row (it has no header)."""
     try:
-        text = sniff_text(data, filename)
+        text = sniff_text(data, filename, options)
         if text is None:
-            return 0
+            return NOT_MINE
         lines = split_lines(text)
         # Read lazily: every other format fails the first row's shape, and is let go there.
         rows = (_fields(line, i, filename) for i, line in enumerate(lines, start=1) if line)
         first = next(rows, None)
         if first is None:
-            return 0
-        hinted = 10 if _base_name(filename).lower() == _HEADER_NAME or _PEAK_FILE.fullmatch(
-            _base_name(filename)) else 0
+            return NOT_MINE
+        base = _base_name(filename)
+        hinted = (_NAME_BONUS if base.lower() == _HEADER_NAME or _PEAK_FILE.fullmatch(base)
+                  else 0)
         if first[0] == "Sample Name":
-            return min(90 + hinted, 100) if any(row[0] == "Number of Columns"
-                                                for row in rows) else 0
+            return min(_HEADER_SCORE + hinted, CERTAIN) if any(
+                row[0] == "Number of Columns" for row in rows) else NOT_MINE
         if _standard_shape(first) and all(_standard_shape(row) for row in rows):
-            return 75 + hinted
+            return _ROWS_SCORE + hinted
     except ParseError:
-        return 0
-    return 0
+        return NOT_MINE
+    return NOT_MINE
 
 
-def parse(data: bytes, filename: str) -> ParsedFile:
+def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     """One file of the set on its own (see the module docstring for what that can give)."""
-    lines, encoding = decode_lines(data, filename)
+    lines, encoding = decode_lines(data, filename, options)
     if _is_header(lines, filename):
         raise ParseError(
             "this is Report00.CSV, the header of a ChemStation CSV report set: it names the "
@@ -137,10 +153,11 @@ def parse(data: bytes, filename: str) -> ParsedFile:
     )
 
 
-def parse_set(files: Mapping[str, bytes]) -> ParsedFile:
-    """The whole report set of one ``.D`` folder, keyed by file name (a path is fine)."""
+def parse_set(members: Mapping[str, bytes], options: ParserOptions) -> ParsedFile:
+    """The whole report set of one ``.D`` folder, keyed by file name (a path is fine); each
+    member is decoded with the code page configured for its own name."""
     by_name: dict[str, tuple[str, bytes]] = {}
-    for key, data in files.items():
+    for key, data in members.items():
         base = _base_name(key)
         if base.lower() in by_name:
             raise ParseError(f"two files named {base!r} in the report set", filename=key)
@@ -148,7 +165,7 @@ def parse_set(files: Mapping[str, bytes]) -> ParsedFile:
     if _HEADER_NAME not in by_name:
         raise ParseError("the report set has no Report00.CSV (its header file)")
     header_name, header_data = by_name[_HEADER_NAME]
-    header = _read_header(header_data, header_name)
+    header = _read_header(header_data, header_name, options)
 
     listed = {f"report{n:02d}.csv": n for n in header.signals}
     for base, (key, _) in sorted(by_name.items()):
@@ -162,13 +179,13 @@ def parse_set(files: Mapping[str, bytes]) -> ParsedFile:
                              f"{header.signals[number]!r}) is missing from the report set",
                              filename=header_name)
         key, data = by_name[base]
-        lines, _ = decode_lines(data, key)
+        lines, _ = decode_lines(data, key, options)
         peaks = _read_rows(lines, header.columns, key)
         signals.append(_signal(number, header.signals[number], peaks))
 
     facts = header.metadata
     operator = facts.get("Acq. Operator", "")
-    if parse_datetime(operator) is not None:
+    if parse_chemstation(operator) is not None:
         # ChemStation writes the injection date into this field of Report00.CSV (seen in the
         # corpus); a date is not an operator, so the field is left empty rather than wrong.
         operator = ""
@@ -182,7 +199,7 @@ def parse_set(files: Mapping[str, bytes]) -> ParsedFile:
         instrument=facts.get("Acq. Instrument") or None,
         method=facts.get("Analysis Method") or facts.get("Acq. Method") or None,
         operator=operator or None,
-        acquired_at=parse_datetime(facts.get("Injection Date", "")),
+        acquired_at=parse_chemstation(facts.get("Injection Date", "")),
         injection_volume=facts.get("Inj Volume") or None,
         metadata=facts,
         signals=signals,
@@ -218,9 +235,9 @@ def _squeeze(text: str) -> str:
     return " ".join(text.split())
 
 
-def _read_header(data: bytes, filename: str) -> _Header:
+def _read_header(data: bytes, filename: str, options: ParserOptions) -> _Header:
     """Report00.CSV: every row has three fields; the counts it states must all be present."""
-    lines, encoding = decode_lines(data, filename)
+    lines, encoding = decode_lines(data, filename, options)
     header = _Header(encoding)
     columns: dict[int, tuple[str, str, int]] = {}
     counts: dict[str, tuple[int, int]] = {}
@@ -287,7 +304,8 @@ def _read_rows(lines: list[str], columns: list[str], filename: str) -> list[Peak
         if len(row) != len(columns):
             raise ParseError(f"expected {len(columns)} fields, found {len(row)}", line=number,
                              filename=filename)
-        peaks.append(_read_row(dict(zip(columns, row, strict=True)), number, peaks, filename))
+        peaks.append(read_peak(dict(zip(columns, row, strict=True)), number, peaks, filename,
+                               text_fields=_TEXT, number=_number))
     if "area_pct" in columns:
         total_pct = math.fsum(p.area_pct or 0.0 for p in peaks)
         if abs(total_pct - 100.0) > _AREA_PCT_TOLERANCE:
@@ -297,27 +315,8 @@ def _read_rows(lines: list[str], columns: list[str], filename: str) -> list[Peak
     return peaks
 
 
-def _read_row(cells: dict[str, str], line: int, before: list[Peak], filename: str) -> Peak:
-    """One peak; peak numbers must rise, so a repeated row cannot pass unnoticed."""
-    number_cell = cells["number"].strip()
-    if not WHOLE_NUMBER.fullmatch(number_cell):
-        raise ParseError(f"peak number {number_cell!r} is not a whole number", line=line,
-                         filename=filename)
-    number = int(number_cell)
-    if before and number <= before[-1].number:
-        raise ParseError(f"peak number {number} does not follow {before[-1].number}", line=line,
-                         filename=filename)
-    fields: dict[str, object] = {"number": number}
-    for peak_field, cell in cells.items():
-        if peak_field == "number":
-            continue
-        if peak_field in _TEXT:
-            fields[peak_field] = cell.strip() or None
-        elif cell.strip():
-            fields[peak_field] = parse_number(cell, what=peak_field, line=line, filename=filename)
-        elif peak_field in _REQUIRED:
-            raise ParseError(f"{peak_field} is empty", line=line, filename=filename)
-    return make_peak(line, filename, **fields)
+def _number(cell: str, field: str, line: int, filename: str) -> float:
+    return parse_number(cell, what=field, line=line, filename=filename)
 
 
 def _signal(number: int | None, description: str, peaks: list[Peak]) -> Signal:

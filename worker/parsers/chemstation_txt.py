@@ -28,22 +28,24 @@ import math
 import re
 from dataclasses import dataclass
 
-from worker.parsers.base import ParsedFile, ParseError, Peak, Signal
+from worker.parsers.base import CERTAIN, NOT_MINE, ParsedFile, ParseError, Peak, Signal
 from worker.parsers.chemstation_common import (
-    WHOLE_NUMBER,
     decode_lines,
     describe_signal,
     injection_number,
-    make_peak,
-    parse_datetime,
+    read_peak,
     signal_description,
     sniff_text,
     vial_from_location,
 )
+from worker.parsers.dates import parse_chemstation
+from worker.parsers.options import ParserOptions
 from worker.parsers.text import may_contain, parse_number, split_lines
 
 name = "agilent-chemstation-txt"
 version = "1.0"
+display_name = "Agilent ChemStation Area Percent report (Report.TXT)"
+extensions = (".txt",)
 
 _SECTION_RULE = re.compile(r"={20,}")
 _TABLE_RULE = re.compile(r"-+(?:\|-+)+\|?")
@@ -69,6 +71,7 @@ _FIELDS_BY_TOP = {"Peak": "number", "RetTime": "rt_min", "Type": "peak_type",
                   "Width": "width_min", "Height": "height", "Name": "name"}
 _MINUTES = {"rt_min", "width_min"}
 _REQUIRED = ("number", "rt_min", "area")
+_TEXT_FIELDS = ("peak_type", "name")
 _SUMMED = ("area", "height")  # the columns a Totals line may print
 
 
@@ -78,16 +81,18 @@ _FIRST = "Data File "
 _LANDMARKS = (_FIRST, "Signal ", "-|-", "Acq. Operator", "Injection Date", "Area Percent Report")
 
 
-def sniff(data: bytes, filename: str) -> int:
-    """Confidence from the report's landmarks; the ``Report.TXT`` name only tips a close call."""
-    if not may_contain(data, _LANDMARKS):
-        return 0
-    text = sniff_text(data, filename)
+def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
+    """Confidence from the report's landmarks, each adding its share (all five and the name make
+    ``CERTAIN``; the first line and any two tables-and-titles landmarks reach the LIKELY band);
+    the ``Report.TXT`` name only tips a close call."""
+    if not may_contain(data, _LANDMARKS, options.encoding_for(filename)):
+        return NOT_MINE
+    text = sniff_text(data, filename, options)
     if text is None:
-        return 0
+        return NOT_MINE
     lines = split_lines(text)
     # Each line scan only runs when the text holds what a matching line must contain.
-    score = 0
+    score = NOT_MINE
     if lines and lines[0].startswith(_FIRST):
         score += 25
     if "Signal " in text and any(_SIGNAL.fullmatch(line) for line in lines):
@@ -102,7 +107,7 @@ def sniff(data: bytes, filename: str) -> int:
         score += 20
     if score >= 50 and filename.lower().endswith("report.txt"):
         score += 5
-    return min(score, 100)
+    return min(score, CERTAIN)
 
 
 @dataclass(frozen=True)
@@ -113,9 +118,9 @@ class _Column:
     unit: str
 
 
-def parse(data: bytes, filename: str) -> ParsedFile:
+def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     """The whole report as a ``ParsedFile``, or ``ParseError`` with the line that fails."""
-    lines, encoding = decode_lines(data, filename)
+    lines, encoding = decode_lines(data, filename, options)
     # A cut-off file is reported where it breaks (a table without Totals) when it does; the
     # missing End of Report is only the last resort of the checks below.
     end_line = _end_of_report(lines)
@@ -161,7 +166,7 @@ def parse(data: bytes, filename: str) -> ParsedFile:
         instrument=metadata.get("Acq. Instrument") or None,
         method=method or None,
         operator=metadata.get("Acq. Operator") or None,
-        acquired_at=parse_datetime(metadata.get("Injection Date", "")),
+        acquired_at=parse_chemstation(metadata.get("Injection Date", "")),
         injection_volume=metadata.get("Inj Volume") or None,
         metadata=metadata,
         signals=signals,
@@ -317,7 +322,8 @@ def _read_signal(lines: list[str], at: int, stop: int, number: int, description:
         if lines[row].startswith(_TOTALS):
             break
         cells = _cells(lines[row], row + 1, rule, columns, filename)
-        peaks.append(_read_row(cells, row + 1, peaks, filename))
+        peaks.append(read_peak(cells, row + 1, peaks, filename, text_fields=_TEXT_FIELDS,
+                               number=_number))
         printed.append(cells)
         row += 1
     total_area = _check_totals(lines[row], row + 1, rule, columns, printed, filename)
@@ -369,28 +375,6 @@ def _number(cell: str, what: str, line: int, filename: str) -> float:
     if not _NUMBER_CELL.fullmatch(cell):
         raise ParseError(f"{what} {cell!r} is not a number", line=line, filename=filename)
     return parse_number(cell, what=what, line=line, filename=filename)
-
-
-def _read_row(cells: dict[str, str], line: int, before: list[Peak], filename: str) -> Peak:
-    """One peak row; peak numbers must rise, so a repeated row cannot pass unnoticed."""
-    if not WHOLE_NUMBER.fullmatch(cells["number"]):
-        raise ParseError(f"peak number {cells['number']!r} is not a whole number", line=line,
-                         filename=filename)
-    number = int(cells["number"])
-    if before and number <= before[-1].number:
-        raise ParseError(f"peak number {number} does not follow {before[-1].number}", line=line,
-                         filename=filename)
-    fields: dict[str, object] = {"number": number}
-    for field, cell in cells.items():
-        if field == "number":
-            continue
-        if field in ("peak_type", "name"):
-            fields[field] = cell or None
-        elif cell:
-            fields[field] = _number(cell, field, line, filename)
-        elif field in _REQUIRED:
-            raise ParseError(f"{field} is empty", line=line, filename=filename)
-    return make_peak(line, filename, **fields)
 
 
 def _half_unit(cell: str) -> float:

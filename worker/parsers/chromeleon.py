@@ -24,14 +24,30 @@ from __future__ import annotations
 
 import re
 
-from pydantic import ValidationError
-
-from worker.parsers.base import ParsedFile, ParseError, Signal, Trace
+from worker.parsers.base import (
+    MIN_CONFIDENCE,
+    NOT_MINE,
+    ParsedFile,
+    ParseError,
+    Signal,
+    Trace,
+    validated,
+)
 from worker.parsers.dates import parse_timestamp
-from worker.parsers.text import decode, lines_of, parse_number, read_numeric_rows
+from worker.parsers.options import ParserOptions
+from worker.parsers.text import (
+    decode,
+    lines_of,
+    parse_number,
+    read_numeric_rows,
+    require_line_end,
+    sample_kind,
+)
 
 name = "chromeleon"
 version = "1.0.0"
+display_name = "Thermo Chromeleon ASCII chromatogram export"
+extensions = (".txt",)
 
 _DATA_MARKERS = ("Raw Data:", "Chromatogram Data:")
 _INFO_BLOCKS = ("Raw Data Header Information:", "Chromatogram Data Information:",
@@ -40,30 +56,35 @@ _UNIT = re.compile(r"\(\s*([^()]*?)\s*\)\s*$")
 _SNIFF_BYTES = 65536
 _DIGITS = re.compile(r"\d+", re.ASCII)
 _DECIMAL_PROBE_ROWS = 50
+_KINDS = (("standard", "standard"), ("blank", "blank"), ("sample", "sample"),
+          ("unknown", "sample"))
+# An information block and the data marker: the signature (95). A data information block
+# alone: the header of an export whose data may be cut off, so parse says what is missing (70).
+_SIGNATURE, _HEADER_ONLY = 95, MIN_CONFIDENCE + 20
 
 
-def sniff(data: bytes, filename: str) -> int:
+def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     """Confidence from the content: Chromeleon's ``… Information:`` blocks and data marker."""
     head = data[:_SNIFF_BYTES]
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         text = head.decode("utf-16", errors="ignore")
     elif b"Information:" not in head:
-        return 0  # every score needs an "… Information:" line; Latin-1 keeps ASCII as it is
+        return NOT_MINE  # every score needs an "… Information:" line; Latin-1 keeps ASCII as is
     else:
         text = head.decode("latin-1")
     lines = {line.strip() for line in text.splitlines()}
     has_info = any(block in lines for block in _INFO_BLOCKS)
     has_marker = any(marker in lines for marker in _DATA_MARKERS)
     if has_info and has_marker:
-        return 95
+        return _SIGNATURE
     if "Raw Data Header Information:" in lines or "Chromatogram Data Information:" in lines:
-        return 70
-    return 0
+        return _HEADER_ONLY
+    return NOT_MINE
 
 
-def parse(data: bytes, filename: str) -> ParsedFile:
+def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     """Header blocks, then every data row; the row count must match ``Data Points``."""
-    text, encoding = decode(data, filename)
+    text, encoding = decode(data, filename, configured=options.encoding_for(filename))
     lines = lines_of(text)
     marker = next((i for i, line in enumerate(lines) if line.strip() in _DATA_MARKERS), None)
     if marker is None:
@@ -81,9 +102,8 @@ def parse(data: bytes, filename: str) -> ParsedFile:
     stop = len(lines)
     while stop > columns_line and not lines[stop - 1].strip():
         stop -= 1
-    if stop > columns_line and not text.endswith(("\n", "\r")):
-        raise ParseError("the last row has no line end: the file is cut off or still being "
-                         "written", line=stop)
+    if stop > columns_line:
+        require_line_end(text, stop)
     decimal_comma = _decimal_comma(lines[columns_line:min(stop, columns_line
                                                           + _DECIMAL_PROBE_ROWS)])
     times, values = read_numeric_rows(
@@ -185,10 +205,7 @@ def _number_text(value: str, decimal_comma: bool) -> str:
 
 def _build(metadata: dict[str, str], trace: Trace, encoding: str,
            decimal_comma: bool) -> ParsedFile:
-    kind_text = (_first(metadata, "Type") or "").lower()
-    kind = next((kind for word, kind in (("standard", "standard"), ("blank", "blank"),
-                                         ("sample", "sample"), ("unknown", "sample"))
-                 if word in kind_text), None)
+    kind = sample_kind(_first(metadata, "Type"), _KINDS)
     date, time = _first(metadata, "Injection Date", "Date"), _first(metadata, "Injection Time",
                                                                      "Time")
     acquired_at = parse_timestamp(f"{date} {time}" if time else date) if date else None
@@ -206,7 +223,7 @@ def _build(metadata: dict[str, str], trace: Trace, encoding: str,
     wavelength = _first(metadata, "Wavelength")
     wavelength_match = re.match(r"^\s*(\d+(?:[.,]\d+)?)\s*nm\s*$", wavelength or "")
     channel = _first(metadata, "Channel", "Channel Name") or "signal"
-    try:
+    with validated("invalid content"):
         signal = Signal(
             name=channel, detector=_first(metadata, "Driver Name", "Detector"), trace=trace,
             wavelength_nm=float(_number_text(wavelength_match[1], decimal_comma))
@@ -222,5 +239,3 @@ def _build(metadata: dict[str, str], trace: Trace, encoding: str,
             operator=_first(metadata, "Operator"), acquired_at=acquired_at,
             injection_volume=injection_volume, metadata=metadata, signals=[signal],
             dilution_factor=float(metadata["dilution_factor"]) if dilution else None)
-    except (ValidationError, ValueError) as exc:
-        raise ParseError(f"invalid content: {exc}") from exc

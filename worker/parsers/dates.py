@@ -1,7 +1,9 @@
-"""Acquisition times from the date strings vendors print (Shimadzu, Chromeleon, Empower).
+"""Acquisition times from the date strings vendors print.
 
 Shared by the parsers so that one date layout is read one way everywhere; a date whose day/month
 order cannot be settled is left None (the text stays in the metadata) rather than guessed.
+``parse_timestamp`` reads the LabSolutions, Chromeleon and Empower strings; ChemStation's fixed
+layouts (``parse_chemstation``) are read more strictly, one exact pattern each.
 """
 
 from __future__ import annotations
@@ -9,6 +11,21 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import datetime
+
+_MONTHS = {m: i for i, m in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}
+
+# Date layouts ChemStation writes, each unambiguous. A day/month order we cannot be sure of
+# (e.g. ``05/06/2023 14:00:00`` without AM/PM) is deliberately not read: a wrong date is worse
+# than none, and the text stays in the metadata.
+# (Digits are spelled [0-9] throughout: ``\d`` would also accept other scripts' digits.)
+_US = re.compile(r"([0-9]{1,2})/([0-9]{1,2})/([0-9]{4}) ([0-9]{1,2}):([0-9]{2}):([0-9]{2}) "
+                 r"([AP]M)", re.IGNORECASE)
+_DMONY = re.compile(r"([0-9]{1,2})-([A-Za-z]{3})-([0-9]{2}|[0-9]{4}),? "
+                    r"([0-9]{1,2}):([0-9]{2}):([0-9]{2})")
+_DOTTED = re.compile(r"([0-9]{1,2})\.([0-9]{1,2})\.([0-9]{4}),? "
+                     r"([0-9]{1,2}):([0-9]{2}):([0-9]{2})")
+_ISO = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[ T]([0-9]{2}):([0-9]{2}):([0-9]{2})")
 
 
 def slash_date_order(texts: Iterable[str]) -> bool | None:
@@ -64,4 +81,36 @@ def parse_timestamp(text: str, *, day_first: bool | None = None) -> datetime | N
                     return datetime.strptime(cleaned, f"{date_format}{separator}{time_format}")
                 except ValueError:
                     continue
+    return None
+
+
+def parse_chemstation(value: str) -> datetime | None:
+    """The injection time from one of ChemStation's unambiguous layouts, else None.
+
+    The result is naive: ChemStation prints the instrument PC's local time without a zone.
+    Two-digit years (``24-Jul-23``) are taken as 20yy, ChemStation being a 21st-century program.
+    """
+    text = " ".join(value.split())
+    try:
+        if m := _US.fullmatch(text):
+            month, day, year, hour, minute, second = (int(g) for g in m.groups()[:6])
+            if not 1 <= hour <= 12:
+                return None
+            hour = hour % 12 + (12 if m.group(7).upper() == "PM" else 0)
+            return datetime(year, month, day, hour, minute, second)
+        if m := _DMONY.fullmatch(text):
+            month = _MONTHS.get(m.group(2).lower())
+            if month is None:
+                return None
+            year = int(m.group(3))
+            year = year + 2000 if year < 100 else year
+            day, hour, minute, second = (int(m.group(i)) for i in (1, 4, 5, 6))
+            return datetime(year, month, day, hour, minute, second)
+        if m := _DOTTED.fullmatch(text):
+            day, month, year, hour, minute, second = (int(g) for g in m.groups())
+            return datetime(year, month, day, hour, minute, second)
+        if m := _ISO.fullmatch(text):
+            return datetime(*(int(g) for g in m.groups()))
+    except ValueError:  # a day or month out of range: not a date we can trust
+        return None
     return None

@@ -21,14 +21,29 @@ from __future__ import annotations
 
 import re
 
-from pydantic import ValidationError
-
-from worker.parsers.base import ParsedFile, ParseError, Signal, Trace
+from worker.parsers.base import (
+    MIN_CONFIDENCE,
+    NOT_MINE,
+    ParsedFile,
+    ParseError,
+    Signal,
+    Trace,
+    validated,
+)
 from worker.parsers.dates import parse_timestamp
-from worker.parsers.text import decode, lines_of, read_numeric_rows
+from worker.parsers.options import ParserOptions
+from worker.parsers.text import (
+    decode,
+    lines_of,
+    read_numeric_rows,
+    require_line_end,
+    sample_kind,
+)
 
 name = "empower"
 version = "1.0.0"
+display_name = "Waters Empower raw chromatogram export (.arw)"
+extensions = (".arw", ".txt")
 
 KNOWN_FIELDS = frozenset({
     "SampleName", "Sample Name", "Channel", "Channel Name", "Channel Description",
@@ -39,6 +54,11 @@ KNOWN_FIELDS = frozenset({
 _WAVELENGTH = re.compile(r"(?<![\w/])(\d{3}(?:\.\d+)?)\s*nm\b", re.IGNORECASE)
 _SNIFF_BYTES = 65536
 _DIGITS = re.compile(r"\d+", re.ASCII)
+_KINDS = (("standard", "standard"), ("blank", "blank"), ("unknown", "sample"),
+          ("sample", "sample"))
+# Quoted field and value rows of one width: the signature (95). An unquoted or uneven header
+# naming Empower fields: its shape only (60).
+_SIGNATURE, _SHAPE = 95, MIN_CONFIDENCE + 10
 
 
 def _fields(line: str) -> tuple[list[str], bool]:
@@ -50,27 +70,27 @@ def _fields(line: str) -> tuple[list[str], bool]:
     return [c.strip() for c in cells], False
 
 
-def sniff(data: bytes, filename: str) -> int:
+def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     """Confidence from the content: a field-name row and a value row of the same width."""
     head = data[:_SNIFF_BYTES].decode("latin-1")
     rows = head.splitlines()
     if len(rows) < 2:
-        return 0
+        return NOT_MINE
     names, names_quoted = _fields(rows[0])
     known = len(KNOWN_FIELDS.intersection(names))
     if not known:
-        return 0  # every score needs an Empower field name
+        return NOT_MINE  # every score needs an Empower field name
     values, values_quoted = _fields(rows[1])
     if names_quoted and known >= 1:
-        return 95 if values_quoted and len(values) == len(names) else 60
+        return _SIGNATURE if values_quoted and len(values) == len(names) else _SHAPE
     if known >= 2 and len(values) == len(names):
-        return 60
-    return 0
+        return _SHAPE
+    return NOT_MINE
 
 
-def parse(data: bytes, filename: str) -> ParsedFile:
+def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     """Header rows, then every ``time<TAB>value`` row."""
-    text, encoding = decode(data, filename)
+    text, encoding = decode(data, filename, configured=options.encoding_for(filename))
     lines = lines_of(text)
     if len(lines) < 2:
         raise ParseError("an Empower export needs a field-name row and a value row",
@@ -91,9 +111,7 @@ def parse(data: bytes, filename: str) -> ParsedFile:
         stop -= 1
     if stop == 2:
         raise ParseError("the export has no data rows", line=2)
-    if not text.endswith(("\n", "\r")):
-        raise ParseError("the last row has no line end: the file is cut off or still being "
-                         "written", line=stop)
+    require_line_end(text, stop)
     decimal_comma = "," in lines[2] and "." not in lines[2]
     times, signal_values = read_numeric_rows(
         lines, 3, stop + 1, ("time", "value"), keep=(0, 1), decimal_comma=decimal_comma)
@@ -107,13 +125,10 @@ def _build(metadata: dict[str, str], trace: Trace, encoding: str) -> ParsedFile:
 
     channel = get("Channel", "Channel Name", "Channel Description") or "channel"
     wavelength = _WAVELENGTH.search(channel)
-    kind_text = (get("Sample Type") or "").lower()
-    kind = next((kind for word, kind in (("standard", "standard"), ("blank", "blank"),
-                                         ("unknown", "sample"), ("sample", "sample"))
-                 if word in kind_text), None)
+    kind = sample_kind(get("Sample Type"), _KINDS)
     injection = get("Injection")
     acquired = get("Date Acquired")
-    try:
+    with validated("invalid content"):
         return ParsedFile(
             format=name, parser_version=version, encoding=encoding,
             sample_name=get("SampleName", "Sample Name"),
@@ -124,5 +139,3 @@ def _build(metadata: dict[str, str], trace: Trace, encoding: str) -> ParsedFile:
             injection_volume=get("Injection Volume"), metadata=metadata,
             signals=[Signal(name=channel, trace=trace,
                             wavelength_nm=float(wavelength[1]) if wavelength else None)])
-    except ValidationError as exc:
-        raise ParseError(f"invalid content: {exc.errors()[0]['msg']}") from exc

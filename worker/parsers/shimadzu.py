@@ -37,14 +37,31 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from pydantic import ValidationError
-
-from worker.parsers.base import ParsedFile, ParseError, Peak, Signal, Trace
+from worker.parsers.base import (
+    MIN_CONFIDENCE,
+    NOT_MINE,
+    ParsedFile,
+    ParseError,
+    Peak,
+    Signal,
+    Trace,
+    validated,
+)
 from worker.parsers.dates import parse_timestamp, slash_date_order
-from worker.parsers.text import decode, lines_of, parse_number, read_numeric_rows
+from worker.parsers.options import ParserOptions
+from worker.parsers.text import (
+    decode,
+    lines_of,
+    parse_number,
+    read_numeric_rows,
+    require_line_end,
+    sample_kind,
+)
 
 name = "shimadzu"
 version = "1.0.0"
+display_name = "Shimadzu LabSolutions / LCsolution ASCII export"
+extensions = (".txt", ".csv")
 
 _SECTION = re.compile(r"^\[(?P<name>[^\[\]]+)\]\s*$")
 _PEAK_TABLE = re.compile(r"^Peak Table\((?P<signal>.+)\)$")
@@ -56,6 +73,11 @@ _DECLARED = re.compile(rb"^(?:Code ?Page|Encoding|Charset)[\t,][ \t]*([A-Za-z0-9
 _HEAD_BYTES = 65536
 # A byte that is not blank read as Latin-1 (str.isspace: TAB … CR, FS … US, space, NEL, NBSP).
 _LATIN1_INK = re.compile(rb"[^\t\n\x0b\x0c\r\x1c-\x20\x85\xa0]")
+_KINDS = (("unknown", "sample"), ("standard", "standard"), ("blank", "blank"),
+          ("control", "sample"))
+# [Header] with LabSolutions' Application Name and a known section: the signature (95); [Header]
+# and a known section (75); bracketed sections, two of them LabSolutions' (60).
+_SIGNATURE, _HEADER, _SECTIONS = 95, MIN_CONFIDENCE + 25, MIN_CONFIDENCE + 10
 
 
 @dataclass
@@ -67,37 +89,37 @@ class _Section:
     body: list[str] = field(default_factory=list)
 
 
-def sniff(data: bytes, filename: str) -> int:
+def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     """Confidence from the content: the bracketed ``[Header]`` layout with LabSolutions sections."""
     if not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         # Every score needs a first non-blank line starting with "[": read as Latin-1 (as
         # below), the first non-blank byte tells before anything is decoded or split.
         ink = _LATIN1_INK.search(data, 0, _HEAD_BYTES)
         if ink is None or data[ink.start()] != ord("["):
-            return 0
+            return NOT_MINE
     lines = [line.strip() for line in _ascii_head(data).splitlines() if line.strip()]
     if not lines:
-        return 0
+        return NOT_MINE
     titles = [line[1:-1] for line in lines if line.startswith("[") and line.endswith("]")]
     known = [t for t in titles if t in ("Sample Information", "Original Files", "Configuration")
              or _PEAK_TABLE.match(t) or _CHROMATOGRAM.match(t) or _STATUS.match(t)]
     if lines[0] == "[Header]" and known and any(
             line.startswith(("Application Name\t", "Application Name,")) for line in lines):
-        return 95
+        return _SIGNATURE
     if lines[0] == "[Header]" and known:
-        return 75
+        return _HEADER
     if lines[0].startswith("[") and len(known) >= 2:
-        return 60
-    return 0
+        return _SECTIONS
+    return NOT_MINE
 
 
-def parse(data: bytes, filename: str) -> ParsedFile:
+def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     """Read every section; reject the file on the first row that cannot be read exactly."""
-    text, encoding = decode(data, filename, declared=_declared_codepage(data))
+    text, encoding = decode(data, filename, declared=_declared_codepage(data),
+                            configured=options.encoding_for(filename))
     lines = lines_of(text)
-    if lines and lines[-1].strip() and not text.endswith(("\n", "\r")):
-        raise ParseError("the last line has no line end: the file is cut off or still being "
-                         "written", line=len(lines))
+    if lines and lines[-1].strip():
+        require_line_end(text, len(lines), "last line")
     sections = _sections(lines)
     delimiter = _delimiter(sections)
     decimal_comma = delimiter == "\t" and _uses_decimal_comma(sections)
@@ -273,10 +295,11 @@ def _peak(row: str, header: list[str], delimiter: str, decimal_comma: bool, line
         raise ParseError("peak row lacks R.Time or Area", line=line)
     if area < 0:
         raise ParseError(f"negative peak area {row_map['Area'].strip()!r}", line=line)
-    return Peak(number=int(peak_number), rt_min=rt, area=area, height=number("Height"),
-                begin_min=number("I.Time"), end_min=number("F.Time"),
-                peak_type=(row_map.get("Mark") or "").strip() or None,
-                name=(row_map.get("Name") or "").strip() or None, line=line)
+    with validated("invalid peak row", line=line):
+        return Peak(number=int(peak_number), rt_min=rt, area=area, height=number("Height"),
+                    begin_min=number("I.Time"), end_min=number("F.Time"),
+                    peak_type=(row_map.get("Mark") or "").strip() or None,
+                    name=(row_map.get("Name") or "").strip() or None, line=line)
 
 
 def _trace(section: _Section, delimiter: str, decimal_comma: bool,
@@ -384,15 +407,12 @@ def _build(*, encoding: str, metadata: dict[str, str], signals: list[Signal]) ->
     """The typed fields from [Sample Information], [Original Files] and [Configuration]."""
     info = {k.split(".", 1)[1]: v for k, v in metadata.items()
             if k.startswith(("Sample Information.", "Original Files.", "Configuration."))}
-    kind_text = info.get("Sample Type", "").lower()
-    kind = next((kind for word, kind in (("unknown", "sample"), ("standard", "standard"),
-                                         ("blank", "blank"), ("control", "sample"))
-                 if word in kind_text), None)
+    kind = sample_kind(info.get("Sample Type"), _KINDS)
     acquired = info.get("Acquired")
     dates = [v for k, v in metadata.items() if k.endswith(("Date", "Generated", "Modified",
                                                             "Acquired"))]
     acquired_at = parse_timestamp(acquired, day_first=slash_date_order(dates)) if acquired else None
-    try:
+    with validated("invalid content"):
         return ParsedFile(
             format=name, parser_version=version, encoding=encoding,
             sample_name=info.get("Sample Name") or None, sample_kind=kind,
@@ -401,5 +421,3 @@ def _build(*, encoding: str, metadata: dict[str, str], signals: list[Signal]) ->
             acquired_at=acquired_at, injection_volume=info.get("Injection Volume") or None,
             dilution_factor=_dilution(info.get("Dilution Factor")),
             metadata=metadata, signals=signals)
-    except ValidationError as exc:
-        raise ParseError(f"invalid content: {exc.errors()[0]['msg']}") from exc

@@ -8,7 +8,7 @@ optionally Area%, height, name … (see ``TableMapping``). Decisions, and why:
   so a spreadsheet such as the lab's calibration workbook stays rejected as unrecognised. A file a
   glob matches is claimed (so that its rejection says what the mapping did not find) but below
   the built-in parsers' scores, so a broad glob cannot steal their files.
-* **Pure.** The registry passes the mappings from the settings as an argument; there is no I/O.
+* **Pure.** The mappings come in ``options.tables`` like every parser's options; there is no I/O.
   Workbooks are opened from the bytes by openpyxl in read-only mode with ``data_only``: the
   values Excel stored are read and no formula is ever evaluated; a cell with a formula but no
   stored value reads as empty, and an empty required cell rejects the file.
@@ -28,32 +28,38 @@ optionally Area%, height, name … (see ``TableMapping``). Decisions, and why:
 from __future__ import annotations
 
 import csv
-import fnmatch
 import io
 import math
 import zipfile
-from collections.abc import Iterator, Sequence
-from typing import Literal
+from collections.abc import Iterator
 from xml.parsers import expat
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from worker.parsers.base import ParsedFile, ParseError, Peak, Signal
+from worker.parsers.base import (
+    MIN_CONFIDENCE,
+    NOT_MINE,
+    ParsedFile,
+    ParseError,
+    Peak,
+    Signal,
+    validated,
+)
+from worker.parsers.options import ParserOptions, TableMapping
 from worker.parsers.text import decode, parse_number, split_lines
 
 name = "table"
 version = "1.0"
-configurable = True  # the registry passes the configured mappings to sniff and parse
+display_name = "Peak table mapped in the configuration ([tables.NAME]: delimited text or .xlsx)"
+extensions = (".csv", ".tsv", ".txt", ".xlsx")
 
-PeakColumn = Literal["rt", "area", "area_pct", "height", "name", "number", "begin", "end",
-                     "width", "type"]
 _FIELD = {"rt": "rt_min", "area": "area", "area_pct": "area_pct", "height": "height",
           "name": "name", "number": "number", "begin": "begin_min", "end": "end_min",
           "width": "width_min", "type": "peak_type"}
 _TEXT_COLUMNS = ("name", "type")
 _XLSX_MAGIC = b"PK\x03\x04"
 _HEADER_SEARCH_ROWS = 200
-_CLAIM, _MATCHED = 85, 55
+# The mapped headers found (85) or only the glob matched (55): configured, never the format's own
+# signature, so below the built-in parsers' 90–100 for their own files.
+_CLAIM, _MATCHED = 85, MIN_CONFIDENCE + 5
 # Workbook limits (see the module docstring), each far above a real peak table: all parts
 # together once inflated; the rows of the sheet and its cells, as written and as openpyxl reads
 # them (padding for skipped rows and columns included); the XML elements of one row or shared
@@ -65,42 +71,14 @@ MAX_XLSX_ROW_ELEMENTS = 65_536
 MAX_XLSX_PART_ELEMENTS = 100_000
 
 
-class TableMapping(BaseModel):
-    """One ``[tables.NAME]`` entry: which files, and which header holds which peak field."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    files: list[str] = Field(min_length=1, description="file-name globs, e.g. ['*_peaks.xlsx']")
-    columns: dict[PeakColumn, str] = Field(
-        description="peak field → column header as printed; rt and area are required")
-    sheet: str | None = Field(None, description="worksheet name (xlsx); default the first")
-    header_row: int | None = Field(None, ge=1, description="1-based; default: found by headers")
-    delimiter: str | None = Field(None, min_length=1, max_length=1,
-                                  description="text files: default TAB, ';' or ',' as found")
-    decimal_comma: bool = Field(False, description="text cells use a decimal comma")
-    signal: str = Field("table", min_length=1, description="name of the signal in the rows")
-
-    @field_validator("columns")
-    @classmethod
-    def _required(cls, columns: dict[str, str]) -> dict[str, str]:
-        missing = [c for c in ("rt", "area") if c not in columns]
-        if missing:
-            raise ValueError(f"columns must map {' and '.join(missing)} to a header")
-        return columns
-
-    def applies_to(self, filename: str) -> bool:
-        base = filename.replace("\\", "/").rsplit("/", 1)[-1].lower()
-        return any(fnmatch.fnmatch(base, glob.lower()) for glob in self.files)
-
-
-def sniff(data: bytes, filename: str, mappings: Sequence[TableMapping] = ()) -> int:
+def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     """Only files a configured glob matches; higher when the mapped header is found."""
-    score = 0
-    for mapping in mappings:
+    score = NOT_MINE
+    for mapping in options.tables:
         if not mapping.applies_to(filename):
             continue
         try:
-            rows = list(_rows(data, filename, mapping))
+            rows = list(_rows(data, filename, mapping, options))
             _header(rows, mapping)
         except ParseError:
             score = max(score, _MATCHED)
@@ -109,16 +87,16 @@ def sniff(data: bytes, filename: str, mappings: Sequence[TableMapping] = ()) -> 
     return score
 
 
-def parse(data: bytes, filename: str, mappings: Sequence[TableMapping] = ()) -> ParsedFile:
+def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     """The peak table of the first mapping that applies to ``filename``."""
-    applicable = [m for m in mappings if m.applies_to(filename)]
+    applicable = [m for m in options.tables if m.applies_to(filename)]
     if not applicable:
         raise ParseError("no [tables.*] mapping in the configuration applies to this file name",
                          filename=filename)
     errors: list[str] = []
     for mapping in applicable:
         try:
-            return _parse(data, filename, mapping)
+            return _parse(data, filename, mapping, options)
         except ParseError as exc:
             if len(applicable) == 1:
                 raise
@@ -126,8 +104,9 @@ def parse(data: bytes, filename: str, mappings: Sequence[TableMapping] = ()) -> 
     raise ParseError("no configured table mapping fits: " + "; ".join(errors), filename=filename)
 
 
-def _parse(data: bytes, filename: str, mapping: TableMapping) -> ParsedFile:
-    rows = list(_rows(data, filename, mapping))
+def _parse(data: bytes, filename: str, mapping: TableMapping,
+           options: ParserOptions) -> ParsedFile:
+    rows = list(_rows(data, filename, mapping, options))
     at, positions = _header(rows, mapping)
     peaks: list[Peak] = []
     ended_at: int | None = None
@@ -150,17 +129,19 @@ def _parse(data: bytes, filename: str, mapping: TableMapping) -> ParsedFile:
     total = math.fsum(p.area for p in peaks)
     workbook = data.startswith(_XLSX_MAGIC)
     return ParsedFile(
-        format=name, parser_version=version, encoding="xlsx" if workbook else _encoding(data),
+        format=name, parser_version=version,
+        encoding="xlsx" if workbook else _encoding(data, filename, options),
         metadata={"table.mapping": ",".join(mapping.files), "table.header_line": str(rows[at][0])},
         signals=[Signal(name=mapping.signal, peaks=peaks, total_area=total)])
 
 
-def _rows(data: bytes, filename: str, mapping: TableMapping) -> Iterator[tuple[int, list[object]]]:
+def _rows(data: bytes, filename: str, mapping: TableMapping,
+          options: ParserOptions) -> Iterator[tuple[int, list[object]]]:
     """(1-based row or line number, cells) of a workbook sheet or a delimited text file."""
     if data.startswith(_XLSX_MAGIC):
         yield from _sheet_rows(data, filename, mapping)
         return
-    text, _ = decode(data, filename)
+    text, _ = decode(data, filename, configured=options.encoding_for(filename))
     lines = split_lines(text)
     delimiter = mapping.delimiter or _delimiter(lines[:_HEADER_SEARCH_ROWS])
     for number, line in enumerate(lines, start=1):
@@ -384,13 +365,9 @@ def _peak(cells: list[object], positions: dict[str, int], mapping: TableMapping,
             fields["number"] = int(number_value)
         else:
             fields[_FIELD[column]] = number_value
-    try:
+    with validated("invalid peak row", line=line, filename=filename):
         return Peak(**fields)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                             for e in exc.errors())
-        raise ParseError(f"invalid peak row ({problems})", line=line, filename=filename) from None
 
 
-def _encoding(data: bytes) -> str:
-    return decode(data)[1]
+def _encoding(data: bytes, filename: str, options: ParserOptions) -> str:
+    return decode(data, configured=options.encoding_for(filename))[1]

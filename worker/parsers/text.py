@@ -7,7 +7,7 @@ file we cannot decode exactly is rejected, never mis-read. The order of the deci
 1. a BOM (UTF-8, UTF-16 LE/BE) — the whole file must then decode, an odd or cut UTF-16 byte count
    is a ``ParseError`` with the line where decoding stopped;
 2. a code page the file declares (``declared``), else one configured for the file name
-   (``encodings`` setting, reaching ``decode`` through ``configured_encoding`` set by the registry);
+   (``encodings`` setting: the parser passes ``options.encoding_for(filename)`` as ``configured``);
 3. UTF-8, unless the text then holds C1 control characters (U+0080–U+009F): those are never
    typed, while cp1252 puts € “ ” – … on exactly those bytes, so such a file is cp1252;
 4. cp1252, unless the bytes look like another code page — the double-byte Big5 / Shift-JIS or
@@ -19,14 +19,11 @@ file we cannot decode exactly is rejected, never mis-read. The order of the deci
 from __future__ import annotations
 
 import codecs
-import fnmatch
 import math
 import re
 import unicodedata
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from itertools import repeat
 
@@ -47,31 +44,14 @@ _FOREIGN_SIGNS = frozenset("ƒˆ‹›˜¤¦¨¯´¸")
 # of this range between two letters, or touching another non-ASCII character, is a mis-read word.
 _SIGN_RANGE = frozenset(chr(c) for c in range(0xA1, 0xC0))
 
-# A code page configured for the file being parsed (see ``configured_encoding``).
-_configured: ContextVar[str | None] = ContextVar("configured_encoding", default=None)
-
-
-@contextmanager
-def configured_encoding(filename: str, encodings: Iterable[tuple[str, str]]) -> Iterator[None]:
-    """Within the block, ``decode`` uses the code page of the first ``(glob, codec)`` whose glob
-    matches ``filename`` when the file declares none. Set by the registry around sniff + parse,
-    so parsers stay pure functions of (bytes, file name, configuration)."""
-    chosen = next((codec for glob, codec in encodings
-                   if fnmatch.fnmatch(filename.lower(), glob.lower())), None)
-    token = _configured.set(chosen)
-    try:
-        yield
-    finally:
-        _configured.reset(token)
-
-
-def _decide(data: bytes, declared: str | None) -> tuple[str, str | None]:
+def _decide(data: bytes, declared: str | None,
+            configured: str | None) -> tuple[str, str | None]:
     """(encoding, decoded text, or None where only the BOM was looked at): each decoding is
     done once, which matters on 50 MB traces."""
     for bom, name in _BOMS:
         if data.startswith(bom):
             return name, None
-    chosen = declared or _configured.get()
+    chosen = declared or configured
     if chosen:
         try:
             return chosen, data.decode(chosen)
@@ -159,9 +139,12 @@ def _refuse_foreign_code_page(text: str) -> None:
                 line=number)
 
 
-def decode(data: bytes, filename: str | None = None,
-           declared: str | None = None) -> tuple[str, str]:
+def decode(data: bytes, filename: str | None = None, declared: str | None = None, *,
+           configured: str | None = None) -> tuple[str, str]:
     """Decode the whole file exactly; returns (text, encoding). Strips a BOM.
+
+    ``configured`` is the code page the settings give for this file name
+    (``ParserOptions.encoding_for``), used when the file declares none.
 
     Nothing but ``ParseError`` leaves: a UTF-16 file cut to an odd number of bytes, or corrupted
     after its BOM, is rejected with the line where the bytes stop making sense.
@@ -169,7 +152,7 @@ def decode(data: bytes, filename: str | None = None,
     if b"\x00" in data[:4096] and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise ParseError("binary content (NUL bytes) where text was expected", filename=filename)
     try:
-        encoding, decoded = _decide(data, declared)
+        encoding, decoded = _decide(data, declared, configured)
         text = data.decode(encoding) if decoded is None else decoded
     except ParseError as exc:
         exc.filename = filename
@@ -213,15 +196,16 @@ def _ascii_transparent(name: str) -> bool:
         return False  # decode will refuse it; the sniffer finds that out the slow way
 
 
-def may_contain(data: bytes, needles: tuple[str, ...]) -> bool:
-    """False only when the text ``decode(data)`` gives cannot hold any of the ASCII ``needles``
-    (True may be a false alarm): a sniffer can let a file of megabytes go without decoding it.
+def may_contain(data: bytes, needles: tuple[str, ...], configured: str | None = None) -> bool:
+    """False only when the text ``decode(data, configured=configured)`` gives cannot hold any of
+    the ASCII ``needles`` (True may be a false alarm): a sniffer can let a file of megabytes go
+    without decoding it.
     """
     if data.startswith(codecs.BOM_UTF16_LE):
         codec = "utf-16-le"
     elif data.startswith(codecs.BOM_UTF16_BE):
         codec = "utf-16-be"
-    elif (chosen := _configured.get()) is None or _ascii_transparent(chosen):
+    elif configured is None or _ascii_transparent(configured):
         codec = "ascii"
     else:
         return True  # a multi-byte configured code page: only decoding can tell
@@ -257,6 +241,26 @@ def parse_number(cell: str, *, decimal_comma: bool = False, what: str = "number"
     if not math.isfinite(value):
         raise ParseError(f"{what} {cell.strip()!r} is not finite", line=line, filename=filename)
     return value
+
+
+def require_line_end(text: str, line: int | None, what: str = "last row",
+                     filename: str | None = None) -> None:
+    """ParseError unless ``text`` ends with a line end: exports end their last row with one, so
+    a file that stops inside a row is cut off or still being written, whatever its rows say."""
+    if not text.endswith(("\n", "\r")):
+        raise ParseError(f"the {what} has no line end: the file is cut off or still being "
+                         "written", line=line, filename=filename)
+
+
+def sample_kind(text: str | None, vocabulary: Sequence[tuple[str, str]]) -> str | None:
+    """The ``ParsedFile.sample_kind`` (standard | sample | blank) of a vendor's sample type.
+
+    ``vocabulary`` is the vendor's words, in the order they win when a type holds several
+    (``("unknown", "sample"), ("standard", "standard") …``); a type with none of them is None,
+    never guessed.
+    """
+    lowered = (text or "").lower()
+    return next((kind for word, kind in vocabulary if word in lowered), None)
 
 
 # --- Large numeric tables (chromatogram traces) -----------------------------------------------

@@ -12,11 +12,23 @@ import math
 import re
 from array import array
 
-from worker.parsers.base import ParsedFile, ParseError, Signal, Trace
+from worker.parsers.base import (
+    LIKELY,
+    MIN_CONFIDENCE,
+    NOT_MINE,
+    ParsedFile,
+    ParseError,
+    Signal,
+    Trace,
+    validated,
+)
+from worker.parsers.options import ParserOptions
 from worker.parsers.text import decode, lines_of, read_numeric_rows, split_lines
 
 name = "trace-csv"
 version = "1.0"
+display_name = "Two-column chromatogram trace (time, value)"
+extensions = (".csv", ".txt", ".tsv")
 
 _SIGNAL_IN_NAME = re.compile(r"\.dx_([A-Za-z]+)(\d*)([A-Z]?)\.csv$", re.IGNORECASE)
 # One number, with a decimal point or (TAB and semicolon files) a decimal comma.
@@ -24,24 +36,27 @@ _NUM = r"[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?"
 _NUMERIC_PAIR = re.compile(rf"^\s*{_NUM}\s*[,\t;]\s*{_NUM}\s*$")
 
 
-def sniff(data: bytes, filename: str) -> int:
+def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
+    """A generic shape (MIN_CONFIDENCE + 10); LIKELY when the name is an Agilent signal export
+    (``.dx_DAD1A.CSV``)."""
     try:
-        text, _ = decode(data[:8192] if len(data) > 8192 else data)
+        text, _ = decode(data[:8192] if len(data) > 8192 else data,
+                         configured=options.encoding_for(filename))
     except (ParseError, UnicodeDecodeError):
-        return 0
+        return NOT_MINE
     lines = [ln for ln in split_lines(text)[:21] if ln.strip()]
     if len(data) > 8192:
         lines = lines[:-1]  # the cut may fall mid-line
     if not lines:
-        return 0
+        return NOT_MINE
     body = lines[1:] if not _NUMERIC_PAIR.match(lines[0]) else lines
     if not body or not all(_NUMERIC_PAIR.match(ln) for ln in body):
-        return 0
-    return 80 if _SIGNAL_IN_NAME.search(filename) else 60
+        return NOT_MINE
+    return LIKELY if _SIGNAL_IN_NAME.search(filename) else MIN_CONFIDENCE + 10
 
 
-def parse(data: bytes, filename: str) -> ParsedFile:
-    text, encoding = decode(data, filename)
+def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
+    text, encoding = decode(data, filename, configured=options.encoding_for(filename))
     first_end = min((i for i in (text.find("\n"), text.find("\r")) if i >= 0), default=len(text))
     first = text[:first_end]
     header: list[str] | None = None
@@ -69,12 +84,13 @@ def parse(data: bytes, filename: str) -> ParsedFile:
         if time_unit in ("s", "sec"):
             times = array("d", (t / 60 for t in times))
             time_unit = "min"
-    return ParsedFile(
-        format=name, parser_version=version, encoding=encoding,
-        signals=[Signal(name=signal_name, detector=detector,
-                        trace=Trace(times=times, values=values, time_unit=time_unit,
-                                    value_unit=value_unit or ("mAU" if detector else None)))],
-    )
+    with validated("invalid content", filename=filename):
+        return ParsedFile(
+            format=name, parser_version=version, encoding=encoding,
+            signals=[Signal(name=signal_name, detector=detector,
+                            trace=Trace(times=times, values=values, time_unit=time_unit,
+                                        value_unit=value_unit or ("mAU" if detector else None)))],
+        )
 
 
 def _columns(body: str, delimiter: str, decimal_comma: bool, filename: str,
