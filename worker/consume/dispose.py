@@ -61,8 +61,11 @@ def dispose_rows(settings: Settings, rows: list[SourceFile]) -> dict[int, str]:
     if not ids:
         return {}
     with _lock(settings.data_dir):
+        # Read afresh under the lock: another process may have disposed of a row meanwhile,
+        # or an operator's retry reopened a rejected one (queued again: not to be moved).
         fresh = list(SourceFile.select().where(SourceFile.id.in_(ids),
-                                               SourceFile.disposed == False))  # noqa: E712
+                                               SourceFile.disposed == False,  # noqa: E712
+                                               SourceFile.state.in_(FINAL_STATES)))
         intents = {d.source_file_id: d for d in Disposal.select().where(
             Disposal.source_file.in_([row.id for row in fresh]))} if fresh else {}
         reserved = {t for t in map(_target_of, intents.values()) if t is not None}
