@@ -255,3 +255,14 @@ def test_duplicates_register_one_row_and_audit_each_other_copy(database: None) -
     assert (again.id, is_new) == (first, False)
     assert [e for e, _ in events(first)].count("duplicate") == 1
     assert audit.verify().ok
+
+
+def test_a_file_handed_back_waits_its_retry_time_before_the_reconciler_takes_it(
+        database: None) -> None:
+    """release(retry_in) leaves no holder; that is not a dead holder, so the reconciler waits
+    for the retry time (a .D folder's CSV set waiting for its Report.TXT) instead of spinning."""
+    row = claimed(40, "consumer-a")
+    ledger.release(row, "consumer-a", retry_in=60)
+    assert fresh(row).state == "queued"
+    assert row.id not in {r.id for r in ledger.recoverable()}
+    assert row.id in {r.id for r in ledger.recoverable(now=time.time() + 61)}

@@ -454,7 +454,9 @@ def recoverable(now: float | None = None, limit: int = 1000) -> list[SourceFile]
     found = []
     stale = heartbeat.stale_processes()
     for r in rows.iterator():
-        if r.lease_until <= now or holder_is_dead(r.lease_owner, stale):
+        # A row handed back (release) has no holder and waits for its retry time; only a
+        # holder that died frees a lease before it runs out.
+        if r.lease_until <= now or (r.lease_owner and holder_is_dead(r.lease_owner, stale)):
             found.append(r)
             if len(found) >= limit:
                 break
