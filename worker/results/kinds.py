@@ -91,12 +91,16 @@ def get(name: str) -> Kind | None:
     return next((k for k in KINDS if k.name == name), None)
 
 
+def select(scope: Scope | None = None, *, job_row: bool | None = None) -> dict[str, Kind]:
+    """The kinds of a scope by name, in registry order; ``job_row`` True: only the job's own
+    rows, False: only rows of a sample or its injections."""
+    return {k.name: k for k in KINDS
+            if (scope is None or k.scope == scope)
+            and (job_row is None or (k.row == "job") == job_row)}
+
+
 def names(scope: Scope | None = None, *, job_row: bool | None = None) -> tuple[str, ...]:
-    """The kinds of a scope; ``job_row`` True: only the job's own rows, False: only rows of a
-    sample or its injections."""
-    return tuple(k.name for k in KINDS
-                 if (scope is None or k.scope == scope)
-                 and (job_row is None or (k.row == "job") == job_row))
+    return tuple(select(scope, job_row=job_row))
 
 
 def rank(name: str) -> int:

@@ -33,9 +33,10 @@ def recompute_sample(sample: Sample, methods: Mapping[str, MethodSettings] | Non
     if tables:
         injections = labelled(tables)
         by_label = {injection_label(inj): inj for inj, _ in tables}
+        declared = kinds.select("sample")
         for compute in kinds.sample_computations():
             for comp in compute(injections, sample.sample_id, sample.analyte or None):
-                kind = kinds.get(comp.kind)
+                kind = declared.get(comp.kind)  # undeclared: refused by the store
                 per_injection = kind is not None and kind.row == "injection"
                 wanted.append((by_label[comp.inputs["injection"]] if per_injection else None,
                                comp))

@@ -55,10 +55,10 @@ def replace(job_id: int, sample: Sample | None, wanted: Sequence[Wanted],
     """Make ``wanted`` the current results of ``scope`` for ``sample`` (None: the job's own
     rows). Unchanged rows are kept, changed ones superseded. Returns whether anything was
     inserted or superseded."""
-    owned = kinds.names(scope, job_row=sample is None)
+    owned = kinds.select(scope, job_row=sample is None)
     for injection, comp in wanted:
-        kind = kinds.get(comp.kind)
-        if comp.kind not in owned or kind is None or (kind.row == "injection") != bool(injection):
+        kind = owned.get(comp.kind)
+        if kind is None or (kind.row == "injection") != (injection is not None):
             raise ValueError(
                 f"result kind {comp.kind!r} (scope {scope}, "
                 f"{'injection' if injection else 'job' if sample is None else 'sample'} row) "
