@@ -194,7 +194,7 @@ def test_d_folder_roles(path: str, role: str | None, job: str, name: str) -> Non
 def test_purity_signal_by_name_or_wavelength(wanted: str | None, chosen: str | None) -> None:
     from types import SimpleNamespace
 
-    from worker.results.sample import purity_signal
+    from worker.results.inputs import purity_signal
 
     names = ["DAD1 A, Sig=210,4 Ref=360,100", "DAD1 B, Sig=254,4 Ref=360,100", "UV 280nm"]
     peaks = [SimpleNamespace(signal=n) for n in names]

@@ -39,7 +39,8 @@ from worker.record.models import (
     database,
 )
 from worker.results import job as job_results
-from worker.results.sample import Tables, recompute_sample
+from worker.results.inputs import Tables
+from worker.results.sample import recompute_sample
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)

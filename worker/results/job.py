@@ -16,7 +16,7 @@ corrections and exclusions a new curve uses are audited.
 
 Results follow the data: the curve is computed on every file; when it (or any standard) changed,
 every sample and standard of the job is recomputed, else only the samples the file touched.
-Unchanged rows stay, changed ones are superseded (``results.replace``), so a standard arriving
+Unchanged rows stay, changed ones are superseded (``worker.results.store``), so a standard arriving
 after the samples makes their identity and quantity appear, and a re-export replaces them.
 """
 
@@ -29,34 +29,17 @@ from worker.chemistry import steps as t
 from worker.chemistry.acceptance import purity_acceptance
 from worker.chemistry.calibration import CalibrationCurve, Standard, fit_calibration
 from worker.chemistry.identity import identity
-from worker.chemistry.purity import select_main_peak
 from worker.chemistry.quantity import quantity
 from worker.chemistry.steps import Computation
 from worker.record import audit, sql
 from worker.record.models import SAMPLE, STANDARD, Job, Sample, database
-from worker.results.sample import (
-    CurrentInjection,
-    Tables,
-    Wanted,
-    peak_tables,
-    replace,
-    sample_purity,
-)
+from worker.results import kinds
+from worker.results.inputs import MainPeakRow, Tables, main_peaks, peak_tables
+from worker.results.sample import sample_purity
+from worker.results.store import Wanted, replace
 from worker.settings import MethodSettings
 
-CALIBRATION_KINDS = ("calibration_slope", "calibration_intercept", "calibration_r2")
-SAMPLE_KINDS = ("identity", "concentration", "amount", "acceptance")
 DEFAULT = "default"
-
-
-@dataclass(frozen=True)
-class MainPeakRow:
-    """One current injection's main peak, labelled by its source file (unique, readable)."""
-
-    injection: CurrentInjection
-    label: str
-    area: float
-    rt_min: float
 
 
 @dataclass(frozen=True)
@@ -74,18 +57,6 @@ def configuration(methods: Mapping[str, MethodSettings], analyte: str,
         if key and key in methods:
             return Config(key, methods[key])
     return Config(None, MethodSettings())
-
-
-def main_peaks(sample: Sample, methods: Mapping[str, MethodSettings],
-               cache: dict[int, Tables] | None = None) -> list[MainPeakRow]:
-    """Main peak of each current injection with a peak table (on the purity signal, as
-    configured), in natural injection order."""
-    rows = []
-    for inj, peaks in peak_tables(sample, methods, cache):
-        main = select_main_peak(peaks)
-        if main is not None:
-            rows.append(MainPeakRow(inj, inj.file_name, main.area, main.rt_min))
-    return rows
 
 
 def recompute_job(job: Job, touched: Iterable[Sample], methods: Mapping[str, MethodSettings],
@@ -106,7 +77,7 @@ def recompute_job(job: Job, touched: Iterable[Sample], methods: Mapping[str, Met
             points, corrections=cfg.method.level_corrections,
             exclude_levels=cfg.method.exclude_levels, unit=cfg.method.concentration_unit,
             min_r2=cfg.method.min_r2, analyte=analyte), cfg)
-    changed = replace(job.id, None, _calibration_rows(curves), CALIBRATION_KINDS)
+    changed = replace(job.id, None, _calibration_rows(curves), "job")
     if changed:
         _audit_choices(job, curves)
     # Only a changed curve (or standard) reaches every sample of the job; otherwise the work is
@@ -119,7 +90,7 @@ def recompute_job(job: Job, touched: Iterable[Sample], methods: Mapping[str, Met
         if s.id not in peaks:
             peaks[s.id] = main_peaks(s, methods, cache)
         wanted = _sample_rows(job, s, peaks, standards, curves, methods, cache)
-        replace(job.id, s, wanted, SAMPLE_KINDS)
+        replace(job.id, s, wanted, "job")
 
 
 _SAMPLES_SQL = (f"SELECT id, sample_id, kind, analyte, level FROM {sql.table(Sample)} "
@@ -150,11 +121,12 @@ def _calibration_rows(curves: Mapping[str, tuple[CalibrationCurve, Config]]) -> 
         inputs = {**comp.inputs, "analyte": analyte, "configuration": cfg.name,
                   "mean_rt_min": curve.mean_rt_min,
                   "points": [asdict(p) for p in curve.points]}
-        for kind, value, unit in (("calibration_slope", curve.slope, comp.unit),
-                                  ("calibration_intercept", curve.intercept, "area"),
-                                  ("calibration_r2", curve.r2, None)):
+        for kind, value in ((kinds.CALIBRATION_SLOPE, curve.slope),
+                            (kinds.CALIBRATION_INTERCEPT, curve.intercept),
+                            (kinds.CALIBRATION_R2, curve.r2)):
+            unit = comp.unit if kind.unit == kinds.BY_METHOD else kind.unit
             wanted.append((None, comp.model_copy(update={
-                "kind": kind, "value": value, "unit": unit, "inputs": inputs})))
+                "kind": kind.name, "value": value, "unit": unit, "inputs": inputs})))
     return wanted
 
 

@@ -2,8 +2,9 @@
 plain dicts (for ``--json``) and lines for a person.
 
 Ordering is natural everywhere (``Std_12`` before ``Std_100``, ``Inj_2`` before ``Inj_10``), the
-job's own rows (its calibration curve) before its samples', and within a sample purity, then
-acceptance, identity and quantity.
+job's own rows (its calibration curve) before its samples', and kinds in the order of the registry
+(``worker.results.kinds``: within a sample purity, then acceptance, identity and quantity), which
+also gives each kind's decimals and the one number shown behind an outcome.
 """
 
 from __future__ import annotations
@@ -16,28 +17,17 @@ from peewee import JOIN
 from worker.chemistry.naturalsort import natural_key
 from worker.record.canaries import not_canary_job
 from worker.record.models import Injection, Job, Result, Sample
-from worker.results.job import CALIBRATION_KINDS
-
-KIND_ORDER = ["calibration_slope", "calibration_intercept", "calibration_r2",
-              "purity_injection", "purity", "purity_rsd", "acceptance", "identity",
-              "concentration", "amount"]
+from worker.results import kinds
 
 
 class JobNotFound(LookupError):
     """JOB matched no job, or several (the message lists them)."""
 
 
-def _kind_rank(kind: str) -> int:
-    return KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
-
-
 def _detail(r: Result, inputs: dict[str, Any]) -> str:
     """The one number behind an outcome, for the text view."""
-    if r.kind == "identity" and inputs.get("delta_min") is not None:
-        return f"ΔRT {inputs['delta_min']:+.3f} min vs {inputs['reference_rt']:.3f}"
-    if r.kind == "acceptance" and inputs.get("purity") is not None:
-        return f"{inputs['purity']:.2f} % vs ≥ {inputs['minimum_pct']:g} %"
-    return ""
+    kind = kinds.get(r.kind)
+    return kind.detail(inputs) if kind and kind.detail else ""
 
 
 def result_rows(sample: str | None = None) -> list[dict[str, Any]]:
@@ -72,7 +62,7 @@ def result_rows(sample: str | None = None) -> list[dict[str, Any]]:
         })
     rows.sort(key=lambda x: (x["job_id"], x["sample"] is not None,
                              natural_key(x["sample"] or ""), natural_key(x["analyte"]),
-                             _kind_rank(x["kind"]), x["injection"] or 0))
+                             kinds.rank(x["kind"]), x["injection"] or 0))
     return rows
 
 
@@ -81,10 +71,9 @@ def format_result(r: dict[str, Any]) -> str:
         value = r["text"]
     elif r["value"] is None:
         value = "—"
-    elif r["kind"] == "calibration_r2":
-        value = f"{r['value']:.5f}"
     else:
-        value = f"{r['value']:.4f}"
+        kind = kinds.get(r["kind"])
+        value = f"{r['value']:.{kind.digits if kind else 4}f}"
     who = r["sample"] or f"(curve {r['analyte'] or 'default'})"
     if r["sample"] and r["analyte"]:
         who += f" [{r['analyte']}]"
@@ -112,7 +101,8 @@ def find_job(ref: str) -> Job:
 
 def calibration_report(job: Job) -> dict[str, Any]:
     """The job's current curves: slope, intercept, r², unit, points and flags per analyte."""
-    rows = (Result.select().where(Result.job == job, Result.kind.in_(CALIBRATION_KINDS),
+    curve_kinds = kinds.names("job", job_row=True)
+    rows = (Result.select().where(Result.job == job, Result.kind.in_(curve_kinds),
                                   Result.superseded == False)  # noqa: E712
             .order_by(Result.analyte, Result.id))
     curves: dict[str, dict[str, Any]] = {}

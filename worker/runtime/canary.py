@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from worker.record import store
 from worker.record.canaries import CANARY_DIR
 from worker.record.models import INGESTED, REJECTED, Injection, Result, SourceFile, database
+from worker.results import kinds
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ class Canary:
         elif row is not None and row.state == INGESTED:
             purity = (Result.select(Result.value)
                       .join(Injection, on=(Injection.sample == Result.sample))
-                      .where(Injection.source_file == row.id, Result.kind == "purity",
+                      .where(Injection.source_file == row.id, Result.kind == kinds.PURITY.name,
                              Result.superseded == False)  # noqa: E712
                       .scalar())
             if purity is None or abs(purity - EXPECTED_PURITY) > 1e-9:

@@ -1,0 +1,205 @@
+"""The results package in process, on a real SQLite file: the kind registry is complete and
+consistent with what the computations store and what ``results`` and ``export`` show; results
+are superseded exactly once when they change and kept when they do not; the view orders kinds
+as the registry does; and a new kind is one registry entry."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from worker.chemistry import purity
+from worker.chemistry.steps import Computation, Step
+from worker.record import db
+from worker.record.models import (
+    INGESTED,
+    SAMPLE,
+    STANDARD,
+    Injection,
+    Job,
+    Peak,
+    Result,
+    Sample,
+    SourceFile,
+    database,
+)
+from worker.results import export, kinds, store, view
+from worker.results.job import recompute_job
+from worker.results.sample import recompute_sample
+from worker.settings import MethodSettings, Settings
+
+METHODS = {"default": MethodSettings(purity_min_pct=95.0, volume=2.0)}
+LEVELS = {"Std_10": (10.0, 100.0), "Std_20": (20.0, 200.0), "Std_40": (40.0, 400.0)}
+
+
+@pytest.fixture
+def opened(tmp_path: Path) -> Iterator[None]:
+    (tmp_path / "inbox").mkdir()
+    db.open_database(Settings(data_dir=tmp_path / "data", inbox=tmp_path / "inbox"))
+    yield
+    database.close()
+
+
+def add_injection(job: Job, sample: Sample, number: int,
+                  peaks: Sequence[tuple[float, float]]) -> Injection:
+    """One file's injection of ``sample`` with (rt, area) peaks; Area% is left to purity."""
+    name = f"{sample.sample_id}_Inj_{number}.csv"
+    src = SourceFile.create(
+        sha256=hashlib.sha256(f"{job.id}/{name}/{peaks}".encode()).hexdigest(), path=name,
+        name=name, origin="test", size=1, mtime_ns=0, state=INGESTED, job=job)
+    inj = Injection.create(sample=sample, source_file=src, number=number)
+    for n, (rt, area) in enumerate(peaks, 1):
+        Peak.create(injection=inj, signal="DAD1 A", number=n, rt_min=rt, area=area,
+                    height=area / 10, begin_min=rt - 0.1, end_min=rt + 0.1,
+                    width_min=0.05 * n)
+    return inj
+
+
+def recompute(job: Job) -> None:
+    """What the consumer does after a file lands: each sample, then the job."""
+    with database.atomic():
+        samples = list(Sample.select().where(Sample.job == job))
+        for s in samples:
+            recompute_sample(s, METHODS)
+        recompute_job(job, samples, METHODS)
+
+
+@pytest.fixture
+def job(opened: None) -> Job:
+    """A job with three standards and one sample of two injections: every kind is computed."""
+    job = Job.create(key="test/job", name="job", method="m.amx")
+    for name, (level, area) in LEVELS.items():
+        std = Sample.create(job=job, sample_id=name, kind=STANDARD, level=level)
+        add_injection(job, std, 1, [(2.0, 1.0), (7.6, area)])
+    lot = Sample.create(job=job, sample_id="LOT-A", kind=SAMPLE)
+    add_injection(job, lot, 1, [(5.6, 2.0), (7.62, 150.0)])
+    add_injection(job, lot, 2, [(5.6, 3.0), (7.61, 151.0)])
+    recompute(job)
+    return job
+
+
+def current() -> list[Result]:
+    return list(Result.select().where(Result.superseded == False)  # noqa: E712
+                .order_by(Result.id))
+
+
+def test_every_stored_kind_is_declared_and_every_declared_kind_is_shown(job: Job) -> None:
+    rows = current()
+    assert {r.kind for r in rows} == set(kinds.names())
+    for r in rows:
+        kind = kinds.get(r.kind)
+        assert kind is not None
+        assert (r.injection_id is not None) == (kind.row == "injection"), r.kind
+        assert (r.sample_id is None) == (kind.row == "job"), r.kind
+        if kind.unit != kinds.BY_METHOD:
+            assert r.unit == kind.unit, r.kind
+        if kind.outcomes:
+            assert r.value is None and r.text in kind.outcomes, r.kind
+        else:
+            assert r.text is None, r.kind
+    assert {r["kind"] for r in view.result_rows()} == set(kinds.names())
+    assert {r["kind"] for r in export.results()} == set(kinds.names())
+    # The registry's own consistency: names unique, compute only where a recompute runs it.
+    assert len(set(kinds.names())) == len(kinds.KINDS)
+    for k in kinds.KINDS:
+        assert (k.compute is not None) == (k.scope == "sample"), k.name
+        assert k.row != "job" or k.scope == "job", k.name
+
+
+def test_unchanged_rows_stay_and_changed_ones_are_replaced_exactly_once(job: Job) -> None:
+    before = {r.id: r for r in current()}
+    recompute(job)
+    assert {r.id for r in current()} == set(before), "an unchanged recompute rewrote rows"
+
+    # A third injection of LOT-A: its mean purity, RSD, quantity and acceptance inputs change;
+    # the first two injections' purity and the curve do not.
+    lot = Sample.get(Sample.sample_id == "LOT-A")
+    add_injection(job, lot, 3, [(5.6, 2.5), (7.6, 160.0)])
+    recompute(job)
+    after = current()
+    kept = [r for r in after if r.id in before]
+    retired = Result.select().where(Result.superseded == True)  # noqa: E712
+    assert {r.id for r in retired} == set(before) - {r.id for r in kept}
+    kept_lot = {(r.kind, r.injection.number if r.injection_id else None)
+                for r in kept if r.sample_id == lot.id}
+    assert kept_lot == {("purity_injection", 1), ("purity_injection", 2)}
+    assert {r.kind for r in retired} == {"purity", "purity_rsd", "concentration", "amount",
+                                         "acceptance", "identity"}
+    # Exactly one current row per kind, sample and injection: replaced, never duplicated.
+    keys = [(r.kind, r.sample_id, r.injection_id) for r in after]
+    assert len(keys) == len(set(keys))
+    assert sum(1 for r in after if r.sample_id == lot.id and r.kind == "purity_injection") == 3
+    assert all(r.id in before for r in after if r.sample_id is None)  # the curve stayed
+
+
+def test_replace_refuses_a_kind_the_registry_does_not_declare(job: Job) -> None:
+    lot = Sample.get(Sample.sample_id == "LOT-A")
+    stray = Computation(kind="tailing", value=1.2, unit=None, inputs={}, calc_version="x/1",
+                        steps=[Step(label="s", formula="f", inputs={}, value=1.2)])
+    count = Result.select().count()
+    with pytest.raises(ValueError, match=r"'tailing'.*kinds\.py"), database.atomic():
+        store.replace(job.id, lot, [(None, stray)], "sample")
+    assert Result.select().count() == count
+
+
+def ordered_kinds(rows: list[dict[str, object]]) -> dict[object, list[object]]:
+    by_sample: dict[object, list[object]] = {}
+    for r in rows:
+        kinds_seen = by_sample.setdefault(r["sample"], [])
+        if r["kind"] not in kinds_seen:
+            kinds_seen.append(r["kind"])
+    return by_sample
+
+
+def test_view_orders_kinds_as_the_registry_does(job: Job,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = view.result_rows()
+    assert rows[0]["sample"] is None  # the job's own rows (its curve) first
+    shown = ordered_kinds(rows)
+    assert shown[None] == list(kinds.names("job", job_row=True))
+    assert shown["LOT-A"] == list(kinds.names(job_row=False))
+    r2 = next(r for r in rows if r["kind"] == "calibration_r2")
+    assert f"{r2['value']:.5f}" in view.format_result(r2)
+    identity_row = next(r for r in rows if r["kind"] == "identity" and r["sample"] == "LOT-A")
+    assert "ΔRT" in view.format_result(identity_row)
+
+    # Reverse the registry: the view follows it.
+    monkeypatch.setattr(kinds, "KINDS", tuple(reversed(kinds.KINDS)))
+    assert ordered_kinds(view.result_rows())["LOT-A"] == list(reversed(shown["LOT-A"]))
+
+
+def main_peak_width(injections: Sequence[purity.Injection], sample: str,
+                    analyte: str | None) -> list[Computation]:
+    """A stand-in for a new chemistry module: the main peak's width, per injection."""
+    out = []
+    for inj in injections:
+        main = purity.select_main_peak(inj.peaks)
+        width = inj.peaks[main.index].width_min if main else None  # type: ignore[attr-defined]
+        out.append(Computation(
+            kind="main_peak_width", value=width, unit="min", calc_version="width/1",
+            inputs={"injection": inj.label, "sample": sample, "analyte": analyte},
+            steps=[Step(label="width", formula="main peak's width", inputs={}, value=width)]))
+    return out
+
+
+def test_a_new_kind_is_one_registry_entry(job: Job, monkeypatch: pytest.MonkeyPatch) -> None:
+    width = kinds.Kind("main_peak_width", "sample", "injection", "min", compute=main_peak_width)
+    monkeypatch.setattr(kinds, "KINDS", (*kinds.KINDS, width))
+    lot = Sample.get(Sample.sample_id == "LOT-A")
+    recompute(job)
+    stored = [r for r in current() if r.kind == "main_peak_width"]
+    assert len(stored) == 5  # three standards' injections and LOT-A's two
+    assert {json.loads(r.inputs)["injection"] for r in stored if r.sample_id == lot.id} == \
+        {"Inj_1", "Inj_2"}
+    assert all(r.value == pytest.approx(0.1) for r in stored)  # the second peak's width
+    assert ordered_kinds(view.result_rows())["LOT-A"][-1] == "main_peak_width"
+
+    # Its old rows are superseded with the rest of the sample's kinds: no tuple to forget.
+    Peak.update(width_min=0.3).where(Peak.number == 2).execute()
+    recompute(job)
+    stored = [r for r in current() if r.kind == "main_peak_width"]
+    assert len(stored) == 5 and all(r.value == pytest.approx(0.3) for r in stored)
