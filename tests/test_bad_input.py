@@ -22,7 +22,8 @@ import pytest
 from conftest import WorkerProcess, files_under, wait_for, write_config
 from faults.reports import HEADER, GenPeak, random_peaks, report
 
-from worker.record import db, store, watcher
+from worker.intake import watcher
+from worker.record import db, store
 from worker.record.models import AuditEvent, Injection, Peak, SourceFile
 from worker.settings import Settings
 
