@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import WorkerProcess, wait_for
+from support.workers import WorkerProcess, wait_for
 
 from worker.results.export import neutralise, write_csv
 

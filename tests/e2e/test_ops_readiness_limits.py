@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import WorkerProcess, wait_for, write_config
-from faults.reports import random_peaks, report
+from support.reports import random_peaks, report
+from support.workers import WorkerProcess, wait_for, write_config
 
 from worker.record.models import Lease
 from worker.runtime import http

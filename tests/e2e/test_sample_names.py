@@ -6,8 +6,8 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import WorkerProcess
-from faults.reports import random_peaks, report
+from support.reports import random_peaks, report
+from support.workers import WorkerProcess
 
 from worker.consume.sample_names import BLANK, OTHER, SAMPLE, STANDARD, Identity, identify
 from worker.record.models import Result, Sample

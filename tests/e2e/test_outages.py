@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import WorkerProcess, files_under, wait_for, write_config
-from faults.reports import random_peaks, report
+from support.reports import random_peaks, report
+from support.workers import WorkerProcess, files_under, wait_for, write_config
 
 from worker.record.models import Injection, SourceFile
 

@@ -14,8 +14,8 @@ import random
 import time
 from pathlib import Path
 
-from conftest import WorkerProcess, files_under, wait_for
-from faults.reports import random_peaks, report
+from support.reports import random_peaks, report
+from support.workers import WorkerProcess, files_under, wait_for
 
 from worker.record.models import AuditEvent, SourceFile, database
 

@@ -11,8 +11,8 @@ import json
 import random
 from pathlib import Path
 
-from conftest import WorkerProcess, files_under, wait_for
-from faults.reports import GenPeak, random_peaks, report
+from support.reports import GenPeak, random_peaks, report
+from support.workers import WorkerProcess, files_under, wait_for
 
 from worker.record.models import AuditEvent, Injection, Peak, Result, Sample, SourceFile
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import WorkerProcess, wait_for, write_config
-from faults.harness import Drop, Tally, check, inbox_files, plan, put
 from pydantic import SecretStr
+from support.drops import Drop, assert_exactly_once, drop_all, plan, settle
+from support.workers import WorkerProcess, wait_for, write_config
 
 from worker.record import db, ledger
 from worker.record.models import AuditEvent, Injection, SourceFile
@@ -34,27 +34,6 @@ def running(pid: int) -> bool:
     except OSError:  # no /proc on this platform
         return ledger.pid_alive(pid)
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def drop_all(w: WorkerProcess, drops: list[Drop], rng: random.Random) -> None:
-    for d in drops:
-        put(w.inbox, d, rng)
-
-
-def settle(w: WorkerProcess, drops: list[Drop]) -> None:
-    """Until every distinct content is final and the inbox is empty."""
-    w.wait_final(len({d.sha for d in drops}), timeout=120)
-    wait_for(lambda: not inbox_files(w.inbox), timeout=30, what="an empty inbox")
-
-
-def assert_exactly_once(w: WorkerProcess, drops: list[Drop]) -> None:
-    """The fault harness's checks: one ledger row and one final event per content, its rows
-    exactly once, no orphans, audit chain intact, every drop in processed/ or quarantine/."""
-    tally = Tally(files=len(drops), duplicates=sum(d.duplicate for d in drops))
-    check(w, drops, tally)  # type: ignore[arg-type]  # the harness's Worker, duck-typed
-    assert tally.problems == [], "\n".join(tally.problems[:30])
-    assert (tally.lost, tally.duplicated) == (0, 0)
-    assert tally.ingested + tally.rejected == tally.distinct == len({d.sha for d in drops})
 
 
 def final_pids(w: WorkerProcess) -> set[int]:

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from conftest import WorkerProcess
+from support.workers import WorkerProcess
 
 LEVELS = [12, 25, 50, 100, 250]
 MAIN_AREA = {12: 56.9860, 25: 107.7670, 50: 214.6817, 100: 411.4072, 250: 1021.4570}

@@ -12,8 +12,8 @@ import urllib.request
 from datetime import UTC
 from pathlib import Path
 
-from conftest import WorkerProcess, wait_for, write_config
 from prometheus_client.parser import text_string_to_metric_families
+from support.workers import WorkerProcess, wait_for, write_config
 
 from worker.record.canaries import CANARY_DIR
 from worker.record.models import INGESTED, REJECTED, SourceFile

@@ -26,19 +26,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from bench.scaleout import (
-    REDIS_SERVER,
-    Backends,
-    Cluster,
-    Node,
-    fresh_postgres,
-    fresh_queue_name,
-    spread,
-    unreachable,
-)
-from conftest import IN_CI, free_port, wait_for
-from faults.harness import plan, put
-from test_scaleout import assert_clean, bind, check_exactly_once
+from support.cluster import Backends, Cluster, Node, assert_clean, bind, check_exactly_once, spread
+from support.corpus import IN_CI
+from support.drops import plan, put
+from support.servers import REDIS_SERVER
+from support.workers import free_port, wait_for
 
 pytestmark = pytest.mark.scaleout
 
@@ -134,37 +126,6 @@ def stuck_loops(node: Node) -> str | None:
 
 def all_ready(cluster: Cluster) -> bool:
     return all(readyz(node)[0] == 200 for node in cluster.nodes)
-
-
-# As in test_scaleout.py: a fresh database and queue name per test, skipped without the servers
-# (a failure under CI); processes a test started are killed at its end.
-@pytest.fixture(scope="module")
-def servers() -> None:
-    reason = unreachable()
-    if reason:
-        if IN_CI:
-            pytest.fail(f"CI needs the PostgreSQL and Redis servers: {reason}")
-        pytest.skip(reason)
-
-
-@pytest.fixture
-def pg(servers: None) -> Iterator[str]:
-    with fresh_postgres() as url:
-        yield url
-
-
-@pytest.fixture
-def queue_name(servers: None) -> Iterator[str]:
-    with fresh_queue_name() as name:
-        yield name
-
-
-@pytest.fixture
-def cluster_root() -> Iterator[list[Cluster]]:
-    made: list[Cluster] = []
-    yield made
-    for cluster in made:
-        cluster.kill_all()
 
 
 @pytest.fixture

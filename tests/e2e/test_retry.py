@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import random
 
-from conftest import WorkerProcess, files_under, wait_for, write_config
-from faults.reports import random_peaks, report
+from support.reports import random_peaks, report
+from support.workers import WorkerProcess, files_under, wait_for, write_config
 
 from worker.record.models import AuditEvent, Injection, SourceFile
 

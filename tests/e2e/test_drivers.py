@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, WorkerProcess, corpus_dir, write_config
+from support.corpus import REPO, corpus_dir
+from support.workers import WorkerProcess, write_config
 
 LEFT_OUT = ("psycopg", "psycopg2", "psycopg2cffi", "redis")
 SCALEOUT_INSTALLED = all(importlib.util.find_spec(n) for n in ("psycopg", "redis"))

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import WorkerProcess, write_config
+from support.workers import WorkerProcess, write_config
 
 from worker.runtime import sdnotify
 

@@ -17,133 +17,27 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from bench.scaleout import (
-    REDIS_SERVER,
+from support.cluster import (
     Backends,
     Cluster,
     Node,
-    fresh_postgres,
-    fresh_queue_name,
+    assert_clean,
+    bind,
+    check_exactly_once,
+    cli,
+    owner_pid,
+    scheduler_owner,
     spread,
-    unreachable,
 )
-from conftest import IN_CI, files_under, wait_for
-from faults.harness import Drop, Tally, _check_rows, inbox_files, plan, put
+from support.drops import Tally, plan, put
+from support.servers import REDIS_SERVER, fresh_postgres
+from support.workers import wait_for
 
 pytestmark = pytest.mark.scaleout
-
-
-@pytest.fixture(scope="module")
-def servers() -> None:
-    reason = unreachable()
-    if reason:
-        if IN_CI:
-            pytest.fail(f"CI needs the PostgreSQL and Redis servers: {reason}")
-        pytest.skip(reason)
-
-
-@pytest.fixture
-def pg(servers: None) -> Iterator[str]:
-    with fresh_postgres() as url:
-        yield url
-
-
-@pytest.fixture
-def queue_name(servers: None) -> Iterator[str]:
-    with fresh_queue_name() as name:
-        yield name
-
-
-@pytest.fixture
-def cluster_root(tmp_path: Path) -> Iterator[list[Cluster]]:
-    """Clusters started by a test; any process still running at the end is killed."""
-    made: list[Cluster] = []
-    yield made
-    for cluster in made:
-        cluster.kill_all()
-
-
-def cli(backends: Backends, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "worker", *args], capture_output=True,
-                          text=True, env=backends.env(), timeout=120)
-
-
-def bind(backends: Backends, tmp: Path) -> Any:
-    """The shared database opened in the test process, to read what the processes wrote."""
-    from worker.record import db
-    return db.open_database(backends.settings(inbox=tmp / "none", data_dir=tmp / "none"))
-
-
-def check_exactly_once(cluster: Cluster, placed: list[tuple[Node, Drop]], tmp: Path) -> Tally:
-    """Every drop accounted for once: ledger, rows, audit events, blobs and folders."""
-    from worker.record.models import RawBlob
-
-    drops = [drop for _, drop in placed]
-    tally = Tally(files=len(drops), duplicates=sum(d.duplicate for d in drops))
-    database = bind(cluster.backends, tmp)
-    try:
-        _check_rows(drops, tally)
-        blobs = {b.sha256 for b in RawBlob.select(RawBlob.sha256)}
-        for sha in {d.sha for d in drops} - blobs:
-            tally.problems.append(f"raw bytes of {sha[:12]}… are not in the database")
-    finally:
-        database.close()
-    # Every process checkpoints the trail's head in its own data folder (at start and stop).
-    verify = cli(cluster.backends, "audit", "verify", "--data-dir", str(cluster.nodes[0].data))
-    if verify.returncode != 0:
-        tally.problems.append(f"audit verify failed: {verify.stdout}{verify.stderr}")
-    for watcher in cluster.watchers:  # each file ends beside the inbox it was dropped into
-        wanted = Counter(d.sha for node, d in placed if node is watcher)
-        found: Counter[str] = Counter()
-        for folder in ("processed", "quarantine"):
-            for path in files_under(watcher.data / folder):
-                if not path.name.endswith(".reason.txt"):
-                    found[drop_sha(path)] += 1
-        if found != wanted:
-            lost, extra = wanted - found, found - wanted
-            tally.lost += sum(lost.values())
-            tally.duplicated += sum(extra.values())
-            tally.problems.append(f"{watcher.name}: {sum(lost.values())} file(s) missing, "
-                                  f"{sum(extra.values())} extra in processed/ + quarantine/")
-        if inbox_files(watcher.inbox):
-            tally.problems.append(f"{watcher.name}: files left in the inbox")
-    for consumer in cluster.consumers:  # no shared folder: consumers hold no files' bytes
-        for folder in ("raw", "processed", "quarantine"):
-            if files_under(consumer.data / folder):
-                tally.problems.append(f"{consumer.name} has files in {folder}/")
-    return tally
-
-
-def drop_sha(path: Path) -> str:
-    import hashlib
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def assert_clean(tally: Tally) -> None:
-    print(tally.line())
-    assert tally.problems == [], "\n".join(tally.problems[:30])
-    assert (tally.lost, tally.duplicated) == (0, 0)
-    assert tally.ingested > 0 and tally.rejected > 0  # the burst had good and bad files
-
-
-def scheduler_owner(backends: Backends, tmp: Path) -> str | None:
-    from worker.record.models import Lease
-    database = bind(backends, tmp)
-    try:
-        lease = Lease.get_or_none(Lease.name == "scheduler")
-        return lease.owner if lease else None
-    finally:
-        database.close()
-
-
-def owner_pid(owner: str | None) -> int | None:
-    return int(owner.split(":")[1]) if owner else None
 
 
 # --- schema and start-up ----------------------------------------------------------------------

@@ -7,7 +7,7 @@ import shutil
 import time
 from pathlib import Path
 
-from conftest import WorkerProcess, files_under, wait_for
+from support.workers import WorkerProcess, files_under, wait_for
 
 from worker.record.models import Chromatogram, Injection, Peak, Result, Sample, SourceFile
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import WorkerProcess, files_under
+from support.workers import WorkerProcess, files_under
 
 from worker.record.models import Chromatogram, Injection, Peak, Result, Sample, SourceFile
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import WorkerProcess, wait_for, write_config
+from support.workers import WorkerProcess, wait_for, write_config
 
 from worker.consume.queue import open_queue
 from worker.intake.watcher import Watcher

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import WorkerProcess, files_under, wait_for, write_config
-from faults.reports import HEADER, GenPeak, random_peaks, report
+from support.reports import HEADER, GenPeak, random_peaks, report
+from support.workers import WorkerProcess, files_under, wait_for, write_config
 
 from worker.intake import watcher
 from worker.record import db, store

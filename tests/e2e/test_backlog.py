@@ -11,9 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import WorkerProcess, wait_for, write_config
-from faults.harness import inbox_files, plan
-from test_processes import assert_exactly_once, drop_all, settle
+from support.drops import assert_exactly_once, drop_all, inbox_files, plan, settle
+from support.workers import WorkerProcess, wait_for, write_config
 
 
 def test_intake_stops_at_the_backlog_limit_and_the_rest_is_taken_as_room_appears(

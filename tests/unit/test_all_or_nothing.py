@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from faults.reports import random_peaks, report
+from support.reports import random_peaks, report
 
 from worker.consume import ingest
 from worker.intake import watcher

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from conftest import WorkerProcess, wait_for, write_config
+from support.workers import WorkerProcess, wait_for, write_config
 
 from worker.record.models import AuditEvent, Result, Sample
 

@@ -22,8 +22,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import IN_CI, WorkerProcess, files_under, wait_for, write_config
-from faults.reports import HEADER, random_peaks, report
+from support.corpus import IN_CI
+from support.reports import HEADER, random_peaks, report
+from support.workers import WorkerProcess, files_under, wait_for, write_config
 
 from worker.record.models import AuditEvent, Injection, Sample, SourceFile
 

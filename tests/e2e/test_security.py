@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import WorkerProcess, wait_for, write_config
+from support.workers import WorkerProcess, wait_for, write_config
 
 from worker.runtime.canary import report_bytes
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import WorkerProcess, files_under
+from support.workers import WorkerProcess, files_under
 
 
 def run(root: Path, *args: str) -> subprocess.CompletedProcess[str]:

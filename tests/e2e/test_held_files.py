@@ -20,8 +20,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import IN_CI, WorkerProcess, files_under, wait_for, write_config
-from faults.reports import random_peaks, report
+from support.corpus import IN_CI
+from support.reports import random_peaks, report
+from support.workers import WorkerProcess, files_under, wait_for, write_config
 
 from worker.record.models import SourceFile, database
 
