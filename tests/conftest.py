@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from support.cluster import Cluster
 from support.corpus import corpus_dir
+from support.pipeline import Pipeline
 from support.servers import fresh_postgres, fresh_queue_name, require_servers
 from support.workers import WorkerProcess, write_config
 
@@ -55,6 +56,14 @@ def open_db(tmp_path: Path) -> Iterator[Callable[[Path], None]]:
     yield _open
     for database in opened:
         database.close()
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
+    """The path of a file in this process (support.pipeline) on a fresh SQLite installation."""
+    p = Pipeline.open(tmp_path)
+    yield p
+    p.close()
 
 
 # --- the shared PostgreSQL and Redis: a private database and queue name per test ------------

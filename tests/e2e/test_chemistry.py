@@ -1,4 +1,4 @@
-"""Issue 4, end to end: the calibration curve, identity, quantity and acceptance as files land in a
+"""End to end: the calibration curve, identity, quantity and acceptance as files land in a
 job — on the real Agilent standards, and on small synthetic OpenLab PeakData exports for what the
 corpus does not have (samples, a late standard, a re-export, flags, ten injections)."""
 

@@ -1,4 +1,5 @@
-"""Issue 3: the bad-input catalogue, each case its own test, through one running worker.
+"""Complete or rejected: the bad-input catalogue, each case its own test, through one running
+worker.
 
 Every static case is dropped into the inbox of one worker (max_file_mb = 1) at once; each test
 then checks what became of its file. Valid-but-unusual files (BOM, UTF-16, cp1252, CR/CRLF line

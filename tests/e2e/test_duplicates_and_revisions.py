@@ -1,4 +1,4 @@
-"""Issue 3: duplicates and revisions through a running worker.
+"""Duplicates and revisions through a running worker.
 
 The same bytes again (under another name, or the same name after the first copy was processed)
 are a duplicate: audited, no new rows, and the copy leaves the inbox. The same path with new bytes

@@ -1,4 +1,4 @@
-"""Issue 3: exactly-once under SIGKILL. The real worker is killed at random moments while a burst
+"""Exactly once under SIGKILL. The real worker is killed at random moments while a burst
 of files (valid, bad and duplicate drops) arrives, restarted, and every file is counted after.
 
 The same harness runs at scale from the command line: ``python -m tests.faults.harness --files

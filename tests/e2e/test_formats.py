@@ -1,4 +1,4 @@
-"""Issue 7, end to end: every vendor folder of the corpus dropped into a running worker ends as the
+"""End to end: every vendor folder of the corpus dropped into a running worker ends as the
 right rows — samples, peaks per signal, chromatograms — and nothing valid is rejected. ChemStation
 ``.D`` folders become one injection each whatever the order their files arrive in."""
 

@@ -1,5 +1,4 @@
-"""Issue "Hold the line": complete files the watcher cannot take are reported, and hold back
-nothing else.
+"""Complete files the watcher cannot take are reported, and hold back nothing else.
 
 An unreadable file (no read permission) used to wait in the inbox silently for ever with
 /readyz 200; now it is logged once, counted and named in /status and /metrics, fails readiness

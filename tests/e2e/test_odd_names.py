@@ -1,4 +1,4 @@
-"""Issue "Hold the line", item 1: a file whose name is not UTF-8 is that file's problem only.
+"""A file whose name is not UTF-8 is that file's problem only.
 
 Older Windows PCs and network shares write Latin-1 names (``L\\xf6sung.csv``); on Linux such a
 name is bytes that no text column takes. It used to fail the registration of its whole batch,

@@ -1,4 +1,4 @@
-"""Issue 5: /metrics parses as Prometheus text and agrees with the ledger, also after a restart;
+"""/metrics parses as Prometheus text and agrees with the ledger, also after a restart;
 the canary goes through the whole pipeline, shows in /status and /metrics, and stays out of
 exports and file counts."""
 

@@ -1,4 +1,4 @@
-"""Issue 5: /readyz names what is wrong — database not writable, inbox gone, observer dead, disk,
+"""/readyz names what is wrong — database not writable, inbox gone, observer dead, disk,
 backlog — and turns back to 200 once it is fixed. Real worker subprocesses and a real observer."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 5: the systemd unit and the notify protocol, received on a real unix datagram socket from
+"""The systemd unit and the notify protocol, received on a real unix datagram socket from
 a real worker process."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 5: the operator's tools — export (formula cells neutralised), backup, JSON log files,
+"""The operator's tools — export (formula cells neutralised), backup, JSON log files,
 and the one-shot ingest's progress output on and off a terminal."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 3: outages. The data folder's disk fills up, another process holds
+"""Outages. The data folder's disk fills up, another process holds
 SQLite's write lock, SIGTERM arrives in the middle of a burst: nothing is lost, and the worker
 recovers by itself once the fault clears.
 

@@ -1,4 +1,4 @@
-"""Issue 2, end to end: the real corpus dropped into a running worker (real observer, consumer,
+"""End to end: the real corpus dropped into a running worker (real observer, consumer,
 SQLite), a slowly written file, a file cut in the middle of its table, and a restart."""
 
 from __future__ import annotations

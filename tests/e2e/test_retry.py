@@ -1,4 +1,4 @@
-"""Issue 3: ``accu-ingest retry`` re-processes quarantined files, audited.
+"""``accu-ingest retry`` re-processes quarantined files, audited.
 
 The cause is fixed outside the file (here: a ``max_file_mb`` that was set too low), then the
 retry reopens the ledger row from the stored bytes, ingests it, and quarantine/ is tidied; a file

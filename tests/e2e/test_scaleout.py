@@ -1,6 +1,6 @@
-"""Issue 8: many instrument PCs, one database — against the real PostgreSQL and Redis here.
+"""Many instrument PCs, one database — against the real PostgreSQL and Redis here.
 
-Every test gets a fresh PostgreSQL database and a queue name of its own (tests/bench/scaleout.py),
+Every test gets a fresh PostgreSQL database and a queue name of its own (support.servers),
 so runs never see each other's rows or tasks. Watchers and consumers are real ``accu-ingest
 watch`` / ``consume`` processes, each in its own folder: nothing is shared but the servers.
 Skipped with the reason when the servers do not answer; a failure under CI=true.
