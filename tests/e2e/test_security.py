@@ -93,6 +93,9 @@ def test_nothing_under_data_is_open_to_other_accounts(tmp_path: Path, umask_022:
         assert stat.S_IMODE(good.stat().st_mode) == 0o644
         status = worker.wait_final(2)
         assert (status["files"]["ingested"], status["files"]["rejected"]) == (1, 1)
+        # Final in the ledger comes before the move out of the inbox: wait for both files.
+        wait_for(lambda: not any(p.is_file() for p in worker.inbox.rglob("*")), timeout=60,
+                 what="both files out of the inbox")
         open_while_running = opened(worker.data)
     finally:
         assert worker.stop() == 0
