@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.corpus import REPO
 from support.workers import WorkerProcess, wait_for, write_config
 
 from worker.runtime.canary import report_bytes
 
-FIXTURES = Path(__file__).parent / "fixtures" / "audit"
+FIXTURES = REPO / "tests" / "fixtures" / "audit"
 
 
 @pytest.fixture(scope="module")
