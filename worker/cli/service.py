@@ -2,8 +2,8 @@
 
 The unit runs the ``accu-ingest`` of the virtual environment this command runs from, with an
 absolute ``--config``, as ``Type=notify`` (the worker says READY=1 once its parts run, pings the
-watchdog, says STOPPING=1; see runtime/sdnotify.py). SIGTERM stops it gracefully: files in flight finish
-within the consumer's 60 s shutdown timeout, so systemd waits 90 s before it kills.
+watchdog, says STOPPING=1; see runtime/sdnotify.py). SIGTERM stops it gracefully: files in
+flight finish within the consumer's 60 s shutdown timeout, so systemd waits 90 s before it kills.
 """
 
 from __future__ import annotations
