@@ -1,27 +1,17 @@
-"""Shared test fixtures: the real corpus, and the real worker run as a subprocess."""
+"""pytest's hooks and the fixtures every folder shares; the helpers themselves are in support/."""
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-# The real files the tests use travel with the repository (tests/corpus/README.md: provenance and
-# licences), so a fresh clone runs every test; ACCU_CORPUS points them at another copy.
-CORPUS = Path(os.environ.get("ACCU_CORPUS", REPO / "tests" / "corpus"))
-IN_CI = os.environ.get("CI") == "true"
+from support.cluster import Cluster
+from support.corpus import corpus_dir
+from support.pipeline import Pipeline
+from support.servers import fresh_postgres, fresh_queue_name, require_servers
+from support.workers import WorkerProcess, write_config
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,112 +28,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-def corpus_dir() -> Path:
-    """The real instrument exports (tests/corpus); skips the test when ACCU_CORPUS names a
-    folder that is absent, and fails it under CI, where they must be there."""
-    if not CORPUS.is_dir():
-        if IN_CI:
-            pytest.fail(f"corpus missing at {CORPUS}: CI must have it")
-        pytest.skip(f"corpus not found at {CORPUS} (set ACCU_CORPUS)")
-    return CORPUS
-
-
-def corpus_bytes(*parts: str) -> bytes:
-    """One corpus file's bytes, with corpus_dir's skip-or-fail when the corpus is absent."""
-    return corpus_dir().joinpath(*parts).read_bytes()
-
-
 @pytest.fixture(scope="session")
 def corpus() -> Path:
     return corpus_dir()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1,
-             what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-class WorkerProcess:
-    """``accu-ingest run`` as a real subprocess on its own inbox and data folder."""
-
-    def __init__(self, root: Path, *extra: str, env: dict[str, str] | None = None) -> None:
-        self.root = root
-        self.inbox = root / "inbox"
-        self.data = root / "data"
-        self.inbox.mkdir(parents=True, exist_ok=True)
-        self.extra = list(extra)
-        self.env = {**os.environ, **(env or {})}
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = root / "worker.log"
-
-    def cli(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
-        cmd = [sys.executable, "-m", "worker", *args, "--inbox", str(self.inbox),
-               "--data-dir", str(self.data)]
-        return subprocess.run(cmd, capture_output=True, text=True, env=self.env, check=check,
-                              timeout=120)
-
-    def start(self, *extra: str) -> WorkerProcess:
-        cmd = [sys.executable, "-m", "worker", "run", "--inbox", str(self.inbox), "--data-dir",
-               str(self.data), "--port", str(self.port), *self.extra, *extra]
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env)
-        wait_for(self.alive, timeout=30, what="worker /livez")
-        wait_for(self.consuming, timeout=30, what="worker's consumer processes ready")
-        return self
-
-    def consuming(self) -> bool:
-        """Its consumer processes (if any) are up and said they are ready."""
-        children = self.status()["consumer_processes"]
-        return children is None or children["ready"] == children["processes"]
-
-    def get(self, path: str) -> tuple[int, Any]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
-
-    def alive(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(f"worker exited with {self.proc.returncode}:\n"
-                                 f"{self.log.read_text(errors='replace')[-4000:]}")
-        try:
-            return self.get("/livez")[0] == 200
-        except OSError:
-            return False
-
-    def status(self) -> dict[str, Any]:
-        return self.get("/status")[1]
-
-    def wait_final(self, n: int, timeout: float = 60.0) -> dict[str, Any]:
-        """Wait until n files are in a final state and nothing is left in the backlog."""
-        def done() -> dict[str, Any] | None:
-            s = self.status()
-            final = s["files"]["ingested"] + s["files"]["rejected"]
-            return s if final >= n and s["backlog"] == 0 else None
-        return wait_for(done, timeout=timeout, what=f"{n} files final")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=timeout)
-        code = self.proc.returncode
-        self.proc = None
-        return code
 
 
 @pytest.fixture
@@ -152,18 +39,6 @@ def worker(tmp_path: Path) -> Iterator[WorkerProcess]:
     yield w
     if w.proc is not None and w.proc.poll() is None:
         w.stop(signal.SIGKILL)
-
-
-def write_config(root: Path, **settings: Any) -> Path:
-    """A TOML config with test-friendly timings (short stability window, fast reconcile)."""
-    values = {"stable_seconds": 0.5, "rescan_seconds": 2.0, "reconcile_seconds": 1.0,
-              "lease_seconds": 20.0, **settings}
-    lines = []
-    for key, value in values.items():
-        lines.append(f"{key} = {json.dumps(value)}")
-    path = root / "accu-ingest.toml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 @pytest.fixture
@@ -183,10 +58,37 @@ def open_db(tmp_path: Path) -> Iterator[Callable[[Path], None]]:
         database.close()
 
 
-def files_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file())
+@pytest.fixture
+def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
+    """The path of a file in this process (support.pipeline) on a fresh SQLite installation."""
+    p = Pipeline.open(tmp_path)
+    yield p
+    p.close()
 
 
-def kill(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+# --- the shared PostgreSQL and Redis: a private database and queue name per test ------------
+@pytest.fixture(scope="module")
+def servers() -> None:
+    """Skips the test when the servers do not answer (with the reason); fails it under CI."""
+    require_servers()
+
+
+@pytest.fixture
+def pg(servers: None) -> Iterator[str]:
+    with fresh_postgres() as url:
+        yield url
+
+
+@pytest.fixture
+def queue_name(servers: None) -> Iterator[str]:
+    with fresh_queue_name() as name:
+        yield name
+
+
+@pytest.fixture
+def cluster_root() -> Iterator[list[Cluster]]:
+    """Clusters started by a test; any process still running at the end is killed."""
+    made: list[Cluster] = []
+    yield made
+    for cluster in made:
+        cluster.kill_all()

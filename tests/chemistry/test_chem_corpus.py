@@ -11,7 +11,7 @@ import io
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS
+from support.corpus import CORPUS
 
 from worker.chemistry.calibration import Standard, fit_calibration
 from worker.chemistry.identity import identity

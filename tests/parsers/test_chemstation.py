@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-from conftest import corpus_bytes
+from support.corpus import corpus_bytes
 
 from worker.parsers import chemstation_csv, chemstation_txt
 from worker.parsers.base import ParsedFile, ParseError, Peak

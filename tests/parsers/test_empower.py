@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-from conftest import corpus_bytes
+from support.corpus import corpus_bytes
 
 from worker.parsers import empower
 from worker.parsers.base import ParsedFile, ParseError

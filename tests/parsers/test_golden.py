@@ -17,7 +17,7 @@ import os
 from typing import Any
 
 import pytest
-from conftest import REPO, corpus_dir
+from support.corpus import REPO, corpus_dir
 
 from worker import parsers
 from worker.parsers.base import ParsedFile, ParseError, Signal

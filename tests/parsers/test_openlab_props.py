@@ -12,10 +12,10 @@ from __future__ import annotations
 import codecs
 import math
 
-from faults.fuzz import FUZZ, damage
-from faults.reports import HEADER, GenPeak, report
 from hypothesis import given
 from hypothesis import strategies as st
+from support.fuzz import FUZZ, damage
+from support.reports import HEADER, GenPeak, report
 
 from worker.parsers import agilent_openlab
 from worker.parsers.base import ParsedFile, ParseError

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import corpus_dir
-from faults.fuzz import FUZZ, damage
 from hypothesis import example, given
 from hypothesis import strategies as st
+from support.corpus import corpus_dir
+from support.fuzz import FUZZ, damage
 
 from worker.parsers import (
     agilent_openlab,

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import io
 
-from faults.fuzz import FUZZ, damage
 from hypothesis import given
 from hypothesis import strategies as st
 from openpyxl import Workbook
+from support.fuzz import FUZZ, damage
 
 from worker.parsers import table
 from worker.parsers.base import ParsedFile, ParseError

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import codecs
 
-from faults.fuzz import FUZZ, damage
 from hypothesis import given
 from hypothesis import strategies as st
+from support.fuzz import FUZZ, damage
 
 from worker.parsers import trace_csv
 from worker.parsers.base import ParsedFile, ParseError

@@ -15,11 +15,11 @@ import sys
 from functools import cache
 from pathlib import Path
 
-from conftest import corpus_dir
-from faults.fuzz import FUZZ
-from faults.reports import random_peaks, report
 from hypothesis import given
 from hypothesis import strategies as st
+from support.corpus import corpus_dir
+from support.fuzz import FUZZ
+from support.reports import random_peaks, report
 
 from worker import parsers
 from worker.parsers.base import ParseError

@@ -11,10 +11,10 @@ from __future__ import annotations
 from types import ModuleType
 
 import pytest
-from conftest import corpus_dir
-from faults.fuzz import FUZZ
 from hypothesis import given
 from hypothesis import strategies as st
+from support.corpus import corpus_dir
+from support.fuzz import FUZZ
 
 from worker.parsers import chromeleon, empower, shimadzu
 from worker.parsers.base import ParsedFile, ParseError

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
-from conftest import corpus_bytes, corpus_dir
+from support.corpus import corpus_bytes, corpus_dir
 
 from worker import parsers
 from worker.consume import sample_names

@@ -1,0 +1,93 @@
+"""A file's path in one process: taken from the inbox, registered, ingested into rows — or
+rejected with its line and reason — all or nothing, and once however often its task runs."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from support.corpus import corpus_bytes
+from support.pipeline import Pipeline
+from support.reports import random_peaks, report
+
+from worker.record import audit
+from worker.record.models import AuditEvent, Injection, Peak, SourceFile
+
+
+def events(row: SourceFile, name: str) -> int:
+    return AuditEvent.select().where(AuditEvent.source_file_id == row.id,
+                                     AuditEvent.event == name).count()
+
+
+def test_a_report_becomes_its_rows_and_leaves_the_inbox_for_processed(
+        pipeline: Pipeline) -> None:
+    peaks = random_peaks(random.Random(7), 5)
+    row = pipeline.run("S-1_Inj_1_Report.csv", report(peaks))
+
+    assert row.state == "ingested" and row.error is None
+    [injection] = Injection.select().where(Injection.source_file == row.id)
+    stored = [(p.rt_min, p.area, p.area_pct, p.height, p.begin_min, p.end_min)
+              for p in injection.peaks.order_by(Peak.number)]
+    assert stored == [(p.rt, p.area, p.area_pct, p.height, p.begin, p.end) for p in peaks]
+    assert not (pipeline.settings.inbox / "S-1_Inj_1_Report.csv").exists()
+    assert (pipeline.settings.processed_dir / "S-1_Inj_1_Report.csv").is_file()
+    assert events(row, "ingested") == 1 and audit.verify().ok
+
+
+def test_a_real_agilent_export_is_ingested(pipeline: Pipeline) -> None:
+    row = pipeline.run("100_Report.csv", corpus_bytes("agilent-1290", "100_Report.csv"))
+    assert row.state == "ingested"
+    assert Peak.select().join(Injection).where(Injection.source_file == row.id).count() > 0
+
+
+def test_a_report_cut_in_its_table_is_rejected_with_its_line_and_no_rows(
+        pipeline: Pipeline) -> None:
+    text = report(random_peaks(random.Random(3), 6))
+    cut = "\n".join(text.split("\n")[:18])  # header on line 16, two peak rows, no Sum
+    row = pipeline.run("Cut_Report.csv", cut)
+
+    assert row.state == "rejected"
+    assert row.error and row.error_line is not None
+    assert Injection.select().where(Injection.source_file == row.id).count() == 0
+    quarantined = pipeline.settings.quarantine_dir / "Cut_Report.csv"
+    assert quarantined.read_bytes() == cut.encode()
+    assert row.error in (quarantined.parent / "Cut_Report.csv.reason.txt").read_text()
+    assert events(row, "rejected") == 1 and audit.verify().ok
+
+
+def test_the_same_task_twice_writes_the_rows_once(pipeline: Pipeline) -> None:
+    """A task delivered again (a reconciler's re-enqueue racing the first run) is a no-op."""
+    pipeline.drop("S-2_Inj_1_Report.csv", report(random_peaks(random.Random(5), 3)))
+    [row] = pipeline.take("S-2_Inj_1_Report.csv")
+
+    assert pipeline.ingest([row]) == {row.id: "ingested"}
+    assert pipeline.ingest([row]) == {}  # final already: not claimed again
+    assert Injection.select().where(Injection.source_file == row.id).count() == 1
+    assert Peak.select().count() == 3
+    assert events(row, "ingested") == 1
+
+
+def test_the_same_bytes_under_another_name_are_one_ledger_row(pipeline: Pipeline) -> None:
+    data = report(random_peaks(random.Random(11), 2))
+    first = pipeline.run("A_Report.csv", data)
+    pipeline.drop("copy of A_Report.csv", data)
+    [again] = pipeline.take("copy of A_Report.csv")
+
+    assert again.id == first.id
+    assert SourceFile.select().count() == 1 and Injection.select().count() == 1
+    assert not (pipeline.settings.inbox / "copy of A_Report.csv").exists()
+    assert AuditEvent.select().where(AuditEvent.event == "duplicate").count() == 1
+
+
+def test_a_batch_is_taken_and_ingested_together(tmp_path: Path) -> None:
+    pipeline = Pipeline.open(tmp_path)
+    try:
+        names = [f"S-{i}_Inj_1_Report.csv" for i in range(20)]
+        for i, name in enumerate(names):
+            pipeline.drop(name, report(random_peaks(random.Random(i))))
+        rows = pipeline.take(*names)
+        assert set(pipeline.ingest(rows).values()) == {"ingested"}
+        assert Injection.select().count() == 20
+        assert not any(pipeline.settings.inbox.iterdir())
+    finally:
+        pipeline.close()
