@@ -1,5 +1,6 @@
-"""/metrics is Prometheus text read from the ledger at scrape time: it agrees with the database,
-sorts rejections into their categories, and leaves canary files out of the file counts."""
+"""/metrics is Prometheus text read from the database at scrape time: it agrees with the ledger,
+sorts rejections into their categories, counts events with counters that never go down, and
+leaves canary files out of the file counts."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from support.pipeline import Pipeline
 from support.reports import random_peaks, report
 
 from worker.consume.queue import open_queue
+from worker.record import ledger, migrations
 from worker.record.canaries import CANARY_PREFIX
-from worker.record.models import SourceFile
+from worker.record.models import EventCount, database
 from worker.runtime.health import Probe
 from worker.runtime.metrics import reason_category, registry_for, render
 
@@ -47,12 +49,50 @@ def test_the_metrics_agree_with_the_ledger(pipeline: Pipeline) -> None:
 
 
 def test_canary_files_are_left_out_of_the_file_counts(pipeline: Pipeline) -> None:
-    row = pipeline.run("S-1_Report.csv", report(random_peaks(random.Random(1), 2)))
-    SourceFile.update(path=CANARY_PREFIX + row.path).where(SourceFile.id == row.id).execute()
+    pipeline.run(CANARY_PREFIX + "S-1_Report.csv", report(random_peaks(random.Random(1), 2)))
     got = scrape(Probe(pipeline.settings))
     assert got[("accu_ingest_files", (("state", "ingested"),))] == 0
     assert got[("accu_ingest_latency_seconds_count", ())] == 0
     assert got[("accu_ingest_last_success_timestamp_seconds", ())] == 0
+
+
+def test_counters_never_go_down_when_a_rejection_is_retried(pipeline: Pipeline) -> None:
+    """The rejections counter was the number of rows in state rejected: a retry lowered it,
+    which Prometheus reads as a counter reset and rate() as a burst of rejections."""
+    row = pipeline.run("Cut_Report.csv", "\n".join(report(random_peaks(random.Random(9), 5))
+                                                     .split("\n")[:18]))
+    assert row.state == "rejected"
+    before = scrape(Probe(pipeline.settings))
+    assert before[("accu_ingest_files_outcome_total",
+                   (("format", "unknown"), ("outcome", "rejected")))] == 1
+    assert ledger.reopen(row, "operator", pipeline.settings.lease_seconds)
+    after = scrape(Probe(pipeline.settings))
+    assert after[("accu_ingest_files", (("state", "rejected"),))] == 0
+    assert sum(v for (name, _), v in after.items()
+               if name == "accu_ingest_rejections_total") == 1
+    assert after[("accu_ingest_retries_total", ())] == 1
+
+
+def test_duplicates_bytes_and_formats_are_counted(pipeline: Pipeline) -> None:
+    data = report(random_peaks(random.Random(3), 2))
+    row = pipeline.run("A/S-1_Report.csv", data)
+    pipeline.drop("B/S-1_Report.csv", data)
+    pipeline.take("B/S-1_Report.csv")
+    got = scrape(Probe(pipeline.settings))
+    assert got[("accu_ingest_duplicates_total", ())] == 1
+    assert got[("accu_ingest_stored_bytes_total", ())] == row.size
+    assert got[("accu_ingest_files_outcome_total",
+                (("format", row.format), ("outcome", "ingested")))] == 1
+
+
+def test_an_upgraded_database_starts_its_counters_from_the_ledger(pipeline: Pipeline) -> None:
+    pipeline.run("S-1_Report.csv", report(random_peaks(random.Random(1), 2)))
+    EventCount.delete().execute()
+    with database.atomic():
+        next(step for n, _, step in migrations.MIGRATIONS if n == 11)(database)
+    got = scrape(Probe(pipeline.settings))
+    assert sum(v for (name, labels), v in got.items()
+               if name == "accu_ingest_files_outcome_total") == 1
 
 
 def test_an_empty_ledger_scrapes_as_zeros_not_missing_series(pipeline: Pipeline) -> None:

@@ -12,13 +12,15 @@ one function performs each, in the caller's transaction, and refuses a change th
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from worker.record import audit, heartbeat, sql
+from worker.record import audit, counters, heartbeat, sql
 from worker.record.models import (
     FINAL_STATES,
     INGESTED,
@@ -30,6 +32,8 @@ from worker.record.models import (
     utcnow,
 )
 from worker.record.store import Location, has
+
+log = logging.getLogger(__name__)
 
 HOST = socket.gethostname()
 
@@ -186,6 +190,7 @@ def register_many(seen: list[Seen], owner: str,
     if not seen:
         return []
     queued = _audited(None, QUEUED)
+    duplicates: list[tuple[Seen, SourceFile]] = []
     with database.atomic():
         shas = list(dict.fromkeys(one.sha256 for one in seen))
         existing = {r.sha256: r for r in SourceFile.select().where(SourceFile.sha256.in_(shas))}
@@ -221,12 +226,15 @@ def register_many(seen: list[Seen], owner: str,
                 (queued, one.sha256, row_id, {})]
         out: list[tuple[SourceFile, bool]] = []
         new = {id(one) for one in fresh}
+        counts: Counter[tuple[str, str]] = Counter()
         for one in seen:
             row = existing[one.sha256]
             if id(one) in new:
                 out.append((row, True))
                 continue
             if row.raw_pack is None and one.raw is not None:  # its bytes, stored at last
+                if counters.counted(one.path):
+                    counts[(counters.STORED_BYTES, "")] += one.size
                 sql.execute(_STORED_SQL, (one.raw.pack, one.raw.offset, row.id))
                 row.raw_pack, row.raw_offset = one.raw.pack, one.raw.offset
                 events.append(("stored", one.sha256, row.id, {
@@ -235,8 +243,18 @@ def register_many(seen: list[Seen], owner: str,
             if is_another_copy(row, one.path, one.size, one.mtime_ns):
                 events.append(("duplicate", one.sha256, row.id, {
                     "path": one.path, "first_path": row.path, "state": row.state}))
+                if counters.counted(one.path):
+                    counts[(counters.DUPLICATE, "")] += 1
+                duplicates.append((one, row))
             out.append((row, False))
+        counts[(counters.STORED_BYTES, "")] += sum(
+            one.size for one in fresh if one.raw is not None and counters.counted(one.path))
+        counters.add(counts)
         audit.record_many(events)
+    for one, row in duplicates:  # committed: now it happened
+        log.info("duplicate %s: same content as file %d (%s)", one.path, row.id, row.path,
+                 extra={"outcome": "duplicate", "file_id": row.id, "path": one.path,
+                        "sha256": one.sha256, "first_path": row.path})
     return out
 
 
@@ -254,6 +272,7 @@ def register_rejected(sha256: str, path: str, path_bytes: bytes | None, origin: 
                                     finished_at=utcnow())
             audit.record("detected", sha256, row.id, path=path)
             audit.record(event, sha256, row.id, reason=reason, path=path)
+            counters.rejected(path, reason, None, None)
     return row
 
 
@@ -401,6 +420,7 @@ def mark_rejected(row: SourceFile, reason: str, line: int | None, fmt: str | Non
     """The rejection itself, inside the caller's transaction (which checked the lease)."""
     event = _finish(row, REJECTED, _REJECTED_SQL, (fmt, reason, line))
     audit.record(event, row.sha256, row.id, reason=reason, line=line, path=row.path)
+    counters.rejected(row.path, reason, line, fmt)
 
 
 def mark_ingested(row: SourceFile, fmt: str, parser_version: str, job_id: int | None,
@@ -410,6 +430,7 @@ def mark_ingested(row: SourceFile, fmt: str, parser_version: str, job_id: int | 
     event = _finish(row, INGESTED, _INGESTED_SQL, (fmt, parser_version, job_id))
     audit.record(event, row.sha256, row.id, format=fmt, parser_version=parser_version,
                  **details)
+    counters.ingested(row.path, fmt, row.first_seen)
 
 
 def reopen(row: SourceFile, owner: str, lease_seconds: float) -> bool:
@@ -425,6 +446,7 @@ def reopen(row: SourceFile, owner: str, lease_seconds: float) -> bool:
             return False
         audit.record(event, row.sha256, row.id, path=row.path,
                      previous_error=row.error, previous_line=row.error_line, by=owner)
+        counters.add(Counter({(counters.RETRIED, ""): int(counters.counted(row.path))}))
     return True
 
 

@@ -120,6 +120,34 @@ def _process_heartbeats(db: Database) -> None:
     db.create_tables([ProcessBeat], safe=True)
 
 
+def _event_counts(db: Database) -> None:
+    # Rejections were counted from the ledger's states, so a retry made the counter go down,
+    # and every scrape scanned the ledger.
+    # An installation that upgrades starts its counters from what the ledger holds now.
+    from collections import Counter
+
+    from worker.record import counters
+    from worker.record.models import INGESTED, REJECTED, EventCount, SourceFile
+
+    db.create_tables([EventCount], safe=True)
+    if EventCount.select().exists():
+        return
+    amounts: Counter[tuple[str, str]] = Counter()
+    for row in (SourceFile.select(SourceFile.path, SourceFile.state, SourceFile.format,
+                                  SourceFile.error, SourceFile.error_line, SourceFile.size)
+                .where(SourceFile.state.in_([INGESTED, REJECTED])).iterator()):
+        if not counters.counted(row.path):
+            continue
+        if row.state == INGESTED:
+            amounts[(counters.INGESTED, row.format or "unknown")] += 1
+            amounts[(counters.STORED_BYTES, "")] += row.size
+        else:
+            amounts[(counters.REJECTED, row.format or "unknown")] += 1
+            amounts[(counters.REJECTED_REASON,
+                     counters.reason_category(row.error, row.error_line))] += 1
+    counters.add(amounts)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (1, "initial schema: ledger, jobs, samples, injections, peaks, chromatograms, results, audit",
      _initial),
@@ -139,6 +167,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
      _disposal_intents),
     (9, "process_heartbeat: a row per running process, renewed every few seconds",
      _process_heartbeats),
+    (11, "event_count: counters of ingested, rejected, duplicate files and bytes stored",
+     _event_counts),
 ]
 
 

@@ -12,6 +12,7 @@ from peewee import (
     BlobField,
     BooleanField,
     CharField,
+    CompositeKey,
     DatabaseProxy,
     DateTimeField,
     FloatField,
@@ -216,6 +217,19 @@ class ProcessBeat(BaseModel):
         table_name = "process_heartbeat"
 
 
+class EventCount(BaseModel):
+    """Counters of ledger events (counters.py), bumped in the transaction of the event: they
+    only go up, survive restarts and are read by a scrape without scanning the ledger."""
+
+    name = CharField()
+    label = CharField(default="")
+    value = FloatField(default=0)
+
+    class Meta:
+        table_name = "event_count"
+        primary_key = CompositeKey("name", "label")
+
+
 class SchemaVersion(BaseModel):
     version = IntegerField(primary_key=True)
     description = CharField()
@@ -223,4 +237,4 @@ class SchemaVersion(BaseModel):
 
 
 TABLES = [Job, SourceFile, RawBlob, Sample, Injection, Peak, Chromatogram, Result, AuditEvent,
-          Lease, ProcessBeat]
+          Lease, ProcessBeat, EventCount]

@@ -1,9 +1,11 @@
-"""``GET /metrics``: Prometheus text read from the ledger at scrape time.
+"""``GET /metrics``: Prometheus text read from the database at scrape time.
 
-A custom collector instead of counters kept in memory: every number is a query of the ledger,
-so it matches the database exactly, survives restarts, and is the same whichever process of a
-scaled-out installation is scraped. Canary files are left out of the file metrics and reported
-by their own ``accu_ingest_canary_*`` series.
+A custom collector instead of counters kept in memory: the ``_total`` counters are the
+``event_count`` rows the ledger bumps with each event (record/counters.py), so they only go up,
+survive restarts and are the same whichever process of a scaled-out installation is scraped;
+gauges are queries that an index answers, so a scrape does not grow with the ledger. Canary
+files are left out of the file metrics and reported by their own ``accu_ingest_canary_*``
+series. Consumer restarts are counted by the process that supervises them.
 """
 
 from __future__ import annotations
@@ -26,31 +28,13 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from worker import __version__
-from worker.record.canaries import CANARY_PREFIX, last_success, not_canary_file
-from worker.record.db import is_postgres
-from worker.record.models import INGESTED, REJECTED, SourceFile, database, utcnow
-from worker.runtime.health import Probe, counts, last_ingest, oldest_backlog
+from worker.record import counters, sql
+from worker.record.canaries import CANARY_PREFIX, last_success
+from worker.record.counters import LATENCY_BUCKETS, REASONS, reason_category
+from worker.record.models import STATES, SourceFile, utcnow
+from worker.runtime.health import Probe, oldest_backlog
 
-# Seconds from first seen to finished; files wait at least the stability window and the gate.
-LATENCY_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600)
-
-# A rejection reason (free text from the parsers and the watcher) → a small, stable label set.
-REASON_CATEGORIES = (
-    ("too_large", ("max_file_mb",)),
-    ("unrecognised_format", ("unrecognised format", "no parser")),
-    ("incomplete", ("cut off", "incomplete", "truncated", "ends without")),
-    ("too_many_attempts", ("attempts",)),
-)
-
-
-def reason_category(error: str | None, line: int | None) -> str:
-    """``parse_error`` for a reason that names a line, else ``other``, unless a pattern matches."""
-    text = (error or "").lower()
-    for category, needles in REASON_CATEGORIES:
-        if any(n in text for n in needles):
-            return category
-    return "parse_error" if line is not None else "other"
-
+__all__ = ["reason_category", "registry_for", "render"]
 
 def _epoch(value: datetime | None) -> float:
     """Seconds since the epoch for a naive-UTC datetime; 0 for never (Prometheus convention)."""
@@ -67,23 +51,14 @@ class LedgerCollector(Collector):
 
         files = GaugeMetricFamily("accu_ingest_files", "Files in the ledger by state "
                                   "(canaries excluded)", labels=["state"])
-        by_state = counts()
+        by_state = counts_by_state()
         for state, n in by_state.items():
             files.add_metric([state], n)
         yield files
 
-        yield _latency_histogram()
-
-        rejections = CounterMetricFamily("accu_ingest_rejections",
-                                         "Rejected files by reason category", labels=["reason"])
-        by_reason = dict.fromkeys(sorted({c for c, _ in REASON_CATEGORIES}
-                                         | {"parse_error", "other"}), 0)
-        for row in (SourceFile.select(SourceFile.error, SourceFile.error_line)
-                    .where(SourceFile.state == REJECTED, not_canary_file())):
-            by_reason[reason_category(row.error, row.error_line)] += 1
-        for reason, n in by_reason.items():
-            rejections.add_metric([reason], n)
-        yield rejections
+        counted = counters.read()
+        yield from _counters(counted)
+        yield _latency_histogram(counted)
 
         yield _gauge("accu_ingest_backlog_files", "Files registered but not yet final",
                      by_state["queued"] + by_state["processing"])
@@ -98,7 +73,8 @@ class LedgerCollector(Collector):
                 depth = float("nan")
             yield _gauge("accu_ingest_queue_depth", "Tasks waiting in the queue", depth)
         yield _gauge("accu_ingest_last_success_timestamp_seconds",
-                     "When a file was last ingested (0 = never)", _epoch(last_ingest()))
+                     "When a file was last ingested (0 = never)",
+                     counted.get(counters.LAST_INGEST, {}).get("", 0.0))
         if self.probe.observer_alive is not None:
             yield _gauge("accu_ingest_observer_alive", "1 while the file observer runs",
                          1.0 if self.probe.observer_alive() else 0.0)
@@ -119,6 +95,12 @@ class LedgerCollector(Collector):
         yield _gauge("accu_ingest_canary_last_success_timestamp_seconds",
                      "When a canary last came through the whole pipeline (0 = never)",
                      _epoch(last_success()))
+        if self.probe.consumers is not None:
+            restarts = CounterMetricFamily("accu_ingest_consumer_restarts",
+                                           "Consumer processes started again after they ended "
+                                           "(since this process started)")
+            restarts.add_metric([], float(self.probe.consumers()["restarts"]))
+            yield restarts
         if self.probe.canary is not None:
             yield _gauge("accu_ingest_canary_ok", "1 unless the last canary check failed",
                          0.0 if self.probe.canary.problem else 1.0)
@@ -134,24 +116,54 @@ def _gauge(name: str, doc: str, value: float,
     return metric
 
 
-def _latency_histogram() -> HistogramMetricFamily:
-    """First seen → finished for ingested files, bucketed by the database in one query."""
+def counts_by_state() -> dict[str, int]:
+    """Real files by state: every row counted on the state index, minus the canary's rows
+    found on the path index (a condition on each row's path would read every row)."""
     table = SourceFile._meta.table_name
-    if is_postgres(database.obj):
-        latency = "EXTRACT(EPOCH FROM (finished_at - first_seen))"
-    else:
-        latency = "(julianday(finished_at) - julianday(first_seen)) * 86400.0"
-    buckets = ", ".join(f"SUM(CASE WHEN {latency} <= {le} THEN 1 ELSE 0 END)"
-                        for le in LATENCY_BUCKETS)
-    p = database.obj.param
-    sql = (f"SELECT COUNT(*), SUM({latency}), {buckets} FROM {table} WHERE state = {p} "
-           f"AND finished_at IS NOT NULL AND SUBSTR(path, 1, {len(CANARY_PREFIX)}) <> {p}")
-    row = database.obj.execute_sql(sql, (INGESTED, CANARY_PREFIX)).fetchone()
-    total, seconds = int(row[0] or 0), float(row[1] or 0.0)
-    cumulative = [(_le(le), int(n or 0)) for le, n in zip(LATENCY_BUCKETS, row[2:], strict=True)]
+    by_state = dict.fromkeys(STATES, 0)
+    for state, n in sql.rows(f'SELECT state, COUNT(*) FROM "{table}" GROUP BY state'):
+        by_state[state] = by_state.get(state, 0) + int(n)
+    canary_end = CANARY_PREFIX[:-1] + chr(ord(CANARY_PREFIX[-1]) + 1)
+    for state, n in sql.rows(
+            f'SELECT state, COUNT(*) FROM "{table}" WHERE path >= ? AND path < ? '
+            "GROUP BY state", (CANARY_PREFIX, canary_end)):
+        by_state[state] -= int(n)
+    return by_state
+
+
+def _counters(counted: dict[str, dict[str, float]]) -> Iterator[Metric]:
+    outcomes = CounterMetricFamily("accu_ingest_files_outcome",
+                                   "Files that reached an outcome, by outcome and format",
+                                   labels=["outcome", "format"])
+    for outcome in (counters.INGESTED, counters.REJECTED):
+        for fmt, n in sorted(counted.get(outcome, {}).items()):
+            outcomes.add_metric([outcome, fmt], n)
+    yield outcomes
+    rejections = CounterMetricFamily("accu_ingest_rejections",
+                                     "Rejected files by reason category", labels=["reason"])
+    by_reason = counted.get(counters.REJECTED_REASON, {})
+    for reason in REASONS:
+        rejections.add_metric([reason], by_reason.get(reason, 0.0))
+    yield rejections
+    for name, metric, doc in (
+            (counters.DUPLICATE, "accu_ingest_duplicates",
+             "Files whose content was already in the ledger (another copy)"),
+            (counters.STORED_BYTES, "accu_ingest_stored_bytes", "Bytes of new files stored"),
+            (counters.RETRIED, "accu_ingest_retries", "Rejected files an operator retried")):
+        family = CounterMetricFamily(metric, doc)
+        family.add_metric([], counted.get(name, {}).get("", 0.0))
+        yield family
+
+
+def _latency_histogram(counted: dict[str, dict[str, float]]) -> HistogramMetricFamily:
+    """First seen → ingested, bucketed by the ledger as each file was ingested."""
+    buckets = counted.get(counters.LATENCY_BUCKET, {})
+    total = sum(counted.get(counters.INGESTED, {}).values())
+    cumulative = [(_le(le), buckets.get(_le(le), 0.0)) for le in LATENCY_BUCKETS]
     return HistogramMetricFamily(
         "accu_ingest_latency_seconds", "Seconds from first seen to ingested",
-        buckets=[*cumulative, ("+Inf", total)], sum_value=seconds)
+        buckets=[*cumulative, ("+Inf", total)],
+        sum_value=counted.get(counters.LATENCY_SUM, {}).get("", 0.0))
 
 
 def _le(bound: float) -> str:

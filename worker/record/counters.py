@@ -1,0 +1,94 @@
+"""Counters of what happened to files, kept in ``event_count`` by the ledger's transitions.
+
+Each is bumped inside the transaction that records its event (ledger.py), so it counts events,
+not states: a counter never goes down (a retried rejection stays counted), survives restarts,
+agrees between the processes of a scaled-out installation, and a scrape reads a few rows
+instead of scanning the ledger. Canary files are not counted (they have their own series).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+
+from worker.record import sql
+from worker.record.canaries import CANARY_PREFIX
+from worker.record.models import EventCount, utcnow
+
+# Seconds from first seen to finished; files wait at least the stability window and the gate.
+LATENCY_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600)
+
+# A rejection reason (free text from the parsers and the watcher) → a small, stable label set.
+REASON_CATEGORIES = (
+    ("too_large", ("max_file_mb",)),
+    ("unrecognised_format", ("unrecognised format", "no parser")),
+    ("incomplete", ("cut off", "incomplete", "truncated", "ends without")),
+    ("too_many_attempts", ("attempts",)),
+)
+REASONS = tuple(sorted({c for c, _ in REASON_CATEGORIES} | {"parse_error", "other"}))
+
+# Names in event_count (the label column holds the one label each has, or "").
+INGESTED = "ingested"  # label: format
+REJECTED = "rejected"  # label: format ("unknown" when no parser took it)
+REJECTED_REASON = "rejected_reason"  # label: reason_category
+DUPLICATE = "duplicate"
+STORED_BYTES = "stored_bytes"
+RETRIED = "retried"
+LATENCY_BUCKET = "latency_bucket"  # label: the bucket's upper bound
+LATENCY_SUM = "latency_sum"
+LAST_INGEST = "last_ingest"  # epoch seconds: the one value that is set, not added
+
+_TABLE = sql.table(EventCount)
+_ADD_SQL = (f"INSERT INTO {_TABLE} (name, label, value) VALUES (?, ?, ?) "
+            f"ON CONFLICT (name, label) DO UPDATE SET value = {_TABLE}.value + excluded.value")
+_SET_SQL = (f"INSERT INTO {_TABLE} (name, label, value) VALUES (?, ?, ?) "
+            f"ON CONFLICT (name, label) DO UPDATE SET value = excluded.value")
+
+
+def reason_category(error: str | None, line: int | None) -> str:
+    """``parse_error`` for a reason that names a line, else ``other``, unless a pattern matches."""
+    text = (error or "").lower()
+    for category, needles in REASON_CATEGORIES:
+        if any(n in text for n in needles):
+            return category
+    return "parse_error" if line is not None else "other"
+
+
+def counted(path: str) -> bool:
+    return not path.startswith(CANARY_PREFIX)
+
+
+def add(amounts: Counter[tuple[str, str]]) -> None:
+    """Add to the counters, inside the caller's transaction."""
+    for (name, label), value in sorted(amounts.items()):  # one lock order for all writers
+        if value:
+            sql.execute(_ADD_SQL, (name, label, value))
+
+
+def rejected(path: str, reason: str, line: int | None, fmt: str | None) -> None:
+    if counted(path):
+        add(Counter({(REJECTED, fmt or "unknown"): 1,
+                     (REJECTED_REASON, reason_category(reason, line)): 1}))
+
+
+def ingested(path: str, fmt: str, first_seen: datetime | None) -> None:
+    if not counted(path):
+        return
+    now = utcnow()
+    amounts: Counter[tuple[str, str]] = Counter({(INGESTED, fmt): 1})
+    if first_seen is not None:
+        seconds = max((now - first_seen).total_seconds(), 0.0)
+        amounts[(LATENCY_SUM, "")] = seconds  # type: ignore[assignment]
+        for le in LATENCY_BUCKETS:
+            if seconds <= le:
+                amounts[(LATENCY_BUCKET, str(float(le)))] = 1
+    add(amounts)
+    sql.execute(_SET_SQL, (LAST_INGEST, "", now.replace(tzinfo=UTC).timestamp()))
+
+
+def read() -> dict[str, dict[str, float]]:
+    """Every counter: name → label → value."""
+    found: dict[str, dict[str, float]] = {}
+    for name, label, value in sql.rows(f"SELECT name, label, value FROM {_TABLE}"):
+        found.setdefault(name, {})[label] = float(value)
+    return found
