@@ -36,12 +36,13 @@ STORED_BYTES = "stored_bytes"
 RETRIED = "retried"
 LATENCY_BUCKET = "latency_bucket"  # label: the bucket's upper bound
 LATENCY_SUM = "latency_sum"
-LAST_INGEST = "last_ingest"  # epoch seconds: the one value that is set, not added
+LAST_INGEST = "last_ingest"  # epoch seconds: values that are set, not added
+CANARY_LAST_INGEST = "canary_last_ingest"
 
 _TABLE = sql.table(EventCount)
 _ADD_SQL = (f"INSERT INTO {_TABLE} (name, label, value) VALUES (?, ?, ?) "
             f"ON CONFLICT (name, label) DO UPDATE SET value = {_TABLE}.value + excluded.value")
-_SET_SQL = (f"INSERT INTO {_TABLE} (name, label, value) VALUES (?, ?, ?) "
+SET_SQL = (f"INSERT INTO {_TABLE} (name, label, value) VALUES (?, ?, ?) "
             f"ON CONFLICT (name, label) DO UPDATE SET value = excluded.value")
 
 
@@ -72,9 +73,10 @@ def rejected(path: str, reason: str, line: int | None, fmt: str | None) -> None:
 
 
 def ingested(path: str, fmt: str, first_seen: datetime | None) -> None:
-    if not counted(path):
-        return
     now = utcnow()
+    if not counted(path):
+        sql.execute(SET_SQL, (CANARY_LAST_INGEST, "", now.replace(tzinfo=UTC).timestamp()))
+        return
     amounts: Counter[tuple[str, str]] = Counter({(INGESTED, fmt): 1})
     if first_seen is not None:
         seconds = max((now - first_seen).total_seconds(), 0.0)
@@ -83,7 +85,7 @@ def ingested(path: str, fmt: str, first_seen: datetime | None) -> None:
             if seconds <= le:
                 amounts[(LATENCY_BUCKET, str(float(le)))] = 1
     add(amounts)
-    sql.execute(_SET_SQL, (LAST_INGEST, "", now.replace(tzinfo=UTC).timestamp()))
+    sql.execute(SET_SQL, (LAST_INGEST, "", now.replace(tzinfo=UTC).timestamp()))
 
 
 def read() -> dict[str, dict[str, float]]:

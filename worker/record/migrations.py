@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
-from peewee import Database, PostgresqlDatabase
+from peewee import Database, Expression, PostgresqlDatabase, fn
 
 from worker.record.models import TABLES, SchemaVersion
 
@@ -126,7 +127,7 @@ def _event_counts(db: Database) -> None:
     # An installation that upgrades starts its counters from what the ledger holds now.
     from collections import Counter
 
-    from worker.record import counters
+    from worker.record import canaries, counters, sql
     from worker.record.models import INGESTED, REJECTED, EventCount, SourceFile
 
     db.create_tables([EventCount], safe=True)
@@ -146,6 +147,18 @@ def _event_counts(db: Database) -> None:
             amounts[(counters.REJECTED_REASON,
                      counters.reason_category(row.error, row.error_line))] += 1
     counters.add(amounts)
+    for name, last in ((counters.LAST_INGEST, _last_ingest(canaries.not_canary_file())),
+                       (counters.CANARY_LAST_INGEST, canaries.last_success())):
+        if last is not None:
+            sql.execute(counters.SET_SQL, (name, "", last.replace(tzinfo=UTC).timestamp()))
+
+
+def _last_ingest(where: Expression) -> datetime | None:
+    from worker.record.canaries import to_datetime
+    from worker.record.models import INGESTED, SourceFile
+
+    return to_datetime(SourceFile.select(fn.MAX(SourceFile.finished_at))
+                       .where(SourceFile.state == INGESTED, where).scalar())
 
 
 MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+from peewee import fn
 from prometheus_client import (
     CollectorRegistry,
     PlatformCollector,
@@ -28,10 +29,18 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from worker import __version__
-from worker.record import counters, sql
-from worker.record.canaries import CANARY_PREFIX, last_success
+from worker.record import counters
+from worker.record.canaries import not_canary_file
 from worker.record.counters import LATENCY_BUCKETS, REASONS, reason_category
-from worker.record.models import STATES, SourceFile, utcnow
+from worker.record.models import (
+    INGESTED,
+    PROCESSING,
+    QUEUED,
+    REJECTED,
+    STATES,
+    SourceFile,
+    utcnow,
+)
 from worker.runtime.health import Probe, oldest_backlog
 
 __all__ = ["reason_category", "registry_for", "render"]
@@ -51,12 +60,12 @@ class LedgerCollector(Collector):
 
         files = GaugeMetricFamily("accu_ingest_files", "Files in the ledger by state "
                                   "(canaries excluded)", labels=["state"])
-        by_state = counts_by_state()
+        counted = counters.read()
+        by_state = counts_by_state(counted)
         for state, n in by_state.items():
             files.add_metric([state], n)
         yield files
 
-        counted = counters.read()
         yield from _counters(counted)
         yield _latency_histogram(counted)
 
@@ -94,7 +103,7 @@ class LedgerCollector(Collector):
                          float(intake["unregistered"]))
         yield _gauge("accu_ingest_canary_last_success_timestamp_seconds",
                      "When a canary last came through the whole pipeline (0 = never)",
-                     _epoch(last_success()))
+                     counted.get(counters.CANARY_LAST_INGEST, {}).get("", 0.0))
         if self.probe.consumers is not None:
             restarts = CounterMetricFamily("accu_ingest_consumer_restarts",
                                            "Consumer processes started again after they ended "
@@ -116,18 +125,18 @@ def _gauge(name: str, doc: str, value: float,
     return metric
 
 
-def counts_by_state() -> dict[str, int]:
-    """Real files by state: every row counted on the state index, minus the canary's rows
-    found on the path index (a condition on each row's path would read every row)."""
-    table = SourceFile._meta.table_name
+def counts_by_state(counted: dict[str, dict[str, float]]) -> dict[str, int]:
+    """Real files by state. Final states from the counters (ingested is for good; rejected
+    until retried), the backlog from the state index: counting every row, even on an index,
+    made a scrape grow with the ledger."""
     by_state = dict.fromkeys(STATES, 0)
-    for state, n in sql.rows(f'SELECT state, COUNT(*) FROM "{table}" GROUP BY state'):
-        by_state[state] = by_state.get(state, 0) + int(n)
-    canary_end = CANARY_PREFIX[:-1] + chr(ord(CANARY_PREFIX[-1]) + 1)
-    for state, n in sql.rows(
-            f'SELECT state, COUNT(*) FROM "{table}" WHERE path >= ? AND path < ? '
-            "GROUP BY state", (CANARY_PREFIX, canary_end)):
-        by_state[state] -= int(n)
+    by_state[INGESTED] = int(sum(counted.get(counters.INGESTED, {}).values()))
+    by_state[REJECTED] = int(sum(counted.get(counters.REJECTED, {}).values())
+                             - counted.get(counters.RETRIED, {}).get("", 0.0))
+    query = (SourceFile.select(SourceFile.state, fn.COUNT(SourceFile.id).alias("n"))
+             .where(SourceFile.state.in_([QUEUED, PROCESSING]), not_canary_file())
+             .group_by(SourceFile.state))
+    by_state.update({r.state: r.n for r in query})
     return by_state
 
 
