@@ -186,3 +186,15 @@ def test_connections_past_the_thread_cap_are_answered_503_at_once(
             sock.close()
     wait_for(lambda: _ask(server, b"GET /livez HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.0 200"),
              timeout=10, what="a thread free again")
+
+
+def test_head_is_answered_on_every_endpoint_with_the_get_headers_and_no_body(
+        server: tuple[str, int]) -> None:
+    """Uptime checks and load balancers probe with HEAD; it was answered 501."""
+    for path in http.ENDPOINTS:
+        get = _ask(server, f"GET {path} HTTP/1.0\r\n\r\n".encode())
+        head = _ask(server, f"HEAD {path} HTTP/1.0\r\n\r\n".encode())
+        get_head, _, body = get.partition(b"\r\n\r\n")
+        assert head.endswith(b"\r\n\r\n"), head  # nothing after the headers
+        assert head.split(b"\r\n")[0] == get_head.split(b"\r\n")[0], path
+        assert b"Content-Length: " in head and body

@@ -1,6 +1,6 @@
 """The tiny read-only HTTP endpoint a monitoring probe polls: /livez, /readyz, /status, /metrics.
 
-GET only; it changes nothing. It listens on 127.0.0.1 unless ``host`` says otherwise. A client
+GET and HEAD only; it changes nothing. It listens on 127.0.0.1 unless ``host`` says otherwise. A client
 cannot tie it up: a request must arrive whole within REQUEST_SECONDS, at most MAX_HANDLERS are
 answered at once (the next gets 503 at once), and headers past MAX_HEADER_BYTES or MAX_HEADERS
 get 431.
@@ -142,6 +142,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._deadline.cancel()
         super().finish()
 
+    def do_HEAD(self) -> None:
+        """The GET answer's status and headers without its body (load balancers and uptime
+        checks probe with HEAD)."""
+        self._head = True
+        self.do_GET()
+
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         try:
@@ -173,7 +179,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
-        self.wfile.write(data)
+        if not getattr(self, "_head", False):
+            self.wfile.write(data)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("status %s", format % args)
