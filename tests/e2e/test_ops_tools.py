@@ -86,6 +86,9 @@ def test_backup_is_a_consistent_copy_of_a_live_database(worker: WorkerProcess,
                             ).fetchone() == (2,)
     again = worker.cli("backup", str(dest))
     assert again.returncode == 2 and "exists" in again.stderr
+    [action] = (worker.data / "logs" / "accu-ingest-operator.jsonl").read_text().splitlines()
+    assert json.loads(action)["action"] == "backup"
+    assert json.loads(action)["dest"] == str(dest)
 
     # The worker's stdout is a file, not a terminal: JSON lines under data/logs.
     log = worker.data / "logs" / "accu-ingest-run.jsonl"

@@ -15,6 +15,7 @@ from contextlib import closing
 from pathlib import Path
 
 from worker.cli.options import common
+from worker.runtime import logs
 from worker.settings import Settings
 
 PAGES_PER_STEP = 1024
@@ -54,6 +55,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"accu-ingest: {args.dest} exists; give a new file name", file=sys.stderr)
         return 2
     backup(source, args.dest)
+    logs.action(settings, "backup", f"backed up {source} to {args.dest}", source=str(source),
+                dest=str(args.dest), bytes=args.dest.stat().st_size)
     print(f"backed up {source} to {args.dest} ({args.dest.stat().st_size} bytes); "
           f"also copy {settings.raw_dir} (the raw files)")
     return 0

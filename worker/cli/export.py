@@ -18,6 +18,7 @@ from worker.results.export import (
     results,
     write_csv,
 )
+from worker.runtime import logs
 from worker.settings import Settings
 
 NAMES = ("export",)
@@ -43,13 +44,21 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     columns = RESULT_COLUMNS if args.what == "results" else PEAK_COLUMNS
     if not args.output:
         _write(rows, columns, args.format, sys.stdout)
+        _logged(settings, args, len(rows))
         return 0
     # A file gets a UTF-8 byte-order mark so Excel reads µ and accents right; a pipe does not.
     encoding = "utf-8-sig" if args.format == "csv" else "utf-8"
     with open(args.output, "w", encoding=encoding, newline="") as out:
         _write(rows, columns, args.format, out)
+    _logged(settings, args, len(rows))
     print(f"{len(rows)} {args.what} written to {args.output}", file=sys.stderr)
     return 0
+
+
+def _logged(settings: Settings, args: argparse.Namespace, rows: int) -> None:
+    logs.action(settings, "export", f"exported {rows} {args.what}", what=args.what,
+                format=args.format, rows=rows, since=args.since,
+                output=str(args.output) if args.output else "stdout")
 
 
 def _write(rows: list[dict[str, Any]], columns: list[str], fmt: str, out: IO[str]) -> None:

@@ -8,6 +8,7 @@ from worker.cli.options import common
 from worker.consume.retry import rejected_ids, retry
 from worker.record import audit, db, ledger
 from worker.record.models import INGESTED
+from worker.runtime import logs
 from worker.settings import Settings
 
 NAMES = ("retry",)
@@ -34,6 +35,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     outcomes = [retry(settings, file_id, owner) for file_id in ids]
     audit.checkpoint()
     for o in outcomes:
+        logs.action(settings, "retry", f"retry of file {o.file_id} ({o.path}): {o.state}",
+                    file_id=o.file_id, path=o.path, outcome=o.state, detail=o.detail)
         print(f"{o.state:>9} {o.file_id} {o.path}: {o.detail}" if o.detail else
               f"{o.state:>9} {o.file_id} {o.path}")
     ingested = sum(o.state == INGESTED for o in outcomes)

@@ -78,6 +78,7 @@ class Work:
     failure: Exception | None = None  # transient or unexpected: give back with backoff
     state: str | None = None  # the final state once committed
     touched: list[Sample] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
 
 
 def process(settings: Settings, file_id: int, owner: str | None = None) -> str | None:
@@ -185,8 +186,27 @@ def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str,
     done = [w for w in works if w.state]
     for w in done:
         w.row.state = w.state
+        _log_outcome(w)
     dispose.dispose_rows(settings, [w.row for w in done])  # it reads them afresh, under its lock
     return {w.row.id: w.state for w in done}  # type: ignore[misc]
+
+
+def _log_outcome(w: Work) -> None:
+    """One line per committed file, its facts as separate fields in the JSON log."""
+    row, took = w.row, round(time.monotonic() - w.started, 3)
+    fields = {"outcome": w.state, "file_id": row.id, "path": row.path, "sha256": row.sha256,
+              "duration_s": took}
+    if w.state == INGESTED:
+        fmt = w.parsed.format if w.parsed is not None else None
+        job = w.touched[0].job_id if w.touched else None
+        log.info("ingested %s (file %d, %s, job %s) in %.2f s", row.path, row.id, fmt, job, took,
+                 extra={**fields, "format": fmt, "job": job})
+    elif w.rejection is not None:
+        exc = w.rejection
+        log.warning("rejected %s (file %d): %s", row.path, row.id,
+                    exc.reason if exc.line is None else f"line {exc.line}: {exc.reason}",
+                    extra={**fields, "format": None, "job": None, "reason": exc.reason,
+                           "line": exc.line})
 
 
 def _prepare(settings: Settings, row: SourceFile) -> Work:
@@ -227,8 +247,6 @@ def _commit(settings: Settings, works: list[Work], owner: str) -> None:
             if w.rejection is not None:
                 exc = w.rejection
                 ledger.mark_rejected(w.row, exc.reason, exc.line)
-                log.warning("rejected %s: %s", w.row.path,
-                            exc.reason if exc.line is None else f"line {exc.line}: {exc.reason}")
                 w.state = REJECTED
                 continue
             try:

@@ -64,9 +64,19 @@ def release_lease(name: str, owner: str) -> None:
 def reconcile(queue: Queue, owner: str, lease_seconds: float) -> int:
     """Enqueue every recoverable row once; returns how many."""
     with database.atomic():
-        ids = ledger.requeue(ledger.recoverable(), owner, lease_seconds)
+        rows = ledger.recoverable()
+        ids = ledger.requeue(rows, owner, lease_seconds)
     if ids:
-        log.info("reconciler re-enqueues %d file(s)", len(ids))
+        # A row handed back on purpose (no holder: a .D folder waiting for its sibling, a retry
+        # after a backoff) coming due is routine; a lease that ran out on its holder is news.
+        taken = set(ids)
+        lost = sum(1 for r in rows if r.id in taken and r.lease_owner)
+        if lost:
+            log.info("reconciler recovers %d file(s) whose holder died or whose lease ran out",
+                     lost)
+        if len(ids) - lost:
+            log.debug("reconciler enqueues %d file(s) due again after a wait (a .D folder's "
+                      "sibling, a retry backoff): routine", len(ids) - lost)
         try:
             queue.enqueue(ids)
         except Exception:

@@ -1,9 +1,9 @@
 """The tiny read-only HTTP endpoint a monitoring probe polls: /livez, /readyz, /status, /metrics.
 
-GET and HEAD only; it changes nothing. It listens on 127.0.0.1 unless ``host`` says otherwise. A client
-cannot tie it up: a request must arrive whole within REQUEST_SECONDS, at most MAX_HANDLERS are
-answered at once (the next gets 503 at once), and headers past MAX_HEADER_BYTES or MAX_HEADERS
-get 431.
+GET and HEAD only; it changes nothing. It listens on 127.0.0.1 unless ``host`` says otherwise.
+A client cannot tie it up: a request must arrive whole within REQUEST_SECONDS, at most
+MAX_HANDLERS are answered at once (the next gets 503 at once), and headers past
+MAX_HEADER_BYTES or MAX_HEADERS get 431.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ readable lines for the journal or the Windows service wrapper's log. One file pe
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
 import logging
 import logging.handlers
@@ -25,8 +26,14 @@ MAX_BYTES = 10 * 1024 * 1024
 BACKUPS = 10
 
 
+# What every LogRecord has; anything else was passed with ``extra=`` and becomes a field.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record: UTC time, level, logger, message, process, thread, error."""
+    """One JSON object per record: UTC time, level, logger, message, process, thread, error,
+    and the fields passed with ``extra=`` (a file's id, path, SHA-256, format, job, duration),
+    so a log search can select on them rather than parse the message."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -37,9 +44,12 @@ class JsonFormatter(logging.Formatter):
             "pid": record.process,
             "thread": record.threadName,
         }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and key not in entry:
+                entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        return json.dumps(entry, ensure_ascii=False, default=str)
 
 
 def wants_json(log_format: str) -> bool:
@@ -99,3 +109,34 @@ def setup(verbose: bool = False, settings: Settings | None = None,
     file.setFormatter(JsonFormatter())
     root.addHandler(file)
     return file
+
+
+def action(settings: Settings, name: str, message: str, **fields: Any) -> None:
+    """Record an operator's action (retry, backup, export) as one JSON line in
+    ``data/logs/accu-ingest-operator.jsonl``, beside the service's own logs, whoever ran it and
+    wherever: the command prints its own readable result, so nothing goes to the terminal."""
+    logger = logging.getLogger("accu_ingest.operator")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    path = settings.logs_dir / "accu-ingest-operator.jsonl"
+    if not any(getattr(h, "baseFilename", None) == str(path) for h in logger.handlers):
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+            old.close()
+        try:
+            settings.logs_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            sys.stderr.write(f"accu-ingest: cannot record this action in {path}: {exc}\n")
+            return
+        handler = QuietRotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS,
+                                           encoding="utf-8", delay=True)
+        handler.setFormatter(JsonFormatter())
+        logger.addHandler(handler)
+    logger.info(message, extra={"action": name, "user": _user(), **fields})
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return str(os.getuid()) if hasattr(os, "getuid") else "?"
