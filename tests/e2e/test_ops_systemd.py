@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from support.workers import WorkerProcess, write_config
 
-from worker.runtime import sdnotify
+from worker.record import heartbeat
+from worker.runtime import health, sdnotify
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no unix sockets here")
 
@@ -45,22 +46,56 @@ def receive(sock: socket.socket, until: float) -> list[str]:
     return messages
 
 
-def test_worker_says_ready_pings_the_watchdog_and_says_stopping(
+def test_worker_says_ready_once_its_consumers_are_pings_and_asks_time_to_stop(
         tmp_path: Path, notify_socket: tuple[socket.socket, str]) -> None:
+    """READY=1 came as soon as the parent's parts ran, while its consumer processes were still
+    starting: systemd called the service started before it could ingest anything."""
     sock, path = notify_socket
     env = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"}  # a ping every 0.2 s
     worker = WorkerProcess(tmp_path, "--config", str(write_config(tmp_path)), env=env)
     worker.start()
     got = receive(sock, time.monotonic() + 1.5)
+    while not any(m.startswith("WATCHDOG") for m in got):  # a slow machine: consumers starting
+        more = receive(sock, time.monotonic() + 1.0)
+        assert more, got
+        got += more
     assert worker.stop(signal.SIGTERM) == 0
     got += receive(sock, time.monotonic() + 0.5)
 
     kinds = [m.splitlines()[0].split("=")[0] for m in got]
     assert kinds[0] == "STATUS" and "starting run" in got[0]
-    assert kinds[1] == "READY" and "STATUS=run: inbox" in got[1]
-    assert kinds[-1] == "STOPPING"
-    assert set(kinds[2:-1]) == {"WATCHDOG"} and len(kinds[2:-1]) >= 3
-    assert all("STATUS=" in m and "observer ok" in m for m in got[2:-1])
+    ready = kinds.index("READY")
+    assert set(kinds[1:ready]) <= {"STATUS"}
+    assert "STATUS=run: inbox" in got[ready] and "consumer processes 2/2 ready" in got[ready]
+    stopping = kinds.index("STOPPING")
+    assert set(kinds[ready + 1:stopping]) == {"WATCHDOG"} and stopping - ready > 3
+    assert all("STATUS=" in m and "observer ok" in m for m in got[ready + 1:stopping])
+    assert "EXTEND_TIMEOUT_USEC" in kinds[stopping + 1:]
+
+
+def test_the_watchdog_is_withheld_while_a_consumer_hangs_on_one_batch(
+        notify_socket: tuple[socket.socket, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A consumer thread stuck in one file (a parser that never returns) is neither failing
+    nor idle: the watchdog kept being pinged and systemd never restarted it."""
+    sock, path = notify_socket
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")
+    beat = heartbeat.loop("consumer test-hung", stall_after=None)
+    watchdog = sdnotify.Watchdog(stuck=lambda: health.loops_problem())
+    watchdog.start()
+    try:
+        assert "WATCHDOG=1" in receive(sock, time.monotonic() + 0.4)
+        beat.busy(0.2)
+        time.sleep(0.5)
+        receive(sock, time.monotonic() + 0.05)  # what was sent before it counted as hung
+        hung = receive(sock, time.monotonic() + 0.5)
+        assert hung and not any("WATCHDOG=1" in m for m in hung)
+        assert "one pass has run for" in hung[-1]
+        beat.ok()
+        assert any("WATCHDOG=1" in m for m in receive(sock, time.monotonic() + 0.4))
+    finally:
+        watchdog.stop()
+        heartbeat.forget("consumer test-hung")
 
 
 def test_abstract_socket_name_and_no_socket(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -98,6 +98,9 @@ def process_many(settings: Settings, file_ids: list[int],
     owner = owner or ledger.owner_id()
     beat = heartbeat.loop(f"consumer {threading.current_thread().name}", stall_after=None)
     finished: dict[int, str] = {}
+    # Past its lease a batch is taken over by others: a pass that long is hung, and the
+    # watchdog (and /readyz) say so.
+    beat.busy(settings.lease_seconds)
     try:
         claimed = _while_connection_lost(
             settings, beat, lambda: ledger.claim_many(file_ids, owner, settings.lease_seconds))
@@ -108,6 +111,8 @@ def process_many(settings: Settings, file_ids: list[int],
         # thread is idle again and its next query opens a new connection.
         beat.ok()
         raise
+    finally:
+        beat.idle()
     beat.ok()
     return finished
 

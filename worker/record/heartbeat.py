@@ -42,11 +42,23 @@ class Loop:
     last_ok: float = 0.0  # time.monotonic()
     error: str | None = None
     failing_since: float | None = None
+    # A loop that waits for work (a consumer thread) cannot stall while idle, but one pass of it
+    # can hang (a parser that never returns): busy longer than busy_limit is stuck.
+    busy_since: float | None = None
+    busy_limit: float | None = None
 
     def __post_init__(self) -> None:
         self.last_ok = time.monotonic()
 
+    def busy(self, limit: float) -> None:
+        """A pass starts that should end within ``limit`` seconds."""
+        self.busy_since, self.busy_limit = time.monotonic(), limit
+
+    def idle(self) -> None:
+        self.busy_since = None
+
     def ok(self) -> None:
+        self.busy_since = None
         if self.error is not None:
             log.info("%s: working again after %.0f s", self.name,
                      time.monotonic() - (self.failing_since or time.monotonic()))
@@ -64,6 +76,9 @@ class Loop:
             return f"{self.error} (failing for {now - (self.failing_since or now):.0f} s)"
         if self.stall_after is not None and now - self.last_ok > self.stall_after:
             return f"no pass completed for {now - self.last_ok:.0f} s"
+        if self.busy_since is not None and self.busy_limit is not None \
+                and now - self.busy_since > self.busy_limit:
+            return f"one pass has run for {now - self.busy_since:.0f} s"
         return None
 
 

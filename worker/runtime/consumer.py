@@ -7,22 +7,42 @@ finish (or, if cut short past the shutdown timeout, are re-queued by their lease
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 
 from huey.consumer import Consumer
 
 from worker.consume.queue import Queue
+from worker.runtime import sdnotify
 from worker.settings import Settings
 
 SHUTDOWN_TIMEOUT = 60  # seconds files in flight get to finish at a graceful stop
 
 
-def consume(settings: Settings, queue: Queue, restart_on_hangup: bool = True) -> None:
-    """Run ``settings.workers`` consumer threads until SIGINT/SIGTERM.
+class _Consumer(Consumer):  # type: ignore[misc]
+    """Huey's consumer, saying when its threads run and keeping systemd waiting while the
+    files in flight finish at a graceful stop."""
+
+    started: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        super().start()
+        if self.started is not None:
+            self.started()
+
+    def stop(self, graceful: bool = False) -> None:
+        with sdnotify.extending("finishing files in flight"):
+            super().stop(graceful)
+
+
+def consume(settings: Settings, queue: Queue, restart_on_hangup: bool = True,
+            started: Callable[[], None] | None = None) -> None:
+    """Run ``settings.workers`` consumer threads until SIGINT/SIGTERM; ``started`` is called
+    once they run.
 
     Huey restarts on SIGHUP by running its command line again; a child of ``run`` got its
     settings on stdin, not on its command line, so it lets SIGHUP end it (and is started again).
     """
-    consumer = Consumer(queue.huey, workers=settings.workers, worker_type="thread",
+    consumer = _Consumer(queue.huey, workers=settings.workers, worker_type="thread",
                         # An idle worker polls the queue every 0.1 s at most: a single
                         # drop must show up at once, and a poll is one indexed query.
                         periodic=False, initial_delay=0.05, max_delay=0.1,
@@ -31,4 +51,5 @@ def consume(settings: Settings, queue: Queue, restart_on_hangup: bool = True) ->
     consumer._signal_actions[signal.SIGINT] = (False, True)
     if not restart_on_hangup and hasattr(signal, "SIGHUP"):
         del consumer._signal_actions[signal.SIGHUP]
+    consumer.started = started
     consumer.run()

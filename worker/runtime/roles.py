@@ -115,22 +115,50 @@ def stop(parts: Parts) -> None:
 
 def run(settings: Settings, role: str = "run") -> None:
     """Run until SIGINT/SIGTERM. ``watch`` has no consumer; ``consume`` has no watcher; ``run``
-    with consumer processes waits here while they consume."""
+    with consumer processes waits here while they consume.
+
+    systemd hears READY=1 once the consumers run (the consumer threads started, or every
+    consumer process said it is ready), the watchdog only while no loop is stuck, and, during
+    the graceful stop, requests for more time while files in flight finish.
+    """
     sdnotify.notify(f"STATUS=starting {role}")
     parts = start(settings, role)
     watchdog = sdnotify.Watchdog(lambda: status_line(parts, role), lambda: stuck(parts))
-    sdnotify.notify(f"READY=1\nSTATUS={status_line(parts, role)}")
-    watchdog.start()
+
+    def ready() -> None:
+        sdnotify.notify(f"READY=1\nSTATUS={status_line(parts, role)}")
+        watchdog.start()
+
     try:
         if role == "watch" or parts.children is not None:
-            _wait_for_signal()
+            stopped = _on_signal()
+            if parts.children is None or _children_ready(parts.children, stopped):
+                ready()
+            while not stopped.wait(1.0):
+                pass
         else:
-            consume(settings, parts.queue)
+            consume(settings, parts.queue, started=ready)
     finally:
         watchdog.stop()
         sdnotify.notify("STOPPING=1\nSTATUS=stopping: finishing files in flight")
-        stop(parts)
+        with sdnotify.extending("finishing files in flight"):
+            stop(parts)
         log.info("accu-ingest stopped")
+
+
+def _children_ready(children: Children, stopped: threading.Event) -> bool:
+    """Wait until every consumer process says it is ready; False if told to stop first. One
+    that cannot start keeps the service from being ready: systemd's start timeout says so."""
+    said = -1
+    while not stopped.wait(0.1):
+        state = children.describe()
+        if state["ready"] == state["processes"]:
+            return True
+        if state["ready"] != said:
+            said = state["ready"]
+            sdnotify.notify(f"STATUS=starting: {said} of {state['processes']} consumer "
+                            "processes ready")
+    return False
 
 
 def stuck(parts: Parts) -> str | None:
@@ -160,7 +188,8 @@ def status_line(parts: Parts, role: str) -> str:
     return "; ".join(words)
 
 
-def _wait_for_signal() -> None:
+def _on_signal() -> threading.Event:
+    """An event set by SIGINT or SIGTERM."""
     stopped = threading.Event()
 
     def handle(signum: int, frame: object) -> None:
@@ -169,5 +198,4 @@ def _wait_for_signal() -> None:
 
     signal.signal(signal.SIGINT, handle)
     signal.signal(signal.SIGTERM, handle)
-    while not stopped.wait(1.0):
-        pass
+    return stopped

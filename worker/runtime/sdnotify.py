@@ -2,17 +2,19 @@
 
 With ``Type=notify`` systemd waits for ``READY=1`` before it calls the service started, expects
 ``WATCHDOG=1`` at least every ``WatchdogSec`` (it passes that as ``$WATCHDOG_USEC``; we ping at
-half of it) and shows ``STATUS=`` in ``systemctl status``. Outside systemd (no ``NOTIFY_SOCKET``)
+half of it), shows ``STATUS=`` in ``systemctl status``, and while a graceful stop runs, each
+``EXTEND_TIMEOUT_USEC=`` moves its stop deadline out. Outside systemd (no ``NOTIFY_SOCKET``)
 and on Windows every call does nothing. No dependency: the protocol is a few lines.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -84,3 +86,31 @@ class Watchdog:
                     lines.append(f"STATUS=status unavailable: {exc}")
             if lines:
                 notify("\n".join(lines))
+
+
+EXTEND_EVERY = 10.0  # seconds between EXTEND_TIMEOUT_USEC messages during a stop
+EXTEND_BY = 3 * EXTEND_EVERY  # each asks for this much more: two may be lost in a busy moment
+
+
+@contextlib.contextmanager
+def extending(what: str) -> Iterator[None]:
+    """While a graceful stop runs (files in flight finishing), keep asking systemd for more
+    time, so TimeoutStopSec bounds a stop that hangs rather than one that works."""
+    if not os.environ.get("NOTIFY_SOCKET"):
+        yield
+        return
+    done = threading.Event()
+
+    def extend() -> None:
+        while True:
+            notify(f"EXTEND_TIMEOUT_USEC={int(EXTEND_BY * 1e6)}\nSTATUS=stopping: {what}")
+            if done.wait(EXTEND_EVERY):
+                return
+
+    thread = threading.Thread(target=extend, name="sd-extend", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=5)
