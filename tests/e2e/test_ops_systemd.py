@@ -119,16 +119,22 @@ def install(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
                            str(config), *extra], capture_output=True, text=True, timeout=60)
 
 
-def test_service_install_writes_a_unit_that_systemd_accepts(tmp_path: Path) -> None:
+def test_service_install_writes_a_hardened_unit_that_systemd_accepts(tmp_path: Path) -> None:
+    """The unit ran as root with the whole file system writable, and no account was made."""
     units = tmp_path / "units"
-    done = install(tmp_path, "--unit-dir", str(units))
+    done = install(tmp_path, "--unit-dir", str(units), "--user-account", "lab-ingest")
     assert done.returncode == 0, done.stderr
     unit = units / "accu-ingest.service"
     text = unit.read_text()
     for line in ("Type=notify", "WatchdogSec=60", "Restart=on-failure", "KillSignal=SIGTERM",
                  "TimeoutStopSec=90", f"WorkingDirectory={tmp_path}",
-                 "WantedBy=multi-user.target"):
+                 "WantedBy=multi-user.target", "User=lab-ingest", "NoNewPrivileges=yes",
+                 "PrivateTmp=yes", "ProtectSystem=strict",
+                 f"ReadWritePaths={tmp_path / 'inbox'} {tmp_path / 'data'}"):
         assert line in text.splitlines()
+    assert "useradd --system" in done.stdout and " lab-ingest" in done.stdout
+    assert f"chown -R lab-ingest:lab-ingest {tmp_path / 'inbox'}" in done.stdout
+    assert "lab-ingest:" not in Path("/etc/passwd").read_text()  # printed, not run
     exec_start = next(ln for ln in text.splitlines() if ln.startswith("ExecStart="))
     assert exec_start.endswith(f"run --config {tmp_path / 'accu-ingest.toml'}")
     assert Path(exec_start.split()[0].removeprefix("ExecStart=")).parent == \
@@ -137,6 +143,7 @@ def test_service_install_writes_a_unit_that_systemd_accepts(tmp_path: Path) -> N
 
     printed = install(tmp_path, "--user", "--print")
     assert printed.returncode == 0 and "WantedBy=default.target" in printed.stdout
+    assert "User=" not in printed.stdout  # a user unit runs as its user
 
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
