@@ -249,8 +249,8 @@ def register_many(seen: list[Seen], owner: str,
             out.append((row, False))
         counts[(counters.STORED_BYTES, "")] += sum(
             one.size for one in fresh if one.raw is not None and counters.counted(one.path))
+        audit.record_many(events)  # takes the chain's lock: before the counters' rows, as in ingest
         counters.add(counts)
-        audit.record_many(events)
     for one, row in duplicates:  # committed: now it happened
         log.info("duplicate %s: same content as file %d (%s)", one.path, row.id, row.path,
                  extra={"outcome": "duplicate", "file_id": row.id, "path": one.path,
