@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,8 @@ def test_killed_consumer_process_is_started_again_and_no_file_is_lost(
     after = wait_for(lambda: (c := consumers(two))["ready"] == 2 and c, timeout=30,
                      what="both consumers running")
     assert after["restarts"] == 2
+    with urllib.request.urlopen(f"http://127.0.0.1:{two.port}/metrics", timeout=10) as r:
+        assert "accu_ingest_consumer_restarts_total 2.0" in r.read().decode().splitlines()
     assert victim not in after["pids"] and busy not in after["pids"]
     assert two.get("/readyz")[0] == 200
     assert two.stop() == 0

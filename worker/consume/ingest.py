@@ -191,27 +191,26 @@ def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str,
     done = [w for w in works if w.state]
     for w in done:
         w.row.state = w.state
-        _log_outcome(w)
+        _log_outcome(w, w.state)
     dispose.dispose_rows(settings, [w.row for w in done])  # it reads them afresh, under its lock
     return {w.row.id: w.state for w in done}  # type: ignore[misc]
 
 
-def _log_outcome(w: Work) -> None:
+def _log_outcome(w: Work, state: str | None, reason: str | None = None) -> None:
     """One line per committed file, its facts as separate fields in the JSON log."""
     row, took = w.row, round(time.monotonic() - w.started, 3)
-    fields = {"outcome": w.state, "file_id": row.id, "path": row.path, "sha256": row.sha256,
+    fields = {"outcome": state, "file_id": row.id, "path": row.path, "sha256": row.sha256,
               "duration_s": took}
-    if w.state == INGESTED:
+    if state == INGESTED:
         fmt = w.parsed.format if w.parsed is not None else None
         job = w.touched[0].job_id if w.touched else None
         log.info("ingested %s (file %d, %s, job %s) in %.2f s", row.path, row.id, fmt, job, took,
                  extra={**fields, "format": fmt, "job": job})
-    elif w.rejection is not None:
-        exc = w.rejection
+    else:
+        why, line = (w.rejection.reason, w.rejection.line) if w.rejection else (reason, None)
         log.warning("rejected %s (file %d): %s", row.path, row.id,
-                    exc.reason if exc.line is None else f"line {exc.line}: {exc.reason}",
-                    extra={**fields, "format": None, "job": None, "reason": exc.reason,
-                           "line": exc.line})
+                    why if line is None else f"line {line}: {why}",
+                    extra={**fields, "format": None, "job": None, "reason": why, "line": line})
 
 
 def _prepare(settings: Settings, row: SourceFile) -> Work:
@@ -302,6 +301,7 @@ def _failed(settings: Settings, work: Work, owner: str) -> None:
                       f"({type(exc).__name__}: {exc}); report it, then retry the file")
             with contextlib.suppress(*TRANSIENT):
                 if ledger.reject(row, owner, reason, None):
+                    _log_outcome(work, REJECTED, reason)
                     dispose.dispose_row(settings, SourceFile.get_by_id(row.id))
             return
     delay = min(300.0, 2.0 ** min(row.attempts, 8))
