@@ -10,11 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support.corpus import corpus_bytes
 from support.fuzz import FUZZ
+from support.pipeline import Pipeline
 
 from worker import parsers
 from worker.parsers import ezchrom_asc
 from worker.parsers.base import ParseError
 from worker.parsers.options import NO_OPTIONS
+from worker.record.models import Chromatogram, Injection, Sample
 
 REAL = "ezchrom-asc/2023-06-29-014-excerpt.dat.asc"
 CH1 = [16418, 16481, 16445, 16386, 16316, 16336, 16378, 16391, 16391, 16378, 16366, 16379,
@@ -132,3 +134,21 @@ def test_generated_exports_round_trip(channels: list[list[int]], rate: str, y_mu
         assert list(signal.trace.values) == [v * float(y_mul) for v in values]
         assert list(signal.trace.times) == [i / float(rate) * 0.016667
                                             for i in range(len(values))]
+
+
+def test_worker_ingests_both_channels_and_quarantines_a_short_file(pipeline: Pipeline) -> None:
+    """Before this parser the worker rejected .asc exports as an unrecognised format."""
+    row = pipeline.run("2023-06-29-014.dat.asc", _real())
+    assert (row.state, row.format, row.error) == ("ingested", "ezchrom-asc", None)
+    injection = Injection.get(Injection.source_file == row.id)
+    assert injection.sample.sample_id == "2023-06-29-Ni5silica-methanation"
+    traces = list(Chromatogram.select().where(Chromatogram.injection == injection)
+                  .order_by(Chromatogram.signal))
+    assert [(c.signal, c.points, c.value_unit) for c in traces] == [
+        ("Channel 1", 40, "pA"), ("Channel 2", 40, "25 µV")]
+
+    short = pipeline.run("short.dat.asc", _with(_real(), b"441129\n", b""))
+    assert short.state == "rejected" and short.error_line == HEADER_LINES + 79
+    assert "the file has 79 rows" in (short.error or "")
+    assert Injection.select().where(Injection.source_file == short.id).count() == 0
+    assert Sample.select().count() == 1
