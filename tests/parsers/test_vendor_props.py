@@ -1,4 +1,4 @@
-"""Property tests for the Shimadzu, Chromeleon and Empower parsers.
+"""Property tests for the Shimadzu, Chromeleon, Empower and EZChrom ASCII parsers.
 
 (a) Whatever bytes arrive — random, or a real export with bytes flipped, cut or inserted — the
 only exception that escapes is ParseError; (b) a generated valid file round-trips with no row lost
@@ -16,16 +16,17 @@ from hypothesis import strategies as st
 from support.corpus import corpus_dir
 from support.fuzz import FUZZ
 
-from worker.parsers import chromeleon, empower, shimadzu
+from worker.parsers import chromeleon, empower, ezchrom_asc, shimadzu
 from worker.parsers.base import ParsedFile, ParseError
 from worker.parsers.options import NO_OPTIONS
 
 PARSERS: dict[str, ModuleType] = {"shimadzu": shimadzu, "chromeleon": chromeleon,
-                                  "empower": empower}
+                                  "empower": empower, "ezchrom-asc": ezchrom_asc}
 OWN_FILES = {
     "shimadzu": "shimadzu-labsolutions/new-shim-1.txt",
     "chromeleon": "thermo-chromeleon/Adenosine Stadards_ 0.5 mM.txt",
     "empower": "waters-empower/results1844.arw",
+    "ezchrom-asc": "ezchrom-asc/2023-06-29-014-excerpt.dat.asc",
 }
 
 
