@@ -135,10 +135,8 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
             trace, header = _trace(section, delimiter, decimal_comma, lines)
             _add_metadata(metadata, section.name, header)
             traces[m["signal"]] = (trace, _STATUS.match(section.name) is not None)
-            if "Wavelength(nm)" in header:
-                wavelengths[m["signal"]] = parse_number(
-                    header["Wavelength(nm)"], decimal_comma=decimal_comma, what="Wavelength(nm)",
-                    line=section.line)
+            if (nm := _wavelength(header.get("Wavelength(nm)"), decimal_comma)) is not None:
+                wavelengths[m["signal"]] = nm
         elif _is_key_value(section):
             _add_metadata(metadata, section.name, _key_values(section, delimiter))
         else:
@@ -347,6 +345,22 @@ def _trace(section: _Section, delimiter: str, decimal_comma: bool,
         if factor != 1:
             unit = f"{multiplier} {unit}"
     return Trace(times=times, values=values, value_unit=unit), header
+
+
+def _wavelength(text: str | None, decimal_comma: bool) -> float | None:
+    """The detection wavelength, or None when the line is empty, holds only its unit (``nm``:
+    an RI or conductivity detector has none) or anything else that is not a number: metadata
+    that says nothing must never cost the file its peaks (the text stays in the metadata)."""
+    if text is None:
+        return None
+    cell = text.strip()
+    if cell.lower().endswith("nm"):
+        cell = cell[:-2].strip()
+    try:
+        value = parse_number(cell, decimal_comma=decimal_comma, what="Wavelength(nm)")
+    except ParseError:
+        return None
+    return value if math.isfinite(value) and value > 0 else None
 
 
 def _detector_names(metadata: dict[str, str], delimiter: str) -> dict[str, str]:
