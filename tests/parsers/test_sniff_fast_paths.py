@@ -154,6 +154,8 @@ def empower_reference(data: bytes, filename: str, options: ParserOptions) -> int
     rows = data[:65536].decode("latin-1").splitlines()
     if len(rows) < 2:
         return 0
+    if empower._key_value_header(rows):
+        return 95
     names, names_quoted = empower._fields(rows[0])
     values, values_quoted = empower._fields(rows[1])
     known = len(empower.KNOWN_FIELDS.intersection(names))
