@@ -318,7 +318,8 @@ def _write(row: SourceFile, parsed: ParsedFile, settings: Settings,
     ledger.mark_ingested(row, parsed.format, parsed.parser_version, job.id,
                          encoding=parsed.encoding, job=job.key, sample=sample.sample_id,
                          injection=number, peaks=len(peaks),
-                         traces=sum(1 for s in parsed.signals if s.trace is not None))
+                         traces=sum(1 for s in parsed.signals if s.trace is not None),
+                         **({"flags": parsed.flags} if parsed.flags else {}))
     return touched
 
 

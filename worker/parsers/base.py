@@ -141,6 +141,9 @@ class ParsedFile(BaseModel):
     dilution_factor: float | None = Field(default=None, gt=0,
                                           description="as the file states it, for quantity")
     metadata: dict[str, str] = Field(default_factory=dict)
+    flags: list[str] = Field(default_factory=list,
+                             description="what the file left open (an unreadable date …): "
+                                         "recorded with the ingest, never guessed")
     signals: list[Signal]
 
     @model_validator(mode="after")

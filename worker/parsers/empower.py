@@ -33,7 +33,7 @@ from worker.parsers.base import (
     Trace,
     validated,
 )
-from worker.parsers.dates import parse_timestamp
+from worker.parsers.dates import acquisition
 from worker.parsers.options import ParserOptions
 from worker.parsers.text import (
     decode,
@@ -99,7 +99,8 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
 
 def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     """The header (two rows, or ``"Key"<TAB>"Value"`` lines), then every ``time<TAB>value`` row."""
-    text, encoding = decode(data, filename, configured=options.encoding_for(filename))
+    text, encoding = decode(data, filename, configured=options.encoding_for(filename),
+                            default=options.default_encoding)
     lines = lines_of(text)
     if len(lines) < 2:
         raise ParseError("an Empower export needs a field-name row and a value row",
@@ -126,7 +127,8 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     times, signal_values = read_numeric_rows(
         lines, first, stop + 1, ("time", "value"), keep=(0, 1), decimal_comma=decimal_comma)
     return _build(metadata, Trace(times=times, values=signal_values,
-                                  value_unit=metadata.get("Channel Units") or None), encoding)
+                                  value_unit=metadata.get("Channel Units") or None), encoding,
+                  options.date_order)
 
 
 def _two_row_header(lines: list[str]) -> dict[str, str]:
@@ -164,7 +166,7 @@ def _key_value_header(lines: list[str]) -> tuple[dict[str, str], int] | None:
     return header, count
 
 
-def _build(metadata: dict[str, str], trace: Trace, encoding: str) -> ParsedFile:
+def _build(metadata: dict[str, str], trace: Trace, encoding: str, date_order: str) -> ParsedFile:
     def get(*keys: str) -> str | None:
         return next((metadata[k].strip() for k in keys if metadata.get(k, "").strip()), None)
 
@@ -172,7 +174,9 @@ def _build(metadata: dict[str, str], trace: Trace, encoding: str) -> ParsedFile:
     wavelength = _WAVELENGTH.search(channel)
     kind = sample_kind(get("Sample Type"), _KINDS)
     injection = get("Injection")
-    acquired = get("Date Acquired")
+    acquired_at, date_flag = acquisition(
+        get("Date Acquired"), date_order=date_order,
+        others=[v for k, v in metadata.items() if "Date" in k])
     with validated("invalid content"):
         return ParsedFile(
             format=name, parser_version=version, encoding=encoding,
@@ -180,7 +184,7 @@ def _build(metadata: dict[str, str], trace: Trace, encoding: str) -> ParsedFile:
             injection=int(injection) if injection and _DIGITS.fullmatch(injection) else None,
             sample_kind=kind, vial=get("Vial"), instrument=get("System Name", "Instrument"),
             method=get("Instrument Method Name"), operator=get("Acquired By"),
-            acquired_at=parse_timestamp(acquired) if acquired else None,
+            acquired_at=acquired_at, flags=[date_flag] if date_flag else [],
             injection_volume=get("Injection Volume"), metadata=metadata,
             signals=[Signal(name=channel, trace=trace,
                             wavelength_nm=float(wavelength[1]) if wavelength else None)])

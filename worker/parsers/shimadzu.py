@@ -47,7 +47,7 @@ from worker.parsers.base import (
     Trace,
     validated,
 )
-from worker.parsers.dates import parse_timestamp, slash_date_order
+from worker.parsers.dates import acquisition
 from worker.parsers.options import ParserOptions
 from worker.parsers.text import (
     decode,
@@ -116,7 +116,8 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
 def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     """Read every section; reject the file on the first row that cannot be read exactly."""
     text, encoding = decode(data, filename, declared=_declared_codepage(data),
-                            configured=options.encoding_for(filename))
+                            configured=options.encoding_for(filename),
+                         default=options.default_encoding)
     lines = lines_of(text)
     if lines and lines[-1].strip():
         require_line_end(text, len(lines), "last line")
@@ -147,7 +148,8 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     if not signals:
         raise ParseError("no peak table and no chromatogram section in the file",
                          line=len(lines) or None)
-    return _build(encoding=encoding, metadata=metadata, signals=signals)
+    return _build(encoding=encoding, metadata=metadata, signals=signals,
+                  date_order=options.date_order)
 
 
 def _ascii_head(data: bytes) -> str:
@@ -417,15 +419,16 @@ def _dilution(text: str | None) -> float | None:
     return value
 
 
-def _build(*, encoding: str, metadata: dict[str, str], signals: list[Signal]) -> ParsedFile:
+def _build(*, encoding: str, metadata: dict[str, str], signals: list[Signal],
+           date_order: str) -> ParsedFile:
     """The typed fields from [Sample Information], [Original Files] and [Configuration]."""
     info = {k.split(".", 1)[1]: v for k, v in metadata.items()
             if k.startswith(("Sample Information.", "Original Files.", "Configuration."))}
     kind = sample_kind(info.get("Sample Type"), _KINDS)
-    acquired = info.get("Acquired")
     dates = [v for k, v in metadata.items() if k.endswith(("Date", "Generated", "Modified",
                                                             "Acquired"))]
-    acquired_at = parse_timestamp(acquired, day_first=slash_date_order(dates)) if acquired else None
+    acquired_at, date_flag = acquisition(info.get("Acquired"), others=dates,
+                                         date_order=date_order)
     with validated("invalid content"):
         return ParsedFile(
             format=name, parser_version=version, encoding=encoding,
@@ -434,4 +437,5 @@ def _build(*, encoding: str, metadata: dict[str, str], signals: list[Signal]) ->
             method=info.get("Method File") or None, operator=info.get("Operator Name") or None,
             acquired_at=acquired_at, injection_volume=info.get("Injection Volume") or None,
             dilution_factor=_dilution(info.get("Dilution Factor")),
+            flags=[date_flag] if date_flag else [],
             metadata=metadata, signals=signals)

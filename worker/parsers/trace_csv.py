@@ -47,7 +47,8 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     (``.dx_DAD1A.CSV``); MIN_CONFIDENCE when text lines precede the data (a preamble)."""
     try:
         text, _ = decode(data[:8192] if len(data) > 8192 else data,
-                         configured=options.encoding_for(filename))
+                         configured=options.encoding_for(filename),
+                         default=options.default_encoding)
     except (ParseError, UnicodeDecodeError):
         return NOT_MINE
     lines = [ln for ln in split_lines(text)[:_SNIFF_LINES] if ln.strip()]
@@ -67,7 +68,8 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
 
 def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     """Optional preamble lines and a ``time,value`` header, the rows, an optional ``EOT``."""
-    text, encoding = decode(data, filename, configured=options.encoding_for(filename))
+    text, encoding = decode(data, filename, configured=options.encoding_for(filename),
+                            default=options.default_encoding)
     lines = lines_of(text)
     stop = len(lines)
     while stop and not lines[stop - 1].strip():
