@@ -133,6 +133,9 @@ class ParsedFile(BaseModel):
                                     description="standard | sample | blank, if stated")
     level: float | None = Field(default=None, description="nominal standard level, if stated")
     vial: str | None = None
+    level_label: str | None = Field(
+        default=None, description="calibration level as printed (LabSolutions' Level 3): part "
+                                  "of what the sample is, not a concentration")
     instrument: str | None = None
     method: str | None = None
     operator: str | None = None

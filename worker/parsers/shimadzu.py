@@ -409,6 +409,12 @@ def _signals(tables: dict[str, tuple[list[Peak], float]], traces: dict[str, tupl
     return signals
 
 
+def _level_label(text: str | None) -> str | None:
+    """LabSolutions' calibration level number; 0 (or nothing) is how it writes "no level"."""
+    text = (text or "").strip()
+    return None if text in ("", "0") else text
+
+
 def _dilution(text: str | None) -> float | None:
     """The sample's dilution factor, when [Sample Information] states a usable one."""
     if not text or not text.strip():
@@ -433,7 +439,8 @@ def _build(*, encoding: str, metadata: dict[str, str], signals: list[Signal],
         return ParsedFile(
             format=name, parser_version=version, encoding=encoding,
             sample_name=info.get("Sample Name") or None, sample_kind=kind,
-            vial=info.get("Vial#") or None, instrument=info.get("Instrument Name") or None,
+            vial=info.get("Vial#") or None, level_label=_level_label(info.get("Level")),
+            instrument=info.get("Instrument Name") or None,
             method=info.get("Method File") or None, operator=info.get("Operator Name") or None,
             acquired_at=acquired_at, injection_volume=info.get("Injection Volume") or None,
             dilution_factor=_dilution(info.get("Dilution Factor")),
