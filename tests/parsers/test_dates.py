@@ -92,3 +92,8 @@ def test_every_layout_round_trips(when: datetime, order: str, dot: bool) -> None
     assert value in (when, None) and (value is None) == (why is not None)
     if value is None:  # only an order the text itself cannot settle is left open
         assert when.day <= 12 and when.month <= 12 and when.day != when.month
+
+
+def test_the_files_own_dates_outrank_the_setting() -> None:
+    assert acquisition("3/11/2022 13:00:00", others=["08/21/2024 10:00:00"],
+                       date_order="day-first")[0] == datetime(2022, 3, 11, 13)

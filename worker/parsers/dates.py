@@ -73,20 +73,18 @@ def acquisition(text: str | None, *, others: Iterable[str] = (),
                 date_order: str = "auto") -> tuple[datetime | None, str | None]:
     """The acquisition time and, when it could not be read, why (for the file's flags).
 
-    The day/month order of an ``a/b/yyyy`` date comes from ``date_order`` (``day-first`` or
-    ``month-first``) when set, else from any unambiguous date in the file (``others``, the text
-    itself included), else from a 12-hour clock (US month-first); a date still open either way
-    is not guessed: (None, reason), and the text stays in the metadata.
+    The day/month order of an ``a/b/yyyy`` date comes from any unambiguous date in the file
+    (``others``, the text itself included), else from ``date_order`` (``day-first`` or
+    ``month-first``) when set, else from a 12-hour clock (US month-first); a date still open is
+    not guessed: (None, reason), and the text stays in the metadata.
     """
     if text is None or not text.strip():
         return None, None
     cleaned = _normalised(text)
-    if date_order == "day-first":
-        day_first: bool | None = True
-    elif date_order == "month-first":
-        day_first = False
-    else:
-        day_first = slash_date_order([cleaned, *others])
+    # The file's own evidence first: one locale wrote the whole file, whatever the setting.
+    day_first = slash_date_order([cleaned, *others])
+    if day_first is None and date_order != "auto":
+        day_first = date_order == "day-first"
     value = parse_timestamp(cleaned, day_first=day_first)
     if value is not None:
         return value, None
