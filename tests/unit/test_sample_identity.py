@@ -77,3 +77,19 @@ def test_files_that_agree_are_one_sample_without_the_flag(pipe: Pipeline) -> Non
     assert sample.identity == "standard; level 3; vial 21"
     assert Injection.select().where(Injection.sample == sample).count() == 2
     assert all(CONTRADICTORY_SAMPLE not in json.loads(r.flags) for r in Result.select())
+
+
+def test_an_unsettled_acquisition_date_is_flagged_on_the_ingest(pipe: Pipeline) -> None:
+    """The real export with its date written 24-hour and day/month open (``3/10/2022 21:53:59``):
+    ingested, the time left empty rather than guessed, the reason in the audit trail."""
+    from worker.record.models import AuditEvent, SourceFile
+    data = corpus_bytes("shimadzu-labsolutions", "new-shim-1.txt").replace(
+        b"Acquired\t3/10/2022 9:53:59 PM", b"Acquired\t3/10/2022 21:53:59", 1)
+    row = pipe.run("run1/open-date.txt", data)
+    assert SourceFile.get_by_id(row.id).state == "ingested"
+    [injection] = Injection.select()
+    assert injection.acquired_at is None
+    [event] = AuditEvent.select().where(AuditEvent.source_file_id == row.id,
+                                        AuditEvent.event == "ingested")
+    [flag] = json.loads(event.details)["flags"]
+    assert "3/10/2022 21:53:59" in flag and "date_order" in flag
