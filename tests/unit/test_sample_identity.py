@@ -93,3 +93,16 @@ def test_an_unsettled_acquisition_date_is_flagged_on_the_ingest(pipe: Pipeline) 
                                         AuditEvent.event == "ingested")
     [flag] = json.loads(event.details)["flags"]
     assert "3/10/2022 21:53:59" in flag and "date_order" in flag
+
+
+def test_the_results_view_tells_namesakes_apart(pipe: Pipeline) -> None:
+    from worker.results import view
+    for name, (sample_type, level) in VARIANTS.items():
+        pipe.drop(f"run1/{name}", _variant(sample_type, level))
+    pipe.ingest(pipe.take(*(f"run1/{name}" for name in VARIANTS)))
+    lines = [view.format_result(r) for r in view.result_rows("Tommy-S-1-031022")
+             if r["kind"] == "purity"]
+    assert len(lines) == 3
+    for identity in ("standard; level 3; vial 21", "standard; level 2; vial 21",
+                     "sample; vial 21"):
+        assert sum(f"({identity})" in line for line in lines) == 1
