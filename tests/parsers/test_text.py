@@ -114,6 +114,7 @@ def test_default_code_page_is_the_machines(monkeypatch: pytest.MonkeyPatch) -> N
     """On a Taiwanese Windows PC (ANSI code page 950) a Big5 export needs no setting."""
     from worker.parsers import text as text_module
     data = "樣品名稱\t標準品\r\n".encode("big5")
+    monkeypatch.setattr(text_module.locale, "getencoding", lambda: "cp950", raising=False)
     monkeypatch.setattr(text_module.locale, "getpreferredencoding", lambda _=True: "cp950")
     text_module.machine_code_page.cache_clear()
     try:

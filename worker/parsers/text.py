@@ -55,8 +55,12 @@ _SIGN_RANGE = frozenset(chr(c) for c in range(0xA1, 0xC0))
 def machine_code_page() -> str:
     """The code page this machine's programs write text in (on Windows the ANSI code page);
     cp1252 where that is UTF-8 or ASCII, which no Windows instrument PC writes undeclared."""
+    # locale.getencoding (3.11+) is the ANSI code page even in UTF-8 mode, where
+    # getpreferredencoding says UTF-8.
+    getencoding = getattr(locale, "getencoding", None)
     try:
-        name = codecs.lookup(locale.getpreferredencoding(False)).name
+        name = codecs.lookup(getencoding() if getencoding else
+                             locale.getpreferredencoding(False)).name
     except LookupError:
         return "cp1252"
     return "cp1252" if name in ("utf-8", "ascii") else name
