@@ -115,8 +115,12 @@ def test_shimadzu_round_trip(times: list[int], data: st.DataObject, comma: bool,
         lines.append(d.join(["Peak#", "R.Time", "Area", "Height", "Mark"]))
         lines += [d.join([str(i + 1), rt, str(area), "7", " V "])
                   for i, (rt, area) in enumerate(zip(rts, areas, strict=True))]
+    wavelength = data.draw(st.sampled_from([None, "", "nm", "254"]), label="Wavelength(nm)")
     lines += ["", "[LC Chromatogram(Detector A-Ch1)]", f"# of Points{d}{len(times)}",
-              f"Intensity Units{d}mV", f"Intensity Multiplier{d}1", f"R.Time (min){d}Intensity"]
+              f"Intensity Units{d}mV", f"Intensity Multiplier{d}1"]
+    if wavelength is not None:
+        lines.append(f"Wavelength(nm){d}{wavelength}")
+    lines.append(f"R.Time (min){d}Intensity")
     lines += [f"{_fixed(t)}{d}{v}" for t, v in zip(times, values, strict=True)]
     parsed = shimadzu.parse(("\r\n".join(lines) + "\r\n").encode("utf-8"), "gen.txt", NO_OPTIONS)
     (signal,) = parsed.signals
@@ -124,6 +128,7 @@ def test_shimadzu_round_trip(times: list[int], data: st.DataObject, comma: bool,
     assert signal.peaks is not None and [p.area for p in signal.peaks] == areas
     assert [p.rt_min for p in signal.peaks] == [float(rt) for rt in rts]
     assert signal.total_area == sum(areas)
+    assert signal.wavelength_nm == (254 if wavelength == "254" else None)
     assert signal.trace is not None
     assert list(signal.trace.times) == [float(_fixed(t)) for t in times]
     assert list(signal.trace.values) == [float(v) for v in values]
@@ -160,7 +165,10 @@ def test_chromeleon_round_trip(times: list[int], data: st.DataObject, comma: boo
 def test_empower_round_trip(times: list[int], data: st.DataObject, sample: str) -> None:
     values = data.draw(st.lists(st.floats(allow_nan=False, allow_infinity=False),
                                 min_size=len(times), max_size=len(times)))
-    text = f'"SampleName"\t"Channel"\r"{sample}"\t"ChA 254nm"\r'
+    if data.draw(st.booleans(), label="key/value header"):
+        text = f'"SampleName"\t"{sample}"\r"Channel"\t"ChA 254nm"\r"System Name"\t"S"\r'
+    else:
+        text = f'"SampleName"\t"Channel"\r"{sample}"\t"ChA 254nm"\r'
     text += "".join(f"{_fixed(t)}\t{v!r}\r" for t, v in zip(times, values, strict=True))
     parsed = empower.parse(text.encode("utf-8"), "gen.arw", NO_OPTIONS)
     (signal,) = parsed.signals
