@@ -18,7 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from worker.parsers.options import TableMapping
+from worker.parsers.options import DateOrder, TableMapping
 
 ENV_PREFIX = "ACCU_INGEST_"
 
@@ -159,9 +159,22 @@ class Settings(BaseSettings):
                                           "declare theirs, e.g. {\"*.txt\" = \"cp1250\"}")
     tables: dict[str, TableMapping] = Field(
         default_factory=dict, description="column mappings for generic peak tables (.csv/.xlsx)")
+    default_encoding: str | None = Field(
+        None, description="code page for exports that declare none and are not UTF-8; default: "
+                          "this machine's (the ANSI code page on Windows, cp1252 elsewhere)")
+    date_order: DateOrder = Field(
+        "auto", description="day/month order of a/b/yyyy dates: day-first, month-first, or "
+                            "auto (from the file's own unambiguous dates; else left unread)")
     group_settle_seconds: float = Field(
         5.0, ge=0, description="a ChemStation .D folder's CSV report set waits this long after "
                                "its last file arrived for a Report.TXT before being read alone")
+
+    @field_validator("default_encoding")
+    @classmethod
+    def _known_default(cls, codec: str | None) -> str | None:
+        if codec is not None:
+            cls._known_codecs({"default_encoding": codec})
+        return codec
 
     @field_validator("encodings")
     @classmethod

@@ -115,3 +115,41 @@ def test_pda_3d_export_is_rejected_with_reason() -> None:
 def test_header_only_is_rejected() -> None:
     with pytest.raises(ParseError, match="no data rows"):
         empower.parse(b'"SampleName"\t"Channel"\r"12"\t"ChA"\r', "x.arw", NO_OPTIONS)
+
+
+# The key/value header layout, as a public Empower reader documents it (HPLC-RS README, "Input
+# Data": ``"SampleName"<TAB>"BF111"``, ``"System Name"``, ``"Sample Set Name"``, ``"Date
+# Acquired"``, ``"Sample Set Start Date"`` lines, then time<TAB>value rows); its first rows
+# follow, with the CR-only line ends of the real export in the corpus.
+KEY_VALUE = ('"SampleName"\t"BF111"\r"System Name"\t"Alliance 2"\r'
+             '"Sample Set Name"\t"DTtV_KW_07012022_GSL_NewHPLC"\r'
+             '"Date Acquired"\t"1/7/2022 3:22:48 PM GMT"\r'
+             '"Sample Set Start Date"\t"1/7/2022 2:44:26 PM GMT"\r'
+             "0\t0.001693726\r0.01666667\t0.006185913\r0.03333333\t-0.0002410889\r")
+
+
+def test_key_value_header_layout_is_read() -> None:
+    data = KEY_VALUE.encode()
+    assert empower.sniff(data, "BF111.arw", NO_OPTIONS) == 95
+    parsed = empower.parse(data, "BF111.arw", NO_OPTIONS)
+    assert (parsed.sample_name, parsed.instrument) == ("BF111", "Alliance 2")
+    assert parsed.acquired_at == datetime(2022, 1, 7, 15, 22, 48)
+    assert parsed.metadata["Sample Set Name"] == "DTtV_KW_07012022_GSL_NewHPLC"
+    assert parsed.metadata["Sample Set Start Date"] == "1/7/2022 2:44:26 PM GMT"
+    (signal,) = parsed.signals
+    assert signal.trace is not None
+    assert list(signal.trace.times) == [0, 0.01666667, 0.03333333]
+    assert list(signal.trace.values) == [0.001693726, 0.006185913, -0.0002410889]
+
+
+@pytest.mark.parametrize(("text", "line", "words"), [
+    # a header line that is neither layout: the reason names both
+    (KEY_VALUE.replace('"System Name"\t"Alliance 2"', '"System Name"\t"Alliance 2"\t"x"'), 2,
+     "\"Key\"<TAB>\"Value\" lines"),
+    (KEY_VALUE.replace("0.01666667\t0.006185913", "0.01666667\t0.0061x85913"), 7, "value"),
+    (KEY_VALUE.split("0\t")[0], 5, "no data rows"),
+])
+def test_broken_key_value_export_names_its_line(text: str, line: int, words: str) -> None:
+    with pytest.raises(ParseError) as err:
+        empower.parse(text.encode(), "x.arw", NO_OPTIONS)
+    assert err.value.line == line and words in err.value.reason

@@ -182,3 +182,26 @@ def test_undecodable_declared_file_is_rejected() -> None:
 def test_file_without_signals_is_rejected() -> None:
     with pytest.raises(ParseError, match="no peak table"):
         shimadzu.parse(b"[Header]\r\nApplication Name\tLabSolutions\r\n", "x.txt", NO_OPTIONS)
+
+
+@pytest.mark.parametrize("line", [b"Wavelength(nm)\tnm\r\n", b"Wavelength(nm)\t\r\n",
+                                  b"Wavelength(nm)\t-\r\n"])
+def test_wavelength_line_without_a_number_keeps_every_peak(
+        data: bytes, parsed: ParsedFile, line: bytes) -> None:
+    """The real three-detector export, its AD2 (RI-type, no wavelength) chromatogram given the
+    unit-only ``Wavelength(nm)`` line LabSolutions writes for such a detector: the file used to
+    be rejected whole (``Wavelength(nm) 'nm' is not a number``)."""
+    at = data.index(b"R.Time (min)", data.index(b"[LC Chromatogram(AD2)]"))
+    edited = shimadzu.parse(data[:at] + line + data[at:], "x.txt", NO_OPTIONS)
+    assert [s.peaks for s in edited.signals] == [s.peaks for s in parsed.signals]
+    ad2 = next(s for s in edited.signals if s.name == "AD2")
+    assert ad2.wavelength_nm is None
+    assert edited.metadata["LC Chromatogram(AD2).Wavelength(nm)"] == line.split(b"\t")[1].strip(
+        ).decode()
+
+
+def test_wavelength_line_with_a_number_is_read(data: bytes) -> None:
+    at = data.index(b"R.Time (min)", data.index(b"[LC Chromatogram(AD2)]"))
+    edited = shimadzu.parse(data[:at] + b"Wavelength(nm)\t254\r\n" + data[at:], "x.txt",
+                            NO_OPTIONS)
+    assert next(s for s in edited.signals if s.name == "AD2").wavelength_nm == 254

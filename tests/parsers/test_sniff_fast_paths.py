@@ -154,6 +154,8 @@ def empower_reference(data: bytes, filename: str, options: ParserOptions) -> int
     rows = data[:65536].decode("latin-1").splitlines()
     if len(rows) < 2:
         return 0
+    if empower._key_value_header(rows):
+        return 95
     names, names_quoted = empower._fields(rows[0])
     values, values_quoted = empower._fields(rows[1])
     known = len(empower.KNOWN_FIELDS.intersection(names))
@@ -196,12 +198,16 @@ def trace_reference(data: bytes, filename: str, options: ParserOptions) -> int:
     lines = [ln for ln in _lines(decoded)[:21] if ln.strip()]
     if len(data) > 8192:
         lines = lines[:-1]
-    if not lines:
-        return 0
+    if lines and lines[-1].strip() == "EOT":
+        lines = lines[:-1]
     pair = trace_csv._NUMERIC_PAIR
-    body = lines[1:] if not pair.match(lines[0]) else lines
-    if not body or not all(pair.match(ln) for ln in body):
+    rows = [i for i, ln in enumerate(lines) if pair.match(ln)]
+    if not rows or rows != list(range(rows[0], len(lines))):
         return 0
+    if any(trace_csv._LOOKS_NUMERIC.match(ln) for ln in lines[:rows[0]]):
+        return 0
+    if rows[0] > 1:
+        return 50
     return 80 if trace_csv._SIGNAL_IN_NAME.search(filename) else 60
 
 

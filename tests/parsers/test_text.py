@@ -94,3 +94,53 @@ def test_parse_number_refuses_non_ascii_digits(cell: str) -> None:
 @pytest.mark.parametrize(("cell", "value"), [(" 12 ", 12.0), ("+1.5e-3", 0.0015), ('"7"', 7.0)])
 def test_parse_number_reads_ascii_numbers(cell: str, value: float) -> None:
     assert parse_number(cell) == value
+
+
+@pytest.mark.parametrize(("text", "codec"), [
+    ("サンプル名\t標準 1\r\n", "shift_jis"),
+    ("樣品名稱\t標準品\r\n", "big5"),
+    ("Próbka\tGłowacki, żółw\r\n", "cp1250"),
+])
+def test_default_code_page_reads_undeclared_exports(text: str, codec: str) -> None:
+    """The same bytes that are rejected above read exactly once the default code page (the
+    ``default_encoding`` setting; else this machine's) is theirs: no per-file configuration."""
+    data = text.encode(codec)
+    assert decode(data, "export.txt", default=codec) == (text, codec)
+    # UTF-8 still wins over the default when the bytes are UTF-8.
+    assert decode(text.encode("utf-8"), default=codec) == (text, "utf-8")
+
+
+def test_default_code_page_is_the_machines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a Taiwanese Windows PC (ANSI code page 950) a Big5 export needs no setting."""
+    from worker.parsers import text as text_module
+    data = "樣品名稱\t標準品\r\n".encode("big5")
+    monkeypatch.setattr(text_module.locale, "getencoding", lambda: "cp950", raising=False)
+    monkeypatch.setattr(text_module.locale, "getpreferredencoding", lambda _=True: "cp950")
+    text_module.machine_code_page.cache_clear()
+    try:
+        assert decode(data)[1] == "cp950"
+    finally:
+        monkeypatch.undo()
+        text_module.machine_code_page.cache_clear()
+    with pytest.raises(ParseError, match="encodings"):
+        decode(data)  # a UTF-8 machine falls back to cp1252, which refuses these bytes
+
+
+def test_bytes_invalid_in_the_default_code_page_are_rejected_with_the_fix() -> None:
+    with pytest.raises(ParseError) as err:
+        decode(b"ok\n\x81\xff\n", "a.txt", default="shift_jis")
+    assert "shift_jis" in err.value.reason and "encodings" in err.value.reason
+    assert err.value.line == 2
+
+
+def test_default_encoding_setting_reaches_the_parsers() -> None:
+    from worker.consume.dfolder import options
+    from worker.parsers import shimadzu
+    from worker.settings import Settings
+    export = ("[Header]\r\nApplication Name\tLabSolutions\r\n\r\n[Sample Information]\r\n"
+              "Sample Name\tPróbka żółw\r\n\r\n[Peak Table(Detector A)]\r\n# of Peaks\t0\r\n")
+    data = export.encode("cp1250")
+    with pytest.raises(ParseError, match="encodings"):
+        shimadzu.parse(data, "x.txt", options(Settings()))
+    parsed = shimadzu.parse(data, "x.txt", options(Settings(default_encoding="cp1250")))
+    assert parsed.sample_name == "Próbka żółw" and parsed.encoding == "cp1250"

@@ -3,7 +3,8 @@
 (a) Whatever bytes arrive — random, or a generated trace with bytes flipped, cut or inserted —
 the only exception that escapes ``parse`` is ParseError, and ``sniff`` stays in 0..100; (b) a
 generated valid trace (with or without a header, comma, TAB or semicolon separated, decimal commas
-with TAB or semicolon, any line ends and encoding) round-trips with no point lost or changed.
+with TAB or semicolon, any line ends and encoding) round-trips with no point lost or changed, and
+so does one behind a text preamble or whitespace-separated and ending with ``EOT``.
 ``ACCU_FUZZ_EXAMPLES=10000`` turns the same tests into the long fuzzing run.
 """
 
@@ -84,6 +85,29 @@ def test_valid_traces_round_trip(trace: tuple[list[float], list[float]],
     assert list(signal.trace.times) == times
     assert list(signal.trace.values) == values
     assert signal.name == "DAD1 A"
+
+
+PREAMBLES = st.lists(st.sampled_from([
+    "C:\\Chem32\\1\\DATA\\RUN 1.D", "Start of data points", "Sample: Std 2", "",
+    "D:\\MassHunter\\Data\\mix .D Tue Dec 17 10:13:57 2019"]), min_size=2, max_size=6)
+
+
+@FUZZ
+@given(trace=traces(), preamble=PREAMBLES, header=st.booleans(),
+       eol=st.sampled_from(["\n", "\r\n"]), eot=st.booleans(), spaces=st.booleans())
+def test_preamble_and_terminator_round_trip(trace: tuple[list[float], list[float]],
+                                            preamble: list[str], header: bool, eol: str,
+                                            eot: bool, spaces: bool) -> None:
+    times, values = trace
+    sep = "   " if spaces else ","
+    text = _text(times, values, sep, False, header, eol, True)
+    lines = [*preamble, "Start of data points"] + ([text] if text else [])
+    data = (eol.join(lines) + ("EOT" + eol if eot else "")).encode()
+    parsed = trace_csv.parse(data, "trace.csv", NO_OPTIONS)
+    (signal,) = parsed.signals
+    assert list(signal.trace.times) == times
+    assert list(signal.trace.values) == values
+    assert parsed.metadata.get("terminator") == ("EOT" if eot else None)
 
 
 @FUZZ

@@ -1,4 +1,4 @@
-"""Property tests for the Shimadzu, Chromeleon and Empower parsers.
+"""Property tests for the Shimadzu, Chromeleon, Empower and EZChrom ASCII parsers.
 
 (a) Whatever bytes arrive — random, or a real export with bytes flipped, cut or inserted — the
 only exception that escapes is ParseError; (b) a generated valid file round-trips with no row lost
@@ -16,16 +16,17 @@ from hypothesis import strategies as st
 from support.corpus import corpus_dir
 from support.fuzz import FUZZ
 
-from worker.parsers import chromeleon, empower, shimadzu
+from worker.parsers import chromeleon, empower, ezchrom_asc, shimadzu
 from worker.parsers.base import ParsedFile, ParseError
 from worker.parsers.options import NO_OPTIONS
 
 PARSERS: dict[str, ModuleType] = {"shimadzu": shimadzu, "chromeleon": chromeleon,
-                                  "empower": empower}
+                                  "empower": empower, "ezchrom-asc": ezchrom_asc}
 OWN_FILES = {
     "shimadzu": "shimadzu-labsolutions/new-shim-1.txt",
     "chromeleon": "thermo-chromeleon/Adenosine Stadards_ 0.5 mM.txt",
     "empower": "waters-empower/results1844.arw",
+    "ezchrom-asc": "ezchrom-asc/2023-06-29-014-excerpt.dat.asc",
 }
 
 
@@ -114,8 +115,12 @@ def test_shimadzu_round_trip(times: list[int], data: st.DataObject, comma: bool,
         lines.append(d.join(["Peak#", "R.Time", "Area", "Height", "Mark"]))
         lines += [d.join([str(i + 1), rt, str(area), "7", " V "])
                   for i, (rt, area) in enumerate(zip(rts, areas, strict=True))]
+    wavelength = data.draw(st.sampled_from([None, "", "nm", "254"]), label="Wavelength(nm)")
     lines += ["", "[LC Chromatogram(Detector A-Ch1)]", f"# of Points{d}{len(times)}",
-              f"Intensity Units{d}mV", f"Intensity Multiplier{d}1", f"R.Time (min){d}Intensity"]
+              f"Intensity Units{d}mV", f"Intensity Multiplier{d}1"]
+    if wavelength is not None:
+        lines.append(f"Wavelength(nm){d}{wavelength}")
+    lines.append(f"R.Time (min){d}Intensity")
     lines += [f"{_fixed(t)}{d}{v}" for t, v in zip(times, values, strict=True)]
     parsed = shimadzu.parse(("\r\n".join(lines) + "\r\n").encode("utf-8"), "gen.txt", NO_OPTIONS)
     (signal,) = parsed.signals
@@ -123,6 +128,7 @@ def test_shimadzu_round_trip(times: list[int], data: st.DataObject, comma: bool,
     assert signal.peaks is not None and [p.area for p in signal.peaks] == areas
     assert [p.rt_min for p in signal.peaks] == [float(rt) for rt in rts]
     assert signal.total_area == sum(areas)
+    assert signal.wavelength_nm == (254 if wavelength == "254" else None)
     assert signal.trace is not None
     assert list(signal.trace.times) == [float(_fixed(t)) for t in times]
     assert list(signal.trace.values) == [float(v) for v in values]
@@ -159,7 +165,10 @@ def test_chromeleon_round_trip(times: list[int], data: st.DataObject, comma: boo
 def test_empower_round_trip(times: list[int], data: st.DataObject, sample: str) -> None:
     values = data.draw(st.lists(st.floats(allow_nan=False, allow_infinity=False),
                                 min_size=len(times), max_size=len(times)))
-    text = f'"SampleName"\t"Channel"\r"{sample}"\t"ChA 254nm"\r'
+    if data.draw(st.booleans(), label="key/value header"):
+        text = f'"SampleName"\t"{sample}"\r"Channel"\t"ChA 254nm"\r"System Name"\t"S"\r'
+    else:
+        text = f'"SampleName"\t"Channel"\r"{sample}"\t"ChA 254nm"\r'
     text += "".join(f"{_fixed(t)}\t{v!r}\r" for t, v in zip(times, values, strict=True))
     parsed = empower.parse(text.encode("utf-8"), "gen.arw", NO_OPTIONS)
     (signal,) = parsed.signals

@@ -61,3 +61,24 @@ def test_a_database_from_before_migration_6_gains_where_each_file_is_in_the_raw_
         assert migrations.apply(database) == []
     finally:
         database.close()
+
+
+def test_a_database_from_before_migration_10_gains_sample_identity_filled_in(
+        tmp_path: Path) -> None:
+    database = _reopened_from_before(tmp_path, 10, """
+        DROP INDEX sample_job_id_sample_id_analyte_identity;
+        ALTER TABLE sample DROP COLUMN identity;
+        CREATE UNIQUE INDEX sample_job_id_sample_id_analyte ON sample (job_id, sample_id, analyte);
+        INSERT INTO job (id, key, name, created_at) VALUES (1, 'o:run1', 'run1', '2026-01-01');
+        INSERT INTO sample (job_id, sample_id, kind, analyte, level)
+            VALUES (1, 'Std', 'standard', '', 12.5), (1, 'Lot', 'sample', '', NULL)""")
+    try:
+        indexes = {i.name for i in database.get_indexes("sample")}
+        assert "sample_job_id_sample_id_analyte_identity" in indexes
+        assert "sample_job_id_sample_id_analyte" not in indexes
+        identities = database.execute_sql(
+            "SELECT sample_id, identity FROM sample ORDER BY sample_id").fetchall()
+        assert identities == [("Lot", "sample"), ("Std", "standard; level 12.5")]
+        assert migrations.apply(database) == []
+    finally:
+        database.close()

@@ -95,7 +95,9 @@ def fallback_name(path: str) -> str:
 
 def options(settings: Settings) -> ParserOptions:
     return ParserOptions(encodings=tuple(settings.encodings.items()),
-                         tables=tuple(settings.tables.values()))
+                         tables=tuple(settings.tables.values()),
+                         default_encoding=settings.default_encoding,
+                         date_order=settings.date_order)
 
 
 def parse(settings: Settings, row: SourceFile, data: bytes,

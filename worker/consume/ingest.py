@@ -37,10 +37,11 @@ from worker.record.models import (
     Sample,
     SourceFile,
     database,
+    sample_identity,
 )
 from worker.results import job as job_results
 from worker.results.inputs import Tables
-from worker.results.sample import recompute_sample
+from worker.results.sample import namesakes, recompute_sample
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -320,9 +321,11 @@ def _write(row: SourceFile, parsed: ParsedFile, settings: Settings,
            known: Known) -> list[Sample]:
     """Every row derived from one file and its final state; returns the samples it touched."""
     job = _job_for(row, parsed, known)
-    sample, number = _sample_for(job, row, parsed, known)
+    sample, number, created = _sample_for(job, row, parsed, known)
     dfolder.settle_folder(row, settings.methods)
-    touched = [sample, *_supersede_previous_revision(row)]
+    # A new sample under a name others already print: their results gain the flag too.
+    touched = [sample, *(namesakes(sample) if created else ()),
+               *_supersede_previous_revision(row)]
     injection_id = sql.insert(Injection, _INJECTION_COLUMNS, [
         (sample.id, row.id, number, parsed.acquired_at, parsed.dilution_factor, False)],
         returning=True)[0]
@@ -341,7 +344,8 @@ def _write(row: SourceFile, parsed: ParsedFile, settings: Settings,
     ledger.mark_ingested(row, parsed.format, parsed.parser_version, job.id,
                          encoding=parsed.encoding, job=job.key, sample=sample.sample_id,
                          injection=number, peaks=len(peaks),
-                         traces=sum(1 for s in parsed.signals if s.trace is not None))
+                         traces=sum(1 for s in parsed.signals if s.trace is not None),
+                         **({"flags": parsed.flags} if parsed.flags else {}))
     return touched
 
 
@@ -361,7 +365,7 @@ class Known:
     files of a burst share a few folders and samples, and each is read once per batch."""
 
     jobs: dict[str, Job] = field(default_factory=dict)
-    samples: dict[tuple[int, str, str], Sample] = field(default_factory=dict)
+    samples: dict[tuple[int, str, str, str], Sample] = field(default_factory=dict)
 
 
 def _job_for(row: SourceFile, parsed: ParsedFile, known: Known) -> Job:
@@ -403,29 +407,37 @@ def _job_for(row: SourceFile, parsed: ParsedFile, known: Known) -> Job:
     return job
 
 
-_SAMPLE_SQL = (f"SELECT id, kind, level FROM {sql.table(Sample)} "
-               "WHERE job_id = ? AND sample_id = ? AND analyte = ?")
+_SAMPLE_SQL = (f"SELECT id FROM {sql.table(Sample)} "
+               "WHERE job_id = ? AND sample_id = ? AND analyte = ? AND identity = ?")
 
 
 def _sample_for(job: Job, row: SourceFile, parsed: ParsedFile,
-                known: Known) -> tuple[Sample, int]:
+                known: Known) -> tuple[Sample, int, bool]:
+    """The Sample this file is an injection of: its printed name *and* what the file says the
+    sample is (kind, level, vial; see ``sample_identity``), so files that print one name but
+    contradict each other become separate samples, flagged on their results, never averaged."""
     ident = (identify(parsed.sample_name, printed=True) if parsed.sample_name
              else identify(dfolder.fallback_name(row.path)))
     number = parsed.injection or ident.injection
-    key = (job.id, ident.sample_id, ident.analyte)
+    kind = parsed.sample_kind or ident.kind
+    level = parsed.level if parsed.level is not None else ident.level
+    key = (job.id, ident.sample_id, ident.analyte, sample_identity(kind, level, parsed.vial,
+                                                                  parsed.level_label))
     sample = known.samples.get(key)
+    created = False
     if sample is None:
         found = sql.rows(_SAMPLE_SQL, key)
         if found:
-            sample_id, kind, level = found[0]
+            sample_id = found[0][0]
         else:
-            kind = parsed.sample_kind or ident.kind
-            level = parsed.level if parsed.level is not None else ident.level
-            sample_id = sql.insert(Sample, ("job_id", "sample_id", "analyte", "kind", "level"),
-                                   [(*key, kind, level)], returning=True)[0]
+            created = True
+            sample_id = sql.insert(
+                Sample, ("job_id", "sample_id", "analyte", "identity", "kind", "level"),
+                [(*key, kind, level)], returning=True)[0]
         sample = known.samples[key] = Sample(id=sample_id, job=job, sample_id=ident.sample_id,
-                                             analyte=ident.analyte, kind=kind, level=level)
-    return sample, number
+                                             analyte=ident.analyte, identity=key[3], kind=kind,
+                                             level=level)
+    return sample, number, created
 
 
 def _supersede_previous_revision(row: SourceFile) -> list[Sample]:

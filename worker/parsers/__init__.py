@@ -168,7 +168,8 @@ def _broken_text(data: bytes, filename: str, options: ParserOptions) -> ParseErr
     if not data.startswith(_BOMS):
         return None
     try:
-        decode(data, filename, configured=options.encoding_for(filename))
+        decode(data, filename, configured=options.encoding_for(filename),
+               default=options.default_encoding)
     except ParseError as exc:
         return exc
     return None

@@ -149,7 +149,8 @@ def _score(fields: list[str | None]) -> int:
 def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     head = data[:_SNIFF_BYTES]
     try:
-        text, _ = decode(head, configured=options.encoding_for(filename))
+        text, _ = decode(head, configured=options.encoding_for(filename),
+                         default=options.default_encoding)
     except ParseError:
         return NOT_MINE
     except UnicodeDecodeError:
@@ -170,7 +171,8 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
 
 
 def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
-    text, encoding = decode(data, filename, configured=options.encoding_for(filename))
+    text, encoding = decode(data, filename, configured=options.encoding_for(filename),
+                            default=options.default_encoding)
     lines = split_lines(text)
     delimiter = _delimiter(lines)
     decimal_comma = delimiter == ";"

@@ -133,6 +133,9 @@ class ParsedFile(BaseModel):
                                     description="standard | sample | blank, if stated")
     level: float | None = Field(default=None, description="nominal standard level, if stated")
     vial: str | None = None
+    level_label: str | None = Field(
+        default=None, description="calibration level as printed (LabSolutions' Level 3): part "
+                                  "of what the sample is, not a concentration")
     instrument: str | None = None
     method: str | None = None
     operator: str | None = None
@@ -141,6 +144,9 @@ class ParsedFile(BaseModel):
     dilution_factor: float | None = Field(default=None, gt=0,
                                           description="as the file states it, for quantity")
     metadata: dict[str, str] = Field(default_factory=dict)
+    flags: list[str] = Field(default_factory=list,
+                             description="what the file left open (an unreadable date …): "
+                                         "recorded with the ingest, never guessed")
     signals: list[Signal]
 
     @model_validator(mode="after")

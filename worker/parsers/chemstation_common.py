@@ -33,7 +33,8 @@ def decode_lines(data: bytes, filename: str,
 
     ``text.decode`` turns a cut or corrupted UTF-16 file into a ``ParseError`` with its line.
     """
-    text, encoding = decode(data, filename, configured=options.encoding_for(filename))
+    text, encoding = decode(data, filename, configured=options.encoding_for(filename),
+                            default=options.default_encoding)
     lines = split_lines(text)
     if not has_control(text):
         return lines, encoding
@@ -56,7 +57,8 @@ def has_control(text: str) -> bool:
 def sniff_text(data: bytes, filename: str, options: ParserOptions) -> str | None:
     """The text ``decode_lines`` splits into lines, or None where it would raise ``ParseError``."""
     try:
-        text, _ = decode(data, filename, configured=options.encoding_for(filename))
+        text, _ = decode(data, filename, configured=options.encoding_for(filename),
+                         default=options.default_encoding)
     except ParseError:
         return None
     return None if has_control(text) else text

@@ -85,7 +85,8 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     """Confidence from the report's landmarks, each adding its share (all five and the name make
     ``CERTAIN``; the first line and any two tables-and-titles landmarks reach the LIKELY band);
     the ``Report.TXT`` name only tips a close call."""
-    if not may_contain(data, _LANDMARKS, options.encoding_for(filename)):
+    if not may_contain(data, _LANDMARKS, options.encoding_for(filename),
+                       options.default_encoding):
         return NOT_MINE
     text = sniff_text(data, filename, options)
     if text is None:

@@ -33,7 +33,7 @@ from worker.parsers.base import (
     Trace,
     validated,
 )
-from worker.parsers.dates import parse_timestamp
+from worker.parsers.dates import acquisition
 from worker.parsers.options import ParserOptions
 from worker.parsers.text import (
     decode,
@@ -84,7 +84,8 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
 
 def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     """Header blocks, then every data row; the row count must match ``Data Points``."""
-    text, encoding = decode(data, filename, configured=options.encoding_for(filename))
+    text, encoding = decode(data, filename, configured=options.encoding_for(filename),
+                            default=options.default_encoding)
     lines = lines_of(text)
     marker = next((i for i, line in enumerate(lines) if line.strip() in _DATA_MARKERS), None)
     if marker is None:
@@ -117,7 +118,7 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     unit = unit_match[1] if unit_match else _first(metadata, "Signal Dimension", "Signal Unit")
     trace = Trace(times=times, values=values, time_unit=time_match[1] if time_match else "min",
                   value_unit=unit)
-    return _build(metadata, trace, encoding, decimal_comma)
+    return _build(metadata, trace, encoding, decimal_comma, options.date_order)
 
 
 def _header(lines: list[str]) -> tuple[dict[str, str], dict[str, int]]:
@@ -204,11 +205,13 @@ def _number_text(value: str, decimal_comma: bool) -> str:
 
 
 def _build(metadata: dict[str, str], trace: Trace, encoding: str,
-           decimal_comma: bool) -> ParsedFile:
+           decimal_comma: bool, date_order: str) -> ParsedFile:
     kind = sample_kind(_first(metadata, "Type"), _KINDS)
     date, time = _first(metadata, "Injection Date", "Date"), _first(metadata, "Injection Time",
                                                                      "Time")
-    acquired_at = parse_timestamp(f"{date} {time}" if time else date) if date else None
+    acquired_at, date_flag = acquisition(
+        f"{date} {time}" if time and date else date, date_order=date_order,
+        others=[v for k, v in metadata.items() if "Date" in k])
     volume = _first_prefixed(metadata, "Injection Volume")
     injection_volume = None
     if volume:
@@ -238,4 +241,5 @@ def _build(metadata: dict[str, str], trace: Trace, encoding: str,
             method=_first(metadata, "PGM file", "Instrument Method"),
             operator=_first(metadata, "Operator"), acquired_at=acquired_at,
             injection_volume=injection_volume, metadata=metadata, signals=[signal],
+            flags=[date_flag] if date_flag else [],
             dilution_factor=float(metadata["dilution_factor"]) if dilution else None)

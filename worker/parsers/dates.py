@@ -3,7 +3,13 @@
 Shared by the parsers so that one date layout is read one way everywhere; a date whose day/month
 order cannot be settled is left None (the text stays in the metadata) rather than guessed.
 ``parse_timestamp`` reads the LabSolutions, Chromeleon and Empower strings; ChemStation's fixed
-layouts (``parse_chemstation``) are read more strictly, one exact pattern each.
+layouts (``parse_chemstation``) are read more strictly, one exact pattern each. ``acquisition``
+wraps ``parse_timestamp`` for the parsers: it applies the ``date_order`` setting and the file's
+other dates, and says why a date was not read, so the parser can flag it rather than drop it.
+
+Non-US Windows PCs write dates their own way, and these are read too: ``21.2.2012. 13:16:57``
+(a dot after the year, Croatian/Serbian), ``2019/1/7 下午 06:31:27`` (a Chinese, Japanese or
+Korean AM/PM marker, before or after the time).
 """
 
 from __future__ import annotations
@@ -46,6 +52,46 @@ def slash_date_order(texts: Iterable[str]) -> bool | None:
 
 
 _TIME_FORMATS = ("%H:%M:%S", "%H:%M", "%I:%M:%S %p", "%I:%M %p")
+# AM/PM as Chinese (上午/下午), Japanese (午前/午後) and Korean (오전/오후) Windows write it.
+_CJK_MERIDIEM = {"上午": "AM", "下午": "PM", "午前": "AM", "午後": "PM", "오전": "AM", "오후": "PM"}
+_CJK_MARKER = re.compile(r"\s*(" + "|".join(_CJK_MERIDIEM) + r")\s*")
+_YEAR_DOT = re.compile(r"(?<=[0-9]{4})\.(?=\s|$)")
+_SLASH = re.compile(r"([0-9]{1,2})/([0-9]{1,2})/[0-9]{4}\b")
+
+
+def _normalised(text: str) -> str:
+    """One spelling for the variants: a CJK AM/PM marker moved behind the time as AM/PM, the dot
+    after a dotted date's year dropped."""
+    text = " ".join(text.split())
+    if m := _CJK_MARKER.search(text):
+        text = f"{(text[:m.start()] + ' ' + text[m.end():]).strip()} {_CJK_MERIDIEM[m[1]]}"
+        text = " ".join(text.split())
+    return _YEAR_DOT.sub("", text)
+
+
+def acquisition(text: str | None, *, others: Iterable[str] = (),
+                date_order: str = "auto") -> tuple[datetime | None, str | None]:
+    """The acquisition time and, when it could not be read, why (for the file's flags).
+
+    The day/month order of an ``a/b/yyyy`` date comes from any unambiguous date in the file
+    (``others``, the text itself included), else from ``date_order`` (``day-first`` or
+    ``month-first``) when set, else from a 12-hour clock (US month-first); a date still open is
+    not guessed: (None, reason), and the text stays in the metadata.
+    """
+    if text is None or not text.strip():
+        return None, None
+    cleaned = _normalised(text)
+    # The file's own evidence first: one locale wrote the whole file, whatever the setting.
+    day_first = slash_date_order([cleaned, *others])
+    if day_first is None and date_order != "auto":
+        day_first = date_order == "day-first"
+    value = parse_timestamp(cleaned, day_first=day_first)
+    if value is not None:
+        return value, None
+    if _SLASH.match(cleaned) and day_first is None:
+        return None, (f"acquisition date {text.strip()!r} could be day-first or month-first; "
+                      "set date_order (day-first or month-first) to read it")
+    return None, f"acquisition date {text.strip()!r} is not a date layout the parser reads"
 
 
 def parse_timestamp(text: str, *, day_first: bool | None = None) -> datetime | None:

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+DateOrder = Literal["auto", "day-first", "month-first"]
 PeakColumn = Literal["rt", "area", "area_pct", "height", "name", "number", "begin", "end",
                      "width", "type"]
 
@@ -54,6 +55,11 @@ class ParserOptions(BaseModel):
     encodings: tuple[tuple[str, str], ...] = Field(
         (), description="(file-name glob, code page) pairs; the first glob matching wins")
     tables: tuple[TableMapping, ...] = Field((), description="the [tables.*] column mappings")
+    date_order: DateOrder = Field(
+        "auto", description="day/month order of a/b/yyyy dates; auto: from the file's own dates")
+    default_encoding: str | None = Field(
+        None, description="code page to try after the BOM and a declared or configured one; "
+                          "None: this machine's (the ANSI code page on Windows)")
 
     def encoding_for(self, filename: str | None) -> str | None:
         """The code page configured for ``filename``, used when the file declares none."""

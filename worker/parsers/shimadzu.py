@@ -47,7 +47,7 @@ from worker.parsers.base import (
     Trace,
     validated,
 )
-from worker.parsers.dates import parse_timestamp, slash_date_order
+from worker.parsers.dates import acquisition
 from worker.parsers.options import ParserOptions
 from worker.parsers.text import (
     decode,
@@ -116,7 +116,8 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
 def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     """Read every section; reject the file on the first row that cannot be read exactly."""
     text, encoding = decode(data, filename, declared=_declared_codepage(data),
-                            configured=options.encoding_for(filename))
+                            configured=options.encoding_for(filename),
+                         default=options.default_encoding)
     lines = lines_of(text)
     if lines and lines[-1].strip():
         require_line_end(text, len(lines), "last line")
@@ -135,10 +136,8 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
             trace, header = _trace(section, delimiter, decimal_comma, lines)
             _add_metadata(metadata, section.name, header)
             traces[m["signal"]] = (trace, _STATUS.match(section.name) is not None)
-            if "Wavelength(nm)" in header:
-                wavelengths[m["signal"]] = parse_number(
-                    header["Wavelength(nm)"], decimal_comma=decimal_comma, what="Wavelength(nm)",
-                    line=section.line)
+            if (nm := _wavelength(header.get("Wavelength(nm)"), decimal_comma)) is not None:
+                wavelengths[m["signal"]] = nm
         elif _is_key_value(section):
             _add_metadata(metadata, section.name, _key_values(section, delimiter))
         else:
@@ -149,7 +148,8 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     if not signals:
         raise ParseError("no peak table and no chromatogram section in the file",
                          line=len(lines) or None)
-    return _build(encoding=encoding, metadata=metadata, signals=signals)
+    return _build(encoding=encoding, metadata=metadata, signals=signals,
+                  date_order=options.date_order)
 
 
 def _ascii_head(data: bytes) -> str:
@@ -349,6 +349,22 @@ def _trace(section: _Section, delimiter: str, decimal_comma: bool,
     return Trace(times=times, values=values, value_unit=unit), header
 
 
+def _wavelength(text: str | None, decimal_comma: bool) -> float | None:
+    """The detection wavelength, or None when the line is empty, holds only its unit (``nm``:
+    an RI or conductivity detector has none) or anything else that is not a number: metadata
+    that says nothing must never cost the file its peaks (the text stays in the metadata)."""
+    if text is None:
+        return None
+    cell = text.strip()
+    if cell.lower().endswith("nm"):
+        cell = cell[:-2].strip()
+    try:
+        value = parse_number(cell, decimal_comma=decimal_comma, what="Wavelength(nm)")
+    except ParseError:
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
 def _detector_names(metadata: dict[str, str], delimiter: str) -> dict[str, str]:
     """``Detector ID`` → ``Detector Name`` from [Configuration] (e.g. ``AD2`` → ``UV``)."""
     ids = metadata.get("Configuration.Detector ID", "").split(delimiter)
@@ -393,6 +409,12 @@ def _signals(tables: dict[str, tuple[list[Peak], float]], traces: dict[str, tupl
     return signals
 
 
+def _level_label(text: str | None) -> str | None:
+    """LabSolutions' calibration level number; 0 (or nothing) is how it writes "no level"."""
+    text = (text or "").strip()
+    return None if text in ("", "0") else text
+
+
 def _dilution(text: str | None) -> float | None:
     """The sample's dilution factor, when [Sample Information] states a usable one."""
     if not text or not text.strip():
@@ -403,21 +425,24 @@ def _dilution(text: str | None) -> float | None:
     return value
 
 
-def _build(*, encoding: str, metadata: dict[str, str], signals: list[Signal]) -> ParsedFile:
+def _build(*, encoding: str, metadata: dict[str, str], signals: list[Signal],
+           date_order: str) -> ParsedFile:
     """The typed fields from [Sample Information], [Original Files] and [Configuration]."""
     info = {k.split(".", 1)[1]: v for k, v in metadata.items()
             if k.startswith(("Sample Information.", "Original Files.", "Configuration."))}
     kind = sample_kind(info.get("Sample Type"), _KINDS)
-    acquired = info.get("Acquired")
     dates = [v for k, v in metadata.items() if k.endswith(("Date", "Generated", "Modified",
                                                             "Acquired"))]
-    acquired_at = parse_timestamp(acquired, day_first=slash_date_order(dates)) if acquired else None
+    acquired_at, date_flag = acquisition(info.get("Acquired"), others=dates,
+                                         date_order=date_order)
     with validated("invalid content"):
         return ParsedFile(
             format=name, parser_version=version, encoding=encoding,
             sample_name=info.get("Sample Name") or None, sample_kind=kind,
-            vial=info.get("Vial#") or None, instrument=info.get("Instrument Name") or None,
+            vial=info.get("Vial#") or None, level_label=_level_label(info.get("Level")),
+            instrument=info.get("Instrument Name") or None,
             method=info.get("Method File") or None, operator=info.get("Operator Name") or None,
             acquired_at=acquired_at, injection_volume=info.get("Injection Volume") or None,
             dilution_factor=_dilution(info.get("Dilution Factor")),
+            flags=[date_flag] if date_flag else [],
             metadata=metadata, signals=signals)

@@ -141,7 +141,8 @@ def _rows(data: bytes, filename: str, mapping: TableMapping,
     if data.startswith(_XLSX_MAGIC):
         yield from _sheet_rows(data, filename, mapping)
         return
-    text, _ = decode(data, filename, configured=options.encoding_for(filename))
+    text, _ = decode(data, filename, configured=options.encoding_for(filename),
+                     default=options.default_encoding)
     lines = split_lines(text)
     delimiter = mapping.delimiter or _delimiter(lines[:_HEADER_SEARCH_ROWS])
     for number, line in enumerate(lines, start=1):
@@ -370,4 +371,5 @@ def _peak(cells: list[object], positions: dict[str, int], mapping: TableMapping,
 
 
 def _encoding(data: bytes, filename: str, options: ParserOptions) -> str:
-    return decode(data, configured=options.encoding_for(filename))[1]
+    return decode(data, configured=options.encoding_for(filename),
+                  default=options.default_encoding)[1]

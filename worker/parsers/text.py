@@ -10,15 +10,22 @@ file we cannot decode exactly is rejected, never mis-read. The order of the deci
    (``encodings`` setting: the parser passes ``options.encoding_for(filename)`` as ``configured``);
 3. UTF-8, unless the text then holds C1 control characters (U+0080–U+009F): those are never
    typed, while cp1252 puts € “ ” – … on exactly those bytes, so such a file is cp1252;
-4. cp1252, unless the bytes look like another code page — the double-byte Big5 / Shift-JIS or
-   the Central European cp1250 that Shimadzu PCs write in their locale. cp1252 accepts almost any
-   byte, so reading those as cp1252 would silently give garbage; the file is rejected instead
+4. the default code page: the ``default_encoding`` setting, else the code page of the machine
+   the worker runs on (on Windows the ANSI code page, ``locale.getpreferredencoding``: Big5 in
+   Taiwan, cp1250 in Central Europe, Shift-JIS in Japan), so a lab PC reads its own exports with
+   no configuration. A machine whose code page is UTF-8 (Linux, macOS) falls back to cp1252,
+   what instrument PCs in Western locales write. The bytes must decode exactly in it, else the
+   file is rejected with the fix (the ``encodings`` setting);
+5. for cp1252: unless the bytes look like another code page — the double-byte Big5 / Shift-JIS
+   or the Central European cp1250 that Shimadzu PCs write in their locale. cp1252 accepts almost
+   any byte, so reading those as cp1252 would silently give garbage; the file is rejected instead
    with the reason and the fix (declare the code page with the ``encodings`` setting).
 """
 
 from __future__ import annotations
 
 import codecs
+import locale
 import math
 import re
 import unicodedata
@@ -44,8 +51,23 @@ _FOREIGN_SIGNS = frozenset("ƒˆ‹›˜¤¦¨¯´¸")
 # of this range between two letters, or touching another non-ASCII character, is a mis-read word.
 _SIGN_RANGE = frozenset(chr(c) for c in range(0xA1, 0xC0))
 
-def _decide(data: bytes, declared: str | None,
-            configured: str | None) -> tuple[str, str | None]:
+@lru_cache(maxsize=1)
+def machine_code_page() -> str:
+    """The code page this machine's programs write text in (on Windows the ANSI code page);
+    cp1252 where that is UTF-8 or ASCII, which no Windows instrument PC writes undeclared."""
+    # locale.getencoding (3.11+) is the ANSI code page even in UTF-8 mode, where
+    # getpreferredencoding says UTF-8.
+    getencoding = getattr(locale, "getencoding", None)
+    try:
+        name = codecs.lookup(getencoding() if getencoding else
+                             locale.getpreferredencoding(False)).name
+    except LookupError:
+        return "cp1252"
+    return "cp1252" if name in ("utf-8", "ascii") else name
+
+
+def _decide(data: bytes, declared: str | None, configured: str | None,
+            default: str | None = None) -> tuple[str, str | None]:
     """(encoding, decoded text, or None where only the BOM was looked at): each decoding is
     done once, which matters on 50 MB traces."""
     for bom, name in _BOMS:
@@ -70,6 +92,23 @@ def _decide(data: bytes, declared: str | None,
     else:
         if not _utf8_has_c1(data):
             return "utf-8", text
+    if _looks_like_utf16_without_bom(data):
+        raise ParseError("the file looks like UTF-16 without a byte-order mark (every other "
+                         "byte is NUL); it cannot be decoded safely")
+    fallback = default or machine_code_page()
+    try:
+        fallback = codecs.lookup(fallback).name
+    except LookupError:
+        raise ParseError(f"unknown code page {fallback!r} (default_encoding)") from None
+    if fallback != "cp1252":
+        try:
+            return fallback, data.decode(fallback)
+        except UnicodeDecodeError as exc:
+            raise ParseError(
+                f"cannot decode the file as UTF-8, UTF-16 (with BOM) or {fallback} (the default "
+                f"code page) (byte 0x{data[exc.start]:02X} at offset {exc.start}); if it is "
+                "written in another code page, set it with the `encodings` setting",
+                line=_line_at(data, exc.start)) from None
     try:
         text = data.decode("cp1252")
     except UnicodeDecodeError as exc:
@@ -78,9 +117,6 @@ def _decide(data: bytes, declared: str | None,
             f"0x{data[exc.start]:02X} at offset {exc.start} has no cp1252 character); if it is "
             "written in another code page (cp1250, Big5, Shift-JIS …), set it with the "
             "`encodings` setting", line=_line_at(data, exc.start)) from None
-    if _looks_like_utf16_without_bom(data):
-        raise ParseError("the file looks like UTF-16 without a byte-order mark (every other "
-                         "byte is NUL); it cannot be decoded safely")
     if data.translate(None, _NOT_SUSPECT):  # else no character the check below could refuse
         _refuse_foreign_code_page(text)
     return "cp1252", text
@@ -140,11 +176,12 @@ def _refuse_foreign_code_page(text: str) -> None:
 
 
 def decode(data: bytes, filename: str | None = None, declared: str | None = None, *,
-           configured: str | None = None) -> tuple[str, str]:
+           configured: str | None = None, default: str | None = None) -> tuple[str, str]:
     """Decode the whole file exactly; returns (text, encoding). Strips a BOM.
 
     ``configured`` is the code page the settings give for this file name
-    (``ParserOptions.encoding_for``), used when the file declares none.
+    (``ParserOptions.encoding_for``), used when the file declares none; ``default`` the one to
+    try after UTF-8 (``ParserOptions.default_encoding``; None: this machine's).
 
     Nothing but ``ParseError`` leaves: a UTF-16 file cut to an odd number of bytes, or corrupted
     after its BOM, is rejected with the line where the bytes stop making sense.
@@ -152,7 +189,7 @@ def decode(data: bytes, filename: str | None = None, declared: str | None = None
     if b"\x00" in data[:4096] and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise ParseError("binary content (NUL bytes) where text was expected", filename=filename)
     try:
-        encoding, decoded = _decide(data, declared, configured)
+        encoding, decoded = _decide(data, declared, configured, default)
         text = data.decode(encoding) if decoded is None else decoded
     except ParseError as exc:
         exc.filename = filename
@@ -196,7 +233,8 @@ def _ascii_transparent(name: str) -> bool:
         return False  # decode will refuse it; the sniffer finds that out the slow way
 
 
-def may_contain(data: bytes, needles: tuple[str, ...], configured: str | None = None) -> bool:
+def may_contain(data: bytes, needles: tuple[str, ...], configured: str | None = None,
+                default: str | None = None) -> bool:
     """False only when the text ``decode(data, configured=configured)`` gives cannot hold any of
     the ASCII ``needles`` (True may be a false alarm): a sniffer can let a file of megabytes go
     without decoding it.
@@ -205,6 +243,8 @@ def may_contain(data: bytes, needles: tuple[str, ...], configured: str | None = 
         codec = "utf-16-le"
     elif data.startswith(codecs.BOM_UTF16_BE):
         codec = "utf-16-be"
+    elif configured is None and not _ascii_transparent(default or machine_code_page()):
+        return True  # a multi-byte default code page: only decoding can tell
     elif configured is None or _ascii_transparent(configured):
         codec = "ascii"
     else:

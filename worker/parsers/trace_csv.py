@@ -33,47 +33,87 @@ extensions = (".csv", ".txt", ".tsv")
 _SIGNAL_IN_NAME = re.compile(r"\.dx_([A-Za-z]+)(\d*)([A-Z]?)\.csv$", re.IGNORECASE)
 # One number, with a decimal point or (TAB and semicolon files) a decimal comma.
 _NUM = r"[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?"
-_NUMERIC_PAIR = re.compile(rf"^\s*{_NUM}\s*[,\t;]\s*{_NUM}\s*$")
+_NUMERIC_PAIR = re.compile(rf"^\s*{_NUM}(?:\s*[,\t;]\s*|[ \t]+){_NUM}\s*$")
+# A line starting with a number and a separator: a data row, even when broken.
+_LOOKS_NUMERIC = re.compile(rf"^\s*{_NUM}\s*(?:[,\t;]|\s+[+-]?[.0-9])")
+# The line ChemStation macros write after the last point.
+_TERMINATOR = "EOT"
+_SNIFF_LINES = 21
+_MAX_PREAMBLE = 50
 
 
 def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     """A generic shape (MIN_CONFIDENCE + 10); LIKELY when the name is an Agilent signal export
-    (``.dx_DAD1A.CSV``)."""
+    (``.dx_DAD1A.CSV``); MIN_CONFIDENCE when text lines precede the data (a preamble)."""
     try:
         text, _ = decode(data[:8192] if len(data) > 8192 else data,
-                         configured=options.encoding_for(filename))
+                         configured=options.encoding_for(filename),
+                         default=options.default_encoding)
     except (ParseError, UnicodeDecodeError):
         return NOT_MINE
-    lines = [ln for ln in split_lines(text)[:21] if ln.strip()]
+    lines = [ln for ln in split_lines(text)[:_SNIFF_LINES] if ln.strip()]
     if len(data) > 8192:
         lines = lines[:-1]  # the cut may fall mid-line
-    if not lines:
+    if lines and lines[-1].strip() == _TERMINATOR:
+        lines.pop()
+    first = next((i for i, ln in enumerate(lines) if _NUMERIC_PAIR.match(ln)), None)
+    if first is None or not all(_NUMERIC_PAIR.match(ln) for ln in lines[first:]):
         return NOT_MINE
-    body = lines[1:] if not _NUMERIC_PAIR.match(lines[0]) else lines
-    if not body or not all(_NUMERIC_PAIR.match(ln) for ln in body):
+    if any(_LOOKS_NUMERIC.match(ln) for ln in lines[:first]):
         return NOT_MINE
+    if first > 1:
+        return MIN_CONFIDENCE
     return LIKELY if _SIGNAL_IN_NAME.search(filename) else MIN_CONFIDENCE + 10
 
 
 def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
-    text, encoding = decode(data, filename, configured=options.encoding_for(filename))
-    first_end = min((i for i in (text.find("\n"), text.find("\r")) if i >= 0), default=len(text))
-    first = text[:first_end]
+    """Optional preamble lines and a ``time,value`` header, the rows, an optional ``EOT``."""
+    text, encoding = decode(data, filename, configured=options.encoding_for(filename),
+                            default=options.default_encoding)
+    lines = lines_of(text)
+    stop = len(lines)
+    while stop and not lines[stop - 1].strip():
+        stop -= 1
+    terminated = bool(stop) and lines[stop - 1].strip() == _TERMINATOR
+    if terminated:
+        stop -= 1
+    first = _first_row(lines, stop, filename)
+    if first >= stop:
+        raise ParseError("trace has no data rows", line=stop + 1, filename=filename)
     header: list[str] | None = None
-    body = text
-    if first.strip() and not _NUMERIC_PAIR.match(first):
-        header = [c.strip().strip('"') for c in re.split(r"[,\t;]", first)]
+    metadata: dict[str, str] = {}
+    if first == 1 and lines[0].strip():
+        header = [c.strip().strip('"') for c in re.split(r"[,\t;]", lines[0])]
         if len(header) != 2:
             raise ParseError(f"header names {len(header)} columns; a trace has two (time, value)",
                              line=1, filename=filename)
-        body = text[first_end + (2 if text[first_end:first_end + 2] == "\r\n" else 1):]
-    # TAB, then semicolon (never a decimal mark, so a file that has one separates with it),
-    # then comma; decimal commas only go with the first two.
-    head = body[:1000]
-    delimiter = "\t" if "\t" in first or "\t" in head else (";" if ";" in head else ",")
-    decimal_comma = delimiter in "\t;" and "," in body[:1000]
-    times, values = _columns(body, delimiter, decimal_comma, filename, 2 if header else 1)
-    _check_times(times, text, filename, 2 if header else 1)
+    elif first > 1:
+        # Text before the data (the data file's path, "Start of data points" …) is kept; its
+        # last line is the column header when it names exactly two columns.
+        last = [c.strip().strip('"') for c in re.split(r"[,\t;]", lines[first - 1])]
+        if len(last) == 2 and all(last):
+            header = last
+        for i, line in enumerate(lines[:first]):
+            if line.strip():
+                metadata[f"preamble.{i + 1}"] = line.strip()
+    if terminated:
+        metadata["terminator"] = _TERMINATOR
+    row = lines[first] if first < stop else ""
+    if "\t" in row or (header is not None and "\t" in lines[first - 1]):
+        delimiter = "\t"
+    elif ";" in row:
+        delimiter = ";"
+    elif "," in row or not row.split():
+        delimiter = ","
+    else:
+        delimiter = " "  # whitespace-separated (ChemStation macro output)
+    head = "\n".join(lines[first:first + 20])
+    decimal_comma = delimiter in "\t;" and "," in head
+    body = lines[first:stop]
+    if delimiter == " ":
+        body = [" ".join(line.split()) for line in body]
+    times, values = _columns(body, delimiter, decimal_comma, filename, first + 1)
+    _check_times(times, text, filename, first + 1)
 
     signal_name, detector = _signal_from_name(filename)
     time_unit, value_unit = "min", None
@@ -86,24 +126,42 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
             time_unit = "min"
     with validated("invalid content", filename=filename):
         return ParsedFile(
-            format=name, parser_version=version, encoding=encoding,
+            format=name, parser_version=version, encoding=encoding, metadata=metadata,
             signals=[Signal(name=signal_name, detector=detector,
                             trace=Trace(times=times, values=values, time_unit=time_unit,
                                         value_unit=value_unit or ("mAU" if detector else None)))],
         )
 
 
-def _columns(body: str, delimiter: str, decimal_comma: bool, filename: str,
+def _first_row(lines: list[str], stop: int, filename: str) -> int:
+    """The 0-based index of the first ``time,value`` row; the lines before it are a preamble.
+
+    A preamble line that starts like a number is a broken data row, not text: it is rejected
+    with its line rather than skipped.
+    """
+    for i in range(min(stop, _MAX_PREAMBLE + 1)):
+        if _NUMERIC_PAIR.match(lines[i]):
+            return i
+        if _LOOKS_NUMERIC.match(lines[i]):
+            raise ParseError("expected a row of two numbers (time, value)", line=i + 1,
+                             filename=filename)
+    if stop <= _MAX_PREAMBLE + 1:
+        if stop <= 1:
+            return stop
+        raise ParseError("trace has no data rows (no line of two numbers, time and value)",
+                         line=stop, filename=filename)
+    raise ParseError(f"no row of two numbers (time, value) in the first {_MAX_PREAMBLE + 1} "
+                     "lines", line=_MAX_PREAMBLE + 1, filename=filename)
+
+
+def _columns(body: list[str], delimiter: str, decimal_comma: bool, filename: str,
              first_line: int) -> tuple[array, array]:
     """Every row exactly two finite numbers (the shared exact reader), blank lines only at the
     end."""
-    lines = lines_of(body)
-    while lines and not lines[-1].strip():
-        lines.pop()
-    if not lines:
+    if not body:
         raise ParseError("trace has no data rows", line=first_line, filename=filename)
     try:
-        times, values = read_numeric_rows(lines, 1, len(lines) + 1, ("time", "value"),
+        times, values = read_numeric_rows(body, 1, len(body) + 1, ("time", "value"),
                                           keep=(0, 1), delimiter=delimiter,
                                           decimal_comma=decimal_comma)
     except ParseError as exc:

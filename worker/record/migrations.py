@@ -121,6 +121,29 @@ def _process_heartbeats(db: Database) -> None:
     db.create_tables([ProcessBeat], safe=True)
 
 
+def _sample_identity(db: Database) -> None:
+    # Exports that print one sample name but say they are different samples (a standard at
+    # level 3, one at level 2, an unknown) were merged into one Sample and their results
+    # averaged: a sample is now its name and what its files say it is.
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+
+    from worker.record.models import Sample, sample_identity
+
+    table = Sample._meta.table_name
+    if "identity" not in {c.name for c in db.get_columns(table)}:
+        migrator = (PostgresqlMigrator(db) if isinstance(db, PostgresqlDatabase)
+                    else SqliteMigrator(db))
+        migrate(migrator.add_column(table, "identity", Sample.identity))
+        for id_, kind, level in db.execute_sql(f"SELECT id, kind, level FROM {table}").fetchall():
+            db.execute_sql(f"UPDATE {table} SET identity = %s WHERE id = %s"
+                           if isinstance(db, PostgresqlDatabase) else
+                           f"UPDATE {table} SET identity = ? WHERE id = ?",
+                           (sample_identity(kind, level, None), id_))
+    db.execute_sql(f"DROP INDEX IF EXISTS {table}_job_id_sample_id_analyte")
+    db.execute_sql(f"CREATE UNIQUE INDEX IF NOT EXISTS {table}_job_id_sample_id_analyte_identity "
+                   f"ON {table} (job_id, sample_id, analyte, identity)")
+
+
 def _event_counts(db: Database) -> None:
     # Rejections were counted from the ledger's states, so a retry made the counter go down,
     # and every scrape scanned the ledger.
@@ -180,6 +203,10 @@ MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
      _disposal_intents),
     (9, "process_heartbeat: a row per running process, renewed every few seconds",
      _process_heartbeats),
+    (10, "sample.identity: a sample is its name and what its files say it is (kind, level, "
+         "vial)", _sample_identity),
+
+
     (11, "event_count: counters of ingested, rejected, duplicate files and bytes stored",
      _event_counts),
 ]

@@ -103,6 +103,23 @@ class RawBlob(BaseModel):
     data = BlobField()
 
 
+def sample_identity(kind: str, level: float | None, vial: str | None,
+                    level_label: str | None = None) -> str:
+    """What a file says its sample is, as one comparable text: ``standard; level 3; vial 12``.
+
+    Two files printing one sample name are one sample only when this agrees; a standard at
+    level 3, one at level 2 and an unknown under one name are three samples.
+    """
+    parts = [kind]
+    if level is not None:
+        parts.append(f"level {level:g}")
+    elif level_label and level_label.strip():
+        parts.append(f"level {level_label.strip()}")
+    if vial and vial.strip():
+        parts.append(f"vial {vial.strip()}")
+    return "; ".join(parts)
+
+
 class Sample(BaseModel):
     """A sample, standard or blank within a job."""
 
@@ -111,9 +128,11 @@ class Sample(BaseModel):
     kind = CharField(help_text="sample | standard | blank | other")
     analyte = CharField(default="", help_text="analyte label; '' when the file names none")
     level = FloatField(null=True, help_text="nominal standard level as the file states it")
+    identity = CharField(default="", help_text="what the files say the sample is (kind, level, "
+                                               "vial): one name, several samples (migration 10)")
 
     class Meta:
-        indexes = ((("job", "sample_id", "analyte"), True),)
+        indexes = ((("job", "sample_id", "analyte", "identity"), True),)
 
 
 class Injection(BaseModel):

@@ -35,7 +35,7 @@ from worker.record import audit, sql
 from worker.record.models import SAMPLE, STANDARD, Job, Sample, database
 from worker.results import kinds
 from worker.results.inputs import MainPeakRow, Tables, main_peaks, peak_tables
-from worker.results.sample import sample_purity
+from worker.results.sample import flag_namesakes, sample_purity
 from worker.results.store import Wanted, replace
 from worker.settings import MethodSettings
 
@@ -90,10 +90,10 @@ def recompute_job(job: Job, touched: Iterable[Sample], methods: Mapping[str, Met
         if s.id not in peaks:
             peaks[s.id] = main_peaks(s, methods, cache)
         wanted = _sample_rows(job, s, peaks, standards, curves, methods, cache)
-        replace(job.id, s, wanted, "job")
+        replace(job.id, s, flag_namesakes(s, wanted), "job")
 
 
-_SAMPLES_SQL = (f"SELECT id, sample_id, kind, analyte, level FROM {sql.table(Sample)} "
+_SAMPLES_SQL = (f"SELECT id, sample_id, kind, analyte, level, identity FROM {sql.table(Sample)} "
                 "WHERE job_id = ? AND kind IN ({}) ORDER BY id")
 
 
@@ -101,8 +101,8 @@ def _samples(job: Job, kinds: tuple[str, ...]) -> list[Sample]:
     """The job's samples of these kinds, with the job attached so ``sample.job`` asks nothing
     again; in plain SQL, as every chunk of a burst asks it of every job it touches."""
     return [Sample(id=id_, job=job, sample_id=sample_id, kind=kind, analyte=analyte,
-                   level=level)
-            for id_, sample_id, kind, analyte, level in sql.rows(
+                   level=level, identity=identity)
+            for id_, sample_id, kind, analyte, level, identity in sql.rows(
                 _SAMPLES_SQL.format(sql.marks(len(kinds))), (job.id, *kinds))]
 
 

@@ -8,13 +8,41 @@ did not change and supersedes what did.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from worker.chemistry import purity
+from worker.record import sql
 from worker.record.models import Sample
 from worker.results import kinds, store
 from worker.results.inputs import Tables, injection_label, labelled, peak_tables
 from worker.settings import MethodSettings
+
+CONTRADICTORY_SAMPLE = "contradictory_sample_metadata"
+"""Flag on every result of a sample whose name other samples of the job print too, with other
+metadata (kind, level, vial): the files contradict each other; their results stay apart."""
+
+_NAMESAKES_SQL = (f"SELECT id FROM {sql.table(Sample)} WHERE job_id = ? AND sample_id = ? "
+                  "AND analyte = ? AND id <> ? ORDER BY id")
+
+
+def namesakes(sample: Sample) -> list[Sample]:
+    """The job's other samples printed under the same name (and analyte), i.e. with other
+    metadata: see ``worker.record.models.sample_identity``."""
+    ids = [r[0] for r in sql.rows(_NAMESAKES_SQL, (sample.job_id, sample.sample_id,
+                                                   sample.analyte, sample.id))]
+    return list(Sample.select().where(Sample.id.in_(ids)).order_by(Sample.id)) if ids else []
+
+
+def flag_namesakes(sample: Sample, wanted: Sequence[store.Wanted]) -> list[store.Wanted]:
+    """``wanted`` with the contradiction flagged, and the other identities named, on each row."""
+    others = [s.identity for s in namesakes(sample)]
+    if not others:
+        return list(wanted)
+    return [(injection, comp.model_copy(update={
+                "flags": [*comp.flags, CONTRADICTORY_SAMPLE],
+                "inputs": {**comp.inputs, "sample_identity": sample.identity,
+                           "same_name_as": others}}))
+            for injection, comp in wanted]
 
 
 def sample_purity(sample: Sample, tables: Tables) -> purity.SamplePurity | None:
@@ -40,4 +68,4 @@ def recompute_sample(sample: Sample, methods: Mapping[str, MethodSettings] | Non
                 per_injection = kind is not None and kind.row == "injection"
                 wanted.append((by_label[comp.inputs["injection"]] if per_injection else None,
                                comp))
-    store.replace(sample.job_id, sample, wanted, "sample")
+    store.replace(sample.job_id, sample, flag_namesakes(sample, wanted), "sample")

@@ -18,6 +18,7 @@ from worker.chemistry.naturalsort import natural_key
 from worker.record.canaries import not_canary_job
 from worker.record.models import Injection, Job, Result, Sample
 from worker.results import kinds
+from worker.results.sample import CONTRADICTORY_SAMPLE
 
 
 class JobNotFound(LookupError):
@@ -54,6 +55,7 @@ def result_rows(sample: str | None = None) -> list[dict[str, Any]]:
             "job": r.job.name, "job_id": r.job_id,
             "sample": r.sample.sample_id if r.sample_id else None,
             "sample_kind": r.sample.kind if r.sample_id else None,
+            "sample_identity": r.sample.identity if r.sample_id else None,
             "analyte": r.analyte, "kind": r.kind,
             "injection": r.injection.number if r.injection_id else None,
             "value": r.value, "text": r.text, "unit": r.unit, "detail": _detail(r, inputs),
@@ -61,7 +63,8 @@ def result_rows(sample: str | None = None) -> list[dict[str, Any]]:
             "computed_at": r.computed_at.isoformat() + "Z", "source_files": files,
         })
     rows.sort(key=lambda x: (x["job_id"], x["sample"] is not None,
-                             natural_key(x["sample"] or ""), natural_key(x["analyte"]),
+                             natural_key(x["sample"] or ""), x["sample_identity"] or "",
+                             natural_key(x["analyte"]),
                              kinds.rank(x["kind"]), x["injection"] or 0))
     return rows
 
@@ -77,6 +80,8 @@ def format_result(r: dict[str, Any]) -> str:
     who = r["sample"] or f"(curve {r['analyte'] or 'default'})"
     if r["sample"] and r["analyte"]:
         who += f" [{r['analyte']}]"
+    if CONTRADICTORY_SAMPLE in r["flags"]:
+        who += f" ({r['sample_identity']})"  # namesakes: which of them this row is
     inj = f"inj {r['injection']}" if r["injection"] else ""
     extra = "; ".join(x for x in (r["detail"], ", ".join(r["flags"])) if x)
     return (f"{r['job']:<20} {who:<22} {r['kind']:<21} {inj:<7} {value:>16} "
