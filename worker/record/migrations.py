@@ -205,8 +205,6 @@ MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
      _process_heartbeats),
     (10, "sample.identity: a sample is its name and what its files say it is (kind, level, "
          "vial)", _sample_identity),
-
-
     (11, "event_count: counters of ingested, rejected, duplicate files and bytes stored",
      _event_counts),
 ]
