@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from support.corpus import corpus_dir
+from support.workers import free_port
 
 from worker.cli import doctor
 from worker.cli.main import build_parser
@@ -162,6 +163,7 @@ def test_every_command_has_a_description_examples_and_option_help(name: str) -> 
     assert f"accu-ingest {name}" in parser.epilog
     for action in parser._actions:
         assert action.help, f"{name}: {action.option_strings or action.dest} has no help"
+    assert "`" not in parser.format_help()  # plain text, not reStructuredText
 
 
 def test_top_help_reads_as_plain_text(tmp_path: Path) -> None:
@@ -179,3 +181,15 @@ def test_doctor_healthy_and_broken(tmp_path: Path) -> None:
     assert broken.returncode == 1
     assert "PROBLEM  inbox:" in broken.stdout and "PROBLEM  data directory:" in broken.stdout
     assert "2 problem(s)" in broken.stdout
+
+
+def test_doctor_names_unreachable_servers(tmp_path: Path) -> None:
+    (tmp_path / "inbox").mkdir()
+    closed = free_port()  # nothing listens there: refused at once
+    result = cli("doctor", "--port", "0",
+                 "--database-url", f"postgresql://postgres@127.0.0.1:{closed}/test",
+                 "--queue-url", f"redis://127.0.0.1:{closed}/0", cwd=tmp_path,
+                 env={"ACCU_INGEST_QUEUE_SECRET": "s3cret"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "PROBLEM  database:" in result.stdout and "PROBLEM  queue:" in result.stdout
+    assert "ok       clock: nothing recorded yet" in result.stdout

@@ -138,6 +138,7 @@ Exit 0 when healthy, 1 when there are problems, 2 when the settings cannot be re
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    schema: list[int] = []  # the database's version, once the database check opened it
     checks: list[tuple[str, Callable[[], str]]] = [
         ("settings", lambda: "read"),
         ("inbox", lambda: _ok(inbox, settings, f"{settings.inbox} exists")
@@ -146,10 +147,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                                        f"{settings.data_dir} writable")
          if settings.data_dir.exists() else f"{settings.data_dir} will be created"),
         ("status port", lambda: _ok(port, settings, f"{settings.host}:{settings.port} free")),
-        ("database", lambda: _database(settings)),
+        ("database", lambda: _database(settings, schema)),
         ("queue", lambda: _queue(settings)),
         ("disk", lambda: _disk(settings)),
-        ("clock", lambda: _clock(settings)),
+        ("clock", lambda: _clock(schema)),
         ("service unit", _unit),
     ]
     problems = 0
@@ -159,6 +160,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         except Problem as exc:
             problems += 1
             print(f"PROBLEM  {name}: {exc}")
+        except Exception as exc:  # a check that breaks is a finding too, not a traceback
+            problems += 1
+            print(f"PROBLEM  {name}: {type(exc).__name__}: {exc}")
     print("healthy" if not problems else
           f"{problems} problem(s): fix and run accu-ingest doctor again")
     return 1 if problems else 0
@@ -169,7 +173,7 @@ def _ok(check: Callable[[Settings], None], settings: Settings, said: str) -> str
     return said
 
 
-def _database(settings: Settings) -> str:
+def _database(settings: Settings, schema: list[int]) -> str:
     from worker.record import db
     from worker.record.migrations import MIGRATIONS, current_version
 
@@ -182,6 +186,7 @@ def _database(settings: Settings) -> str:
         have = current_version(database)
     except Exception as exc:
         raise Problem(f"{db.redact(settings.database)}: {exc}") from None
+    schema.append(have)
     latest = MIGRATIONS[-1][0]
     if have > latest:
         raise Problem(f"schema version {have} is newer than this accu-ingest knows ({latest}): "
@@ -214,11 +219,11 @@ def _disk(settings: Settings) -> str:
     return f"{free_mb:,.0f} MB free under {folder}"
 
 
-def _clock(settings: Settings) -> str:
+def _clock(schema: list[int]) -> str:
     """Leases and the backlog age compare wall-clock times written by other processes."""
     from worker.record.models import SourceFile
 
-    if settings.embedded_database and not Path(settings.database[len("sqlite:///"):]).is_file():
+    if not schema or schema[0] == 0:
         return "nothing recorded yet"
     latest = SourceFile.select().order_by(SourceFile.id.desc()).first()
     if latest is None:

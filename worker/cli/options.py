@@ -19,7 +19,7 @@ OPTIONS = ("inbox", "data_dir", "database_url", "queue_url", "host", "port",
 SETTINGS_NOTE = """
 Settings come from defaults, then --config FILE (TOML), then ACCU_INGEST_* variables, then
 these options. Secrets (queue_secret, audit_key) are read only from the file or the
-environment, never from the command line. `accu-ingest doctor` checks them all."""
+environment, never from the command line. accu-ingest doctor checks them all."""
 
 
 def command(sub: argparse._SubParsersAction, name: str, summary: str,  # type: ignore[type-arg]
@@ -57,7 +57,7 @@ folder must be writable and the status port free; otherwise it exits 2 naming th
   accu-ingest run --inbox /mnt/hplc/export --port 8010"""),
     "watch": ("watch the inbox and enqueue only (scale-out)", """
 The instrument PC's half of a scaled-out installation: watch the inbox, register complete
-files in the shared database and enqueue them; `consume` elsewhere parses them.""", """
+files in the shared database and enqueue them; accu-ingest consume elsewhere parses them.""", """
   ACCU_INGEST_QUEUE_SECRET=… accu-ingest watch --config lab.toml --node hplc-3"""),
     "consume": ("consume the queue only (scale-out)", """
 The processing half of a scaled-out installation: take files from the shared queue, parse
