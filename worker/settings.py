@@ -6,6 +6,8 @@ stops start-up with a message naming the setting, where it can be set and what i
 
 from __future__ import annotations
 
+import difflib
+import os
 import socket
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +28,13 @@ DEFAULT_EXCLUDE = [
     ".*", "~$*", "*.tmp", "*.part", "*.partial", "*.crdownload", ".~lock*", ".syncthing.*",
     "*.swp", "Thumbs.db", "desktop.ini", "*.reason.txt",
 ]
+
+
+# Settings that are also command-line options (the others are set in the file or environment).
+CLI_OPTIONS = ("inbox", "data_dir", "database_url", "queue_url", "host", "port", "workers",
+               "consumer_processes", "node")
+# Secrets are never options: a command line is visible in `ps` and is copied into unit files.
+SECRETS = ("queue_secret", "audit_key")
 
 
 class SettingsError(Exception):
@@ -91,6 +100,10 @@ class Settings(BaseSettings):
                                       validate_default=True)
 
     inbox: Path = Field(Path("inbox"), description="folder the instrument exports into")
+    create_inbox: bool = Field(
+        False, description="create a missing inbox at start; off, a missing inbox stops the "
+                           "start, so a mistyped path is not watched while the instrument "
+                           "writes elsewhere")
     data_dir: Path = Field(Path("data"), description="database, queue, raw store, logs")
     database_url: str | None = Field(None, description="sqlite:///… (default) or postgresql://…")
     queue_url: str | None = Field(None, description="sqlite:///… (default), redis://…, postgresql://…")
@@ -268,6 +281,7 @@ def load(config_file: Path | None = None, **options: Any) -> Settings:
     """Settings from every layer; options set to None (not given on the command line) are
     skipped."""
     given = {k: v for k, v in options.items() if v is not None}
+    _unknown_variables()
     cls = Settings
     if config_file is not None:
         if not config_file.is_file():
@@ -282,18 +296,50 @@ def load(config_file: Path | None = None, **options: Any) -> Settings:
     except ValidationError as exc:
         raise SettingsError(_explain(exc, config_file)) from None
     except ValueError as exc:  # a TOML syntax error
-        raise SettingsError(f"config file {config_file}: {exc}") from None
+        raise SettingsError(f"config file {config_file}: {exc}{_toml_hint(exc)}") from None
+
+
+def _unknown_variables() -> None:
+    """An ACCU_INGEST_* variable with a typo would otherwise be ignored without a word."""
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    unknown = sorted(k for k in os.environ if k.upper().startswith(ENV_PREFIX)
+                     and k.upper() not in known)
+    for name in unknown:
+        close = difflib.get_close_matches(name.upper(), sorted(known), n=1)
+        fix = f"did you mean {close[0]}?" if close else "see the README's settings table"
+        raise SettingsError(f"environment variable {name} is not a setting: correct its "
+                            f"spelling or unset it ({fix})")
+
+
+def _toml_hint(exc: ValueError) -> str:
+    """TOML's double-quoted strings treat a backslash as an escape: C:\\lab fails."""
+    if "escape" in str(exc).lower() or "\\" in str(exc):
+        return ("; a Windows path in double quotes needs its backslashes doubled: write it in "
+                "single quotes instead, e.g. inbox = 'C:\\Lab\\inbox'")
+    return ""
+
+
+def _places(key: str, config_file: Path | None) -> str:
+    """Where a top-level setting can really be set: options only for those that exist."""
+    places = [f"--{key.replace('_', '-')}"] if key in CLI_OPTIONS else []
+    places.append(f"{ENV_PREFIX}{key.upper()}")
+    places.append(f"`{key} = …` in {config_file}" if config_file
+                  else f"`{key} = …` in a --config file")
+    return ", ".join(places[:-1]) + f" or {places[-1]}"
 
 
 def _explain(exc: ValidationError, config_file: Path | None) -> str:
     lines = ["invalid settings:"]
     for err in exc.errors():
         key = str(err["loc"][0]) if err["loc"] else "?"
-        places = f"--{key.replace('_', '-')}, {ENV_PREFIX}{key.upper()}"
-        if config_file:
-            places += f", or `{key} = …` in {config_file}"
+        places = _places(key, config_file)
         if err["type"] == "extra_forbidden":
-            lines.append(f"- {key!r} is not a setting (check the spelling)")
+            if len(err["loc"]) > 1:  # e.g. a typo inside [methods.default]
+                table = ".".join(str(p) for p in err["loc"][:-1])
+                lines.append(f"- {err['loc'][-1]!r} is not a setting of the [{table}] table "
+                             "(check the spelling; the README lists its keys)")
+            else:
+                lines.append(f"- {key!r} is not a setting (check the spelling)")
             continue
         got = err.get("input")
         if len(err["loc"]) > 1:  # a nested setting, e.g. methods.default.rt_tolerance_min

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from worker.cli.options import common
+from worker.cli.options import command, common
 from worker.record import audit, db
 from worker.settings import Settings
 
@@ -12,9 +12,14 @@ NAMES = ("audit",)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("audit", help="the audit trail")
+    p = command(sub, "audit", "verify the audit trail", """
+verify: recompute the hash chain of every audit event, check its HMAC key and compare it with
+the anchor file's checkpoints. Exit 0 when intact, 1 at the first break or mismatch, 2 when
+there is no database to verify.""", """
+  accu-ingest audit verify
+  accu-ingest audit verify --config /etc/accu-ingest.toml""")
     common(p)
-    p.add_argument("action", choices=["verify"])
+    p.add_argument("action", choices=["verify"], help="verify: check the chain and anchor")
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ import sys
 from contextlib import closing
 from pathlib import Path
 
-from worker.cli.options import common
+from worker.cli.options import command, common
 from worker.runtime import logs
 from worker.settings import Settings
 
@@ -36,7 +36,11 @@ NAMES = ("backup",)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("backup", help="online copy of the SQLite database (safe while running)")
+    p = command(sub, "backup", "online copy of the SQLite database (safe while running)", """
+A consistent copy of the embedded SQLite database, made with SQLite's online backup while the
+worker runs, then integrity-checked. Copy data/raw (the raw files) as well; for PostgreSQL
+use pg_dump.""", """
+  accu-ingest backup /mnt/backup/accu-$(date +%F).db""")
     common(p)
     p.add_argument("dest", type=Path, help="file to write; must not exist yet")
 

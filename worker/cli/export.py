@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
-from worker.cli.options import common
+from worker.cli.options import command, common
 from worker.record import db
 from worker.results.export import (
     PEAK_COLUMNS,
@@ -25,10 +25,17 @@ NAMES = ("export",)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("export", help="results or peaks as CSV or JSON")
+    p = command(sub, "export", "results or peaks as CSV or JSON", """
+Current results (or every peak) as CSV or JSON, to standard output or a file. A file gets a
+UTF-8 byte-order mark so Excel reads µ and accents right.""", """
+  accu-ingest export -o results.csv
+  accu-ingest export --what peaks --since 2024-05-01 --format json | jq length
+  accu-ingest export --what peaks | head""")
     common(p)
-    p.add_argument("--format", choices=["csv", "json"], default="csv")
-    p.add_argument("--what", choices=["results", "peaks"], default="results")
+    p.add_argument("--format", choices=["csv", "json"], default="csv",
+                   help="csv (default) or json")
+    p.add_argument("--what", choices=["results", "peaks"], default="results",
+                   help="results (default): current results; peaks: every integrated peak")
     p.add_argument("--since", help="only rows computed/ingested from this UTC date or time")
     p.add_argument("--output", "-o", type=Path, help="file to write (default: standard output)")
 

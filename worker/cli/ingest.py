@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from worker.cli.options import common
+from worker.cli.options import command, common
 from worker.cli.progress import IngestProgress
 from worker.consume import ingest
 from worker.intake import watcher
@@ -19,9 +19,14 @@ NAMES = ("ingest",)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("ingest", help="ingest files or folders now, synchronously")
+    p = command(sub, "ingest", "ingest files or folders now, synchronously", """
+Ingest the given files or folders now, in this process, with the same steps as the worker;
+the sources stay where they are. A folder keeps its name as the job. Exit 1 when any file
+was rejected (each is listed with its reason).""", """
+  accu-ingest ingest export/2024-05-13_assay
+  accu-ingest ingest run1.txt run2.txt --data-dir /tmp/try""")
     common(p)
-    p.add_argument("paths", nargs="+", type=Path)
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="a file or folder")
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -26,7 +27,7 @@ log = logging.getLogger("worker")
 # One module per command (or per family of commands), in the order `--help` lists them; each
 # has NAMES, add_parser(sub) and run(settings, args).
 MODULES = ("serve", "ingest", "status", "results", "audit", "export", "backup", "retry",
-           "service")
+           "doctor", "service")
 # Commands whose files are the operator's (an export, a unit file), not the data folder's.
 OWN_FILES = ("export", "service")
 
@@ -37,7 +38,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _serve_settings(argv)
         if settings is not None:
             drivers.leave_out_unused(settings)
-    return dispatch(argv)  # only now: the command modules import peewee and Huey
+    try:
+        code = dispatch(argv)  # only now: the command modules import peewee and Huey
+        sys.stdout.flush()  # a closed pipe shows here, not at exit where it cannot be caught
+    except BrokenPipeError:
+        # `accu-ingest results | head`: the reader has all it wanted. End as a program killed
+        # by SIGPIPE would (128 + 13), without a traceback, and with nothing left to flush.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    return code
 
 
 def commands() -> dict[str, ModuleType]:
@@ -52,8 +61,16 @@ def commands() -> dict[str, ModuleType]:
 def build_parser(modules: dict[str, ModuleType] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="accu-ingest",
-        description="The accu-ingest command line: run the worker, ingest once, and the "
-                    "operator's tools.")
+        description="Watch an inbox of HPLC/GC instrument exports and ingest every complete "
+                    "file exactly once;\nrun the worker, ingest files now, and the operator's "
+                    "tools.",
+        epilog="examples:\n"
+               "  accu-ingest run                 # watch inbox/, keep everything under data/\n"
+               "  accu-ingest doctor              # what a start would find wrong, and the fix\n"
+               "  accu-ingest status\n"
+               "  accu-ingest export -o results.csv\n"
+               "  accu-ingest COMMAND --help      # each command's options and examples",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"accu-ingest {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in dict.fromkeys((modules or commands()).values()):
@@ -62,6 +79,7 @@ def build_parser(modules: dict[str, ModuleType] | None = None) -> argparse.Argum
 
 
 def dispatch(argv: Sequence[str]) -> int:
+    from worker.cli import doctor
     from worker.consume.queue import QueueUnavailable
     from worker.record import db, keys
     from worker.runtime import logs
@@ -72,12 +90,13 @@ def dispatch(argv: Sequence[str]) -> int:
     logs.setup(args.verbose)
     try:
         settings = settings_of(args)
+        doctor.before(settings, args.command)  # before anything starts: port, folders, database
         if args.command not in OWN_FILES:
             keys.restrict(settings.data_dir)
         if args.command in SERVE:
             logs.setup(args.verbose, settings, args.command)
         return int(modules[args.command].run(settings, args))
-    except (SettingsError, db.DatabaseUnavailable, QueueUnavailable) as exc:
+    except (SettingsError, doctor.Problem, db.DatabaseUnavailable, QueueUnavailable) as exc:
         print(f"accu-ingest: {exc}", file=sys.stderr)
         return 2
 

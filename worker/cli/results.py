@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from worker.cli.options import common
+from worker.cli.options import command, common
 from worker.record import db
 from worker.results import view
 from worker.settings import Settings
@@ -15,15 +15,24 @@ NAMES = ("results", "calibration")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("results", help="current results")
+    p = command(sub, "results", "current results", """
+The current result of every sample and analyte (a re-exported file replaces its earlier
+results), with flags. Reads the database; never creates one.""", """
+  accu-ingest results
+  accu-ingest results --sample S-042 --json
+  accu-ingest results | head""")
     common(p)
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--sample", help="only this sample id")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.add_argument("--sample", metavar="ID", help="only this sample id")
 
-    p = sub.add_parser("calibration", help="a job's calibration curve, its points and flags")
+    p = command(sub, "calibration", "a job's calibration curve, its points and flags", """
+A job's calibration: each analyte's fitted curve, r², its points (used or excluded, and why)
+and flags. Exit 1 when the job has no curve.""", """
+  accu-ingest calibration 2024-05-13_assay
+  accu-ingest calibration 17 --json""")
     common(p)
     p.add_argument("job", help="job name (its export folder) or id")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from worker.cli import winsw
-from worker.cli.options import common
+from worker.cli.options import command, common
 from worker.settings import Settings
 
 NAME = "accu-ingest"
@@ -125,15 +125,27 @@ NAMES = ("service",)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("service", help="install the worker as a service (systemd; WinSW on "
-                       "Windows)")
+    p = command(sub, "service", "install the worker as a service (systemd; WinSW on Windows)",
+                """
+Write what runs the worker unattended: on Linux a hardened systemd unit (Type=notify, a
+dedicated account, restart on failure), on Windows (or with --windows) a WinSW 2.12
+configuration. The service reads its settings from --config, which is required.
+""", """
+  sudo accu-ingest service install --config /etc/accu-ingest/accu-ingest.toml
+  accu-ingest service install --config accu-ingest.toml --print
+  accu-ingest service install --user --config ~/accu-ingest.toml
+  accu-ingest service install --windows --config C:/ProgramData/accu-ingest/accu-ingest.toml
+""")
     common(p)
-    p.add_argument("action", choices=["install"])
-    p.add_argument("--user", action="store_true", help="a user unit (~/.config/systemd/user)")
+    p.add_argument("action", choices=["install"], help="what to do: install")
+    p.add_argument("--user", action="store_true",
+                   help="a user unit (~/.config/systemd/user) instead of a system one")
     p.add_argument("--print", "--dry-run", dest="dry_run", action="store_true",
                    help="print the unit instead of writing it")
-    p.add_argument("--unit-dir", type=Path, help="write the unit here instead")
-    p.add_argument("--name", default=NAME, help="unit name (default accu-ingest)")
+    p.add_argument("--unit-dir", type=Path, metavar="DIR",
+                   help="write the unit into DIR instead of systemd's folder")
+    p.add_argument("--name", default=NAME, metavar="NAME",
+                   help="unit (service) name (default accu-ingest)")
     p.add_argument("--user-account", default=NAME, metavar="NAME",
                    help="the account the service runs as (default accu-ingest); on Windows "
                    r"DOMAIN\name, a gMSA (DOMAIN\name$) or NT AUTHORITY\LocalService")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from worker.cli.options import common
+from worker.cli.options import command, common
 from worker.record import db
 from worker.settings import Settings
 
@@ -13,9 +13,14 @@ NAMES = ("status",)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("status", help="files by state, backlog, last ingest")
+    p = command(sub, "status", "files by state, backlog, last ingest", """
+How many files are in each state, how many wait, and when the last one was ingested: the
+facts /status serves, read from the database (the worker need not run). It never creates a
+database: run it from the folder that holds data/, or pass --data-dir or --config.""", """
+  accu-ingest status
+  accu-ingest status --data-dir /srv/accu/data --json""")
     common(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
