@@ -109,7 +109,8 @@ class StatusServer:
         self._thread.start()
 
     def stop(self) -> None:
-        self.httpd.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for serve_forever, which may not have run
+            self.httpd.shutdown()
         self.httpd.server_close()
 
 

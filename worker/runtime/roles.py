@@ -25,7 +25,7 @@ from worker.runtime.children import Children
 from worker.runtime.consumer import consume
 from worker.runtime.health import Probe
 from worker.runtime.http import StatusServer
-from worker.settings import Settings
+from worker.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,15 @@ def start(settings: Settings, role: str = "run") -> Parts:
     queue = open_queue(settings, ingest_work(settings) if consumes else None)
     queue.check()  # an unreachable queue stops start-up (exit 2), naming its URL
     parts = Parts(settings=settings, queue=queue)
+    # The port is bound before anything starts: one taken since `doctor`'s check before start-up
+    # still ends in a sentence (exit 2), not a traceback with the watcher already running.
+    probe = Probe(settings=settings, queue=queue, role=role)
+    try:
+        parts.server = StatusServer(probe, settings.host, settings.port)
+    except OSError as exc:
+        raise SettingsError(f"status port {settings.host}:{settings.port} is not free "
+                            f"({exc.strerror}; another accu-ingest?): stop what uses it, or "
+                            "pass --port with a free port (0 = any)") from None
     parts.beats = heartbeat.Heartbeat(role, settings.node)
     parts.beats.start()
     if role in ("run", "watch"):
@@ -75,11 +84,10 @@ def start(settings: Settings, role: str = "run") -> Parts:
         parts.canary.start()
     if role == "run" and settings.consumer_processes > 0:
         parts.children = Children(settings, settings.consumer_processes)
-    probe = Probe(settings=settings, queue=queue, role=role, canary=parts.canary,
-                  observer_alive=parts.watcher.observer_alive if parts.watcher else None,
-                  intake=parts.watcher.intake if parts.watcher else None,
-                  consumers=parts.children.describe if parts.children else None)
-    parts.server = StatusServer(probe, settings.host, settings.port)
+    probe.canary = parts.canary
+    probe.observer_alive = parts.watcher.observer_alive if parts.watcher else None
+    probe.intake = parts.watcher.intake if parts.watcher else None
+    probe.consumers = parts.children.describe if parts.children else None
     parts.server.start()
     if parts.children is not None:  # after the port is ours: a start that fails leaves none
         parts.children.start()
