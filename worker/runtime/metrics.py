@@ -11,7 +11,6 @@ series. Consumer restarts are counted by the process that supervises them.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 from peewee import fn
 from prometheus_client import (
@@ -44,11 +43,6 @@ from worker.record.models import (
 from worker.runtime.health import Probe, oldest_backlog
 
 __all__ = ["reason_category", "registry_for", "render"]
-
-def _epoch(value: datetime | None) -> float:
-    """Seconds since the epoch for a naive-UTC datetime; 0 for never (Prometheus convention)."""
-    return 0.0 if value is None else value.replace(tzinfo=UTC).timestamp()
-
 
 class LedgerCollector(Collector):
     def __init__(self, probe: Probe) -> None:
