@@ -95,6 +95,23 @@ class MethodSettings(BaseModel):
         return corrections
 
 
+class RetentionSettings(BaseModel):
+    """What the scheduler's maintenance pass may delete (the ``[retention]`` table)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    processed_days: float | None = Field(
+        None, gt=0, description="delete files in processed/ older than this (the raw store "
+                                "keeps their bytes); default: keep them")
+    processed_gb: float | None = Field(
+        None, gt=0, description="delete the oldest files in processed/ while it is larger "
+                                "than this; default: no limit")
+    canary_days: float = Field(7.0, gt=0, description="canary rows older than this are pruned")
+    orphan_pack_hours: float = Field(
+        24.0, gt=0, description="a raw pack no ledger row points to (left by a crash) is removed "
+                                "once this old")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid",
                                       validate_default=True)
@@ -178,6 +195,12 @@ class Settings(BaseSettings):
     date_order: DateOrder = Field(
         "auto", description="day/month order of a/b/yyyy dates: day-first, month-first, or "
                             "auto (from the file's own unambiguous dates; else left unread)")
+    scrub_seconds: float = Field(
+        86400.0, ge=0, description="the scheduler re-hashes the whole raw store, and applies "
+                                   "retention, this often; 0 = off")
+    scrub_mb_per_second: float = Field(
+        8.0, gt=0, description="the scrub reads the raw store no faster than this")
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     group_settle_seconds: float = Field(
         5.0, ge=0, description="a ChemStation .D folder's CSV report set waits this long after "
                                "its last file arrived for a Report.TXT before being read alone")

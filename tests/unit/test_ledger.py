@@ -130,12 +130,14 @@ def test_reopen_queues_a_rejected_file_with_its_old_reason(database: None) -> No
     row = claimed(1, "c1")
     ledger.reject(row, "c1", "no peak table", 12)
     row = fresh(row)
-    assert ledger.reopen(row, "retry", 60)
+    assert ledger.reopen(row, "retry", 60, by="operator qa@lab-pc", reason="parser fixed")
     now = fresh(row)
     assert (now.state, now.error, now.attempts, now.lease_owner) == ("queued", None, 0, "retry")
     assert events(row.id)[-1] == ("retry", {"path": "run/S1.csv",
                                             "previous_error": "no peak table",
-                                            "previous_line": 12, "by": "retry"})
+                                            "previous_line": 12, "process": "retry",
+                                            "by": "operator qa@lab-pc",
+                                            "reason": "parser fixed"})
     assert not ledger.reopen(row, "retry", 60)  # as read it was rejected; now it is not
 
 

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from worker.record import audit, counters, heartbeat, sql
+from worker.record import audit, counters, digest, heartbeat, sql
 from worker.record.models import (
     FINAL_STATES,
     INGESTED,
@@ -429,13 +429,14 @@ def mark_ingested(row: SourceFile, fmt: str, parser_version: str, job_id: int | 
     the caller's transaction (which checked the lease), with its ``ingested`` event."""
     event = _finish(row, INGESTED, _INGESTED_SQL, (fmt, parser_version, job_id))
     audit.record(event, row.sha256, row.id, format=fmt, parser_version=parser_version,
-                 **details)
+                 **details, rows=digest.file_rows(row.id))
     counters.ingested(row.path, fmt, row.first_seen)
 
 
-def reopen(row: SourceFile, owner: str, lease_seconds: float) -> bool:
-    """Rejected -> queued, leased to ``owner``, the old reason kept in the audit event. False
-    when someone else changed the row meanwhile."""
+def reopen(row: SourceFile, owner: str, lease_seconds: float, **why: object) -> bool:
+    """Rejected -> queued, leased to ``owner``, the old reason kept in the audit event with
+    ``why`` (who asked and their reason: who.operator). False when someone else changed the
+    row meanwhile."""
     event = _audited(row.state, QUEUED, row.id)
     with database.atomic():
         updated = (SourceFile.update(state=QUEUED, error=None, error_line=None, finished_at=None,
@@ -445,7 +446,8 @@ def reopen(row: SourceFile, owner: str, lease_seconds: float) -> bool:
         if updated != 1:
             return False
         audit.record(event, row.sha256, row.id, path=row.path,
-                     previous_error=row.error, previous_line=row.error_line, by=owner)
+                     previous_error=row.error, previous_line=row.error_line, process=owner,
+                     **why)
         counters.add(Counter({(counters.RETRIED, ""): int(counters.counted(row.path))}))
     return True
 
