@@ -322,6 +322,19 @@ def stored(raw_dir: Path, shas: list[str]) -> set[str]:
     return found
 
 
+def latest_sightings(origin: str, paths: list[str]) -> dict[str, tuple[int, int, int]]:
+    """(id, size, mtime_ns) of the latest row of each of ``paths`` from ``origin``: a one-shot
+    rerun skips the files it finds unchanged without reading them."""
+    found: dict[str, tuple[int, int, int]] = {}
+    for start in range(0, len(paths), sql.CHUNK):
+        chunk = paths[start:start + sql.CHUNK]
+        for row_id, path, size, mtime_ns in sql.rows(
+                f"SELECT id, path, size, mtime_ns FROM {sql.table(SourceFile)} WHERE origin = ? "
+                f"AND path IN ({sql.marks(len(chunk))}) ORDER BY id", [origin, *chunk]):
+            found[path] = (row_id, size, mtime_ns)
+    return found
+
+
 def is_another_copy(row: SourceFile, path: str, size: int, mtime_ns: int) -> bool:
     """Is this sighting of ``row``'s bytes a second copy, not the registered file seen again?
 
