@@ -12,7 +12,15 @@ import socket
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -67,6 +75,16 @@ class MethodSettings(BaseModel):
     purity_signal: str | None = Field(
         None, description="signal purity is computed on: its name as the file prints it, or a "
                           "wavelength such as '254 nm' (default: the first peak table)")
+    reason: str | None = Field(
+        None, description="why the level corrections / exclusions are made (required with "
+                          "them; recorded in the audit trail when they take effect)")
+
+    @model_validator(mode="after")
+    def _corrections_say_why(self) -> MethodSettings:
+        if (self.level_corrections or self.exclude_levels) and not (self.reason or "").strip():
+            raise ValueError("level_corrections and exclude_levels change results: add "
+                             "reason = \"…\" (why, e.g. a certificate number) beside them")
+        return self
 
     @field_validator("concentration_unit")
     @classmethod

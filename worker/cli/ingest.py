@@ -11,7 +11,7 @@ from worker.cli.options import command, common
 from worker.cli.progress import IngestProgress
 from worker.consume import ingest
 from worker.intake import watcher
-from worker.record import audit, db, ledger
+from worker.record import audit, corrections, db, ledger
 from worker.record.models import FINAL_STATES, INGESTED, REJECTED, SourceFile
 from worker.settings import Settings
 
@@ -44,6 +44,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print("accu-ingest: no files found in the given paths", file=sys.stderr)
         return 1
     audit.open_chain()
+    corrections.record(settings)  # the configuration's corrections, as they take effect
     sizes = {path: path.stat().st_size for _, path in files}
     taken: dict[int, tuple[str, Settings]] = {}
     per_file: list[int | None] = []  # each file's ledger row (None: not taken)

@@ -7,7 +7,7 @@ import sys
 
 from worker.cli.options import command, common
 from worker.consume.retry import rejected_ids, retry
-from worker.record import audit, db, ledger
+from worker.record import audit, corrections, db, ledger
 from worker.record.models import INGESTED
 from worker.runtime import logs
 from worker.settings import Settings
@@ -46,6 +46,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print("no rejected files")
         return 0
     audit.open_chain()
+    corrections.record(settings)  # the configuration's corrections, as they take effect
     owner = ledger.owner_id("retry")
     outcomes = [retry(settings, file_id, owner, reason) for file_id in ids]
     audit.checkpoint()

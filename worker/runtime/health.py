@@ -36,6 +36,8 @@ from worker.record.models import (
     utcnow,
 )
 from worker.runtime.canary import Canary
+from worker.runtime.scrub import Scrub
+from worker.runtime.scrub import facts as scrub_facts
 from worker.settings import Settings
 
 STARTED = time.time()
@@ -55,6 +57,7 @@ class Probe:
     canary: Canary | None = None
     role: str = "run"
     consumers: Callable[[], dict[str, Any]] | None = None
+    scrub: Scrub | None = None
 
 
 def counts() -> dict[str, int]:
@@ -110,6 +113,7 @@ def facts(probe: Probe) -> dict[str, Any]:
                               for r in rejected],
         "canary": canary_facts(probe),
         "consumer_processes": probe.consumers() if probe.consumers else None,
+        "scrub": scrub_facts(probe.scrub, probe.settings),
     }
 
 
