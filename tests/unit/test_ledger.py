@@ -3,6 +3,7 @@ illegal one refused, leases lost and raced for, dead holders recognised, duplica
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -74,9 +75,10 @@ def test_ingested_sets_its_final_fields_with_its_event(database: None) -> None:
     assert (now.state, now.format, now.parser_version, now.job_id) == (
         "ingested", "chemstation_csv", "7", job.id)
     assert now.finished_at is not None and now.lease_owner is None and now.lease_until == 0
+    # No rows of its own: the digest of nothing (record/digest.py).
     assert events(row.id)[-1] == ("ingested", {"format": "chemstation_csv",
                                                "parser_version": "7", "role": "evidence",
-                                               "peaks": 0})
+                                               "peaks": 0, "rows": hashlib.sha256().hexdigest()})
 
 
 def test_a_rejection_keeps_its_reason_and_only_the_holder_rejects(database: None) -> None:
