@@ -440,9 +440,10 @@ def mark_ingested(row: SourceFile, fmt: str, parser_version: str, job_id: int | 
                   **details: object) -> None:
     """Ingested: its rows written, or it is evidence of a ``.D`` sibling's injection. Inside
     the caller's transaction (which checked the lease), with its ``ingested`` event."""
+    rows = digest.file_rows(row.id)  # before finished_at: the latency counted ends there
     event = _finish(row, INGESTED, _INGESTED_SQL, (fmt, parser_version, job_id))
     audit.record(event, row.sha256, row.id, format=fmt, parser_version=parser_version,
-                 **details, rows=digest.file_rows(row.id))
+                 **details, rows=rows)
     counters.ingested(row.path, fmt, row.first_seen)
 
 
