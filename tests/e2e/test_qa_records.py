@@ -314,3 +314,35 @@ def test_the_scrub_reports_damage_and_applies_retention(tmp_path: Path, corpus: 
     done = cli(tmp_path, "audit", "verify", "--rows")
     assert done.returncode == 0, done.stdout  # pruned canaries are gone on purpose
     assert "pruned by retention" in done.stdout
+
+
+def test_on_postgresql_rows_and_raw_blob_rows_are_verified(pg: str, tmp_path: Path,
+                                                           corpus: Path) -> None:
+    """Scaled out, the digests are computed on PostgreSQL's values and the raw bytes are also
+    in ``raw_blob``: both checked, and an edit to either found."""
+    (tmp_path / "inbox").mkdir()
+    env = {**os.environ, "ACCU_INGEST_QUEUE_SECRET": "qa-records-secret-0123456789"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "worker", *args, "--data-dir",
+                               str(tmp_path / "data"), "--database-url", pg],
+                              capture_output=True, text=True, timeout=120, env=env)
+
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for name in FIRST:
+        shutil.copy(corpus / AGILENT / name, folder / name)
+    assert run("ingest", str(folder)).returncode == 0
+    done = run("audit", "verify", "--rows", "--raw")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "and 3 raw_blob rows" in done.stdout
+
+    import psycopg
+    with psycopg.connect(pg, autocommit=True) as con:
+        con.execute("UPDATE peak SET area = area + 0.5 WHERE id = (SELECT MIN(id) FROM peak)")
+        con.execute("UPDATE raw_blob SET data = overlay(data placing '\\x00'::bytea from 50) "
+                    "WHERE sha256 = (SELECT MIN(sha256) FROM raw_blob)")
+    rows = run("audit", "verify", "--rows")
+    assert rows.returncode == 1 and "rows CHANGED: event" in rows.stdout
+    raw = run("audit", "verify", "--raw")
+    assert raw.returncode == 1 and "raw DAMAGED: raw_blob" in raw.stdout

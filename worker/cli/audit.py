@@ -96,9 +96,10 @@ def verify(settings: Settings, rows: bool, raw: bool) -> int:
         found = rawcheck.check_all(settings)
         never = (f"; {found.never_stored:,} rejected for their size before being stored"
                  if found.never_stored else "")
+        blobs = f" and {found.blobs:,} raw_blob rows" if found.blobs else ""
         if found.ok:
-            print(f"raw intact: {found.checked:,} stored files ({found.bytes:,} bytes) match "
-                  f"their SHA-256{never}")
+            print(f"raw intact: {found.checked:,} stored files{blobs} ({found.bytes:,} bytes) "
+                  f"match their SHA-256{never}")
         else:
             for problem in found.problems:
                 print(f"raw DAMAGED: {problem}")

@@ -25,7 +25,8 @@ _HAS_BLOB_SQL = f"SELECT 1 FROM {sql.table(RawBlob)} WHERE sha256 = ?"
 
 @dataclass
 class RawReport:
-    checked: int = 0
+    checked: int = 0  # contents in the raw store
+    blobs: int = 0  # raw_blob rows (scale-out)
     bytes: int = 0
     never_stored: int = 0  # rejected for their size before being stored: nothing to check
     problems: list[str] = field(default_factory=list)
@@ -69,7 +70,7 @@ def check_all(settings: Settings, pace: Callable[[int], bool] | None = None) -> 
             after = sha
             found = sql.rows(_BLOB_SQL, (sha,))
             data = bytes(found[0][0]) if found else b""
-            report.checked += 1
+            report.blobs += 1
             report.bytes += len(data)
             if store.sha256_of(data) != sha:
                 report.problems.append(f"raw_blob {sha[:12]}… (in the database) does not match "
