@@ -55,6 +55,7 @@ class Probe:
     canary: Canary | None = None
     role: str = "run"
     consumers: Callable[[], dict[str, Any]] | None = None
+    deliver: Callable[[], dict[str, dict[str, int]]] | None = None  # deliver.runner counts
 
 
 def counts() -> dict[str, int]:
