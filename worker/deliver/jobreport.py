@@ -155,6 +155,10 @@ class JobReports:
         """Write the reports of jobs that settled; their paths."""
         watermark = datetime.fromisoformat(self.state.get("jobs_watermark"))
         pending: dict[str, str] = dict(self.state.get("jobs_pending", {}))
+        # the last finish of each job already considered: the lookback reads it again
+        considered: dict[str, str] = {
+            k: v for k, v in self.state.get("jobs_considered", {}).items()
+            if datetime.fromisoformat(v) >= watermark - 2 * LOOKBACK}
         recent = (SourceFile.select(SourceFile.job, fn.MAX(SourceFile.finished_at).alias("last"))
                   .where(SourceFile.finished_at >= watermark - LOOKBACK,
                          SourceFile.job.is_null(False))
@@ -164,8 +168,9 @@ class JobReports:
             last = row.last if isinstance(row.last, datetime) else \
                 datetime.fromisoformat(str(row.last))
             newest = max(newest, last)
-            if pending.get(str(row.job_id), "") < last.isoformat():
-                pending[str(row.job_id)] = last.isoformat()
+            job_id = str(row.job_id)
+            if max(pending.get(job_id, ""), considered.get(job_id, "")) < last.isoformat():
+                pending[job_id] = last.isoformat()
         settled_before = utcnow() - timedelta(seconds=self.settings.job_settle_seconds)
         written = []
         waiting = None
@@ -176,7 +181,7 @@ class JobReports:
             job = Job.get_or_none(Job.id == int(job_id))
             if job is not None and _waits(job, waiting):
                 continue
-            del pending[job_id]
+            considered[job_id] = pending.pop(job_id)
             if job is None or job.name == CANARY_DIR or job.key.endswith(f":{CANARY_DIR}"):
                 continue
             path = self._report(job)
@@ -184,6 +189,7 @@ class JobReports:
                 written.append(path)
         with self.state.lock:
             self.state.data["jobs_pending"] = pending
+            self.state.data["jobs_considered"] = considered
             self.state.set("jobs_watermark", newest.isoformat())
         return written
 
