@@ -198,3 +198,29 @@ def test_notify_test_command(tmp_path: Path, http: HttpReceiver) -> None:
     assert w.cli("notify", "test", "--config", str(cfg), "--target", "hook").returncode == 0
     none = w.cli("notify", "test")
     assert none.returncode == 2 and "[[notify]]" in none.stderr
+
+
+def test_a_vanished_inbox_and_a_crash_looping_consumer_are_told_and_resolved(
+        tmp_path: Path, http: HttpReceiver, started: list[WorkerProcess]) -> None:
+    cfg = config(tmp_path, [{"url": f"json://127.0.0.1:{http.port}/notify"}],
+                 consumer_processes=1)
+    worker = WorkerProcess(tmp_path, "--config", str(cfg)).start()
+    started.append(worker)
+
+    away = tmp_path / "inbox-away"
+    worker.inbox.rename(away)
+    problem = wait_for(lambda: notes(http, "PROBLEM inbox"), timeout=30, what="inbox problem")
+    assert f"inbox {worker.inbox} is missing or unreadable" in problem[0]["message"]
+    away.rename(worker.inbox)
+    wait_for(lambda: notes(http, "resolved inbox"), timeout=30, what="inbox resolved")
+
+    for _ in range(3):  # killed again each time the supervisor starts it
+        [pid] = wait_for(lambda: worker.status()["consumer_processes"]["pids"], timeout=30,
+                         what="a consumer process")
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda p=pid: p not in worker.status()["consumer_processes"]["pids"],
+                 timeout=30, what="the consumer gone")
+    note = wait_for(lambda: notes(http, "PROBLEM consumers"), timeout=60,
+                    what="consumers problem")[0]
+    assert "restarted 3 times in the last 10 min" in note["message"]
+    assert len(notes(http, "PROBLEM consumers")) == 1

@@ -75,7 +75,7 @@ class Notifier:
 
     def _rejections(self) -> None:
         cursor = datetime.fromisoformat(self.state.get("rejected_cursor"))
-        seen = {int(k) for k in self.state.get("rejected_seen", {})}
+        seen = set(self.state.get("rejected_seen", {}))
         found = watch.rejections_since(cursor, seen)
         if not found:
             return
@@ -88,7 +88,7 @@ class Notifier:
         keep_from = newest - watch.LOOKBACK
         kept = {k: v for k, v in self.state.get("rejected_seen", {}).items()
                 if datetime.fromisoformat(v) >= keep_from - watch.LOOKBACK}
-        kept.update({str(r.id): at.isoformat() for r, at in found})
+        kept.update({watch.seen_key(r.id, at): at.isoformat() for r, at in found})
         with self.state.lock:
             self.state.data["rejected_seen"] = kept
             self.state.set("rejected_cursor", max(cursor, newest).isoformat())

@@ -69,10 +69,12 @@ class Sender:
             self.cond.notify()
 
     def stop(self) -> None:
+        """Send what waits once more (unless the target is failing), then end; a target that
+        hangs holds the stop up for one attempt at most."""
         with self.cond:
             self.stopped = True
             self.cond.notify()
-        self.thread.join(timeout=TIMEOUT * 2 + 1)
+        self.thread.join(timeout=TIMEOUT + 2)
 
     def _due(self) -> float:
         return max(self.last_sent + self.min_interval, self.retry_at)
@@ -83,11 +85,14 @@ class Sender:
                 while not self.stopped and (not self.pending or time.monotonic() < self._due()):
                     wait = None if not self.pending else self._due() - time.monotonic()
                     self.cond.wait(wait)
-                if self.stopped:
+                last = self.stopped
+                if last and (not self.pending or time.monotonic() < self.retry_at):
                     return
                 batch = list(self.pending)
                 self.pending.clear()
             self._send(batch)
+            if last:
+                return
 
     def _send(self, batch: list[Message]) -> None:
         message = digest(batch)

@@ -26,16 +26,21 @@ RESTART_WINDOW = 600.0  # seconds: consumer restarts counted over this window
 RESTARTS_TOO_MANY = 3
 
 
-def rejections_since(cursor: datetime, seen: set[int]) -> list[tuple[Rejection, datetime]]:
+def seen_key(file_id: int, at: datetime) -> str:
+    """A rejection told: the file and when it was rejected (a retry rejected again is news)."""
+    return f"{file_id}@{at.isoformat()}"
+
+
+def rejections_since(cursor: datetime, seen: set[str]) -> list[tuple[Rejection, datetime]]:
     """Rejected real files finished from ``cursor - LOOKBACK`` on, minus those already told
-    (``seen``: ids at or after that time), oldest first."""
+    (``seen``, by ``seen_key``), oldest first."""
     query = (SourceFile.select(SourceFile.id, SourceFile.path, SourceFile.error,
                                SourceFile.error_line, SourceFile.finished_at)
              .where(SourceFile.finished_at >= cursor - LOOKBACK,
                     SourceFile.state == REJECTED, not_canary_file())
              .order_by(SourceFile.finished_at, SourceFile.id))
     return [(Rejection(r.id, r.path, r.error or "rejected", r.error_line), r.finished_at)
-            for r in query if r.id not in seen]
+            for r in query if seen_key(r.id, r.finished_at) not in seen]
 
 
 def inbox_problem(probe: Probe) -> str | None:
