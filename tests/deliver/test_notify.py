@@ -100,3 +100,29 @@ def test_a_url_apprise_does_not_know_stops_start_up(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "notify.0.url" in done.stderr and "apprise does not recognise" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_rejections_are_told_once_and_again_when_a_retry_rejects_again(
+        pipeline: Pipeline, http: HttpReceiver) -> None:
+    from worker.consume.retry import retry
+
+    n = notifier(pipeline, http, audit_verify_minutes=0)
+    try:
+        row = pipeline.run("junk.txt", "not a chromatogram\n")
+        assert row.state == "rejected"
+        for _ in range(3):
+            n.poll()
+            time.sleep(0.05)
+        wait_for(lambda: titles(http), timeout=10, what="rejection")
+        time.sleep(0.3)
+        assert titles(http) == [f"accu-ingest on {pipeline.settings.node}: 1 file rejected"], \
+            [p.body for p in http.posted]
+        assert f"accu-ingest retry {row.id} --data-dir" in http.posted[0].body["message"]
+        time.sleep(0.01)
+        retry(pipeline.settings, row.id, pipeline.owner)  # still not a chromatogram
+        for _ in range(3):
+            n.poll()
+            time.sleep(0.05)
+        wait_for(lambda: len(titles(http)) == 2, timeout=10, what="the retry's rejection")
+    finally:
+        n.stop()

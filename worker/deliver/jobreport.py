@@ -187,10 +187,8 @@ class JobReports:
             path = self._report(job)
             if path is not None:
                 written.append(path)
-        with self.state.lock:
-            self.state.data["jobs_pending"] = pending
-            self.state.data["jobs_considered"] = considered
-            self.state.set("jobs_watermark", newest.isoformat())
+        self.state.update({"jobs_pending": pending, "jobs_considered": considered,
+                           "jobs_watermark": newest.isoformat()})
         return written
 
     def _report(self, job: Job) -> Path | None:

@@ -89,9 +89,8 @@ class Notifier:
         kept = {k: v for k, v in self.state.get("rejected_seen", {}).items()
                 if datetime.fromisoformat(v) >= keep_from - watch.LOOKBACK}
         kept.update({watch.seen_key(r.id, at): at.isoformat() for r, at in found})
-        with self.state.lock:
-            self.state.data["rejected_seen"] = kept
-            self.state.set("rejected_cursor", max(cursor, newest).isoformat())
+        self.state.update({"rejected_seen": kept,
+                           "rejected_cursor": max(cursor, newest).isoformat()})
 
     def _flush_group(self) -> None:
         if self.group:

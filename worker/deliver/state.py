@@ -35,12 +35,20 @@ class State:
         return not self.data
 
     def get(self, key: str, default: Any = None) -> Any:
+        """A copy: changing it changes nothing until it is ``set``."""
         with self.lock:
-            return self.data.get(key, default)
+            return json.loads(json.dumps(self.data[key])) if key in self.data else default
 
     def set(self, key: str, value: Any) -> None:
+        self.update({key: value})
+
+    def update(self, values: dict[str, Any]) -> None:
+        """Set these keys; the file is written only when one of them changed (the loop sets
+        its cursors every pass)."""
         with self.lock:
-            self.data[key] = value
+            if all(k in self.data and self.data[k] == v for k, v in values.items()):
+                return
+            self.data.update(json.loads(json.dumps(values)))  # a copy, as the file holds it
             self.save()
 
     def count(self, name: str, label: str, n: int = 1) -> None:
