@@ -32,6 +32,7 @@ OWN_FILES = {
 MORE_OWN_FILES = {
     "shimadzu-labsolutions/STD 1 100-excerpt.txt": "shimadzu",
     "thermo-chromeleon/20170526_MME_AA_STD-Mix2-excerpt.txt": "chromeleon",
+    "ezchrom-asc/05_25_D-excerpt.asc": "ezchrom-asc",
 }
 
 
