@@ -14,15 +14,20 @@ from worker.record.models import Chromatogram, Injection, Peak
 
 pytest.importorskip("allotropy", reason="the asm extra: pip install -e '.[asm]'")
 
-FORMATS = {
-    "agilent-openlab-csv/report": ("agilent-1290", "12_Report.csv"),
-    "trace-csv": ("agilent-1290", "20260113 153049", "Blank_1.dx_DAD1A.CSV"),
-    "agilent-chemstation-txt": ("agilent-chemstation", "001F0101.D", "Report.TXT"),
-    "ezchrom-asc": ("ezchrom-asc", "2023-06-29-014-excerpt.dat.asc"),
-    "shimadzu": ("shimadzu-labsolutions", "new-shim-1.txt"),
-    "chromeleon": ("thermo-chromeleon", "Adenosine Stadards_ 0.5 mM.txt"),
-    "empower": ("waters-empower", "results1844.arw"),
-}
+# Every corpus export that is one injection on its own, by the format it is read as, and the
+# traces whose unit the schema has a measure for (the rest get no data cube).
+FILES = [
+    ("agilent-openlab-csv/report", ("agilent-1290", "12_Report.csv")),
+    ("trace-csv", ("agilent-1290", "20260113 153049", "Blank_1.dx_DAD1A.CSV")),
+    ("agilent-chemstation-txt", ("agilent-chemstation", "001F0101.D", "Report.TXT")),
+    ("ezchrom-asc", ("ezchrom-asc", "2023-06-29-014-excerpt.dat.asc")),
+    ("ezchrom-asc", ("ezchrom-asc", "05_25_D-excerpt.asc")),
+    ("shimadzu", ("shimadzu-labsolutions", "new-shim-1.txt")),
+    ("shimadzu", ("shimadzu-labsolutions", "STD 1 100-excerpt.txt")),
+    ("chromeleon", ("thermo-chromeleon", "Adenosine Stadards_ 0.5 mM.txt")),
+    ("chromeleon", ("thermo-chromeleon", "20170526_MME_AA_STD-Mix2-excerpt.txt")),
+    ("empower", ("waters-empower", "results1844.arw")),
+]
 
 
 def measurements(doc: dict) -> list[dict]:
@@ -30,10 +35,9 @@ def measurements(doc: dict) -> list[dict]:
     return lc["measurement aggregate document"]["measurement document"]
 
 
-@pytest.mark.parametrize("fmt", sorted(FORMATS))
+@pytest.mark.parametrize(("fmt", "parts"), FILES, ids=[p[-1] for _, p in FILES])
 def test_each_format_validates_and_round_trips_its_peaks(pipeline: Pipeline, corpus: Path,
-                                                         fmt: str) -> None:
-    parts = FORMATS[fmt]
+                                                         fmt: str, parts: tuple[str, ...]) -> None:
     row = pipeline.run("/".join(("run", *parts[1:])), corpus.joinpath(*parts).read_bytes())
     assert (row.state, row.format) == ("ingested", fmt)
     [injection] = asm.injections()
@@ -66,11 +70,25 @@ def test_each_format_validates_and_round_trips_its_peaks(pipeline: Pipeline, cor
         Chromatogram.injection == injection)}
     cubes = {m["chromatogram data cube"]["label"]: m["chromatogram data cube"]
              for m in measurements(doc) if "chromatogram data cube" in m}
-    assert sorted(cubes) == sorted(traces)
-    for signal, trace in traces.items():
-        times, values = asm.unpack(bytes(trace.data))
-        assert cubes[signal]["data"]["measures"][0] == values
-        assert len(cubes[signal]["data"]["dimensions"][0]) == trace.points == len(times)
+    measured = {s: asm.measure(t.value_unit) for s, t in traces.items()
+                if t.detector != "status" and asm.measure(t.value_unit)}
+    assert sorted(cubes) == sorted(measured)
+    for signal, (concept, unit, factor) in measured.items():
+        times, values = asm.unpack(bytes(traces[signal].data))
+        structure = cubes[signal]["cube-structure"]["measures"][0]
+        assert (structure["concept"], structure["unit"]) == (concept, unit)
+        assert cubes[signal]["data"]["measures"][0] == [v * factor for v in values]
+        assert len(cubes[signal]["data"]["dimensions"][0]) == traces[signal].points \
+            == len(times)
+
+
+def test_trace_units_map_to_the_schemas_measures() -> None:
+    assert asm.measure("0.001 mV") == ("voltage", "mV", 0.001)
+    assert asm.measure("25 µV") == ("voltage", "mV", 0.025)
+    assert asm.measure("mVolts") == ("voltage", "mV", 1.0)
+    assert asm.measure("mAU") == ("absorbance", "mAU", 1.0)
+    assert asm.measure("0.0980665 MPa") is None  # a pump pressure is no chromatogram
+    assert asm.measure(None) is None
 
 
 def test_a_document_the_schema_refuses_is_caught(pipeline: Pipeline, corpus: Path) -> None:

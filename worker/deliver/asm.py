@@ -8,8 +8,8 @@ ASM gives times in seconds; the ledger keeps the minutes the instrument printed.
 converted in decimal (``7.643`` min → ``458.58`` s exactly as written, not ``458.58000000000004``),
 so reading a document back in minutes gives the printed value again: ``from_seconds`` is the
 inverse the round-trip test uses. Areas, area %, heights are written as stored. A signal becomes
-one measurement document (with its chromatogram data cube when the file had the trace) under
-the injection's one injection document.
+one measurement document (with its chromatogram data cube when the file had the trace in a
+unit the schema knows) under the injection's one injection document.
 """
 
 from __future__ import annotations
@@ -36,9 +36,14 @@ from worker.record.models import (
 MANIFEST = ("http://purl.allotrope.org/manifests/liquid-chromatography/BENCHLING/2023/09/"
             "liquid-chromatography.manifest")
 ROLES = {STANDARD: "standard sample role", BLANK: "blank role"}
-# value unit of a trace → the measure the schema's detector documents name for it
-MEASURES = {"mau": ("absorbance", "mAU"), "mv": ("voltage", "mV"), "pa": ("electric current", "pA"),
-            "nc": ("electric charge", "nC")}
+# A trace's value unit → the measure the schema's detector documents name, and the factor to
+# it (``25 µV``: each count is 25 µV). A trace whose unit is none of these (unknown, or a pump
+# pressure or oven temperature: detector ``status``) gets no data cube rather than a wrong one.
+MEASURES = {"mau": ("absorbance", "mAU", 1.0), "au": ("absorbance", "mAU", 1000.0),
+            "mv": ("voltage", "mV", 1.0), "mvolts": ("voltage", "mV", 1.0),
+            "v": ("voltage", "mV", 1000.0), "volts": ("voltage", "mV", 1000.0),
+            "uv": ("voltage", "mV", 0.001), "pa": ("electric current", "pA", 1.0),
+            "nc": ("electric charge", "nC", 1.0)}
 UNITLESS = "(unitless)"
 
 
@@ -71,11 +76,34 @@ def unpack(blob: bytes) -> tuple[list[float], list[float]]:
     return list(times), list(values)
 
 
-def _cube(trace: Chromatogram) -> dict[str, Any]:
+def measure(value_unit: str | None) -> tuple[str, str, float] | None:
+    """(concept, unit, factor) of a trace's value unit, e.g. ``0.001 mV`` → voltage in mV ×
+    0.001; None when the schema has no measure for it."""
+    if not value_unit:
+        return None
+    words = value_unit.replace("µ", "u").replace("μ", "u").split()
+    factor = 1.0
+    if len(words) == 2:
+        try:
+            factor = float(words[0])
+        except ValueError:
+            return None
+        words = words[1:]
+    found = MEASURES.get(words[0].lower()) if len(words) == 1 else None
+    return None if found is None else (found[0], found[1], found[2] * factor)
+
+
+def _cube(trace: Chromatogram) -> dict[str, Any] | None:
+    found = measure(trace.value_unit) if trace.detector != "status" else None
+    if found is None:
+        return None
+    concept, unit, factor = found
     times, values = unpack(bytes(trace.data))
+    # the trace is a picture, not a printed figure: plain float arithmetic
     if trace.time_unit == "min":
-        times = [t * 60 for t in times]  # the trace is a picture: plain float arithmetic
-    concept, unit = MEASURES.get((trace.value_unit or "").lower(), ("absorbance", "mAU"))
+        times = [t * 60 for t in times]
+    if factor != 1.0:
+        values = [v * factor for v in values]
     return {"label": trace.signal,
             "cube-structure": {
                 "dimensions": [{"@componentDatatype": "double", "concept": "retention time",
@@ -110,7 +138,8 @@ def document(injection: Injection) -> dict[str, Any]:
     peaks: dict[str, list[Peak]] = {}
     for p in injection.peaks.order_by(Peak.signal, Peak.number):
         peaks.setdefault(p.signal, []).append(p)
-    traces = {t.signal: t for t in injection.chromatograms.order_by(Chromatogram.id)}
+    traces = {t.signal: t for t in injection.chromatograms.order_by(Chromatogram.id)
+              if t.detector != "status"}  # pump pressures, temperatures: not a detector
     injected = injection.acquired_at or source.first_seen
     measurements = []
     for signal in list(dict.fromkeys([*peaks, *traces])):
@@ -131,8 +160,9 @@ def document(injection: Injection) -> dict[str, Any]:
             "injection document": {"injection identifier": f"{injection.number}",
                                    "injection time": _iso(injected)},
         }
-        if trace is not None:
-            m["chromatogram data cube"] = _cube(trace)
+        cube = _cube(trace) if trace is not None else None
+        if cube is not None:
+            m["chromatogram data cube"] = cube
         if peaks.get(signal):
             m["processed data aggregate document"] = {"processed data document": [
                 {"peak list": {"peak": [_peak(injection, p) for p in peaks[signal]]}}]}
