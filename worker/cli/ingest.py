@@ -89,7 +89,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         for file_id, rel in known.items():
             if states[file_id] == REJECTED:
                 bar.line(f"REJECTED {rel}: unchanged since it was rejected; retry it with "
-                         "accu-ingest retry " + str(file_id))
+                         f"accu-ingest retry {file_id} --reason \"…\"")
         for file_id, (rel, _) in taken.items():
             row = SourceFile.get_by_id(file_id)
             if states[file_id] == REJECTED:

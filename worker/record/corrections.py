@@ -42,10 +42,10 @@ def record(settings: Settings) -> bool:
         before = json.loads(found[0][0]).get("methods", {}) if found else {}
         if now == before:
             return False
-        config = settings.model_config.get("toml_file")
+        config = settings.config_file
         source: dict[str, Any] = {}
-        if config:
-            path = os.fspath(str(config))
+        if config is not None:
+            path = os.fspath(config)
             source = {"config": os.path.abspath(path), "config_owner": who.file_owner(path)}
             with contextlib.suppress(OSError):
                 source["config_modified"] = datetime.fromtimestamp(

@@ -46,11 +46,6 @@ def sqlite_path(settings: Settings) -> Path | None:
     return Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
 
 
-def config_file(settings: Settings) -> Path | None:
-    toml = settings.model_config.get("toml_file")
-    return Path(str(toml)) if toml else None
-
-
 def _copy(src: Path, dest: Path) -> dict[str, Any]:
     """Copy a file, hashing what was written; its manifest entry."""
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -111,7 +106,7 @@ def backup(settings: Settings, dest: Path) -> dict[str, Any]:
             files[f"raw/{rel}"] = _copy(old, dest / "raw" / rel)
     if settings.audit_key is None and settings.audit_key_path.is_file():
         files["audit.key"] = _copy(settings.audit_key_path, dest / "audit.key")
-    config = config_file(settings)
+    config = settings.config_file
     if config is not None and config.is_file():
         files["config.toml"] = _copy(config, dest / "config.toml")
     manifest = {

@@ -58,6 +58,7 @@ class Probe:
     role: str = "run"
     consumers: Callable[[], dict[str, Any]] | None = None
     scrub: Scrub | None = None
+    deliver: Callable[[], dict[str, dict[str, int]]] | None = None  # deliver.runner counts
 
 
 def counts() -> dict[str, int]:

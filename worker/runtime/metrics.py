@@ -106,6 +106,8 @@ class LedgerCollector(Collector):
             restarts.add_metric([], float(self.probe.consumers()["restarts"]))
             yield restarts
         yield from _scrub(counted)
+        if self.probe.deliver is not None:
+            yield from _deliver_counters(self.probe.deliver())
         if self.probe.canary is not None:
             yield _gauge("accu_ingest_canary_ok", "1 unless the last canary check failed",
                          0.0 if self.probe.canary.problem else 1.0)
@@ -126,6 +128,22 @@ def _scrub(counted: dict[str, dict[str, float]]) -> Iterator[Metric]:
     for what in ("processed", "orphan_packs", "canary"):
         pruned.add_metric([what], counted.get(scrub.PRUNED, {}).get(what, 0.0))
     yield pruned
+
+
+def _deliver_counters(counts: dict[str, dict[str, int]]) -> Iterator[Metric]:
+    """Kept by the notifier in data/reports/state.json (views do not write the database)."""
+    for name, metric, doc, label in (
+            ("notify_sent", "accu_ingest_notify_sent", "Notifications a target took", "target"),
+            ("notify_failures", "accu_ingest_notify_failures",
+             "Attempts to notify a target that failed (each is retried)", "target"),
+            ("notify_dropped", "accu_ingest_notify_dropped",
+             "Notifications dropped while a target stayed down", "target"),
+            ("job_reports", "accu_ingest_job_reports",
+             "Job reports written, posted, refused, or whose post failed", "outcome")):
+        family = CounterMetricFamily(metric, doc, labels=[label])
+        for value, n in sorted(counts.get(name, {}).items()):
+            family.add_metric([value], float(n))
+        yield family
 
 
 def _gauge(name: str, doc: str, value: float,
