@@ -20,9 +20,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from worker.record import audit, sql, store, who
@@ -144,15 +144,18 @@ def prune_orphan_packs(settings: Settings, done: Pruned) -> None:
     gone: list[dict[str, object]] = []
     for rel in packs:
         path = root / rel
-        aged = _aged(path)
-        if rel in named or aged is None or os.stat(path).st_mtime > old_enough:
+        try:
+            st = path.stat()
+        except OSError:
             continue
-        with database.atomic():
+        if rel in named or st.st_mtime > old_enough:
+            continue
+        with database.atomic():  # the write lock: no row can name it between look and delete
             if sql.rows(_POINTS_AT, (rel,)):  # registered meanwhile
                 continue
             path.unlink(missing_ok=True)
-            gone.append({"pack": rel, "bytes": aged[1]})
-            _event({"what": "orphan raw pack", "pack": rel, "bytes": aged[1]})
+            gone.append({"pack": rel, "bytes": st.st_size})
+            _event({"what": "orphan raw pack", "pack": rel, "bytes": st.st_size})
         done.orphan_packs += 1
     for folder in {(root / g["pack"]).parent for g in gone}:  # type: ignore[operator]
         with contextlib.suppress(OSError):
@@ -162,9 +165,7 @@ def prune_orphan_packs(settings: Settings, done: Pruned) -> None:
 # --- canaries -----------------------------------------------------------------------------
 
 def prune_canaries(settings: Settings, done: Pruned, batch: int = 500) -> None:
-    cutoff = utcnow().timestamp() - settings.retention.canary_days * 86400
-    from datetime import datetime
-    before = datetime.fromtimestamp(cutoff)
+    before = utcnow() - timedelta(days=settings.retention.canary_days)
     while True:
         with database.atomic():
             audit.lock_chain()
