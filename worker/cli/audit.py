@@ -39,7 +39,7 @@ export: every event since a date, as JSON or CSV, with who and why as columns.""
     p.add_argument("--raw", action="store_true",
                    help="verify: also re-hash every stored raw file")
     p.add_argument("--since", help="export: events from this UTC date or time (default: all)")
-    p.add_argument("--format", choices=["json", "csv"], default="json",
+    p.add_argument("--format", choices=["json", "csv"],
                    help="export: json (default) or csv")
     p.add_argument("--output", "-o", type=Path, help="export: file to write (default: stdout)")
 
@@ -64,6 +64,8 @@ def _mistake(args: argparse.Namespace) -> str | None:
         return f"audit {args.action} takes no file ({args.file}); did you mean audit show?"
     if args.action != "verify" and (args.rows or args.raw):
         return "--rows and --raw are options of audit verify"
+    if args.action != "export" and (args.since or args.format or args.output):
+        return "--since, --format and --output are options of audit export"
     if args.action == "export" and args.since:
         try:
             review.parse_since(args.since)
@@ -166,15 +168,16 @@ def show(what: str) -> int:
 
 def export(settings: Settings, args: argparse.Namespace) -> int:
     since = review.parse_since(args.since) if args.since else ""
-    write = review.write_csv if args.format == "csv" else review.write_json
+    fmt = args.format or "json"
+    write = review.write_csv if fmt == "csv" else review.write_json
     if args.output:
-        encoding = "utf-8-sig" if args.format == "csv" else "utf-8"
+        encoding = "utf-8-sig" if fmt == "csv" else "utf-8"
         with open(args.output, "w", encoding=encoding, newline="") as out:
             n = write(review.events_since(since), out)
         print(f"{n:,} events written to {args.output}", file=sys.stderr)
     else:
         n = write(review.events_since(since), sys.stdout)
     logs.action(settings, "audit export", f"exported {n} audit events", events=n,
-                since=args.since, format=args.format,
+                since=args.since, format=fmt,
                 output=str(args.output) if args.output else "stdout")
     return 0
