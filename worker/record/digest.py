@@ -29,7 +29,6 @@ from peewee import Model
 from worker.record import sql
 from worker.record.models import AuditEvent, Chromatogram, Injection, Peak, Result, SourceFile
 
-VERSION = 1
 COLUMNS: dict[type[Model], tuple[str, ...]] = {
     Injection: ("id", "sample_id", "source_file_id", "number", "acquired_at", "dilution_factor"),
     Peak: ("id", "injection_id", "signal", "number", "rt_min", "area", "area_pct", "height",
@@ -88,7 +87,7 @@ def file_rows(file_id: int) -> str:
     h = hashlib.sha256()
     _feed(h, "injection", sql.rows(_INJECTIONS, (file_id,)))
     _feed(h, "peak", sql.rows(_PEAKS, (file_id,)))
-    # A cursor, not a list: traces are the big rows, and one at a time is enough.
+    # A cursor, not a list: traces are the big rows (SQLite hands them over one at a time).
     _feed(h, "chromatogram", sql.execute(_TRACES, (file_id,)))
     return h.hexdigest()
 
