@@ -2,11 +2,13 @@
 lab has to act, a /readyz failure saying what to do; and each recovers once it is fixed.
 
 Links and pipes in the inbox, a processed/ folder the worker cannot write to, an inbox folder
-renamed away and made again. Real worker subprocesses on real folders.
+renamed away and made again: real worker subprocesses on real folders. And a disposal whose record
+a full disk cut short ends recorded where the file went.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import socket
@@ -14,7 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
+from peewee import IntegrityError
 from support.corpus import IN_CI
+from support.pipeline import Pipeline
 from support.reports import random_peaks, report
 from support.workers import (
     UnprivilegedWorker,
@@ -198,3 +202,49 @@ def test_an_inbox_replaced_by_a_new_folder_is_watched_again_within_seconds(
         assert "Traceback" not in _log(worker)
     finally:
         assert worker.stop() == 0
+
+
+def _moved(row_id: int) -> list[dict]:
+    from worker.record.models import AuditEvent
+    return [json.loads(e.details) for e in AuditEvent.select().where(
+        AuditEvent.event == "moved", AuditEvent.source_file_id == row_id).order_by(AuditEvent.seq)]
+
+
+def test_files_moved_before_a_full_disk_stopped_the_record_are_recorded_where_they_went(
+        pipeline: Pipeline) -> None:
+    """The move is done, its record fails (the database's disk is full), and the next poll
+    finishes the record. A copy to another volume may keep a coarser mtime than the inbox's (FAT
+    keeps 2 s, SMB 100 ns): that file was taken for a copy cut short, deleted from processed/ and
+    audited as gone with no destination."""
+    from worker.consume import dispose
+    from worker.record.models import Disposal, SourceFile
+
+    pipeline.drop("Kept_Report.csv", _report(7))
+    pipeline.drop("Lost_Report.csv", _report(8))
+    rows = pipeline.take("Kept_Report.csv", "Lost_Report.csv")
+    # The transaction that records the moves fails as on a full disk (a real SQLite trigger).
+    pipeline.database.execute_sql(
+        "CREATE TRIGGER disk_full BEFORE DELETE ON disposal "
+        "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+    with pytest.raises(IntegrityError, match="disk is full"):
+        pipeline.ingest(rows)
+    processed = pipeline.settings.processed_dir
+    kept, lost = processed / "Kept_Report.csv", processed / "Lost_Report.csv"
+    assert kept.read_bytes() == _report(7) and lost.read_bytes() == _report(8)
+    assert files_under(pipeline.settings.inbox) == []
+    assert Disposal.select().count() == 2  # where each was going, kept through the failure
+    pipeline.database.execute_sql("DROP TRIGGER disk_full")
+
+    st = kept.stat()  # as a FAT volume keeps it: to the even second
+    os.utime(kept, ns=(st.st_atime_ns, st.st_mtime_ns // 2_000_000_000 * 2_000_000_000))
+    lost.unlink()  # and this one removed from processed/ meanwhile by hand
+
+    done = dispose.dispose_rows(pipeline.settings, list(SourceFile.select()))
+    assert done == {rows[0].id: "moved", rows[1].id: "gone"}
+    assert kept.read_bytes() == _report(7)  # still there, and recorded there
+    [event] = _moved(rows[0].id)
+    assert event["action"] == "moved" and event["to"] == str(kept) and event["recovered"]
+    [event] = _moved(rows[1].id)
+    assert event["action"] == "gone" and event["to"] is None
+    assert event["headed_to"] == str(lost)  # where it was last seen going
+    assert Disposal.select().count() == 0
