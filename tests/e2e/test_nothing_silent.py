@@ -13,6 +13,7 @@ import os
 import random
 import socket
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,14 @@ def _ready(worker: WorkerProcess) -> None:
              timeout=30, what="/readyz 200")
 
 
+def _metric(worker: WorkerProcess, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/metrics", timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
 def _log(worker: WorkerProcess) -> str:
     return worker.log.read_text(errors="replace")
 
@@ -71,6 +80,7 @@ def test_links_and_pipes_in_the_inbox_are_said_once_and_fail_readiness_until_rem
         assert "remove it" in why
         intake = worker.status()["intake"]
         assert intake["special_files"] == 3
+        assert _metric(worker, "accu_ingest_intake_special_files") == 3.0
         assert sorted((e["path"], e["kind"]) for e in intake["special_paths"]) == [
             ("Link_Report.csv", "symbolic link"), ("Pipe_Report.csv", "named pipe"),
             ("sub/linked-folder", "symbolic link")]
@@ -103,6 +113,7 @@ def test_links_and_pipes_in_the_inbox_are_said_once_and_fail_readiness_until_rem
         _ready(worker)
         intake = worker.status()["intake"]
         assert intake["special_files"] == 0 and intake["special_paths"] == []
+        assert _metric(worker, "accu_ingest_intake_special_files") == 0.0
         assert "Pipe_Report.csv (a named pipe) is no longer in the inbox" in _log(worker)
     finally:
         assert worker.stop() == 0
@@ -133,6 +144,7 @@ def test_an_unwritable_processed_folder_is_one_line_and_a_readiness_failure_unti
         assert blocked["folder"] == str(processed)
         assert blocked["problem"] == "not writable (Permission denied)"
         assert blocked["files"] == 6
+        assert _metric(worker, "accu_ingest_disposal_blocked_files") == 6.0
 
         # The disposal poll tries every waiting file each second: the log says it once per
         # process (the watcher's and each consumer process that met it), not per file per poll.
@@ -148,6 +160,7 @@ def test_an_unwritable_processed_folder_is_one_line_and_a_readiness_failure_unti
         wait_for(lambda: not files_under(worker.inbox), timeout=30, what="the inbox emptied")
         _ready(worker)
         assert worker.status()["disposal_blocked"] == []
+        assert _metric(worker, "accu_ingest_disposal_blocked_files") == 0.0
         assert sorted(p.name for p in files_under(processed)) == sorted(files)
         assert f"{processed} takes files again" in _log(worker)
         assert worker.cli("audit", "verify").returncode == 0

@@ -89,6 +89,12 @@ def status() -> list[dict[str, Any]]:
              "since": _iso(b.since), "files": len(b.files)} for b in blocked[:LISTED]]
 
 
+def waiting() -> int:
+    """Files waiting on any folder (for /metrics)."""
+    with _lock:
+        return len({i for b in _blocked.values() for i in b.files})
+
+
 def problem() -> str | None:
     """For /readyz: the folders files cannot be disposed of into, and what to do."""
     with _lock:

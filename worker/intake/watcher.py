@@ -65,8 +65,7 @@ BACKLOG_WAIT = 0.5
 # no pair anyway (a deleted source is ignored; the destination is nominated either way).
 MOVE_PAIRING_SECONDS = 0.01
 TROUBLE_LISTED = 20  # paths of held files named in /status; the count covers all of them
-# How often the inbox path is checked to be the folder watched: a folder renamed away keeps its
-# inotify watch, and a new one made at its path is not watched until the observer is re-armed.
+# How often files left in an inbox folder renamed away are counted.
 INBOX_CHECK = 1.0
 LEFT_COUNTED = 1000  # files counted in a replaced inbox's old folder, at most
 
@@ -106,6 +105,7 @@ class Replaced:
 
     fd: int
     at: float
+    where: str = ""  # its path now (read from fd in the gate thread, shown by others)
     files_left: int = 0
 
 
@@ -222,9 +222,12 @@ class Watcher:
     def observer_alive(self) -> bool:
         # When its folder vanishes (a network share drops) the emitter thread ends but the
         # observer's own thread runs on, delivering nothing: alive means both are.
+        # And its folder must still be the inbox: one renamed away keeps its watch (and one
+        # removed, while held open here, too), and a folder made at its path is not watched.
         observer = self._observer
         return (observer is not None and observer.is_alive()
-                and all(e.is_alive() for e in list(observer.emitters)))
+                and all(e.is_alive() for e in list(observer.emitters))
+                and self._inbox_id == _identity(self.inbox))
 
     def intake(self) -> dict[str, Any]:
         """For /status, /metrics and readiness: files held as candidates, whether files wait in
@@ -248,7 +251,7 @@ class Watcher:
                                   for path, kind in special[:TROUBLE_LISTED]],
                 "inbox_replacements": self.stats.inbox_replacements,
                 "inbox_replaced": None if replaced is None else {
-                    "at": _iso(replaced.at), "old_folder": _where(replaced.fd),
+                    "at": _iso(replaced.at), "old_folder": replaced.where,
                     "files_left": replaced.files_left},
                 "problems": {"special_files": self._special_problem(special),
                              "inbox_replaced": self._replaced_problem(replaced)}}
@@ -260,8 +263,9 @@ class Watcher:
             return None
         named = ", ".join(f"{self._shown(path)} ({kind})" for path, kind in special[:5])
         more = f" and {len(special) - 5} more" if len(special) > 5 else ""
-        return (f"{len(special)} entr{'y' if len(special) == 1 else 'ies'} in the inbox "
-                f"{'is not a file and is' if len(special) == 1 else 'are not files and are'} never read: "
+        one = len(special) == 1
+        return (f"{len(special)} entr{'y' if one else 'ies'} in the inbox "
+                f"{'is not a file and is' if one else 'are not files and are'} never read: "
                 f"{named}{more}; put the file itself there instead, or remove it")
 
     def _replaced_problem(self, replaced: Replaced | None) -> str | None:
@@ -269,7 +273,7 @@ class Watcher:
         if replaced is None:
             return None
         return (f"the inbox {self.inbox} was replaced by a new folder at "
-                f"{_iso(replaced.at)}; the old folder, now {_where(replaced.fd)}, still holds "
+                f"{_iso(replaced.at)}; the old folder, now {replaced.where}, still holds "
                 f"{replaced.files_left}{'+' if replaced.files_left >= LEFT_COUNTED else ''} "
                 f"file(s) that will never be taken: move them into {self.inbox}, or remove "
                 f"the old folder")
@@ -360,7 +364,7 @@ class Watcher:
                     self._dispose_finished()
                     next_dispose = now + DISPOSE_POLL
                 if now >= next_inbox:
-                    self._check_inbox()
+                    self._count_left()
                     next_inbox = now + INBOX_CHECK
                 self._check_observer()
                 full = self._held = self._gate()
@@ -392,8 +396,11 @@ class Watcher:
         self.stats.observer_alive = False
         if not self.inbox.is_dir():
             return  # restarting would fail; readiness reports the missing inbox
-        log.error("file observer died; restarting it")
-        self.stats.observer_restarts += 1
+        if self._inbox_id not in (None, _identity(self.inbox)):
+            self._inbox_replaced()
+        else:
+            log.error("file observer died; restarting it")
+            self.stats.observer_restarts += 1
         if self._observer is not None:
             self._observer.stop()  # its thread may outlive its dead emitter
         self._start_observer()
@@ -402,26 +409,15 @@ class Watcher:
     def _note_inbox(self) -> None:
         """Remember which folder the observer was set on (and keep it open, where the OS
         allows, to find it again should it be renamed away)."""
-        try:
-            st = os.stat(self.inbox)
-        except OSError:
-            return
         if self._inbox_fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._inbox_fd)
-        self._inbox_id, self._inbox_fd = (st.st_dev, st.st_ino), _open_folder(self.inbox)
+        self._inbox_id, self._inbox_fd = _identity(self.inbox), _open_folder(self.inbox)
 
-    def _check_inbox(self) -> None:
-        """Is the inbox path still the folder watched? Renamed away and a new folder made in
-        its place, the observer would watch the old one: re-armed on the new one at once. The
-        old one is followed until nothing is left in it."""
-        self._count_left()
-        try:
-            st = os.stat(self.inbox)
-        except OSError:
-            return  # missing: readiness says so, and the observer is restarted once it is back
-        if self._inbox_id is None or (st.st_dev, st.st_ino) == self._inbox_id:
-            return
+    def _inbox_replaced(self) -> None:
+        """The inbox path is another folder than the one watched (the caller re-arms the
+        observer on it): said, counted, and the old folder followed until nothing is left in
+        it."""
         old = self._inbox_fd
         self._inbox_fd = None
         self.stats.inbox_replacements += 1
@@ -436,10 +432,6 @@ class Watcher:
             log.warning("the inbox %s was replaced by a new folder (the old one is now %s); "
                         "watching the new folder, files left in the old one are not taken",
                         self.inbox, _where(old))
-        if self._observer is not None:
-            self._observer.stop()  # it watches the old folder
-        self._start_observer()
-        self._scan_requested.set()
         if self._replaced is not None:
             os.close(self._replaced.fd)  # replaced twice: the latest old folder is followed
             self._replaced = None
@@ -454,9 +446,10 @@ class Watcher:
         replaced = self._replaced
         if replaced is None:
             return
+        replaced.where = _where(replaced.fd)
         replaced.files_left = 0 if _removed(replaced.fd) else self._files_in(replaced.fd)
         if replaced.files_left == 0:
-            log.info("the inbox's old folder %s holds no files now", _where(replaced.fd))
+            log.info("the inbox's old folder %s holds no files now", replaced.where)
             os.close(replaced.fd)
             self._replaced = None
 
@@ -688,6 +681,15 @@ def _kind(mode: int) -> str:
     if stat.S_ISBLK(mode) or stat.S_ISCHR(mode):
         return "device"
     return "special file"
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    """(device, inode) of a folder, None when it is not there."""
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _open_folder(folder: Path) -> int | None:
