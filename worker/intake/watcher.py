@@ -65,7 +65,8 @@ BACKLOG_WAIT = 0.5
 # no pair anyway (a deleted source is ignored; the destination is nominated either way).
 MOVE_PAIRING_SECONDS = 0.01
 TROUBLE_LISTED = 20  # paths of held files named in /status; the count covers all of them
-# How often files left in an inbox folder renamed away are counted.
+# How often links and pipes reported in the inbox are looked at again (to see them gone), and
+# files left in an inbox folder renamed away are counted.
 INBOX_CHECK = 1.0
 LEFT_COUNTED = 1000  # files counted in a replaced inbox's old folder, at most
 
@@ -364,6 +365,7 @@ class Watcher:
                     self._dispose_finished()
                     next_dispose = now + DISPOSE_POLL
                 if now >= next_inbox:
+                    self._recheck_special()
                     self._count_left()
                     next_inbox = now + INBOX_CHECK
                 self._check_observer()
@@ -473,7 +475,6 @@ class Watcher:
             return
         self._load_known()
         self._look_through(self.inbox)
-        self._recheck_special()
         self.stats.last_scan = time.time()
         self._dispose_finished()
 
