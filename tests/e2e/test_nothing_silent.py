@@ -12,8 +12,10 @@ import json
 import os
 import random
 import socket
+import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -261,3 +263,45 @@ def test_files_moved_before_a_full_disk_stopped_the_record_are_recorded_where_th
     assert event["action"] == "gone" and event["to"] is None
     assert event["headed_to"] == str(lost)  # where it was last seen going
     assert Disposal.select().count() == 0
+
+
+@pytest.fixture
+def read_only_quarantine(pipeline: Pipeline) -> Iterator[Path]:
+    """data/quarantine as a read-only file system of its own (root writes there neither)."""
+    quarantine = pipeline.settings.quarantine_dir
+    quarantine.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs",
+                              str(quarantine)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        if IN_CI:
+            pytest.fail(f"cannot mount a tmpfs (CI runs as root): {mounted.stderr.strip()}")
+        pytest.skip(f"mounting a read-only tmpfs needs root: {mounted.stderr.strip()}")
+    try:
+        yield quarantine
+    finally:
+        subprocess.run(["umount", "-l", str(quarantine)], check=False)
+
+
+def test_a_read_only_quarantine_is_named_with_its_fix_and_forgotten_once_files_move(
+        pipeline: Pipeline, read_only_quarantine: Path) -> None:
+    from worker.consume import blocked, dispose
+    from worker.record.models import SourceFile
+
+    quarantine = read_only_quarantine
+    blocked.keep_only(set())  # this process's record starts empty, whatever ran in it before
+    pipeline.drop("Garbage_Report.csv", "not a report at all\n")
+    [row] = pipeline.take("Garbage_Report.csv")
+    assert pipeline.ingest([row]) == {row.id: "rejected"}
+    assert (pipeline.settings.inbox / "Garbage_Report.csv").exists()
+    assert blocked.problem() == (
+        f"{quarantine} is on a read-only file system (Read-only file system): 1 file(s) cannot "
+        f"leave the inbox; mount the disk of {quarantine} read-write, and they move on their "
+        "own")
+    [entry] = blocked.status()
+    assert (entry["folder"], entry["files"]) == (str(quarantine), 1)
+
+    subprocess.run(["mount", "-o", "remount,rw", str(quarantine)], check=True)
+    assert dispose.dispose_rows(pipeline.settings, [SourceFile.get_by_id(row.id)]) == \
+        {row.id: "quarantined"}
+    assert blocked.problem() is None and blocked.status() == []
+    assert (quarantine / "Garbage_Report.csv").read_text() == "not a report at all\n"
