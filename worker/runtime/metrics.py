@@ -28,6 +28,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from worker import __version__
+from worker.consume import blocked
 from worker.record import counters
 from worker.record.canaries import not_canary_file
 from worker.record.counters import LATENCY_BUCKETS, REASONS, reason_category
@@ -96,6 +97,12 @@ class LedgerCollector(Collector):
             yield _gauge("accu_ingest_intake_unregistered",
                          "Files in the inbox whose ledger row could not be written",
                          float(intake["unregistered"]))
+            yield _gauge("accu_ingest_intake_special_files",
+                         "Links, pipes, sockets and devices in the inbox (never read)",
+                         float(intake["special_files"]))
+            yield _gauge("accu_ingest_disposal_blocked_files",
+                         "Final files that cannot leave the inbox: a folder refuses them",
+                         float(blocked.waiting()))
         yield _gauge("accu_ingest_canary_last_success_timestamp_seconds",
                      "When a canary last came through the whole pipeline (0 = never)",
                      counted.get(counters.CANARY_LAST_INGEST, {}).get("", 0.0))
