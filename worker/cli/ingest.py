@@ -12,7 +12,7 @@ from worker.cli.progress import IngestProgress
 from worker.consume import ingest
 from worker.intake import watcher
 from worker.record import audit, db, ledger
-from worker.record.models import FINAL_STATES, INGESTED, REJECTED, SourceFile
+from worker.record.models import CONTEXT, FINAL_STATES, INGESTED, REJECTED, SourceFile
 from worker.settings import Settings
 
 NAMES = ("ingest",)
@@ -84,8 +84,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                 bar.line(f"NOT FINISHED {rel}: still {states[file_id]}")
     audit.checkpoint()
     ingested = sum(1 for i in per_file if i is not None and states[i] == INGESTED)
-    failed = len(files) - ingested
-    print(f"{ingested} ingested, {failed} rejected")
+    context = sum(1 for i in per_file if i is not None and states[i] == CONTEXT)
+    failed = len(files) - ingested - context
+    print(f"{ingested} ingested, {failed} rejected"
+          + (f", {context} kept as context of their injection" if context else ""))
     return 1 if failed else 0
 
 

@@ -176,6 +176,15 @@ def _event_counts(db: Database) -> None:
             sql.execute(counters.SET_SQL, (name, "", last.replace(tzinfo=UTC).timestamp()))
 
 
+def _instrument_folders(db: Database) -> None:
+    # A ChemStation .D folder is one injection with everything the instrument wrote: its
+    # spectra, its files linked to it (context files included), and the facts and flags its
+    # files state beyond the peaks.
+    from worker.record.models import InjectionDetail, InjectionFile, Spectrum
+
+    db.create_tables([Spectrum, InjectionFile, InjectionDetail], safe=True)
+
+
 def _last_ingest(where: Expression) -> datetime | None:
     from worker.record.canaries import to_datetime
     from worker.record.models import INGESTED, SourceFile
@@ -207,6 +216,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
          "vial)", _sample_identity),
     (11, "event_count: counters of ingested, rejected, duplicate files and bytes stored",
      _event_counts),
+    (12, "spectrum, injection_file, injection_detail: instrument folders' spectra, files and "
+         "run facts", _instrument_folders),
 ]
 
 

@@ -1,0 +1,180 @@
+"""End to end: whole ChemStation ``.D`` folders, as the instrument writes them, dropped into a
+running worker (real watcher, real consumers): each is one injection with everything in it —
+the report's peaks, one chromatogram per ``.ch`` file with the values the file holds, the DAD
+spectra, the run facts cross-checked — and every other file kept as context, nothing
+rejected. AIA netCDF and broken binary files beside them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.workers import WorkerProcess, files_under, wait_for
+
+from worker.record.models import (
+    Chromatogram,
+    Injection,
+    InjectionDetail,
+    InjectionFile,
+    Peak,
+    Result,
+    SourceFile,
+    Spectrum,
+)
+
+pytest.importorskip("rainbow", reason="the instruments extra (pip install -e '.[instruments]')")
+pytest.importorskip("netCDF4", reason="the instruments extra (pip install -e '.[instruments]')")
+
+TIMINGS = ("stable_seconds = 0.5\nrescan_seconds = 2.0\nreconcile_seconds = 0.5\n"
+           "lease_seconds = 30.0\ngroup_settle_seconds = 1.0\n")
+FOLDERS = ("001F0102.D", "001F0103.D", "002-2-0312650-0713-BrPR.D", "V181.D")
+# (folder, .ch file) -> (points, first time, maximum, time of the maximum), from the corpus
+# README (read there with rainbow-api, an independent reader).
+SIGNALS = {
+    ("001F0102.D", "FID1A.ch"): (3600, -0.00308, 2947.82, 2.82359),
+    ("001F0102.D", "TCD2B.ch"): (3600, None, 190.661, 2.82692),
+    ("001F0103.D", "FID1A.ch"): (3600, -0.00093, 3545.41, 2.82574),
+    ("001F0103.D", "TCD2B.ch"): (3600, None, 225.008, 2.82908),
+    ("002-2-0312650-0713-BrPR.D", "DAD1A.ch"): (2998, 0.00067, 1062.07, 1.62733),
+    ("V181.D", "FID1A.ch"): (5913, None, 263.427, 0.16485),
+    ("V181.D", "V181.ch"): (5913, None, 59055.9, 0.39873),
+}
+# folder -> (report's signal, main peak RT, Area%)
+MAIN_PEAKS = {"001F0102.D": ("FID1 A", 2.823, 99.61087),
+              "001F0103.D": ("FID1 A", 2.827, 99.60649),
+              "002-2-0312650-0713-BrPR.D": ("DAD1 A, Sig=210,4 Ref=360,100", 1.628, 51.8366),
+              "V181.D": ("FID1 A", 1.004461, 18.961434)}
+
+
+def start(root: Path) -> WorkerProcess:
+    config = root / "accu-ingest.toml"
+    config.write_text(TIMINGS, encoding="utf-8")
+    return WorkerProcess(root, "--config", str(config)).start()
+
+
+@pytest.fixture
+def worker(tmp_path: Path) -> Iterator[WorkerProcess]:
+    w = start(tmp_path)
+    yield w
+    if w.proc is not None and w.proc.poll() is None:
+        w.stop(signal.SIGKILL)
+
+
+def current(folder: str) -> Injection:
+    return (Injection.select().join(SourceFile)
+            .where(Injection.superseded == False,  # noqa: E712
+                   SourceFile.path.startswith(f"seq/{folder}/")).get())
+
+
+def test_four_d_folders_are_four_injections_with_everything_and_nothing_rejected(
+        worker: WorkerProcess, corpus: Path, open_db, tmp_path: Path) -> None:
+    source = corpus / "agilent-chemstation-folders"
+    staging = tmp_path / "staging" / "seq"
+    shutil.copytree(source, staging)
+    shutil.move(str(staging), worker.inbox / "seq")  # the whole sequence at once, as copied
+    contents = {p.read_bytes() for p in files_under(source)}
+
+    def settled() -> bool:
+        s = worker.status()
+        return s["backlog"] == 0 and not files_under(worker.inbox)
+    wait_for(settled, timeout=120, what="every file of the four folders final and moved")
+    status = worker.status()
+    assert status["files"]["rejected"] == 0
+
+    open_db(worker.data)
+    # Identical method copies are one content in the ledger (a duplicate): every distinct
+    # content of the drop is registered and final, none rejected.
+    assert SourceFile.select().count() == len(contents)
+    assert SourceFile.select().where(SourceFile.state == "rejected").count() == 0
+    for folder in FOLDERS:
+        injection = current(folder)
+        in_folder = (Injection.select().join(SourceFile)
+                     .where(SourceFile.path.startswith(f"seq/{folder}/"),
+                            Injection.superseded == False))  # noqa: E712
+        assert in_folder.count() == 1, folder
+        # the report's peaks, the main one as printed, and purity as before
+        signal_name, rt, pct = MAIN_PEAKS[folder]
+        main = (Peak.select().where(Peak.injection == injection, Peak.signal == signal_name)
+                .order_by(Peak.area_pct.desc()).first())
+        assert (main.rt_min, main.area_pct) == (rt, pct), folder
+        purity = Result.get(Result.sample == injection.sample, Result.kind == "purity",
+                            Result.superseded == False)  # noqa: E712
+        # 001F0102.D and 001F0103.D are injections 2 and 3 of one sample: their mean
+        same = [p for f, (_, _, p) in MAIN_PEAKS.items() if f.startswith("001F010")]
+        assert purity.value == pytest.approx(sum(same) / 2 if folder.startswith("001F010")
+                                             else pct)
+        # every .ch a chromatogram, with the file's own values
+        traces = {c.signal: c for c in Chromatogram.select().where(
+            Chromatogram.injection == injection)}
+        linked = list(InjectionFile.select().where(InjectionFile.injection == injection))
+        links = {link.source_file.name: link for link in linked
+                 if "/" not in link.source_file.path[len(f"seq/{folder}/"):]}
+        for (where, name), (points, first, top, at) in SIGNALS.items():
+            if where != folder:
+                continue
+            assert links[name].role == "signal" and links[name].note is None
+            chrom = next(c for c in traces.values() if c.points == points
+                         and _file_of(c) == name[:-3])
+            times, values = _unpack(chrom.data)
+            peak = max(range(len(values)), key=values.__getitem__)
+            # as the README prints them: six significant digits, times to 1e-5 min
+            assert f"{values[peak]:.6g}" == f"{top:.6g}"
+            assert times[peak] == pytest.approx(at, abs=5e-6)
+            if first is not None:
+                assert times[0] == pytest.approx(first, abs=0.00001)
+        # every other file of the folder linked, as context when nothing reads it
+        registered = SourceFile.select().where(SourceFile.path.startswith(f"seq/{folder}/"))
+        for row in registered:
+            assert row.id in {link.source_file_id for link in linked}, row.path
+            assert row.state in ("ingested", "context"), row.path
+        for row in registered:
+            if row.name.upper().endswith((".REG", ".MTH", ".PDF", ".INI", ".XLS")):
+                assert row.state == "context", row.path
+                assert InjectionFile.get(InjectionFile.source_file == row.id).role == "context"
+
+    # The report's main peak lies at a local maximum of the signal it names: the highest point
+    # within 0.01 min of its printed RT is a local maximum, one printed digit (0.001 min) away.
+    injection = current("002-2-0312650-0713-BrPR.D")
+    chrom = Chromatogram.get(Chromatogram.injection == injection)
+    times, values = _unpack(chrom.data)
+    near = [k for k in range(len(times)) if abs(times[k] - 1.628) <= 0.01]
+    top = max(near, key=values.__getitem__)
+    assert values[top - 1] < values[top] > values[top + 1]
+    assert abs(times[top] - 1.628) <= 0.001
+
+    # The DAD spectra, stored and read back as the file holds them.
+    spectrum = Spectrum.get(Spectrum.injection == injection)
+    from worker.results import spectra
+    t, wl, matrix = spectra.read(spectrum)
+    assert matrix.shape == (1049, 106) and (wl[0], wl[-1]) == (190, 400)
+    assert (t[0], t[-1]) == (pytest.approx(0.00067, abs=1e-5), pytest.approx(2.50233, abs=1e-5))
+    import rainbow.agilent.chemstation as cs
+    assert (matrix == cs.parse_uv(str(corpus / "agilent-chemstation-folders" /
+                                      "002-2-0312650-0713-BrPR.D" / "DAD1.UV")).data).all()
+    assert spectrum.maximum == matrix.max()
+
+    # Run facts: V181.D was assembled from two runs, and says so.
+    detail = InjectionDetail.get(InjectionDetail.injection == current("V181.D"))
+    flags = {f["fact"]: f["values"] for f in json.loads(detail.flags)
+             if f["flag"] == "metadata_disagrees"}
+    assert flags["sample"]["FID1A.ch"] == "blanc421" and flags["sample"]["Result.xml"] == "140+H"
+    assert current("V181.D").sample.sample_id == "140+H"  # under the report's name, flagged
+    quiet = InjectionDetail.get(InjectionDetail.injection == current("001F0102.D"))
+    assert json.loads(quiet.flags) == []  # files that agree raise nothing
+    assert worker.cli("audit", "verify").returncode == 0
+
+
+def _unpack(data: bytes) -> tuple[list[float], list[float]]:
+    import struct
+    n = struct.unpack_from("<I", data)[0]
+    values = struct.unpack_from(f"<{2 * n}d", data, 4)
+    return list(values[:n]), list(values[n:])
+
+
+def _file_of(chrom: Chromatogram) -> str:
+    """The file stem a chromatogram came from, by its signal name (``FID1 A`` ← FID1A.ch)."""
+    return chrom.signal.split(",")[0].replace(" ", "") if chrom.signal != "V181" else "V181"
