@@ -6,8 +6,8 @@ time: each frame states its own length (the little-endian 16-bit word after its 
 bytes), the slices are handed to rainbow-api as files of their own (the header with the
 slice's frame count), and each is encoded into the stored form (``base.Spectra``) before the
 next is read. Memory stays that of the bytes and their compressed form, whatever the length of
-the run. The frames must fill the file exactly and number what the header says, else the file
-was cut off or damaged and is rejected.
+the run. The frames the header counts must all lie whole in the file, else it was cut off or
+damaged and is rejected.
 
 Absorbances are stored as the file holds them, integer counts and one scale factor
 (``value = count × scale``, the scale at 0xC0D as rainbow-api reads it), checked against
@@ -61,7 +61,7 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
         raise ParseError(f"truncated: {len(data)} bytes, shorter than a header and one frame",
                          filename=filename)
     frames = struct.unpack_from(">I", data, _FRAMES_AT)[0]
-    variant = data[347:347 + 2 * 2:2] if found == "131" else b""
+    variant = data[348:352:2] if found == "131" else b""  # "LC" or "OL", UTF-16 at 347
     try:
         if found == "131" and variant == b"LC":
             spectra, meta = _sliced(chemstation, data, frames, filename)
@@ -81,28 +81,26 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
 
 
 def _frame_offsets(data: bytes, frames: int, filename: str) -> list[int]:
-    """Where each frame starts; the frames must fill the file exactly."""
+    """Where each of the ``frames`` frames starts, and where the last ends; each must lie whole
+    inside the file (what follows them, an index of the frames, is not read)."""
     offsets: list[int] = []
     at = _DATA_AT
-    while at < len(data):
-        if at + 22 > len(data):
-            break
-        offsets.append(at)
-        length = struct.unpack_from("<H", data, at + 2)[0]
+    for number in range(1, frames + 1):
+        length = struct.unpack_from("<H", data, at + 2)[0] if at + 4 <= len(data) else 0
+        if at + max(length, 22) > len(data):
+            raise ParseError(f"truncated: the header says {frames} spectra, the file ends in "
+                             f"frame {number} ({len(data)} bytes)", filename=filename)
         if length < 22:
-            raise ParseError(f"frame {len(offsets)} at byte {at} states a length of {length}: "
+            raise ParseError(f"frame {number} at byte {at} states a length of {length}: "
                              "damaged", filename=filename)
+        offsets.append(at)
         at += length
-    if at != len(data) or len(offsets) != frames:
-        raise ParseError(f"truncated or damaged: the header says {frames} spectra, the file "
-                         f"holds {len(offsets)} whole frames in {len(data)} bytes",
-                         filename=filename)
-    return offsets
+    return [*offsets, at]
 
 
 def _sliced(chemstation: Any, data: bytes, frames: int,
             filename: str) -> tuple[Spectra, dict[str, Any]]:
-    offsets = [*_frame_offsets(data, frames, filename), len(data)]
+    offsets = _frame_offsets(data, frames, filename)
     scale = struct.unpack_from(">d", data, _SCALE_AT)[0]
     header = bytearray(data[:_DATA_AT])
     times = array("d")
