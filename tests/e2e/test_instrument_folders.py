@@ -178,3 +178,67 @@ def _unpack(data: bytes) -> tuple[list[float], list[float]]:
 def _file_of(chrom: Chromatogram) -> str:
     """The file stem a chromatogram came from, by its signal name (``FID1 A`` ← FID1A.ch)."""
     return chrom.signal.split(",")[0].replace(" ", "") if chrom.signal != "V181" else "V181"
+
+
+def test_aia_cdf_a_folder_without_report_and_a_broken_signal(
+        worker: WorkerProcess, corpus: Path, open_db, tmp_path: Path) -> None:
+    """VARIAN1.CDF is an injection with its 8 peaks and trace; a .D folder with signals and no
+    report is still an injection, flagged; a truncated .ch inside a folder is rejected with the
+    reason while its folder's injection has the rest; a cut-off .cdf is rejected."""
+    source = corpus / "agilent-chemstation-folders"
+    staging = tmp_path / "staging"
+    (staging / "aia").mkdir(parents=True)
+    shutil.copy(corpus / "andi-aia" / "VARIAN1.CDF", staging / "aia" / "VARIAN1.CDF")
+    (staging / "aia" / "CUT.CDF").write_bytes(
+        (corpus / "andi-aia" / "VARIAN1.CDF").read_bytes()[:7000])
+    bare = staging / "runs" / "NOREPORT.D"
+    bare.mkdir(parents=True)
+    for name in ("DAD1A.ch", "DAD1.UV", "SAMPLE.XML", "RUN.LOG", "acq.txt"):
+        shutil.copy(source / "002-2-0312650-0713-BrPR.D" / name, bare / name)
+    broken = staging / "runs" / "BROKEN.D"
+    shutil.copytree(source / "001F0102.D", broken, ignore=shutil.ignore_patterns("*.M"))
+    (broken / "TCD2B.ch").write_bytes((broken / "TCD2B.ch").read_bytes()[:20000])
+    for folder in ("aia", "runs"):
+        shutil.move(str(staging / folder), worker.inbox / folder)
+    wait_for(lambda: worker.status()["backlog"] == 0 and not files_under(worker.inbox),
+             timeout=120, what="every file final and moved")
+    open_db(worker.data)
+
+    rejected = {r.name: r.error for r in SourceFile.select().where(
+        SourceFile.state == "rejected")}
+    assert set(rejected) == {"CUT.CDF", "TCD2B.ch"}
+    assert "truncated or damaged" in rejected["CUT.CDF"]
+    assert "truncated" in rejected["TCD2B.ch"]
+
+    cdf = Injection.get(Injection.source_file == SourceFile.get(SourceFile.name == "VARIAN1.CDF"))
+    peaks = list(Peak.select().where(Peak.injection == cdf))
+    main = max(peaks, key=lambda p: p.area_pct)
+    assert len(peaks) == 8 and (round(main.rt_min, 4), round(main.area_pct, 4)) == (
+        5.6972, 25.1679)
+    assert Chromatogram.get(Chromatogram.injection == cdf).points == 1302
+
+    injection = current_in("runs/NOREPORT.D")
+    assert injection.sample.sample_id == "0312650-0713-BrPR"  # SAMPLE.XML names it
+    assert Peak.select().where(Peak.injection == injection).count() == 0
+    assert Chromatogram.select().where(Chromatogram.injection == injection).count() == 1
+    assert Spectrum.select().where(Spectrum.injection == injection).count() == 1
+    detail = InjectionDetail.get(InjectionDetail.injection == injection)
+    flags = json.loads(detail.flags)
+    assert flags[0] == {"flag": "no_integration_report", "folder": "runs/NOREPORT.D"}
+    # acq.txt names the folder it acquired into; this copy was renamed, and that is said
+    assert flags[1:] == [{"flag": "metadata_disagrees", "fact": "data_file", "values": {
+        "acq.txt": "002-2-0312650-0713-BrPR.D", "runs/NOREPORT.D": "NOREPORT.D"}}]
+    assert json.loads(detail.metadata)["vial"] == {"DAD1.UV": "2", "RUN.LOG": "2"}
+
+    injection = current_in("runs/BROKEN.D")
+    assert Peak.select().where(Peak.injection == injection).count() == 3  # the report's
+    assert [c.signal for c in Chromatogram.select().where(
+        Chromatogram.injection == injection)] == ["FID1 A"]
+    flags = json.loads(InjectionDetail.get(InjectionDetail.injection == injection).flags)
+    assert flags[0]["flag"] == "unreadable_file" and flags[0]["file"] == "TCD2B.ch"
+
+
+def current_in(folder: str) -> Injection:
+    return (Injection.select().join(SourceFile)
+            .where(Injection.superseded == False,  # noqa: E712
+                   SourceFile.path.startswith(f"{folder}/")).get())
