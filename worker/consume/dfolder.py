@@ -60,9 +60,9 @@ from worker.record.models import (
     InjectionDetail,
     InjectionFile,
     SourceFile,
-    Spectrum,
     utcnow,
 )
+from worker.results import spectra
 from worker.results.sample import recompute_sample
 from worker.settings import MethodSettings, Settings
 
@@ -273,7 +273,7 @@ def _assemble(row: SourceFile, data: bytes, writer: SourceFile,
         main = parsers.parse_set({writer.name: raw(writer), **rows}, parser_options)
     links: list[tuple[int, str, str | None]] = []
     flags: list[dict[str, object]] = []
-    spectra: list[tuple[int, Spectra]] = []
+    read_spectra: list[tuple[int, Spectra]] = []
     facts: dict[str, dict[str, str]] = {}
     signals: list[Signal] = []
     first_read: ParsedFile | None = None
@@ -309,7 +309,7 @@ def _assemble(row: SourceFile, data: bytes, writer: SourceFile,
             continue  # a second report: its facts cross-checked, its peaks not doubled
         first_read = first_read or read
         signals.extend(read.signals)
-        spectra.extend((f.id, s) for s in read.spectra)
+        read_spectra.extend((f.id, s) for s in read.spectra)
     base = main or first_read
     if base is None:
         raise ParseError("none of the .D folder's signals or spectra could be read ("
@@ -325,7 +325,7 @@ def _assemble(row: SourceFile, data: bytes, writer: SourceFile,
         "signals": [*(main.signals if main is not None else ()), *signals],
         "spectra": [],
         "flags": [*base.flags, *dict.fromkeys(str(f["flag"]) for f in flags)]})
-    return Folder(parsed=parsed, spectra=spectra, links=links, facts=facts, flags=flags,
+    return Folder(parsed=parsed, spectra=read_spectra, links=links, facts=facts, flags=flags,
                   rank=_rank(writer_role))
 
 
@@ -443,15 +443,8 @@ def write_folder(row: SourceFile, folder: Folder) -> None:
     injection = (Injection.select().where(Injection.source_file == row.id,
                                           Injection.superseded == False)  # noqa: E712
                  .order_by(Injection.id.desc()).first())
-    for source_id, spectra in folder.spectra:
-        Spectrum.create(
-            injection=injection.id, source_file=source_id, name=spectra.name,
-            detector=spectra.detector, frames=spectra.frames,
-            wavelength_count=len(spectra.wavelengths), t_start=spectra.times[0],
-            t_end=spectra.times[-1], wl_start=spectra.wavelengths[0],
-            wl_end=spectra.wavelengths[-1], value_unit=spectra.value_unit,
-            value_type=spectra.value_type, scale=spectra.scale, maximum=spectra.maximum,
-            times=_le(spectra.times), wavelengths=_le(spectra.wavelengths), data=spectra.data)
+    for source_id, read in folder.spectra:
+        spectra.store(injection.id, source_id, read)
     seen: set[int] = set()
     rows = []
     for source_id, role, note in folder.links:
@@ -494,15 +487,6 @@ def _current_injection(row: SourceFile, folder: str) -> Injection | None:
                                     SourceFile.path.startswith(folder + "/"))
                              .order_by(Injection.id.desc()))
                  if folder_of(i.source_file.path) == folder), None)
-
-
-def _le(values: object) -> bytes:
-    import sys
-    from array import array
-    out = array("d", values)  # type: ignore[arg-type]
-    if sys.byteorder != "little":
-        out.byteswap()
-    return out.tobytes()
 
 
 def _siblings(row: SourceFile, folder: str) -> dict[str, SourceFile]:

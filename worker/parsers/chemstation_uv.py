@@ -174,5 +174,5 @@ def _whole(chemstation: Any, data: bytes, filename: str) -> tuple[Spectra, dict[
 def block(rows: Any) -> bytes:
     """One stored block of a 2-D little-endian array (see ``base.Spectra``)."""
     planes = rows.view("u1").reshape(-1, rows.dtype.itemsize).T.tobytes()
-    packed = zlib.compress(planes, 6)
+    packed = zlib.compress(planes, 1)  # level 6: 8 % smaller, 2.6 times slower
     return struct.pack("<II", rows.shape[0], len(packed)) + packed

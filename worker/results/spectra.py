@@ -10,6 +10,7 @@ import struct
 import zlib
 from typing import Any
 
+from worker.parsers.base import Spectra
 from worker.record.models import Spectrum
 
 
@@ -40,3 +41,35 @@ def read(row: Spectrum) -> tuple[Any, Any, Any]:
     wavelengths = np.frombuffer(bytes(row.wavelengths), "<f8")
     return times, wavelengths, matrix(row.value_type, row.scale, len(wavelengths),
                                       bytes(row.data))
+
+
+def store(injection_id: int, source_file_id: int, spectra: Spectra) -> None:
+    """One ``Spectrum`` row, in the caller's transaction."""
+    Spectrum.create(
+        injection=injection_id, source_file=source_file_id, name=spectra.name,
+        detector=spectra.detector, frames=spectra.frames,
+        wavelength_count=len(spectra.wavelengths), t_start=spectra.times[0],
+        t_end=spectra.times[-1], wl_start=spectra.wavelengths[0],
+        wl_end=spectra.wavelengths[-1], value_unit=spectra.value_unit,
+        value_type=spectra.value_type, scale=spectra.scale, maximum=spectra.maximum,
+        times=_le(spectra.times), wavelengths=_le(spectra.wavelengths), data=spectra.data)
+
+
+def store_all(row_id: int, parsed_spectra: list[Spectra]) -> None:
+    """The spectra of a file ingested on its own (a loose ``.UV``), on its current injection."""
+    from worker.record.models import Injection
+
+    injection = (Injection.select(Injection.id)
+                 .where(Injection.source_file == row_id, Injection.superseded == False)  # noqa: E712
+                 .order_by(Injection.id.desc()).first())
+    for spectra in parsed_spectra:
+        store(injection.id, row_id, spectra)
+
+
+def _le(values: object) -> bytes:
+    import sys
+    from array import array
+    out = array("d", values)  # type: ignore[arg-type]
+    if sys.byteorder != "little":
+        out.byteswap()
+    return out.tobytes()
