@@ -461,7 +461,8 @@ class Watcher:
         groups: dict[str, list[Candidate]] = {}
         for path, cand in items:
             folder = self._folder(path)
-            if folder is not None:
+            # A file held back (unreadable) holds up nothing else, its folder included.
+            if folder is not None and path not in self._held_back:
                 groups.setdefault(folder, []).append(cand)
         if not groups:
             return [[item] for item in ready]
