@@ -242,3 +242,32 @@ def current_in(folder: str) -> Injection:
     return (Injection.select().join(SourceFile)
             .where(Injection.superseded == False,  # noqa: E712
                    SourceFile.path.startswith(f"{folder}/")).get())
+
+
+def test_a_d_folder_is_taken_only_once_the_instrument_has_finished_writing_it(
+        worker: WorkerProcess, corpus: Path, open_db) -> None:
+    """ChemStation writes a run's files one after another and appends to its signal file for
+    the whole run: nothing of the folder is taken while any file in it (a nested method
+    folder's included) is still being written, and then the folder is taken whole."""
+    import time
+
+    source = corpus / "agilent-chemstation-folders" / "001F0102.D"
+    folder = worker.inbox / "seq" / "001F0102.D"
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns("FID1A.ch"))
+    signal_bytes = (source / "FID1A.ch").read_bytes()
+    with open(folder / "FID1A.ch", "wb") as fh:
+        for start in range(0, len(signal_bytes), 4096):  # about 2.5 s, as a run appends
+            fh.write(signal_bytes[start:start + 4096])
+            fh.flush()
+            time.sleep(0.25)
+            assert worker.status()["files"]["queued"] + worker.status()["backlog"] == 0
+            (folder / "ACQ.M" / "RECALIB.MTH").touch()  # the method folder is written too
+    open_db(worker.data)
+    wait_for(lambda: worker.status()["backlog"] == 0 and not files_under(worker.inbox),
+             timeout=90, what="the folder taken and final")
+    assert SourceFile.select().where(SourceFile.state == "rejected").count() == 0
+    injection = current("001F0102.D")
+    fid = Chromatogram.get(Chromatogram.injection == injection, Chromatogram.signal == "FID1 A")
+    assert fid.points == 3600  # the whole signal, not what was there when the report was
+    firsts = {r.first_seen for r in SourceFile.select()}
+    assert len(firsts) == 1  # registered together, in one batch
