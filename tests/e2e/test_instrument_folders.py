@@ -6,6 +6,7 @@ rejected. AIA netCDF and broken binary files beside them."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import signal
@@ -131,6 +132,10 @@ def test_four_d_folders_are_four_injections_with_everything_and_nothing_rejected
         for row in registered:
             assert row.id in {link.source_file_id for link in linked}, row.path
             assert row.state in ("ingested", "context"), row.path
+        # every content of the folder, those stored once for several folders (method copies
+        # identical to the previous run's) included
+        shas = {hashlib.sha256(p.read_bytes()).hexdigest() for p in files_under(source / folder)}
+        assert {link.source_file.sha256 for link in linked} == shas, folder
         for row in registered:
             if row.name.upper().endswith((".REG", ".MTH", ".PDF", ".INI", ".XLS")):
                 assert row.state == "context", row.path
@@ -165,6 +170,9 @@ def test_four_d_folders_are_four_injections_with_everything_and_nothing_rejected
     assert current("V181.D").sample.sample_id == "140+H"  # under the report's name, flagged
     quiet = InjectionDetail.get(InjectionDetail.injection == current("001F0102.D"))
     assert json.loads(quiet.flags) == []  # files that agree raise nothing
+    # 001F0103.D's SAMPLE.XML is byte for byte 001F0102.D's: stored once, read for both
+    again = InjectionDetail.get(InjectionDetail.injection == current("001F0103.D"))
+    assert json.loads(again.metadata)["sample"]["SAMPLE.XML"] == "DFA-708-01"
     assert worker.cli("audit", "verify").returncode == 0
 
 

@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePosixPath
 
+from peewee import fn
+
 from worker import parsers
 from worker.intake.groups import folder_of
 from worker.parsers import (
@@ -56,6 +58,7 @@ from worker.record.models import (
     FINAL_STATES,
     INGESTED,
     REJECTED,
+    AuditEvent,
     Injection,
     InjectionDetail,
     InjectionFile,
@@ -279,8 +282,11 @@ def _assemble(row: SourceFile, data: bytes, writer: SourceFile,
     first_read: ParsedFile | None = None
     if main is not None:
         _facts_of(facts, writer.name, main)
-    for f in sorted(files.values(), key=lambda f: f.path.lower()):
-        role = role_of(f.path, folder)
+    seen = [(f.path, f) for f in files.values()]
+    seen += list(_sightings(list(files.values()), folder).items())
+    for path, f in sorted(seen, key=lambda item: item[0].lower()):
+        role = role_of(path, folder)
+        name = PurePosixPath(path).name
         if f.id == writer.id and main is not None:
             links.append((f.id, role, None))
             continue
@@ -292,19 +298,19 @@ def _assemble(row: SourceFile, data: bytes, writer: SourceFile,
                           f.error if f.state == REJECTED else None))
             continue
         try:
-            read = _read_part(role, raw(f), f.name, parser_options)
+            read = _read_part(role, raw(f), name, parser_options)
         except ParseError as exc:
             if f.id == writer.id:
                 raise  # the writer's own bytes: it is rejected, the next file writes
             links.append((f.id, role, str(exc.reason)))
-            flags.append({"flag": UNREADABLE, "file": f.name, "reason": exc.reason})
+            flags.append({"flag": UNREADABLE, "file": name, "reason": exc.reason})
             continue
         links.append((f.id, role, None))
         if isinstance(read, dict):
             for key, value in read.items():
-                facts.setdefault(key, {})[f.name] = value
+                facts.setdefault(key, {})[name] = value
             continue
-        _facts_of(facts, f.name, read)
+        _facts_of(facts, name, read)
         if role in (REPORT, RESULT_XML):
             continue  # a second report: its facts cross-checked, its peaks not doubled
         first_read = first_read or read
@@ -487,6 +493,32 @@ def _current_injection(row: SourceFile, folder: str) -> Injection | None:
                                     SourceFile.path.startswith(folder + "/"))
                              .order_by(Injection.id.desc()))
                  if folder_of(i.source_file.path) == folder), None)
+
+
+# Events a batch registers per new file (detected, stable, stored, queued) and its largest size
+# (intake.watcher.INTAKE_BATCH): a folder's duplicate sightings lie this close after its first.
+_BATCH_EVENTS = 4 * 1024 + 16
+
+
+def _sightings(files: list[SourceFile], folder: str) -> dict[str, SourceFile]:
+    """Files of ``folder`` whose content the ledger already had from elsewhere (a method copy
+    identical to the previous run's): not rows of their own, only ``duplicate`` events of the
+    batch that registered the folder. By path, the row holding their content."""
+    first = (AuditEvent.select(fn.MIN(AuditEvent.seq))
+             .where(AuditEvent.source_file_id.in_([f.id for f in files]),
+                    AuditEvent.event == "detected").scalar())
+    if first is None:
+        return {}
+    found: dict[str, int] = {}
+    for event in (AuditEvent.select(AuditEvent.source_file_id, AuditEvent.details)
+                  .where(AuditEvent.seq.between(first, first + _BATCH_EVENTS),
+                         AuditEvent.event == "duplicate")):
+        path = json.loads(event.details).get("path", "")
+        if folder_of(path) == folder and event.source_file_id is not None:
+            found[path] = event.source_file_id
+    known = {f.path for f in files}
+    rows = {r.id: r for r in SourceFile.select().where(SourceFile.id.in_(list(found.values())))}
+    return {path: rows[i] for path, i in found.items() if path not in known and i in rows}
 
 
 def _siblings(row: SourceFile, folder: str) -> dict[str, SourceFile]:
