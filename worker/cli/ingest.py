@@ -11,6 +11,7 @@ from worker.cli.options import command, common
 from worker.cli.progress import IngestProgress
 from worker.consume import ingest
 from worker.intake import watcher
+from worker.intake.groups import folder_of
 from worker.record import audit, db, ledger
 from worker.record.models import CONTEXT, FINAL_STATES, INGESTED, REJECTED, SourceFile
 from worker.settings import Settings
@@ -45,6 +46,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     sizes = {path: path.stat().st_size for _, path in files}
     taken: dict[int, tuple[str, Settings]] = {}
     per_file: list[int | None] = []  # each file's ledger row (None: not taken)
+    folders: list[int] = []
     with IngestProgress(len(files), sum(sizes.values())) as bar:
         for base, path in files:
             rel = path.relative_to(base).as_posix()
@@ -64,8 +66,13 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                 row, _ = outcome
                 taken.setdefault(row.id, (shown, local))
                 per_file.append(row.id)
-                ingest.process(local, row.id, owner)
+                if folder_of(rel) is None:
+                    ingest.process(local, row.id, owner)
+                else:  # an instrument folder is read once all its files are taken
+                    folders.append(row.id)
             bar.advance(sizes[path])
+        for file_id in folders:
+            ingest.process(taken[file_id][1], file_id, owner)
         deadline = time.monotonic() + settings.group_settle_seconds + 30
         while time.monotonic() < deadline:
             waiting = [i for i, s in _states(taken).items() if s not in FINAL_STATES]
