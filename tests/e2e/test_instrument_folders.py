@@ -27,9 +27,6 @@ from worker.record.models import (
     Spectrum,
 )
 
-pytest.importorskip("rainbow", reason="the instruments extra (pip install -e '.[instruments]')")
-pytest.importorskip("netCDF4", reason="the instruments extra (pip install -e '.[instruments]')")
-
 TIMINGS = ("stable_seconds = 0.5\nrescan_seconds = 2.0\nreconcile_seconds = 0.5\n"
            "lease_seconds = 30.0\ngroup_settle_seconds = 1.0\n")
 FOLDERS = ("001F0102.D", "001F0103.D", "002-2-0312650-0713-BrPR.D", "V181.D")

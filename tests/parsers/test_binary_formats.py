@@ -6,16 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import netCDF4  # the instruments extra, which the README's test command installs
 import pytest
+import rainbow.agilent.chemstation as rainbow
 
 from worker import parsers
 from worker.parsers import andi_aia, chemstation_ch, chemstation_uv
 from worker.parsers.base import ParseError
 from worker.parsers.options import NO_OPTIONS
-
-rainbow = pytest.importorskip("rainbow.agilent.chemstation",
-                              reason="the instruments extra (pip install -e '.[instruments]')")
-netCDF4 = pytest.importorskip("netCDF4", reason="the instruments extra")
 
 
 @pytest.fixture
