@@ -22,6 +22,7 @@ from worker.record.models import (
     InjectionDetail,
     InjectionFile,
     Peak,
+    PeakDetail,
     Result,
     SourceFile,
     Spectrum,
@@ -165,6 +166,11 @@ def test_four_d_folders_are_four_injections_with_everything_and_nothing_rejected
              if f["flag"] == "metadata_disagrees"}
     assert flags["sample"]["FID1A.ch"] == "blanc421" and flags["sample"]["Result.xml"] == "140+H"
     assert current("V181.D").sample.sample_id == "140+H"  # under the report's name, flagged
+    # Result.xml's columns beyond the common ones, per peak
+    details = list(PeakDetail.select().join(Peak).where(Peak.injection == current("V181.D")))
+    assert len(details) == 36
+    main = max(details, key=lambda d: d.peak.area_pct)
+    assert (main.peak.rt_min, main.amount, main.amount_unit) == (1.004461, 18.9614335534, "%")
     quiet = InjectionDetail.get(InjectionDetail.injection == current("001F0102.D"))
     assert json.loads(quiet.flags) == []  # files that agree raise nothing
     # 001F0103.D's SAMPLE.XML is byte for byte 001F0102.D's: stored once, read for both

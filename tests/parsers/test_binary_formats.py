@@ -99,6 +99,9 @@ def test_result_xml_peaks_and_run_facts(folders: Path) -> None:
     main = max(signal.peaks or [], key=lambda p: p.area_pct or 0)
     assert (main.rt_min, main.area, main.area_pct) == (1.004461, 103914.21875, 18.961434)
     assert signal.total_area == 548029.337851
+    assert main.details == {"symmetry": 0.612489, "baseline_start": 8211.932617,
+                            "baseline_end": 6245.57666, "amount": 18.9614335534,
+                            "amount_unit": "%"}
     assert (parsed.sample_name, parsed.operator, parsed.vial, parsed.injection) == (
         "140+H", "SYSTEM", "4", 1)
     assert parsed.metadata["checksum"] == "c8f87ef45584d7078ed166679a86815b"

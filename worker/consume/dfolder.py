@@ -65,7 +65,7 @@ from worker.record.models import (
     SourceFile,
     utcnow,
 )
-from worker.results import spectra
+from worker.results import extras, spectra
 from worker.results.sample import recompute_sample
 from worker.settings import MethodSettings, Settings
 
@@ -451,6 +451,7 @@ def write_folder(row: SourceFile, folder: Folder) -> None:
                  .order_by(Injection.id.desc()).first())
     for source_id, read in folder.spectra:
         spectra.store(injection.id, source_id, read)
+    extras.peak_details(injection.id, folder.parsed)
     seen: set[int] = set()
     rows = []
     for source_id, role, note in folder.links:

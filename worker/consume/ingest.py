@@ -40,8 +40,8 @@ from worker.record.models import (
     database,
     sample_identity,
 )
+from worker.results import extras
 from worker.results import job as job_results
-from worker.results import spectra
 from worker.results.inputs import Tables
 from worker.results.sample import namesakes, recompute_sample
 from worker.settings import Settings
@@ -269,8 +269,8 @@ def _commit(settings: Settings, works: list[Work], owner: str) -> None:
                     else:
                         assert w.parsed is not None
                         w.touched = _write(w.row, w.parsed, settings, known)
-                        if w.parsed.spectra:
-                            spectra.store_all(w.row.id, w.parsed.spectra)
+                        if extras.wanted(w.parsed):
+                            extras.store(w.row.id, w.parsed)
                 w.state = (w.parsed.state if isinstance(w.parsed, dfolder.Evidence)
                            else INGESTED)
             except dfolder.NotYet as wait:

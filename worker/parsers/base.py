@@ -68,8 +68,22 @@ class Peak(BaseModel):
     peak_type: str | None = None
     name: str | None = None
     line: int | None = Field(default=None, description="source line of the row, for tracing")
+    symmetry: float | None = None
+    baseline_start: float | None = Field(default=None, description="baseline at the start")
+    baseline_end: float | None = None
+    amount: float | None = Field(default=None, description="the amount the method computed")
+    amount_unit: str | None = None
 
-    @field_validator("rt_min", "area", "area_pct", "height", "begin_min", "end_min", "width_min")
+    @property
+    def details(self) -> dict[str, float | str]:
+        """What a format prints beyond the common columns (ChemStation Result.xml)."""
+        return {k: v for k, v in (("symmetry", self.symmetry),
+                                  ("baseline_start", self.baseline_start),
+                                  ("baseline_end", self.baseline_end), ("amount", self.amount),
+                                  ("amount_unit", self.amount_unit)) if v is not None}
+
+    @field_validator("rt_min", "area", "area_pct", "height", "begin_min", "end_min", "width_min",
+                     "symmetry", "baseline_start", "baseline_end", "amount")
     @classmethod
     def _finite(cls, value: float | None) -> float | None:
         if value is not None and not math.isfinite(value):

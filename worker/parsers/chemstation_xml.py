@@ -1,7 +1,8 @@
 """Agilent ChemStation ``Result.xml``: the XML export a LIMS reads (root ``ChemStationResult``,
 UTF-16): run facts (sample, operator, injection time, vial, injection volume, method,
 instrument) and, per signal, every integrated peak with its retention time, area, Area%,
-height, width, start and end; the peak type and compound name come from its ``Results`` list.
+height, width, start and end, symmetry and baseline at start and end; the peak type, compound
+name and amount (with its unit) come from its ``Results`` list.
 
 Its ``checksum`` attribute (32 hex digits) is not the MD5 of the document in any spelling we
 tried (with or without the attribute, the root's content only, UTF-16 or UTF-8, whitespace
@@ -66,7 +67,8 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
         peaks = []
         for number, row in enumerate(signal.iterfind("IntegrationResults"), start=1):
             rt = _number(row, "RetTime", filename)
-            typed, compound = named.get((description, round(rt, 6)), (None, None))
+            typed, compound, amount, unit = named.get((description, round(rt, 6)),
+                                                      (None, None, None, None))
             with validated(f"peak {number} of {description}", filename=filename):
                 peaks.append(Peak(number=number, rt_min=rt, area=_number(row, "Area", filename),
                                   area_pct=_number(row, "AreaPercent", filename),
@@ -74,7 +76,11 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
                                   width_min=_number(row, "Width", filename),
                                   begin_min=_number(row, "TimeStart", filename),
                                   end_min=_number(row, "TimeEnd", filename),
-                                  peak_type=typed, name=compound))
+                                  peak_type=typed, name=compound,
+                                  symmetry=_optional(row, "Symmetry"),
+                                  baseline_start=_optional(row, "BaselineStart"),
+                                  baseline_end=_optional(row, "BaselineEnd"),
+                                  amount=amount, amount_unit=unit))
         total = signal.findtext("IntegrationResults/AreaSum")
         with validated(f"signal {description}", filename=filename):
             signals.append(Signal(name=description or f"signal {len(signals) + 1}",
@@ -111,8 +117,20 @@ def _number(row: ET.Element, tag: str, filename: str) -> float:
         raise ParseError(f"<{tag}> is {text!r}, not a number", filename=filename) from None
 
 
-def _named_peaks(root: ET.Element) -> dict[tuple[str, float], tuple[str | None, str | None]]:
-    """(signal, RT) -> (peak type, compound name) from the ``Results`` list."""
+Named = tuple[str | None, str | None, float | None, str | None]
+
+
+def _optional(row: ET.Element, tag: str) -> float | None:
+    text = row.findtext(tag)
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
+
+
+def _named_peaks(root: ET.Element) -> dict[tuple[str, float], Named]:
+    """(signal, RT) -> (peak type, compound name, amount, its unit) from the ``Results``
+    list."""
     found = {}
     for peak in root.iterfind("Results/ResultsGroup/Peak"):
         signal = (peak.findtext("SignalDesc") or "").strip().rstrip(",").strip()
@@ -123,6 +141,12 @@ def _named_peaks(root: ET.Element) -> dict[tuple[str, float], tuple[str | None, 
             key = (signal, round(float(rt), 6))
         except ValueError:
             continue
+        amount = peak.find("Amount")
+        try:
+            value = float(amount.text) if amount is not None and amount.text else None
+        except ValueError:
+            value = None
         found[key] = ((peak.findtext("PeakType") or "").strip() or None,
-                      (peak.findtext("Name") or "").strip() or None)
+                      (peak.findtext("Name") or "").strip() or None, value,
+                      amount.get("Unit") if amount is not None else None)
     return found

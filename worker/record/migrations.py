@@ -180,9 +180,9 @@ def _instrument_folders(db: Database) -> None:
     # A ChemStation .D folder is one injection with everything the instrument wrote: its
     # spectra, its files linked to it (context files included), and the facts and flags its
     # files state beyond the peaks.
-    from worker.record.models import InjectionDetail, InjectionFile, Spectrum
+    from worker.record.models import InjectionDetail, InjectionFile, PeakDetail, Spectrum
 
-    db.create_tables([Spectrum, InjectionFile, InjectionDetail], safe=True)
+    db.create_tables([Spectrum, InjectionFile, InjectionDetail, PeakDetail], safe=True)
 
 
 def _last_ingest(where: Expression) -> datetime | None:
@@ -216,8 +216,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
          "vial)", _sample_identity),
     (11, "event_count: counters of ingested, rejected, duplicate files and bytes stored",
      _event_counts),
-    (12, "spectrum, injection_file, injection_detail: instrument folders' spectra, files and "
-         "run facts", _instrument_folders),
+    (12, "spectrum, injection_file, injection_detail, peak_detail: instrument folders' spectra, "
+         "files, run facts and the peak columns Result.xml adds", _instrument_folders),
 ]
 
 

@@ -179,6 +179,18 @@ class Chromatogram(BaseModel):
     data = BlobField()
 
 
+class PeakDetail(BaseModel):
+    """What a format prints of a peak beyond the common columns (ChemStation Result.xml's
+    symmetry, baseline, amount; migration 12)."""
+
+    peak = ForeignKeyField(Peak, primary_key=True, backref="detail", on_delete="CASCADE")
+    symmetry = FloatField(null=True)
+    baseline_start = FloatField(null=True)
+    baseline_end = FloatField(null=True)
+    amount = FloatField(null=True)
+    amount_unit = CharField(null=True)
+
+
 class Spectrum(BaseModel):
     """A detector's spectra over a run (a DAD's ``.UV``: time × wavelength), stored compactly
     and losslessly: see ``worker.parsers.base.Spectra`` for ``data``, and
@@ -309,4 +321,4 @@ class SchemaVersion(BaseModel):
 
 
 TABLES = [Job, SourceFile, RawBlob, Sample, Injection, Peak, Chromatogram, Result, AuditEvent,
-          Lease, ProcessBeat, EventCount, Spectrum, InjectionFile, InjectionDetail]
+          Lease, ProcessBeat, EventCount, Spectrum, InjectionFile, InjectionDetail, PeakDetail]

@@ -55,17 +55,6 @@ def store(injection_id: int, source_file_id: int, spectra: Spectra) -> None:
         times=_le(spectra.times), wavelengths=_le(spectra.wavelengths), data=spectra.data)
 
 
-def store_all(row_id: int, parsed_spectra: list[Spectra]) -> None:
-    """The spectra of a file ingested on its own (a loose ``.UV``), on its current injection."""
-    from worker.record.models import Injection
-
-    injection = (Injection.select(Injection.id)
-                 .where(Injection.source_file == row_id, Injection.superseded == False)  # noqa: E712
-                 .order_by(Injection.id.desc()).first())
-    for spectra in parsed_spectra:
-        store(injection.id, row_id, spectra)
-
-
 def _le(values: object) -> bytes:
     import sys
     from array import array
