@@ -471,9 +471,10 @@ def write_evidence(row: SourceFile, evidence: Evidence) -> None:
     injection = holder.injections.where(Injection.superseded == False).first()  # noqa: E712
     if injection is not None and _linked(injection.id, row.id) is None:
         InjectionFile.create(injection=injection.id, source_file=row.id, role=evidence.role)
-    details: dict[str, object] = {
-        "role": evidence.role, "evidence_of": holder.id, "evidence_path": holder.path,
-        "injection": injection.id if injection else None}
+    details: dict[str, object] = {"role": evidence.role,
+                                  "injection": injection.id if injection else None}
+    if holder.id != row.id:  # else a folder with nothing to make an injection of
+        details.update(evidence_of=holder.id, evidence_path=holder.path)
     if evidence.state == CONTEXT:
         ledger.mark_context(row, holder.job_id if injection else None,
                             folder=folder_of(row.path), **details)
