@@ -73,7 +73,6 @@ REPORT, RESULT_XML, SET_HEADER, SET_ROWS = "report", "result-xml", "set-header",
 SIGNAL, SPECTRA, METADATA, CONTEXT_ROLE = "signal", "spectra", "metadata", "context"
 # Who writes the folder's injection: the first of these present and not rejected.
 WRITERS = (REPORT, RESULT_XML, SET_HEADER, SIGNAL, SPECTRA)
-REPORTS = (REPORT, RESULT_XML, SET_HEADER)
 FOLDER_FORMAT = "agilent-chemstation-folder"
 NO_REPORT = "no_integration_report"
 DISAGREES = "metadata_disagrees"
