@@ -31,6 +31,9 @@ extensions = (".ch",)
 VERSIONS = ("30", "130", "179", "181")
 _BLOCKS_AT = 0x116  # big-endian uint32: the file's length in whole 512-byte blocks
 _DETECTOR = re.compile(r"([A-Za-z]+)(\d*)([A-Z]?)$")
+_SIG = re.compile(r"Sig=([0-9.]+)")
+# The header texts kept (what every rainbow-api version reads the same).
+_HEADER = ("notebook", "date", "method", "instrument", "unit", "signal")
 
 
 def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
@@ -84,8 +87,8 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
             format=name, parser_version=version, encoding="binary",
             sample_name=meta.get("notebook") or None, instrument=meta.get("instrument"),
             method=meta.get("method"), acquired_at=acquired,
-            metadata={f"ch_{k}": str(v) for k, v in sorted(meta.items())
-                      if isinstance(v, str | int | float)} | {"ch_version": found},
+            metadata={f"ch_{k}": str(meta[k]) for k in _HEADER if meta.get(k)}
+            | {"ch_version": found},
             signals=[Signal(name=signal_name, detector=detector, wavelength_nm=wavelength,
                             trace=Trace(times=array("d", times), values=array("d", values),
                                         value_unit=meta.get("unit") or None))])
@@ -101,8 +104,8 @@ def describe_signal(stem: str, meta: dict[str, Any],
     described = str(meta.get("signal") or "").strip()
     signal = described or short
     detector = match[1].upper() if match and match[3] else fallback
-    wavelength = meta.get("wavelength")
-    return signal, detector, float(wavelength) if isinstance(wavelength, int | float) else None
+    sig = _SIG.search(described)
+    return signal, detector, float(sig[1]) if sig else None
 
 
 def header_time(text: str) -> datetime | None:

@@ -75,7 +75,9 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
             format=name, parser_version=version, encoding="binary",
             sample_name=meta.get("notebook") or None, method=meta.get("method"),
             vial=meta.get("vialpos") or None, acquired_at=header_time(str(meta.get("date", ""))),
-            metadata={f"uv_{k}": str(v) for k, v in sorted(meta.items())} | {"uv_version": found},
+            metadata={f"uv_{k}": str(meta[k]) for k in ("notebook", "date", "method", "unit",
+                                                         "signal", "vialpos") if meta.get(k)}
+            | {"uv_version": found},
             signals=[], spectra=[spectra.model_copy(update={
                 "name": str(meta.get("signal") or PurePosixPath(filename).stem)})])
 

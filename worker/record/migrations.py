@@ -185,6 +185,13 @@ def _instrument_folders(db: Database) -> None:
     db.create_tables([Spectrum, InjectionFile, InjectionDetail, PeakDetail], safe=True)
 
 
+def _finished_index(db: Database) -> None:
+    # The notifier and the job reports read what finished since they last looked (rejections,
+    # settled jobs) every few seconds: without this index each look scanned the ledger.
+    db.execute_sql("CREATE INDEX IF NOT EXISTS source_file_finished_at "
+                   "ON source_file (finished_at)")
+
+
 def _last_ingest(where: Expression) -> datetime | None:
     from worker.record.canaries import to_datetime
     from worker.record.models import INGESTED, SourceFile
@@ -218,6 +225,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
      _event_counts),
     (12, "spectrum, injection_file, injection_detail, peak_detail: instrument folders' spectra, "
          "files, run facts and the peak columns Result.xml adds", _instrument_folders),
+    (14, "index on source_file.finished_at: what finished since the notifier last looked",
+     _finished_index),
 ]
 
 
