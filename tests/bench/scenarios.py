@@ -36,7 +36,6 @@ CATCHUP_TARGET_FILES = 20_000  # the issue's catch-up: 20,000 files already in t
 MB = 1_000_000
 TRACES = "Large traces (DAD, time,value)"
 SPECTRA = "DAD spectra (ChemStation .UV, real frames repeated)"
-SPECTRA_MB = 100
 SPECTRA_RSS_TARGET = 500.0  # MB peak for a 100 MB .UV: bounded, not the decoded matrix
 
 
@@ -47,6 +46,7 @@ class Sizes:
     catchup: int = 2_000
     trace_mb: tuple[float, ...] = (1, 10, 50)
     e2e_trace_mb: float = 10
+    spectra_mb: float = 100
     growth: tuple[int, int] = (1_000, 5_000)
     growth_burst: int = 500
     growth_rounds: int = 3  # bursts per size, taken in turn
@@ -406,16 +406,17 @@ print(json.dumps({'base_mb': base, 'peak_mb': dict(hwm())['VmHWM'], 'seconds': s
 
 
 def spectra(bench: Bench) -> list[Row]:
-    """A 100 MB DAD spectra file: parsed in its own process (bytes in memory, as a consumer
-    holds them) and ingested whole by ``accu-ingest ingest`` (read, store, register, parse,
-    write in one process); the peak resident set of each."""
+    """A DAD spectra file (100 MB by default): parsed in its own process (bytes in memory, as
+    a consumer holds them) and ingested whole by ``accu-ingest ingest`` (read, store, register,
+    parse, write in one process); the peak resident set of each."""
     section = SPECTRA
     if peak_rss_mb(os.getpid()) is None:
         return [Row(section, "peak RSS", None, "MB", note="no /proc on this platform")]
-    bench.log(f"spectra: building a {SPECTRA_MB} MB .UV from the corpus file's frames")
+    bench.log(f"spectra: building a {bench.sizes.spectra_mb:g} MB .UV from the corpus file's "
+              "frames")
     folder = bench.folder("spectra")
     path = folder / "DAD1.UV"
-    path.write_bytes(workload.uv_spectra(workload.CORPUS, SPECTRA_MB * MB))
+    path.write_bytes(workload.uv_spectra(workload.CORPUS, int(bench.sizes.spectra_mb * MB)))
     size = path.stat().st_size / MB
     out = json.loads(subprocess.run([sys.executable, "-c", _UV_RSS_SCRIPT, str(path)],
                                     capture_output=True, text=True, check=True, cwd=REPO,
