@@ -299,8 +299,8 @@ def _assemble(row: SourceFile, data: bytes, writer: SourceFile,
         try:
             read = _read_part(role, raw(f), name, parser_options)
         except ParseError as exc:
-            if f.id == writer.id:
-                raise  # the writer's own bytes: it is rejected, the next file writes
+            if f.id in (writer.id, row.id):
+                raise  # its own bytes: it is rejected (a writer: the next file writes)
             links.append((f.id, role, str(exc.reason)))
             flags.append({"flag": UNREADABLE, "file": name, "reason": exc.reason})
             continue
