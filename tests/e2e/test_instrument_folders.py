@@ -282,3 +282,36 @@ def test_a_d_folder_is_taken_only_once_the_instrument_has_finished_writing_it(
     assert fid.points == 3600  # the whole signal, not what was there when the report was
     firsts = {r.first_seen for r in SourceFile.select()}
     assert len(firsts) == 1  # registered together, in one batch
+
+
+def test_a_report_written_after_the_run_makes_the_folder_injection_anew(
+        worker: WorkerProcess, corpus: Path, open_db, tmp_path: Path) -> None:
+    """Data analysis writes Report.TXT after the acquisition's files: the folder's injection,
+    first written from its signals and flagged without a report, is written again with the
+    report's peaks and the same signals; the first is superseded, not doubled."""
+    source = corpus / "agilent-chemstation-folders" / "002-2-0312650-0713-BrPR.D"
+    staging = tmp_path / "staging" / "002-2-0312650-0713-BrPR.D"
+    staging.mkdir(parents=True)
+    for name in ("DAD1A.ch", "DAD1.UV", "SAMPLE.XML", "RUN.LOG", "CSlbk.ini"):
+        shutil.copy(source / name, staging / name)
+    (worker.inbox / "seq").mkdir()
+    shutil.move(str(staging), worker.inbox / "seq" / staging.name)
+    wait_for(lambda: worker.status()["backlog"] == 0 and not files_under(worker.inbox),
+             timeout=90, what="the folder without report final")
+    open_db(worker.data)
+    first = current(staging.name)
+    assert Peak.select().where(Peak.injection == first).count() == 0
+
+    shutil.copy(source / "Report.TXT", worker.inbox / "seq" / staging.name / "Report.TXT")
+    wait_for(lambda: current(staging.name).id != first.id and worker.status()["backlog"] == 0,
+             timeout=90, what="the report's injection")
+    now = current(staging.name)
+    assert now.source_file.name == "Report.TXT"
+    assert Peak.select().where(Peak.injection == now).count() == 10
+    assert Chromatogram.select().where(Chromatogram.injection == now).count() == 1
+    assert Spectrum.select().where(Spectrum.injection == now).count() == 1
+    assert Injection.get_by_id(first.id).superseded
+    flags = [f["flag"] for f in json.loads(
+        InjectionDetail.get(InjectionDetail.injection == now).flags)]
+    assert "no_integration_report" not in flags
+    assert SourceFile.select().where(SourceFile.state == "rejected").count() == 0
