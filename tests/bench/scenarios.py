@@ -35,6 +35,8 @@ RSS_TARGET_FILES = 20_000
 CATCHUP_TARGET_FILES = 20_000  # the issue's catch-up: 20,000 files already in the inbox
 MB = 1_000_000
 TRACES = "Large traces (DAD, time,value)"
+SPECTRA = "DAD spectra (ChemStation .UV, real frames repeated)"
+SPECTRA_RSS_TARGET = 500.0  # MB peak for a 100 MB .UV: bounded, not the decoded matrix
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Sizes:
     catchup: int = 2_000
     trace_mb: tuple[float, ...] = (1, 10, 50)
     e2e_trace_mb: float = 10
+    spectra_mb: float = 100
     growth: tuple[int, int] = (1_000, 5_000)
     growth_burst: int = 500
     growth_rounds: int = 3  # bursts per size, taken in turn
@@ -376,6 +379,68 @@ def traces(bench: Bench) -> list[Row]:
                         note=f"{peak['peak_mb'] - peak['base_mb']:.0f} MB over the interpreter "
                              f"with the parser loaded" if peak else "no /proc on this platform"))
         path.unlink()
+    return rows
+
+
+_UV_RSS_SCRIPT = """
+import json, sys, time
+from pathlib import Path
+from worker.parsers import chemstation_uv
+from worker.parsers.options import NO_OPTIONS
+def hwm():
+    for line in Path('/proc/self/status').read_text().splitlines():
+        if line.startswith(('VmHWM:', 'VmRSS:')):
+            yield line.split(':')[0], int(line.split()[1]) / 1024
+import numpy, rainbow.agilent.chemstation  # loaded before the base line, as in a consumer
+path = Path(sys.argv[1])
+data = path.read_bytes()
+base = dict(hwm())['VmRSS']
+started = time.perf_counter()
+parsed = chemstation_uv.parse(data, path.name, NO_OPTIONS)
+seconds = time.perf_counter() - started
+s = parsed.spectra[0]
+print(json.dumps({'base_mb': base, 'peak_mb': dict(hwm())['VmHWM'], 'seconds': seconds,
+                  'frames': s.frames, 'wavelengths': len(s.wavelengths),
+                  'stored_mb': len(s.data) / 1e6}))
+"""
+
+
+def spectra(bench: Bench) -> list[Row]:
+    """A DAD spectra file (100 MB by default): parsed in its own process (bytes in memory, as
+    a consumer holds them) and ingested whole by ``accu-ingest ingest`` (read, store, register,
+    parse, write in one process); the peak resident set of each."""
+    section = SPECTRA
+    if peak_rss_mb(os.getpid()) is None:
+        return [Row(section, "peak RSS", None, "MB", note="no /proc on this platform")]
+    bench.log(f"spectra: building a {bench.sizes.spectra_mb:g} MB .UV from the corpus file's "
+              "frames")
+    folder = bench.folder("spectra")
+    path = folder / "DAD1.UV"
+    path.write_bytes(workload.uv_spectra(workload.CORPUS, int(bench.sizes.spectra_mb * MB)))
+    size = path.stat().st_size / MB
+    out = json.loads(subprocess.run([sys.executable, "-c", _UV_RSS_SCRIPT, str(path)],
+                                    capture_output=True, text=True, check=True, cwd=REPO,
+                                    timeout=900).stdout)
+    rows = [
+        Row(section, f"{size:.0f} MB parse", size / out["seconds"], "MB/s",
+            note=f"{out['frames']:,} spectra × {out['wavelengths']} wavelengths, stored in "
+                 f"{out['stored_mb']:.0f} MB"),
+        Row(section, f"{size:.0f} MB parse peak RSS (own process)", out["peak_mb"], "MB",
+            f"≤ {SPECTRA_RSS_TARGET:.0f} MB", at_most(out["peak_mb"], SPECTRA_RSS_TARGET),
+            f"{out['peak_mb'] - out['base_mb']:.0f} MB over the process holding the bytes")]
+    bench.log("spectra: accu-ingest ingest")
+    data_dir = folder / "data"
+    script = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
+              "capture_output=True); print(resource.getrusage(resource.RUSAGE_CHILDREN)"
+              ".ru_maxrss / 1024)")
+    peak = float(subprocess.run(
+        [sys.executable, "-c", script, sys.executable, "-m", "worker", "ingest",
+         "--data-dir", str(data_dir), str(path)],
+        capture_output=True, text=True, check=True, cwd=folder, timeout=900).stdout)
+    rows.append(Row(section, f"{size:.0f} MB `accu-ingest ingest` peak RSS", peak, "MB",
+                    f"≤ {SPECTRA_RSS_TARGET:.0f} MB", at_most(peak, SPECTRA_RSS_TARGET),
+                    "one process: read, hash, store, register, parse, write"))
+    shutil.rmtree(folder)
     return rows
 
 

@@ -12,7 +12,7 @@ from .table import render, write_json
 from .workload import Workload
 
 TOY = Sizes(burst=20, single=3, catchup=20, trace_mb=(0.1, 0.2), e2e_trace_mb=0.1,
-            growth=(20, 40), growth_burst=10, growth_rounds=2)
+            growth=(20, 40), growth_burst=10, growth_rounds=2, spectra_mb=1)
 
 EXPECTED = {
     "Burst": ["end to end (drop → all committed)", "steady rate (first → last commit)",
@@ -29,6 +29,8 @@ EXPECTED = {
         "0.1 MB parse (in-process trace_csv.parse)", "0.1 MB parse peak RSS (own process)",
         "0.2 MB parse (in-process trace_csv.parse)", "0.2 MB parse peak RSS (own process)",
         "0.1 MB trace end to end (drop → committed)"],
+    "DAD spectra (ChemStation .UV, real frames repeated)": [
+        "1 MB parse", "1 MB parse peak RSS (own process)", "1 MB `accu-ingest ingest` peak RSS"],
     "Growth": ["CPU per file, 20 in the database", "CPU per file, 40 in the database",
                "wall per file, 20 in the database", "wall per file, 40 in the database",
                "growth"],

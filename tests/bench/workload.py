@@ -130,3 +130,34 @@ def trace(size_bytes: int, seed: int = 6) -> bytes:
         size += len(line)
         i += 1
     return "".join(lines).encode("ascii")
+
+
+SPECTRA_TEMPLATE = Path("agilent-chemstation-folders") / "002-2-0312650-0713-BrPR.D" / "DAD1.UV"
+_UV_FRAMES_AT, _UV_COUNT_AT = 0x1000, 0x116
+
+
+def uv_spectra(corpus: Path, size_bytes: int) -> bytes:
+    """A ChemStation ``.UV`` file of about ``size_bytes``, made of the real file's own frames
+    (their delta-encoded absorbances untouched) repeated in order, each given the next time
+    (the real file's sampling interval), and the header's frame count set to match: what a
+    longer run of the same detector writes."""
+    import struct
+
+    real = (corpus / SPECTRA_TEMPLATE).read_bytes()
+    frames: list[bytes] = []
+    at = _UV_FRAMES_AT
+    for _ in range(struct.unpack_from(">I", real, _UV_COUNT_AT)[0]):
+        length = struct.unpack_from("<H", real, at + 2)[0]
+        frames.append(real[at:at + length])
+        at += length
+    first = struct.unpack_from("<I", frames[0], 4)[0]
+    step = struct.unpack_from("<I", frames[1], 4)[0] - first
+    out = bytearray(real[:_UV_FRAMES_AT])
+    count = 0
+    while len(out) < size_bytes:
+        frame = bytearray(frames[count % len(frames)])
+        struct.pack_into("<I", frame, 4, first + count * step)
+        out += frame
+        count += 1
+    struct.pack_into(">I", out, _UV_COUNT_AT, count)
+    return bytes(out)

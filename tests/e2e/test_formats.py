@@ -177,7 +177,8 @@ def test_configured_table_is_read_and_the_lab_workbook_stays_rejected(
     ("seq/001F0101.D/Report.TXT", "report", "seq", "001F0101"),
     ("seq/001F0101.d/REPORT01.CSV", "set-rows", "seq", "001F0101"),
     ("001F0101.D/Report00.CSV", "set-header", "001F0101.D", "001F0101"),
-    ("seq/001F0101.D/FID1A.ch", None, "seq", "001F0101"),
+    ("seq/001F0101.D/FID1A.ch", "signal", "seq", "001F0101"),
+    ("seq/001F0101.D/ACQ.M/DAMETHOD.REG", "context", "seq", "001F0101"),
     ("seq/Report.TXT", None, "seq", "Report.TXT"),
     ("seq/.D/Report.TXT", None, "seq/.D", "Report.TXT"),
 ])

@@ -107,7 +107,8 @@ def test_canary_goes_through_the_pipeline_and_shows_in_status(tmp_path: Path, co
         assert code == 200 and ready["failed"] == {}
 
         status = w.wait_final(1)
-        assert status["files"] == {"queued": 0, "processing": 0, "ingested": 1, "rejected": 0}
+        assert status["files"] == {"queued": 0, "processing": 0, "ingested": 1, "rejected": 0,
+                                   "context": 0}
         m = scrape(w)
         assert m[("accu_ingest_files", (("state", "ingested"),))] == 1
         assert m[("accu_ingest_canary_ok", ())] == 1

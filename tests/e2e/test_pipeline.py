@@ -77,7 +77,8 @@ def test_slowly_written_file_is_ingested_once_complete(worker: WorkerProcess, co
             fh.flush()
             time.sleep(0.35)
     status = worker.wait_final(1)
-    assert status["files"] == {"queued": 0, "processing": 0, "ingested": 1, "rejected": 0}
+    assert status["files"] == {"queued": 0, "processing": 0, "ingested": 1, "rejected": 0,
+                               "context": 0}
     open_db(worker.data)
     assert Peak.select().count() == 7
     assert SourceFile.get().size == len(data)

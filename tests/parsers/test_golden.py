@@ -20,7 +20,7 @@ import pytest
 from support.corpus import REPO, corpus_dir
 
 from worker import parsers
-from worker.parsers.base import ParsedFile, ParseError, Signal
+from worker.parsers.base import ParsedFile, ParseError, Signal, Spectra
 
 GOLDEN = REPO / "tests" / "golden"
 UPDATE = os.environ.get("ACCU_GOLDEN_UPDATE") == "1"
@@ -73,7 +73,23 @@ def summary(parsed: ParsedFile) -> dict[str, Any]:
         "dilution_factor": number(parsed.dilution_factor),
         "metadata": dict(sorted(parsed.metadata.items())),
         "signals": [signal_summary(s) for s in parsed.signals],
+        **({"spectra": [spectra_summary(s) for s in parsed.spectra]} if parsed.spectra else {}),
     }
+
+
+def spectra_summary(spectra: Spectra) -> dict[str, Any]:
+    """Spectra read back from their stored form: shape, ranges, largest value and a checksum
+    of every value."""
+    from worker.results.spectra import matrix
+
+    values = matrix(spectra.value_type, spectra.scale, len(spectra.wavelengths), spectra.data)
+    return {"name": spectra.name, "detector": spectra.detector, "frames": spectra.frames,
+            "wavelengths": [number(spectra.wavelengths[0]), number(spectra.wavelengths[-1]),
+                            len(spectra.wavelengths)],
+            "first_time": number(spectra.times[0]), "last_time": number(spectra.times[-1]),
+            "value_unit": spectra.value_unit, "value_type": spectra.value_type,
+            "max_value": number(float(values.max())), "max_at": spectra.maximum_at,
+            "sum": number(float(values.sum()))}
 
 
 def reading(data: bytes, name: str) -> dict[str, Any]:

@@ -91,7 +91,8 @@ class WorkerProcess:
         """Wait until n files are in a final state and nothing is left in the backlog."""
         def done() -> dict[str, Any] | None:
             s = self.status()
-            final = s["files"]["ingested"] + s["files"]["rejected"]
+            final = (s["files"]["ingested"] + s["files"]["rejected"]
+                     + s["files"].get("context", 0))
             return s if final >= n and s["backlog"] == 0 else None
         return wait_for(done, timeout=timeout, what=f"{n} files final")
 

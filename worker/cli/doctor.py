@@ -152,6 +152,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         ("disk", lambda: _disk(settings)),
         ("clock", lambda: _clock(schema)),
         ("service unit", _unit),
+        ("binary formats", _binary_formats),
     ]
     problems = 0
     for name, check in checks:
@@ -233,6 +234,18 @@ def _clock(schema: list[int]) -> str:
         raise Problem(f"the last file was registered {ahead:,.0f} s in the future: this "
                       "machine's clock is behind; enable time sync (timedatectl set-ntp true)")
     return "not behind the ledger"
+
+
+def _binary_formats() -> str:
+    """The readers of the instruments extra: without them such files are rejected (with the
+    fix), which is right where none arrive, so their absence is said, not a problem."""
+    import importlib.util
+
+    missing = [name for name in ("rainbow", "netCDF4") if importlib.util.find_spec(name) is None]
+    if not missing:
+        return "ChemStation .ch/.UV (rainbow-api) and AIA .cdf (netCDF4) are read"
+    return (f"{' and '.join(missing)} not installed: ChemStation .ch/.UV and AIA .cdf files "
+            "would be rejected; pip install 'accu-ingest[instruments]' where they arrive")
 
 
 def _unit() -> str:

@@ -11,8 +11,9 @@ from worker.cli.options import command, common
 from worker.cli.progress import IngestProgress
 from worker.consume import ingest
 from worker.intake import watcher
+from worker.intake.groups import folder_of
 from worker.record import audit, corrections, db, ledger
-from worker.record.models import FINAL_STATES, INGESTED, REJECTED, SourceFile
+from worker.record.models import CONTEXT, FINAL_STATES, INGESTED, REJECTED, SourceFile
 from worker.settings import Settings
 
 NAMES = ("ingest",)
@@ -51,6 +52,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     rels = [path.relative_to(base).as_posix() for base, path in files]
     seen = ledger.latest_sightings(settings.node, [ledger.ledger_path(r)[0] for r in rels])
     known: dict[int, str] = {}  # unchanged since the ledger saw them: not read again
+    folders: list[int] = []
     with IngestProgress(len(files), sum(sizes.values())) as bar:
         for (base, path), rel in zip(files, rels, strict=True):
             shown = ledger.ledger_path(rel)[0]  # printable: undecodable bytes as escapes
@@ -75,8 +77,13 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                 row, _ = outcome
                 taken.setdefault(row.id, (shown, local))
                 per_file.append(row.id)
-                ingest.process(local, row.id, owner)
+                if folder_of(rel) is None:
+                    ingest.process(local, row.id, owner)
+                else:  # an instrument folder is read once all its files are taken
+                    folders.append(row.id)
             bar.advance(sizes[path])
+        for file_id in folders:
+            ingest.process(taken[file_id][1], file_id, owner)
         deadline = time.monotonic() + settings.group_settle_seconds + 30
         while time.monotonic() < deadline:
             waiting = [i for i, s in _states(taken).items() if s not in FINAL_STATES]
@@ -99,9 +106,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                 bar.line(f"NOT FINISHED {rel}: still {states[file_id]}")
     audit.checkpoint()
     ingested = sum(1 for i in per_file if i is not None and states[i] == INGESTED)
-    failed = len(files) - ingested
+    context = sum(1 for i in per_file if i is not None and states[i] == CONTEXT)
+    failed = len(files) - ingested - context
     unchanged = f" ({len(known)} unchanged since last time, not read again)" if known else ""
-    print(f"{ingested} ingested, {failed} rejected{unchanged}")
+    print(f"{ingested} ingested, {failed} rejected"
+          + (f", {context} kept as context of their injection" if context else "") + unchanged)
     return 1 if failed else 0
 
 

@@ -27,6 +27,7 @@ from worker.consume.sample_names import identify
 from worker.parsers.base import ParsedFile, ParseError
 from worker.record import audit, db, heartbeat, ledger, sql, store
 from worker.record.models import (
+    CONTEXT,
     INGESTED,
     REJECTED,
     Chromatogram,
@@ -39,6 +40,7 @@ from worker.record.models import (
     database,
     sample_identity,
 )
+from worker.results import extras
 from worker.results import job as job_results
 from worker.results.inputs import Tables
 from worker.results.sample import namesakes, recompute_sample
@@ -73,7 +75,7 @@ class Work:
     """One claimed file on its way through a batch, and what became of it."""
 
     row: SourceFile
-    parsed: ParsedFile | dfolder.Evidence | None = None
+    parsed: ParsedFile | dfolder.Evidence | dfolder.Folder | None = None
     rejection: ParseError | None = None
     wait: float | None = None  # not yet (a .D sibling pending): give back, retry this soon
     failure: Exception | None = None  # transient or unexpected: give back with backoff
@@ -202,7 +204,10 @@ def _log_outcome(w: Work, state: str | None, reason: str | None = None) -> None:
     row, took = w.row, round(time.monotonic() - w.started, 3)
     fields = {"outcome": state, "file_id": row.id, "path": row.path, "sha256": row.sha256,
               "duration_s": took}
-    if state == INGESTED:
+    if state == CONTEXT:
+        log.info("kept %s (file %d) as context of its instrument folder's injection",
+                 row.path, row.id, extra={**fields, "format": None, "job": None})
+    elif state == INGESTED:
         fmt = w.parsed.format if w.parsed is not None else None
         job = w.touched[0].job_id if w.touched else None
         log.info("ingested %s (file %d, %s, job %s) in %.2f s", row.path, row.id, fmt, job, took,
@@ -258,10 +263,16 @@ def _commit(settings: Settings, works: list[Work], owner: str) -> None:
                 with database.atomic():  # a savepoint: this file's rows all or nothing
                     if isinstance(w.parsed, dfolder.Evidence):
                         dfolder.write_evidence(w.row, w.parsed)
+                    elif isinstance(w.parsed, dfolder.Folder):
+                        w.touched = _write(w.row, w.parsed.parsed, settings, known)
+                        dfolder.write_folder(w.row, w.parsed)
                     else:
                         assert w.parsed is not None
                         w.touched = _write(w.row, w.parsed, settings, known)
-                w.state = INGESTED
+                        if extras.wanted(w.parsed):
+                            extras.store(w.row.id, w.parsed)
+                w.state = (w.parsed.state if isinstance(w.parsed, dfolder.Evidence)
+                           else INGESTED)
             except dfolder.NotYet as wait:
                 w.wait = wait.seconds
                 known = Known()  # what it looked up or created was rolled back with it

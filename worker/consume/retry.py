@@ -19,6 +19,8 @@ from pathlib import Path
 from worker.consume import dispose, ingest
 from worker.record import ledger, store, who
 from worker.record.models import (
+    CONTEXT,
+    FINAL_STATES,
     INGESTED,
     REJECTED,
     AuditEvent,
@@ -58,12 +60,12 @@ def retry(settings: Settings, file_id: int, owner: str, reason: str) -> Outcome:
     state = ingest.process(settings, file_id, owner) or _wait_final(file_id)
     row = SourceFile.get_by_id(file_id)
     if quarantined is not None and quarantined.exists():
-        if state == INGESTED:
+        if state in (INGESTED, CONTEXT):
             dispose.release_from_quarantine(settings, row, quarantined)
         else:
             dispose.write_reason(quarantined, row)  # the new reason
-    if state == INGESTED:
-        return Outcome(file_id, row.path, INGESTED, row.format or "")
+    if state in (INGESTED, CONTEXT):
+        return Outcome(file_id, row.path, state, row.format or "")
     where = f"line {row.error_line}: " if row.error_line else ""
     return Outcome(file_id, row.path, row.state, f"{where}{row.error}")
 
@@ -106,7 +108,7 @@ def _wait_final(file_id: int, timeout: float = 120.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = SourceFile.get_by_id(file_id).state
-        if state in (INGESTED, REJECTED):
+        if state in FINAL_STATES:
             return state
         time.sleep(0.2)
     return SourceFile.get_by_id(file_id).state

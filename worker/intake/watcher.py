@@ -32,6 +32,7 @@ from watchdog.observers.polling import PollingObserver
 
 from worker.consume import blocked, dispose
 from worker.consume.queue import Queue
+from worker.intake.groups import folder_of
 from worker.record import db, heartbeat, ledger, store
 from worker.record.models import FINAL_STATES, RawBlob, SourceFile, database
 from worker.settings import Settings
@@ -591,11 +592,54 @@ class Watcher:
                 window = min(self.settings.stable_seconds, self.settings.closed_stable_seconds)
             if quiet >= window:
                 ready.append(item)  # not a new pair: a burst has thousands
+        units = self._units(items, ready, now)
         self.stats.pending = len(items)
-        room = self.settings.intake_max_backlog - ledger.unfinished() if ready else 0
-        for batch in _batches(ready[:max(room, 0)]):
+        count = sum(len(unit) for unit in units)
+        room = self.settings.intake_max_backlog - ledger.unfinished() if units else 0
+        chosen: list[list[tuple[str, Candidate]]] = []
+        taking = 0
+        for unit in units:  # a folder is taken whole even where it overfills the backlog
+            if taking >= room:
+                break
+            chosen.append(unit)
+            taking += len(unit)
+        for batch in _batches(chosen):
             self._take(batch)
-        return len(ready) > room
+        return count > room
+
+    def _folder(self, path: str) -> str | None:
+        """The instrument folder ``path`` lies in (``groups.folder_of``), cheaply for the many
+        files that lie in none."""
+        rel = self._rel(path)
+        return folder_of(rel) if ".d/" in rel.lower() else None
+
+    def _units(self, items: list[tuple[str, Candidate]], ready: list[tuple[str, Candidate]],
+               now: float) -> list[list[tuple[str, Candidate]]]:
+        """``ready`` as what is taken together: each loose file alone, each instrument folder
+        (``groups``) whole, once every file in it (subfolders included, and the binary signals
+        the instrument appends to for the whole run) is complete and none changed for
+        ``stable_seconds``, closed or not: an instrument writes its files one after another."""
+        groups: dict[str, list[Candidate]] = {}
+        for path, cand in items:
+            folder = self._folder(path)
+            # A file held back (unreadable) holds up nothing else, its folder included.
+            if folder is not None and path not in self._held_back:
+                groups.setdefault(folder, []).append(cand)
+        if not groups:
+            return [[item] for item in ready]
+        taken = {id(cand) for _, cand in ready}
+        settled = {folder for folder, cands in groups.items()
+                   if all(id(c) in taken for c in cands)
+                   and now - max(c.since for c in cands) >= self.settings.stable_seconds}
+        loose: list[tuple[str, Candidate]] = []
+        together: dict[str, list[tuple[str, Candidate]]] = {}
+        for path, cand in ready:
+            folder = self._folder(path)
+            if folder is None:
+                loose.append((path, cand))
+            elif folder in settled:
+                together.setdefault(folder, []).append((path, cand))
+        return [[item] for item in loose] + list(together.values())
 
     def _forget(self, path: str) -> None:
         with self._lock:
@@ -749,19 +793,22 @@ def _globs(patterns: list[str]) -> re.Pattern[str]:
                                for p in patterns))
 
 
-def _batches(ready: list[tuple[str, Candidate]]) -> Iterator[list[tuple[str, Candidate]]]:
+def _batches(units: list[list[tuple[str, Candidate]]]
+             ) -> Iterator[list[tuple[str, Candidate]]]:
     """Stable files in intake batches of at most INTAKE_BYTES bytes (at least one file each:
     a batch's bytes are all in memory until its ledger rows commit). The first batch of a pass
     has INTAKE_FIRST files, so consumers start at once, and each next one twice as many, up to
-    INTAKE_BATCH, so a long burst waits for the write lock seldom."""
+    INTAKE_BATCH, so a long burst waits for the write lock seldom. A unit (an instrument
+    folder's files) is never split between batches: its files are registered together."""
     batch: list[tuple[str, Candidate]] = []
     size, limit = 0, INTAKE_FIRST
-    for item in ready:
-        if batch and (len(batch) >= limit or size + item[1].size > INTAKE_BYTES):
+    for unit in units:
+        unit_size = sum(max(c.size, 0) for _, c in unit)
+        if batch and (len(batch) + len(unit) > limit or size + unit_size > INTAKE_BYTES):
             yield batch
             batch, size, limit = [], 0, min(limit * 2, INTAKE_BATCH)
-        batch.append(item)
-        size += max(item[1].size, 0)
+        batch.extend(unit)
+        size += unit_size
     if batch:
         yield batch
 

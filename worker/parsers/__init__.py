@@ -184,8 +184,17 @@ def describe(data: bytes) -> str:
                 "in the configuration whose `files` globs match its name, and none does")
     if b"\x00" in data[:4096] and data[:2] not in (b"\xff\xfe", b"\xfe\xff"):
         return f"binary content ({len(data)} bytes, starts {data[:8].hex()})"
-    first = data[:200].splitlines()[0] if data.strip() else b""
-    return f"text starting {first[:80].decode('utf-8', 'backslashreplace')!r}"
+    for bom, encoding in ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"),
+                          (codecs.BOM_UTF8, "utf-8")):
+        if data.startswith(bom):  # the text it is, not its bytes escaped (UTF-16: \xff\xfeD\x00…)
+            text = data[len(bom):len(bom) + 400].decode(encoding, "replace")
+            break
+    else:
+        text = data[:200].decode("utf-8", "backslashreplace")
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    # Quoted as written: repr would double a Windows path's backslashes and escape the rest.
+    shown = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in first[:80])
+    return f'text starting "{shown}"'
 
 
 __all__ = ["MIN_CONFIDENCE", "NO_OPTIONS", "ParseError", "ParsedFile", "Parser", "ParserOptions",

@@ -68,8 +68,22 @@ class Peak(BaseModel):
     peak_type: str | None = None
     name: str | None = None
     line: int | None = Field(default=None, description="source line of the row, for tracing")
+    symmetry: float | None = None
+    baseline_start: float | None = Field(default=None, description="baseline at the start")
+    baseline_end: float | None = None
+    amount: float | None = Field(default=None, description="the amount the method computed")
+    amount_unit: str | None = None
 
-    @field_validator("rt_min", "area", "area_pct", "height", "begin_min", "end_min", "width_min")
+    @property
+    def details(self) -> dict[str, float | str]:
+        """What a format prints beyond the common columns (ChemStation Result.xml)."""
+        return {k: v for k, v in (("symmetry", self.symmetry),
+                                  ("baseline_start", self.baseline_start),
+                                  ("baseline_end", self.baseline_end), ("amount", self.amount),
+                                  ("amount_unit", self.amount_unit)) if v is not None}
+
+    @field_validator("rt_min", "area", "area_pct", "height", "begin_min", "end_min", "width_min",
+                     "symmetry", "baseline_start", "baseline_end", "amount")
     @classmethod
     def _finite(cls, value: float | None) -> float | None:
         if value is not None and not math.isfinite(value):
@@ -119,6 +133,44 @@ class Signal(BaseModel):
         return self
 
 
+class Spectra(BaseModel):
+    """A detector's spectra (a DAD's time × wavelength absorbances), already in their stored
+    form: a matrix of a few million values is never held as Python numbers.
+
+    ``data`` is a sequence of blocks, each ``<II`` (its frames, its compressed length) and then
+    zlib (deflate) of its rows as little-endian ``value_type`` with their bytes shuffled (all
+    first bytes, then all second bytes …; what makes spectra compress). ``i4``: the
+    instrument's integer counts, each row stored as its difference from the row before (across
+    blocks), a value being the count times ``scale``; ``f8``: the values themselves.
+    ``worker.results.spectra.matrix`` reads it back, exactly as the instrument's software
+    computes the values.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    name: str
+    detector: str | None = None
+    times: array
+    wavelengths: array
+    value_type: str = Field(pattern="^(i4|i8|f8)$")
+    scale: float = 1.0
+    value_unit: str | None = None
+    data: bytes
+    maximum: float | None = Field(default=None, description="largest value, for summaries")
+    maximum_at: tuple[float, float] | None = Field(
+        default=None, description="(time, wavelength) of the largest value")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Spectra:
+        if not self.times or not self.wavelengths:
+            raise ValueError(f"spectra {self.name!r} have no frames or no wavelengths")
+        return self
+
+    @property
+    def frames(self) -> int:
+        return len(self.times)
+
+
 class ParsedFile(BaseModel):
     """Everything one export file says: run facts, and one or more signals."""
 
@@ -148,11 +200,13 @@ class ParsedFile(BaseModel):
                              description="what the file left open (an unreadable date …): "
                                          "recorded with the ingest, never guessed")
     signals: list[Signal]
+    spectra: list[Spectra] = Field(default_factory=list,
+                                   description="DAD spectra (ChemStation .UV)")
 
     @model_validator(mode="after")
     def _has_signal(self) -> ParsedFile:
-        if not self.signals:
-            raise ValueError("no signal (peak table or trace) in file")
+        if not self.signals and not self.spectra:
+            raise ValueError("no signal (peak table, trace or spectra) in file")
         return self
 
 

@@ -31,6 +31,7 @@ REASONS = tuple(sorted({c for c, _ in REASON_CATEGORIES} | {"parse_error", "othe
 INGESTED = "ingested"  # label: format
 REJECTED = "rejected"  # label: format ("unknown" when no parser took it)
 REJECTED_REASON = "rejected_reason"  # label: reason_category
+CONTEXT = "context"  # files kept as context of an instrument folder's injection
 DUPLICATE = "duplicate"
 STORED_BYTES = "stored_bytes"
 RETRIED = "retried"
@@ -75,6 +76,11 @@ def rejected(path: str, reason: str, line: int | None, fmt: str | None) -> None:
     if counted(path):
         add(Counter({(REJECTED, fmt or "unknown"): 1,
                      (REJECTED_REASON, reason_category(reason, line)): 1}))
+
+
+def context(path: str) -> None:
+    if counted(path):
+        add(Counter({(CONTEXT, ""): 1}))
 
 
 def ingested(path: str, fmt: str, first_seen: datetime | None) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 
 from worker.record import audit, counters, digest, heartbeat, sql
 from worker.record.models import (
+    CONTEXT,
     FINAL_STATES,
     INGESTED,
     PROCESSING,
@@ -52,9 +53,11 @@ TRANSITIONS: dict[tuple[str | None, str], str | None] = {
     (QUEUED, QUEUED): None,              # requeue: its task may be lost, enqueued again
     (PROCESSING, INGESTED): "ingested",  # mark_ingested: its rows, or as .D folder evidence
     (PROCESSING, REJECTED): "rejected",  # reject, mark_rejected
+    (PROCESSING, CONTEXT): "context",    # mark_context: part of an instrument folder, unread
     (REJECTED, QUEUED): "retry",         # reopen: an operator's retry
     (INGESTED, DISPOSED): "moved",       # mark_disposed: the source left the inbox
     (REJECTED, DISPOSED): "moved",
+    (CONTEXT, DISPOSED): "moved",
 }
 
 
@@ -445,6 +448,14 @@ def mark_ingested(row: SourceFile, fmt: str, parser_version: str, job_id: int | 
     audit.record(event, row.sha256, row.id, format=fmt, parser_version=parser_version,
                  **details, rows=rows)
     counters.ingested(row.path, fmt, row.first_seen)
+
+
+def mark_context(row: SourceFile, job_id: int | None, **details: object) -> None:
+    """Context of an instrument folder's injection: stored, audited, read by no parser. Inside
+    the caller's transaction (which checked the lease), with its ``context`` event."""
+    event = _finish(row, CONTEXT, _INGESTED_SQL, (None, None, job_id))
+    audit.record(event, row.sha256, row.id, **details)
+    counters.context(row.path)
 
 
 def reopen(row: SourceFile, owner: str, lease_seconds: float, **why: object) -> bool:

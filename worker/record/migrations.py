@@ -176,6 +176,15 @@ def _event_counts(db: Database) -> None:
             sql.execute(counters.SET_SQL, (name, "", last.replace(tzinfo=UTC).timestamp()))
 
 
+def _instrument_folders(db: Database) -> None:
+    # A ChemStation .D folder is one injection with everything the instrument wrote: its
+    # spectra, its files linked to it (context files included), and the facts and flags its
+    # files state beyond the peaks.
+    from worker.record.models import InjectionDetail, InjectionFile, PeakDetail, Spectrum
+
+    db.create_tables([Spectrum, InjectionFile, InjectionDetail, PeakDetail], safe=True)
+
+
 def _finished_index(db: Database) -> None:
     # The notifier and the job reports read what finished since they last looked (rejections,
     # settled jobs) every few seconds: without this index each look scanned the ledger.
@@ -214,6 +223,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
          "vial)", _sample_identity),
     (11, "event_count: counters of ingested, rejected, duplicate files and bytes stored",
      _event_counts),
+    (12, "spectrum, injection_file, injection_detail, peak_detail: instrument folders' spectra, "
+         "files, run facts and the peak columns Result.xml adds", _instrument_folders),
     (14, "index on source_file.finished_at: what finished since the notifier last looked",
      _finished_index),
 ]

@@ -29,10 +29,13 @@ QUEUED = "queued"          # raw bytes stored, ledger row written, task enqueued
 PROCESSING = "processing"  # a consumer holds the lease
 INGESTED = "ingested"
 REJECTED = "rejected"
-FINAL_STATES = (INGESTED, REJECTED)
+# Stored and audited as part of an instrument folder's injection (a method, a log, a PDF),
+# read by no parser: never rejected (consume/dfolder.py).
+CONTEXT = "context"
+FINAL_STATES = (INGESTED, REJECTED, CONTEXT)
 # What a Sample is (Sample.kind): from the file, else from its name (consume/sample_names.py).
 SAMPLE, STANDARD, BLANK, OTHER = "sample", "standard", "blank", "other"
-STATES = (QUEUED, PROCESSING, INGESTED, REJECTED)
+STATES = (QUEUED, PROCESSING, INGESTED, REJECTED, CONTEXT)
 
 
 def utcnow() -> datetime:
@@ -176,6 +179,68 @@ class Chromatogram(BaseModel):
     data = BlobField()
 
 
+class PeakDetail(BaseModel):
+    """What a format prints of a peak beyond the common columns (ChemStation Result.xml's
+    symmetry, baseline, amount; migration 12)."""
+
+    peak = ForeignKeyField(Peak, primary_key=True, backref="detail", on_delete="CASCADE")
+    symmetry = FloatField(null=True)
+    baseline_start = FloatField(null=True)
+    baseline_end = FloatField(null=True)
+    amount = FloatField(null=True)
+    amount_unit = CharField(null=True)
+
+
+class Spectrum(BaseModel):
+    """A detector's spectra over a run (a DAD's ``.UV``: time × wavelength), stored compactly
+    and losslessly: see ``worker.parsers.base.Spectra`` for ``data``, and
+    ``worker.results.spectra.read`` to get the values back (migration 12)."""
+
+    injection = ForeignKeyField(Injection, backref="spectra", on_delete="CASCADE")
+    source_file = ForeignKeyField(SourceFile, on_delete="RESTRICT",
+                                  help_text="the file the spectra were read from")
+    name = CharField(help_text="the signal as the file describes it")
+    detector = CharField(null=True)
+    frames = IntegerField()
+    wavelength_count = IntegerField()
+    t_start = FloatField(help_text="minutes")
+    t_end = FloatField()
+    wl_start = FloatField(help_text="nm")
+    wl_end = FloatField()
+    value_unit = CharField(null=True)
+    value_type = CharField(help_text="i4 | i8: integer counts × scale; f8: the values")
+    scale = FloatField(default=1.0)
+    maximum = FloatField(null=True)
+    times = BlobField(help_text="little-endian float64, minutes")
+    wavelengths = BlobField(help_text="little-endian float64, nm")
+    data = BlobField()
+
+
+class InjectionFile(BaseModel):
+    """Every file of an instrument folder, linked to the injection it belongs to, with what it
+    contributed (``role``): report, signal, spectra, metadata, evidence or context
+    (migration 12). Written by the file that writes the injection, for all its siblings."""
+
+    injection = ForeignKeyField(Injection, backref="files", on_delete="CASCADE")
+    source_file = ForeignKeyField(SourceFile, backref="links", on_delete="RESTRICT")
+    role = CharField()
+    note = TextField(null=True, help_text="why a file was not read, when it was not")
+
+    class Meta:
+        indexes = ((("source_file", "injection"), True),)
+
+
+class InjectionDetail(BaseModel):
+    """What an instrument folder says of its injection beyond the peaks (migration 12): the run
+    facts from every file that states them, and flags (values that disagree between files, no
+    integration report …), each naming what it saw."""
+
+    injection = ForeignKeyField(Injection, primary_key=True, backref="detail",
+                                on_delete="CASCADE")
+    metadata = TextField(help_text="JSON object: fact -> {file: value}")
+    flags = TextField(default="[]", help_text="JSON list of {flag, …}")
+
+
 class Result(BaseModel):
     """One computed value for a sample, with its inputs and a step-by-step trace."""
 
@@ -256,4 +321,4 @@ class SchemaVersion(BaseModel):
 
 
 TABLES = [Job, SourceFile, RawBlob, Sample, Injection, Peak, Chromatogram, Result, AuditEvent,
-          Lease, ProcessBeat, EventCount]
+          Lease, ProcessBeat, EventCount, Spectrum, InjectionFile, InjectionDetail, PeakDetail]

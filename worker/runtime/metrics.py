@@ -33,6 +33,7 @@ from worker.record import counters
 from worker.record.canaries import not_canary_file
 from worker.record.counters import LATENCY_BUCKETS, REASONS, reason_category
 from worker.record.models import (
+    CONTEXT,
     INGESTED,
     PROCESSING,
     QUEUED,
@@ -171,6 +172,7 @@ def counts_by_state(counted: dict[str, dict[str, float]]) -> dict[str, int]:
     by_state[INGESTED] = int(sum(counted.get(counters.INGESTED, {}).values()))
     by_state[REJECTED] = int(sum(counted.get(counters.REJECTED, {}).values())
                              - counted.get(counters.RETRIED, {}).get("", 0.0))
+    by_state[CONTEXT] = int(counted.get(counters.CONTEXT, {}).get("", 0.0))
     query = (SourceFile.select(SourceFile.state, fn.COUNT(SourceFile.id).alias("n"))
              .where(SourceFile.state.in_([QUEUED, PROCESSING]), not_canary_file())
              .group_by(SourceFile.state))
@@ -196,7 +198,9 @@ def _counters(counted: dict[str, dict[str, float]]) -> Iterator[Metric]:
             (counters.DUPLICATE, "accu_ingest_duplicates",
              "Files whose content was already in the ledger (another copy)"),
             (counters.STORED_BYTES, "accu_ingest_stored_bytes", "Bytes of new files stored"),
-            (counters.RETRIED, "accu_ingest_retries", "Rejected files an operator retried")):
+            (counters.RETRIED, "accu_ingest_retries", "Rejected files an operator retried"),
+            (counters.CONTEXT, "accu_ingest_context_files",
+             "Files kept as context of an instrument folder's injection (methods, logs, PDFs)")):
         family = CounterMetricFamily(metric, doc)
         family.add_metric([], counted.get(name, {}).get("", 0.0))
         yield family
