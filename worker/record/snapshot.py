@@ -92,6 +92,12 @@ def backup(settings: Settings, dest: Path) -> dict[str, Any]:
         ok = copy.execute("PRAGMA integrity_check").fetchone()[0]
         if ok != "ok":
             raise BackupError(f"the copy at {out} fails its integrity check: {ok}")
+        # Heartbeats say which processes run now; restored, the copy's would claim the
+        # processes of the backup's moment still run and refuse the next restore.
+        if copy.execute("SELECT 1 FROM sqlite_master WHERE name = 'process_heartbeat'"
+                        ).fetchone():
+            copy.execute("DELETE FROM process_heartbeat")
+            copy.commit()
         rows = copy.execute("SELECT sha256, raw_pack FROM source_file").fetchall()
         head = copy.execute("SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1"
                             ).fetchone()
