@@ -8,6 +8,7 @@ CI as artefacts.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import subprocess
@@ -252,3 +253,49 @@ def test_a_bind_beyond_loopback_needs_a_token(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+
+
+def test_show_tells_one_files_story_on_the_command_line(lab: WorkerProcess) -> None:
+    rejected = api(lab, "/api/files?state=rejected&name=VARIAN1.CDF")["items"][0]
+    shown = lab.cli("show", "VARIAN1.CDF", "--rehash")
+    assert shown.returncode == 0, shown.stderr
+    assert "REJECTED   unrecognised format" in shown.stdout
+    assert f"retry      accu-ingest retry {rejected['id']}" in shown.stdout
+    assert "re-hashed  ok" in shown.stdout and "its hash checks" in shown.stdout
+    by_sha = lab.cli("show", rejected["sha256"][:12], "--json")
+    assert json.loads(by_sha.stdout)["file"]["id"] == rejected["id"]
+    missing = lab.cli("show", "no-such-file.csv")
+    assert missing.returncode == 1 and "no file with id" in missing.stderr
+
+    jobs = lab.cli("jobs", "--json")
+    names = {j["name"] for j in json.loads(jobs.stdout)}
+    assert {"agilent-1290", "shimadzu-labsolutions"} <= names
+    one = lab.cli("results", "--job", "agilent-1290", "--json")
+    rows = json.loads(one.stdout)
+    assert rows and {r["job"] for r in rows} == {"agilent-1290"}
+    limited = lab.cli("results", "--limit", "3", "--json")
+    assert len(json.loads(limited.stdout)) == 3 and "--limit 0 shows all" in limited.stderr
+    bad = lab.cli("results", "--since", "last week")
+    assert bad.returncode == 2 and "expected a UTC date" in bad.stderr
+
+
+def test_a_duplicate_copy_is_shown_on_its_originals_page_and_in_status(
+        lab: WorkerProcess, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    before = lab.status()["duplicates"]
+    original = api(lab, "/api/files?name=new-shim-1.txt&state=ingested")["items"][0]
+    copy = lab.inbox / "again" / "copy-of-shim.txt"
+    copy.parent.mkdir()
+    copy.write_bytes((corpus_dir() / "shimadzu-labsolutions" / "new-shim-1.txt").read_bytes())
+    wait_for(lambda: lab.status()["duplicates"] == before + 1, timeout=30,
+             what="the copy counted as a duplicate")
+    browser.get(f"http://127.0.0.1:{lab.port}/files/{original['id']}")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#duplicates tr.duplicate")
+    assert any("again/copy-of-shim.txt" in r.text for r in rows)
+    status = lab.cli("status")
+    assert f"duplicate: {before + 1}" in status.stdout
+    shown = lab.cli("show", str(original["id"]))
+    assert "again/copy-of-shim.txt  (this file was ingested)" in shown.stdout
+    listed = api(lab, "/api/files?state=duplicate&name=copy-of-shim")["items"]
+    assert [d["id"] for d in listed] == [original["id"]]

@@ -26,7 +26,7 @@ NAMES = ("doctor",)
 SERVE = ("run", "watch", "consume")
 # Commands that only read the database: they must not create an empty one in the wrong folder
 # and then report "0 events, intact".
-READERS = ("status", "results", "calibration", "audit", "export", "retry", "backup")
+READERS = ("status", "show", "jobs", "results", "calibration", "audit", "export", "retry", "backup")
 
 
 class Problem(Exception):

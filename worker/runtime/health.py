@@ -21,7 +21,7 @@ from peewee import fn
 
 from worker import __version__
 from worker.consume.queue import Queue
-from worker.record import heartbeat, ledger
+from worker.record import counters, heartbeat, ledger
 from worker.record.canaries import is_canary_file, last_success, not_canary_file, to_datetime
 from worker.record.db import BUSY_TIMEOUT_S, QueuedSqliteDatabase, is_postgres
 from worker.record.models import (
@@ -30,6 +30,7 @@ from worker.record.models import (
     QUEUED,
     REJECTED,
     STATES,
+    EventCount,
     Lease,
     SourceFile,
     database,
@@ -66,6 +67,13 @@ def counts() -> dict[str, int]:
     return by_state
 
 
+def duplicates() -> int:
+    """Copies of content the ledger already had: each one a ``duplicate`` audit event on its
+    original's row, counted with it (the web pages list them on the original's page)."""
+    row = EventCount.get_or_none(EventCount.name == counters.DUPLICATE, EventCount.label == "")
+    return int(row.value) if row else 0
+
+
 def last_ingest() -> datetime | None:
     value = (SourceFile.select(fn.MAX(SourceFile.finished_at))
              .where(SourceFile.state == INGESTED, not_canary_file()).scalar())
@@ -99,6 +107,7 @@ def facts(probe: Probe) -> dict[str, Any]:
         "uptime_s": round(time.time() - STARTED, 3),
         "files": by_state,
         "backlog": by_state[QUEUED] + by_state[PROCESSING],
+        "duplicates": duplicates(),
         "queue_depth": queue_depth,
         "last_ingest": _iso(last_ingest()),
         "oldest_backlog": _iso(oldest_backlog()),

@@ -14,7 +14,7 @@ from array import array
 from datetime import datetime, timedelta
 from typing import Any
 
-from peewee import JOIN, fn
+from peewee import fn
 
 from worker.chemistry import purity
 from worker.chemistry.naturalsort import natural_key
@@ -76,11 +76,6 @@ def throughput(hours: float) -> dict[str, int]:
     return out
 
 
-def duplicates_total() -> int:
-    """Duplicate copies seen: each is a ``duplicate`` audit event (and a counted one)."""
-    return AuditEvent.select().where(AuditEvent.event == "duplicate").count()
-
-
 def recent_rejections(limit: int = RECENT_REJECTIONS) -> list[dict[str, Any]]:
     rows = (SourceFile.select(SourceFile.id, SourceFile.path, SourceFile.error,
                               SourceFile.error_line, SourceFile.finished_at, SourceFile.format)
@@ -96,7 +91,7 @@ def overview(health: dict[str, str | None], facts: dict[str, Any]) -> dict[str, 
         "ready": not any(health.values()),
         "health": [{"check": name, "ok": problem is None, "problem": problem}
                    for name, problem in health.items()],
-        "files": {**facts["files"], DUPLICATE: duplicates_total()},
+        "files": {**facts["files"], DUPLICATE: facts["duplicates"]},
         "backlog": facts["backlog"],
         "oldest_backlog": facts["oldest_backlog"],
         "queue_depth": facts.get("queue_depth"),
@@ -486,65 +481,3 @@ def audit_events(file_id: int | None = None, job_id: int | None = None,
 
 EVENT_KINDS = ("detected", "stable", "stored", "queued", "parsing", "ingested", "rejected",
                "retry", "moved", "duplicate", "computed", "chain_keyed")
-
-
-def results(job_ref: str | None = None, sample: str | None = None,
-            since: datetime | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-    """Current results for ``accu-ingest results``, newest job first when limited; the files
-    they came from read in one query per page rather than per row."""
-    query = (Result.select(Result, Sample, Job)
-             .join(Sample, JOIN.LEFT_OUTER, on=(Result.sample == Sample.id))
-             .switch(Result).join(Job)
-             .where(Result.superseded == False, not_canary_job()))  # noqa: E712
-    if job_ref:
-        from worker.results.view import find_job
-        query = query.where(Result.job == find_job(job_ref).id)
-    if sample:
-        query = query.where(Sample.sample_id == sample)
-    if since:
-        query = query.where(Result.computed_at >= since)
-    query = query.order_by(Result.job.desc(), Result.id.desc())
-    if limit:
-        query = query.limit(limit)
-    found = list(query)
-    sample_ids = {r.sample_id for r in found if r.sample_id}
-    inj_ids = {r.injection_id for r in found if r.injection_id}
-    files_of_sample: dict[int, set[str]] = {}
-    file_of_injection: dict[int, str] = {}
-    if sample_ids or inj_ids:
-        q = (Injection.select(Injection.id, Injection.sample, Injection.superseded,
-                              SourceFile.name).join(SourceFile)
-             .where(Injection.sample.in_(list(sample_ids)) | Injection.id.in_(list(inj_ids))))
-        for inj_id, sid, superseded, name in q.tuples():
-            file_of_injection[inj_id] = name
-            if not superseded:
-                files_of_sample.setdefault(sid, set()).add(name)
-    numbers = dict(Injection.select(Injection.id, Injection.number)
-                   .where(Injection.id.in_(list(inj_ids))).tuples()) if inj_ids else {}
-    rows = []
-    for r in found:
-        inputs = json.loads(r.inputs)
-        if r.injection_id:
-            srcs = [file_of_injection.get(r.injection_id, "")]
-        elif r.sample_id:
-            srcs = sorted(files_of_sample.get(r.sample_id, ()), key=natural_key)
-        else:
-            srcs = sorted({p["label"] for p in inputs.get("points", [])}, key=natural_key)
-        kind = kinds.get(r.kind)
-        smp = r.sample if r.sample_id else None
-        rows.append({
-            "job": r.job.name, "job_id": r.job_id,
-            "sample": smp.sample_id if smp else None,
-            "sample_kind": smp.kind if smp else None,
-            "sample_identity": smp.identity if smp else None,
-            "analyte": r.analyte, "kind": r.kind,
-            "injection": numbers.get(r.injection_id) if r.injection_id else None,
-            "value": r.value, "text": r.text, "unit": r.unit,
-            "detail": kind.detail(inputs) if kind and kind.detail else "",
-            "flags": json.loads(r.flags), "calc_version": r.calc_version,
-            "computed_at": r.computed_at.isoformat() + "Z", "source_files": srcs})
-    rows.sort(key=lambda x: (x["job_id"], x["sample"] is not None,
-                             natural_key(x["sample"] or ""), x["sample_identity"] or "",
-                             natural_key(x["analyte"]), kinds.rank(x["kind"]),
-                             x["injection"] or 0))
-    return rows
