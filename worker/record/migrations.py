@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from peewee import Database, Expression, PostgresqlDatabase, fn
 
-from worker.record.models import TABLES, SchemaVersion
+from worker.record.models import TABLES, DuplicateCopy, SchemaVersion
 
 # pg_advisory_lock key for migrations ("acmi"); the audit chain uses its own key.
 PG_MIGRATION_LOCK = 0x61636D69
@@ -184,6 +184,14 @@ def _last_ingest(where: Expression) -> datetime | None:
                        .where(SourceFile.state == INGESTED, where).scalar())
 
 
+def _duplicate_copies(db: Database) -> None:
+    db.create_tables([DuplicateCopy], safe=True)
+    # The pages' throughput of the last hour and day reads finished files by time, not the
+    # whole ledger.
+    db.execute_sql("CREATE INDEX IF NOT EXISTS source_file_finished_at "
+                   "ON source_file (finished_at)")
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (1, "initial schema: ledger, jobs, samples, injections, peaks, chromatograms, results, audit",
      _initial),
@@ -207,6 +215,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
          "vial)", _sample_identity),
     (11, "event_count: counters of ingested, rejected, duplicate files and bytes stored",
      _event_counts),
+    (13, "duplicate_copy: a row per duplicate copy, which follows its original's fate; index "
+         "on source_file.finished_at", _duplicate_copies),
 ]
 
 
