@@ -153,10 +153,11 @@ def _iso_epoch(ts: float | None) -> str | None:
     return _iso(datetime.fromtimestamp(ts, UTC).replace(tzinfo=None))
 
 
-def checks(probe: Probe) -> dict[str, str | None]:
-    """Each readiness check: None when it passes, else what is wrong."""
+def checks(probe: Probe, write: bool = True) -> dict[str, str | None]:
+    """Each readiness check: None when it passes, else what is wrong. ``write=False`` (the web
+    pages: views only read) leaves out the database's write probe, which takes the write lock."""
     settings = probe.settings
-    result: dict[str, str | None] = {"database": database_problem(),
+    result: dict[str, str | None] = {"database": database_problem(write),
                                      "loops": loops_problem()}
     if probe.queue is not None:
         try:
@@ -220,7 +221,7 @@ class _RolledBack(Exception):
     pass
 
 
-def database_problem() -> str | None:
+def database_problem(write: bool = True) -> str | None:
     """None if the database answers AND accepts a write; the write is rolled back.
 
     SELECT 1 alone passes on a read-only file, a full disk or a lock held by a stuck writer;
@@ -231,6 +232,8 @@ def database_problem() -> str | None:
         db.execute_sql("SELECT 1")
     except Exception as exc:
         return f"database does not answer: {exc}"
+    if not write:
+        return None
     sqlite = not is_postgres(db)
     name = f"readyz-probe:{ledger.owner_id(threading.current_thread().name)}"
     # Another process's writer holds the file lock before SQLite's own (db.py): the probe waits

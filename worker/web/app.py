@@ -177,7 +177,7 @@ class App:
     # ---- pages ---------------------------------------------------------------------------
 
     def overview(self, q: Query, api: bool) -> Response:
-        health = checks(self.probe)
+        health = checks(self.probe, write=False)  # /readyz takes the write lock; a page not
         data = queries.overview(health, facts(self.probe))
         return self._page("overview.html", api, data, title="Overview")
 
