@@ -35,7 +35,10 @@ EXPECTED = {
     "Web pages and API": [f"{page} p95" for page in (
         "overview /", "files, first page", "files, a page deep in the ledger",
         "files, state=rejected", "files, name filter", "one file's page", "jobs", "one job",
-        "one injection", "audit trail", "API /api/files", "API /api/files/{id}")],
+        "one injection", "audit trail", "API /api/files", "API /api/files/{id}")] + [
+        f"accu-ingest {what}, wall" for what in (
+            "results (its default --limit 1,000)", "results --job", "results --sample",
+            "results --since --limit 100", "show ID", "jobs")],
     "Ingest while a client polls /api/files every second": [
         "without a poller (median of 2)", "with /api/files polled every second (median of 2)",
         "polled / not polled"],

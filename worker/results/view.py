@@ -35,7 +35,7 @@ def _detail(r: Result, inputs: dict[str, Any]) -> str:
 def result_rows(sample: str | None = None, job: str | None = None,
                 since: datetime | None = None, limit: int | None = None) -> list[dict[str, Any]]:
     """Current results with the names of the files they were computed from; with ``limit``
-    the newest jobs' first. The files are read in one query for the lot, never per row, so
+    the newest first. The files are read in one query for the lot, never per row, so
     a filtered answer stays quick however large the database."""
     query = (Result.select(Result, Sample, Job)
              .join(Sample, JOIN.LEFT_OUTER, on=(Result.sample == Sample.id))
@@ -47,7 +47,7 @@ def result_rows(sample: str | None = None, job: str | None = None,
         query = query.where(Sample.sample_id == sample)
     if since:
         query = query.where(Result.computed_at >= since)
-    query = query.order_by(Result.job.desc(), Result.id.desc())
+    query = query.order_by(Result.id.desc())  # the newest first, by the primary key
     if limit:
         query = query.limit(limit)
     found = list(query)

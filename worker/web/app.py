@@ -8,6 +8,7 @@ and a Content-Security-Policy that forbids any.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mimetypes
 import re
@@ -23,7 +24,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from worker.record import audit
 from worker.record.models import SourceFile
-from worker.runtime.health import Probe, checks, facts
+from worker.runtime.health import Probe, checks
 from worker.web import chart, paging, queries
 from worker.web.paging import BadQuery
 
@@ -178,7 +179,11 @@ class App:
 
     def overview(self, q: Query, api: bool) -> Response:
         health = checks(self.probe, write=False)  # /readyz takes the write lock; a page not
-        data = queries.overview(health, facts(self.probe))
+        depth = None
+        if self.probe.queue is not None:
+            with contextlib.suppress(Exception):
+                depth = self.probe.queue.depth()
+        data = queries.overview(health, depth)
         return self._page("overview.html", api, data, title="Overview")
 
     def files(self, q: Query, api: bool) -> Response:
