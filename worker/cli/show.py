@@ -35,7 +35,7 @@ Exit 1 when nothing matches.""", """
 
     p = command(sub, "jobs", "the jobs, newest first, with their samples and files", """
 Every job (an export folder, or loose files dropped together), newest first, with how many
-samples and files it has. `accu-ingest results --job JOB` and `calibration JOB` go further.""",
+samples and files it has. accu-ingest results --job JOB and calibration JOB go further.""",
                 """
   accu-ingest jobs
   accu-ingest jobs --name assay --limit 20 --json""")

@@ -26,6 +26,7 @@ from worker.record.models import (
     PROCESSING,
     QUEUED,
     REJECTED,
+    STATES,
     AuditEvent,
     Chromatogram,
     Injection,
@@ -43,7 +44,7 @@ from worker.settings import Settings
 from worker.web.paging import BadQuery, Page, page
 
 DUPLICATE = "duplicate"  # not a ledger state: a copy whose content the ledger already had
-FILE_STATES = (QUEUED, PROCESSING, INGESTED, REJECTED, DUPLICATE)
+FILE_STATES = (*STATES, DUPLICATE)  # every ledger state (a new one is listed by itself)
 RECENT_REJECTIONS = 10
 SHA_RE = re.compile(r"[0-9a-fA-F]{64}")
 
