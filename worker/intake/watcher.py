@@ -641,7 +641,10 @@ def take_many(settings: Settings, batch: Sequence[tuple[str | Path, str, Candida
         kept.pop(seen.sha256, None)
     if any(not isinstance(o, Trouble) and o is not None and o != "gone" and not o[1]
            for o in outcomes):
-        dispose.dispose_copies(settings)  # those whose original is final; others wait for it
+        try:  # those whose original is final; others wait for it (the disposal poll)
+            dispose.dispose_copies(settings)
+        except (OperationalError, InterfaceError, OSError) as exc:  # registered: the poll retries
+            log.warning("duplicate copies not moved yet: %s", exc)
     return outcomes
 
 
