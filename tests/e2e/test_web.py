@@ -299,3 +299,31 @@ def test_a_duplicate_copy_is_shown_on_its_originals_page_and_in_status(
     assert "again/copy-of-shim.txt  (this file was ingested)" in shown.stdout
     listed = api(lab, "/api/files?state=duplicate&name=copy-of-shim")["items"]
     assert [d["id"] for d in listed] == [original["id"]]
+
+
+@pytest.mark.scaleout
+def test_the_pages_read_the_same_on_postgresql(tmp_path: Path, pg: str) -> None:
+    """Every page and API list on a PostgreSQL ledger (scale-out), duplicates and all."""
+    from support.pipeline import Pipeline
+
+    from worker.runtime.canary import report_bytes
+    from worker.runtime.health import Probe
+    from worker.web.app import App
+
+    p = Pipeline.open(tmp_path, database_url=pg)
+    try:
+        row = p.run("J/a_Report.csv", report_bytes("a"))
+        bad = p.run("J/b_Report.csv", "garbage\n")
+        p.run("J/c_Report.csv", report_bytes("a"))  # a copy of a
+        app = App(Probe(settings=p.settings, role="cli"))
+        for target in ("/", "/files", f"/files/{row.id}", "/jobs", f"/jobs/{row.job_id}",
+                       "/audit?kind=ingested", "/api/audit/verify"):
+            assert app(target).status == 200, target
+        rejected = json.loads(app("/api/files?state=rejected&name=b_").body)["items"]
+        assert [f["id"] for f in rejected] == [bad.id]
+        story = json.loads(app(f"/api/files/{row.id}").body)
+        assert [d["path"] for d in story["duplicates"]] == ["J/c_Report.csv"]
+        assert story["chain_ok"] and story["results"]
+        assert json.loads(app("/api/overview").body)["files"]["duplicate"] == 1
+    finally:
+        p.close()
