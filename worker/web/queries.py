@@ -356,6 +356,8 @@ def _result_item(r: Result) -> dict[str, Any]:
     return {"id": r.id, "kind": r.kind, "analyte": r.analyte, "value": r.value, "text": r.text,
             "unit": r.unit, "digits": kind.digits if kind else 4,
             "detail": kind.detail(inputs) if kind and kind.detail else "",
+            "n": len(inputs["injections"]) if isinstance(inputs.get("injections"), list)
+            else None,
             "flags": json.loads(r.flags), "trace": json.loads(r.trace), "inputs": inputs,
             "calc_version": r.calc_version, "computed_at": iso(r.computed_at),
             "superseded": r.superseded, "sample_id": r.sample_id,
