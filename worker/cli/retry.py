@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from worker.cli.options import command, common
-from worker.consume.retry import rejected_ids, retry
 from worker.record import audit, db, ledger
 from worker.record.models import INGESTED
 from worker.runtime import logs
@@ -29,6 +28,7 @@ file was ingested, 1 otherwise.""", """
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.consume.retry import rejected_ids, retry  # the pipeline: not for every start
     """Exit 0 when every retried file was ingested, 1 otherwise."""
     db.open_database(settings)
     ids = rejected_ids() if args.all_rejected else args.ids
