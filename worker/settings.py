@@ -34,7 +34,7 @@ DEFAULT_EXCLUDE = [
 CLI_OPTIONS = ("inbox", "data_dir", "database_url", "queue_url", "host", "port", "workers",
                "consumer_processes", "node")
 # Secrets are never options: a command line is visible in `ps` and is copied into unit files.
-SECRETS = ("queue_secret", "audit_key", "web_token")
+SECRETS = ("queue_secret", "audit_key", "notify", "job_report_url", "web_token")
 
 
 class SettingsError(Exception):
@@ -93,6 +93,42 @@ class MethodSettings(BaseModel):
         if any(level <= 0 for level in corrections.values()):
             raise ValueError("a corrected level must be > 0")
         return corrections
+
+
+NotifyEvent = Literal["rejected", "backlog", "canary", "inbox", "consumers", "disk", "audit",
+                      "job_finished"]
+NOTIFY_EVENTS: tuple[str, ...] = NotifyEvent.__args__  # type: ignore[attr-defined]
+
+
+class NotifyTarget(BaseModel):
+    """One receiver of notifications (a ``[[notify]]`` table): an apprise URL and the events it
+    wants. A problem's "resolved" message goes to every target that got the problem."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: SecretStr = Field(description="apprise URL: mailtos://…, msteams://…, json://…, "
+                                       "ntfy://… (secrets in it are never logged)")
+    events: list[NotifyEvent] = Field(default_factory=lambda: list(NOTIFY_EVENTS),
+                                      description="what it is told about (default: all)")
+    name: str | None = Field(None, description="how logs and metrics call it (default: the "
+                                               "URL's scheme and host)")
+
+    @field_validator("url")
+    @classmethod
+    def _apprise_knows_it(cls, url: SecretStr) -> SecretStr:
+        import apprise  # only when a target is configured: apprise loads its plugins
+        if not apprise.Apprise().add(url.get_secret_value()):
+            raise ValueError("apprise does not recognise this URL (see "
+                             "https://github.com/caronc/apprise/wiki for each service's form)")
+        return url
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        scheme, _, rest = self.url.get_secret_value().partition("://")
+        host = rest.rsplit("@", 1)[-1].split("/", 1)[0].split("?", 1)[0]
+        return f"{scheme}://{host}"
 
 
 class Settings(BaseSettings):
@@ -186,6 +222,30 @@ class Settings(BaseSettings):
         5.0, ge=0, description="a ChemStation .D folder's CSV report set waits this long after "
                                "its last file arrived for a Report.TXT before being read alone")
 
+    notify: list[NotifyTarget] = Field(
+        default_factory=list, description="notification targets ([[notify]] tables)")
+    notify_group_seconds: float = Field(
+        30.0, ge=0, description="a burst of events is sent as one message once none came for "
+                                "this long (at most 10 × this after the first); also the "
+                                "least time between two messages to one target")
+    notify_poll_seconds: float = Field(
+        5.0, gt=0, description="how often the notifier reads the ledger and the checks")
+    audit_verify_minutes: float = Field(
+        60.0, ge=0, description="the notifier verifies the audit trail this often (0 = never)")
+    job_settle_seconds: float = Field(
+        300.0, gt=0, description="a job is finished when no file of it has finished for this "
+                                 "long and none is waiting: its report is written then")
+    job_report_url: SecretStr | None = Field(
+        None, description="POST each job report here (JSON, with an Idempotency-Key header), "
+                          "retried until it is taken")
+
+    @field_validator("job_report_url")
+    @classmethod
+    def _http_url(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is not None and not url.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return url
+
     @field_validator("default_encoding")
     @classmethod
     def _known_default(cls, codec: str | None) -> str | None:
@@ -262,6 +322,16 @@ class Settings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+    @property
+    def config_file(self) -> Path | None:
+        """The --config file these settings were read from, for the commands messages give."""
+        toml = self.model_config.get("toml_file")
+        return Path(toml) if isinstance(toml, str | Path) else None
 
     @property
     def max_file_bytes(self) -> int:

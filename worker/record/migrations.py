@@ -176,6 +176,13 @@ def _event_counts(db: Database) -> None:
             sql.execute(counters.SET_SQL, (name, "", last.replace(tzinfo=UTC).timestamp()))
 
 
+def _finished_index(db: Database) -> None:
+    # The notifier and the job reports read what finished since they last looked (rejections,
+    # settled jobs) every few seconds: without this index each look scanned the ledger.
+    db.execute_sql("CREATE INDEX IF NOT EXISTS source_file_finished_at "
+                   "ON source_file (finished_at)")
+
+
 def _last_ingest(where: Expression) -> datetime | None:
     from worker.record.canaries import to_datetime
     from worker.record.models import INGESTED, SourceFile
@@ -188,7 +195,7 @@ def _duplicate_copies(db: Database) -> None:
     db.create_tables([DuplicateCopy], safe=True)
     # The pages' throughput of the last hour and day reads finished files by time, not the
     # whole ledger.
-    db.execute_sql("CREATE INDEX IF NOT EXISTS source_file_finished_at "
+    db.execute_sql("CREATE INDEX IF NOT EXISTS source_file_finished_state "
                    "ON source_file (finished_at, state)")
     # A file's page names its later revision; without this, a scan of the ledger.
     db.execute_sql("CREATE INDEX IF NOT EXISTS source_file_previous "
@@ -220,6 +227,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
      _event_counts),
     (13, "duplicate_copy: a row per duplicate copy, which follows its original's fate; "
          "indexes on source_file (finished_at, state) and previous_id", _duplicate_copies),
+    (14, "index on source_file.finished_at: what finished since the notifier last looked",
+     _finished_index),
 ]
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from worker.consume.queue import Queue, open_queue
 from worker.consume.reconcile import Reconciler
+from worker.deliver.runner import Deliver
 from worker.intake.watcher import Watcher
 from worker.record import audit, db, heartbeat
 from worker.runtime import health, sdnotify
@@ -41,6 +42,7 @@ class Parts:
     children: Children | None = None
     anchor: audit.Anchorer | None = None
     beats: heartbeat.Heartbeat | None = None
+    deliver: Deliver | None = None
 
 
 def ingest_work(settings: Settings) -> Callable[[list[int]], None]:
@@ -100,6 +102,9 @@ def start(settings: Settings, role: str = "run") -> Parts:
     reconciler = parts.reconciler
     parts.anchor = audit.Anchorer(settings, lambda: reconciler.is_scheduler)
     parts.anchor.start()
+    parts.deliver = Deliver(probe, lambda: reconciler.is_scheduler)
+    parts.deliver.start()
+    probe.deliver = parts.deliver.counts
     return parts
 
 
@@ -115,8 +120,8 @@ def _consumers(parts: Parts, role: str) -> str:
 def stop(parts: Parts) -> None:
     """Intake first, then the consumers (their files in flight finish), then the last
     checkpoint of the audit trail (while the scheduler lease is still held), then the rest."""
-    for part in (parts.canary, parts.watcher, parts.children, parts.anchor, parts.reconciler,
-                 parts.server, parts.beats):
+    for part in (parts.canary, parts.watcher, parts.children, parts.deliver, parts.anchor,
+                 parts.reconciler, parts.server, parts.beats):
         if part is not None:
             part.stop()
 
