@@ -12,7 +12,15 @@ import socket
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -67,6 +75,16 @@ class MethodSettings(BaseModel):
     purity_signal: str | None = Field(
         None, description="signal purity is computed on: its name as the file prints it, or a "
                           "wavelength such as '254 nm' (default: the first peak table)")
+    reason: str | None = Field(
+        None, description="why the level corrections / exclusions are made (required with "
+                          "them; recorded in the audit trail when they take effect)")
+
+    @model_validator(mode="after")
+    def _corrections_say_why(self) -> MethodSettings:
+        if (self.level_corrections or self.exclude_levels) and not (self.reason or "").strip():
+            raise ValueError("level_corrections and exclude_levels change results: add "
+                             "reason = \"…\" (why, e.g. a certificate number) beside them")
+        return self
 
     @field_validator("concentration_unit")
     @classmethod
@@ -93,6 +111,23 @@ class MethodSettings(BaseModel):
         if any(level <= 0 for level in corrections.values()):
             raise ValueError("a corrected level must be > 0")
         return corrections
+
+
+class RetentionSettings(BaseModel):
+    """What the scheduler's maintenance pass may delete (the ``[retention]`` table)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    processed_days: float | None = Field(
+        None, gt=0, description="delete files in processed/ older than this (the raw store "
+                                "keeps their bytes); default: keep them")
+    processed_gb: float | None = Field(
+        None, gt=0, description="delete the oldest files in processed/ while it is larger "
+                                "than this; default: no limit")
+    canary_days: float = Field(7.0, gt=0, description="canary rows older than this are pruned")
+    orphan_pack_hours: float = Field(
+        24.0, gt=0, description="a raw pack no ledger row points to (left by a crash) is removed "
+                                "once this old")
 
 
 NotifyEvent = Literal["rejected", "backlog", "canary", "inbox", "consumers", "disk", "audit",
@@ -218,6 +253,12 @@ class Settings(BaseSettings):
     date_order: DateOrder = Field(
         "auto", description="day/month order of a/b/yyyy dates: day-first, month-first, or "
                             "auto (from the file's own unambiguous dates; else left unread)")
+    scrub_seconds: float = Field(
+        86400.0, ge=0, description="the scheduler re-hashes the whole raw store, and applies "
+                                   "retention, this often; 0 = off")
+    scrub_mb_per_second: float = Field(
+        8.0, gt=0, description="the scrub reads the raw store no faster than this")
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     group_settle_seconds: float = Field(
         5.0, ge=0, description="a ChemStation .D folder's CSV report set waits this long after "
                                "its last file arrived for a Report.TXT before being read alone")

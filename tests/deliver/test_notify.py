@@ -19,6 +19,7 @@ from worker.deliver.notify import Notifier
 from worker.deliver.state import State
 from worker.record import audit
 from worker.runtime.health import Probe
+from worker.runtime.scrub import Scrub
 from worker.settings import NotifyTarget
 
 
@@ -76,6 +77,28 @@ def test_a_broken_audit_trail_is_told_once_then_resolved(pipeline: Pipeline, cor
         n.stop()
 
 
+def test_raw_bytes_the_scrub_finds_damaged_are_told(pipeline: Pipeline, corpus: Path,
+                                                    http: HttpReceiver) -> None:
+    audit.open_chain()
+    row = pipeline.run("12_Report.csv", (corpus / "agilent-1290" / "12_Report.csv").read_bytes())
+    audit.checkpoint()
+    scrub = Scrub(pipeline.settings, lambda: True)
+    assert scrub.run_pass().ok
+    pack = pipeline.settings.raw_dir / row.raw_pack
+    data = bytearray(pack.read_bytes())
+    data[row.raw_offset + 120] ^= 0x04
+    pack.write_bytes(bytes(data))
+    assert not scrub.run_pass().ok
+    n = notifier(pipeline, http, audit_verify_minutes=1e-6)
+    try:
+        n.poll()
+        wait_for(lambda: any("PROBLEM audit" in t for t in titles(http)), timeout=10,
+                 what="the scrub's finding told")
+        note = next(p.body for p in http.posted if "PROBLEM audit" in p.body["title"])
+        assert "scrub found 1 raw file(s) missing or not matching" in note["message"]
+    finally:
+        n.stop()
+
 def test_low_disk_is_told_once(pipeline: Pipeline, http: HttpReceiver) -> None:
     n = notifier(pipeline, http, min_free_mb=1e12)
     try:
@@ -119,7 +142,7 @@ def test_rejections_are_told_once_and_again_when_a_retry_rejects_again(
             [p.body for p in http.posted]
         assert f"accu-ingest retry {row.id} --data-dir" in http.posted[0].body["message"]
         time.sleep(0.01)
-        retry(pipeline.settings, row.id, pipeline.owner)  # still not a chromatogram
+        retry(pipeline.settings, row.id, pipeline.owner, "test")  # still not a chromatogram
         for _ in range(3):
             n.poll()
             time.sleep(0.05)

@@ -27,7 +27,7 @@ log = logging.getLogger("worker")
 # One module per command (or per family of commands), in the order `--help` lists them; each
 # has NAMES, add_parser(sub) and run(settings, args).
 MODULES = ("serve", "ingest", "status", "show", "results", "audit", "export", "backup",
-           "retry", "notify", "doctor", "service")
+           "restore", "retry", "notify", "doctor", "service")
 # Commands whose files are the operator's (an export, a unit file), not the data folder's.
 OWN_FILES = ("export", "service", "notify")
 

@@ -363,7 +363,7 @@ def write_reason(target: Path, row: SourceFile) -> None:
     where = f"line {row.error_line}: " if row.error_line else ""
     text = (f"file: {row.path}\nsha256: {row.sha256}\nrejected: {row.finished_at} UTC\n"
             f"reason: {where}{row.error}\n"
-            f"retry after fixing the cause: accu-ingest retry {row.id}\n")
+            f"retry after fixing the cause: accu-ingest retry {row.id} --reason \"…\"\n")
     reason = target.with_name(target.name + REASON_SUFFIX)
     reason.write_text(text, encoding="utf-8")
 

@@ -23,6 +23,8 @@ PROBLEMS: dict[str, tuple[str, str]] = {
     "audit": ("the audit trail does not verify", "accu-ingest audit verify"),
 }
 
+REASON = ' --reason "…"'  # retry says why (it can change results): the operator fills it in
+
 
 @dataclass
 class Message:
@@ -65,14 +67,14 @@ class Words:
         lines = []
         for f in files[:SHOWN_FILES]:
             where = f" (line {f.line})" if f.line is not None else ""
-            lines += [f"{f.path}: {f.reason}{where}",
-                      f"  after fixing the cause: {self.command(f'accu-ingest retry {f.id}')}"]
+            retry = self.command(f"accu-ingest retry {f.id}") + REASON
+            lines += [f"{f.path}: {f.reason}{where}", f"  after fixing the cause: {retry}"]
         if n > SHOWN_FILES:
             lines.append(f"… and {n - SHOWN_FILES} more; see them with "
                          f"{self.command('accu-ingest status')}")
         if n > 1:
             lines.append(f"all rejected files again: "
-                         f"{self.command('accu-ingest retry --all-rejected')}")
+                         f"{self.command('accu-ingest retry --all-rejected')}{REASON}")
         lines.append("each file is in data/quarantine/ with a .reason.txt beside it")
         return Message("rejected", title, "\n".join(lines))
 

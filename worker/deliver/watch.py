@@ -14,10 +14,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from worker.deliver.messages import Rejection
-from worker.record import audit
+from worker.record import audit, counters
 from worker.record.canaries import not_canary_file
 from worker.record.models import REJECTED, SourceFile, utcnow
-from worker.runtime import health
+from worker.runtime import health, scrub
 from worker.runtime.health import Probe
 from worker.settings import Settings
 
@@ -121,11 +121,18 @@ def conditions() -> dict[str, Callable[[Probe], str | None]]:
 
 
 def audit_problem(settings: Settings) -> str | None:
-    """``accu-ingest audit verify``'s verdict: the chain, its key and the anchor's checkpoints."""
+    """``accu-ingest audit verify``'s verdict: the chain, its key and the anchor's checkpoints;
+    then the last scrub's verdict on the raw bytes."""
     anchor = audit.read_anchor(settings.audit_anchor_path,
                                audit.load_key(settings, create=False))
     report = audit.verify({cp.seq for cp in anchor.checkpoints})
     if not report.ok:
         return f"audit trail broken at event {report.first_bad}: {report.problem}"
     broken = audit.compare(report, anchor)
-    return f"audit anchor {settings.audit_anchor_path} mismatch: {broken}" if broken else None
+    if broken:
+        return f"audit anchor {settings.audit_anchor_path} mismatch: {broken}"
+    damaged = int(counters.read().get(scrub.PROBLEMS, {}).get("", 0))
+    if damaged:  # the scrub's last pass re-hashed the raw store (runtime/scrub.py)
+        return (f"the last scrub found {damaged} raw file(s) missing or not matching their "
+                "SHA-256: accu-ingest audit verify --raw names them")
+    return None

@@ -38,6 +38,8 @@ from worker.record.models import (
     utcnow,
 )
 from worker.runtime.canary import Canary
+from worker.runtime.scrub import Scrub
+from worker.runtime.scrub import facts as scrub_facts
 from worker.settings import Settings
 
 STARTED = time.time()
@@ -57,6 +59,7 @@ class Probe:
     canary: Canary | None = None
     role: str = "run"
     consumers: Callable[[], dict[str, Any]] | None = None
+    scrub: Scrub | None = None
     deliver: Callable[[], dict[str, dict[str, int]]] | None = None  # deliver.runner counts
 
 
@@ -123,6 +126,7 @@ def facts(probe: Probe) -> dict[str, Any]:
                               for r in rejected],
         "canary": canary_facts(probe),
         "consumer_processes": probe.consumers() if probe.consumers else None,
+        "scrub": scrub_facts(probe.scrub, probe.settings),
     }
 
 

@@ -41,6 +41,7 @@ from worker.record.models import (
     SourceFile,
     utcnow,
 )
+from worker.runtime import scrub
 from worker.runtime.health import Probe, oldest_backlog
 
 __all__ = ["reason_category", "registry_for", "render"]
@@ -111,11 +112,29 @@ class LedgerCollector(Collector):
                                            "(since this process started)")
             restarts.add_metric([], float(self.probe.consumers()["restarts"]))
             yield restarts
+        yield from _scrub(counted)
         if self.probe.deliver is not None:
             yield from _deliver_counters(self.probe.deliver())
         if self.probe.canary is not None:
             yield _gauge("accu_ingest_canary_ok", "1 unless the last canary check failed",
                          0.0 if self.probe.canary.problem else 1.0)
+
+
+def _scrub(counted: dict[str, dict[str, float]]) -> Iterator[Metric]:
+    """The last scrub pass, from the database: the same whichever process is scraped."""
+    yield _gauge("accu_ingest_scrub_last_pass_timestamp_seconds",
+                 "When the scrub last re-hashed the whole raw store (0 = never)",
+                 counted.get(scrub.LAST_PASS, {}).get("", 0.0))
+    yield _gauge("accu_ingest_scrub_problems",
+                 "Raw files the last scrub found missing or not matching their SHA-256",
+                 counted.get(scrub.PROBLEMS, {}).get("", 0.0))
+    yield _gauge("accu_ingest_scrub_checked_files", "Raw files the last scrub re-hashed",
+                 counted.get(scrub.CHECKED_FILES, {}).get("", 0.0))
+    pruned = GaugeMetricFamily("accu_ingest_scrub_pruned",
+                               "What the last scrub's retention deleted", labels=["what"])
+    for what in ("processed", "orphan_packs", "canary"):
+        pruned.add_metric([what], counted.get(scrub.PRUNED, {}).get(what, 0.0))
+    yield pruned
 
 
 def _deliver_counters(counts: dict[str, dict[str, int]]) -> Iterator[Metric]:
