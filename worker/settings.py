@@ -42,7 +42,7 @@ DEFAULT_EXCLUDE = [
 CLI_OPTIONS = ("inbox", "data_dir", "database_url", "queue_url", "host", "port", "workers",
                "consumer_processes", "node")
 # Secrets are never options: a command line is visible in `ps` and is copied into unit files.
-SECRETS = ("queue_secret", "audit_key", "notify", "job_report_url")
+SECRETS = ("queue_secret", "audit_key", "notify", "job_report_url", "web_token")
 
 
 class SettingsError(Exception):
@@ -200,6 +200,10 @@ class Settings(BaseSettings):
                           "embedded SQLite, so consumers elsewhere need no shared folder)")
     host: str = Field("127.0.0.1", description="status endpoint address")
     port: int = Field(8008, ge=0, le=65535, description="status endpoint port (0 = any free)")
+    web_token: SecretStr | None = Field(
+        None, min_length=16, description="access token for the pages, API, /status and "
+        "/metrics (Bearer, or the password of HTTP basic); required to listen on an address "
+        "other than loopback")
     stable_seconds: float = Field(1.0, ge=0, description="size+mtime unchanged this long")
     closed_stable_seconds: float = Field(
         0.15, ge=0, description="the shorter window for a file its writer was seen to close "

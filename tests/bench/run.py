@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import machine, profile, scenarios
+from . import machine, profile, scenarios, web
 from .table import Row, render, write_json
 from .workload import Workload
 
@@ -20,7 +20,8 @@ HERE = Path(__file__).resolve().parent
 LAST_RUN = HERE / "last-run.json"
 LAST_PROFILE = HERE / "last-run.profile.txt"
 SCENARIOS = (scenarios.burst, scenarios.traces, scenarios.spectra, scenarios.single_drops,
-             scenarios.catch_up, scenarios.growth, scenarios.scaled_out)
+             scenarios.catch_up, scenarios.growth, web.web_pages, web.web_polling,
+             scenarios.scaled_out)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -51,6 +51,8 @@ class Sizes:
     growth_burst: int = 500
     growth_rounds: int = 3  # bursts per size, taken in turn
     scaleout: int = 300
+    web_files: int = 100_000  # the database the pages are timed on (web.py)
+    poll_burst: int = 2_000  # each burst ingested with and without a poller (web.py)
 
 
 DEFAULT = Sizes()

@@ -12,7 +12,8 @@ from .table import render, write_json
 from .workload import Workload
 
 TOY = Sizes(burst=20, single=3, catchup=20, trace_mb=(0.1, 0.2), e2e_trace_mb=0.1,
-            growth=(20, 40), growth_burst=10, growth_rounds=2, spectra_mb=1)
+            growth=(20, 40), growth_burst=10, growth_rounds=2, spectra_mb=1, web_files=300,
+            poll_burst=20)
 
 EXPECTED = {
     "Burst": ["end to end (drop → all committed)", "steady rate (first → last commit)",
@@ -34,6 +35,16 @@ EXPECTED = {
     "Growth": ["CPU per file, 20 in the database", "CPU per file, 40 in the database",
                "wall per file, 20 in the database", "wall per file, 40 in the database",
                "growth"],
+    "Web pages and API": [f"{page} p95" for page in (
+        "overview /", "files, first page", "files, a page deep in the ledger",
+        "files, state=rejected", "files, name filter", "one file's page", "jobs", "one job",
+        "one injection", "audit trail", "API /api/files", "API /api/files/{id}")] + [
+        f"accu-ingest {what}, wall" for what in (
+            "results (its default --limit 1,000)", "results --job", "results --sample",
+            "results --since --limit 100", "show ID", "jobs")],
+    "Ingest while a client polls /api/files every second": [
+        "without a poller (median of 2)", "with /api/files polled every second (median of 2)",
+        "polled / not polled"],
 }
 
 

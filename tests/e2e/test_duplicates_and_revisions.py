@@ -1,7 +1,8 @@
 """Duplicates and revisions through a running worker.
 
 The same bytes again (under another name, or the same name after the first copy was processed)
-are a duplicate: audited, no new rows, and the copy leaves the inbox. The same path with new bytes
+are a duplicate: audited (a duplicate_copy row each), no new rows, and the copy leaves the inbox
+once its original is final, for where the original went. The same path with new bytes
 is a new revision: its rows become current, the older ones stay, marked superseded.
 """
 
@@ -125,3 +126,43 @@ def test_two_copies_taken_in_one_batch_are_one_file_and_one_duplicate(worker: Wo
     row = SourceFile.get()
     assert [p.relative_to(worker.data / "raw").as_posix() for p in raw] == [row.raw_pack]
     assert raw[0].read_bytes() == f"accu-raw {row.sha256} {len(data)}\n".encode() + data
+
+
+def test_a_copy_dropped_while_its_original_is_in_flight_follows_its_original_to_quarantine(
+        worker: WorkerProcess, open_db) -> None:
+    """The copy waits in the inbox while the original is queued (only a watcher runs: nothing
+    consumes), is not recorded again by rescans, and once the original is rejected goes to
+    quarantine/ beside it — not to processed/."""
+    import subprocess
+    import sys
+
+    bad = b"Sample Name:,S9\r\nHeight,Area,Area%,RT [min]\r\n1.0,2.0,oops,3.0\r\n"
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "worker", "watch", "--inbox", str(worker.inbox), "--data-dir",
+         str(worker.data), "--port", str(worker.port), *worker.extra],
+        stdout=open(worker.log, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
+    try:
+        wait_for(worker.alive, timeout=30, what="watcher /livez")
+        _drop(worker.inbox, "run 9/S9_Report.csv", bad)
+        wait_for(lambda: worker.status()["files"]["queued"] == 1, timeout=30, what="queued")
+        _drop(worker.inbox, "elsewhere/S9 copy_Report.csv", bad)
+        wait_for(lambda: worker.status()["duplicates"] == 1, timeout=30, what="the copy seen")
+        open_db(worker.data)
+        import time
+        time.sleep(5)  # two rescans (rescan_seconds = 2) and many disposal polls
+        assert (worker.inbox / "elsewhere" / "S9 copy_Report.csv").exists()  # waits
+        assert worker.status()["duplicates"] == 1 and len(_duplicate_events()) == 1
+    finally:
+        watch.terminate()
+        watch.wait(timeout=60)
+    worker.start()  # now a consumer rejects the original; the copy follows it
+    wait_for(lambda: not files_under(worker.inbox), timeout=60, what="empty inbox")
+    quarantine = worker.data / "quarantine"
+    assert (quarantine / "run 9" / "S9_Report.csv").exists()
+    assert (quarantine / "elsewhere" / "S9 copy_Report.csv").exists()
+    assert not (worker.data / "processed").exists() or not files_under(
+        worker.data / "processed")
+    moved = [json.loads(e.details) for e in AuditEvent.select().where(
+        AuditEvent.event == "moved").order_by(AuditEvent.seq)]
+    assert [m["path"] for m in moved if m["action"] == "duplicate move"
+            and m["follows"] == "rejected"] == ["elsewhere/S9 copy_Report.csv"]

@@ -109,12 +109,14 @@ def test_endpoint_is_read_only(worker: WorkerProcess) -> None:
     import urllib.error
     import urllib.request
     worker.start()
-    for path in ("/livez", "/readyz", "/status", "/metrics"):
-        request = urllib.request.Request(f"http://127.0.0.1:{worker.port}{path}", data=b"x",
-                                         method="POST")
-        with pytest.raises(urllib.error.HTTPError) as err:
-            urllib.request.urlopen(request, timeout=5)
-        assert err.value.code == 501  # only GET is served
+    for path in ("/livez", "/readyz", "/status", "/metrics", "/", "/files", "/api/files"):
+        for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS", "PURGE"):
+            request = urllib.request.Request(f"http://127.0.0.1:{worker.port}{path}",
+                                             data=b"x", method=method)
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(request, timeout=5)
+            assert err.value.code == 405, (method, path)  # only GET and HEAD are served
+            assert err.value.headers["Allow"] == "GET, HEAD"
 
 
 def test_probing_readiness_for_days_does_not_use_up_file_descriptors(

@@ -20,13 +20,13 @@ from datetime import UTC
 from pathlib import Path
 
 from worker.cli.options import command, common
-from worker.settings import Settings
+from worker.settings import Settings, SettingsError
 
 NAMES = ("doctor",)
 SERVE = ("run", "watch", "consume")
 # Commands that only read the database: they must not create an empty one in the wrong folder
 # and then report "0 events, intact".
-READERS = ("status", "results", "calibration", "audit", "export", "retry", "backup")
+READERS = ("status", "show", "jobs", "results", "calibration", "audit", "export", "retry", "backup")
 
 
 class Problem(Exception):
@@ -97,6 +97,15 @@ def port(settings: Settings) -> None:
                           "--port with a free port (0 = any)") from None
 
 
+def bind(settings: Settings) -> None:
+    """The pages and API show the lab's data: beyond loopback only with an access token."""
+    from worker.web.access import check_bind
+    try:
+        check_bind(settings)
+    except SettingsError as exc:
+        raise Problem(str(exc)) from None
+
+
 def database_exists(settings: Settings) -> None:
     """A reading command in the wrong folder would otherwise create an empty database."""
     if not settings.embedded_database:
@@ -114,6 +123,7 @@ def before(settings: Settings, name: str) -> None:
             inbox(settings)
         data_dir(settings, create=True)
         port(settings)
+        bind(settings)
     elif name in READERS:
         data_dir(settings, create=False)
         database_exists(settings)
@@ -147,6 +157,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                                        f"{settings.data_dir} writable")
          if settings.data_dir.exists() else f"{settings.data_dir} will be created"),
         ("status port", lambda: _ok(port, settings, f"{settings.host}:{settings.port} free")),
+        ("status access", lambda: _ok(bind, settings, "loopback only" if settings.web_token is None
+                                      else "access token required")),
         ("database", lambda: _database(settings, schema)),
         ("queue", lambda: _queue(settings)),
         ("disk", lambda: _disk(settings)),

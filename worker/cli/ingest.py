@@ -8,10 +8,6 @@ import time
 from pathlib import Path
 
 from worker.cli.options import command, common
-from worker.cli.progress import IngestProgress
-from worker.consume import ingest
-from worker.intake import watcher
-from worker.intake.groups import folder_of
 from worker.record import audit, corrections, db, ledger
 from worker.record.models import CONTEXT, FINAL_STATES, INGESTED, REJECTED, SourceFile
 from worker.settings import Settings
@@ -38,6 +34,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     Files whose part depends on others (a ChemStation .D folder's CSV set waiting for its
     Report.TXT) are taken again until every file is final, so the summary is the truth.
     """
+    # Here, not at the top: every command imports this module to build its parser, and the
+    # pipeline (parsers, chemistry, observer, progress bar) would slow each one's start.
+    from worker.cli.progress import IngestProgress
+    from worker.consume import ingest
+    from worker.intake import watcher
+    from worker.intake.groups import folder_of
     db.open_database(settings)
     owner = ledger.owner_id("oneshot")
     files = list(_expand(args.paths))

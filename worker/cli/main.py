@@ -26,8 +26,8 @@ log = logging.getLogger("worker")
 
 # One module per command (or per family of commands), in the order `--help` lists them; each
 # has NAMES, add_parser(sub) and run(settings, args).
-MODULES = ("serve", "ingest", "status", "results", "audit", "export", "backup", "restore",
-           "retry", "notify", "doctor", "service")
+MODULES = ("serve", "ingest", "status", "show", "results", "audit", "export", "backup",
+           "restore", "retry", "notify", "doctor", "service")
 # Commands whose files are the operator's (an export, a unit file), not the data folder's.
 OWN_FILES = ("export", "service", "notify")
 
@@ -37,6 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] and argv[0] in SERVE:
         settings = _serve_settings(argv)
         if settings is not None:
+            drivers.leave_out_unused(settings)
+    elif argv[:1] and argv[0] in READERS:
+        settings = _reader_settings(argv[1:])
+        if settings is not None:  # a quick answer: no Redis or PostgreSQL client to load
             drivers.leave_out_unused(settings)
     try:
         code = dispatch(argv)  # only now: the command modules import peewee and Huey
@@ -99,6 +103,23 @@ def dispatch(argv: Sequence[str]) -> int:
     except (SettingsError, doctor.Problem, db.DatabaseUnavailable, QueueUnavailable) as exc:
         print(f"accu-ingest: {exc}", file=sys.stderr)
         return 2
+
+
+# Reading commands that only open the database: they start without the client libraries their
+# settings do not use (~0.2-0.4 s of imports), so `show` or `results` answer within a second.
+READERS = ("show", "jobs", "results", "calibration", "status")
+
+
+def _reader_settings(argv: list[str]) -> Settings | None:
+    """The settings a reading command's options name; None when they cannot be read (the full
+    parser then says why)."""
+    from worker.cli.options import common
+    parser = _QuietParser(prog="accu-ingest", add_help=False)
+    common(parser)
+    try:
+        return settings_of(parser.parse_known_args(argv)[0])
+    except Exception:
+        return None
 
 
 class _Unreadable(Exception):

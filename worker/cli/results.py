@@ -12,6 +12,7 @@ from worker.results import view
 from worker.settings import Settings
 
 NAMES = ("results", "calibration")
+LIMIT = 1000
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -20,10 +21,16 @@ The current result of every sample and analyte (a re-exported file replaces its 
 results), with flags. Reads the database; never creates one.""", """
   accu-ingest results
   accu-ingest results --sample S-042 --json
-  accu-ingest results | head""")
+  accu-ingest results --job 2024-05-13_assay
+  accu-ingest results --since 2026-01-13 --limit 100""")
     common(p)
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.add_argument("--sample", metavar="ID", help="only this sample id")
+    p.add_argument("--job", metavar="JOB", help="only this job (its name or id)")
+    p.add_argument("--since", metavar="DATE", help="only results computed from this UTC date "
+                                                   "or time on (2026-01-13, 2026-01-13T15:30)")
+    p.add_argument("--limit", metavar="N", type=int, default=LIMIT,
+                   help=f"at most N results, the newest jobs' (default {LIMIT}; 0 = all)")
 
     p = command(sub, "calibration", "a job's calibration curve, its points and flags", """
 A job's calibration: each analyte's fitted curve, r², its points (used or excluded, and why)
@@ -40,8 +47,25 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _results(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.web.paging import BadQuery, when
+    try:
+        since = when("--since", args.since)
+    except BadQuery as exc:
+        print(f"accu-ingest: {exc}", file=sys.stderr)
+        return 2
+    if args.limit < 0:
+        print("accu-ingest: --limit: expected 0 (all) or more", file=sys.stderr)
+        return 2
     db.open_database(settings)
-    rows = view.result_rows(args.sample)
+    try:
+        rows = view.result_rows(args.sample, job=args.job, since=since,
+                                limit=args.limit or None)
+    except view.JobNotFound as exc:
+        print(f"accu-ingest: {exc}", file=sys.stderr)
+        return 1
+    if args.limit and len(rows) == args.limit:
+        print(f"(the newest jobs' {args.limit:,} results; --limit 0 shows all, --job, --sample "
+              "or --since narrow them)", file=sys.stderr)
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return 0

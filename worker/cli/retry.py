@@ -6,7 +6,6 @@ import argparse
 import sys
 
 from worker.cli.options import command, common
-from worker.consume.retry import rejected_ids, retry
 from worker.record import audit, corrections, db, ledger
 from worker.record.models import INGESTED
 from worker.runtime import logs
@@ -34,6 +33,7 @@ file was ingested, 1 otherwise.""", """
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.consume.retry import rejected_ids, retry  # the pipeline: not for every start
     """Exit 0 when every retried file was ingested, 1 otherwise."""
     reason = (args.reason or "").strip()
     if not reason:

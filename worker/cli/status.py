@@ -34,5 +34,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     else:
         for state, n in info["files"].items():
             print(f"{state:>10}: {n}")
+        print(f"{'duplicate':>10}: {info['duplicates']}   (copies of content already in the "
+              "ledger; `accu-ingest show ID` lists a file's)")
         print(f"   backlog: {info['backlog']}\nlast ingest: {info['last_ingest'] or 'never'}")
     return 0

@@ -26,7 +26,15 @@ from peewee import InterfaceError, OperationalError
 from worker.consume import blocked
 from worker.record import audit, ledger, store
 from worker.record.filelock import FileLock
-from worker.record.models import FINAL_STATES, REJECTED, Disposal, SourceFile, database, utcnow
+from worker.record.models import (
+    FINAL_STATES,
+    REJECTED,
+    Disposal,
+    DuplicateCopy,
+    SourceFile,
+    database,
+    utcnow,
+)
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -361,18 +369,45 @@ def write_reason(target: Path, row: SourceFile) -> None:
 
 
 
-def dispose_duplicate(settings: Settings, source: Path, rel: str, row: SourceFile) -> None:
-    """A second copy of already-registered bytes: its content is safe, so it leaves the inbox."""
+def dispose_copies(settings: Settings, ids: list[int] | None = None) -> int:
+    """Duplicate copies in this watcher's inbox whose original is final follow it: to
+    quarantine/ when it was rejected, else processed/ (or deleted, or kept, as configured).
+    A copy that arrived while its original was in flight waited for this; ``ids`` limits it
+    to those copies. Returns how many were settled."""
+    query = (DuplicateCopy.select(DuplicateCopy, SourceFile).join(SourceFile)
+             .where(DuplicateCopy.origin == settings.node,
+                    DuplicateCopy.disposed == False,  # noqa: E712
+                    SourceFile.state.in_(FINAL_STATES)))
+    if ids is not None:
+        if not ids:
+            return 0
+        query = query.where(DuplicateCopy.id.in_(ids))
+    copies = list(query)  # read whole before writing (see watcher._dispose_finished)
     mode = settings.after_ingest
-    if mode == "keep":
-        return
-    if mode == "delete":
-        source.unlink(missing_ok=True)
-        target = None
-    else:
-        base = settings.quarantine_dir if row.state == REJECTED else settings.processed_dir
-        target = _free_name(base / rel)
-        _place(source, target, copy=False)
-    with database.atomic():
-        audit.record("moved", row.sha256, row.id, action=f"duplicate {mode}",
-                     path=ledger.ledger_path(rel)[0], **ledger.path_details("to", target))
+    for copy in copies:
+        row: SourceFile = copy.original
+        source = settings.inbox / ledger.disk_path(copy.path, copy.path_bytes)
+        now = _stat_of(source)
+        target: Path | None = None
+        if mode == "keep":
+            action = "duplicate kept"
+        elif now != (copy.size, copy.mtime_ns):
+            # Gone, or written to since it was read (the watcher takes that as a new file).
+            action = "duplicate gone" if now is None else "duplicate changed"
+        elif mode == "delete":
+            source.unlink(missing_ok=True)
+            action = "duplicate delete"
+        else:
+            base = settings.quarantine_dir if row.state == REJECTED else settings.processed_dir
+            target = _free_name(ledger.source_path(base, copy))  # type: ignore[arg-type]
+            try:
+                _place(source, target, copy=False)
+            except OSError as exc:
+                log.warning("duplicate %s: not moved yet: %s", copy.path, exc)
+                continue
+            action = "duplicate move"
+        with database.atomic():
+            (DuplicateCopy.update(disposed=True).where(DuplicateCopy.id == copy.id).execute())
+            audit.record("moved", row.sha256, row.id, action=action, path=copy.path,
+                         follows=row.state, **ledger.path_details("to", target))
+    return len(copies)

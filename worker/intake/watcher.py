@@ -34,7 +34,7 @@ from worker.consume import blocked, dispose
 from worker.consume.queue import Queue
 from worker.intake.groups import folder_of
 from worker.record import db, heartbeat, ledger, store
-from worker.record.models import FINAL_STATES, RawBlob, SourceFile, database
+from worker.record.models import FINAL_STATES, DuplicateCopy, RawBlob, SourceFile, database
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -543,6 +543,15 @@ class Watcher:
         # Plain tuples, not cached: during a catch-up this is every file in flight, and model
         # instances held until the last one is read took tens of MB.
         self._known = {path: (size, mtime_ns) for path, size, mtime_ns in rows.tuples().iterator()}
+        # Duplicate copies waiting in the inbox for their original (with "keep", all of them):
+        # read again, each would be recorded as one more copy.
+        copies = DuplicateCopy.select(DuplicateCopy.path, DuplicateCopy.size,
+                                      DuplicateCopy.mtime_ns).where(
+            DuplicateCopy.origin == self.settings.node)
+        if self.settings.after_ingest != "keep":
+            copies = copies.where(DuplicateCopy.disposed == False)  # noqa: E712
+        self._known.update((path, (size, mtime_ns))
+                           for path, size, mtime_ns in copies.tuples().iterator())
 
     def _dispose_finished(self) -> None:
         """Final rows whose source is still in this inbox leave it now.
@@ -560,6 +569,7 @@ class Watcher:
         waiting = list(rows)
         blocked.keep_only({row.id for row in waiting})  # retried or disposed of elsewhere
         dispose.dispose_rows(self.settings, waiting)
+        dispose.dispose_copies(self.settings)
 
     def _gate(self) -> bool:
         """Take the candidates that are complete, as far as the backlog has room for them;
@@ -698,6 +708,8 @@ class Watcher:
                 continue
             row, is_new = outcome
             self._known[row.path] = (cand.size, cand.mtime_ns)
+            # a duplicate copy waits in the inbox under its own path until its original is final
+            self._known[ledger.ledger_path(self._rel(path))[0]] = (cand.size, cand.mtime_ns)
             if is_new:
                 new.append(row.id)
         if new:
@@ -887,11 +899,12 @@ def take_many(settings: Settings, batch: Sequence[tuple[str | Path, str, Candida
         if isinstance(outcome, Trouble):
             continue
         kept.pop(seen.sha256, None)
-        row, is_new = outcome
-        if not is_new and ledger.is_another_copy(row, seen.path, seen.size, seen.mtime_ns):
-            path, rel = batch[i][0], batch[i][1]
-            with contextlib.suppress(FileNotFoundError):
-                dispose.dispose_duplicate(settings, Path(path), rel, row)
+    if any(not isinstance(o, Trouble) and o is not None and o != "gone" and not o[1]
+           for o in outcomes):
+        try:  # those whose original is final; others wait for it (the disposal poll)
+            dispose.dispose_copies(settings)
+        except (OperationalError, InterfaceError, OSError) as exc:  # registered: the poll retries
+            log.warning("duplicate copies not moved yet: %s", exc)
     return outcomes
 
 

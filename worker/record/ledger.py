@@ -28,6 +28,7 @@ from worker.record.models import (
     PROCESSING,
     QUEUED,
     REJECTED,
+    DuplicateCopy,
     SourceFile,
     database,
     utcnow,
@@ -229,6 +230,7 @@ def register_many(seen: list[Seen], owner: str,
                 (queued, one.sha256, row_id, {})]
         out: list[tuple[SourceFile, bool]] = []
         new = {id(one) for one in fresh}
+        waiting = _copies_waiting([one for one in seen if id(one) not in new])
         counts: Counter[tuple[str, str]] = Counter()
         for one in seen:
             row = existing[one.sha256]
@@ -243,13 +245,20 @@ def register_many(seen: list[Seen], owner: str,
                 events.append(("stored", one.sha256, row.id, {
                     "size": one.size, "pack": one.raw.pack, "offset": one.raw.offset,
                     "path": one.path}))
-            if is_another_copy(row, one.path, one.size, one.mtime_ns):
+            if (is_another_copy(row, one.path, one.size, one.mtime_ns)
+                    and (one.origin, one.path, one.size, one.mtime_ns) not in waiting):
                 events.append(("duplicate", one.sha256, row.id, {
                     "path": one.path, "first_path": row.path, "state": row.state}))
                 if counters.counted(one.path):
                     counts[(counters.DUPLICATE, "")] += 1
                 duplicates.append((one, row))
+                waiting.add((one.origin, one.path, one.size, one.mtime_ns))
             out.append((row, False))
+        if duplicates:
+            DuplicateCopy.insert_many([{
+                "original": row.id, "origin": one.origin, "path": one.path,
+                "path_bytes": one.path_bytes, "size": one.size, "mtime_ns": one.mtime_ns,
+                "seen_at": now} for one, row in duplicates]).execute()
         counts[(counters.STORED_BYTES, "")] += sum(
             one.size for one in fresh if one.raw is not None and counters.counted(one.path))
         audit.record_many(events)  # takes the chain's lock: before the counters' rows, as in ingest
@@ -259,6 +268,22 @@ def register_many(seen: list[Seen], owner: str,
                  extra={"outcome": "duplicate", "file_id": row.id, "path": one.path,
                         "sha256": one.sha256, "first_path": row.path})
     return out
+
+
+def _copies_waiting(seen: list[Seen]) -> set[tuple[str, str, int, int]]:
+    """Duplicate copies already recorded and still in their inbox: seen again (a rescan after
+    a restart), they are the same copy, not another one."""
+    found: set[tuple[str, str, int, int]] = set()
+    for origin in {one.origin for one in seen}:
+        paths = list({one.path for one in seen if one.origin == origin})
+        for start in range(0, len(paths), sql.CHUNK):
+            found.update(DuplicateCopy.select(DuplicateCopy.origin, DuplicateCopy.path,
+                                              DuplicateCopy.size, DuplicateCopy.mtime_ns)
+                         .where(DuplicateCopy.origin == origin,
+                                DuplicateCopy.path.in_(paths[start:start + sql.CHUNK]),
+                                DuplicateCopy.disposed == False)  # noqa: E712
+                         .tuples())
+    return found
 
 
 def register_rejected(sha256: str, path: str, path_bytes: bytes | None, origin: str, size: int,

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from peewee import Database, Expression, PostgresqlDatabase, fn
 
-from worker.record.models import TABLES, SchemaVersion
+from worker.record.models import TABLES, DuplicateCopy, SchemaVersion
 
 # pg_advisory_lock key for migrations ("acmi"); the audit chain uses its own key.
 PG_MIGRATION_LOCK = 0x61636D69
@@ -185,19 +185,23 @@ def _instrument_folders(db: Database) -> None:
     db.create_tables([Spectrum, InjectionFile, InjectionDetail, PeakDetail], safe=True)
 
 
-def _finished_index(db: Database) -> None:
-    # The notifier and the job reports read what finished since they last looked (rejections,
-    # settled jobs) every few seconds: without this index each look scanned the ledger.
-    db.execute_sql("CREATE INDEX IF NOT EXISTS source_file_finished_at "
-                   "ON source_file (finished_at)")
-
-
 def _last_ingest(where: Expression) -> datetime | None:
     from worker.record.canaries import to_datetime
     from worker.record.models import INGESTED, SourceFile
 
     return to_datetime(SourceFile.select(fn.MAX(SourceFile.finished_at))
                        .where(SourceFile.state == INGESTED, where).scalar())
+
+
+def _duplicate_copies(db: Database) -> None:
+    db.create_tables([DuplicateCopy], safe=True)
+    # The pages' throughput of the last hour and day reads finished files by time, not the
+    # whole ledger.
+    db.execute_sql("CREATE INDEX IF NOT EXISTS source_file_finished_state "
+                   "ON source_file (finished_at, state)")
+    # A file's page names its later revision; without this, a scan of the ledger.
+    db.execute_sql("CREATE INDEX IF NOT EXISTS source_file_previous "
+                   "ON source_file (previous_id)")
 
 
 MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
@@ -225,8 +229,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
      _event_counts),
     (12, "spectrum, injection_file, injection_detail, peak_detail: instrument folders' spectra, "
          "files, run facts and the peak columns Result.xml adds", _instrument_folders),
-    (14, "index on source_file.finished_at: what finished since the notifier last looked",
-     _finished_index),
+    (13, "duplicate_copy: a row per duplicate copy, which follows its original's fate; "
+         "indexes on source_file (finished_at, state) and previous_id", _duplicate_copies),
 ]
 
 

@@ -99,6 +99,26 @@ class Disposal(BaseModel):
     recorded_at = DateTimeField(default=utcnow)
 
 
+class DuplicateCopy(BaseModel):
+    """A copy of content the ledger already had (migration 13): one row per copy, so each is
+    seen on its original's page, and a copy that arrived while its original was in flight
+    waits in the inbox until the original is final, then follows it (quarantine/ when it was
+    rejected, processed/ when ingested)."""
+
+    original = ForeignKeyField(SourceFile, backref="copies", on_delete="CASCADE")
+    origin = CharField(help_text="the watcher whose inbox holds the copy")
+    path = TextField(help_text="relative to that inbox, as the ledger writes paths")
+    path_bytes = BlobField(null=True)
+    size = BigIntegerField()
+    mtime_ns = BigIntegerField()
+    seen_at = DateTimeField(default=utcnow)
+    disposed = BooleanField(default=False, help_text="the copy has left the inbox (or is kept)")
+
+    class Meta:
+        table_name = "duplicate_copy"
+        indexes = ((("origin", "disposed"), False),)
+
+
 class RawBlob(BaseModel):
     """Raw bytes kept in the database, so consumers on other machines need no shared folder."""
 

@@ -22,7 +22,7 @@ from peewee import fn
 from worker import __version__
 from worker.consume import blocked
 from worker.consume.queue import Queue
-from worker.record import heartbeat, ledger
+from worker.record import counters, heartbeat, ledger
 from worker.record.canaries import is_canary_file, last_success, not_canary_file, to_datetime
 from worker.record.db import BUSY_TIMEOUT_S, QueuedSqliteDatabase, is_postgres
 from worker.record.models import (
@@ -31,6 +31,7 @@ from worker.record.models import (
     QUEUED,
     REJECTED,
     STATES,
+    EventCount,
     Lease,
     SourceFile,
     database,
@@ -71,6 +72,13 @@ def counts() -> dict[str, int]:
     return by_state
 
 
+def duplicates() -> int:
+    """Copies of content the ledger already had: each one a ``duplicate`` audit event on its
+    original's row, counted with it (the web pages list them on the original's page)."""
+    row = EventCount.get_or_none(EventCount.name == counters.DUPLICATE, EventCount.label == "")
+    return int(row.value) if row else 0
+
+
 def last_ingest() -> datetime | None:
     value = (SourceFile.select(fn.MAX(SourceFile.finished_at))
              .where(SourceFile.state == INGESTED, not_canary_file()).scalar())
@@ -104,6 +112,7 @@ def facts(probe: Probe) -> dict[str, Any]:
         "uptime_s": round(time.time() - STARTED, 3),
         "files": by_state,
         "backlog": by_state[QUEUED] + by_state[PROCESSING],
+        "duplicates": duplicates(),
         "queue_depth": queue_depth,
         "last_ingest": _iso(last_ingest()),
         "oldest_backlog": _iso(oldest_backlog()),
@@ -152,10 +161,11 @@ def _iso_epoch(ts: float | None) -> str | None:
     return _iso(datetime.fromtimestamp(ts, UTC).replace(tzinfo=None))
 
 
-def checks(probe: Probe) -> dict[str, str | None]:
-    """Each readiness check: None when it passes, else what is wrong."""
+def checks(probe: Probe, write: bool = True) -> dict[str, str | None]:
+    """Each readiness check: None when it passes, else what is wrong. ``write=False`` (the web
+    pages: views only read) leaves out the database's write probe, which takes the write lock."""
     settings = probe.settings
-    result: dict[str, str | None] = {"database": database_problem(),
+    result: dict[str, str | None] = {"database": database_problem(write),
                                      "loops": loops_problem()}
     if probe.queue is not None:
         try:
@@ -222,7 +232,7 @@ class _RolledBack(Exception):
     pass
 
 
-def database_problem() -> str | None:
+def database_problem(write: bool = True) -> str | None:
     """None if the database answers AND accepts a write; the write is rolled back.
 
     SELECT 1 alone passes on a read-only file, a full disk or a lock held by a stuck writer;
@@ -233,6 +243,8 @@ def database_problem() -> str | None:
         db.execute_sql("SELECT 1")
     except Exception as exc:
         return f"database does not answer: {exc}"
+    if not write:
+        return None
     sqlite = not is_postgres(db)
     name = f"readyz-probe:{ledger.owner_id(threading.current_thread().name)}"
     # Another process's writer holds the file lock before SQLite's own (db.py): the probe waits

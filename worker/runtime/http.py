@@ -1,6 +1,9 @@
-"""The tiny read-only HTTP endpoint a monitoring probe polls: /livez, /readyz, /status, /metrics.
+"""The read-only HTTP endpoint: /livez, /readyz, /status, /metrics for probes, and the lab's
+pages and JSON API (worker/web) at ``/`` and ``/api/``.
 
-GET and HEAD only; it changes nothing. It listens on 127.0.0.1 unless ``host`` says otherwise.
+GET and HEAD only (any other method is 405); it changes nothing. It listens on 127.0.0.1
+unless ``host`` says otherwise, and then answers only a client with ``web_token``
+(web/access.py).
 A client cannot tie it up: a request must arrive whole within REQUEST_SECONDS, at most
 MAX_HANDLERS are answered at once (the next gets 503 at once), and headers past
 MAX_HEADER_BYTES or MAX_HEADERS get 431.
@@ -22,10 +25,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from worker.record.models import database
 from worker.runtime import metrics
 from worker.runtime.health import Probe, checks, facts
+from worker.web import access
+from worker.web.app import App, Response
 
 log = logging.getLogger(__name__)
 
-ENDPOINTS = ["/livez", "/readyz", "/status", "/metrics"]
+ENDPOINTS = ["/livez", "/readyz", "/status", "/metrics", "/", "/api"]
 REQUEST_SECONDS = 10.0  # to send a whole request (line and headers), however slowly
 MAX_HANDLERS = 16  # requests answered at once; each is a thread
 MAX_HEADER_BYTES = 16384
@@ -94,7 +99,7 @@ class _BoundedReader:
 class StatusServer:
     def __init__(self, probe: Probe, host: str, port: int) -> None:
         self.probe = probe
-        handler = type("Handler", (_Handler,), {"probe": probe,
+        handler = type("Handler", (_Handler,), {"probe": probe, "app": App(probe),
                                                 "registry": metrics.registry_for(probe)})
         self.httpd = _BoundedServer((host, port), handler)
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="status",
@@ -116,6 +121,7 @@ class StatusServer:
 
 class _Handler(BaseHTTPRequestHandler):
     probe: Probe
+    app: App
     registry: CollectorRegistry
     timeout = REQUEST_SECONDS  # each read and write on the socket
 
@@ -149,8 +155,27 @@ class _Handler(BaseHTTPRequestHandler):
         self._head = True
         self.do_GET()
 
+    def __getattr__(self, name: str) -> Any:
+        """Every method but GET and HEAD (POST, PUT, DELETE, or any other word) is 405: the
+        endpoint only reads."""
+        if name.startswith("do_"):
+            return self._not_allowed
+        raise AttributeError(name)
+
+    def _not_allowed(self) -> None:
+        self.close_connection = True  # its body, if any, is not read
+        self._send(405, {"error": f"{self.command} is not allowed: this endpoint only reads "
+                                  "(GET and HEAD)"}, {"Allow": "GET, HEAD"})
+
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
+        if not access.allowed(self.probe.settings, path, self.headers.get("Authorization")):
+            self._send(401, {"error": "this endpoint needs the access token (web_token): "
+                                      "Authorization: Bearer TOKEN, or HTTP basic with it as "
+                                      "the password"},
+                       {"WWW-Authenticate": 'Basic realm="accu-ingest", charset="UTF-8"'})
+            return
+        answer: Response | None = None
         try:
             if path == "/livez":
                 self._send(200, {"status": "alive"})
@@ -162,6 +187,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, facts(self.probe))
             elif path == "/metrics":
                 self._send_bytes(200, metrics.render(self.registry), CONTENT_TYPE_LATEST)
+            elif self.app.handles(path):
+                answer = self.app(self.path)  # read whole, so the database is let go first
             else:
                 self._send(404, {"error": f"no such endpoint {path}", "endpoints": ENDPOINTS})
         except Exception as exc:  # a probe must get an answer, never a dropped connection
@@ -170,15 +197,22 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             if not database.is_closed():
                 database.close()
+        if answer is not None:
+            self._send_bytes(answer.status, answer.body, answer.content_type, answer.headers)
 
-    def _send(self, code: int, body: dict[str, Any]) -> None:
-        self._send_bytes(code, json.dumps(body, indent=1).encode("utf-8"), "application/json")
+    def _send(self, code: int, body: dict[str, Any],
+              headers: dict[str, str] | None = None) -> None:
+        self._send_bytes(code, json.dumps(body, indent=1).encode("utf-8"), "application/json",
+                         headers)
 
-    def _send_bytes(self, code: int, data: bytes, content_type: str) -> None:
+    def _send_bytes(self, code: int, data: bytes, content_type: str,
+                    headers: dict[str, str] | None = None) -> None:
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
+        headers = {"Cache-Control": "no-store", **(headers or {})}
+        for name, value in headers.items():
+            self.send_header(name, value)
         self.end_headers()
         if not getattr(self, "_head", False):
             self.wfile.write(data)
