@@ -28,6 +28,8 @@ from worker.parsers.text import decode
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "accu_ingest.parsers"
+# What ``sniff`` is given: the first 64 KiB, cut after their last line break (README.md).
+SNIFF_BYTES = 65536
 _ZIP = b"PK\x03\x04"
 _BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 T = TypeVar("T")
@@ -111,9 +113,33 @@ def _positional(function: Callable[..., object]) -> int | None:
     return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters)
 
 
+def head(data: bytes) -> bytes:
+    """What sniffers see of ``data``: all of it up to SNIFF_BYTES, else its first SNIFF_BYTES
+    cut just after their last line break, so a sniffer never sees half a line or half a
+    character (a UTF-16 line break is two bytes at an even offset).
+
+    Detection then costs the same for a 1 KB report and a 500 MB trace, and reads only the
+    first pages of a file handed over as an mmap.
+    """
+    if len(data) <= SNIFF_BYTES:
+        return bytes(data)
+    first = bytes(data[:SNIFF_BYTES])
+    if first.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        newline = b"\n\x00" if first.startswith(codecs.BOM_UTF16_LE) else b"\x00\n"
+        at = first.rfind(newline)
+        while at > 0 and at % 2:
+            at = first.rfind(newline, 0, at)
+        return first[:at + 2] if at > 0 else first[:SNIFF_BYTES - SNIFF_BYTES % 2]
+    at = first.rfind(b"\n")
+    return first[:at + 1] if at >= 0 else first
+
+
 def detect(data: bytes, filename: str, options: ParserOptions = NO_OPTIONS) -> Parser:
-    """The parser most confident that ``data`` is its format, or ParseError saying what was seen."""
-    scores = sorted(((p.sniff(data, filename, options), name, p)
+    """The parser most confident that ``data`` is its format, or ParseError saying what was seen.
+
+    Every sniffer gets only ``head(data)``."""
+    first = head(data)
+    scores = sorted(((p.sniff(first, filename, options), name, p)
                      for name, p in registered().items()), key=lambda s: (-s[0], s[1]))
     best_score, _, best = scores[0]
     if best_score < MIN_CONFIDENCE:
@@ -137,7 +163,7 @@ def parse_set(members: Mapping[str, bytes], options: ParserOptions = NO_OPTIONS)
     first = next(iter(members), "")
     set_parsers = {name: p for name, p in registered().items()
                    if callable(getattr(p, "parse_set", None))}
-    scores = sorted(((max((p.sniff(data, key, options) for key, data in members.items()),
+    scores = sorted(((max((p.sniff(head(data), key, options) for key, data in members.items()),
                           default=0), name, p) for name, p in set_parsers.items()),
                     key=lambda s: (-s[0], s[1]))
     if not scores or scores[0][0] < MIN_CONFIDENCE:

@@ -113,6 +113,13 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
         text = sniff_text(data, filename, options)
         if text is None:
             return NOT_MINE
+        # The first row settles most files: neither the header's first key nor a peak row.
+        opening = text.lstrip("\r\n").split("\n", 1)[0].split("\r", 1)[0]
+        if not opening:
+            return NOT_MINE
+        row = _fields(opening, 1, filename)
+        if row[0] != "Sample Name" and not _standard_shape(row):
+            return NOT_MINE
         lines = split_lines(text)
         # Read lazily: every other format fails the first row's shape, and is let go there.
         rows = (_fields(line, i, filename) for i, line in enumerate(lines, start=1) if line)

@@ -50,6 +50,11 @@ extensions = (".txt",)
 _SECTION_RULE = re.compile(r"={20,}")
 _TABLE_RULE = re.compile(r"-+(?:\|-+)+\|?")
 _SIGNAL = re.compile(r"Signal ([0-9]{1,4}):(.*)")
+# The same as whole lines of a text, for sniffing (``\s`` is what ``str.strip`` strips).
+_SIGNAL_LINE = re.compile(r"^Signal [0-9]{1,4}:.*$", re.MULTILINE)
+_TABLE_RULE_LINE = re.compile(r"^-+(?:\|-+)+\|?$", re.MULTILINE)
+_FACTS_LINE = re.compile(r"^(?:Acq\. Operator|Injection Date)", re.MULTILINE)
+_TITLE_LINE = re.compile(r"^\s*Area Percent Report\s*$", re.MULTILINE)
 _END = "*** End of Report ***"
 _TOTALS = "Totals :"
 # ``Key : value``: the key is words joined by single blanks, and at least one blank precedes the
@@ -91,20 +96,19 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     text = sniff_text(data, filename, options)
     if text is None:
         return NOT_MINE
-    lines = split_lines(text)
-    # Each line scan only runs when the text holds what a matching line must contain.
+    text = text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+    # Each landmark is one search of the text (MULTILINE: ^ and $ at its line breaks), run only
+    # when the text holds what a matching line must contain.
     score = NOT_MINE
-    if lines and lines[0].startswith(_FIRST):
+    if text.startswith(_FIRST):
         score += 25
-    if "Signal " in text and any(_SIGNAL.fullmatch(line) for line in lines):
+    if "Signal " in text and _SIGNAL_LINE.search(text):
         score += 20
-    if "-|-" in text and any(_TABLE_RULE.fullmatch(line) for line in lines):
+    if "-|-" in text and _TABLE_RULE_LINE.search(text):
         score += 20
-    if ("Acq. Operator" in text or "Injection Date" in text) and any(
-            line.startswith(("Acq. Operator", "Injection Date")) for line in lines):
+    if ("Acq. Operator" in text or "Injection Date" in text) and _FACTS_LINE.search(text):
         score += 10
-    if "Area Percent Report" in text and any(
-            line.strip() == "Area Percent Report" for line in lines):
+    if "Area Percent Report" in text and _TITLE_LINE.search(text):
         score += 20
     if score >= 50 and filename.lower().endswith("report.txt"):
         score += 5
