@@ -40,7 +40,7 @@ from worker.parsers.chemstation_common import (
 )
 from worker.parsers.dates import parse_chemstation
 from worker.parsers.options import ParserOptions
-from worker.parsers.text import may_contain, parse_number, split_lines
+from worker.parsers.text import may_contain, parse_number
 
 name = "agilent-chemstation-txt"
 version = "1.0"
