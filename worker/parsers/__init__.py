@@ -215,4 +215,4 @@ def describe(data: bytes) -> str:
 
 
 __all__ = ["MIN_CONFIDENCE", "NO_OPTIONS", "ParseError", "ParsedFile", "Parser", "ParserOptions",
-           "adapt", "detect", "extensions", "parse", "parse_set", "registered"]
+           "adapt", "detect", "extensions", "head", "parse", "parse_set", "registered"]

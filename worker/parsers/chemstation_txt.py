@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from worker.parsers.base import CERTAIN, NOT_MINE, ParsedFile, ParseError, Peak, Signal
@@ -50,11 +51,6 @@ extensions = (".txt",)
 _SECTION_RULE = re.compile(r"={20,}")
 _TABLE_RULE = re.compile(r"-+(?:\|-+)+\|?")
 _SIGNAL = re.compile(r"Signal ([0-9]{1,4}):(.*)")
-# The same as whole lines of a text, for sniffing (``\s`` is what ``str.strip`` strips).
-_SIGNAL_LINE = re.compile(r"^Signal [0-9]{1,4}:.*$", re.MULTILINE)
-_TABLE_RULE_LINE = re.compile(r"^-+(?:\|-+)+\|?$", re.MULTILINE)
-_FACTS_LINE = re.compile(r"^(?:Acq\. Operator|Injection Date)", re.MULTILINE)
-_TITLE_LINE = re.compile(r"^\s*Area Percent Report\s*$", re.MULTILINE)
 _END = "*** End of Report ***"
 _TOTALS = "Totals :"
 # ``Key : value``: the key is words joined by single blanks, and at least one blank precedes the
@@ -97,22 +93,36 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     if text is None:
         return NOT_MINE
     text = text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
-    # Each landmark is one search of the text (MULTILINE: ^ and $ at its line breaks), run only
-    # when the text holds what a matching line must contain.
+    # Each landmark is looked for where its text occurs, never line by line.
     score = NOT_MINE
     if text.startswith(_FIRST):
         score += 25
-    if "Signal " in text and _SIGNAL_LINE.search(text):
+    if _any_line(text, "Signal ", lambda line: _SIGNAL.fullmatch(line) is not None):
         score += 20
-    if "-|-" in text and _TABLE_RULE_LINE.search(text):
+    if _any_line(text, "-|-", lambda line: _TABLE_RULE.fullmatch(line) is not None):
         score += 20
-    if ("Acq. Operator" in text or "Injection Date" in text) and _FACTS_LINE.search(text):
+    if any(_any_line(text, key, lambda line, key=key: line.startswith(key))
+           for key in ("Acq. Operator", "Injection Date")):
         score += 10
-    if "Area Percent Report" in text and _TITLE_LINE.search(text):
+    if _any_line(text, "Area Percent Report",
+                 lambda line: line.strip() == "Area Percent Report"):
         score += 20
     if score >= 50 and filename.lower().endswith("report.txt"):
         score += 5
     return min(score, CERTAIN)
+
+
+def _any_line(text: str, needle: str, test: Callable[[str], bool]) -> bool:
+    """Whether a line of ``text`` (LF line ends) holding ``needle`` passes ``test``."""
+    at = text.find(needle)
+    while at >= 0:
+        start = text.rfind("\n", 0, at) + 1
+        end = text.find("\n", at)
+        end = len(text) if end < 0 else end
+        if test(text[start:end]):
+            return True
+        at = text.find(needle, end)
+    return False
 
 
 @dataclass(frozen=True)
