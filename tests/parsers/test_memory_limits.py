@@ -95,3 +95,18 @@ def test_sniffers_see_only_the_head_cut_at_a_line_end() -> None:
     utf16 = "\ufeff" + "x" * 20_000 + "\r\n" + "y" * 40_000
     cut = head(utf16.encode("utf-16-le"))
     assert cut.decode("utf-16-le").endswith("\r\n")
+
+
+def test_every_format_keeps_the_limits_through_the_registry() -> None:
+    """Parsers that read a file whole are held to the limits too (the registry counts)."""
+    from pathlib import Path as _Path
+
+    from worker import parsers
+
+    txt = _Path(__file__).parents[1] / "corpus" / "agilent-chemstation" / "001F0101.D" / \
+        "Report.TXT"
+    options = ParserOptions(max_peaks_per_table=2)
+    with pytest.raises(ParseError, match=r"more than 2 peaks in the table of 'FID1 A'.*"
+                                         r"max_peaks_per_table"):
+        parsers.parse(txt.read_bytes(), "Report.TXT", options)
+    assert parsers.parse(txt.read_bytes(), "Report.TXT", ParserOptions(max_peaks_per_table=3))

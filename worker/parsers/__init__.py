@@ -21,7 +21,14 @@ from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
-from worker.parsers.base import MIN_CONFIDENCE, ParsedFile, ParseError, Parser, SetParser
+from worker.parsers.base import (
+    MIN_CONFIDENCE,
+    ParsedFile,
+    ParseError,
+    Parser,
+    SetParser,
+    too_many,
+)
 from worker.parsers.options import NO_OPTIONS, ParserOptions
 from worker.parsers.text import decode
 
@@ -152,9 +159,27 @@ def detect(data: bytes, filename: str, options: ParserOptions = NO_OPTIONS) -> P
 
 
 def parse(data: bytes, filename: str, options: ParserOptions = NO_OPTIONS) -> ParsedFile:
-    """Detect the format and parse; the only exception that escapes is ParseError."""
+    """Detect the format and parse; the only exception that escapes is ParseError.
+
+    ``data`` is bytes, or for a big stored file an mmap of it (README.md: parsers that read a
+    file a slice at a time take any bytes-like object)."""
     parser = detect(data, filename, options)
-    return _guarded(parser, filename, lambda: parser.parse(data, filename, options))
+    return within_limits(_guarded(parser, filename, lambda: parser.parse(data, filename,
+                                                                          options)),
+                         filename, options)
+
+
+def within_limits(parsed: ParsedFile, filename: str, options: ParserOptions) -> ParsedFile:
+    """``parsed``, or ParseError naming the setting when a signal holds more peaks or points
+    than the limits allow: every format keeps them, whether or not its parser stops early."""
+    for signal in parsed.signals:
+        if signal.peaks is not None and len(signal.peaks) > options.max_peaks_per_table:
+            raise too_many(f"peaks in the table of {signal.name!r}", options.max_peaks_per_table,
+                           "max_peaks_per_table", filename=filename)
+        if signal.trace is not None and signal.trace.points > options.max_trace_points:
+            raise too_many(f"points in the trace of {signal.name!r}", options.max_trace_points,
+                           "max_trace_points", filename=filename)
+    return parsed
 
 
 def parse_set(members: Mapping[str, bytes], options: ParserOptions = NO_OPTIONS) -> ParsedFile:
@@ -170,7 +195,8 @@ def parse_set(members: Mapping[str, bytes], options: ParserOptions = NO_OPTIONS)
         raise ParseError(f"no set parser recognised the files {', '.join(members)}",
                          filename=first)
     parser: SetParser = scores[0][2]  # type: ignore[assignment]
-    return _guarded(parser, first, lambda: parser.parse_set(members, options))
+    return within_limits(_guarded(parser, first, lambda: parser.parse_set(members, options)),
+                         first, options)
 
 
 def _guarded(parser: Parser, filename: str, call: Callable[[], T]) -> T:
