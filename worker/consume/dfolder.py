@@ -110,7 +110,8 @@ def parse(settings: Settings, row: SourceFile, data: bytes,
     parser_options = options(settings)
     if found is None or found.role == REPORT:
         return parsers.parse(data, row.name, parser_options)
-    if chemstation_csv.sniff(data, row.name, parser_options) < parsers.MIN_CONFIDENCE:
+    if chemstation_csv.sniff(parsers.head(data), row.name,
+                             parser_options) < parsers.MIN_CONFIDENCE:
         return parsers.parse(data, row.name, parser_options)  # not a set file after all
     siblings = _siblings(row, found.folder)
     report = siblings.get("report.txt")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import mmap
 import struct
 import sys
 import threading
@@ -66,6 +67,22 @@ def raw_bytes(settings: Settings, row: SourceFile) -> bytes:
     if store.sha256_of(data) != row.sha256:
         raise store.StoreError(f"database copy of {row.sha256[:12]}… does not match its SHA-256")
     return data
+
+
+@contextlib.contextmanager
+def stored(settings: Settings, row: SourceFile) -> Iterator[bytes | mmap.mmap]:
+    """The stored bytes to parse: a big file as an mmap of its record in the raw store (its
+    pages are the file's, so memory stays bounded whatever its size), else ``raw_bytes``."""
+    if row.size > store.STREAM_BYTES and row.raw_pack is not None:
+        try:
+            with store.mapped(settings.raw_dir, row.sha256, row.raw_pack,
+                              row.raw_offset) as view:
+                if view is not None:
+                    yield view
+                    return
+        except FileNotFoundError:
+            pass
+    yield raw_bytes(settings, row)
 
 
 @dataclass
@@ -218,8 +235,8 @@ def _prepare(settings: Settings, row: SourceFile) -> Work:
     """Read the stored bytes and parse, outside any transaction (the slow, pure part)."""
     work = Work(row)
     try:
-        data = raw_bytes(settings, row)
-        work.parsed = dfolder.parse(settings, row, data, lambda r: raw_bytes(settings, r))
+        with stored(settings, row) as data:
+            work.parsed = dfolder.parse(settings, row, data, lambda r: raw_bytes(settings, r))
     except dfolder.NotYet as wait:
         work.wait = wait.seconds
     except ParseError as exc:

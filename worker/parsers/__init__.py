@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "accu_ingest.parsers"
 # What ``sniff`` is given: the first 64 KiB, cut after their last line break (README.md).
 SNIFF_BYTES = 65536
+# A stored file handed over as an mmap is read whole (copied into memory) up to this size by
+# parsers that do not read slices (``reads_slices``); bigger, only those read it.
+WHOLE_BYTES = 64 * 1024 * 1024
 _ZIP = b"PK\x03\x04"
 _BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 T = TypeVar("T")
@@ -164,6 +167,14 @@ def parse(data: bytes, filename: str, options: ParserOptions = NO_OPTIONS) -> Pa
     ``data`` is bytes, or for a big stored file an mmap of it (README.md: parsers that read a
     file a slice at a time take any bytes-like object)."""
     parser = detect(data, filename, options)
+    if not isinstance(data, bytes) and not getattr(parser, "reads_slices", False):
+        if len(data) > WHOLE_BYTES:
+            raise ParseError(
+                f"the file is {len(data) / 1048576:.0f} MiB, and {parser.display_name} is read "
+                f"whole: over the {WHOLE_BYTES // 1048576} MiB such a file may have for its "
+                "memory to stay bounded (WHOLE_BYTES); no export of that format is this big",
+                filename=filename)
+        data = bytes(data)
     return within_limits(_guarded(parser, filename, lambda: parser.parse(data, filename,
                                                                           options)),
                          filename, options)
@@ -217,8 +228,10 @@ def _broken_text(data: bytes, filename: str, options: ParserOptions) -> ParseErr
     Sniffers only look at text that decodes, so such a file would be "unrecognised"; the lab
     needs the line where it breaks instead (``text.decode``).
     """
-    if not data.startswith(_BOMS):
+    if not head(data).startswith(_BOMS):
         return None
+    if len(data) > SNIFF_BYTES:
+        return _broken_utf16(data, filename)
     try:
         decode(data, filename, configured=options.encoding_for(filename),
                default=options.default_encoding)
@@ -227,8 +240,26 @@ def _broken_text(data: bytes, filename: str, options: ParserOptions) -> ParseErr
     return None
 
 
+def _broken_utf16(data: bytes, filename: str) -> ParseError | None:
+    """``_broken_text`` of a big file, decoded a chunk at a time rather than whole."""
+    first = bytes(data[:3])
+    encoding = ("utf-8-sig" if first.startswith(codecs.BOM_UTF8) else
+                "utf-16-le" if first.startswith(codecs.BOM_UTF16_LE) else "utf-16-be")
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    lines, step = 1, 1 << 20
+    for at in range(0, len(data), step):
+        try:
+            lines += decoder.decode(bytes(data[at:at + step]), at + step >= len(data)).count("\n")
+        except UnicodeDecodeError as exc:
+            return ParseError(f"cannot decode as {encoding}: {exc.reason} near byte "
+                              f"{at + exc.start} (of {len(data)}; a UTF-16 file cut short or "
+                              "corrupted?)", line=lines, filename=filename)
+    return None
+
+
 def describe(data: bytes) -> str:
     """A short, human-readable description of what the first bytes look like."""
+    data = head(data)
     if not data:
         return "the file is empty"
     if data.startswith(_ZIP) and b"xl/" in data[:65536]:

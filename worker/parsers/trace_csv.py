@@ -34,6 +34,8 @@ name = "trace-csv"
 version = "1.0"
 display_name = "Two-column chromatogram trace (time, value)"
 extensions = (".csv", ".txt", ".tsv")
+# parse takes any bytes-like object and reads it a slice at a time (parsers/README.md).
+reads_slices = True
 
 _SIGNAL_IN_NAME = re.compile(r"\.dx_([A-Za-z]+)(\d*)([A-Z]?)\.csv$", re.IGNORECASE)
 # One number, with a decimal point or (TAB and semicolon files) a decimal comma.
