@@ -259,14 +259,14 @@ def _broken_utf16(data: bytes, filename: str) -> ParseError | None:
 
 def describe(data: bytes) -> str:
     """A short, human-readable description of what the first bytes look like."""
-    data = head(data)
+    size, data = len(data), head(data)
     if not data:
         return "the file is empty"
     if data.startswith(_ZIP) and b"xl/" in data[:65536]:
         return ("an Excel workbook (.xlsx) — read only through a [tables.NAME] column mapping "
                 "in the configuration whose `files` globs match its name, and none does")
     if b"\x00" in data[:4096] and data[:2] not in (b"\xff\xfe", b"\xfe\xff"):
-        return f"binary content ({len(data)} bytes, starts {data[:8].hex()})"
+        return f"binary content ({size} bytes, starts {data[:8].hex()})"
     first = data[:200].splitlines()[0] if data.strip() else b""
     return f"text starting {first[:80].decode('utf-8', 'backslashreplace')!r}"
 

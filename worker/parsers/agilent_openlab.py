@@ -28,7 +28,7 @@ from worker.parsers.base import (
     validated,
 )
 from worker.parsers.options import ParserOptions
-from worker.parsers.text import decode, parse_number, require_line_end
+from worker.parsers.text import decode, parse_number
 
 name = "agilent-openlab-csv"
 version = "1.0"
@@ -119,29 +119,37 @@ def _split(line: str, delimiter: str, number: int | None = None) -> list[str]:
 # The lines that could be a peak-table header: one naming RT or Area (found in one scan of the
 # text rather than a test of every line, most of the parser's time saved in a burst).
 _KEYWORDS = (b"area", b"rt", b"retention")
+_WINDOW = 1 << 20
 
 
-def _candidates(text: str) -> Iterator[tuple[int, str]]:
-    """(0-based index, line) of each line of ``text`` (LF-only line ends) that could be a
-    header, in order."""
-    # One byte per character (Latin-1, "?" for the rest), lower-cased in C: str.find on it
-    # is many times faster than a case-blind regex over the text.
-    probe = text.encode("latin-1", "replace").lower()
-    starts: set[int] = set()
-    for keyword in _KEYWORDS:
-        at = probe.find(keyword)
-        while at >= 0:
-            starts.add(probe.rfind(b"\n", 0, at) + 1)
-            end = probe.find(b"\n", at)
-            if end < 0:
-                break
-            at = probe.find(keyword, end)
-    index, previous = 0, 0
-    for start in sorted(starts):
-        index += probe.count(b"\n", previous, start)
-        previous = start
-        end = text.find("\n", start)
-        yield index, text[start:] if end < 0 else text[start:end]
+def _candidates(text: str) -> Iterator[tuple[int, int, int, str]]:
+    """(0-based index, start, end, line) of each line of ``text`` (LF-only line ends) that
+    could be a header, in order."""
+    index, window = 0, 0
+    while window < len(text):
+        stop = len(text) if window + _WINDOW >= len(text) else \
+            text.find("\n", window + _WINDOW) + 1 or len(text)
+        # One byte per character (Latin-1, "?" for the rest), lower-cased in C, a window at a
+        # time: str.find on it is many times faster than a case-blind regex over the text.
+        probe = text[window:stop].encode("latin-1", "replace").lower()
+        starts: set[int] = set()
+        for keyword in _KEYWORDS:
+            at = probe.find(keyword)
+            while at >= 0:
+                starts.add(probe.rfind(b"\n", 0, at) + 1)
+                end = probe.find(b"\n", at)
+                if end < 0:
+                    break
+                at = probe.find(keyword, end)
+        previous = 0
+        for start in sorted(starts):
+            index += probe.count(b"\n", previous, start)
+            previous = start
+            end = probe.find(b"\n", start)
+            end = len(probe) if end < 0 else end
+            yield index, window + start, window + end, text[window + start:window + end]
+        index += probe.count(b"\n", previous)
+        window = stop
 
 
 def _header_in(line: str, delimiter: str) -> list[str | None] | None:
@@ -158,10 +166,17 @@ def _header_in(line: str, delimiter: str) -> list[str | None] | None:
 def _delimiter(text: str) -> str:
     """``;`` when a line of ``text`` (LF line ends) is a header split at semicolons."""
     if ";" in text:
-        for _, line in _candidates(text):
+        for _, _, _, line in _candidates(text):
             if _header_in(line, ";") is not None:
                 return ";"
     return ","
+
+
+def _lines(text: str) -> list[str]:
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
 
 
 def _lf(text: str) -> str:
@@ -190,7 +205,7 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
         return NOT_MINE
     text = _lf(text)
     delimiter = _delimiter(text)
-    for index, line in _candidates(text):
+    for index, _, _, line in _candidates(text):
         if index >= _SNIFF_LINES:
             break
         fields = _header_in(line, delimiter)
@@ -203,15 +218,18 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     text, encoding = decode(data, filename, configured=options.encoding_for(filename),
                             default=options.default_encoding)
     lf = _lf(text)
-    lines = lf.split("\n")
-    if lines[-1] == "":
-        lines.pop()
+    ends_with_break = text.endswith(("\n", "\r"))
+    del text  # a big file's text is held once (``lf`` may be it)
+    # Lines are cut out one at a time, never all at once: a file of a million rows is
+    # rejected by the peaks limit before its rows cost memory.
+    count = lf.count("\n") + (0 if lf.endswith("\n") or not lf else 1)
     delimiter = _delimiter(lf)
     decimal_comma = delimiter == ";"
 
     header_at = None
     fields: list[str | None] = []
-    for i, line in _candidates(lf):
+    header_start = header_end = 0
+    for i, start, end, line in _candidates(lf):
         found = _header_fields(_split(line, delimiter, i + 1))
         if found is not None:
             if header_at is not None:
@@ -220,16 +238,18 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
             if _missing(found):
                 raise ParseError(f"peak-table header has no {' or '.join(_missing(found))} "
                                  "column", line=i + 1, filename=filename)
-            header_at, fields = i, found
+            header_at, fields, header_start, header_end = i, found, start, end
     if header_at is None:
         raise ParseError("no peak table header with RT and Area columns", filename=filename)
 
     rows: list[list[str]] = []
     sum_at = None
     total = None
-    i = header_at + 1
-    while i < len(lines):
-        line = lines[i]
+    i, at = header_at + 1, header_end + 1
+    while i < count:
+        end = lf.find("\n", at)
+        end = len(lf) if end < 0 else end
+        line = lf[at:end]
         cells = _split(line, delimiter, i + 1) if line.strip() else []
         if not cells or not any(c.strip() for c in cells):
             break
@@ -243,28 +263,30 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
         if len(rows) > options.max_peaks_per_table:
             raise too_many("peaks in the table", options.max_peaks_per_table,
                            "max_peaks_per_table", line=i + 1, filename=filename)
-        i += 1
+        i, at = i + 1, end + 1
     first = header_at + 2
     peaks = (None if decimal_comma else _fast_peaks(rows, fields, first)) or [
         _peak(cells, fields, n, line, decimal_comma, filename)
         for n, (line, cells) in enumerate(enumerate(rows, start=first), start=1)]
     if sum_at is None:
-        where = i + 1 if i < len(lines) else len(lines)
+        where = i + 1 if i < count else count
         raise ParseError("peak table ends without its Sum row (file cut off or incomplete)",
                          line=where, filename=filename)
-    if header_at > 0 and sum_at == len(lines) - 1:
+    if header_at > 0 and sum_at == count - 1 and not ends_with_break:
         # A Report's Sum row ends with its line end (and a blank line): a file that stops
         # inside it is a part still being written, whose total may be cut short.
-        require_line_end(text, sum_at + 1, "Sum row", filename)
+        raise ParseError("the Sum row has no line end: the file is cut off or still being "
+                         "written", line=sum_at + 1, filename=filename)
     if not peaks:
         raise ParseError("peak table has zero peaks", line=sum_at + 1, filename=filename)
     assert total is not None
     _check_sum(peaks, total, sum_cell, sum_at + 1, filename)
     peaks = _with_area_pct(peaks, total)
 
-    metadata = _metadata(lines[:header_at] + lines[sum_at + 1:], delimiter)
+    before = _lines(lf[:header_start])
+    metadata = _metadata(before + _lines(lf[at:])[1:], delimiter)
     signal_name = metadata.get("signal", "Signal A")
-    wavelength = _wavelength(lines[:header_at], delimiter)
+    wavelength = _wavelength(before, delimiter)
     values = {field: metadata[key] for key, field in FIELD_KEYS.items() if key in metadata}
     layout = "report" if header_at > 0 else "peakdata"
     with validated("invalid metadata", filename=filename):
