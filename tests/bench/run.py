@@ -12,15 +12,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import machine, profile, scenarios
+from . import bigfiles, machine, parsing, profile, scenarios
 from .table import Row, render, write_json
 from .workload import Workload
 
 HERE = Path(__file__).resolve().parent
 LAST_RUN = HERE / "last-run.json"
 LAST_PROFILE = HERE / "last-run.profile.txt"
-SCENARIOS = (scenarios.burst, scenarios.traces, scenarios.single_drops, scenarios.catch_up,
-             scenarios.growth, scenarios.scaled_out)
+SCENARIOS = (scenarios.burst, parsing.parsers_vs_peer, scenarios.traces, scenarios.single_drops,
+             scenarios.catch_up, scenarios.growth, scenarios.scaled_out, bigfiles.big_files)
 
 
 def build_parser() -> argparse.ArgumentParser:

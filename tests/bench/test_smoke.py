@@ -12,7 +12,8 @@ from .table import render, write_json
 from .workload import Workload
 
 TOY = Sizes(burst=20, single=3, catchup=20, trace_mb=(0.1, 0.2), e2e_trace_mb=0.1,
-            growth=(20, 40), growth_burst=10, growth_rounds=2)
+            growth=(20, 40), growth_burst=10, growth_rounds=2, sniff_mb=(0.1, 0.2),
+            big_table_rows=2_000, big_trace_mb=0.5)
 
 EXPECTED = {
     "Burst": ["end to end (drop → all committed)", "steady rate (first → last commit)",
@@ -25,13 +26,22 @@ EXPECTED = {
     "Single drops": ["drop → committed p50", "drop → committed p95", "drop → committed max",
                      "  drop → queued p50", "  queued → parsing p50", "  parsing → committed p50"],
     "Catch-up": ["start → all ingested", "rate", "worker peak RSS (VmHWM)"],
+    "Parsers (in-process, same run)": [
+        "ours on 100_Report.csv (parsers.parse)", "Accu-Mk1 on 100_Report.csv (parse_peakdata_csv)",
+        "ours / Accu-Mk1 parser", "detection (every sniffer) on a 0.1 MB trace",
+        "detection on a 0.2 MB trace / on a 0.1 MB trace"],
     "Large traces (DAD, time,value)": [
-        "0.1 MB parse (in-process trace_csv.parse)", "0.1 MB parse peak RSS (own process)",
-        "0.2 MB parse (in-process trace_csv.parse)", "0.2 MB parse peak RSS (own process)",
+        "0.1 MB parse (in-process trace_csv.parse)",
+        "0.1 MB parse, memory over the interpreter (own process, file mapped)",
+        "0.2 MB parse (in-process trace_csv.parse)",
+        "0.2 MB parse, memory over the interpreter (own process, file mapped)",
         "0.1 MB trace end to end (drop → committed)"],
     "Growth": ["CPU per file, 20 in the database", "CPU per file, 40 in the database",
                "wall per file, 20 in the database", "wall per file, 40 in the database",
                "growth"],
+    "Bounded memory (real worker, default settings, one file each)": [
+        "2,000-row peak table: peak RSS of any process",
+        "0.5 MB trace: peak RSS of any process"],
 }
 
 
