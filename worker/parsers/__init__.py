@@ -15,6 +15,7 @@ from __future__ import annotations
 import codecs
 import inspect
 import logging
+import mmap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -174,7 +175,10 @@ def parse(data: bytes, filename: str, options: ParserOptions = NO_OPTIONS) -> Pa
                 f"whole: over the {WHOLE_BYTES // 1048576} MiB such a file may have for its "
                 "memory to stay bounded (WHOLE_BYTES); no export of that format is this big",
                 filename=filename)
-        data = bytes(data)
+        copy = bytes(data)
+        if isinstance(data, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+            data.madvise(mmap.MADV_DONTNEED)  # the copy is what is read: the pages go back
+        data = copy
     return within_limits(_guarded(parser, filename, lambda: parser.parse(data, filename,
                                                                           options)),
                          filename, options)

@@ -28,7 +28,7 @@ from worker.parsers.base import (
     validated,
 )
 from worker.parsers.options import ParserOptions
-from worker.parsers.text import decode, lines_of, read_numeric_rows, split_lines
+from worker.parsers.text import decode, lines_of, read_numeric_rows
 
 name = "trace-csv"
 version = "1.0"
@@ -58,7 +58,8 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
                          default=options.default_encoding)
     except (ParseError, UnicodeDecodeError):
         return NOT_MINE
-    lines = [ln for ln in split_lines(text)[:_SNIFF_LINES] if ln.strip()]
+    # Only the first lines are looked at: split no further than them.
+    lines = [ln for ln in _LINE_BREAK.split(text, _SNIFF_LINES)[:_SNIFF_LINES] if ln.strip()]
     if len(data) > 8192:
         lines = lines[:-1]  # the cut may fall mid-line
     if lines and lines[-1].strip() == _TERMINATOR:
@@ -80,6 +81,7 @@ CHUNK_BYTES = 1 << 21
 # terminator and trailing blank lines in this much of the end.
 _EDGE_BYTES = 65536
 _LONGEST_LINE = 1 << 20
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _BREAK = re.compile(rb"\r\n|\r|\n")
 
 
