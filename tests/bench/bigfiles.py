@@ -1,6 +1,7 @@
-"""Memory whatever the file: a 1,000,000-row peak table and a 400 MB trace through the real
-worker (watcher, raw store, consumer processes), each in a worker of its own, with the peak
-resident set of every process beside the 300 MB bound."""
+"""Memory whatever the file: a 1,000,000-row peak table, a 400 MB trace and the longest trace
+the default limit accepts through the real worker (watcher, raw store, consumer processes),
+each in a worker of its own, with the peak resident set of every process beside the 300 MB
+bound."""
 
 from __future__ import annotations
 
@@ -30,12 +31,21 @@ def big_report(count: int) -> bytes:
     return "\n".join([*preamble, HEADER, *rows, f"Sum,{count}.0000,,,,", ""]).encode()
 
 
+def points_trace(points: int) -> bytes:
+    """A DAD trace of exactly ``points`` rows, printed as the instrument prints them."""
+    return "".join(f"{(i + 1) / 1200:.12f},{(i % 977) / 7.3:.9f}\n"
+                   for i in range(points)).encode("ascii")
+
+
 def big_files(bench: Bench) -> list[Row]:
     rows: list[Row] = []
     count, trace_mb = bench.sizes.big_table_rows, bench.sizes.big_trace_mb
+    longest = bench.sizes.longest_trace_points
     cases = [(f"{count:,}-row peak table", "MILLION_Report.csv", lambda: big_report(count)),
              (f"{trace_mb:g} MB trace", "HUGE_Std.dx_DAD1A.CSV",
-              lambda: workload.trace(int(trace_mb * MB)))]
+              lambda: workload.trace(int(trace_mb * MB))),
+             (f"{longest:,}-point trace (the longest max_trace_points accepts)",
+              "LONGEST_Std.dx_DAD1A.CSV", lambda: points_trace(longest))]
     for what, name, make in cases:
         staging = bench.folder(f"big-staging-{name}")
         (staging / name).write_bytes(make())

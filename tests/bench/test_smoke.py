@@ -13,7 +13,7 @@ from .workload import Workload
 
 TOY = Sizes(burst=20, single=3, catchup=20, trace_mb=(0.1, 0.2), e2e_trace_mb=0.1,
             growth=(20, 40), growth_burst=10, growth_rounds=2, sniff_mb=(0.1, 0.2),
-            big_table_rows=2_000, big_trace_mb=0.5)
+            big_table_rows=2_000, big_trace_mb=0.5, longest_trace_points=1_000)
 
 EXPECTED = {
     "Burst": ["end to end (drop → all committed)", "steady rate (first → last commit)",
@@ -41,7 +41,8 @@ EXPECTED = {
                "growth"],
     "Bounded memory (real worker, default settings, one file each)": [
         "2,000-row peak table: peak RSS of any process",
-        "0.5 MB trace: peak RSS of any process"],
+        "0.5 MB trace: peak RSS of any process",
+        "1,000-point trace (the longest max_trace_points accepts): peak RSS of any process"],
 }
 
 

@@ -14,6 +14,7 @@ import struct
 import sys
 import threading
 import time
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -366,14 +367,28 @@ def _write(row: SourceFile, parsed: ParsedFile, settings: Settings,
     return touched
 
 
-def pack(times: object, values: object) -> bytes:
-    """Little-endian float64 times then values: portable across machines and databases."""
-    from array import array
-    t, v = array("d", times), array("d", values)  # type: ignore[arg-type]
+def pack(times: object, values: object) -> bytearray:
+    """Little-endian float64 times then values: portable across machines and databases.
+
+    Written straight into one buffer (no copy of the arrays, no concatenation): the points of
+    a long trace are held once more here, not three times."""
+    t, v = _doubles(times), _doubles(values)
     if sys.byteorder != "little":
+        t, v = array("d", t), array("d", v)
         t.byteswap()
         v.byteswap()
-    return struct.pack("<I", len(t)) + t.tobytes() + v.tobytes()
+    size = len(t) * 8
+    out = bytearray(4 + 2 * size)
+    struct.pack_into("<I", out, 0, len(t))
+    out[4:4 + size] = memoryview(t).cast("B")
+    out[4 + size:] = memoryview(v).cast("B")
+    return out
+
+
+def _doubles(points: object) -> array:
+    if isinstance(points, array) and points.typecode == "d":
+        return points
+    return array("d", points)  # type: ignore[call-overload]
 
 
 @dataclass

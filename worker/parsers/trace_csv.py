@@ -228,8 +228,14 @@ def _rows(data: bytes, start: int, end: int, codec: str, delimiter: str, decimal
     newline = b"\n" if bytes(data[start:min(end, start + _EDGE_BYTES)]).find(b"\n") >= 0 \
         else b"\r"
     release = _releaser(data)
-    times, values = array("d"), array("d")
-    line, at = first_line, start
+    # Counted first (a pass of str.count, a slice at a time), so the arrays are made once at
+    # their size: grown row by row, each would be copied as it grew, twice its size at times.
+    rows = _count_rows(data, start, end, newline, release)
+    if rows > options.max_trace_points:
+        raise too_many("points in the trace", options.max_trace_points, "max_trace_points",
+                       line=first_line + options.max_trace_points, filename=filename)
+    times, values = array("d", [0.0]) * rows, array("d", [0.0]) * rows
+    line, at, filled = first_line, start, 0
     previous = -math.inf
     while at < end:
         stop = end
@@ -248,15 +254,27 @@ def _rows(data: bytes, start: int, end: int, codec: str, delimiter: str, decimal
             body = [" ".join(row.split()) for row in body]
         chunk_times, chunk_values = _columns(body, delimiter, decimal_comma, filename, line)
         previous = _check_times(chunk_times, previous, filename, line)
-        times.extend(chunk_times)
-        values.extend(chunk_values)
+        times[filled:filled + len(chunk_times)] = chunk_times
+        values[filled:filled + len(chunk_values)] = chunk_values
+        filled += len(chunk_times)
         line += len(body)
-        if len(times) > options.max_trace_points:
-            raise too_many("points in the trace", options.max_trace_points, "max_trace_points",
-                           line=line - 1, filename=filename)
         release(stop)
         at = stop
+    del times[filled:], values[filled:]
     return times, values
+
+
+def _count_rows(data: bytes, start: int, end: int, newline: bytes,
+                release: Callable[[int], None]) -> int:
+    """Lines in ``data[start:end]`` (a last one without its line end included): at least the
+    rows there, for the arrays to hold them."""
+    count, at = 0, start
+    while at < end:
+        stop = min(end, at + CHUNK_BYTES * 4)
+        count += bytes(data[at:stop]).count(newline)
+        release(stop)
+        at = stop
+    return count + (bytes(data[end - 1:end]) != newline)
 
 
 def _releaser(data: object) -> Callable[[int], None]:
