@@ -52,3 +52,40 @@ def test_a_trace_over_max_trace_points_is_rejected_naming_the_setting(
     assert row.state == "rejected"
     assert row.error is not None and "max_trace_points = 10000" in row.error
     assert SourceFile.get_by_id(row.id).error_line is not None
+
+
+def test_a_file_that_no_longer_hashes_as_read_is_not_stored(tmp_path: Path) -> None:
+    source = tmp_path / "growing.csv"
+    source.write_bytes(b"1,2\n" * 1000)
+    sha, size = store.hash_file(source)
+    source.write_bytes(b"1,2\n" * 1001)  # written again between the hash and the copy
+    root = tmp_path / "raw"
+    try:
+        store.put_file(root, source, sha, size)
+    except store.Changed:
+        pass
+    else:
+        raise AssertionError("a changed file was stored")
+    assert not any(p.is_file() for p in root.rglob("*.pack"))
+
+
+def test_only_an_aligned_record_is_mapped_and_a_damaged_one_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "raw"
+    source = tmp_path / "big.csv"
+    source.write_bytes(b"0.1,2.5\n" * 5000)
+    sha, size = store.hash_file(source)
+    place = store.put_file(root, source, sha, size)
+    with store.mapped(root, sha, place.pack, place.offset) as view:
+        assert view is not None and view[:] == source.read_bytes()
+    small = store.put_many(root, [(store.sha256_of(b"x"), b"x")])[store.sha256_of(b"x")]
+    with store.mapped(root, store.sha256_of(b"x"), small.pack, small.offset) as view:
+        assert view is None  # packed between others: read, not mapped
+    pack = root / place.pack
+    damaged = bytearray(pack.read_bytes())
+    damaged[-2] ^= 1
+    pack.write_bytes(bytes(damaged))
+    try:
+        with store.mapped(root, sha, place.pack, place.offset):
+            raise AssertionError("a damaged record was mapped")
+    except store.StoreError as exc:
+        assert "does not match its SHA-256" in str(exc)

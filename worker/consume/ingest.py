@@ -74,16 +74,13 @@ def raw_bytes(settings: Settings, row: SourceFile) -> bytes:
 def stored(settings: Settings, row: SourceFile) -> Iterator[bytes | mmap.mmap]:
     """The stored bytes to parse: a big file as an mmap of its record in the raw store (its
     pages are the file's, so memory stays bounded whatever its size), else ``raw_bytes``."""
-    if row.size > store.STREAM_BYTES and row.raw_pack is not None:
-        try:
-            with store.mapped(settings.raw_dir, row.sha256, row.raw_pack,
-                              row.raw_offset) as view:
-                if view is not None:
-                    yield view
-                    return
-        except FileNotFoundError:
-            pass
-    yield raw_bytes(settings, row)
+    with contextlib.ExitStack() as stack:
+        view = None
+        if row.size > store.STREAM_BYTES and row.raw_pack is not None:
+            with contextlib.suppress(FileNotFoundError):  # not here: from the database
+                view = stack.enter_context(store.mapped(settings.raw_dir, row.sha256,
+                                                        row.raw_pack, row.raw_offset))
+        yield view if view is not None else raw_bytes(settings, row)
 
 
 @dataclass
