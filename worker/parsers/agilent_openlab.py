@@ -374,16 +374,26 @@ def _metadata(lines: list[str], delimiter: str) -> dict[str, str]:
     skipped."""
     metadata: dict[str, str] = {}
     for line in lines:
-        if ":" not in line:
-            continue  # no key in it
-        cells = line.split(delimiter) if '"' not in line else _split(line, delimiter)
-        for key, value in zip(cells[::2], cells[1::2], strict=False):
-            if ":" not in key:
-                continue
-            key = key.strip()
-            if key.endswith(":") and len(key) > 1:
-                metadata.setdefault(key[:-1].strip().lower(), value.strip())
+        if ":" in line:  # else no key in it
+            for key, value in (_pairs(line, delimiter) if len(line) <= 256
+                               else _pairs.__wrapped__(line, delimiter)):
+                metadata.setdefault(key, value)
     return metadata
+
+
+@lru_cache(maxsize=4096)
+def _pairs(line: str, delimiter: str) -> tuple[tuple[str, str], ...]:
+    """The (key, value) pairs of one metadata line, remembered for short lines: an
+    instrument's method preamble repeats, line for line, in every file of a sequence."""
+    cells = line.split(delimiter) if '"' not in line else _split(line, delimiter)
+    pairs = []
+    for key, value in zip(cells[::2], cells[1::2], strict=False):
+        if ":" not in key:
+            continue
+        key = key.strip()
+        if key.endswith(":") and len(key) > 1:
+            pairs.append((key[:-1].strip().lower(), value.strip()))
+    return tuple(pairs)
 
 
 def _wavelength(lines: list[str], delimiter: str) -> float | None:
