@@ -97,11 +97,11 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     score = NOT_MINE
     if text.startswith(_FIRST):
         score += 25
-    if _any_line(text, "Signal ", lambda line: _SIGNAL.fullmatch(line) is not None):
+    if _any_line(text, "Signal ", lambda line: _SIGNAL.fullmatch(line) is not None, True):
         score += 20
     if _any_line(text, "-|-", lambda line: _TABLE_RULE.fullmatch(line) is not None):
         score += 20
-    if any(_any_line(text, key, lambda line, key=key: line.startswith(key))
+    if any(_any_line(text, key, lambda line, key=key: line.startswith(key), True)
            for key in ("Acq. Operator", "Injection Date")):
         score += 10
     if _any_line(text, "Area Percent Report",
@@ -112,10 +112,15 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     return min(score, CERTAIN)
 
 
-def _any_line(text: str, needle: str, test: Callable[[str], bool]) -> bool:
-    """Whether a line of ``text`` (LF line ends) holding ``needle`` passes ``test``."""
+def _any_line(text: str, needle: str, test: Callable[[str], bool],
+              starts: bool = False) -> bool:
+    """Whether a line of ``text`` (LF line ends) holding ``needle`` (at its start, with
+    ``starts``) passes ``test``."""
     at = text.find(needle)
     while at >= 0:
+        if starts and at and text[at - 1] != "\n":
+            at = text.find(needle, at + 1)
+            continue
         start = text.rfind("\n", 0, at) + 1
         end = text.find("\n", at)
         end = len(text) if end < 0 else end
