@@ -235,7 +235,7 @@ def _broken_text(data: bytes, filename: str, options: ParserOptions) -> ParseErr
     if not head(data).startswith(_BOMS):
         return None
     if len(data) > SNIFF_BYTES:
-        return _broken_utf16(data, filename)
+        return _broken_big_text(data, filename)
     try:
         decode(data, filename, configured=options.encoding_for(filename),
                default=options.default_encoding)
@@ -244,7 +244,7 @@ def _broken_text(data: bytes, filename: str, options: ParserOptions) -> ParseErr
     return None
 
 
-def _broken_utf16(data: bytes, filename: str) -> ParseError | None:
+def _broken_big_text(data: bytes, filename: str) -> ParseError | None:
     """``_broken_text`` of a big file, decoded a chunk at a time rather than whole."""
     first = bytes(data[:3])
     encoding = ("utf-8-sig" if first.startswith(codecs.BOM_UTF8) else
