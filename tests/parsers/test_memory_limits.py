@@ -110,3 +110,15 @@ def test_every_format_keeps_the_limits_through_the_registry() -> None:
                                          r"max_peaks_per_table"):
         parsers.parse(txt.read_bytes(), "Report.TXT", options)
     assert parsers.parse(txt.read_bytes(), "Report.TXT", ParserOptions(max_peaks_per_table=3))
+
+
+def test_a_big_utf16_file_cut_short_names_where_decoding_stops() -> None:
+    """Read a chunk at a time, not decoded whole, and still the line where it breaks."""
+    from worker import parsers
+
+    text = "\ufeff" + "".join(f"note {i}: nothing a parser knows\r\n" for i in range(5000))
+    data = text.encode("utf-16-le")[:-1]  # an odd byte count: cut inside the last character
+    assert len(data) > 65536
+    with pytest.raises(ParseError, match="cannot decode as utf-16-le") as caught:
+        parsers.parse(data, "notes.txt")
+    assert caught.value.line == 5000  # the last line, its line end cut in half

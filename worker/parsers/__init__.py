@@ -252,9 +252,12 @@ def _broken_big_text(data: bytes, filename: str) -> ParseError | None:
     decoder = codecs.getincrementaldecoder(encoding)("strict")
     lines, step = 1, 1 << 20
     for at in range(0, len(data), step):
+        chunk = bytes(data[at:at + step])
         try:
-            lines += decoder.decode(bytes(data[at:at + step]), at + step >= len(data)).count("\n")
+            lines += decoder.decode(chunk, at + step >= len(data)).count("\n")
         except UnicodeDecodeError as exc:
+            # The lines before the bad byte, as text.decode counts them.
+            lines += chunk[:exc.start].decode(encoding, errors="ignore").count("\n")
             return ParseError(f"cannot decode as {encoding}: {exc.reason} near byte "
                               f"{at + exc.start} (of {len(data)}; a UTF-16 file cut short or "
                               "corrupted?)", line=lines, filename=filename)
