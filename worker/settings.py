@@ -12,7 +12,15 @@ import socket
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -34,7 +42,7 @@ DEFAULT_EXCLUDE = [
 CLI_OPTIONS = ("inbox", "data_dir", "database_url", "queue_url", "host", "port", "workers",
                "consumer_processes", "node")
 # Secrets are never options: a command line is visible in `ps` and is copied into unit files.
-SECRETS = ("queue_secret", "audit_key")
+SECRETS = ("queue_secret", "audit_key", "notify", "job_report_url")
 
 
 class SettingsError(Exception):
@@ -67,6 +75,16 @@ class MethodSettings(BaseModel):
     purity_signal: str | None = Field(
         None, description="signal purity is computed on: its name as the file prints it, or a "
                           "wavelength such as '254 nm' (default: the first peak table)")
+    reason: str | None = Field(
+        None, description="why the level corrections / exclusions are made (required with "
+                          "them; recorded in the audit trail when they take effect)")
+
+    @model_validator(mode="after")
+    def _corrections_say_why(self) -> MethodSettings:
+        if (self.level_corrections or self.exclude_levels) and not (self.reason or "").strip():
+            raise ValueError("level_corrections and exclude_levels change results: add "
+                             "reason = \"…\" (why, e.g. a certificate number) beside them")
+        return self
 
     @field_validator("concentration_unit")
     @classmethod
@@ -93,6 +111,59 @@ class MethodSettings(BaseModel):
         if any(level <= 0 for level in corrections.values()):
             raise ValueError("a corrected level must be > 0")
         return corrections
+
+
+class RetentionSettings(BaseModel):
+    """What the scheduler's maintenance pass may delete (the ``[retention]`` table)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    processed_days: float | None = Field(
+        None, gt=0, description="delete files in processed/ older than this (the raw store "
+                                "keeps their bytes); default: keep them")
+    processed_gb: float | None = Field(
+        None, gt=0, description="delete the oldest files in processed/ while it is larger "
+                                "than this; default: no limit")
+    canary_days: float = Field(7.0, gt=0, description="canary rows older than this are pruned")
+    orphan_pack_hours: float = Field(
+        24.0, gt=0, description="a raw pack no ledger row points to (left by a crash) is removed "
+                                "once this old")
+
+
+NotifyEvent = Literal["rejected", "backlog", "canary", "inbox", "consumers", "disk", "audit",
+                      "job_finished"]
+NOTIFY_EVENTS: tuple[str, ...] = NotifyEvent.__args__  # type: ignore[attr-defined]
+
+
+class NotifyTarget(BaseModel):
+    """One receiver of notifications (a ``[[notify]]`` table): an apprise URL and the events it
+    wants. A problem's "resolved" message goes to every target that got the problem."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: SecretStr = Field(description="apprise URL: mailtos://…, msteams://…, json://…, "
+                                       "ntfy://… (secrets in it are never logged)")
+    events: list[NotifyEvent] = Field(default_factory=lambda: list(NOTIFY_EVENTS),
+                                      description="what it is told about (default: all)")
+    name: str | None = Field(None, description="how logs and metrics call it (default: the "
+                                               "URL's scheme and host)")
+
+    @field_validator("url")
+    @classmethod
+    def _apprise_knows_it(cls, url: SecretStr) -> SecretStr:
+        import apprise  # only when a target is configured: apprise loads its plugins
+        if not apprise.Apprise().add(url.get_secret_value()):
+            raise ValueError("apprise does not recognise this URL (see "
+                             "https://github.com/caronc/apprise/wiki for each service's form)")
+        return url
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        scheme, _, rest = self.url.get_secret_value().partition("://")
+        host = rest.rsplit("@", 1)[-1].split("/", 1)[0].split("?", 1)[0]
+        return f"{scheme}://{host}"
 
 
 class Settings(BaseSettings):
@@ -186,9 +257,39 @@ class Settings(BaseSettings):
     date_order: DateOrder = Field(
         "auto", description="day/month order of a/b/yyyy dates: day-first, month-first, or "
                             "auto (from the file's own unambiguous dates; else left unread)")
+    scrub_seconds: float = Field(
+        86400.0, ge=0, description="the scheduler re-hashes the whole raw store, and applies "
+                                   "retention, this often; 0 = off")
+    scrub_mb_per_second: float = Field(
+        8.0, gt=0, description="the scrub reads the raw store no faster than this")
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     group_settle_seconds: float = Field(
         5.0, ge=0, description="a ChemStation .D folder's CSV report set waits this long after "
                                "its last file arrived for a Report.TXT before being read alone")
+
+    notify: list[NotifyTarget] = Field(
+        default_factory=list, description="notification targets ([[notify]] tables)")
+    notify_group_seconds: float = Field(
+        30.0, ge=0, description="a burst of events is sent as one message once none came for "
+                                "this long (at most 10 × this after the first); also the "
+                                "least time between two messages to one target")
+    notify_poll_seconds: float = Field(
+        5.0, gt=0, description="how often the notifier reads the ledger and the checks")
+    audit_verify_minutes: float = Field(
+        60.0, ge=0, description="the notifier verifies the audit trail this often (0 = never)")
+    job_settle_seconds: float = Field(
+        300.0, gt=0, description="a job is finished when no file of it has finished for this "
+                                 "long and none is waiting: its report is written then")
+    job_report_url: SecretStr | None = Field(
+        None, description="POST each job report here (JSON, with an Idempotency-Key header), "
+                          "retried until it is taken")
+
+    @field_validator("job_report_url")
+    @classmethod
+    def _http_url(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is not None and not url.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return url
 
     @field_validator("default_encoding")
     @classmethod
@@ -266,6 +367,16 @@ class Settings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+    @property
+    def config_file(self) -> Path | None:
+        """The --config file these settings were read from, for the commands messages give."""
+        toml = self.model_config.get("toml_file")
+        return Path(toml) if isinstance(toml, str | Path) else None
 
     @property
     def max_file_bytes(self) -> int:

@@ -101,7 +101,8 @@ def test_corpus_standards_give_the_lab_curve_and_conform(tmp_path: Path, corpus:
 
     # The file name rounds 12.5 µg/mL to 12: corrected in the configuration, and audited.
     config = tmp_path / "corrected.toml"
-    config.write_text('[methods.default]\nlevel_corrections = {"12" = 12.5}\n', encoding="utf-8")
+    config.write_text('[methods.default]\nlevel_corrections = {"12" = 12.5}\n'
+                      'reason = "CoA 4711: level 12 is 12.5"\n', encoding="utf-8")
     fixed = WorkerProcess(tmp_path / "fixed")
     assert fixed.cli("ingest", str(folder), "--config", str(config)).returncode == 0
     curve = calibration(fixed, "agilent-1290", "--config", str(config))
@@ -198,6 +199,7 @@ def test_flags_exclusions_and_analyte_curves(tmp_path: Path, open_db) -> None:
         standard(exports / "jobC", f"Std_{level}", area=area)
     config = tmp_path / "methods.toml"
     config.write_text("[methods.BPC]\nexclude_levels = [100]\nlevel_corrections = {\"7\" = 7.5}\n"
+                      "reason = \"CoA 4711\"\n"
                       "dilution_factor = 10\nconcentration_unit = \"mg/L\"\n"
                       "[methods.default]\nrt_tolerance_min = 0.5\n", encoding="utf-8")
     w = WorkerProcess(tmp_path)

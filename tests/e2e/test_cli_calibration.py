@@ -21,6 +21,7 @@ def test_calibration_command_prints_curve_points_and_flags(tmp_path: Path, corpu
         shutil.copy(corpus / "agilent-1290" / f"{level}_Report.csv", folder)
     config = tmp_path / "accu-ingest.toml"
     config.write_text('[methods.default]\nlevel_corrections = {"12" = 12.5}\n'
+                      'reason = "CoA 4711: level 12 is 12.5"\n'
                       "exclude_levels = [250]\npurity_min_pct = 98.0\n", encoding="utf-8")
     w = WorkerProcess(tmp_path)
     assert w.cli("ingest", str(folder), "--config", str(config)).returncode == 0

@@ -197,6 +197,7 @@ def test_a_child_gets_exactly_the_parents_settings(tmp_path: Path,
     config = tmp_path / "accu-ingest.toml"
     config.write_text('workers = 3\nafter_ingest = "keep"\n'
                       '[methods.default]\nlevel_corrections = {"12" = 12.5}\n'
+                      'reason = "CoA 4711: level 12 is 12.5"\n'
                       'concentration_unit = "mg/L"\n'
                       '[tables.lims]\nfiles = ["*.csv"]\ndecimal_comma = true\n'
                       '[tables.lims.columns]\nrt = "RT"\narea = "Area"\n'

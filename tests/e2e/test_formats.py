@@ -106,7 +106,8 @@ def test_shimadzu_signals_and_configured_purity_signal(workers: list, tmp_path: 
                                                        corpus: Path, open_db) -> None:
     worker = start(tmp_path, '[methods.default]\npurity_signal = "Detector B"\n')
     workers.append(worker)
-    shutil.copytree(corpus / "shimadzu-labsolutions", worker.inbox / "shimadzu")
+    (worker.inbox / "shimadzu").mkdir()
+    shutil.copy(corpus / "shimadzu-labsolutions" / "new-shim-1.txt", worker.inbox / "shimadzu")
     status = worker.wait_final(1, timeout=60)
     assert status["files"]["ingested"] == 1
     open_db(worker.data)
@@ -126,8 +127,10 @@ def test_chromeleon_and_empower_traces(workers: list, tmp_path: Path, corpus: Pa
                                        open_db) -> None:
     worker = start(tmp_path)
     workers.append(worker)
-    shutil.copytree(corpus / "thermo-chromeleon", worker.inbox / "chromeleon")
-    shutil.copytree(corpus / "waters-empower", worker.inbox / "empower")
+    for folder, name in (("thermo-chromeleon", "Adenosine Stadards_ 0.5 mM.txt"),
+                         ("waters-empower", "results1844.arw")):
+        (worker.inbox / folder).mkdir()
+        shutil.copy(corpus / folder / name, worker.inbox / folder)
     status = worker.wait_final(2, timeout=60)
     assert status["files"]["ingested"] == 2 and status["files"]["rejected"] == 0
     open_db(worker.data)

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -21,15 +18,16 @@ from pathlib import Path
 import pytest
 from support.corpus import IN_CI
 from support.reports import random_peaks, report
-from support.workers import WorkerProcess, files_under, wait_for, write_config
+from support.workers import (
+    UnprivilegedWorker,
+    WorkerProcess,
+    can_drop_override,
+    files_under,
+    wait_for,
+    write_config,
+)
 
 from worker.record.models import SourceFile, database
-
-# Tests run as root, and root reads any file. The worker runs as root still (it owns every
-# file of the test) but without the capabilities that let root pass permission checks, so a
-# file of mode 000 is as unreadable to it as to any other user.
-NO_OVERRIDE = ["setpriv", "--inh-caps=-dac_override,-dac_read_search",
-               "--bounding-set=-dac_override,-dac_read_search"]
 
 
 def _report(seed: int) -> bytes:
@@ -48,34 +46,8 @@ def _ingested(worker: WorkerProcess) -> int:
     return int(worker.status()["files"]["ingested"])
 
 
-class UnprivilegedWorker(WorkerProcess):
-    """The worker without root's permission override (see NO_OVERRIDE)."""
-
-    def start(self, *extra: str) -> WorkerProcess:
-        cmd = [*NO_OVERRIDE, sys.executable, "-m", "worker", "run", "--inbox", str(self.inbox),
-               "--data-dir", str(self.data), "--port", str(self.port), *self.extra, *extra]
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env)
-        wait_for(self.alive, timeout=30, what="worker /livez")
-        wait_for(self.consuming, timeout=30, what="worker's consumer processes ready")
-        return self
-
-
-def _can_drop_override(tmp_path: Path) -> bool:
-    probe = tmp_path / "probe"
-    probe.write_bytes(b"x")
-    probe.chmod(0)
-    try:
-        if shutil.which("setpriv") is None:
-            return False
-        done = subprocess.run([*NO_OVERRIDE, "cat", str(probe)], capture_output=True)
-        return done.returncode != 0 and b"Permission denied" in done.stderr
-    finally:
-        probe.unlink()
-
-
 def test_an_unreadable_file_is_reported_and_taken_once_readable(tmp_path: Path) -> None:
-    if not _can_drop_override(tmp_path):
+    if not can_drop_override(tmp_path):
         if IN_CI:
             pytest.fail("setpriv cannot make a file unreadable here; CI must allow it")
         pytest.skip("no way to make a file unreadable to this user (setpriv without caps)")

@@ -89,7 +89,7 @@ def test_a_name_that_is_not_utf8_does_not_stop_intake(worker: WorkerProcess, ope
 
     # A retry finds the quarantined file by its real name, and rewrites its reason.
     database.close()
-    retried = worker.cli("retry", str(odd["Kl\\xe4r_Report.csv"].id))
+    retried = worker.cli("retry", str(odd["Kl\\xe4r_Report.csv"].id), "--reason", "test")
     assert retried.returncode == 1, retried.stdout + retried.stderr
     assert "Kl\\xe4r_Report.csv" in retried.stdout and "Traceback" not in retried.stderr
     assert "retry" in [e.event for e in AuditEvent.select().where(

@@ -78,10 +78,10 @@ def test_backup_is_a_consistent_copy_of_a_live_database(worker: WorkerProcess,
     for name in ("12_Report.csv", "25_Report.csv"):
         (worker.inbox / name).write_bytes((corpus / "agilent-1290" / name).read_bytes())
     worker.wait_final(2)
-    dest = worker.root / "backup" / "copy.db"
+    dest = worker.root / "backup" / "2026-12-06"
     done = worker.cli("backup", str(dest))  # while the worker runs
     assert done.returncode == 0, done.stderr
-    with sqlite3.connect(dest) as copy:
+    with sqlite3.connect(dest / "accu-ingest.db") as copy:
         assert copy.execute("SELECT COUNT(*) FROM source_file WHERE state='ingested'"
                             ).fetchone() == (2,)
     again = worker.cli("backup", str(dest))

@@ -35,7 +35,7 @@ def test_retry_after_fixing_the_cause_ingests_and_tidies_quarantine(tmp_path, op
     assert {r.state for r in SourceFile.select()} == {"rejected"}
 
     # max_file_mb back to its default: retry them all, no worker running.
-    done = worker.cli("retry", "--all-rejected")
+    done = worker.cli("retry", "--all-rejected", "--reason", "max_file_mb back to default")
     assert done.returncode == 1, done.stdout + done.stderr  # one is still bad
     s1 = SourceFile.get(SourceFile.name == "S1_Report.csv")
     s2 = SourceFile.get(SourceFile.name == "S2_Report.csv")
@@ -53,7 +53,7 @@ def test_retry_after_fixing_the_cause_ingests_and_tidies_quarantine(tmp_path, op
     assert "max_file_mb" in retries[0]["previous_error"]
 
     # Retrying what is no longer rejected does nothing; the trail still verifies.
-    again = worker.cli("retry", str(s1.id))
+    again = worker.cli("retry", str(s1.id), "--reason", "again")
     assert again.returncode == 1 and "not rejected (it is ingested)" in again.stdout
     assert worker.cli("audit", "verify").returncode == 0
 
@@ -69,7 +69,7 @@ def test_retry_while_the_worker_runs_processes_the_file_once(worker: WorkerProce
     row = SourceFile.get()
     assert row.state == "rejected"
     # A retry of an unchanged file is rejected the same way, and only once.
-    done = worker.cli("retry", str(row.id))
+    done = worker.cli("retry", str(row.id), "--reason", "parser fixed")
     assert done.returncode == 1 and "without its Sum row" in done.stdout
     wait_for(lambda: worker.status()["backlog"] == 0, what="empty backlog")
     assert SourceFile.get_by_id(row.id).state == "rejected"

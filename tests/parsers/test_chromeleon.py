@@ -137,3 +137,60 @@ def test_data_points_mismatch() -> None:
                          NO_OPTIONS)
     with pytest.raises(ParseError, match="no 'Data Points'"):
         chromeleon.parse(SEVEN.replace("Data Points\t4\n", "").encode(), "x.txt", NO_OPTIONS)
+
+
+# A real Chromeleon 7.2 export from a German PC (an excerpt: tests/corpus/README.md): decimal
+# commas in the data and the header, a dotted date, ``n.a.`` in the first row's Step column.
+SEVEN_REAL = "20170526_MME_AA_STD-Mix2-excerpt.txt"
+SEVEN_ROWS = 811
+
+
+@pytest.fixture(scope="module")
+def seven() -> bytes:
+    return corpus_bytes("thermo-chromeleon", SEVEN_REAL)
+
+
+def test_real_7_2_export_reproduces_its_printed_values(seven: bytes) -> None:
+    parsed = chromeleon.parse(seven, SEVEN_REAL, NO_OPTIONS)
+    assert (parsed.sample_name, parsed.injection, parsed.sample_kind, parsed.vial) == (
+        "20170526_MME_AA_STD-Mix2", 5, "sample", "5")
+    assert parsed.method == "0-400 mM NaAc 40 min_OHNE_PORT_B 1HZ"
+    assert parsed.operator == "Instrument Controller"
+    assert parsed.acquired_at == datetime(2017, 5, 26, 16, 52, 2) and parsed.flags == []
+    assert parsed.injection_volume == "25.0 µl" and parsed.dilution_factor == 1.0
+    (signal,) = parsed.signals
+    assert (signal.name, signal.detector, signal.wavelength_nm) == ("ED_1", "DC-3000", None)
+    trace = signal.trace
+    assert trace is not None and trace.points == SEVEN_ROWS
+    assert (trace.time_unit, trace.value_unit) == ("min", "nC")
+    # "Signal Min." -0,774900 and "Signal Max." 210,061603, at the times the rows print them.
+    low = min(range(SEVEN_ROWS), key=trace.values.__getitem__)
+    top = max(range(SEVEN_ROWS), key=trace.values.__getitem__)
+    assert (trace.values[low], trace.times[low]) == (-0.7749, 1.416667)
+    assert (trace.values[top], trace.times[top]) == (210.061603, 13.3)
+    assert (trace.times[0], trace.values[0]) == (0.0, -0.0896)  # the row whose Step is n.a.
+    assert (trace.times[-1], trace.values[-1]) == (13.5, 9.35705)
+    assert all(round(t * 60, 3) == i for i, t in enumerate(trace.times))  # 1 s steps
+
+
+def test_real_7_2_export_a_decimal_point_among_commas_names_its_line(seven: bytes) -> None:
+    row = b"\n13,300000\t1\t210,061603\n"
+    with pytest.raises(ParseError) as err:
+        chromeleon.parse(seven.replace(row, b"\n13,300000\t1\t210.061603\n"), SEVEN_REAL,
+                         NO_OPTIONS)
+    assert err.value.line == _line_of(seven, row) + 1 and "Value (nC)" in err.value.reason
+
+
+def test_real_7_2_export_a_missing_row_breaks_the_count(seven: bytes) -> None:
+    with pytest.raises(ParseError) as err:
+        chromeleon.parse(seven.replace(b"13,300000\t1\t210,061603\n", b""), SEVEN_REAL,
+                         NO_OPTIONS)
+    assert f"states {SEVEN_ROWS} data points but the table has {SEVEN_ROWS - 1} rows" in (
+        err.value.reason)
+
+
+def test_real_7_2_export_not_available_in_the_value_column_is_rejected(seven: bytes) -> None:
+    row = b"\n0,000000\tn.a.\t-0,089600\n"
+    with pytest.raises(ParseError) as err:
+        chromeleon.parse(seven.replace(row, b"\n0,000000\tn.a.\tn.a.\n"), SEVEN_REAL, NO_OPTIONS)
+    assert err.value.line == _line_of(seven, row) + 1

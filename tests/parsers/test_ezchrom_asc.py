@@ -108,6 +108,36 @@ def test_missing_multiplier_is_named() -> None:
         ezchrom_asc.parse(data, "x.asc", NO_OPTIONS)
 
 
+
+# A real EZStart export (an excerpt, tests/corpus/README.md): a time axis in seconds (X Axis
+# Multiplier 1), mVolts, and the Vial Number and Volume lines the methanation export lacks.
+EZSTART = "ezchrom-asc/05_25_D-excerpt.asc"
+
+
+def test_real_ezstart_export_in_seconds_with_its_vial() -> None:
+    parsed = ezchrom_asc.parse(corpus_bytes(EZSTART), "05_25_D.asc", NO_OPTIONS)
+    assert (parsed.sample_name, parsed.vial, parsed.injection_volume) == ("05_25_D", "1", "100")
+    assert parsed.method == r"C:\EZStart\Projects\Default\Method\Arpita\TRP_A_GFP_B_50minb.met"
+    assert parsed.acquired_at == datetime(2018, 4, 18, 7, 38, 31)
+    assert parsed.metadata["Pretreat Name"] == "(None)"
+    one, two = parsed.signals
+    assert one.trace is not None and two.trace is not None
+    assert (one.trace.value_unit, two.trace.value_unit) == ("mVolts", "mVolts")
+    # 2 Hz, seconds: point i at i / 2 s = i / 120 min; counts times the Y multiplier 0.001.
+    assert list(one.trace.times) == [i / 2.0 * 1.0 / 60 for i in range(20)]
+    assert list(one.trace.values) == [v * 0.001 for v in
+                                      (0, -1, 0, 0, -3, -7, -10, -12, -12, -13, -12, -7, -2, 1,
+                                       4, 7, 8, 9, 8, 6)]
+    assert list(two.trace.values) == [0.003] + [0.0] * 19
+
+
+def test_real_ezstart_export_a_row_short_is_rejected() -> None:
+    data = corpus_bytes(EZSTART)
+    with pytest.raises(ParseError) as caught:
+        ezchrom_asc.parse(data[:-2], "05_25_D.asc", NO_OPTIONS)
+    assert "declares 20 + 20 = 40 data points, the file has 39 rows" in caught.value.reason
+
+
 @FUZZ
 @given(channels=st.lists(st.lists(st.integers(-10**9, 10**9), min_size=1, max_size=60),
                          min_size=1, max_size=4),

@@ -205,3 +205,68 @@ def test_wavelength_line_with_a_number_is_read(data: bytes) -> None:
     edited = shimadzu.parse(data[:at] + b"Wavelength(nm)\t254\r\n" + data[at:], "x.txt",
                             NO_OPTIONS)
     assert next(s for s in edited.signals if s.name == "AD2").wavelength_nm == 254
+
+
+# A real two-detector export (UV channels A-Ch1/A-Ch2 and an RI detector B), an excerpt
+# (tests/corpus/README.md): unit-only Wavelength(nm) lines, a peak table named for the detector
+# (Detector B) beside a chromatogram named for its channel (Detector B-Ch1), six status traces,
+# compound results, and slash dates only the file's own 21/08/2024 settles as day-first.
+MULTI = "STD 1 100-excerpt.txt"
+
+
+@pytest.fixture(scope="module")
+def multi() -> bytes:
+    return corpus_bytes("shimadzu-labsolutions", MULTI)
+
+
+def test_real_multi_detector_export_every_table_read(multi: bytes) -> None:
+    parsed = shimadzu.parse(multi, MULTI, NO_OPTIONS)
+    assert (parsed.sample_name, parsed.sample_kind, parsed.level_label, parsed.vial) == (
+        "STD 1 100", "standard", "1", "29")
+    assert parsed.instrument == "HPLC RID" and parsed.injection_volume == "10"
+    assert parsed.method == r"C:\LabSolutions\Data\Tom\fermentation_nobutanol-96.lcm"
+    detectors = [s for s in parsed.signals if s.detector != "status"]
+    assert [(s.name, len(s.peaks or []), s.wavelength_nm) for s in detectors] == [
+        ("Detector A-Ch1", 2, None), ("Detector A-Ch2", 7, None), ("Detector B", 7, None)]
+    assert all(s.trace is not None and s.trace.points == 40 for s in detectors)
+    assert parsed.metadata["LC Chromatogram(Detector A-Ch1).Wavelength(nm)"] == "nm"
+    ri = detectors[2]
+    assert ri.peaks is not None and ri.total_area == 2737423
+    assert [(p.rt_min, p.area, p.height, p.name) for p in ri.peaks][3:] == [
+        (11.395, 904583, 49624, "Glucose"), (15.593, 493483, 22569, "Lactate"),
+        (18.244, 272632, 11305, "Acetate"), (26.134, 1061968, 31468, "Ethanol")]
+    assert [p.peak_type for p in ri.peaks] == [None, "V", None, "S", None, None, None]
+    status = [s.name for s in parsed.signals if s.detector == "status"]
+    assert status == ["Pump A Pressure", "RF A Cell Temp.", "RF B Cell Temp.", "Oven Temp.",
+                      "Room Temp.", "Sample Cooler Temp."]
+    assert parsed.metadata["ignored_sections"] == "Compound Results(Detector B)"
+
+
+def test_real_export_dates_settled_by_the_files_own_output_date(multi: bytes) -> None:
+    """``Acquired 02/08/2023`` alone could be 8 February or 2 August; the file's ``Output Date
+    21/08/2024`` can only be day-first, so it is 2 August, unflagged."""
+    parsed = shimadzu.parse(multi, MULTI, NO_OPTIONS)
+    assert parsed.acquired_at == datetime(2023, 8, 2, 17, 8, 21) and parsed.flags == []
+    alone = multi.replace(b"Output Date\t21/08/2024\n", b"")
+    unsettled = shimadzu.parse(alone, MULTI, NO_OPTIONS)
+    assert unsettled.acquired_at is None and len(unsettled.flags) == 1
+    assert unsettled.metadata["Sample Information.Acquired"] == "02/08/2023 17:08:21"
+    configured = shimadzu.parse(alone, MULTI, NO_OPTIONS.model_copy(
+        update={"date_order": "month-first"}))
+    assert configured.acquired_at == datetime(2023, 2, 8, 17, 8, 21)
+
+
+def test_real_export_a_missing_peak_row_is_rejected_by_its_count(multi: bytes) -> None:
+    row = b"5\t15.593\t14.750\t16.650\t493483\t"
+    cut = b"".join(line for line in multi.splitlines(keepends=True) if not line.startswith(row))
+    with pytest.raises(ParseError) as err:
+        shimadzu.parse(cut, MULTI, NO_OPTIONS)
+    assert "[Peak Table(Detector B)] states 7 peaks" in err.value.reason
+
+
+def test_real_export_a_missing_status_row_is_rejected_by_its_count(multi: bytes) -> None:
+    at = multi.index(b"[LC Status Trace(Oven Temp.)]")
+    row = multi.index(b"0.31667\t55.01\n", at)
+    with pytest.raises(ParseError) as err:
+        shimadzu.parse(multi[:row] + multi[row + len(b"0.31667\t55.01\n"):], MULTI, NO_OPTIONS)
+    assert "[LC Status Trace(Oven Temp.)] states 20 points" in err.value.reason

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -118,3 +119,37 @@ def write_config(root: Path, **settings: Any) -> Path:
 
 def files_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+# Tests run as root, and root reads and writes any file. The worker runs as root still (it owns
+# every file of the test) but without the capabilities that let root pass permission checks, so
+# a file of mode 000 (or a folder of mode 555) is as closed to it as to any other user.
+NO_OVERRIDE = ["setpriv", "--inh-caps=-dac_override,-dac_read_search",
+               "--bounding-set=-dac_override,-dac_read_search"]
+
+
+class UnprivilegedWorker(WorkerProcess):
+    """The worker without root's permission override (see NO_OVERRIDE)."""
+
+    def start(self, *extra: str) -> WorkerProcess:
+        cmd = [*NO_OVERRIDE, sys.executable, "-m", "worker", "run", "--inbox", str(self.inbox),
+               "--data-dir", str(self.data), "--port", str(self.port), *self.extra, *extra]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        wait_for(self.alive, timeout=30, what="worker /livez")
+        wait_for(self.consuming, timeout=30, what="worker's consumer processes ready")
+        return self
+
+
+def can_drop_override(tmp_path: Path) -> bool:
+    """Can a process here be kept from reading a file of mode 000 (NO_OVERRIDE)?"""
+    probe = tmp_path / "probe"
+    probe.write_bytes(b"x")
+    probe.chmod(0)
+    try:
+        if shutil.which("setpriv") is None:
+            return False
+        done = subprocess.run([*NO_OVERRIDE, "cat", str(probe)], capture_output=True)
+        return done.returncode != 0 and b"Permission denied" in done.stderr
+    finally:
+        probe.unlink()

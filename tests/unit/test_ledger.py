@@ -3,6 +3,7 @@ illegal one refused, leases lost and raced for, dead holders recognised, duplica
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -74,9 +75,10 @@ def test_ingested_sets_its_final_fields_with_its_event(database: None) -> None:
     assert (now.state, now.format, now.parser_version, now.job_id) == (
         "ingested", "chemstation_csv", "7", job.id)
     assert now.finished_at is not None and now.lease_owner is None and now.lease_until == 0
+    # No rows of its own: the digest of nothing (record/digest.py).
     assert events(row.id)[-1] == ("ingested", {"format": "chemstation_csv",
                                                "parser_version": "7", "role": "evidence",
-                                               "peaks": 0})
+                                               "peaks": 0, "rows": hashlib.sha256().hexdigest()})
 
 
 def test_a_rejection_keeps_its_reason_and_only_the_holder_rejects(database: None) -> None:
@@ -130,12 +132,14 @@ def test_reopen_queues_a_rejected_file_with_its_old_reason(database: None) -> No
     row = claimed(1, "c1")
     ledger.reject(row, "c1", "no peak table", 12)
     row = fresh(row)
-    assert ledger.reopen(row, "retry", 60)
+    assert ledger.reopen(row, "retry", 60, by="operator qa@lab-pc", reason="parser fixed")
     now = fresh(row)
     assert (now.state, now.error, now.attempts, now.lease_owner) == ("queued", None, 0, "retry")
     assert events(row.id)[-1] == ("retry", {"path": "run/S1.csv",
                                             "previous_error": "no peak table",
-                                            "previous_line": 12, "by": "retry"})
+                                            "previous_line": 12, "process": "retry",
+                                            "by": "operator qa@lab-pc",
+                                            "reason": "parser fixed"})
     assert not ledger.reopen(row, "retry", 60)  # as read it was rejected; now it is not
 
 

@@ -1,66 +1,48 @@
-"""``accu-ingest backup DEST``: a consistent copy of the SQLite database while the worker runs.
-
-SQLite's online backup API copies page by page under the database's own locking, so the copy is
-a valid database even while the worker writes (copying the file would not be: the WAL holds
-recent commits). The raw store (``data/raw``) is the evidence the rows were made from; it is
-content-addressed and append-only, so an ordinary file copy of it is consistent.
-"""
+"""``accu-ingest backup DEST``: database, raw store and configuration, consistent while the worker
+runs, with a manifest of SHA-256 hashes (record/snapshot.py)."""
 
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
-from contextlib import closing
 from pathlib import Path
 
 from worker.cli.options import command, common
+from worker.record import snapshot
 from worker.runtime import logs
 from worker.settings import Settings
-
-PAGES_PER_STEP = 1024
-
-
-def backup(source: Path, dest: Path) -> None:
-    """Copy the live database at ``source`` to ``dest`` (which must not exist)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with closing(sqlite3.connect(source, timeout=30)) as src, \
-            closing(sqlite3.connect(dest)) as out:
-        src.backup(out, pages=PAGES_PER_STEP)
-        ok = out.execute("PRAGMA integrity_check").fetchone()[0]
-    if ok != "ok":
-        raise RuntimeError(f"the copy at {dest} fails its integrity check: {ok}")
-
 
 NAMES = ("backup",)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = command(sub, "backup", "online copy of the SQLite database (safe while running)", """
-A consistent copy of the embedded SQLite database, made with SQLite's online backup while the
-worker runs, then integrity-checked. Copy data/raw (the raw files) as well; for PostgreSQL
-use pg_dump.""", """
-  accu-ingest backup /mnt/backup/accu-$(date +%F).db""")
+    p = command(sub, "backup", "back up database, raw files and configuration (safe while running)",
+                """
+Write a backup folder: a consistent copy of the SQLite database (SQLite's online backup, safe
+while the worker runs), the raw store packs it points at, the audit key and anchor file, the
+configuration file, and MANIFEST.json with the SHA-256 of each. accu-ingest restore puts it
+back. The folder holds the audit key: keep it as safe as the data folder. PostgreSQL: use
+pg_dump (see the README).""", """
+  accu-ingest backup /mnt/backup/accu-$(date +%F)
+  accu-ingest backup D:\\backup\\accu-2026-12-06 --config C:\\accu\\accu-ingest.toml""")
     common(p)
-    p.add_argument("dest", type=Path, help="file to write; must not exist yet")
+    p.add_argument("dest", type=Path, help="folder to write; must not exist yet (or be empty)")
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    url = settings.database
-    if not url.startswith("sqlite:///"):
-        print("accu-ingest: backup copies the embedded SQLite database; for PostgreSQL use "
-              "pg_dump", file=sys.stderr)
+    try:
+        manifest = snapshot.backup(settings, args.dest)
+    except snapshot.BackupError as exc:
+        print(f"accu-ingest: {exc}", file=sys.stderr)
         return 2
-    source = Path(url[len("sqlite:///"):])
-    if not source.is_file():
-        print(f"accu-ingest: no database at {source}", file=sys.stderr)
-        return 2
-    if args.dest.exists():
-        print(f"accu-ingest: {args.dest} exists; give a new file name", file=sys.stderr)
-        return 2
-    backup(source, args.dest)
-    logs.action(settings, "backup", f"backed up {source} to {args.dest}", source=str(source),
-                dest=str(args.dest), bytes=args.dest.stat().st_size)
-    print(f"backed up {source} to {args.dest} ({args.dest.stat().st_size} bytes); "
-          f"also copy {settings.raw_dir} (the raw files)")
+    files = manifest["files"]
+    size = sum(f["size"] for f in files.values())
+    packs = sum(1 for rel in files if rel.startswith("raw/"))
+    logs.action(settings, "backup", f"backed up to {args.dest}", dest=str(args.dest),
+                files=len(files), bytes=size, audit_head=manifest["audit_head"])
+    head = manifest["audit_head"]
+    print(f"backed up to {args.dest}: database, {packs} raw store file(s), "
+          f"{'configuration, ' if 'config.toml' in files else ''}audit key and anchor "
+          f"({len(files)} files, {size:,} bytes; audit trail up to event "
+          f"{head[0] if head else 0}); manifest {args.dest / snapshot.MANIFEST}")
     return 0

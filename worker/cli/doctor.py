@@ -117,7 +117,7 @@ def before(settings: Settings, name: str) -> None:
     elif name in READERS:
         data_dir(settings, create=False)
         database_exists(settings)
-    elif name == "ingest":
+    elif name in ("ingest", "restore"):
         data_dir(settings, create=True)
 
 

@@ -11,7 +11,7 @@ from worker.cli.options import command, common
 from worker.cli.progress import IngestProgress
 from worker.consume import ingest
 from worker.intake import watcher
-from worker.record import audit, db, ledger
+from worker.record import audit, corrections, db, ledger
 from worker.record.models import FINAL_STATES, INGESTED, REJECTED, SourceFile
 from worker.settings import Settings
 
@@ -21,8 +21,10 @@ NAMES = ("ingest",)
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = command(sub, "ingest", "ingest files or folders now, synchronously", """
 Ingest the given files or folders now, in this process, with the same steps as the worker;
-the sources stay where they are. A folder keeps its name as the job. Exit 1 when any file
-was rejected (each is listed with its reason).""", """
+the sources stay where they are. A folder keeps its name as the job. A file the ledger already
+has under the same path, size and modification time is not read again (a rerun of a folder is
+cheap and adds no events); one that differs is read, hashed and registered as usual. Exit 1
+when any file was rejected (each is listed with its reason).""", """
   accu-ingest ingest export/2024-05-13_assay
   accu-ingest ingest run1.txt run2.txt --data-dir /tmp/try""")
     common(p)
@@ -42,14 +44,23 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print("accu-ingest: no files found in the given paths", file=sys.stderr)
         return 1
     audit.open_chain()
+    corrections.record(settings)  # the configuration's corrections, as they take effect
     sizes = {path: path.stat().st_size for _, path in files}
     taken: dict[int, tuple[str, Settings]] = {}
     per_file: list[int | None] = []  # each file's ledger row (None: not taken)
+    rels = [path.relative_to(base).as_posix() for base, path in files]
+    seen = ledger.latest_sightings(settings.node, [ledger.ledger_path(r)[0] for r in rels])
+    known: dict[int, str] = {}  # unchanged since the ledger saw them: not read again
     with IngestProgress(len(files), sum(sizes.values())) as bar:
-        for base, path in files:
-            rel = path.relative_to(base).as_posix()
+        for (base, path), rel in zip(files, rels, strict=True):
             shown = ledger.ledger_path(rel)[0]  # printable: undecodable bytes as escapes
             st = path.stat()
+            before = seen.get(shown)
+            if before is not None and before[1:] == (st.st_size, st.st_mtime_ns):
+                known.setdefault(before[0], shown)
+                per_file.append(before[0])
+                bar.advance(sizes[path])
+                continue
             cand = watcher.Candidate(st.st_size, st.st_mtime_ns, time.time(), time.time())
             # Files named on the command line are complete: a rejected one is copied to
             # quarantine/ now, not after dispose_settle_seconds (no watcher comes back to it).
@@ -74,7 +85,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             time.sleep(0.2)
             for file_id in waiting:
                 ingest.process(taken[file_id][1], file_id, owner)
-        states = _states(taken)
+        states = _states({**dict.fromkeys(known), **taken})
+        for file_id, rel in known.items():
+            if states[file_id] == REJECTED:
+                bar.line(f"REJECTED {rel}: unchanged since it was rejected; retry it with "
+                         f"accu-ingest retry {file_id} --reason \"…\"")
         for file_id, (rel, _) in taken.items():
             row = SourceFile.get_by_id(file_id)
             if states[file_id] == REJECTED:
@@ -85,11 +100,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     audit.checkpoint()
     ingested = sum(1 for i in per_file if i is not None and states[i] == INGESTED)
     failed = len(files) - ingested
-    print(f"{ingested} ingested, {failed} rejected")
+    unchanged = f" ({len(known)} unchanged since last time, not read again)" if known else ""
+    print(f"{ingested} ingested, {failed} rejected{unchanged}")
     return 1 if failed else 0
 
 
-def _states(taken: dict[int, tuple[str, Settings]]) -> dict[int, str]:
+def _states(taken: dict[int, object]) -> dict[int, str]:
     return {r.id: r.state for r in SourceFile.select(SourceFile.id, SourceFile.state)
             .where(SourceFile.id.in_(list(taken)))}
 

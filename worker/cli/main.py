@@ -26,10 +26,10 @@ log = logging.getLogger("worker")
 
 # One module per command (or per family of commands), in the order `--help` lists them; each
 # has NAMES, add_parser(sub) and run(settings, args).
-MODULES = ("serve", "ingest", "status", "results", "audit", "export", "backup", "retry",
-           "doctor", "service")
+MODULES = ("serve", "ingest", "status", "results", "audit", "export", "backup", "restore",
+           "retry", "notify", "doctor", "service")
 # Commands whose files are the operator's (an export, a unit file), not the data folder's.
-OWN_FILES = ("export", "service")
+OWN_FILES = ("export", "service", "notify")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,7 +11,9 @@ leaves only once unchanged for ``dispose_settle_seconds``: its writer may be app
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
+import hashlib
 import logging
 import os
 import shutil
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from peewee import InterfaceError, OperationalError
 
+from worker.consume import blocked
 from worker.record import audit, ledger, store
 from worker.record.filelock import FileLock
 from worker.record.models import FINAL_STATES, REJECTED, Disposal, SourceFile, database, utcnow
@@ -90,8 +93,11 @@ def dispose_rows(settings: Settings, rows: list[SourceFile]) -> dict[int, str]:
                 if not _carry_out(plan, folders):
                     plan.action = None  # written to at the last moment: a new revision
             except OSError as exc:
-                log.warning("%s %s: not done yet: %s", plan.action, plan.row.path, exc)
+                # Said once per folder (blocked.py), not once per file per poll.
+                log.debug("%s %s: not done yet: %s", plan.action, plan.row.path, exc)
+                blocked.failed(blocked.culprit(exc, plan.target, plan.source), exc, plan.row.id)
                 pending.add(plan.row.id)
+        blocked.passed(set(ids) - pending)
         for folder in folders:
             store.fsync_dir(folder)
         done = [p for p in plans if p.action and p.row.id not in pending]
@@ -144,10 +150,12 @@ def _plan(settings: Settings, row: SourceFile, intent: Disposal | None,
         target = _target_of(intent)
         if now == was:  # not carried out (or only half): again, to the recorded target
             return _Plan(row, intent.action, target, source)
-        if (target is None and now is None) or (target is not None and _stat_of(target) == was):
+        if (target is None and now is None) or (target is not None and _holds(target, row)):
             return _Plan(row, intent.action, target, source, recovered=True,
                          extra={"recovered": True})
-        if target is not None:  # a copy cut short (and its reason): the source stays
+        if target is not None and now is not None:
+            # A copy cut short (and its reason), and the source rewritten since: the source
+            # is the file now. With the source gone, whatever is at the target stays.
             target.unlink(missing_ok=True)
             target.with_name(target.name + REASON_SUFFIX).unlink(missing_ok=True)
     if now != was:
@@ -158,7 +166,12 @@ def _plan(settings: Settings, row: SourceFile, intent: Disposal | None,
                         SourceFile.id > row.id).order_by(SourceFile.id).first())
         if later is not None:
             return _Plan(row, "superseded", None, source, extra={"revision": later.id})
-        return _Plan(row, "gone", None, source) if now is None else None
+        if now is not None:
+            return None
+        # Neither in the inbox nor where it was headed: the trail names where that was.
+        headed = {} if intent is None or intent.target is None else \
+            ledger.path_details("headed_to", _target_of(intent))
+        return _Plan(row, "gone", None, source, extra=headed)
     rejected = row.state == REJECTED
     if (rejected or not closes_seen(settings)) and not _settled(settings, row):
         return None
@@ -206,6 +219,21 @@ def _target_of(intent: Disposal) -> Path | None:
     return Path(ledger.disk_path(intent.target, intent.target_bytes))
 
 
+def _holds(target: Path, row: SourceFile) -> bool:
+    """Is this row's file at ``target``? By its bytes: a copy to another volume may keep the
+    mtime coarser than the inbox's (FAT, SMB), and a matching size alone proves nothing."""
+    try:
+        if target.stat().st_size != row.size:
+            return False
+        digest = hashlib.sha256()
+        with open(target, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return False
+    return digest.hexdigest() == row.sha256
+
+
 def _stat_of(path: Path) -> tuple[int, int] | None:
     try:
         st = path.stat()
@@ -247,7 +275,10 @@ def _place(source: Path, target: Path, copy: bool, folders: set[Path] | None = N
     else:
         try:
             os.replace(source, target)
-        except OSError:  # another volume: copy durably, then remove the source
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise  # a folder not writable, a full disk: a copy would fail too, or worse
+            # Another volume: copy durably, then remove the source.
             _copy(source, target, durable=True)
             if expect is not None and _stat_of(source) != expect:
                 target.unlink()
@@ -324,7 +355,7 @@ def write_reason(target: Path, row: SourceFile) -> None:
     where = f"line {row.error_line}: " if row.error_line else ""
     text = (f"file: {row.path}\nsha256: {row.sha256}\nrejected: {row.finished_at} UTC\n"
             f"reason: {where}{row.error}\n"
-            f"retry after fixing the cause: accu-ingest retry {row.id}\n")
+            f"retry after fixing the cause: accu-ingest retry {row.id} --reason \"…\"\n")
     reason = target.with_name(target.name + REASON_SUFFIX)
     reason.write_text(text, encoding="utf-8")
 

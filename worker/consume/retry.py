@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from worker.consume import dispose, ingest
-from worker.record import ledger, store
+from worker.record import ledger, store, who
 from worker.record.models import (
     INGESTED,
     REJECTED,
@@ -42,7 +42,7 @@ def rejected_ids() -> list[int]:
             .order_by(SourceFile.id)]
 
 
-def retry(settings: Settings, file_id: int, owner: str) -> Outcome:
+def retry(settings: Settings, file_id: int, owner: str, reason: str) -> Outcome:
     """Reopen one rejected file, process it now, and tidy quarantine/ after."""
     row = SourceFile.get_or_none(SourceFile.id == file_id)
     if row is None:
@@ -53,7 +53,7 @@ def retry(settings: Settings, file_id: int, owner: str) -> Outcome:
     problem = _ensure_raw_bytes(settings, row, quarantined)
     if problem:
         return Outcome(file_id, row.path, "skipped", problem)
-    if not ledger.reopen(row, owner, settings.lease_seconds):
+    if not ledger.reopen(row, owner, settings.lease_seconds, **who.operator(reason)):
         return Outcome(file_id, row.path, "skipped", "changed by someone else meanwhile")
     state = ingest.process(settings, file_id, owner) or _wait_final(file_id)
     row = SourceFile.get_by_id(file_id)

@@ -30,7 +30,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from worker.consume import dispose
+from worker.consume import blocked, dispose
 from worker.consume.queue import Queue
 from worker.record import db, heartbeat, ledger, store
 from worker.record.models import FINAL_STATES, RawBlob, SourceFile, database
@@ -65,6 +65,10 @@ BACKLOG_WAIT = 0.5
 # no pair anyway (a deleted source is ignored; the destination is nominated either way).
 MOVE_PAIRING_SECONDS = 0.01
 TROUBLE_LISTED = 20  # paths of held files named in /status; the count covers all of them
+# How often links and pipes reported in the inbox are looked at again (to see them gone), and
+# files left in an inbox folder renamed away are counted.
+INBOX_CHECK = 1.0
+LEFT_COUNTED = 1000  # files counted in a replaced inbox's old folder, at most
 
 
 @dataclass(slots=True)  # a burst holds one per file
@@ -96,9 +100,21 @@ class Held:
 
 
 @dataclass
+class Replaced:
+    """The folder that was the inbox until it was renamed away, kept open to see what is left in
+    it (``fd``) until it is empty or removed."""
+
+    fd: int
+    at: float
+    where: str = ""  # its path now (read from fd in the gate thread, shown by others)
+    files_left: int = 0
+
+
+@dataclass
 class WatchStats:
     observer_alive: bool = False
     observer_restarts: int = 0
+    inbox_replacements: int = 0
     last_event: float | None = None
     last_scan: float | None = None
     pending: int = 0
@@ -148,6 +164,11 @@ class Watcher:
         self._thread: threading.Thread | None = None
         self._known: dict[str, tuple[int, int]] = {}  # by ledger path (ledger.ledger_path)
         self._held_back: dict[str, Held] = {}  # by path on disk: unreadable or unregistered
+        # Links, pipes, sockets and devices in the inbox, never read: path -> what it is.
+        self._special: dict[str, str] = {}
+        self._inbox_id: tuple[int, int] | None = None  # (device, inode) of the folder watched
+        self._inbox_fd: int | None = None  # the folder watched, open where the OS allows it
+        self._replaced: Replaced | None = None
         # Bytes stored in a pack for a file whose registration then failed: the next attempt
         # registers these places instead of writing the bytes into a new pack each time.
         self._kept: dict[str, store.Location] = {}
@@ -180,6 +201,12 @@ class Watcher:
             self._observer.join(timeout=5)
         if self._thread is not None:
             self._thread.join(timeout=30)
+        for fd in (self._inbox_fd, self._replaced.fd if self._replaced else None):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._inbox_fd = None
+        self._replaced = None
 
     def _start_observer(self) -> None:
         if not self.settings.polling:
@@ -189,15 +216,19 @@ class Watcher:
         observer.daemon = True
         observer.start()
         self._observer = observer
+        self._note_inbox()
         self._close_events = type(observer).__name__ == "InotifyObserver"
         self.stats.observer_alive = True
 
     def observer_alive(self) -> bool:
         # When its folder vanishes (a network share drops) the emitter thread ends but the
         # observer's own thread runs on, delivering nothing: alive means both are.
+        # And its folder must still be the inbox: one renamed away keeps its watch (and one
+        # removed, while held open here, too), and a folder made at its path is not watched.
         observer = self._observer
         return (observer is not None and observer.is_alive()
-                and all(e.is_alive() for e in list(observer.emitters)))
+                and all(e.is_alive() for e in list(observer.emitters))
+                and self._inbox_id == _identity(self.inbox))
 
     def intake(self) -> dict[str, Any]:
         """For /status, /metrics and readiness: files held as candidates, whether files wait in
@@ -209,11 +240,47 @@ class Watcher:
         unregistered = [{"path": ledger.ledger_path(self._rel(path))[0],
                          "reason": h.trouble.reason}
                         for path, h in held if h.trouble.kind == "unregistered"]
+        special = sorted(self._special.items())
+        replaced = self._replaced
         return {"candidates": len(self._pending), "waiting": self._overflow or self._held,
                 "unreadable": len(unreadable), "unreadable_paths": unreadable[:TROUBLE_LISTED],
                 "unregistered": len(unregistered),
                 "unregistered_files": unregistered[:TROUBLE_LISTED],
-                "problem": self._intake_problem(held)}
+                "problem": self._intake_problem(held),
+                "special_files": len(special),
+                "special_paths": [{"path": self._shown(path), "kind": kind}
+                                  for path, kind in special[:TROUBLE_LISTED]],
+                "inbox_replacements": self.stats.inbox_replacements,
+                "inbox_replaced": None if replaced is None else {
+                    "at": _iso(replaced.at), "old_folder": replaced.where,
+                    "files_left": replaced.files_left},
+                "problems": {"special_files": self._special_problem(special),
+                             "inbox_replaced": self._replaced_problem(replaced)}}
+
+    def _special_problem(self, special: list[tuple[str, str]]) -> str | None:
+        """Links, pipes, sockets or devices in the inbox: someone has to put the files
+        themselves there."""
+        if not special:
+            return None
+        named = ", ".join(f"{self._shown(path)} ({kind})" for path, kind in special[:5])
+        more = f" and {len(special) - 5} more" if len(special) > 5 else ""
+        one = len(special) == 1
+        return (f"{len(special)} entr{'y' if one else 'ies'} in the inbox "
+                f"{'is not a file and is' if one else 'are not files and are'} never read: "
+                f"{named}{more}; put the file itself there instead, or remove it")
+
+    def _replaced_problem(self, replaced: Replaced | None) -> str | None:
+        """Files left in an inbox folder renamed away are never taken unless moved back."""
+        if replaced is None:
+            return None
+        return (f"the inbox {self.inbox} was replaced by a new folder at "
+                f"{_iso(replaced.at)}; the old folder, now {replaced.where}, still holds "
+                f"{replaced.files_left}{'+' if replaced.files_left >= LEFT_COUNTED else ''} "
+                f"file(s) that will never be taken: move them into {self.inbox}, or remove "
+                f"the old folder")
+
+    def _shown(self, path: str) -> str:
+        return ledger.ledger_path(self._rel(path))[0]
 
     def _intake_problem(self, held: list[tuple[str, Held]]) -> str | None:
         """Files held back longer than two rescans: a writer's brief lock has passed by then,
@@ -278,7 +345,7 @@ class Watcher:
         # the full cache, which costs memory only.
         with contextlib.suppress(OperationalError, InterfaceError):
             db.limit_cache(CACHE_KIB)
-        next_scan = next_dispose = 0.0
+        next_scan = next_dispose = next_inbox = 0.0
         beat = heartbeat.loop("watcher")
         backoff = db.Backoff(first=1.0, most=10.0)
         while not self._stop.is_set():
@@ -297,6 +364,10 @@ class Watcher:
                 if now >= next_dispose:
                     self._dispose_finished()
                     next_dispose = now + DISPOSE_POLL
+                if now >= next_inbox:
+                    self._recheck_special()
+                    self._count_left()
+                    next_inbox = now + INBOX_CHECK
                 self._check_observer()
                 full = self._held = self._gate()
                 if self._overflow and len(self._pending) <= self._max_pending // 2:
@@ -327,12 +398,76 @@ class Watcher:
         self.stats.observer_alive = False
         if not self.inbox.is_dir():
             return  # restarting would fail; readiness reports the missing inbox
-        log.error("file observer died; restarting it")
-        self.stats.observer_restarts += 1
+        if self._inbox_id not in (None, _identity(self.inbox)):
+            self._inbox_replaced()
+        else:
+            log.error("file observer died; restarting it")
+            self.stats.observer_restarts += 1
         if self._observer is not None:
             self._observer.stop()  # its thread may outlive its dead emitter
         self._start_observer()
         self._scan_requested.set()
+
+    def _note_inbox(self) -> None:
+        """Remember which folder the observer was set on (and keep it open, where the OS
+        allows, to find it again should it be renamed away)."""
+        if self._inbox_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._inbox_fd)
+        self._inbox_id, self._inbox_fd = _identity(self.inbox), _open_folder(self.inbox)
+
+    def _inbox_replaced(self) -> None:
+        """The inbox path is another folder than the one watched (the caller re-arms the
+        observer on it): said, counted, and the old folder followed until nothing is left in
+        it."""
+        old = self._inbox_fd
+        self._inbox_fd = None
+        self.stats.inbox_replacements += 1
+        removed = old is not None and _removed(old)
+        if old is None:  # a platform that cannot keep the folder open to follow it
+            log.warning("the inbox %s is another folder now (renamed away, or removed and "
+                        "made again); watching the new folder", self.inbox)
+        elif removed:
+            log.warning("the inbox %s was removed and made again; watching the new folder",
+                        self.inbox)
+        else:
+            log.warning("the inbox %s was replaced by a new folder (the old one is now %s); "
+                        "watching the new folder, files left in the old one are not taken",
+                        self.inbox, _where(old))
+        if self._replaced is not None:
+            os.close(self._replaced.fd)  # replaced twice: the latest old folder is followed
+            self._replaced = None
+        if old is not None and removed:
+            os.close(old)
+        elif old is not None:
+            self._replaced = Replaced(old, time.time())
+            self._count_left()
+
+    def _count_left(self) -> None:
+        """Files still in the replaced inbox's old folder; forget it once there are none."""
+        replaced = self._replaced
+        if replaced is None:
+            return
+        replaced.where = _where(replaced.fd)
+        replaced.files_left = 0 if _removed(replaced.fd) else self._files_in(replaced.fd)
+        if replaced.files_left == 0:
+            log.info("the inbox's old folder %s holds no files now", replaced.where)
+            os.close(replaced.fd)
+            self._replaced = None
+
+    def _files_in(self, fd: int) -> int:
+        """Wanted files under an open folder (up to LEFT_COUNTED), as they would be if it were
+        the inbox."""
+        found = 0
+        for top, _, files, _ in os.fwalk(".", dir_fd=fd):
+            rel = os.path.normpath(top)
+            for name in files:
+                path = os.path.join(self._root, name if rel == "." else os.path.join(rel, name))
+                if self.wanted(path):
+                    found += 1
+                    if found >= LEFT_COUNTED:
+                        return found
+        return found
 
     def scan(self) -> None:
         """Nominate every file under the inbox (start-up scan and periodic rescan)."""
@@ -342,6 +477,27 @@ class Watcher:
         self._look_through(self.inbox)
         self.stats.last_scan = time.time()
         self._dispose_finished()
+
+    def _note_special(self, path: str, mode: int) -> None:
+        """A link, pipe, socket or device in the inbox: never read (a link may point anywhere,
+        a pipe blocks its reader), said once, reported until it is gone."""
+        kind = _kind(mode)
+        if self._special.get(path) == kind:
+            return
+        self._special[path] = kind
+        log.warning("%s in the inbox is a %s, not a file: it is never read; put the file "
+                    "itself there instead, or remove it", self._shown(path), kind)
+
+    def _recheck_special(self) -> None:
+        """Forget the special entries that are gone (or are files now: the scan took them)."""
+        for path, kind in list(self._special.items()):
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError:
+                mode = None
+            if mode is None or not _is_special(mode):
+                del self._special[path]
+                log.info("%s (a %s) is no longer in the inbox", self._shown(path), kind)
 
     def _look_through(self, top: Path) -> None:
         """Nominate every file under ``top`` that is not registered as it is."""
@@ -360,6 +516,9 @@ class Watcher:
                         stack.append(entry.path)
                 elif entry.is_file(follow_symlinks=False):
                     self.nominate(entry.path)
+                elif self.wanted(entry.path):
+                    with contextlib.suppress(OSError):
+                        self._note_special(entry.path, entry.stat(follow_symlinks=False).st_mode)
 
     def _registered(self, path: str, size: int, mtime_ns: int) -> bool:
         """Registered with this very size and mtime (and waiting to leave the inbox)."""
@@ -397,7 +556,9 @@ class Watcher:
                                          SourceFile.state.in_(FINAL_STATES))
         # Read them all first: writing while a SELECT is still open on this connection pins an
         # old WAL snapshot, and SQLite then fails the write at once with "database is locked".
-        dispose.dispose_rows(self.settings, list(rows))
+        waiting = list(rows)
+        blocked.keep_only({row.id for row in waiting})  # retried or disposed of elsewhere
+        dispose.dispose_rows(self.settings, waiting)
 
     def _gate(self) -> bool:
         """Take the candidates that are complete, as far as the backlog has room for them;
@@ -414,8 +575,8 @@ class Watcher:
                 self._forget(path)
                 continue
             if not stat.S_ISREG(st.st_mode):  # one lstat per pass: a burst has thousands
-                if stat.S_ISLNK(st.st_mode):
-                    log.warning("not following symlink %s", path)
+                if _is_special(st.st_mode):
+                    self._note_special(path, st.st_mode)
                 self._forget(path)
                 continue
             if (st.st_size, st.st_mtime_ns) != (cand.size, cand.mtime_ns):
@@ -505,6 +666,58 @@ class Watcher:
                 log.warning("cannot enqueue %d file(s): %s; the reconciler will", len(new), exc)
                 with contextlib.suppress(OperationalError, InterfaceError):
                     ledger.expire(new)
+
+
+def _is_special(mode: int) -> bool:
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "named pipe"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISBLK(mode) or stat.S_ISCHR(mode):
+        return "device"
+    return "special file"
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    """(device, inode) of a folder, None when it is not there."""
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _open_folder(folder: Path) -> int | None:
+    """The folder open for reading, where the OS opens folders (not Windows)."""
+    try:
+        return os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return None
+
+
+def _removed(fd: int) -> bool:
+    try:
+        return os.fstat(fd).st_nlink == 0
+    except OSError:
+        return True
+
+
+def _where(fd: int) -> str:
+    """Where an open folder is now (Linux names it; elsewhere it is not known)."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return "(renamed; its new name is not known here)"
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def move_grouper() -> type | None:

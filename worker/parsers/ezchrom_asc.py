@@ -6,6 +6,9 @@ times the channel's ``X Axis Multiplier`` (0.016667 for minutes), and a value is
 its ``Y Axis Multiplier``. Which rows belong to which channel is known only from ``Total Data
 Points``, so the rows must add up to the declared counts exactly: a file with fewer or more rows
 is rejected, never padded or cut.
+
+EZStart also prints ``Vial Number`` and ``Volume`` (the injection volume, no unit): the vial is part
+of what the sample is (its identity), so both fill their fields when present.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from worker.parsers.options import ParserOptions
 from worker.parsers.text import decode, may_contain, parse_number, split_lines
 
 name = "ezchrom-asc"
-version = "1.0"
+version = "1.1"
 display_name = "EZChrom/EZStart ASCII export (.asc)"
 extensions = (".asc", ".dat.asc")
 
@@ -138,6 +141,7 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
         return ParsedFile(
             format=name, parser_version=version, encoding=encoding,
             sample_name=fact("Sample ID"), method=fact("Method"), operator=fact("User Name"),
+            vial=fact("Vial Number"), injection_volume=fact("Volume"),
             acquired_at=parse_timestamp(acquired) if acquired else None,
             metadata=metadata, signals=signals)
 

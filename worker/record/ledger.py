@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from worker.record import audit, counters, heartbeat, sql
+from worker.record import audit, counters, digest, heartbeat, sql
 from worker.record.models import (
     FINAL_STATES,
     INGESTED,
@@ -322,6 +322,19 @@ def stored(raw_dir: Path, shas: list[str]) -> set[str]:
     return found
 
 
+def latest_sightings(origin: str, paths: list[str]) -> dict[str, tuple[int, int, int]]:
+    """(id, size, mtime_ns) of the latest row of each of ``paths`` from ``origin``: a one-shot
+    rerun skips the files it finds unchanged without reading them."""
+    found: dict[str, tuple[int, int, int]] = {}
+    for start in range(0, len(paths), sql.CHUNK):
+        chunk = paths[start:start + sql.CHUNK]
+        for row_id, path, size, mtime_ns in sql.rows(
+                f"SELECT id, path, size, mtime_ns FROM {sql.table(SourceFile)} WHERE origin = ? "
+                f"AND path IN ({sql.marks(len(chunk))}) ORDER BY id", [origin, *chunk]):
+            found[path] = (row_id, size, mtime_ns)
+    return found
+
+
 def is_another_copy(row: SourceFile, path: str, size: int, mtime_ns: int) -> bool:
     """Is this sighting of ``row``'s bytes a second copy, not the registered file seen again?
 
@@ -427,15 +440,17 @@ def mark_ingested(row: SourceFile, fmt: str, parser_version: str, job_id: int | 
                   **details: object) -> None:
     """Ingested: its rows written, or it is evidence of a ``.D`` sibling's injection. Inside
     the caller's transaction (which checked the lease), with its ``ingested`` event."""
+    rows = digest.file_rows(row.id)  # before finished_at: the latency counted ends there
     event = _finish(row, INGESTED, _INGESTED_SQL, (fmt, parser_version, job_id))
     audit.record(event, row.sha256, row.id, format=fmt, parser_version=parser_version,
-                 **details)
+                 **details, rows=rows)
     counters.ingested(row.path, fmt, row.first_seen)
 
 
-def reopen(row: SourceFile, owner: str, lease_seconds: float) -> bool:
-    """Rejected -> queued, leased to ``owner``, the old reason kept in the audit event. False
-    when someone else changed the row meanwhile."""
+def reopen(row: SourceFile, owner: str, lease_seconds: float, **why: object) -> bool:
+    """Rejected -> queued, leased to ``owner``, the old reason kept in the audit event with
+    ``why`` (who asked and their reason: who.operator). False when someone else changed the
+    row meanwhile."""
     event = _audited(row.state, QUEUED, row.id)
     with database.atomic():
         updated = (SourceFile.update(state=QUEUED, error=None, error_line=None, finished_at=None,
@@ -445,7 +460,8 @@ def reopen(row: SourceFile, owner: str, lease_seconds: float) -> bool:
         if updated != 1:
             return False
         audit.record(event, row.sha256, row.id, path=row.path,
-                     previous_error=row.error, previous_line=row.error_line, by=owner)
+                     previous_error=row.error, previous_line=row.error_line, process=owner,
+                     **why)
         counters.add(Counter({(counters.RETRIED, ""): int(counters.counted(row.path))}))
     return True
 

@@ -176,6 +176,13 @@ def _event_counts(db: Database) -> None:
             sql.execute(counters.SET_SQL, (name, "", last.replace(tzinfo=UTC).timestamp()))
 
 
+def _finished_index(db: Database) -> None:
+    # The notifier and the job reports read what finished since they last looked (rejections,
+    # settled jobs) every few seconds: without this index each look scanned the ledger.
+    db.execute_sql("CREATE INDEX IF NOT EXISTS source_file_finished_at "
+                   "ON source_file (finished_at)")
+
+
 def _last_ingest(where: Expression) -> datetime | None:
     from worker.record.canaries import to_datetime
     from worker.record.models import INGESTED, SourceFile
@@ -207,6 +214,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
          "vial)", _sample_identity),
     (11, "event_count: counters of ingested, rejected, duplicate files and bytes stored",
      _event_counts),
+    (14, "index on source_file.finished_at: what finished since the notifier last looked",
+     _finished_index),
 ]
 
 

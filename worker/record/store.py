@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from hashlib import sha256 as _sha256
 from pathlib import Path
+from typing import BinaryIO
 
 PACKS = "packs"
 MAGIC = b"accu-raw"
@@ -143,8 +144,8 @@ def mapped(root: Path, sha256: str, pack: str | None,
         yield None
         return
     with open(root / pack, "rb") as fh:
-        fh.seek(offset or 0)
-        start, size = _header(fh, root / pack, sha256, offset or 0)
+        size = _header(fh, root / pack, sha256, offset or 0)
+        start = fh.tell()
         if start % ALIGN:
             yield None
             return
@@ -159,15 +160,6 @@ def mapped(root: Path, sha256: str, pack: str | None,
             raise StoreError(f"stored copy of {sha256[:12]}… does not match its SHA-256")
         with mmap.mmap(fh.fileno(), size, offset=start, access=mmap.ACCESS_READ) as view:
             yield view
-
-
-def _header(fh: object, path: Path, sha256: str, offset: int) -> tuple[int, int]:
-    """(where the record's bytes start, their size), from the header at the file's position."""
-    header = fh.readline(_HEADER_MAX).split()  # type: ignore[attr-defined]
-    if (len(header) != 3 or header[0] != MAGIC or header[1] != sha256.encode("ascii")
-            or not header[2].isdigit()):
-        raise StoreError(f"{path} at byte {offset} holds no record of {sha256[:12]}…")
-    return fh.tell(), int(header[2])  # type: ignore[attr-defined]
 
 
 def put_many(root: Path, blobs: Sequence[tuple[str, bytes]],
@@ -235,10 +227,53 @@ def has(root: Path, sha256: str, pack: str | None = None) -> bool:
     return (root / pack).is_file() if pack is not None else path_for(root, sha256).is_file()
 
 
+def check(root: Path, sha256: str, pack: str | None = None, offset: int | None = None,
+          chunk: int = 1 << 20) -> int:
+    """Re-hash a stored content a chunk at a time (a 512 MiB file needs 1 MiB of memory);
+    returns its size. FileNotFoundError when it is not there, StoreError when it is not it."""
+    h = _sha256()
+    if pack is None:
+        with open(path_for(root, sha256), "rb") as fh:
+            size = 0
+            while block := fh.read(chunk):
+                h.update(block)
+                size += len(block)
+    else:
+        path = root / pack
+        with open(path, "rb") as fh:
+            size = _header(fh, path, sha256, offset or 0)
+            left = size
+            while left:
+                block = fh.read(min(chunk, left))
+                if not block:
+                    raise StoreError(f"{path}: the record of {sha256[:12]}… is cut short")
+                h.update(block)
+                left -= len(block)
+    if h.hexdigest() != sha256:
+        raise StoreError(f"stored copy of {sha256[:12]}… does not match its SHA-256")
+    return size
+
+
+def packs(root: Path) -> list[str]:
+    """Every pack in the store, relative to it with POSIX separators (as the ledger names them)."""
+    base = root / PACKS
+    if not base.is_dir():
+        return []
+    return sorted(p.relative_to(root).as_posix() for p in base.glob("*/*.pack"))
+
+
+def _header(fh: BinaryIO, path: Path, sha256: str, offset: int) -> int:
+    fh.seek(offset)
+    header = fh.readline(_HEADER_MAX).split()
+    if (len(header) != 3 or header[0] != MAGIC or header[1] != sha256.encode("ascii")
+            or not header[2].isdigit()):
+        raise StoreError(f"{path} at byte {offset} holds no record of {sha256[:12]}…")
+    return int(header[2])
+
+
 def _read_record(path: Path, sha256: str, offset: int) -> bytes:
     with open(path, "rb") as fh:
-        fh.seek(offset)
-        _, size = _header(fh, path, sha256, offset)
+        size = _header(fh, path, sha256, offset)
         data = fh.read(size)
     if len(data) != size:
         raise StoreError(f"{path}: the record of {sha256[:12]}… is cut short")

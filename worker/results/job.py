@@ -31,7 +31,7 @@ from worker.chemistry.calibration import CalibrationCurve, Standard, fit_calibra
 from worker.chemistry.identity import identity
 from worker.chemistry.quantity import quantity
 from worker.chemistry.steps import Computation
-from worker.record import audit, sql
+from worker.record import audit, sql, who
 from worker.record.models import SAMPLE, STANDARD, Job, Sample, database
 from worker.results import kinds
 from worker.results.inputs import MainPeakRow, Tables, main_peaks, peak_tables
@@ -139,7 +139,7 @@ def _audit_choices(job: Job, curves: Mapping[str, tuple[CalibrationCurve, Config
         if corrected or excluded or t.CONFIG_UNMATCHED in curve.flags:
             audit.record("calibration_choices", None, None, job=job.key, analyte=analyte,
                          configuration=cfg.name, corrected=corrected, excluded=excluded,
-                         flags=curve.flags)
+                         flags=curve.flags, reason=cfg.method.reason, **who.service())
 
 
 def _curve_for(analyte: str, curves: Mapping[str, tuple[CalibrationCurve, Config]],

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pydantic import TypeAdapter
 
 from worker.chemistry.steps import Computation, Step
-from worker.record import audit, sql
+from worker.record import audit, digest, sql
 from worker.record.models import Result, Sample, utcnow
 from worker.results import kinds
 from worker.results.inputs import CurrentInjection
@@ -89,7 +89,8 @@ def replace(job_id: int, sample: Sample | None, wanted: Sequence[Wanted],
         # each: the trail stays complete and a burst does not spend its time hashing audit rows.
         audit.record("computed", None, None, job=job_id, sample=who, results=[
             {"result": row_id, "kind": row[4], "value": row[5], "text": row[6],
-             "calc_version": row[11]} for row_id, row in zip(ids, fresh, strict=True)])
+             "calc_version": row[11]} for row_id, row in zip(ids, fresh, strict=True)],
+            rows=digest.result_rows(ids))
     if have:
         stale = sorted(have.values())
         sql.execute(f"UPDATE {sql.table(Result)} SET superseded = ? WHERE id IN "

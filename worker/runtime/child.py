@@ -50,6 +50,7 @@ def handover(settings: Settings, index: int, log_level: int) -> bytes:
     for name, value in settings:
         if isinstance(value, SecretStr):  # model_dump masks them as "**********"
             values[name] = value.get_secret_value()
+    values["notify"] = []  # consumers never notify (deliver/ runs in the parent), nor load apprise
     return json.dumps({"settings": values, "index": index, "log_level": log_level}).encode() \
         + b"\n"
 

@@ -20,6 +20,7 @@ from typing import Any
 from peewee import fn
 
 from worker import __version__
+from worker.consume import blocked
 from worker.consume.queue import Queue
 from worker.record import heartbeat, ledger
 from worker.record.canaries import is_canary_file, last_success, not_canary_file, to_datetime
@@ -36,6 +37,8 @@ from worker.record.models import (
     utcnow,
 )
 from worker.runtime.canary import Canary
+from worker.runtime.scrub import Scrub
+from worker.runtime.scrub import facts as scrub_facts
 from worker.settings import Settings
 
 STARTED = time.time()
@@ -55,6 +58,8 @@ class Probe:
     canary: Canary | None = None
     role: str = "run"
     consumers: Callable[[], dict[str, Any]] | None = None
+    scrub: Scrub | None = None
+    deliver: Callable[[], dict[str, dict[str, int]]] | None = None  # deliver.runner counts
 
 
 def counts() -> dict[str, int]:
@@ -105,11 +110,14 @@ def facts(probe: Probe) -> dict[str, Any]:
         "inbox": str(probe.settings.inbox),
         "observer_alive": probe.observer_alive() if probe.observer_alive else None,
         "intake": probe.intake() if probe.intake else None,
+        # Folders the watching process cannot dispose of files into (or out of): blocked.py.
+        "disposal_blocked": blocked.status() if probe.intake else None,
         "recent_rejections": [{"id": r.id, "path": r.path, "line": r.error_line,
                                "reason": r.error, "at": _iso(to_datetime(r.finished_at))}
                               for r in rejected],
         "canary": canary_facts(probe),
         "consumer_processes": probe.consumers() if probe.consumers else None,
+        "scrub": scrub_facts(probe.scrub, probe.settings),
     }
 
 
@@ -161,7 +169,10 @@ def checks(probe: Probe) -> dict[str, str | None]:
             else f"inbox {inbox} is missing or unreadable"
         result["observer"] = None if probe.observer_alive() else "file observer is not running"
     if probe.intake is not None:  # complete files the watcher cannot take (unreadable …)
-        result["intake"] = probe.intake().get("problem")
+        intake = probe.intake()
+        result["intake"] = intake.get("problem")
+        result.update(intake.get("problems", {}))  # links or pipes in it, inbox replaced
+        result["disposal"] = blocked.problem()
     data = settings.data_dir
     try:
         free = shutil.disk_usage(data).free

@@ -10,7 +10,6 @@ readable lines for the journal or the Windows service wrapper's log. One file pe
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import logging
 import logging.handlers
@@ -19,6 +18,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from worker.record import who
 from worker.settings import Settings
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -132,11 +132,5 @@ def action(settings: Settings, name: str, message: str, **fields: Any) -> None:
                                            encoding="utf-8", delay=True)
         handler.setFormatter(JsonFormatter())
         logger.addHandler(handler)
-    logger.info(message, extra={"action": name, "user": _user(), **fields})
+    logger.info(message, extra={"action": name, "user": who.os_user(), **fields})
 
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no name for this uid (a container)
-        return str(os.getuid()) if hasattr(os, "getuid") else "?"

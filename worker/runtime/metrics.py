@@ -28,6 +28,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from worker import __version__
+from worker.consume import blocked
 from worker.record import counters
 from worker.record.canaries import not_canary_file
 from worker.record.counters import LATENCY_BUCKETS, REASONS, reason_category
@@ -40,6 +41,7 @@ from worker.record.models import (
     SourceFile,
     utcnow,
 )
+from worker.runtime import scrub
 from worker.runtime.health import Probe, oldest_backlog
 
 __all__ = ["reason_category", "registry_for", "render"]
@@ -95,6 +97,12 @@ class LedgerCollector(Collector):
             yield _gauge("accu_ingest_intake_unregistered",
                          "Files in the inbox whose ledger row could not be written",
                          float(intake["unregistered"]))
+            yield _gauge("accu_ingest_intake_special_files",
+                         "Links, pipes, sockets and devices in the inbox (never read)",
+                         float(intake["special_files"]))
+            yield _gauge("accu_ingest_disposal_blocked_files",
+                         "Final files that cannot leave the inbox: a folder refuses them",
+                         float(blocked.waiting()))
         yield _gauge("accu_ingest_canary_last_success_timestamp_seconds",
                      "When a canary last came through the whole pipeline (0 = never)",
                      counted.get(counters.CANARY_LAST_INGEST, {}).get("", 0.0))
@@ -104,9 +112,45 @@ class LedgerCollector(Collector):
                                            "(since this process started)")
             restarts.add_metric([], float(self.probe.consumers()["restarts"]))
             yield restarts
+        yield from _scrub(counted)
+        if self.probe.deliver is not None:
+            yield from _deliver_counters(self.probe.deliver())
         if self.probe.canary is not None:
             yield _gauge("accu_ingest_canary_ok", "1 unless the last canary check failed",
                          0.0 if self.probe.canary.problem else 1.0)
+
+
+def _scrub(counted: dict[str, dict[str, float]]) -> Iterator[Metric]:
+    """The last scrub pass, from the database: the same whichever process is scraped."""
+    yield _gauge("accu_ingest_scrub_last_pass_timestamp_seconds",
+                 "When the scrub last re-hashed the whole raw store (0 = never)",
+                 counted.get(scrub.LAST_PASS, {}).get("", 0.0))
+    yield _gauge("accu_ingest_scrub_problems",
+                 "Raw files the last scrub found missing or not matching their SHA-256",
+                 counted.get(scrub.PROBLEMS, {}).get("", 0.0))
+    yield _gauge("accu_ingest_scrub_checked_files", "Raw files the last scrub re-hashed",
+                 counted.get(scrub.CHECKED_FILES, {}).get("", 0.0))
+    pruned = GaugeMetricFamily("accu_ingest_scrub_pruned",
+                               "What the last scrub's retention deleted", labels=["what"])
+    for what in ("processed", "orphan_packs", "canary"):
+        pruned.add_metric([what], counted.get(scrub.PRUNED, {}).get(what, 0.0))
+    yield pruned
+
+
+def _deliver_counters(counts: dict[str, dict[str, int]]) -> Iterator[Metric]:
+    """Kept by the notifier in data/reports/state.json (views do not write the database)."""
+    for name, metric, doc, label in (
+            ("notify_sent", "accu_ingest_notify_sent", "Notifications a target took", "target"),
+            ("notify_failures", "accu_ingest_notify_failures",
+             "Attempts to notify a target that failed (each is retried)", "target"),
+            ("notify_dropped", "accu_ingest_notify_dropped",
+             "Notifications dropped while a target stayed down", "target"),
+            ("job_reports", "accu_ingest_job_reports",
+             "Job reports written, posted, refused, or whose post failed", "outcome")):
+        family = CounterMetricFamily(metric, doc, labels=[label])
+        for value, n in sorted(counts.get(name, {}).items()):
+            family.add_metric([value], float(n))
+        yield family
 
 
 def _gauge(name: str, doc: str, value: float,

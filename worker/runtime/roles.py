@@ -17,14 +17,16 @@ from dataclasses import dataclass
 
 from worker.consume.queue import Queue, open_queue
 from worker.consume.reconcile import Reconciler
+from worker.deliver.runner import Deliver
 from worker.intake.watcher import Watcher
-from worker.record import audit, db, heartbeat
+from worker.record import audit, corrections, db, heartbeat
 from worker.runtime import health, sdnotify
 from worker.runtime.canary import Canary
 from worker.runtime.children import Children
 from worker.runtime.consumer import consume
 from worker.runtime.health import Probe
 from worker.runtime.http import StatusServer
+from worker.runtime.scrub import Scrub
 from worker.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,9 @@ class Parts:
     canary: Canary | None = None
     children: Children | None = None
     anchor: audit.Anchorer | None = None
+    scrub: Scrub | None = None
     beats: heartbeat.Heartbeat | None = None
+    deliver: Deliver | None = None
 
 
 def ingest_work(settings: Settings) -> Callable[[list[int]], None]:
@@ -57,6 +61,7 @@ def start(settings: Settings, role: str = "run") -> Parts:
     """Open the database and queue and start the background parts of this role."""
     db.open_database(settings)
     audit.open_chain()  # a key the trail is not keyed with stops start-up here (exit 2)
+    corrections.record(settings)  # the configuration's corrections, as they take effect
     # Only a process that consumes loads the pipeline (parsers, chemistry): not a watch-only
     # instrument PC, nor run's parent when its consumers are child processes.
     consumes = role == "consume" or (role == "run" and settings.consumer_processes == 0)
@@ -100,6 +105,13 @@ def start(settings: Settings, role: str = "run") -> Parts:
     reconciler = parts.reconciler
     parts.anchor = audit.Anchorer(settings, lambda: reconciler.is_scheduler)
     parts.anchor.start()
+    if parts.watcher is not None and settings.scrub_seconds > 0:  # where the raw store is
+        parts.scrub = Scrub(settings, lambda: reconciler.is_scheduler)
+        probe.scrub = parts.scrub
+        parts.scrub.start()
+    parts.deliver = Deliver(probe, lambda: reconciler.is_scheduler)
+    parts.deliver.start()
+    probe.deliver = parts.deliver.counts
     return parts
 
 
@@ -115,8 +127,8 @@ def _consumers(parts: Parts, role: str) -> str:
 def stop(parts: Parts) -> None:
     """Intake first, then the consumers (their files in flight finish), then the last
     checkpoint of the audit trail (while the scheduler lease is still held), then the rest."""
-    for part in (parts.canary, parts.watcher, parts.children, parts.anchor, parts.reconciler,
-                 parts.server, parts.beats):
+    for part in (parts.scrub, parts.canary, parts.watcher, parts.children, parts.deliver,
+                 parts.anchor, parts.reconciler, parts.server, parts.beats):
         if part is not None:
             part.stop()
 

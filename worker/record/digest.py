@@ -1,0 +1,194 @@
+"""Digests of the rows a file produced and of the results a recompute wrote.
+
+The audit chain proves its events were not changed; these digests, carried in the events, prove
+the rows were not either. The ``ingested`` event carries ``rows``: the digest of the file's
+injection, peaks and chromatograms as committed in that transaction; every ``computed`` event
+(a recompute, also a later one when a standard arrives) carries ``rows``: the digest of the
+result rows it wrote. ``audit verify --rows`` reads the rows again and compares.
+
+Canonical serialization, version 1 (README "For QA" describes it too). Each row is one line,
+the compact JSON array ``[table, column values…]`` in the column order of ``COLUMNS``, rows
+ordered by table (injection, peak, chromatogram) then id, lines ending in ``\\n``; the digest
+is the SHA-256 of the UTF-8 lines, in hex. Values are as the database returns them: numbers
+as JSON numbers (floats by their shortest exact repr), text as JSON strings, NULL as null,
+times as ISO-8601 text, and a blob (a trace's points) as ``"sha256:<hex of its bytes>"``.
+Only columns that never change are covered: ``superseded`` marks history and is left out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from peewee import Model
+
+from worker.record import sql
+from worker.record.models import AuditEvent, Chromatogram, Injection, Peak, Result, SourceFile
+
+COLUMNS: dict[type[Model], tuple[str, ...]] = {
+    Injection: ("id", "sample_id", "source_file_id", "number", "acquired_at", "dilution_factor"),
+    Peak: ("id", "injection_id", "signal", "number", "rt_min", "area", "area_pct", "height",
+           "begin_min", "end_min", "width_min", "peak_type", "name"),
+    Chromatogram: ("id", "injection_id", "signal", "detector", "wavelength_nm", "points",
+                   "time_unit", "value_unit", "t_start", "t_end", "data"),
+    Result: ("id", "job_id", "sample_id", "injection_id", "analyte", "kind", "value", "text",
+             "unit", "inputs", "trace", "flags", "calc_version", "computed_at"),
+}
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# The columns that may hold a blob or a time, by the table name in the lines; the others are
+# JSON as the database returns them. Converting only these halves a file's digest's cost, and
+# it runs for every file ingested.
+SPECIAL: dict[str, tuple[int, ...]] = {
+    model._meta.table_name: tuple(i for i, c in enumerate(columns)  # type: ignore[attr-defined]
+                                  if c in ("acquired_at", "computed_at", "data"))
+    for model, columns in COLUMNS.items()}
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "sha256:" + hashlib.sha256(value).hexdigest()
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    return value
+
+
+def line(table: str, row: Sequence[Any]) -> bytes:
+    """One row's canonical line."""
+    return (_ENCODER.encode([table, *map(_cell, row)]) + "\n").encode("utf-8")
+
+
+def _select(model: type[Model], where: str) -> str:
+    return (f"SELECT {', '.join(COLUMNS[model])} FROM {sql.table(model)} WHERE {where} "
+            "ORDER BY id")
+
+
+_INJECTIONS = _select(Injection, "source_file_id = ?")
+_PEAKS = _select(Peak, "injection_id IN (SELECT id FROM \"injection\" WHERE source_file_id = ?)")
+_TRACES = _select(Chromatogram,
+                  "injection_id IN (SELECT id FROM \"injection\" WHERE source_file_id = ?)")
+
+
+def _feed(h: Any, table: str, rows: Iterable[Sequence[Any]]) -> None:
+    """Each row's canonical line into ``h`` (the same bytes as ``line``)."""
+    special = SPECIAL[table]
+    for row in rows:
+        cells: list[Any] = [table, *row]
+        for i in special:
+            cells[i + 1] = _cell(cells[i + 1])
+        h.update((_ENCODER.encode(cells) + "\n").encode("utf-8"))
+
+
+def file_rows(file_id: int) -> str:
+    """The digest of every injection, peak and chromatogram row of ledger row ``file_id``."""
+    h = hashlib.sha256()
+    _feed(h, "injection", sql.rows(_INJECTIONS, (file_id,)))
+    _feed(h, "peak", sql.rows(_PEAKS, (file_id,)))
+    # A cursor, not a list: traces are the big rows (SQLite hands them over one at a time).
+    _feed(h, "chromatogram", sql.execute(_TRACES, (file_id,)))
+    return h.hexdigest()
+
+
+def result_rows(ids: Sequence[int]) -> str:
+    """The digest of the result rows ``ids`` (in id order); a missing row changes it."""
+    h = hashlib.sha256()
+    wanted = sorted(ids)
+    for start in range(0, len(wanted), sql.CHUNK):
+        part = wanted[start:start + sql.CHUNK]
+        found = sql.rows(_select(Result, f"id IN ({sql.marks(len(part))})"), part)
+        for row_id, row in _aligned(part, found):
+            if row is None:
+                h.update(line("missing", [row_id]))
+            else:
+                _feed(h, "result", [row])
+    return h.hexdigest()
+
+
+def _aligned(ids: list[int], found: list[tuple[Any, ...]]
+             ) -> Iterable[tuple[int, tuple[Any, ...] | None]]:
+    by_id = {r[0]: r for r in found}
+    for row_id in ids:
+        yield row_id, by_id.get(row_id)
+
+
+@dataclass
+class RowsReport:
+    files: int = 0  # ingested events whose rows were checked
+    computes: int = 0  # computed events whose results were checked
+    undigested: int = 0  # events written before digests (nothing to check them against)
+    pruned: int = 0  # rows deleted by retention (a ``pruned`` event names them)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+_EVENTS_SQL = (f"SELECT seq, event, source_file_id, details FROM {sql.table(AuditEvent)} "
+               "WHERE seq > ? AND event IN ('ingested', 'computed', 'pruned') ORDER BY seq "
+               "LIMIT 1000")
+_PATH_SQL = f"SELECT path FROM {sql.table(SourceFile)} WHERE id = ?"
+
+
+def verify_rows() -> RowsReport:
+    """Every digest in the trail recomputed from the rows as they are now.
+
+    A ``pruned`` event (retention) names the files and results it deleted; their earlier
+    digests are then not checked, since the rows are gone on purpose, in the trail.
+    """
+    report = RowsReport()
+    gone_files, gone_results = _pruned()
+    last = 0
+    while events := sql.rows(_EVENTS_SQL, (last,)):
+        for seq, event, file_id, text in events:
+            last = seq
+            details = json.loads(text)
+            if event == "pruned":
+                continue
+            want = details.get("rows")
+            if event == "ingested":
+                if file_id in gone_files:
+                    report.pruned += 1
+                elif want is None:
+                    report.undigested += 1
+                else:
+                    report.files += 1
+                    if file_rows(file_id) != want:
+                        found = sql.rows(_PATH_SQL, (file_id,))
+                        path = found[0][0] if found else "no longer in the ledger"
+                        report.problems.append(
+                            f"event {seq}: the rows of file {file_id} ({path}) — its injection, "
+                            "peaks or chromatograms — differ from those recorded when it was "
+                            "ingested")
+            else:
+                ids = [r["result"] for r in details.get("results", [])]
+                if gone_results.issuperset(ids):
+                    report.pruned += 1
+                elif want is None:
+                    report.undigested += 1
+                else:
+                    report.computes += 1
+                    if result_rows(ids) != want:
+                        report.problems.append(
+                            f"event {seq}: results {_ids(ids)} (job {details.get('job')}) differ "
+                            "from those recorded when they were computed")
+    return report
+
+
+def _ids(ids: list[int]) -> str:
+    shown = ", ".join(map(str, ids[:8]))
+    return shown + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
+
+
+def _pruned() -> tuple[set[int], set[int]]:
+    files: set[int] = set()
+    results: set[int] = set()
+    for (text,) in sql.rows(f"SELECT details FROM {sql.table(AuditEvent)} "
+                            "WHERE event = 'pruned'"):
+        details = json.loads(text)
+        files.update(details.get("files", ()))
+        results.update(details.get("results", ()))
+    return files, results
