@@ -225,6 +225,14 @@ class Settings(BaseSettings):
         "registered and not final (all nodes): a larger backlog waits in the inbox, so memory "
         "and the queue stay bounded")
     max_file_mb: float = Field(512.0, gt=0, description="larger files are rejected")
+    max_peaks_per_table: int = Field(
+        100_000, ge=1, description="a peak table with more rows is rejected naming this "
+        "setting: read whole it would need more memory than the bounded ingest allows")
+    max_trace_points: int = Field(
+        3_000_000, ge=1, description="a trace with more points is rejected naming this setting")
+    max_sheet_cells: int = Field(
+        1_000_000, ge=1, description="a worksheet with more cells is rejected naming this "
+        "setting")
     workers: int = Field(1, ge=1, le=64, description="consumer threads (per consumer process)")
     consumer_processes: int = Field(
         2, ge=0, le=64, description="`run` only: consumer processes beside the watcher's, each "

@@ -12,16 +12,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import machine, profile, scenarios, web
+from . import bigfiles, machine, parsing, profile, scenarios, web
 from .table import Row, render, write_json
 from .workload import Workload
 
 HERE = Path(__file__).resolve().parent
 LAST_RUN = HERE / "last-run.json"
 LAST_PROFILE = HERE / "last-run.profile.txt"
-SCENARIOS = (scenarios.burst, scenarios.traces, scenarios.spectra, scenarios.single_drops,
-             scenarios.catch_up, scenarios.growth, web.web_pages, web.web_polling,
-             scenarios.scaled_out)
+SCENARIOS = (scenarios.burst, parsing.parsers_vs_peer, scenarios.traces, scenarios.spectra,
+             scenarios.single_drops, scenarios.catch_up, scenarios.growth, web.web_pages,
+             web.web_polling, scenarios.scaled_out, bigfiles.big_files)
 
 
 def build_parser() -> argparse.ArgumentParser:

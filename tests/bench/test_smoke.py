@@ -13,7 +13,8 @@ from .workload import Workload
 
 TOY = Sizes(burst=20, single=3, catchup=20, trace_mb=(0.1, 0.2), e2e_trace_mb=0.1,
             growth=(20, 40), growth_burst=10, growth_rounds=2, spectra_mb=1, web_files=300,
-            poll_burst=20)
+            poll_burst=20, sniff_mb=(0.1, 0.2), big_table_rows=2_000, big_trace_mb=0.5,
+            longest_trace_points=1_000)
 
 EXPECTED = {
     "Burst": ["end to end (drop → all committed)", "steady rate (first → last commit)",
@@ -26,9 +27,15 @@ EXPECTED = {
     "Single drops": ["drop → committed p50", "drop → committed p95", "drop → committed max",
                      "  drop → queued p50", "  queued → parsing p50", "  parsing → committed p50"],
     "Catch-up": ["start → all ingested", "rate", "worker peak RSS (VmHWM)"],
+    "Parsers (in-process, same run)": [
+        "ours on 100_Report.csv (parsers.parse)", "Accu-Mk1 on 100_Report.csv (parse_peakdata_csv)",
+        "ours / Accu-Mk1 parser", "detection (every sniffer) on a 0.1 MB trace",
+        "detection on a 0.2 MB trace / on a 0.1 MB trace"],
     "Large traces (DAD, time,value)": [
-        "0.1 MB parse (in-process trace_csv.parse)", "0.1 MB parse peak RSS (own process)",
-        "0.2 MB parse (in-process trace_csv.parse)", "0.2 MB parse peak RSS (own process)",
+        "0.1 MB parse (in-process trace_csv.parse)",
+        "0.1 MB parse, memory over the interpreter (own process, file mapped)",
+        "0.2 MB parse (in-process trace_csv.parse)",
+        "0.2 MB parse, memory over the interpreter (own process, file mapped)",
         "0.1 MB trace end to end (drop → committed)"],
     "DAD spectra (ChemStation .UV, real frames repeated)": [
         "1 MB parse", "1 MB parse peak RSS (own process)", "1 MB `accu-ingest ingest` peak RSS"],
@@ -45,6 +52,10 @@ EXPECTED = {
     "Ingest while a client polls /api/files every second": [
         "without a poller (median of 2)", "with /api/files polled every second (median of 2)",
         "polled / not polled"],
+    "Bounded memory (real worker, default settings, one file each)": [
+        "2,000-row peak table: peak RSS of any process",
+        "0.5 MB trace: peak RSS of any process",
+        "1,000-point trace (the longest max_trace_points accepts): peak RSS of any process"],
 }
 
 

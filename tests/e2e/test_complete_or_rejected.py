@@ -117,7 +117,7 @@ def _rejected() -> list[Case]:
              line=TABLE_LINE + 1),
         Case("sum_off_Report.csv", report(_peaks(9), total="123.4567").encode(),
              cause="disagrees", line=sum_line),
-        Case("long_line_Report.csv", _long_line(10), cause="field limit", line=first_row),
+        Case("long_line_Report.csv", _long_line(10), cause="row has 7 cells", line=first_row),
         Case("B" * 236 + "_Report.csv", _edit_cell(11, 1, 1, "x"), cause="'x' is not a number",
              line=first_row),
     ]

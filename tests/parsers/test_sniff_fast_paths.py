@@ -60,7 +60,8 @@ def _norm(cell: str) -> str:
 
 
 def _openlab_header(line: str, delimiter: str) -> list[str | None] | None:
-    if not agilent_openlab._could_be_header(line):
+    low = line.lower()
+    if not ("area" in low or "rt" in low or "retention" in low):
         return None
     try:
         cells = agilent_openlab._split(line, delimiter)

@@ -131,3 +131,39 @@ def test_damaged_traces_only_raise_parse_error(trace: tuple[list[float], list[fl
 @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=400))
 def test_arbitrary_text_only_raises_parse_error(text: str) -> None:
     _only_parse_error(text.encode("utf-8"))
+
+
+@FUZZ
+@given(trace=traces(), style=st.sampled_from(STYLES), header=st.booleans(),
+       eol=st.sampled_from(["\n", "\r\n", "\r"]), final_eol=st.booleans(),
+       chunk=st.integers(8, 200), data=st.data())
+def test_read_in_slices_as_read_whole(trace: tuple[list[float], list[float]],
+                                      style: tuple[str, bool], header: bool, eol: str,
+                                      final_eol: bool, chunk: int, data: st.DataObject) -> None:
+    """Big traces are read a slice at a time: any slice size gives what one slice gives, the
+    same points, or a refusal where one slice is refused (a damaged trace included; the first
+    fault met may then be another)."""
+    times, values = trace
+    raw = _text(times, values, *style, header, eol, final_eol).encode("utf-8")
+    if data.draw(st.booleans()):
+        raw = damage(raw, data)
+    original = trace_csv.CHUNK_BYTES
+
+    def outcome() -> object:
+        try:
+            parsed = trace_csv.parse(raw, NAME, NO_OPTIONS)
+        except ParseError as exc:
+            return ("error", exc.line)
+        (signal,) = parsed.signals
+        assert signal.trace is not None
+        return list(signal.trace.times), list(signal.trace.values), parsed.metadata
+
+    whole = outcome()
+    trace_csv.CHUNK_BYTES = chunk
+    try:
+        sliced = outcome()
+    finally:
+        trace_csv.CHUNK_BYTES = original
+    if isinstance(sliced, tuple) and sliced[:1] == ("error",) and whole[:1] == ("error",):
+        return  # both refused (a slice may meet a later fault of the same damage first)
+    assert sliced == whole

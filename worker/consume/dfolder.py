@@ -177,7 +177,10 @@ def options(settings: Settings) -> ParserOptions:
     return ParserOptions(encodings=tuple(settings.encodings.items()),
                          tables=tuple(settings.tables.values()),
                          default_encoding=settings.default_encoding,
-                         date_order=settings.date_order)
+                         date_order=settings.date_order,
+                         max_peaks_per_table=settings.max_peaks_per_table,
+                         max_trace_points=settings.max_trace_points,
+                         max_sheet_cells=settings.max_sheet_cells)
 
 
 def parse(settings: Settings, row: SourceFile, data: bytes,

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import mmap
 import struct
 import sys
 import threading
 import time
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -68,6 +70,19 @@ def raw_bytes(settings: Settings, row: SourceFile) -> bytes:
     if store.sha256_of(data) != row.sha256:
         raise store.StoreError(f"database copy of {row.sha256[:12]}… does not match its SHA-256")
     return data
+
+
+@contextlib.contextmanager
+def stored(settings: Settings, row: SourceFile) -> Iterator[bytes | mmap.mmap]:
+    """The stored bytes to parse: a big file as an mmap of its record in the raw store (its
+    pages are the file's, so memory stays bounded whatever its size), else ``raw_bytes``."""
+    with contextlib.ExitStack() as stack:
+        view = None
+        if row.size > store.STREAM_BYTES and row.raw_pack is not None:
+            with contextlib.suppress(FileNotFoundError):  # not here: from the database
+                view = stack.enter_context(store.mapped(settings.raw_dir, row.sha256,
+                                                        row.raw_pack, row.raw_offset))
+        yield view if view is not None else raw_bytes(settings, row)
 
 
 @dataclass
@@ -223,8 +238,8 @@ def _prepare(settings: Settings, row: SourceFile) -> Work:
     """Read the stored bytes and parse, outside any transaction (the slow, pure part)."""
     work = Work(row)
     try:
-        data = raw_bytes(settings, row)
-        work.parsed = dfolder.parse(settings, row, data, lambda r: raw_bytes(settings, r))
+        with stored(settings, row) as data:
+            work.parsed = dfolder.parse(settings, row, data, lambda r: raw_bytes(settings, r))
     except dfolder.NotYet as wait:
         work.wait = wait.seconds
     except ParseError as exc:
@@ -360,14 +375,28 @@ def _write(row: SourceFile, parsed: ParsedFile, settings: Settings,
     return touched
 
 
-def pack(times: object, values: object) -> bytes:
-    """Little-endian float64 times then values: portable across machines and databases."""
-    from array import array
-    t, v = array("d", times), array("d", values)  # type: ignore[arg-type]
+def pack(times: object, values: object) -> bytearray:
+    """Little-endian float64 times then values: portable across machines and databases.
+
+    Written straight into one buffer (no copy of the arrays, no concatenation): the points of
+    a long trace are held once more here, not three times."""
+    t, v = _doubles(times), _doubles(values)
     if sys.byteorder != "little":
+        t, v = array("d", t), array("d", v)
         t.byteswap()
         v.byteswap()
-    return struct.pack("<I", len(t)) + t.tobytes() + v.tobytes()
+    size = len(t) * 8
+    out = bytearray(4 + 2 * size)
+    struct.pack_into("<I", out, 0, len(t))
+    out[4:4 + size] = memoryview(t).cast("B")
+    out[4 + size:] = memoryview(v).cast("B")
+    return out
+
+
+def _doubles(points: object) -> array:
+    if isinstance(points, array) and points.typecode == "d":
+        return points
+    return array("d", points)  # type: ignore[call-overload]
 
 
 @dataclass

@@ -854,14 +854,20 @@ def take_many(settings: Settings, batch: Sequence[tuple[str | Path, str, Candida
     not registered yet were stored, so a failed registration never stores them again.
     """
     outcomes: list[Taken] = [None] * len(batch)
-    stored: list[tuple[int, ledger.Seen, bytes]] = []
+    stored: list[tuple[int, ledger.Seen, bytes | None]] = []
     for i, (path, rel, cand) in enumerate(batch):
         if cand.size > settings.max_file_bytes:
             outcomes[i] = _register_oversized(settings, path, rel, cand), False
             continue
+        streamed = cand.size > store.STREAM_BYTES
         try:
-            with open(path, "rb") as fh:
-                data = fh.read()
+            if streamed:  # hashed now and copied into the store later, a chunk at a time
+                sha, size = store.hash_file(path)
+                data: bytes | None = None
+            else:
+                with open(path, "rb") as fh:
+                    data = fh.read()
+                sha, size = store.sha256_of(data), len(data)
             st = os.stat(path)
         except FileNotFoundError:
             outcomes[i] = "gone"
@@ -869,30 +875,43 @@ def take_many(settings: Settings, batch: Sequence[tuple[str | Path, str, Candida
         except PermissionError as exc:  # or still locked by its writer (Windows)
             outcomes[i] = Trouble("unreadable", exc.strerror or str(exc))
             continue
-        if (st.st_size, st.st_mtime_ns) != (cand.size, cand.mtime_ns) or len(data) != cand.size:
+        if (st.st_size, st.st_mtime_ns) != (cand.size, cand.mtime_ns) or size != cand.size:
             cand.size = -1  # changed while being read: start the stability window again
             continue
         text, raw_path = ledger.ledger_path(rel)
         stored.append((i, ledger.Seen(path=text, size=cand.size, mtime_ns=cand.mtime_ns,
-                                      sha256=store.sha256_of(data),
-                                      detected_at=cand.detected_at, stable_at=time.time(),
-                                      origin=settings.node, path_bytes=raw_path), data))
+                                      sha256=sha, detected_at=cand.detected_at,
+                                      stable_at=time.time(), origin=settings.node,
+                                      path_bytes=raw_path), data))
     # Contents the ledger has already are duplicates: stored once, with their first copy.
     known = ledger.stored(settings.raw_dir, [seen.sha256 for _, seen, _ in stored])
     kept = {} if kept is None else kept
     places = {sha: place for sha, place in kept.items()
               if store.has(settings.raw_dir, sha, place.pack)}
     fresh = store.put_many(settings.raw_dir, [(seen.sha256, data) for _, seen, data in stored
-                                              if seen.sha256 not in known
+                                              if data is not None and seen.sha256 not in known
                                               and seen.sha256 not in places],
                            fsync=settings.fsync)
+    for i, seen, data in list(stored):
+        if data is None and seen.sha256 not in known and seen.sha256 not in places \
+                and seen.sha256 not in fresh:
+            try:
+                fresh[seen.sha256] = store.put_file(settings.raw_dir, batch[i][0], seen.sha256,
+                                                    seen.size, fsync=settings.fsync)
+            except store.Changed:
+                batch[i][2].size = -1  # written meanwhile: the stability window starts again
+                stored.remove((i, seen, data))
+            except FileNotFoundError:
+                outcomes[i] = "gone"
+                stored.remove((i, seen, data))
     kept.update(fresh)
     places.update(fresh)
     stored = [(i, replace(seen, raw=places.get(seen.sha256)), data)
               for i, seen, data in stored]
     if settings.blobs_in_database:
-        for _, seen, data in stored:
-            store_blob(seen.sha256, data)
+        for i, seen, data in stored:
+            # The database copy (scale-out) is one value: a big file is read whole for it.
+            store_blob(seen.sha256, data if data is not None else Path(batch[i][0]).read_bytes())
     registered = _register(settings, [seen for _, seen, _ in stored], owner)
     for (i, seen, _), outcome in zip(stored, registered, strict=True):
         outcomes[i] = outcome

@@ -15,19 +15,32 @@ from __future__ import annotations
 import codecs
 import inspect
 import logging
+import mmap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
-from worker.parsers.base import MIN_CONFIDENCE, ParsedFile, ParseError, Parser, SetParser
+from worker.parsers.base import (
+    MIN_CONFIDENCE,
+    ParsedFile,
+    ParseError,
+    Parser,
+    SetParser,
+    too_many,
+)
 from worker.parsers.options import NO_OPTIONS, ParserOptions
 from worker.parsers.text import decode
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "accu_ingest.parsers"
+# What ``sniff`` is given: the first 64 KiB, cut after their last line break (README.md).
+SNIFF_BYTES = 65536
+# A stored file handed over as an mmap is read whole (copied into memory) up to this size by
+# parsers that do not read slices (``reads_slices``); bigger, only those read it.
+WHOLE_BYTES = 64 * 1024 * 1024
 _ZIP = b"PK\x03\x04"
 _BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 T = TypeVar("T")
@@ -111,9 +124,33 @@ def _positional(function: Callable[..., object]) -> int | None:
     return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters)
 
 
+def head(data: bytes) -> bytes:
+    """What sniffers see of ``data``: all of it up to SNIFF_BYTES, else its first SNIFF_BYTES
+    cut just after their last line break, so a sniffer never sees half a line or half a
+    character (a UTF-16 line break is two bytes at an even offset).
+
+    Detection then costs the same for a 1 KB report and a 500 MB trace, and reads only the
+    first pages of a file handed over as an mmap.
+    """
+    if len(data) <= SNIFF_BYTES:
+        return bytes(data)
+    first = bytes(data[:SNIFF_BYTES])
+    if first.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        newline = b"\n\x00" if first.startswith(codecs.BOM_UTF16_LE) else b"\x00\n"
+        at = first.rfind(newline)
+        while at > 0 and at % 2:
+            at = first.rfind(newline, 0, at)
+        return first[:at + 2] if at > 0 else first[:SNIFF_BYTES - SNIFF_BYTES % 2]
+    at = first.rfind(b"\n")
+    return first[:at + 1] if at >= 0 else first
+
+
 def detect(data: bytes, filename: str, options: ParserOptions = NO_OPTIONS) -> Parser:
-    """The parser most confident that ``data`` is its format, or ParseError saying what was seen."""
-    scores = sorted(((p.sniff(data, filename, options), name, p)
+    """The parser most confident that ``data`` is its format, or ParseError saying what was seen.
+
+    Every sniffer gets only ``head(data)``."""
+    first = head(data)
+    scores = sorted(((p.sniff(first, filename, options), name, p)
                      for name, p in registered().items()), key=lambda s: (-s[0], s[1]))
     best_score, _, best = scores[0]
     if best_score < MIN_CONFIDENCE:
@@ -126,9 +163,38 @@ def detect(data: bytes, filename: str, options: ParserOptions = NO_OPTIONS) -> P
 
 
 def parse(data: bytes, filename: str, options: ParserOptions = NO_OPTIONS) -> ParsedFile:
-    """Detect the format and parse; the only exception that escapes is ParseError."""
+    """Detect the format and parse; the only exception that escapes is ParseError.
+
+    ``data`` is bytes, or for a big stored file an mmap of it (README.md: parsers that read a
+    file a slice at a time take any bytes-like object)."""
     parser = detect(data, filename, options)
-    return _guarded(parser, filename, lambda: parser.parse(data, filename, options))
+    if not isinstance(data, bytes) and not getattr(parser, "reads_slices", False):
+        if len(data) > WHOLE_BYTES:
+            raise ParseError(
+                f"the file is {len(data) / 1048576:.0f} MiB, and {parser.display_name} is read "
+                f"whole: over the {WHOLE_BYTES // 1048576} MiB such a file may have for its "
+                "memory to stay bounded (WHOLE_BYTES); no export of that format is this big",
+                filename=filename)
+        copy = bytes(data)
+        if isinstance(data, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+            data.madvise(mmap.MADV_DONTNEED)  # the copy is what is read: the pages go back
+        data = copy
+    return within_limits(_guarded(parser, filename, lambda: parser.parse(data, filename,
+                                                                          options)),
+                         filename, options)
+
+
+def within_limits(parsed: ParsedFile, filename: str, options: ParserOptions) -> ParsedFile:
+    """``parsed``, or ParseError naming the setting when a signal holds more peaks or points
+    than the limits allow: every format keeps them, whether or not its parser stops early."""
+    for signal in parsed.signals:
+        if signal.peaks is not None and len(signal.peaks) > options.max_peaks_per_table:
+            raise too_many(f"peaks in the table of {signal.name!r}", options.max_peaks_per_table,
+                           "max_peaks_per_table", filename=filename)
+        if signal.trace is not None and signal.trace.points > options.max_trace_points:
+            raise too_many(f"points in the trace of {signal.name!r}", options.max_trace_points,
+                           "max_trace_points", filename=filename)
+    return parsed
 
 
 def parse_set(members: Mapping[str, bytes], options: ParserOptions = NO_OPTIONS) -> ParsedFile:
@@ -137,14 +203,15 @@ def parse_set(members: Mapping[str, bytes], options: ParserOptions = NO_OPTIONS)
     first = next(iter(members), "")
     set_parsers = {name: p for name, p in registered().items()
                    if callable(getattr(p, "parse_set", None))}
-    scores = sorted(((max((p.sniff(data, key, options) for key, data in members.items()),
+    scores = sorted(((max((p.sniff(head(data), key, options) for key, data in members.items()),
                           default=0), name, p) for name, p in set_parsers.items()),
                     key=lambda s: (-s[0], s[1]))
     if not scores or scores[0][0] < MIN_CONFIDENCE:
         raise ParseError(f"no set parser recognised the files {', '.join(members)}",
                          filename=first)
     parser: SetParser = scores[0][2]  # type: ignore[assignment]
-    return _guarded(parser, first, lambda: parser.parse_set(members, options))
+    return within_limits(_guarded(parser, first, lambda: parser.parse_set(members, options)),
+                         first, options)
 
 
 def _guarded(parser: Parser, filename: str, call: Callable[[], T]) -> T:
@@ -165,8 +232,10 @@ def _broken_text(data: bytes, filename: str, options: ParserOptions) -> ParseErr
     Sniffers only look at text that decodes, so such a file would be "unrecognised"; the lab
     needs the line where it breaks instead (``text.decode``).
     """
-    if not data.startswith(_BOMS):
+    if not head(data).startswith(_BOMS):
         return None
+    if len(data) > SNIFF_BYTES:
+        return _broken_big_text(data, filename)
     try:
         decode(data, filename, configured=options.encoding_for(filename),
                default=options.default_encoding)
@@ -175,15 +244,36 @@ def _broken_text(data: bytes, filename: str, options: ParserOptions) -> ParseErr
     return None
 
 
+def _broken_big_text(data: bytes, filename: str) -> ParseError | None:
+    """``_broken_text`` of a big file, decoded a chunk at a time rather than whole."""
+    first = bytes(data[:3])
+    encoding = ("utf-8-sig" if first.startswith(codecs.BOM_UTF8) else
+                "utf-16-le" if first.startswith(codecs.BOM_UTF16_LE) else "utf-16-be")
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    lines, step = 1, 1 << 20
+    for at in range(0, len(data), step):
+        chunk = bytes(data[at:at + step])
+        try:
+            lines += decoder.decode(chunk, at + step >= len(data)).count("\n")
+        except UnicodeDecodeError as exc:
+            # The lines before the bad byte, as text.decode counts them.
+            lines += chunk[:exc.start].decode(encoding, errors="ignore").count("\n")
+            return ParseError(f"cannot decode as {encoding}: {exc.reason} near byte "
+                              f"{at + exc.start} (of {len(data)}; a UTF-16 file cut short or "
+                              "corrupted?)", line=lines, filename=filename)
+    return None
+
+
 def describe(data: bytes) -> str:
     """A short, human-readable description of what the first bytes look like."""
+    size, data = len(data), head(data)
     if not data:
         return "the file is empty"
     if data.startswith(_ZIP) and b"xl/" in data[:65536]:
         return ("an Excel workbook (.xlsx) — read only through a [tables.NAME] column mapping "
                 "in the configuration whose `files` globs match its name, and none does")
     if b"\x00" in data[:4096] and data[:2] not in (b"\xff\xfe", b"\xfe\xff"):
-        return f"binary content ({len(data)} bytes, starts {data[:8].hex()})"
+        return f"binary content ({size} bytes, starts {data[:8].hex()})"
     for bom, encoding in ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"),
                           (codecs.BOM_UTF8, "utf-8")):
         if data.startswith(bom):  # the text it is, not its bytes escaped (UTF-16: \xff\xfeD\x00…)
@@ -198,4 +288,4 @@ def describe(data: bytes) -> str:
 
 
 __all__ = ["MIN_CONFIDENCE", "NO_OPTIONS", "ParseError", "ParsedFile", "Parser", "ParserOptions",
-           "adapt", "detect", "extensions", "parse", "parse_set", "registered"]
+           "adapt", "detect", "extensions", "head", "parse", "parse_set", "registered"]

@@ -12,7 +12,10 @@ from __future__ import annotations
 import csv
 import math
 import re
+from collections.abc import Iterator
 from functools import lru_cache
+
+from pydantic import ValidationError
 
 from worker.parsers.base import (
     MIN_CONFIDENCE,
@@ -21,10 +24,11 @@ from worker.parsers.base import (
     ParseError,
     Peak,
     Signal,
+    too_many,
     validated,
 )
 from worker.parsers.options import ParserOptions
-from worker.parsers.text import decode, parse_number, require_line_end, split_lines
+from worker.parsers.text import decode, parse_number
 
 name = "agilent-openlab-csv"
 version = "1.0"
@@ -103,23 +107,55 @@ def _missing(fields: list[str | None]) -> list[str]:
 
 
 def _split(line: str, delimiter: str, number: int | None = None) -> list[str]:
+    if '"' not in line:
+        # Without a quote the csv module splits exactly at the delimiters, only slower.
+        return line.split(delimiter) if line else []
     try:
         return next(csv.reader([line], delimiter=delimiter))
     except csv.Error as exc:  # e.g. a cell longer than the csv module's field limit
         raise ParseError(f"unreadable CSV row: {exc}", line=number) from exc
 
 
-def _could_be_header(line: str) -> bool:
-    """A header names RT or Area; a line naming neither need not be parsed as CSV to know it is
-    none (this check is most of the parser's time saved in a burst)."""
-    low = line.lower()
-    return "area" in low or "rt" in low or "retention" in low
+# The lines that could be a peak-table header: one naming RT or Area (found in one scan of the
+# text rather than a test of every line, most of the parser's time saved in a burst).
+_KEYWORDS = (b"area", b"rt", b"retention")
+_WINDOW = 1 << 20
+
+
+def _candidates(text: str) -> Iterator[tuple[int, int, int, str]]:
+    """(0-based index, start, end, line) of each line of ``text`` (LF-only line ends) that
+    could be a header, in order."""
+    index, window = 0, 0
+    while window < len(text):
+        stop = len(text) if window + _WINDOW >= len(text) else \
+            text.find("\n", window + _WINDOW) + 1 or len(text)
+        # One byte per character (Latin-1, "?" for the rest), lower-cased in C, a window at a
+        # time: str.find on it is many times faster than a case-blind regex over the text.
+        probe = text[window:stop].encode("latin-1", "replace").lower()
+        starts: set[int] = set()
+        for keyword in _KEYWORDS:
+            at = probe.find(keyword)
+            while at >= 0:
+                starts.add(probe.rfind(b"\n", 0, at) + 1)
+                end = probe.find(b"\n", at)
+                if end < 0:
+                    break
+                at = probe.find(keyword, end)
+        previous = 0
+        for start in sorted(starts):
+            index += probe.count(b"\n", previous, start)
+            previous = start
+            end = probe.find(b"\n", start)
+            end = len(probe) if end < 0 else end
+            yield index, window + start, window + end, text[window + start:window + end]
+        index += probe.count(b"\n", previous)
+        window = stop
 
 
 def _header_in(line: str, delimiter: str) -> list[str | None] | None:
     """The header fields of ``line`` while sniffing, where an unreadable line is no header."""
     # A header has three known cells, so at least two delimiters (CSV splits only at them).
-    if line.count(delimiter) < 2 or not _could_be_header(line):
+    if line.count(delimiter) < 2:
         return None
     try:
         return _header_fields(_split(line, delimiter))
@@ -127,11 +163,26 @@ def _header_in(line: str, delimiter: str) -> list[str | None] | None:
         return None
 
 
-def _delimiter(lines: list[str]) -> str:
-    for line in lines:
-        if _header_in(line, ";") is not None:
-            return ";"
+def _delimiter(text: str) -> str:
+    """``;`` when a line of ``text`` (LF line ends) is a header split at semicolons."""
+    if ";" in text:
+        for _, _, _, line in _candidates(text):
+            if _header_in(line, ";") is not None:
+                return ";"
     return ","
+
+
+def _lines(text: str) -> list[str]:
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def _lf(text: str) -> str:
+    """``text`` with CR LF and lone CR line ends made LF, so ``split("\\n")`` gives the lines of
+    ``split_lines``."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 _SNIFF_BYTES = 65536
@@ -147,23 +198,16 @@ def _score(fields: list[str | None]) -> int:
 
 
 def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
-    head = data[:_SNIFF_BYTES]
     try:
-        text, _ = decode(head, configured=options.encoding_for(filename),
+        text, _ = decode(data[:_SNIFF_BYTES], configured=options.encoding_for(filename),
                          default=options.default_encoding)
-    except ParseError:
+    except (ParseError, UnicodeDecodeError):
         return NOT_MINE
-    except UnicodeDecodeError:
-        return NOT_MINE
-    if ";" not in text:  # else a ";" header may come later and change the delimiter
-        # A PeakData export starts with its header: then no line before it can be one.
-        first = text.split("\n", 1)[0].split("\r", 1)[0]
-        fields = _header_in(first, ",")
-        if fields is not None:
-            return _score(fields)
-    lines = split_lines(text)[:_SNIFF_LINES]
-    delimiter = _delimiter(lines)
-    for line in lines:
+    text = _lf(text)
+    delimiter = _delimiter(text)
+    for index, _, _, line in _candidates(text):
+        if index >= _SNIFF_LINES:
+            break
         fields = _header_in(line, delimiter)
         if fields is not None:
             return _score(fields)
@@ -173,15 +217,20 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
 def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     text, encoding = decode(data, filename, configured=options.encoding_for(filename),
                             default=options.default_encoding)
-    lines = split_lines(text)
-    delimiter = _delimiter(lines)
+    lf = _lf(text)
+    ends_with_break = text.endswith(("\n", "\r"))
+    del text  # a big file's text is held once (``lf`` may be it)
+    # Lines are cut out one at a time, never all at once: a file of a million rows is
+    # rejected by the peaks limit before its rows cost memory.
+    count = lf.count("\n") + (0 if lf.endswith("\n") or not lf else 1)
+    delimiter = _delimiter(lf)
     decimal_comma = delimiter == ";"
 
     header_at = None
     fields: list[str | None] = []
-    for i, line in enumerate(lines):
-        found = (_header_fields(_split(line, delimiter, i + 1)) if _could_be_header(line)
-                 else None)
+    header_start = header_end = 0
+    for i, start, end, line in _candidates(lf):
+        found = _header_fields(_split(line, delimiter, i + 1))
         if found is not None:
             if header_at is not None:
                 raise ParseError(f"a second peak-table header (first at line {header_at + 1})",
@@ -189,16 +238,18 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
             if _missing(found):
                 raise ParseError(f"peak-table header has no {' or '.join(_missing(found))} "
                                  "column", line=i + 1, filename=filename)
-            header_at, fields = i, found
+            header_at, fields, header_start, header_end = i, found, start, end
     if header_at is None:
         raise ParseError("no peak table header with RT and Area columns", filename=filename)
 
-    peaks: list[Peak] = []
+    rows: list[list[str]] = []
     sum_at = None
     total = None
-    i = header_at + 1
-    while i < len(lines):
-        line = lines[i]
+    i, at = header_at + 1, header_end + 1
+    while i < count:
+        end = lf.find("\n", at)
+        end = len(lf) if end < 0 else end
+        line = lf[at:end]
         cells = _split(line, delimiter, i + 1) if line.strip() else []
         if not cells or not any(c.strip() for c in cells):
             break
@@ -208,25 +259,34 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
             total = parse_number(sum_cell, decimal_comma=decimal_comma, what="Sum", line=i + 1,
                                  filename=filename)
             break
-        peaks.append(_peak(cells, fields, len(peaks) + 1, i + 1, decimal_comma, filename))
-        i += 1
+        rows.append(cells)
+        if len(rows) > options.max_peaks_per_table:
+            raise too_many("peaks in the table", options.max_peaks_per_table,
+                           "max_peaks_per_table", line=i + 1, filename=filename)
+        i, at = i + 1, end + 1
+    first = header_at + 2
+    peaks = (None if decimal_comma else _fast_peaks(rows, fields, first)) or [
+        _peak(cells, fields, n, line, decimal_comma, filename)
+        for n, (line, cells) in enumerate(enumerate(rows, start=first), start=1)]
     if sum_at is None:
-        where = i + 1 if i < len(lines) else len(lines)
+        where = i + 1 if i < count else count
         raise ParseError("peak table ends without its Sum row (file cut off or incomplete)",
                          line=where, filename=filename)
-    if header_at > 0 and sum_at == len(lines) - 1:
+    if header_at > 0 and sum_at == count - 1 and not ends_with_break:
         # A Report's Sum row ends with its line end (and a blank line): a file that stops
         # inside it is a part still being written, whose total may be cut short.
-        require_line_end(text, sum_at + 1, "Sum row", filename)
+        raise ParseError("the Sum row has no line end: the file is cut off or still being "
+                         "written", line=sum_at + 1, filename=filename)
     if not peaks:
         raise ParseError("peak table has zero peaks", line=sum_at + 1, filename=filename)
     assert total is not None
     _check_sum(peaks, total, sum_cell, sum_at + 1, filename)
     peaks = _with_area_pct(peaks, total)
 
-    metadata = _metadata(lines[:header_at] + lines[sum_at + 1:], delimiter)
+    before = _lines(lf[:header_start])
+    metadata = _metadata(before + _lines(lf[at:])[1:], delimiter)
     signal_name = metadata.get("signal", "Signal A")
-    wavelength = _wavelength(lines[:header_at], delimiter)
+    wavelength = _wavelength(before, delimiter)
     values = {field: metadata[key] for key, field in FIELD_KEYS.items() if key in metadata}
     layout = "report" if header_at > 0 else "peakdata"
     with validated("invalid metadata", filename=filename):
@@ -237,6 +297,34 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
                             peaks=peaks, total_area=total)],
             **values,
         )
+
+
+# What the numeric cells of a dot-decimal table may hold for ``float`` to read them exactly as
+# ``parse_number`` does: with only these characters, both accept and refuse the same cells.
+_PLAIN_NUMBER_TEXT = b"0123456789.+-eE \t"
+
+
+def _fast_peaks(rows: list[list[str]], fields: list[str | None],
+                first: int) -> list[Peak] | None:
+    """The peaks of a plain table (every row as many cells as the header, numbers only, no
+    quotes), read with ``float`` in one pass; None for anything else, which ``_peak`` then reads
+    row by row and rejects with the row's line and reason."""
+    width = len(fields)
+    numeric = [(i, f) for i, f in enumerate(fields) if f is not None and f not in TEXT_FIELDS]
+    if len(numeric) != sum(f is not None for f in fields):
+        return None  # name or type columns: the exact reader
+    cells = [cell for row in rows for cell in row]
+    if any(len(row) != width for row in rows) or "".join(cells).encode(
+            "ascii", "replace").translate(None, _PLAIN_NUMBER_TEXT):
+        return None
+    peaks: list[Peak] = []
+    try:
+        for n, row in enumerate(rows, start=1):
+            values = {f: float(row[i]) for i, f in numeric if row[i].strip()}
+            peaks.append(Peak(number=n, line=first + n - 1, **values))  # type: ignore[arg-type]
+    except (ValueError, ValidationError):  # an empty required cell, a bad number, a model check
+        return None
+    return peaks
 
 
 def _peak(cells: list[str], fields: list[str | None], number: int, line: int,
@@ -286,17 +374,33 @@ def _metadata(lines: list[str], delimiter: str) -> dict[str, str]:
     skipped."""
     metadata: dict[str, str] = {}
     for line in lines:
-        cells = _split(line, delimiter) if line.strip() else []
-        for key, value in zip(cells[::2], cells[1::2], strict=False):
-            key = key.strip()
-            if key.endswith(":") and len(key) > 1:
-                metadata.setdefault(key[:-1].strip().lower(), value.strip())
+        if ":" in line:  # else no key in it
+            for key, value in (_pairs(line, delimiter) if len(line) <= 256
+                               else _pairs.__wrapped__(line, delimiter)):
+                metadata.setdefault(key, value)
     return metadata
+
+
+@lru_cache(maxsize=4096)
+def _pairs(line: str, delimiter: str) -> tuple[tuple[str, str], ...]:
+    """The (key, value) pairs of one metadata line, remembered for short lines: an
+    instrument's method preamble repeats, line for line, in every file of a sequence."""
+    cells = line.split(delimiter) if '"' not in line else _split(line, delimiter)
+    pairs = []
+    for key, value in zip(cells[::2], cells[1::2], strict=False):
+        if ":" not in key:
+            continue
+        key = key.strip()
+        if key.endswith(":") and len(key) > 1:
+            pairs.append((key[:-1].strip().lower(), value.strip()))
+    return tuple(pairs)
 
 
 def _wavelength(lines: list[str], delimiter: str) -> float | None:
     """The wavelength of the acquired signal from the method's signal table, when present."""
     for line in lines:
+        if not line.lstrip().startswith(("Yes", '"')):
+            continue
         cells = _split(line, delimiter) if line.strip() else []
         if len(cells) >= 3 and cells[0].strip() == "Yes" and cells[1].startswith("Signal"):
             match = re.match(r"\s*(\d+(?:\.\d+)?)\s*nm", cells[2])

@@ -19,14 +19,13 @@ Confidence scale of ``sniff`` (the registry picks the highest score, ties by par
 
 from __future__ import annotations
 
-import math
 from array import array
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from worker.parsers.options import ParserOptions
 
@@ -55,7 +54,9 @@ class ParseError(Exception):
 class Peak(BaseModel):
     """One integrated peak as the instrument printed it."""
 
-    model_config = ConfigDict(frozen=True)
+    # Finite numbers checked by pydantic's core (allow_inf_nan), not a Python validator per
+    # field: the peaks of a burst are built by the million.
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     number: int = Field(ge=1)
     rt_min: float
@@ -81,14 +82,6 @@ class Peak(BaseModel):
                                   ("baseline_start", self.baseline_start),
                                   ("baseline_end", self.baseline_end), ("amount", self.amount),
                                   ("amount_unit", self.amount_unit)) if v is not None}
-
-    @field_validator("rt_min", "area", "area_pct", "height", "begin_min", "end_min", "width_min",
-                     "symmetry", "baseline_start", "baseline_end", "amount")
-    @classmethod
-    def _finite(cls, value: float | None) -> float | None:
-        if value is not None and not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
 
 
 class Trace(BaseModel):
@@ -208,6 +201,15 @@ class ParsedFile(BaseModel):
         if not self.signals and not self.spectra:
             raise ValueError("no signal (peak table, trace or spectra) in file")
         return self
+
+
+def too_many(what: str, limit: int, setting: str, *, line: int | None = None,
+             filename: str | None = None) -> ParseError:
+    """The rejection of a file holding more than a memory limit allows, naming the limit and
+    the setting that raises it: read whole, it could take more memory than a lab PC has."""
+    return ParseError(f"more than {limit:,} {what}: over the limit that keeps a file's memory "
+                      f"bounded ({setting} = {limit}); raise {setting} if the file is genuine",
+                      line=line, filename=filename)
 
 
 @contextmanager

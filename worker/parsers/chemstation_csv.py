@@ -50,6 +50,7 @@ from worker.parsers.base import (
     ParseError,
     Peak,
     Signal,
+    too_many,
 )
 from worker.parsers.chemstation_common import (
     WHOLE_NUMBER,
@@ -113,6 +114,13 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
         text = sniff_text(data, filename, options)
         if text is None:
             return NOT_MINE
+        # The first row settles most files: neither the header's first key nor a peak row.
+        opening = text.lstrip("\r\n").split("\n", 1)[0].split("\r", 1)[0]
+        if not opening:
+            return NOT_MINE
+        row = _fields(opening, 1, filename)
+        if row[0] != "Sample Name" and not _standard_shape(row):
+            return NOT_MINE
         lines = split_lines(text)
         # Read lazily: every other format fails the first row's shape, and is let go there.
         rows = (_fields(line, i, filename) for i, line in enumerate(lines, start=1) if line)
@@ -142,7 +150,7 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
             "same .D folder, read together with chemstation_csv.parse_set", line=1,
             filename=filename)
     match = _PEAK_FILE.fullmatch(_base_name(filename))
-    peaks = _read_rows(lines, list(_STANDARD), filename)
+    peaks = _read_rows(lines, list(_STANDARD), filename, options.max_peaks_per_table)
     return ParsedFile(
         format=name,
         parser_version=version,
@@ -180,7 +188,7 @@ def parse_set(members: Mapping[str, bytes], options: ParserOptions) -> ParsedFil
                              filename=header_name)
         key, data = by_name[base]
         lines, _ = decode_lines(data, key, options)
-        peaks = _read_rows(lines, header.columns, key)
+        peaks = _read_rows(lines, header.columns, key, options.max_peaks_per_table)
         signals.append(_signal(number, header.signals[number], peaks))
 
     facts = header.metadata
@@ -289,13 +297,17 @@ def _read_header(data: bytes, filename: str, options: ParserOptions) -> _Header:
     return header
 
 
-def _read_rows(lines: list[str], columns: list[str], filename: str) -> list[Peak]:
+def _read_rows(lines: list[str], columns: list[str], filename: str,
+               max_peaks: int) -> list[Peak]:
     """Every line is a peak row (blank lines only at the end), checked against the Area% sum."""
     last = len(lines)
     while last and not lines[last - 1]:
         last -= 1
     if last == 0:
         raise ParseError("no peak rows", line=1, filename=filename)
+    if last > max_peaks:
+        raise too_many("peaks in the table", max_peaks, "max_peaks_per_table",
+                       line=max_peaks + 1, filename=filename)
     peaks: list[Peak] = []
     for number, line in enumerate(lines[:last], start=1):
         if not line:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from worker.parsers.base import CERTAIN, NOT_MINE, ParsedFile, ParseError, Peak, Signal
@@ -40,7 +41,7 @@ from worker.parsers.chemstation_common import (
 )
 from worker.parsers.dates import parse_chemstation
 from worker.parsers.options import ParserOptions
-from worker.parsers.text import may_contain, parse_number, split_lines
+from worker.parsers.text import may_contain, parse_number
 
 name = "agilent-chemstation-txt"
 version = "1.0"
@@ -91,24 +92,42 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     text = sniff_text(data, filename, options)
     if text is None:
         return NOT_MINE
-    lines = split_lines(text)
-    # Each line scan only runs when the text holds what a matching line must contain.
+    text = text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+    # Each landmark is looked for where its text occurs, never line by line.
     score = NOT_MINE
-    if lines and lines[0].startswith(_FIRST):
+    if text.startswith(_FIRST):
         score += 25
-    if "Signal " in text and any(_SIGNAL.fullmatch(line) for line in lines):
+    if _any_line(text, "Signal ", lambda line: _SIGNAL.fullmatch(line) is not None, True):
         score += 20
-    if "-|-" in text and any(_TABLE_RULE.fullmatch(line) for line in lines):
+    if _any_line(text, "-|-", lambda line: _TABLE_RULE.fullmatch(line) is not None):
         score += 20
-    if ("Acq. Operator" in text or "Injection Date" in text) and any(
-            line.startswith(("Acq. Operator", "Injection Date")) for line in lines):
+    if any(_any_line(text, key, lambda line, key=key: line.startswith(key), True)
+           for key in ("Acq. Operator", "Injection Date")):
         score += 10
-    if "Area Percent Report" in text and any(
-            line.strip() == "Area Percent Report" for line in lines):
+    if _any_line(text, "Area Percent Report",
+                 lambda line: line.strip() == "Area Percent Report"):
         score += 20
     if score >= 50 and filename.lower().endswith("report.txt"):
         score += 5
     return min(score, CERTAIN)
+
+
+def _any_line(text: str, needle: str, test: Callable[[str], bool],
+              starts: bool = False) -> bool:
+    """Whether a line of ``text`` (LF line ends) holding ``needle`` (at its start, with
+    ``starts``) passes ``test``."""
+    at = text.find(needle)
+    while at >= 0:
+        if starts and at and text[at - 1] != "\n":
+            at = text.find(needle, at + 1)
+            continue
+        start = text.rfind("\n", 0, at) + 1
+        end = text.find("\n", at)
+        end = len(text) if end < 0 else end
+        if test(text[start:end]):
+            return True
+        at = text.find(needle, end)
+    return False
 
 
 @dataclass(frozen=True)

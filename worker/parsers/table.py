@@ -66,7 +66,7 @@ _CLAIM, _MATCHED = 85, MIN_CONFIDENCE + 5
 # string (Excel's 16,384 columns, a few elements each); those of any other part (styles …).
 MAX_XLSX_BYTES = 32 * 1024 * 1024
 MAX_XLSX_ROWS = 100_000
-MAX_XLSX_CELLS = 1_000_000
+MAX_XLSX_CELLS = ParserOptions.model_fields["max_sheet_cells"].default  # shared strings too
 MAX_XLSX_ROW_ELEMENTS = 65_536
 MAX_XLSX_PART_ELEMENTS = 100_000
 
@@ -139,7 +139,7 @@ def _rows(data: bytes, filename: str, mapping: TableMapping,
           options: ParserOptions) -> Iterator[tuple[int, list[object]]]:
     """(1-based row or line number, cells) of a workbook sheet or a delimited text file."""
     if data.startswith(_XLSX_MAGIC):
-        yield from _sheet_rows(data, filename, mapping)
+        yield from _sheet_rows(data, filename, mapping, options.max_sheet_cells)
         return
     text, _ = decode(data, filename, configured=options.encoding_for(filename),
                      default=options.default_encoding)
@@ -159,8 +159,8 @@ def _rows(data: bytes, filename: str, mapping: TableMapping,
 # caught, and each kind means the same to a lab: the file is not a readable workbook.
 
 
-def _sheet_rows(data: bytes, filename: str,
-                mapping: TableMapping) -> Iterator[tuple[int, list[object]]]:
+def _sheet_rows(data: bytes, filename: str, mapping: TableMapping,
+                max_cells: int) -> Iterator[tuple[int, list[object]]]:
     from openpyxl import load_workbook  # only workbooks need it
 
     try:
@@ -183,10 +183,12 @@ def _sheet_rows(data: bytes, filename: str,
                 raise _over_limit(f"worksheet {sheet.title!r} has more than "
                                   f"{MAX_XLSX_ROWS:,} rows", "MAX_XLSX_ROWS", filename)
             cells += len(values)
-            if cells > MAX_XLSX_CELLS:
-                raise _over_limit(f"worksheet {sheet.title!r} has more than {MAX_XLSX_CELLS:,} "
-                                  f"cells ({cells:,} in its first {len(rows) + 1:,} rows)",
-                                  "MAX_XLSX_CELLS", filename)
+            if cells > max_cells:
+                raise ParseError(f"worksheet {sheet.title!r} has more than {max_cells:,} cells "
+                                 f"({cells:,} in its first {len(rows) + 1:,} rows): over the "
+                                 "limit that keeps a file's memory bounded (max_sheet_cells = "
+                                 f"{max_cells}); raise max_sheet_cells if the file is genuine",
+                                 filename=filename)
             rows.append(list(values))
     except ParseError:
         raise

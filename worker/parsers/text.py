@@ -175,6 +175,13 @@ def _refuse_foreign_code_page(text: str) -> None:
                 line=number)
 
 
+# Up to this size the last decoding is remembered, by the identity of the bytes object: the
+# registry's sniffers and then the parser decode the same head or small file one after another,
+# and decoding is a pure function of the bytes (bytes objects never change).
+_REMEMBERED_BYTES = 65536
+_last: tuple[bytes, tuple[str | None, ...], tuple[str, str]] | None = None
+
+
 def decode(data: bytes, filename: str | None = None, declared: str | None = None, *,
            configured: str | None = None, default: str | None = None) -> tuple[str, str]:
     """Decode the whole file exactly; returns (text, encoding). Strips a BOM.
@@ -186,6 +193,21 @@ def decode(data: bytes, filename: str | None = None, declared: str | None = None
     Nothing but ``ParseError`` leaves: a UTF-16 file cut to an odd number of bytes, or corrupted
     after its BOM, is rejected with the line where the bytes stop making sense.
     """
+    global _last
+    remember = type(data) is bytes and len(data) <= _REMEMBERED_BYTES
+    if remember:
+        last = _last  # one read: another thread may replace it meanwhile
+        if last is not None and last[0] is data and last[1] == (declared, configured, default,
+                                                                  machine_code_page()):
+            return last[2]
+    decoded = _decode(data, filename, declared, configured, default)
+    if remember:
+        _last = (data, (declared, configured, default, machine_code_page()), decoded)
+    return decoded
+
+
+def _decode(data: bytes, filename: str | None, declared: str | None, configured: str | None,
+            default: str | None) -> tuple[str, str]:
     if b"\x00" in data[:4096] and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise ParseError("binary content (NUL bytes) where text was expected", filename=filename)
     try:

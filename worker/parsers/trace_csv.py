@@ -8,9 +8,13 @@ numbers are converted in bulk and a line-by-line scan runs only to name the line
 
 from __future__ import annotations
 
+import codecs
 import math
+import mmap
+import operator
 import re
 from array import array
+from collections.abc import Callable
 
 from worker.parsers.base import (
     LIKELY,
@@ -20,15 +24,18 @@ from worker.parsers.base import (
     ParseError,
     Signal,
     Trace,
+    too_many,
     validated,
 )
 from worker.parsers.options import ParserOptions
-from worker.parsers.text import decode, lines_of, read_numeric_rows, split_lines
+from worker.parsers.text import decode, lines_of, read_numeric_rows
 
 name = "trace-csv"
 version = "1.0"
 display_name = "Two-column chromatogram trace (time, value)"
 extensions = (".csv", ".txt", ".tsv")
+# parse takes any bytes-like object and reads it a slice at a time (parsers/README.md).
+reads_slices = True
 
 _SIGNAL_IN_NAME = re.compile(r"\.dx_([A-Za-z]+)(\d*)([A-Z]?)\.csv$", re.IGNORECASE)
 # One number, with a decimal point or (TAB and semicolon files) a decimal comma.
@@ -51,7 +58,8 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
                          default=options.default_encoding)
     except (ParseError, UnicodeDecodeError):
         return NOT_MINE
-    lines = [ln for ln in split_lines(text)[:_SNIFF_LINES] if ln.strip()]
+    # Only the first lines are looked at: split no further than them.
+    lines = [ln for ln in _LINE_BREAK.split(text, _SNIFF_LINES)[:_SNIFF_LINES] if ln.strip()]
     if len(data) > 8192:
         lines = lines[:-1]  # the cut may fall mid-line
     if lines and lines[-1].strip() == _TERMINATOR:
@@ -66,19 +74,55 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     return LIKELY if _SIGNAL_IN_NAME.search(filename) else MIN_CONFIDENCE + 10
 
 
+# A trace is read a slice of this many bytes at a time (cut at a line end), so what parsing
+# holds besides the two output arrays stays small whatever the file's size.
+CHUNK_BYTES = 1 << 21
+# The preamble, header and first rows are looked for in this much of the start, the
+# terminator and trailing blank lines in this much of the end.
+_EDGE_BYTES = 65536
+_LONGEST_LINE = 1 << 20
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_BREAK = re.compile(rb"\r\n|\r|\n")
+
+
 def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
-    """Optional preamble lines and a ``time,value`` header, the rows, an optional ``EOT``."""
-    text, encoding = decode(data, filename, configured=options.encoding_for(filename),
+    """Optional preamble lines and a ``time,value`` header, the rows, an optional ``EOT``.
+
+    ``data`` may be any bytes-like object that slices to bytes (an ``mmap`` of the stored file
+    included): it is read a slice at a time, and the pages of an mmap already read are handed
+    back to the system, so memory stays bounded by the points, never the file's size.
+    """
+    if bytes(data[:2]) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        # UTF-16 traces (not seen from instruments) are decoded whole.
+        whole = bytes(data)
+        text, encoding = decode(whole, filename, configured=options.encoding_for(filename),
+                                default=options.default_encoding)
+        utf8 = text.encode("utf-8")
+        return _parse(utf8, utf8, "utf-8", encoding, filename, options)
+    head = bytes(data[:_EDGE_BYTES])
+    if len(data) > _EDGE_BYTES:
+        cut = max(head.rfind(b"\n"), head.rfind(b"\r"))
+        head = head[:cut + 1] if cut >= 0 else head
+    text, encoding = decode(head, filename, configured=options.encoding_for(filename),
                             default=options.default_encoding)
-    lines = lines_of(text)
-    stop = len(lines)
-    while stop and not lines[stop - 1].strip():
-        stop -= 1
-    terminated = bool(stop) and lines[stop - 1].strip() == _TERMINATOR
-    if terminated:
-        stop -= 1
-    first = _first_row(lines, stop, filename)
-    if first >= stop:
+    codec = "utf-8" if encoding == "utf-8-sig" else encoding
+    return _parse(data, head, codec, encoding, filename, options)
+
+
+def _parse(data: bytes, head: bytes, codec: str, encoding: str, filename: str,
+           options: ParserOptions) -> ParsedFile:
+    """The trace in ``data`` whose first lines are ``head`` (both in ``codec``, an ASCII-
+    transparent code page)."""
+    skip = 3 if head.startswith(codecs.BOM_UTF8) else 0
+    head_text = _text(head[skip:], codec, 1, filename)
+    lines = lines_of(head_text)
+    whole = len(head) == len(data)
+    starts = _line_starts(head, skip)
+    stop, body_end, terminated = _end(data, codec, filename, len(lines) if whole else None)
+    if whole:
+        stop = min(stop, len(lines))
+    first = _first_row(lines, stop if whole else len(lines), filename)
+    if whole and first >= stop:
         raise ParseError("trace has no data rows", line=stop + 1, filename=filename)
     header: list[str] | None = None
     metadata: dict[str, str] = {}
@@ -98,7 +142,7 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
                 metadata[f"preamble.{i + 1}"] = line.strip()
     if terminated:
         metadata["terminator"] = _TERMINATOR
-    row = lines[first] if first < stop else ""
+    row = lines[first] if first < len(lines) else ""
     if "\t" in row or (header is not None and "\t" in lines[first - 1]):
         delimiter = "\t"
     elif ";" in row:
@@ -107,13 +151,10 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
         delimiter = ","
     else:
         delimiter = " "  # whitespace-separated (ChemStation macro output)
-    head = "\n".join(lines[first:first + 20])
-    decimal_comma = delimiter in "\t;" and "," in head
-    body = lines[first:stop]
-    if delimiter == " ":
-        body = [" ".join(line.split()) for line in body]
-    times, values = _columns(body, delimiter, decimal_comma, filename, first + 1)
-    _check_times(times, text, filename, first + 1)
+    sample = "\n".join(lines[first:first + 20])
+    decimal_comma = delimiter in "\t;" and "," in sample
+    times, values = _rows(data, starts[first], body_end, codec, delimiter, decimal_comma,
+                          filename, first + 1, options)
 
     signal_name, detector = _signal_from_name(filename)
     time_unit, value_unit = "min", None
@@ -131,6 +172,123 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
                             trace=Trace(times=times, values=values, time_unit=time_unit,
                                         value_unit=value_unit or ("mAU" if detector else None)))],
         )
+
+
+def _text(raw: bytes, codec: str, line: int, filename: str) -> str:
+    try:
+        return raw.decode(codec)
+    except UnicodeDecodeError as exc:
+        raise ParseError(f"cannot decode as {codec} (byte 0x{raw[exc.start]:02X}) where the "
+                         "head of the file was", line=line + raw[:exc.start].count(b"\n"),
+                         filename=filename) from None
+
+
+def _line_starts(raw: bytes, skip: int = 0) -> list[int]:
+    """The byte offset of each line of ``raw`` (CR LF, CR, LF), and of its end."""
+    return [skip, *(m.end() for m in _BREAK.finditer(raw, skip))]
+
+
+def _end(data: bytes, codec: str, filename: str,
+         total: int | None) -> tuple[int, int, bool]:
+    """(lines before the trailing blank lines and terminator, as a count of the file's lines
+    when ``total`` is known; the byte offset where they start; whether an ``EOT`` ends it)."""
+    size = len(data)
+    base = max(0, size - _EDGE_BYTES)
+    tail = bytes(data[base:])
+    if base:
+        cut = tail.find(b"\n")
+        cut = tail.find(b"\r") if cut < 0 else cut
+        if cut < 0:
+            return (total or 0), size, False
+        base, tail = base + cut + 1, tail[cut + 1:]
+    elif tail.startswith(codecs.BOM_UTF8):
+        base, tail = 3, tail[3:]
+    try:
+        lines = lines_of(tail.decode(codec))
+    except UnicodeDecodeError:
+        return (total or 0), size, False  # the rows say where, as they are read
+    starts = _line_starts(tail)
+    keep = len(lines)
+    while keep and not lines[keep - 1].strip():
+        keep -= 1
+    terminated = bool(keep) and lines[keep - 1].strip() == _TERMINATOR
+    if terminated:
+        keep -= 1
+    end = base + starts[keep] if keep < len(lines) else size
+    count = (total - (len(lines) - keep)) if total is not None else 0
+    return count, end, terminated
+
+
+def _rows(data: bytes, start: int, end: int, codec: str, delimiter: str, decimal_comma: bool,
+          filename: str, first_line: int, options: ParserOptions) -> tuple[array, array]:
+    """Every row of ``data[start:end]`` exactly two finite numbers, times never going back; a
+    slice of CHUNK_BYTES at a time."""
+    if end <= start:
+        raise ParseError("trace has no data rows", line=first_line, filename=filename)
+    newline = b"\n" if bytes(data[start:min(end, start + _EDGE_BYTES)]).find(b"\n") >= 0 \
+        else b"\r"
+    release = _releaser(data)
+    # Counted first (a pass of str.count, a slice at a time), so the arrays are made once at
+    # their size: grown row by row, each would be copied as it grew, twice its size at times.
+    rows = _count_rows(data, start, end, newline, release)
+    if rows > options.max_trace_points:
+        raise too_many("points in the trace", options.max_trace_points, "max_trace_points",
+                       line=first_line + options.max_trace_points, filename=filename)
+    times, values = array("d", [0.0]) * rows, array("d", [0.0]) * rows
+    line, at, filled = first_line, start, 0
+    previous = -math.inf
+    while at < end:
+        stop = end
+        if end - at > CHUNK_BYTES:
+            stop = data.rfind(newline, at, at + CHUNK_BYTES) + 1
+            if stop <= at:  # a line longer than a slice: the slice ends with it
+                stop = data.find(newline, at, min(end, at + _LONGEST_LINE)) + 1
+                if stop <= at:
+                    if end - at > _LONGEST_LINE:
+                        raise ParseError(f"a line longer than {_LONGEST_LINE:,} bytes: not a "
+                                         "row of two numbers (time, value)", line=line,
+                                         filename=filename)
+                    stop = end
+        body = lines_of(_text(bytes(data[at:stop]), codec, line, filename))
+        if delimiter == " ":
+            body = [" ".join(row.split()) for row in body]
+        chunk_times, chunk_values = _columns(body, delimiter, decimal_comma, filename, line)
+        previous = _check_times(chunk_times, previous, filename, line)
+        times[filled:filled + len(chunk_times)] = chunk_times
+        values[filled:filled + len(chunk_values)] = chunk_values
+        filled += len(chunk_times)
+        line += len(body)
+        release(stop)
+        at = stop
+    del times[filled:], values[filled:]
+    return times, values
+
+
+def _count_rows(data: bytes, start: int, end: int, newline: bytes,
+                release: Callable[[int], None]) -> int:
+    """Lines in ``data[start:end]`` (a last one without its line end included): at least the
+    rows there, for the arrays to hold them."""
+    count, at = 0, start
+    while at < end:
+        stop = min(end, at + CHUNK_BYTES * 4)
+        count += bytes(data[at:stop]).count(newline)
+        release(stop)
+        at = stop
+    return count + (bytes(data[end - 1:end]) != newline)
+
+
+def _releaser(data: object) -> Callable[[int], None]:
+    """For an mmap, a function handing back to the system the pages before an offset (they
+    are read again from the file if touched, so the content is unchanged): a trace of
+    hundreds of megabytes then never holds more than a slice of them in memory."""
+    if not isinstance(data, mmap.mmap) or not hasattr(mmap, "MADV_DONTNEED"):
+        return lambda _: None
+
+    def release(upto: int) -> None:
+        pages = upto - upto % mmap.PAGESIZE
+        if pages:
+            data.madvise(mmap.MADV_DONTNEED, 0, pages)
+    return release
 
 
 def _first_row(lines: list[str], stop: int, filename: str) -> int:
@@ -172,13 +330,16 @@ def _columns(body: list[str], delimiter: str, decimal_comma: bool, filename: str
     return times, values
 
 
-def _check_times(times: array, text: str, filename: str, first_line: int) -> None:
-    previous = -math.inf
+def _check_times(times: array, previous: float, filename: str, first_line: int) -> float:
+    """The last time, after checking that none goes back (from ``previous`` on)."""
+    if times and times[0] >= previous and all(map(operator.le, times, times[1:])):
+        return times[-1]
     for i, t in enumerate(times):
         if t < previous:
             raise ParseError(f"time goes backwards ({t} after {previous})", line=first_line + i,
                              filename=filename)
         previous = t
+    return previous
 
 
 def _signal_from_name(filename: str) -> tuple[str, str | None]:

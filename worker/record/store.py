@@ -18,10 +18,11 @@ pack are read from there.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from hashlib import sha256 as _sha256
 from pathlib import Path
@@ -29,7 +30,14 @@ from typing import BinaryIO
 
 PACKS = "packs"
 MAGIC = b"accu-raw"
-_HEADER_MAX = 128  # magic, 64 hex digits, a size: well under this
+# A big file is copied into a pack of its own, its header padded with blanks so its bytes start
+# at a boundary where they can be mapped (mmap) in place of being read into memory.
+ALIGN = mmap.ALLOCATIONGRANULARITY
+_HEADER_MAX = ALIGN  # magic, 64 hex digits, a size, blanks up to ALIGN
+COPY_BYTES = 1 << 20
+# Files bigger than this are hashed and stored a chunk at a time at intake, and mapped rather
+# than read by the consumer.
+STREAM_BYTES = 16 * 1024 * 1024
 
 
 class StoreError(Exception):
@@ -58,6 +66,100 @@ def path_for(root: Path, sha256: str) -> Path:
 def put(root: Path, data: bytes, sha256: str, fsync: bool = True) -> Location:
     """Store ``data`` (whose digest is ``sha256``) durably; returns where."""
     return put_many(root, [(sha256, data)], fsync)[sha256]
+
+
+class Changed(StoreError):
+    """The file no longer hashes to the digest it had a moment before: it is being written."""
+
+
+def hash_file(path: str | Path) -> tuple[str, int]:
+    """(SHA-256, size) of a file read a chunk at a time, whatever its size."""
+    digest = _sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(COPY_BYTES), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def put_file(root: Path, path: str | Path, sha256: str, size: int,
+             fsync: bool = True) -> Location:
+    """Copy a big file into a new pack of its own a chunk at a time, hashing as it goes.
+
+    Changed when the bytes copied are not ``size`` bytes hashing to ``sha256`` (the file was
+    written meanwhile): nothing is then stored.
+    """
+    folder, name = _new_pack(root)
+    target = folder / name
+    created = False
+    try:
+        with open(path, "rb") as src, open(target, "xb") as fh:
+            created = True
+            header = b"%s %s %d" % (MAGIC, sha256.encode("ascii"), size)
+            fh.write(header + b" " * (ALIGN - len(header) - 1) + b"\n")
+            digest, copied = _sha256(), 0
+            for chunk in iter(lambda: src.read(COPY_BYTES), b""):
+                digest.update(chunk)
+                fh.write(chunk)
+                copied += len(chunk)
+            if copied != size or digest.hexdigest() != sha256:
+                raise Changed(f"{path} changed while it was being stored")
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        if fsync:
+            _fsync_new(root, folder)
+    except BaseException as exc:
+        if created:
+            with contextlib.suppress(OSError):
+                target.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
+            raise StoreError(f"cannot store raw bytes under {root}: {exc}") from exc
+        raise
+    return Location(f"{PACKS}/{folder.name}/{name}", 0)
+
+
+def _new_pack(root: Path) -> tuple[Path, str]:
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    folder = root / PACKS / day
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder, f"{time.strftime('%H%M%S', time.gmtime())}-{os.getpid()}-" \
+                   f"{secrets.token_hex(4)}.pack"
+
+
+def _fsync_new(root: Path, folder: Path) -> None:
+    fsync_dir(folder)
+    fsync_dir(folder.parent)
+    fsync_dir(root)
+
+
+@contextlib.contextmanager
+def mapped(root: Path, sha256: str, pack: str | None,
+           offset: int | None) -> Iterator[mmap.mmap | None]:
+    """The stored bytes of a big file as a read-only mmap (its pages are the file's, read on
+    demand: memory is not spent on them), checked against their digest a chunk at a time; None
+    where the record cannot be mapped (a small file's record, stored between others)."""
+    if pack is None:
+        yield None
+        return
+    with open(root / pack, "rb") as fh:
+        size = _header(fh, root / pack, sha256, offset or 0)
+        start = fh.tell()
+        if start % ALIGN:
+            yield None
+            return
+        digest, left = _sha256(), size
+        while left:
+            chunk = fh.read(min(COPY_BYTES, left))
+            if not chunk:
+                raise StoreError(f"{root / pack}: the record of {sha256[:12]}… is cut short")
+            digest.update(chunk)
+            left -= len(chunk)
+        if digest.hexdigest() != sha256:
+            raise StoreError(f"stored copy of {sha256[:12]}… does not match its SHA-256")
+        with mmap.mmap(fh.fileno(), size, offset=start, access=mmap.ACCESS_READ) as view:
+            yield view
 
 
 def put_many(root: Path, blobs: Sequence[tuple[str, bytes]],
