@@ -162,7 +162,14 @@ def test_a_copy_dropped_while_its_original_is_in_flight_follows_its_original_to_
     assert (quarantine / "elsewhere" / "S9 copy_Report.csv").exists()
     assert not (worker.data / "processed").exists() or not files_under(
         worker.data / "processed")
-    moved = [json.loads(e.details) for e in AuditEvent.select().where(
-        AuditEvent.event == "moved").order_by(AuditEvent.seq)]
-    assert [m["path"] for m in moved if m["action"] == "duplicate move"
-            and m["follows"] == "rejected"] == ["elsewhere/S9 copy_Report.csv"]
+
+
+    def followed() -> list[str]:
+        moved = [json.loads(e.details) for e in AuditEvent.select().where(
+            AuditEvent.event == "moved").order_by(AuditEvent.seq)]
+        return [m["path"] for m in moved if m["action"] == "duplicate move"
+                and m["follows"] == "rejected"]
+
+    # The move is recorded just after the file leaves the inbox: wait for the record.
+    wait_for(lambda: followed() != [], timeout=30, what="the copy's move recorded")
+    assert followed() == ["elsewhere/S9 copy_Report.csv"]

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = Path(os.environ.get("ACCU_WEB_ARTIFACTS", REPO / "tests" / "artifacts" / "web"))
 SCRIPT_NAME = "<script>alert(1)</script>"
+REJECTED_NAME = "column-notes.txt"
 
 
 def _openlab(sample: str) -> bytes:
@@ -48,6 +49,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
             shutil.copytree(entry, worker.inbox / entry.name)
     (worker.inbox / "hostile").mkdir()
     (worker.inbox / "hostile" / "x_Report.csv").write_bytes(_openlab(SCRIPT_NAME))
+    # Every corpus file is read now: a note left beside the exports is the rejected file.
+    (worker.inbox / "loose").mkdir()
+    (worker.inbox / "loose" / REJECTED_NAME).write_text("Column wash 2 h before the run.\n")
     worker.start()
     wait_for(lambda: not any(p.is_file() for p in worker.inbox.rglob("*"))
              and worker.status()["backlog"] == 0, timeout=120,
@@ -103,20 +107,33 @@ def test_a_rejected_files_page_shows_its_reason_and_retry_command(
         lab: WorkerProcess, browser: Any) -> None:
     from selenium.webdriver.common.by import By
 
-    rejected = api(lab, "/api/files?state=rejected&name=VARIAN1.CDF")["items"]
+    rejected = api(lab, f"/api/files?state=rejected&name={REJECTED_NAME}")["items"]
     assert len(rejected) == 1, rejected
     row = rejected[0]
     browser.get(f"http://127.0.0.1:{lab.port}/files/{row['id']}")
     assert "unrecognised format" in browser.find_element(By.ID, "reason").text
-    assert browser.find_element(By.ID, "retry").text == f"accu-ingest retry {row['id']}"
+    retry = browser.find_element(By.ID, "retry").text
+    assert retry == f'accu-ingest retry {row["id"]} --reason "…"'
     # its audit trail, in order, each event checked against the chain
     seqs = [int(tr.find_elements(By.TAG_NAME, "td")[0].text)
             for tr in browser.find_elements(By.CSS_SELECTOR, "#events tbody tr")]
     assert seqs == sorted(seqs) and len(seqs) >= 5
     assert "hash checks" in browser.find_element(By.ID, "chain").text
-    browser.find_element(By.ID, "rehash-link").click()
+    _follow(browser, lambda: browser.find_element(By.ID, "rehash-link").click())
     assert "hash to the ledger's SHA-256" in browser.find_element(By.ID, "rehash").text
     browser.save_screenshot(str(ARTIFACTS / "file.png"))
+
+
+def _follow(browser: Any, act: Callable[[], None]) -> None:
+    """``act`` (a click that loads a page), then wait until the new page has replaced the old:
+    elements found sooner may be the old page's."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    old = browser.find_element(By.TAG_NAME, "html")
+    act()
+    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(old))
 
 
 def test_an_injection_draws_its_chromatogram_with_the_main_peak_marked(
@@ -149,13 +166,13 @@ def test_an_injection_draws_its_chromatogram_with_the_main_peak_marked(
     for box in browser.find_elements(By.CSS_SELECTOR, 'input[name="signal"]'):
         if box.get_attribute("value") == "Detector B" and not box.is_selected():
             box.click()
-    browser.find_element(By.CSS_SELECTOR, "form.filters button").click()
+    _follow(browser, lambda: browser.find_element(By.CSS_SELECTOR, "form.filters button").click())
     signals = {line.get_attribute("data-signal") for line in browser.find_elements(
         By.CSS_SELECTOR, "#chromatogram polyline.signal")}
     assert signals == {"Detector A", "Detector B"}
 
     # zoom to the main peak: the window narrows around it, the marker stays
-    browser.find_element(By.CSS_SELECTOR, "tr.main a.zoom").click()
+    _follow(browser, lambda: browser.find_element(By.CSS_SELECTOR, "tr.main a.zoom").click())
     svg = browser.find_element(By.ID, "chromatogram")
     lo, hi = float(svg.get_attribute("data-from")), float(svg.get_attribute("data-to"))
     assert lo < main[0]["rt_min"] < hi and hi - lo < 8  # of a 20-minute run
@@ -256,11 +273,11 @@ def test_a_bind_beyond_loopback_needs_a_token(tmp_path: Path) -> None:
 
 
 def test_show_tells_one_files_story_on_the_command_line(lab: WorkerProcess) -> None:
-    rejected = api(lab, "/api/files?state=rejected&name=VARIAN1.CDF")["items"][0]
-    shown = lab.cli("show", "VARIAN1.CDF", "--rehash")
+    rejected = api(lab, f"/api/files?state=rejected&name={REJECTED_NAME}")["items"][0]
+    shown = lab.cli("show", REJECTED_NAME, "--rehash")
     assert shown.returncode == 0, shown.stderr
     assert "REJECTED   unrecognised format" in shown.stdout
-    assert f"retry      accu-ingest retry {rejected['id']}" in shown.stdout
+    assert f'retry      accu-ingest retry {rejected["id"]} --reason "…"' in shown.stdout
     assert "re-hashed  ok" in shown.stdout and "its hash checks" in shown.stdout
     by_sha = lab.cli("show", rejected["sha256"][:12], "--json")
     assert json.loads(by_sha.stdout)["file"]["id"] == rejected["id"]

@@ -62,7 +62,8 @@ def iso(value: datetime | str | None) -> str | None:
 
 
 def retry_command(file_id: int) -> str:
-    return f"accu-ingest retry {file_id}"
+    """What the operator runs: a retry can change results, so it says why (``--reason``)."""
+    return f'accu-ingest retry {file_id} --reason "…"'
 
 
 # ---- overview -----------------------------------------------------------------------------
