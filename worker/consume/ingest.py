@@ -25,7 +25,7 @@ from peewee import InterfaceError, OperationalError
 from worker.consume import dfolder, dispose
 from worker.consume.sample_names import identify
 from worker.parsers.base import ParsedFile, ParseError
-from worker.record import audit, db, heartbeat, ledger, sql, store
+from worker.record import audit, counters, db, heartbeat, ledger, sql, store
 from worker.record.models import (
     INGESTED,
     REJECTED,
@@ -52,20 +52,38 @@ CHUNK_BYTES = 32 * 1024 * 1024
 T = TypeVar("T")
 
 
-def raw_bytes(settings: Settings, row: SourceFile) -> bytes:
-    """The stored bytes: from the local raw store, else from the database (scale-out)."""
+def raw_bytes(settings: Settings, row: SourceFile,
+              copies: dict[str, bytes] | None = None) -> bytes:
+    """The stored bytes: from the local raw store, else from the database (scale-out), where
+    ``copies`` holds those read already (``database_copies``)."""
     try:
         return store.get(settings.raw_dir, row.sha256, row.raw_pack, row.raw_offset)
     except FileNotFoundError:
         pass
-    blob = RawBlob.get_or_none(RawBlob.sha256 == row.sha256)
-    if blob is None:
-        raise store.StoreError(f"raw bytes of {row.sha256[:12]}… are in neither {settings.raw_dir}"
-                               " nor the database")
-    data = bytes(blob.data)
+    data = (copies or {}).get(row.sha256)
+    if data is None:
+        blob = RawBlob.get_or_none(RawBlob.sha256 == row.sha256)
+        if blob is None:
+            raise store.StoreError(f"raw bytes of {row.sha256[:12]}… are in neither "
+                                   f"{settings.raw_dir} nor the database")
+        data = bytes(blob.data)
     if store.sha256_of(data) != row.sha256:
         raise store.StoreError(f"database copy of {row.sha256[:12]}… does not match its SHA-256")
     return data
+
+
+def database_copies(settings: Settings, rows: list[SourceFile]) -> dict[str, bytes]:
+    """The database's copies of the bytes of those ``rows`` this machine's raw store lacks (a
+    consumer of a scaled-out installation), in one query for them all: one each was a round
+    trip per file."""
+    wanted = [r.sha256 for r in rows if not store.has(settings.raw_dir, r.sha256, r.raw_pack)]
+    found: dict[str, bytes] = {}
+    for start in range(0, len(wanted), sql.CHUNK):
+        chunk = wanted[start:start + sql.CHUNK]
+        found.update((sha, bytes(data)) for sha, data in sql.rows(
+            f"SELECT sha256, data FROM {sql.table(RawBlob)} "
+            f"WHERE sha256 IN ({sql.marks(len(chunk))})", chunk))
+    return found
 
 
 @dataclass
@@ -155,8 +173,10 @@ def _chunks(rows: list[SourceFile]) -> Iterator[list[SourceFile]]:
 
 def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str,
                    beat: heartbeat.Loop) -> dict[int, str]:
+    copies = _while_connection_lost(settings, beat, partial(database_copies, settings, rows))
+
     def prepare(row: SourceFile) -> Work:
-        work = _prepare(settings, row)
+        work = _prepare(settings, row, copies)
         if isinstance(work.failure, TRANSIENT) and db.connection_lost():
             raise work.failure  # its bytes come from the database: read them once it is back
         return work
@@ -164,13 +184,8 @@ def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str,
     works = [_while_connection_lost(settings, beat, partial(prepare, row)) for row in rows]
     todo = [w for w in works if w.wait is None and w.failure is None]
 
-    def commit() -> None:
-        for w in todo:
-            w.wait = None  # what a failed try found is rolled back; the next try sees afresh
-        _commit(settings, todo, owner)
-
     try:
-        _while_connection_lost(settings, beat, commit)
+        _while_connection_lost(settings, beat, partial(commit_chunk, settings, todo, owner))
     except TRANSIENT as exc:  # rolled back: nothing of the batch was written
         for w in todo:
             w.state, w.failure = None, exc
@@ -214,11 +229,11 @@ def _log_outcome(w: Work, state: str | None, reason: str | None = None) -> None:
                     extra={**fields, "format": None, "job": None, "reason": why, "line": line})
 
 
-def _prepare(settings: Settings, row: SourceFile) -> Work:
+def _prepare(settings: Settings, row: SourceFile, copies: dict[str, bytes]) -> Work:
     """Read the stored bytes and parse, outside any transaction (the slow, pure part)."""
     work = Work(row)
     try:
-        data = raw_bytes(settings, row)
+        data = raw_bytes(settings, row, copies)
         work.parsed = dfolder.parse(settings, row, data, lambda r: raw_bytes(settings, r))
     except dfolder.NotYet as wait:
         work.wait = wait.seconds
@@ -236,11 +251,38 @@ def _commit_alone(settings: Settings, work: Work, owner: str) -> None:
         work.state, work.failure = None, exc
 
 
-def _commit(settings: Settings, works: list[Work], owner: str) -> None:
-    """Rows, final states and audit events of every file in ``works``: one transaction."""
+def commit_chunk(settings: Settings, works: list[Work], owner: str) -> None:
+    """``_commit`` without a savepoint per file, or, when one of them must back off, again
+    with them."""
+    for w in works:
+        w.wait = None  # what a failed try found is rolled back; the next try sees afresh
+    try:
+        _commit(settings, works, owner, savepoints=len(works) == 1)
+    except _SavepointsNeeded:  # rolled back: again, each file in a savepoint of its own
+        for w in works:
+            w.wait = None
+        _commit(settings, works, owner, savepoints=True)
+
+
+class _SavepointsNeeded(Exception):
+    """A file of a chunk written without savepoints must back off (a ``.D`` sibling pending):
+    its rows cannot be rolled back alone, so the chunk is written again with savepoints."""
+
+
+def _commit(settings: Settings, works: list[Work], owner: str, savepoints: bool = True) -> None:
+    """Rows, final states and audit events of every file in ``works``: one transaction.
+
+    Each file's rows are all or nothing: in a savepoint of its own, or, without ``savepoints``,
+    because any file that fails fails the whole transaction (a savepoint per file costs two
+    statements, each a round trip to a database server; the rare chunk that needs them is
+    written again with them).
+    """
     if not works:
         return
-    with database.atomic(), audit.held() as events:
+    assert savepoints or len(works) > 1, "a file alone: its failure must not commit its rows"
+    # Counters are held inside the events: they are written first on the way out, after the
+    # chain's lock taken here, as in every writer.
+    with database.atomic(), audit.held() as events, counters.held() as counts:
         audit.lock_chain()  # before any row lock: one lock order for all writers (PostgreSQL)
         ours = ledger.owned([w.row.id for w in works], owner)
         known = Known()
@@ -248,14 +290,14 @@ def _commit(settings: Settings, works: list[Work], owner: str) -> None:
             w.state = None
             if w.row.id not in ours:
                 continue  # the lease was lost (expired and taken): the other holder finishes it
-            recorded = len(events)
+            recorded, counted = len(events), len(counts)
             if w.rejection is not None:
                 exc = w.rejection
                 ledger.mark_rejected(w.row, exc.reason, exc.line)
                 w.state = REJECTED
                 continue
             try:
-                with database.atomic():  # a savepoint: this file's rows all or nothing
+                with database.atomic() if savepoints else contextlib.nullcontext():
                     if isinstance(w.parsed, dfolder.Evidence):
                         dfolder.write_evidence(w.row, w.parsed)
                     else:
@@ -263,9 +305,12 @@ def _commit(settings: Settings, works: list[Work], owner: str) -> None:
                         w.touched = _write(w.row, w.parsed, settings, known)
                 w.state = INGESTED
             except dfolder.NotYet as wait:
+                if not savepoints:
+                    raise _SavepointsNeeded from wait
                 w.wait = wait.seconds
                 known = Known()  # what it looked up or created was rolled back with it
-                del events[recorded:]  # and so were its events
+                del events[recorded:]  # and so were its events and counts
+                del counts[counted:]
             except TRANSIENT:
                 raise
             except Exception as exc:
@@ -273,6 +318,7 @@ def _commit(settings: Settings, works: list[Work], owner: str) -> None:
                     raise  # written again alone, where it fails on its own
                 w.failure = exc
                 del events[recorded:]
+                del counts[counted:]
         _recompute([w for w in works if w.state == INGESTED], settings)
 
 
