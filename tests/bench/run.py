@@ -19,8 +19,8 @@ from .workload import Workload
 HERE = Path(__file__).resolve().parent
 LAST_RUN = HERE / "last-run.json"
 LAST_PROFILE = HERE / "last-run.profile.txt"
-SCENARIOS = (scenarios.burst, scenarios.traces, scenarios.single_drops, scenarios.catch_up,
-             scenarios.growth, scenarios.scaled_out)
+SCENARIOS = (scenarios.burst, scenarios.reports, scenarios.traces, scenarios.single_drops,
+             scenarios.catch_up, scenarios.growth, scenarios.scaled_out)
 
 
 def build_parser() -> argparse.ArgumentParser:
