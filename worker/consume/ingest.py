@@ -41,7 +41,7 @@ from worker.record.models import (
 )
 from worker.results import job as job_results
 from worker.results.inputs import Tables
-from worker.results.sample import namesakes, recompute_sample
+from worker.results.sample import recompute_sample
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -280,9 +280,10 @@ def _commit(settings: Settings, works: list[Work], owner: str, savepoints: bool 
     if not works:
         return
     assert savepoints or len(works) > 1, "a file alone: its failure must not commit its rows"
-    # Counters are held inside the events: they are written first on the way out, after the
-    # chain's lock taken here, as in every writer.
-    with database.atomic(), audit.held() as events, counters.held() as counts:
+    # Final states, then counters, then events are written on the way out (innermost first),
+    # all after the chain's lock taken here, as in every writer.
+    with (database.atomic(), audit.held() as events, counters.held() as counts,
+          ledger.finishing() as finishes):
         audit.lock_chain()  # before any row lock: one lock order for all writers (PostgreSQL)
         ours = ledger.owned([w.row.id for w in works], owner)
         known = Known()
@@ -290,7 +291,7 @@ def _commit(settings: Settings, works: list[Work], owner: str, savepoints: bool 
             w.state = None
             if w.row.id not in ours:
                 continue  # the lease was lost (expired and taken): the other holder finishes it
-            recorded, counted = len(events), len(counts)
+            recorded, counted, finished = len(events), len(counts), len(finishes)
             if w.rejection is not None:
                 exc = w.rejection
                 ledger.mark_rejected(w.row, exc.reason, exc.line)
@@ -309,8 +310,9 @@ def _commit(settings: Settings, works: list[Work], owner: str, savepoints: bool 
                     raise _SavepointsNeeded from wait
                 w.wait = wait.seconds
                 known = Known()  # what it looked up or created was rolled back with it
-                del events[recorded:]  # and so were its events and counts
+                del events[recorded:]  # and so were its events, counts and final state
                 del counts[counted:]
+                del finishes[finished:]
             except TRANSIENT:
                 raise
             except Exception as exc:
@@ -319,6 +321,7 @@ def _commit(settings: Settings, works: list[Work], owner: str, savepoints: bool 
                 w.failure = exc
                 del events[recorded:]
                 del counts[counted:]
+                del finishes[finished:]
         _recompute([w for w in works if w.state == INGESTED], settings)
 
 
@@ -370,7 +373,7 @@ def _write(row: SourceFile, parsed: ParsedFile, settings: Settings,
     sample, number, created = _sample_for(job, row, parsed, known)
     dfolder.settle_folder(row, settings.methods)
     # A new sample under a name others already print: their results gain the flag too.
-    touched = [sample, *(namesakes(sample) if created else ()),
+    touched = [sample, *(known.namesakes(sample) if created else ()),
                *_supersede_previous_revision(row)]
     injection_id = sql.insert(Injection, _INJECTION_COLUMNS, [
         (sample.id, row.id, number, parsed.acquired_at, parsed.dilution_factor, False)],
@@ -412,6 +415,27 @@ class Known:
 
     jobs: dict[str, Job] = field(default_factory=dict)
     samples: dict[tuple[int, str, str, str], Sample] = field(default_factory=dict)
+    loaded: set[int] = field(default_factory=set)  # jobs whose every sample is in ``samples``
+
+    def load(self, job: Job) -> None:
+        """Every sample of ``job``, read once: a chunk asked for each of its files' samples,
+        a round trip each to a database server. Its own writes keep them complete after (the
+        chain's lock serialises ingest transactions, so no other one adds any meanwhile)."""
+        if job.id in self.loaded:
+            return
+        for id_, sample_id, analyte, identity, kind, level in sql.rows(_JOB_SAMPLES_SQL,
+                                                                         (job.id,)):
+            self.samples[(job.id, sample_id, analyte, identity)] = Sample(
+                id=id_, job=job, sample_id=sample_id, analyte=analyte, identity=identity,
+                kind=kind, level=level)
+        self.loaded.add(job.id)
+
+    def namesakes(self, sample: Sample) -> list[Sample]:
+        """results.sample.namesakes, from the loaded samples of its job."""
+        return sorted((s for (job, name, analyte, _), s in self.samples.items()
+                       if job == sample.job_id and name == sample.sample_id
+                       and analyte == sample.analyte and s.id != sample.id),
+                      key=lambda s: s.id)
 
 
 def _job_for(row: SourceFile, parsed: ParsedFile, known: Known) -> Job:
@@ -453,8 +477,8 @@ def _job_for(row: SourceFile, parsed: ParsedFile, known: Known) -> Job:
     return job
 
 
-_SAMPLE_SQL = (f"SELECT id FROM {sql.table(Sample)} "
-               "WHERE job_id = ? AND sample_id = ? AND analyte = ? AND identity = ?")
+_JOB_SAMPLES_SQL = (f"SELECT id, sample_id, analyte, identity, kind, level FROM "
+                    f"{sql.table(Sample)} WHERE job_id = ?")
 
 
 def _sample_for(job: Job, row: SourceFile, parsed: ParsedFile,
@@ -469,17 +493,13 @@ def _sample_for(job: Job, row: SourceFile, parsed: ParsedFile,
     level = parsed.level if parsed.level is not None else ident.level
     key = (job.id, ident.sample_id, ident.analyte, sample_identity(kind, level, parsed.vial,
                                                                   parsed.level_label))
+    known.load(job)
     sample = known.samples.get(key)
-    created = False
+    created = sample is None
     if sample is None:
-        found = sql.rows(_SAMPLE_SQL, key)
-        if found:
-            sample_id = found[0][0]
-        else:
-            created = True
-            sample_id = sql.insert(
-                Sample, ("job_id", "sample_id", "analyte", "identity", "kind", "level"),
-                [(*key, kind, level)], returning=True)[0]
+        sample_id = sql.insert(
+            Sample, ("job_id", "sample_id", "analyte", "identity", "kind", "level"),
+            [(*key, kind, level)], returning=True)[0]
         sample = known.samples[key] = Sample(id=sample_id, job=job, sample_id=ident.sample_id,
                                              analyte=ident.analyte, identity=key[3], kind=kind,
                                              level=level)

@@ -12,12 +12,16 @@ one function performs each, in the caller's transaction, and refuses a change th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from worker.record import audit, counters, heartbeat, sql
@@ -422,19 +426,61 @@ def reject(row: SourceFile, owner: str, reason: str, line: int | None,
 
 _INGESTED_SQL = (f"UPDATE {sql.table(SourceFile)} SET state = ?, format = ?, parser_version = ?, "
                  "job_id = ?, error = NULL, error_line = NULL, finished_at = ?, "
-                 "lease_owner = NULL, lease_until = 0 WHERE id = ? AND state = ?")
+                 "lease_owner = NULL, lease_until = 0 WHERE id IN ({ids}) AND state = ?")
 _REJECTED_SQL = (f"UPDATE {sql.table(SourceFile)} SET state = ?, format = ?, error = ?, "
                  "error_line = ?, finished_at = ?, lease_owner = NULL, lease_until = 0 "
-                 "WHERE id = ? AND state = ?")
+                 "WHERE id IN ({ids}) AND state = ?")
+Finish = tuple[str, str, tuple[object, ...], SourceFile]  # state after, statement, values, row
+_finishing = threading.local()
+
+
+@contextlib.contextmanager
+def finishing() -> Iterator[list[Finish]]:
+    """Hold back the final-state UPDATEs of the files finished inside, then make them on the
+    way out (in the caller's transaction), one statement for all the files that share their
+    values (a chunk's files share their job and format): one per file was a round trip each
+    to a database server. Their events are recorded as they are marked (audit.held holds
+    those). The list is the caller's to trim, as ``audit.held``'s; on an exception nothing is
+    written (the transaction is rolling back)."""
+    pending: list[Finish] | None = getattr(_finishing, "pending", None)
+    if pending is not None:  # already held further out: that one writes them
+        yield pending
+        return
+    pending = _finishing.pending = []
+    try:
+        yield pending
+    finally:
+        _finishing.pending = None
+    groups: dict[tuple[str, str, tuple[object, ...]], list[SourceFile]] = {}
+    for after, statement, values, row in pending:
+        groups.setdefault((after, statement, values), []).append(row)
+    now = utcnow()
+    for (after, statement, values), rows in groups.items():
+        for start in range(0, len(rows), sql.CHUNK):
+            _update_final(rows[start:start + sql.CHUNK], after, statement, values, now)
+
+
+def _update_final(rows: list[SourceFile], after: str, statement: str,
+                  values: tuple[object, ...], now: datetime) -> None:
+    text = statement.format(ids=sql.marks(len(rows)))
+    changed = sql.execute(text, (after, *values, now, *[r.id for r in rows], PROCESSING))
+    if changed.rowcount != len(rows):
+        which = ", ".join(f"{r.id} ({r.path})" for r in rows[:5])
+        raise IllegalTransition(f"file(s) {which}{' …' if len(rows) > 5 else ''}: "
+                                f"{len(rows) - changed.rowcount} no longer {PROCESSING}, so "
+                                f"they cannot become {after}")
 
 
 def _finish(row: SourceFile, after: str, statement: str, values: tuple[object, ...]) -> str:
     """``row`` from processing to its final state, in the caller's transaction (which checked
-    the lease with ``owned``); returns the audit event to record with it."""
+    the lease with ``owned``), or held (``finishing``); returns the audit event to record with
+    it."""
     event = _audited(row.state, after, row.id)
-    if sql.execute(statement, (after, *values, utcnow(), row.id, PROCESSING)).rowcount != 1:
-        raise IllegalTransition(f"file {row.id} ({row.path}) is no longer {PROCESSING}, so it "
-                                f"cannot become {after}")
+    pending: list[Finish] | None = getattr(_finishing, "pending", None)
+    if pending is not None:
+        pending.append((after, statement, values, row))
+    else:
+        _update_final([row], after, statement, values, utcnow())
     return event
 
 
