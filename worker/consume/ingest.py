@@ -40,8 +40,8 @@ from worker.record.models import (
     sample_identity,
 )
 from worker.results import job as job_results
-from worker.results.inputs import Tables
-from worker.results.sample import recompute_sample
+from worker.results.inputs import Tables, read_tables
+from worker.results.sample import namesakes_read_once, recompute_sample
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -333,10 +333,13 @@ def _recompute(works: list[Work], settings: Settings) -> None:
             job = sample.job
             jobs.setdefault(job.id, (job, {}))[1][sample.id] = sample
     cache: dict[int, Tables] = {}
-    for job, samples in jobs.values():
-        for sample in samples.values():
-            recompute_sample(sample, settings.methods, cache)
-        job_results.recompute_job(job, samples.values(), settings.methods, cache)
+    touched = [s for _, samples in jobs.values() for s in samples.values()]
+    read_tables(touched, settings.methods, cache)
+    with namesakes_read_once(touched):
+        for job, samples in jobs.values():
+            for sample in samples.values():
+                recompute_sample(sample, settings.methods, cache)
+            job_results.recompute_job(job, samples.values(), settings.methods, cache)
 
 
 def _failed(settings: Settings, work: Work, owner: str) -> None:
