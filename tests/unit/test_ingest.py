@@ -131,3 +131,28 @@ def test_a_set_file_backing_off_mid_chunk_leaves_no_rows_and_spares_the_chunk(
         assert audit.verify().ok
     finally:
         pipeline.close()
+
+
+def test_two_revisions_of_a_path_in_one_chunk_leave_the_newer_one_current(
+        tmp_path: Path) -> None:
+    """Rows of a chunk are written together at its end; a revision must still find the
+    injection of the revision before it when that one is in the same chunk."""
+    pipeline = Pipeline.open(tmp_path)
+    try:
+        others = [f"S-{i}_Inj_1_Report.csv" for i in range(3)]
+        for i, name in enumerate(others):
+            pipeline.drop(name, report(random_peaks(random.Random(i))))
+        pipeline.drop("R-1_Inj_1_Report.csv", report(random_peaks(random.Random(10))))
+        first = pipeline.take("R-1_Inj_1_Report.csv", *others)
+        pipeline.drop("R-1_Inj_1_Report.csv", report(random_peaks(random.Random(11))))
+        [second] = pipeline.take("R-1_Inj_1_Report.csv")
+        assert second.previous_id == first[0].id
+
+        assert set(pipeline.ingest([*first, second]).values()) == {"ingested"}
+        current = Injection.select().where(Injection.superseded == False)  # noqa: E712
+        assert sorted(i.source_file_id for i in current) == sorted(
+            [second.id, *(r.id for r in first[1:])])
+        assert Injection.get(Injection.source_file == first[0].id).superseded
+        assert audit.verify().ok
+    finally:
+        pipeline.close()

@@ -24,7 +24,7 @@ from peewee import InterfaceError, OperationalError
 
 from worker.consume import dfolder, dispose
 from worker.consume.sample_names import identify
-from worker.parsers.base import ParsedFile, ParseError
+from worker.parsers.base import ParsedFile, ParseError, Signal
 from worker.record import audit, counters, db, heartbeat, ledger, sql, store
 from worker.record.models import (
     INGESTED,
@@ -304,6 +304,8 @@ def _commit(settings: Settings, works: list[Work], owner: str, savepoints: bool 
                     else:
                         assert w.parsed is not None
                         w.touched = _write(w.row, w.parsed, settings, known)
+                    if savepoints:
+                        known.flush()  # inside its savepoint: all or nothing with the file
                 w.state = INGESTED
             except dfolder.NotYet as wait:
                 if not savepoints:
@@ -322,6 +324,7 @@ def _commit(settings: Settings, works: list[Work], owner: str, savepoints: bool 
                 del events[recorded:]
                 del counts[counted:]
                 del finishes[finished:]
+        known.flush()
         _recompute([w for w in works if w.state == INGESTED], settings)
 
 
@@ -374,25 +377,18 @@ def _write(row: SourceFile, parsed: ParsedFile, settings: Settings,
     """Every row derived from one file and its final state; returns the samples it touched."""
     job = _job_for(row, parsed, known)
     sample, number, created = _sample_for(job, row, parsed, known)
+    if dfolder.member(row.path) is not None or row.previous_id is not None:
+        known.flush()  # both read the injections written so far
     dfolder.settle_folder(row, settings.methods)
     # A new sample under a name others already print: their results gain the flag too.
     touched = [sample, *(known.namesakes(sample) if created else ()),
                *_supersede_previous_revision(row)]
-    injection_id = sql.insert(Injection, _INJECTION_COLUMNS, [
-        (sample.id, row.id, number, parsed.acquired_at, parsed.dilution_factor, False)],
-        returning=True)[0]
-    peaks = [(injection_id, signal.name, p.number, p.rt_min, p.area, p.area_pct, p.height,
-              p.begin_min, p.end_min, p.width_min, p.peak_type, p.name)
+    peaks = [(signal.name, p.number, p.rt_min, p.area, p.area_pct, p.height, p.begin_min,
+              p.end_min, p.width_min, p.peak_type, p.name)
              for signal in parsed.signals for p in signal.peaks or ()]
-    sql.insert(Peak, _PEAK_COLUMNS, peaks)
-    for signal in parsed.signals:
-        if signal.trace is not None:
-            tr = signal.trace
-            Chromatogram.create(
-                injection=injection_id, signal=signal.name, detector=signal.detector,
-                wavelength_nm=signal.wavelength_nm, points=tr.points, time_unit=tr.time_unit,
-                value_unit=tr.value_unit, t_start=tr.times[0], t_end=tr.times[-1],
-                data=pack(tr.times, tr.values))
+    known.injections.append(Pending(
+        (sample.id, row.id, number, parsed.acquired_at, parsed.dilution_factor, False), peaks,
+        [signal for signal in parsed.signals if signal.trace is not None]))
     ledger.mark_ingested(row, parsed.format, parsed.parser_version, job.id,
                          encoding=parsed.encoding, job=job.key, sample=sample.sample_id,
                          injection=number, peaks=len(peaks),
@@ -412,6 +408,16 @@ def pack(times: object, values: object) -> bytes:
 
 
 @dataclass
+class Pending:
+    """One file's injection row (without its id), peak rows (without their injection's id)
+    and signals with a trace, until ``Known.flush`` writes them."""
+
+    injection: tuple[object, ...]
+    peaks: list[tuple[object, ...]]
+    traces: list[Signal]
+
+
+@dataclass
 class Known:
     """Jobs and samples a batch has already looked up or created, inside its transaction: the
     files of a burst share a few folders and samples, and each is read once per batch."""
@@ -419,6 +425,30 @@ class Known:
     jobs: dict[str, Job] = field(default_factory=dict)
     samples: dict[tuple[int, str, str, str], Sample] = field(default_factory=dict)
     loaded: set[int] = field(default_factory=set)  # jobs whose every sample is in ``samples``
+    injections: list[Pending] = field(default_factory=list)  # not written yet: see ``flush``
+
+    def flush(self) -> None:
+        """Write the injections held so far with their peaks and traces: a statement for all
+        of them rather than two per file (each a round trip to a database server). Held only
+        within a file's savepoint, or until something reads injections (``_write``, the
+        recompute), so every read sees them all."""
+        pending, self.injections = self.injections, []
+        if not pending:
+            return
+        ids = sql.insert(Injection, _INJECTION_COLUMNS, [p.injection for p in pending],
+                         returning=True)
+        sql.insert(Peak, _PEAK_COLUMNS, [(injection_id, *peak)
+                                         for injection_id, p in zip(ids, pending, strict=True)
+                                         for peak in p.peaks])
+        for injection_id, p in zip(ids, pending, strict=True):
+            for signal in p.traces:
+                tr = signal.trace
+                assert tr is not None
+                Chromatogram.create(
+                    injection=injection_id, signal=signal.name, detector=signal.detector,
+                    wavelength_nm=signal.wavelength_nm, points=tr.points,
+                    time_unit=tr.time_unit, value_unit=tr.value_unit, t_start=tr.times[0],
+                    t_end=tr.times[-1], data=pack(tr.times, tr.values))
 
     def load(self, job: Job) -> None:
         """Every sample of ``job``, read once: a chunk asked for each of its files' samples,
