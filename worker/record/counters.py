@@ -120,8 +120,10 @@ def rejected(path: str, reason: str, line: int | None, fmt: str | None) -> None:
                      (REJECTED_REASON, reason_category(reason, line)): 1}))
 
 
-def ingested(path: str, fmt: str, first_seen: datetime | None) -> None:
-    now = utcnow()
+def ingested(path: str, fmt: str, first_seen: datetime | None,
+             now: datetime | None = None) -> None:
+    """One file ingested at ``now`` (its finished_at)."""
+    now = utcnow() if now is None else now
     stamp = now.replace(tzinfo=UTC).timestamp()
     if not counted(path):
         add(Counter(), {CANARY_LAST_INGEST: stamp})

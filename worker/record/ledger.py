@@ -425,12 +425,13 @@ def reject(row: SourceFile, owner: str, reason: str, line: int | None,
 
 
 _INGESTED_SQL = (f"UPDATE {sql.table(SourceFile)} SET state = ?, format = ?, parser_version = ?, "
-                 "job_id = ?, error = NULL, error_line = NULL, finished_at = ?, "
+                 "job_id = ?, error = NULL, error_line = NULL, finished_at = {finished}, "
                  "lease_owner = NULL, lease_until = 0 WHERE id IN ({ids}) AND state = ?")
 _REJECTED_SQL = (f"UPDATE {sql.table(SourceFile)} SET state = ?, format = ?, error = ?, "
-                 "error_line = ?, finished_at = ?, lease_owner = NULL, lease_until = 0 "
+                 "error_line = ?, finished_at = {finished}, lease_owner = NULL, lease_until = 0 "
                  "WHERE id IN ({ids}) AND state = ?")
-Finish = tuple[str, str, tuple[object, ...], SourceFile]  # state after, statement, values, row
+# state after, statement, values, row, finished_at
+Finish = tuple[str, str, tuple[object, ...], SourceFile, datetime]
 _finishing = threading.local()
 
 
@@ -451,42 +452,48 @@ def finishing() -> Iterator[list[Finish]]:
         yield pending
     finally:
         _finishing.pending = None
-    groups: dict[tuple[str, str, tuple[object, ...]], list[SourceFile]] = {}
-    for after, statement, values, row in pending:
-        groups.setdefault((after, statement, values), []).append(row)
-    now = utcnow()
+    groups: dict[tuple[str, str, tuple[object, ...]], list[tuple[SourceFile, datetime]]] = {}
+    for after, statement, values, row, at in pending:
+        groups.setdefault((after, statement, values), []).append((row, at))
     for (after, statement, values), rows in groups.items():
         for start in range(0, len(rows), sql.CHUNK):
-            _update_final(rows[start:start + sql.CHUNK], after, statement, values, now)
+            _update_final(rows[start:start + sql.CHUNK], after, statement, values)
 
 
-def _update_final(rows: list[SourceFile], after: str, statement: str,
-                  values: tuple[object, ...], now: datetime) -> None:
-    text = statement.format(ids=sql.marks(len(rows)))
-    changed = sql.execute(text, (after, *values, now, *[r.id for r in rows], PROCESSING))
+def _update_final(rows: list[tuple[SourceFile, datetime]], after: str, statement: str,
+                  values: tuple[object, ...]) -> None:
+    """One UPDATE for ``rows``, each with its own finished_at (the moment it was marked)."""
+    if len(rows) == 1:
+        finished, times = "?", [rows[0][1]]
+    else:
+        finished = f"CASE id {' '.join(['WHEN ? THEN ?'] * len(rows))} END"
+        times = [v for row, at in rows for v in (row.id, at)]
+    text = statement.format(ids=sql.marks(len(rows)), finished=finished)
+    changed = sql.execute(text, (after, *values, *times, *[r.id for r, _ in rows], PROCESSING))
     if changed.rowcount != len(rows):
-        which = ", ".join(f"{r.id} ({r.path})" for r in rows[:5])
+        which = ", ".join(f"{r.id} ({r.path})" for r, _ in rows[:5])
         raise IllegalTransition(f"file(s) {which}{' …' if len(rows) > 5 else ''}: "
                                 f"{len(rows) - changed.rowcount} no longer {PROCESSING}, so "
                                 f"they cannot become {after}")
 
 
-def _finish(row: SourceFile, after: str, statement: str, values: tuple[object, ...]) -> str:
-    """``row`` from processing to its final state, in the caller's transaction (which checked
-    the lease with ``owned``), or held (``finishing``); returns the audit event to record with
-    it."""
+def _finish(row: SourceFile, after: str, statement: str, values: tuple[object, ...],
+            at: datetime) -> str:
+    """``row`` from processing to its final state, finished ``at``, in the caller's transaction
+    (which checked the lease with ``owned``), or held (``finishing``); returns the audit event
+    to record with it."""
     event = _audited(row.state, after, row.id)
     pending: list[Finish] | None = getattr(_finishing, "pending", None)
     if pending is not None:
-        pending.append((after, statement, values, row))
+        pending.append((after, statement, values, row, at))
     else:
-        _update_final([row], after, statement, values, utcnow())
+        _update_final([(row, at)], after, statement, values)
     return event
 
 
 def mark_rejected(row: SourceFile, reason: str, line: int | None, fmt: str | None = None) -> None:
     """The rejection itself, inside the caller's transaction (which checked the lease)."""
-    event = _finish(row, REJECTED, _REJECTED_SQL, (fmt, reason, line))
+    event = _finish(row, REJECTED, _REJECTED_SQL, (fmt, reason, line), utcnow())
     audit.record(event, row.sha256, row.id, reason=reason, line=line, path=row.path)
     counters.rejected(row.path, reason, line, fmt)
 
@@ -495,10 +502,11 @@ def mark_ingested(row: SourceFile, fmt: str, parser_version: str, job_id: int | 
                   **details: object) -> None:
     """Ingested: its rows written, or it is evidence of a ``.D`` sibling's injection. Inside
     the caller's transaction (which checked the lease), with its ``ingested`` event."""
-    event = _finish(row, INGESTED, _INGESTED_SQL, (fmt, parser_version, job_id))
+    now = utcnow()  # its finished_at, and what its latency is counted to
+    event = _finish(row, INGESTED, _INGESTED_SQL, (fmt, parser_version, job_id), now)
     audit.record(event, row.sha256, row.id, format=fmt, parser_version=parser_version,
                  **details)
-    counters.ingested(row.path, fmt, row.first_seen)
+    counters.ingested(row.path, fmt, row.first_seen, now)
 
 
 def reopen(row: SourceFile, owner: str, lease_seconds: float) -> bool:
