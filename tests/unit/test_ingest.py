@@ -13,7 +13,7 @@ from support.reports import random_peaks, report
 
 from worker.consume import ingest
 from worker.record import audit, digest, ledger
-from worker.record.models import AuditEvent, Injection, Peak, SourceFile
+from worker.record.models import AuditEvent, Injection, Job, Peak, SourceFile
 
 
 def events(row: SourceFile, name: str) -> int:
@@ -184,5 +184,22 @@ def test_each_file_of_a_chunk_carries_the_digest_of_its_own_rows(
         assert nothing not in recorded.values()
         assert digest.files_rows([r.id for r in rows]) == recorded
         assert digest.verify_rows().ok
+    finally:
+        pipeline.close()
+
+
+def test_loose_files_of_one_chunk_share_one_job(tmp_path: Path) -> None:
+    """Loose files dropped together are one job. A chunk writes its files' final states (which
+    name their job) at its end, so the second file cannot learn the first one's job from the
+    ledger; it must still join it, as must a file of the next chunk."""
+    pipeline = Pipeline.open(tmp_path)
+    try:
+        names = [f"S-{i}_Inj_1_Report.csv" for i in range(4)]
+        for i, name in enumerate(names):
+            pipeline.drop(name, report(random_peaks(random.Random(i))))
+        assert set(pipeline.ingest(pipeline.take(*names[:3])).values()) == {"ingested"}
+        assert set(pipeline.ingest(pipeline.take(names[3])).values()) == {"ingested"}
+        assert Job.select().count() == 1
+        assert {r.job_id for r in SourceFile.select()} == {Job.get().id}
     finally:
         pipeline.close()

@@ -17,7 +17,7 @@ import time
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import PurePosixPath
 from typing import TypeVar, cast
@@ -340,7 +340,10 @@ def _commit(settings: Settings, works: list[Work], owner: str, savepoints: bool 
                 if not savepoints:
                     raise _SavepointsNeeded from wait
                 w.wait = wait.seconds
-                known = Known()  # what it looked up or created was rolled back with it
+                # What it looked up or created was rolled back with it; the loose jobs of
+                # the files still finished (their final states held) are kept.
+                kept = {f[3].id for f in finishes}
+                known = Known(loose=[e for e in known.loose if e[3] in kept])
                 del events[recorded:]  # and so were its events, counts and final state
                 del counts[counted:]
                 del finishes[finished:]
@@ -474,6 +477,10 @@ class Known:
     samples: dict[tuple[int, str, str, str], Sample] = field(default_factory=dict)
     loaded: set[int] = field(default_factory=set)  # jobs whose every sample is in ``samples``
     injections: list[Pending] = field(default_factory=list)  # not written yet: see ``flush``
+    # Loose files given a job in this batch: (origin, first_seen, job, file id). Their final
+    # states, which name the job, are written at the batch's end (ledger.finishing), so the
+    # database cannot tell the next loose file which job they share.
+    loose: list[tuple[str, datetime, Job, int]] = field(default_factory=list)
 
     def flush(self) -> None:
         """Write the injections held so far with their peaks and traces: a statement for all
@@ -537,15 +544,20 @@ def _job_for(row: SourceFile, parsed: ParsedFile, known: Known) -> Job:
     else:
         # By the first_seen index, newest first, the origin and path checked here: asked of
         # the database, the planner takes the origin index and reads every file of the node.
-        window = (SourceFile.select(SourceFile.job, SourceFile.origin, SourceFile.path)
+        window = (SourceFile.select(SourceFile.job, SourceFile.origin, SourceFile.path,
+                                    SourceFile.first_seen)
                   .where(SourceFile.job.is_null(False),
                          SourceFile.first_seen.between(row.first_seen - LOOSE_WINDOW,
                                                        row.first_seen + LOOSE_WINDOW))
                   .order_by(SourceFile.first_seen.desc()))
-        near = next((r for r in window.iterator()
-                     if r.origin == row.origin and "/" not in r.path), None)
-        if near is not None:
-            job, created = near.job, False
+        stored = next((r for r in window.iterator()
+                       if r.origin == row.origin and "/" not in r.path), None)
+        near = [(seen, job) for origin, seen, job, _ in known.loose if origin == row.origin
+                and abs(seen - row.first_seen) <= LOOSE_WINDOW]
+        if stored is not None:
+            near.append((stored.first_seen, stored.job))
+        if near:
+            job, created = max(near, key=lambda n: n[0])[1], False
         else:
             stamp = row.first_seen.strftime("%Y-%m-%d %H:%M:%S")
             job, created = Job.create(key=f"{row.origin}:loose:{stamp}:{row.id}",
@@ -557,6 +569,8 @@ def _job_for(row: SourceFile, parsed: ParsedFile, known: Known) -> Job:
         job.method, job.instrument = parsed.method, parsed.instrument
     if folder != ".":
         known.jobs[job.key] = job
+    else:
+        known.loose.append((row.origin, row.first_seen, job, row.id))
     return job
 
 
