@@ -92,14 +92,16 @@ def file_rows(file_id: int) -> str:
     return h.hexdigest()
 
 
-def _of_files(model: type[Model], join: str, marks: str) -> str:
+def _of_files(model: type[Model], marks: str) -> str:
     """``_select`` for many files at once, each row led by its file's id."""
-    alias = "i" if model is Injection else "r"
-    columns = ", ".join(f"{alias}.{c}" for c in COLUMNS[model])
-    source = (f"{sql.table(Injection)} i" if model is Injection else
-              f"{sql.table(model)} r JOIN {sql.table(Injection)} i ON i.id = r.{join}")
+    if model is Injection:
+        columns, source = ", ".join(f"i.{c}" for c in COLUMNS[model]), f"{sql.table(model)} i"
+    else:  # a peak or a trace, by its injection
+        columns = ", ".join(f"r.{c}" for c in COLUMNS[model])
+        source = f"{sql.table(model)} r JOIN {sql.table(Injection)} i ON i.id = r.injection_id"
+    order = "i.id" if model is Injection else "r.id"
     return (f"SELECT i.source_file_id, {columns} FROM {source} "
-            f"WHERE i.source_file_id IN ({marks}) ORDER BY {alias}.id")
+            f"WHERE i.source_file_id IN ({marks}) ORDER BY {order}")
 
 
 def _feed_each(hashes: dict[int, Any], table: str, rows: Iterable[Sequence[Any]]) -> None:
@@ -122,10 +124,10 @@ def files_rows(file_ids: Sequence[int]) -> dict[int, str]:
         part = wanted[start:start + sql.CHUNK]
         marks = sql.marks(len(part))
         hashes = {file_id: hashlib.sha256() for file_id in part}
-        _feed_each(hashes, "injection", sql.rows(_of_files(Injection, "", marks), part))
-        _feed_each(hashes, "peak", sql.rows(_of_files(Peak, "injection_id", marks), part))
+        _feed_each(hashes, "injection", sql.rows(_of_files(Injection, marks), part))
+        _feed_each(hashes, "peak", sql.rows(_of_files(Peak, marks), part))
         _feed_each(hashes, "chromatogram",
-                   sql.execute(_of_files(Chromatogram, "injection_id", marks), part))
+                   sql.execute(_of_files(Chromatogram, marks), part))
         found.update((file_id, h.hexdigest()) for file_id, h in hashes.items())
     return found
 
