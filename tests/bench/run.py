@@ -19,9 +19,9 @@ from .workload import Workload
 HERE = Path(__file__).resolve().parent
 LAST_RUN = HERE / "last-run.json"
 LAST_PROFILE = HERE / "last-run.profile.txt"
-SCENARIOS = (scenarios.burst, parsing.parsers_vs_peer, scenarios.traces, scenarios.spectra,
-             scenarios.single_drops, scenarios.catch_up, scenarios.growth, web.web_pages,
-             web.web_polling, scenarios.scaled_out, bigfiles.big_files)
+SCENARIOS = (scenarios.burst, scenarios.reports, parsing.parsers_vs_peer, scenarios.traces,
+             scenarios.spectra, scenarios.single_drops, scenarios.catch_up, scenarios.growth,
+             web.web_pages, web.web_polling, scenarios.scaled_out, bigfiles.big_files)
 
 
 def build_parser() -> argparse.ArgumentParser:

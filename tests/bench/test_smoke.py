@@ -14,7 +14,7 @@ from .workload import Workload
 TOY = Sizes(burst=20, single=3, catchup=20, trace_mb=(0.1, 0.2), e2e_trace_mb=0.1,
             growth=(20, 40), growth_burst=10, growth_rounds=2, spectra_mb=1, web_files=300,
             poll_burst=20, sniff_mb=(0.1, 0.2), big_table_rows=2_000, big_trace_mb=0.5,
-            longest_trace_points=1_000)
+            longest_trace_points=1_000, reports=25)
 
 EXPECTED = {
     "Burst": ["end to end (drop → all committed)", "steady rate (first → last commit)",
@@ -22,8 +22,11 @@ EXPECTED = {
               "  drop → queued p50", "  queued → parsing p50", "  parsing → committed p50",
               "worker peak RSS (VmHWM)", "worker CPU per file",
               "the cores allow at most, at that cost", "parser alone (in-process parsers.parse)",
-              "storage floor (same rows, one transaction)", "end to end / parser alone",
-              "end to end / storage floor"],
+              "storage floor (same rows, one transaction)",
+              "durable floor (plain sqlite3, same files)", "end to end / parser alone",
+              "end to end / storage floor", "end to end / durable floor"],
+    "Report-only": ["end to end (drop → all committed)", "drop → committed p95",
+                    "durable floor (plain sqlite3, same files)", "end to end / durable floor"],
     "Single drops": ["drop → committed p50", "drop → committed p95", "drop → committed max",
                      "  drop → queued p50", "  queued → parsing p50", "  parsing → committed p50"],
     "Catch-up": ["start → all ingested", "rate", "worker peak RSS (VmHWM)"],

@@ -21,6 +21,7 @@ REPORT_TEMPLATE = Path("agilent-1290") / "100_Report.csv"
 HEADER = "Height,Area,Area%,Peak Begin Time,Peak End Time,RT [min]"
 LEVELS = (12, 25, 50, 100, 250)
 SEQUENCE_SIZE = 50  # 5 standards (Report) + 45 sample injections (PeakData)
+REPORT_FOLDER_SIZE = 20  # Report-only job folders: each of LEVELS injected 4 times
 MAIN_RT = 7.62
 TRACE_STEP_MIN = 0.05 / 60  # 20 Hz, as the corpus DAD exports
 
@@ -57,19 +58,34 @@ class Workload:
             n -= SEQUENCE_SIZE
             seq += 1
 
+    def reports(self, n: int, first_folder: int = 1) -> Iterator[Export]:
+        """``n`` Report-layout standards, REPORT_FOLDER_SIZE to a job folder: a lab whose every
+        injection exports the full report, many runs at once."""
+        folder_no = first_folder
+        while n > 0:
+            folder = f"RPT-{folder_no:05d} 20260114 091500"
+            for k in range(min(n, REPORT_FOLDER_SIZE)):
+                level, injection = LEVELS[k % len(LEVELS)], k // len(LEVELS) + 1
+                rng = random.Random(f"{self.seed}:report:{folder_no}:{k}")
+                name = f"{level}_Inj_{injection}_Report"
+                yield Export(folder, f"{name}.csv", self._report(folder, name, level, rng))
+            n -= REPORT_FOLDER_SIZE
+            folder_no += 1
+
     def export(self, seq: int, k: int) -> Export:
         rng = random.Random(f"{self.seed}:{seq}:{k}")
         folder = f"SEQ-{seq:05d} 20260113 153049"
         if k < len(LEVELS):
             level = LEVELS[k]
-            return Export(folder, f"{level}_Report.csv", self._report(folder, level, rng))
+            return Export(folder, f"{level}_Report.csv",
+                          self._report(folder, f"{level}_Report", level, rng))
         sample, injection = divmod(k - len(LEVELS), 2)
         sample_name = f"P-{seq:05d}-{sample:02d}_Inj_{injection + 1}"
         return Export(folder, f"{sample_name}_PeakData.csv", self._peakdata(sample_name, rng))
 
-    def _report(self, folder: str, level: int, rng: random.Random) -> bytes:
+    def _report(self, folder: str, name: str, level: int, rng: random.Random) -> bytes:
         preamble = [line if not line.startswith("Path:,") else
-                    f"Path:,C:\\Results\\{folder}\\{level}_Report.rslt" for line in self.preamble]
+                    f"Path:,C:\\Results\\{folder}\\{name}.rslt" for line in self.preamble]
         table = _peak_table(rng, main_area=level * 4.1 * rng.uniform(0.98, 1.02))
         return "\n".join([*preamble, *table, ""]).encode("utf-8")
 

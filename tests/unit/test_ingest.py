@@ -3,6 +3,7 @@ rejected with its line and reason — all or nothing, and once however often its
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -10,8 +11,9 @@ from support.corpus import corpus_bytes
 from support.pipeline import Pipeline
 from support.reports import random_peaks, report
 
-from worker.record import audit
-from worker.record.models import AuditEvent, Injection, Peak, SourceFile
+from worker.consume import ingest
+from worker.record import audit, digest, ledger
+from worker.record.models import AuditEvent, Injection, Job, Peak, SourceFile
 
 
 def events(row: SourceFile, name: str) -> int:
@@ -89,5 +91,115 @@ def test_a_batch_is_taken_and_ingested_together(tmp_path: Path) -> None:
         assert set(pipeline.ingest(rows).values()) == {"ingested"}
         assert Injection.select().count() == 20
         assert not any(pipeline.settings.inbox.iterdir())
+    finally:
+        pipeline.close()
+
+
+def test_a_set_file_backing_off_mid_chunk_leaves_no_rows_and_spares_the_chunk(
+        tmp_path: Path, corpus: Path) -> None:
+    """A chunk is written without a savepoint per file. Its ``.D`` CSV set file, parsed before
+    the folder's Report.TXT was ingested by another consumer, finds that injection when its
+    rows are written, and must back off: it leaves no rows, and the rest of the chunk is
+    ingested all the same (written again, a savepoint per file)."""
+    pipeline = Pipeline.open(tmp_path, group_settle_seconds=0)
+    try:
+        source = corpus / "agilent-chemstation" / "001F0101.D"
+        members = ["REPORT01.CSV", "REPORT02.CSV", "Report00.CSV"]
+        for name in members:
+            pipeline.drop(f"seq/001F0101.D/{name}", (source / name).read_bytes())
+        loose = [f"S-{i}_Inj_1_Report.csv" for i in range(3)]
+        for i, name in enumerate(loose):
+            pipeline.drop(f"seq/{name}", report(random_peaks(random.Random(i))))
+        rows = pipeline.take(*[f"seq/001F0101.D/{n}" for n in members],
+                             *[f"seq/{n}" for n in loose])
+        claimed = ledger.claim_many([r.id for r in rows], pipeline.owner, 60)
+        works = [ingest._prepare(pipeline.settings, row, {}) for row in claimed]
+        header = next(w for w in works if w.row.name == "Report00.CSV")
+        assert header.parsed is not None and header.wait is None  # read as a set, for now
+
+        txt = pipeline.run("seq/001F0101.D/Report.TXT", (source / "Report.TXT").read_bytes())
+        assert txt.state == "ingested"
+        todo = [w for w in works if w.wait is None and w.failure is None]
+        ingest.commit_chunk(pipeline.settings, todo, pipeline.owner)
+
+        assert header.wait is not None and header.state is None
+        assert Injection.select().where(Injection.source_file == header.row.id).count() == 0
+        assert {w.row.name: w.state for w in todo if w.row.name in loose} == \
+            dict.fromkeys(loose, "ingested")
+        assert [i.source_file.name for i in Injection.select().where(
+            Injection.superseded == False)  # noqa: E712
+            if "001F0101.D" in i.source_file.path] == ["Report.TXT"]
+        assert audit.verify().ok
+    finally:
+        pipeline.close()
+
+
+def test_two_revisions_of_a_path_in_one_chunk_leave_the_newer_one_current(
+        tmp_path: Path) -> None:
+    """Rows of a chunk are written together at its end; a revision must still find the
+    injection of the revision before it when that one is in the same chunk."""
+    pipeline = Pipeline.open(tmp_path)
+    try:
+        others = [f"S-{i}_Inj_1_Report.csv" for i in range(3)]
+        for i, name in enumerate(others):
+            pipeline.drop(name, report(random_peaks(random.Random(i))))
+        pipeline.drop("R-1_Inj_1_Report.csv", report(random_peaks(random.Random(10))))
+        first = pipeline.take("R-1_Inj_1_Report.csv", *others)
+        pipeline.drop("R-1_Inj_1_Report.csv", report(random_peaks(random.Random(11))))
+        [second] = pipeline.take("R-1_Inj_1_Report.csv")
+        assert second.previous_id == first[0].id
+
+        assert set(pipeline.ingest([*first, second]).values()) == {"ingested"}
+        current = Injection.select().where(Injection.superseded == False)  # noqa: E712
+        assert sorted(i.source_file_id for i in current) == sorted(
+            [second.id, *(r.id for r in first[1:])])
+        assert Injection.get(Injection.source_file == first[0].id).superseded
+        assert audit.verify().ok
+    finally:
+        pipeline.close()
+
+
+def test_each_file_of_a_chunk_carries_the_digest_of_its_own_rows(
+        tmp_path: Path, corpus: Path) -> None:
+    """A chunk writes its rows at its end, after its files were marked ingested: each file's
+    ``ingested`` event must still carry the digest of the rows it produced (its injection,
+    peaks and trace), not of none, and ``audit verify --rows`` must find them intact."""
+    pipeline = Pipeline.open(tmp_path)
+    try:
+        traces = corpus / "agilent-1290" / "20260113 153049"
+        names = [f"seq/{p.name}" for p in sorted(traces.iterdir())[:3]]
+        for path, name in zip(sorted(traces.iterdir())[:3], names, strict=True):
+            pipeline.drop(name, path.read_bytes())
+        loose = [f"seq/S-{i}_Inj_1_Report.csv" for i in range(3)]
+        for i, name in enumerate(loose):
+            pipeline.drop(name, report(random_peaks(random.Random(i))))
+        rows = pipeline.take(*names, *loose)
+        assert set(pipeline.ingest(rows).values()) == {"ingested"}
+
+        nothing = digest.files_rows([-1])[-1]
+        recorded = {e.source_file_id: json.loads(e.details)["rows"] for e in AuditEvent.select()
+                    .where(AuditEvent.event == "ingested")}
+        assert sorted(recorded) == sorted(r.id for r in rows)
+        assert recorded == {r.id: digest.file_rows(r.id) for r in rows}
+        assert nothing not in recorded.values()
+        assert digest.files_rows([r.id for r in rows]) == recorded
+        assert digest.verify_rows().ok
+    finally:
+        pipeline.close()
+
+
+def test_loose_files_of_one_chunk_share_one_job(tmp_path: Path) -> None:
+    """Loose files dropped together are one job. A chunk writes its files' final states (which
+    name their job) at its end, so the second file cannot learn the first one's job from the
+    ledger; it must still join it, as must a file of the next chunk."""
+    pipeline = Pipeline.open(tmp_path)
+    try:
+        names = [f"S-{i}_Inj_1_Report.csv" for i in range(4)]
+        for i, name in enumerate(names):
+            pipeline.drop(name, report(random_peaks(random.Random(i))))
+        assert set(pipeline.ingest(pipeline.take(*names[:3])).values()) == {"ingested"}
+        assert set(pipeline.ingest(pipeline.take(names[3])).values()) == {"ingested"}
+        assert Job.select().count() == 1
+        assert {r.job_id for r in SourceFile.select()} == {Job.get().id}
     finally:
         pipeline.close()

@@ -17,17 +17,17 @@ import time
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import PurePosixPath
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from peewee import InterfaceError, OperationalError
 
 from worker.consume import dfolder, dispose
 from worker.consume.sample_names import identify
-from worker.parsers.base import ParsedFile, ParseError
-from worker.record import audit, db, heartbeat, ledger, sql, store
+from worker.parsers.base import ParsedFile, ParseError, Signal
+from worker.record import audit, counters, db, heartbeat, ledger, sql, store
 from worker.record.models import (
     CONTEXT,
     INGESTED,
@@ -44,8 +44,8 @@ from worker.record.models import (
 )
 from worker.results import extras
 from worker.results import job as job_results
-from worker.results.inputs import Tables
-from worker.results.sample import namesakes, recompute_sample
+from worker.results.inputs import Tables, read_tables
+from worker.results.sample import namesakes_read_once, recompute_sample
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,24 +56,45 @@ CHUNK_BYTES = 32 * 1024 * 1024
 T = TypeVar("T")
 
 
-def raw_bytes(settings: Settings, row: SourceFile) -> bytes:
-    """The stored bytes: from the local raw store, else from the database (scale-out)."""
+def raw_bytes(settings: Settings, row: SourceFile,
+              copies: dict[str, bytes] | None = None) -> bytes:
+    """The stored bytes: from the local raw store, else from the database (scale-out), where
+    ``copies`` holds those read already (``database_copies``)."""
     try:
         return store.get(settings.raw_dir, row.sha256, row.raw_pack, row.raw_offset)
     except FileNotFoundError:
         pass
-    blob = RawBlob.get_or_none(RawBlob.sha256 == row.sha256)
-    if blob is None:
-        raise store.StoreError(f"raw bytes of {row.sha256[:12]}… are in neither {settings.raw_dir}"
-                               " nor the database")
-    data = bytes(blob.data)
+    data = (copies or {}).get(row.sha256)
+    if data is None:
+        blob = RawBlob.get_or_none(RawBlob.sha256 == row.sha256)
+        if blob is None:
+            raise store.StoreError(f"raw bytes of {row.sha256[:12]}… are in neither "
+                                   f"{settings.raw_dir} nor the database")
+        data = bytes(blob.data)
     if store.sha256_of(data) != row.sha256:
         raise store.StoreError(f"database copy of {row.sha256[:12]}… does not match its SHA-256")
     return data
 
 
+def database_copies(settings: Settings, rows: list[SourceFile]) -> dict[str, bytes]:
+    """The database's copies of the bytes of those ``rows`` this machine's raw store lacks (a
+    consumer of a scaled-out installation), in one query for them all: one each was a round
+    trip per file. Not a big file's: those are read one at a time (``raw_bytes``), so a chunk
+    of them is never held at once."""
+    wanted = [r.sha256 for r in rows if r.size <= store.STREAM_BYTES
+              and not store.has(settings.raw_dir, r.sha256, r.raw_pack)]
+    found: dict[str, bytes] = {}
+    for start in range(0, len(wanted), sql.CHUNK):
+        chunk = wanted[start:start + sql.CHUNK]
+        found.update((sha, bytes(data)) for sha, data in sql.rows(
+            f"SELECT sha256, data FROM {sql.table(RawBlob)} "
+            f"WHERE sha256 IN ({sql.marks(len(chunk))})", chunk))
+    return found
+
+
 @contextlib.contextmanager
-def stored(settings: Settings, row: SourceFile) -> Iterator[bytes | mmap.mmap]:
+def stored(settings: Settings, row: SourceFile,
+           copies: dict[str, bytes] | None = None) -> Iterator[bytes | mmap.mmap]:
     """The stored bytes to parse: a big file as an mmap of its record in the raw store (its
     pages are the file's, so memory stays bounded whatever its size), else ``raw_bytes``."""
     with contextlib.ExitStack() as stack:
@@ -82,7 +103,7 @@ def stored(settings: Settings, row: SourceFile) -> Iterator[bytes | mmap.mmap]:
             with contextlib.suppress(FileNotFoundError):  # not here: from the database
                 view = stack.enter_context(store.mapped(settings.raw_dir, row.sha256,
                                                         row.raw_pack, row.raw_offset))
-        yield view if view is not None else raw_bytes(settings, row)
+        yield view if view is not None else raw_bytes(settings, row, copies)
 
 
 @dataclass
@@ -172,8 +193,10 @@ def _chunks(rows: list[SourceFile]) -> Iterator[list[SourceFile]]:
 
 def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str,
                    beat: heartbeat.Loop) -> dict[int, str]:
+    copies = _while_connection_lost(settings, beat, partial(database_copies, settings, rows))
+
     def prepare(row: SourceFile) -> Work:
-        work = _prepare(settings, row)
+        work = _prepare(settings, row, copies)
         if isinstance(work.failure, TRANSIENT) and db.connection_lost():
             raise work.failure  # its bytes come from the database: read them once it is back
         return work
@@ -181,13 +204,8 @@ def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str,
     works = [_while_connection_lost(settings, beat, partial(prepare, row)) for row in rows]
     todo = [w for w in works if w.wait is None and w.failure is None]
 
-    def commit() -> None:
-        for w in todo:
-            w.wait = None  # what a failed try found is rolled back; the next try sees afresh
-        _commit(settings, todo, owner)
-
     try:
-        _while_connection_lost(settings, beat, commit)
+        _while_connection_lost(settings, beat, partial(commit_chunk, settings, todo, owner))
     except TRANSIENT as exc:  # rolled back: nothing of the batch was written
         for w in todo:
             w.state, w.failure = None, exc
@@ -234,11 +252,11 @@ def _log_outcome(w: Work, state: str | None, reason: str | None = None) -> None:
                     extra={**fields, "format": None, "job": None, "reason": why, "line": line})
 
 
-def _prepare(settings: Settings, row: SourceFile) -> Work:
+def _prepare(settings: Settings, row: SourceFile, copies: dict[str, bytes]) -> Work:
     """Read the stored bytes and parse, outside any transaction (the slow, pure part)."""
     work = Work(row)
     try:
-        with stored(settings, row) as data:
+        with stored(settings, row, copies) as data:
             work.parsed = dfolder.parse(settings, row, data, lambda r: raw_bytes(settings, r))
     except dfolder.NotYet as wait:
         work.wait = wait.seconds
@@ -256,11 +274,39 @@ def _commit_alone(settings: Settings, work: Work, owner: str) -> None:
         work.state, work.failure = None, exc
 
 
-def _commit(settings: Settings, works: list[Work], owner: str) -> None:
-    """Rows, final states and audit events of every file in ``works``: one transaction."""
+def commit_chunk(settings: Settings, works: list[Work], owner: str) -> None:
+    """``_commit`` without a savepoint per file, or, when one of them must back off, again
+    with them."""
+    for w in works:
+        w.wait = None  # what a failed try found is rolled back; the next try sees afresh
+    try:
+        _commit(settings, works, owner, savepoints=len(works) == 1)
+    except _SavepointsNeeded:  # rolled back: again, each file in a savepoint of its own
+        for w in works:
+            w.wait = None
+        _commit(settings, works, owner, savepoints=True)
+
+
+class _SavepointsNeeded(Exception):
+    """A file of a chunk written without savepoints must back off (a ``.D`` sibling pending):
+    its rows cannot be rolled back alone, so the chunk is written again with savepoints."""
+
+
+def _commit(settings: Settings, works: list[Work], owner: str, savepoints: bool = True) -> None:
+    """Rows, final states and audit events of every file in ``works``: one transaction.
+
+    Each file's rows are all or nothing: in a savepoint of its own, or, without ``savepoints``,
+    because any file that fails fails the whole transaction (a savepoint per file costs two
+    statements, each a round trip to a database server; the rare chunk that needs them is
+    written again with them).
+    """
     if not works:
         return
-    with database.atomic(), audit.held() as events:
+    assert savepoints or len(works) > 1, "a file alone: its failure must not commit its rows"
+    # Final states, then counters, then events are written on the way out (innermost first),
+    # all after the chain's lock taken here, as in every writer.
+    with (database.atomic(), audit.held() as events, counters.held() as counts,
+          ledger.finishing() as finishes):
         audit.lock_chain()  # before any row lock: one lock order for all writers (PostgreSQL)
         ours = ledger.owned([w.row.id for w in works], owner)
         known = Known()
@@ -268,30 +314,39 @@ def _commit(settings: Settings, works: list[Work], owner: str) -> None:
             w.state = None
             if w.row.id not in ours:
                 continue  # the lease was lost (expired and taken): the other holder finishes it
-            recorded = len(events)
+            recorded, counted, finished = len(events), len(counts), len(finishes)
             if w.rejection is not None:
                 exc = w.rejection
                 ledger.mark_rejected(w.row, exc.reason, exc.line)
                 w.state = REJECTED
                 continue
             try:
-                with database.atomic():  # a savepoint: this file's rows all or nothing
+                with database.atomic() if savepoints else contextlib.nullcontext():
                     if isinstance(w.parsed, dfolder.Evidence):
+                        known.flush()  # it reads its folder's injection, maybe this chunk's
                         dfolder.write_evidence(w.row, w.parsed)
                     elif isinstance(w.parsed, dfolder.Folder):
                         w.touched = _write(w.row, w.parsed.parsed, settings, known)
+                        known.flush()  # its spectra, links and facts need the injection's id
                         dfolder.write_folder(w.row, w.parsed)
                     else:
                         assert w.parsed is not None
                         w.touched = _write(w.row, w.parsed, settings, known)
-                        if extras.wanted(w.parsed):
-                            extras.store(w.row.id, w.parsed)
+                    if savepoints:
+                        known.flush()  # inside its savepoint: all or nothing with the file
                 w.state = (w.parsed.state if isinstance(w.parsed, dfolder.Evidence)
                            else INGESTED)
             except dfolder.NotYet as wait:
+                if not savepoints:
+                    raise _SavepointsNeeded from wait
                 w.wait = wait.seconds
-                known = Known()  # what it looked up or created was rolled back with it
-                del events[recorded:]  # and so were its events
+                # What it looked up or created was rolled back with it; the loose jobs of
+                # the files still finished (their final states held) are kept.
+                kept = {f[3].id for f in finishes}
+                known = Known(loose=[e for e in known.loose if e[3] in kept])
+                del events[recorded:]  # and so were its events, counts and final state
+                del counts[counted:]
+                del finishes[finished:]
             except TRANSIENT:
                 raise
             except Exception as exc:
@@ -299,6 +354,9 @@ def _commit(settings: Settings, works: list[Work], owner: str) -> None:
                     raise  # written again alone, where it fails on its own
                 w.failure = exc
                 del events[recorded:]
+                del counts[counted:]
+                del finishes[finished:]
+        known.flush()
         _recompute([w for w in works if w.state == INGESTED], settings)
 
 
@@ -310,10 +368,13 @@ def _recompute(works: list[Work], settings: Settings) -> None:
             job = sample.job
             jobs.setdefault(job.id, (job, {}))[1][sample.id] = sample
     cache: dict[int, Tables] = {}
-    for job, samples in jobs.values():
-        for sample in samples.values():
-            recompute_sample(sample, settings.methods, cache)
-        job_results.recompute_job(job, samples.values(), settings.methods, cache)
+    touched = [s for _, samples in jobs.values() for s in samples.values()]
+    read_tables(touched, settings.methods, cache)
+    with namesakes_read_once(touched):
+        for job, samples in jobs.values():
+            for sample in samples.values():
+                recompute_sample(sample, settings.methods, cache)
+            job_results.recompute_job(job, samples.values(), settings.methods, cache)
 
 
 def _failed(settings: Settings, work: Work, owner: str) -> None:
@@ -348,25 +409,21 @@ def _write(row: SourceFile, parsed: ParsedFile, settings: Settings,
     """Every row derived from one file and its final state; returns the samples it touched."""
     job = _job_for(row, parsed, known)
     sample, number, created = _sample_for(job, row, parsed, known)
+    in_folder = dfolder.member(row.path) is not None
+    if in_folder or row.previous_id is not None:
+        known.flush()  # both read the injections written so far
     dfolder.settle_folder(row, settings.methods)
     # A new sample under a name others already print: their results gain the flag too.
-    touched = [sample, *(namesakes(sample) if created else ()),
+    touched = [sample, *(known.namesakes(sample) if created else ()),
                *_supersede_previous_revision(row)]
-    injection_id = sql.insert(Injection, _INJECTION_COLUMNS, [
-        (sample.id, row.id, number, parsed.acquired_at, parsed.dilution_factor, False)],
-        returning=True)[0]
-    peaks = [(injection_id, signal.name, p.number, p.rt_min, p.area, p.area_pct, p.height,
-              p.begin_min, p.end_min, p.width_min, p.peak_type, p.name)
+    peaks = [(signal.name, p.number, p.rt_min, p.area, p.area_pct, p.height, p.begin_min,
+              p.end_min, p.width_min, p.peak_type, p.name)
              for signal in parsed.signals for p in signal.peaks or ()]
-    sql.insert(Peak, _PEAK_COLUMNS, peaks)
-    for signal in parsed.signals:
-        if signal.trace is not None:
-            tr = signal.trace
-            Chromatogram.create(
-                injection=injection_id, signal=signal.name, detector=signal.detector,
-                wavelength_nm=signal.wavelength_nm, points=tr.points, time_unit=tr.time_unit,
-                value_unit=tr.value_unit, t_start=tr.times[0], t_end=tr.times[-1],
-                data=pack(tr.times, tr.values))
+    known.injections.append(Pending(
+        (sample.id, row.id, number, parsed.acquired_at, parsed.dilution_factor, False), peaks,
+        [signal for signal in parsed.signals if signal.trace is not None],
+        # A .D folder's writer stores its spectra and peak details itself (write_folder).
+        parsed if not in_folder and extras.wanted(parsed) else None))
     ledger.mark_ingested(row, parsed.format, parsed.parser_version, job.id,
                          encoding=parsed.encoding, job=job.key, sample=sample.sample_id,
                          injection=number, peaks=len(peaks),
@@ -400,12 +457,75 @@ def _doubles(points: object) -> array:
 
 
 @dataclass
+class Pending:
+    """One file's injection row (without its id), peak rows (without their injection's id)
+    and signals with a trace, until ``Known.flush`` writes them, with its extras (spectra,
+    peak details) when it has any."""
+
+    injection: tuple[object, ...]
+    peaks: list[tuple[object, ...]]
+    traces: list[Signal]
+    extras: ParsedFile | None = None
+
+
+@dataclass
 class Known:
     """Jobs and samples a batch has already looked up or created, inside its transaction: the
     files of a burst share a few folders and samples, and each is read once per batch."""
 
     jobs: dict[str, Job] = field(default_factory=dict)
     samples: dict[tuple[int, str, str, str], Sample] = field(default_factory=dict)
+    loaded: set[int] = field(default_factory=set)  # jobs whose every sample is in ``samples``
+    injections: list[Pending] = field(default_factory=list)  # not written yet: see ``flush``
+    # Loose files given a job in this batch: (origin, first_seen, job, file id). Their final
+    # states, which name the job, are written at the batch's end (ledger.finishing), so the
+    # database cannot tell the next loose file which job they share.
+    loose: list[tuple[str, datetime, Job, int]] = field(default_factory=list)
+
+    def flush(self) -> None:
+        """Write the injections held so far with their peaks and traces: a statement for all
+        of them rather than two per file (each a round trip to a database server). Held only
+        within a file's savepoint, or until something reads injections (``_write``, the
+        recompute), so every read sees them all."""
+        pending, self.injections = self.injections, []
+        if not pending:
+            return
+        ids = sql.insert(Injection, _INJECTION_COLUMNS, [p.injection for p in pending],
+                         returning=True)
+        sql.insert(Peak, _PEAK_COLUMNS, [(injection_id, *peak)
+                                         for injection_id, p in zip(ids, pending, strict=True)
+                                         for peak in p.peaks])
+        for injection_id, p in zip(ids, pending, strict=True):
+            for signal in p.traces:
+                tr = signal.trace
+                assert tr is not None
+                Chromatogram.create(
+                    injection=injection_id, signal=signal.name, detector=signal.detector,
+                    wavelength_nm=signal.wavelength_nm, points=tr.points,
+                    time_unit=tr.time_unit, value_unit=tr.value_unit, t_start=tr.times[0],
+                    t_end=tr.times[-1], data=pack(tr.times, tr.values))
+            if p.extras is not None:  # after its peaks: peak details are matched to them
+                extras.store(injection_id, cast(int, p.injection[1]), p.extras)
+
+    def load(self, job: Job) -> None:
+        """Every sample of ``job``, read once: a chunk asked for each of its files' samples,
+        a round trip each to a database server. Its own writes keep them complete after (the
+        chain's lock serialises ingest transactions, so no other one adds any meanwhile)."""
+        if job.id in self.loaded:
+            return
+        for id_, sample_id, analyte, identity, kind, level in sql.rows(_JOB_SAMPLES_SQL,
+                                                                         (job.id,)):
+            self.samples[(job.id, sample_id, analyte, identity)] = Sample(
+                id=id_, job=job, sample_id=sample_id, analyte=analyte, identity=identity,
+                kind=kind, level=level)
+        self.loaded.add(job.id)
+
+    def namesakes(self, sample: Sample) -> list[Sample]:
+        """results.sample.namesakes, from the loaded samples of its job."""
+        return sorted((s for (job, name, analyte, _), s in self.samples.items()
+                       if job == sample.job_id and name == sample.sample_id
+                       and analyte == sample.analyte and s.id != sample.id),
+                      key=lambda s: s.id)
 
 
 def _job_for(row: SourceFile, parsed: ParsedFile, known: Known) -> Job:
@@ -424,15 +544,20 @@ def _job_for(row: SourceFile, parsed: ParsedFile, known: Known) -> Job:
     else:
         # By the first_seen index, newest first, the origin and path checked here: asked of
         # the database, the planner takes the origin index and reads every file of the node.
-        window = (SourceFile.select(SourceFile.job, SourceFile.origin, SourceFile.path)
+        window = (SourceFile.select(SourceFile.job, SourceFile.origin, SourceFile.path,
+                                    SourceFile.first_seen)
                   .where(SourceFile.job.is_null(False),
                          SourceFile.first_seen.between(row.first_seen - LOOSE_WINDOW,
                                                        row.first_seen + LOOSE_WINDOW))
                   .order_by(SourceFile.first_seen.desc()))
-        near = next((r for r in window.iterator()
-                     if r.origin == row.origin and "/" not in r.path), None)
-        if near is not None:
-            job, created = near.job, False
+        stored = next((r for r in window.iterator()
+                       if r.origin == row.origin and "/" not in r.path), None)
+        near = [(seen, job) for origin, seen, job, _ in known.loose if origin == row.origin
+                and abs(seen - row.first_seen) <= LOOSE_WINDOW]
+        if stored is not None:
+            near.append((stored.first_seen, stored.job))
+        if near:
+            job, created = max(near, key=lambda n: n[0])[1], False
         else:
             stamp = row.first_seen.strftime("%Y-%m-%d %H:%M:%S")
             job, created = Job.create(key=f"{row.origin}:loose:{stamp}:{row.id}",
@@ -444,11 +569,13 @@ def _job_for(row: SourceFile, parsed: ParsedFile, known: Known) -> Job:
         job.method, job.instrument = parsed.method, parsed.instrument
     if folder != ".":
         known.jobs[job.key] = job
+    else:
+        known.loose.append((row.origin, row.first_seen, job, row.id))
     return job
 
 
-_SAMPLE_SQL = (f"SELECT id FROM {sql.table(Sample)} "
-               "WHERE job_id = ? AND sample_id = ? AND analyte = ? AND identity = ?")
+_JOB_SAMPLES_SQL = (f"SELECT id, sample_id, analyte, identity, kind, level FROM "
+                    f"{sql.table(Sample)} WHERE job_id = ?")
 
 
 def _sample_for(job: Job, row: SourceFile, parsed: ParsedFile,
@@ -463,17 +590,13 @@ def _sample_for(job: Job, row: SourceFile, parsed: ParsedFile,
     level = parsed.level if parsed.level is not None else ident.level
     key = (job.id, ident.sample_id, ident.analyte, sample_identity(kind, level, parsed.vial,
                                                                   parsed.level_label))
+    known.load(job)
     sample = known.samples.get(key)
-    created = False
+    created = sample is None
     if sample is None:
-        found = sql.rows(_SAMPLE_SQL, key)
-        if found:
-            sample_id = found[0][0]
-        else:
-            created = True
-            sample_id = sql.insert(
-                Sample, ("job_id", "sample_id", "analyte", "identity", "kind", "level"),
-                [(*key, kind, level)], returning=True)[0]
+        sample_id = sql.insert(
+            Sample, ("job_id", "sample_id", "analyte", "identity", "kind", "level"),
+            [(*key, kind, level)], returning=True)[0]
         sample = known.samples[key] = Sample(id=sample_id, job=job, sample_id=ident.sample_id,
                                              analyte=ident.analyte, identity=key[3], kind=kind,
                                              level=level)

@@ -33,7 +33,7 @@ from watchdog.observers.polling import PollingObserver
 from worker.consume import blocked, dispose
 from worker.consume.queue import Queue
 from worker.intake.groups import folder_of
-from worker.record import db, heartbeat, ledger, store
+from worker.record import db, heartbeat, ledger, sql, store
 from worker.record.models import FINAL_STATES, DuplicateCopy, RawBlob, SourceFile, database
 from worker.settings import Settings
 
@@ -909,9 +909,12 @@ def take_many(settings: Settings, batch: Sequence[tuple[str | Path, str, Candida
     stored = [(i, replace(seen, raw=places.get(seen.sha256)), data)
               for i, seen, data in stored]
     if settings.blobs_in_database:
+        store_blobs([(seen.sha256, data) for _, seen, data in stored if data is not None])
         for i, seen, data in stored:
-            # The database copy (scale-out) is one value: a big file is read whole for it.
-            store_blob(seen.sha256, data if data is not None else Path(batch[i][0]).read_bytes())
+            if data is None:
+                # The database copy (scale-out) is one value: a big file is read whole for
+                # it, one at a time, not held with the rest of the batch.
+                store_blobs([(seen.sha256, Path(batch[i][0]).read_bytes())])
     registered = _register(settings, [seen for _, seen, _ in stored], owner)
     for (i, seen, _), outcome in zip(stored, registered, strict=True):
         outcomes[i] = outcome
@@ -943,18 +946,46 @@ def _register(settings: Settings, seen: list[ledger.Seen],
     return [_register(settings, [one], owner)[0] for one in seen]
 
 
-def store_blob(sha: str, data: bytes) -> None:
-    """The raw bytes in the database, committed before the ledger row that points at them.
+BLOB_STATEMENT_BYTES = 8 * 1024 * 1024  # raw bytes per INSERT: a batch of large traces is split
 
-    A consumer on another machine may take the row the moment it commits, so the bytes must
-    already be there; a crash in between leaves a blob the next scan registers (idempotent by
-    SHA-256). Kept out of the registering transaction so the audit chain's lock is not held
-    while megabytes travel to the server.
+
+def store_blobs(blobs: list[tuple[str, bytes]]) -> None:
+    """The raw bytes of a batch in the database, committed before the ledger rows that point
+    at them.
+
+    A consumer on another machine may take a row the moment it commits, so the bytes must
+    already be there; a crash in between leaves blobs the next scan registers (idempotent by
+    SHA-256). One transaction for the batch (one commit, so one flush of the server's log,
+    rather than one per file), kept out of the registering transaction so the audit chain's
+    lock is not held while megabytes travel to the server.
     """
-    if RawBlob.select(RawBlob.sha256).where(RawBlob.sha256 == sha).exists():
+    wanted = dict(blobs)
+    have: set[str] = set()
+    shas = list(wanted)
+    for start in range(0, len(shas), sql.CHUNK):
+        chunk = shas[start:start + sql.CHUNK]
+        have.update(r[0] for r in sql.rows(f"SELECT sha256 FROM {sql.table(RawBlob)} WHERE "
+                                           f"sha256 IN ({sql.marks(len(chunk))})", chunk))
+    todo = [(sha, data) for sha, data in wanted.items() if sha not in have]
+    if not todo:
         return
     with database.atomic():
-        RawBlob.insert(sha256=sha, data=data).on_conflict_ignore().execute()
+        statement: list[tuple[str, bytes]] = []
+        size = 0
+        for sha, data in todo:
+            if statement and (len(statement) == sql.CHUNK
+                              or size + len(data) > BLOB_STATEMENT_BYTES):
+                _insert_blobs(statement)
+                statement, size = [], 0
+            statement.append((sha, data))
+            size += len(data)
+        _insert_blobs(statement)
+
+
+def _insert_blobs(rows: list[tuple[str, bytes]]) -> None:
+    sql.execute(f"INSERT INTO {sql.table(RawBlob)} (sha256, data) VALUES "
+                f"{', '.join(['(?, ?)'] * len(rows))} ON CONFLICT (sha256) DO NOTHING",
+                [v for row in rows for v in row])
 
 
 def _register_oversized(settings: Settings, path: str | Path, rel: str,

@@ -92,6 +92,46 @@ def file_rows(file_id: int) -> str:
     return h.hexdigest()
 
 
+def _of_files(model: type[Model], marks: str) -> str:
+    """``_select`` for many files at once, each row led by its file's id."""
+    if model is Injection:
+        columns, source = ", ".join(f"i.{c}" for c in COLUMNS[model]), f"{sql.table(model)} i"
+    else:  # a peak or a trace, by its injection
+        columns = ", ".join(f"r.{c}" for c in COLUMNS[model])
+        source = f"{sql.table(model)} r JOIN {sql.table(Injection)} i ON i.id = r.injection_id"
+    order = "i.id" if model is Injection else "r.id"
+    return (f"SELECT i.source_file_id, {columns} FROM {source} "
+            f"WHERE i.source_file_id IN ({marks}) ORDER BY {order}")
+
+
+def _feed_each(hashes: dict[int, Any], table: str, rows: Iterable[Sequence[Any]]) -> None:
+    """``_feed``, each row (led by its file's id) into its file's hash."""
+    special = SPECIAL[table]
+    for file_id, *row in rows:
+        cells: list[Any] = [table, *row]
+        for i in special:
+            cells[i + 1] = _cell(cells[i + 1])
+        hashes[file_id].update((_ENCODER.encode(cells) + "\n").encode("utf-8"))
+
+
+def files_rows(file_ids: Sequence[int]) -> dict[int, str]:
+    """``file_rows`` of many files, in three queries per ``sql.CHUNK`` of them rather than
+    three each: an ingest chunk digests every file it wrote (each query a round trip to a
+    database server). The same digests, line for line."""
+    found: dict[int, str] = {}
+    wanted = sorted(set(file_ids))
+    for start in range(0, len(wanted), sql.CHUNK):
+        part = wanted[start:start + sql.CHUNK]
+        marks = sql.marks(len(part))
+        hashes = {file_id: hashlib.sha256() for file_id in part}
+        _feed_each(hashes, "injection", sql.rows(_of_files(Injection, marks), part))
+        _feed_each(hashes, "peak", sql.rows(_of_files(Peak, marks), part))
+        _feed_each(hashes, "chromatogram",
+                   sql.execute(_of_files(Chromatogram, marks), part))
+        found.update((file_id, h.hexdigest()) for file_id, h in hashes.items())
+    return found
+
+
 def result_rows(ids: Sequence[int]) -> str:
     """The digest of the result rows ``ids`` (in id order); a missing row changes it."""
     h = hashlib.sha256()

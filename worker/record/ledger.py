@@ -12,12 +12,16 @@ one function performs each, in the caller's transaction, and refuses a change th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from worker.record import audit, counters, digest, heartbeat, sql
@@ -381,6 +385,11 @@ _CLAIM_SQL = (f"UPDATE {sql.table(SourceFile)} SET state = ?, lease_owner = ?, l
               "attempts = attempts + 1 WHERE id = ? AND state = ? AND lease_until = ?")
 
 
+_CLAIM_QUEUED_SQL = (f"UPDATE {sql.table(SourceFile)} SET state = ?, lease_owner = ?, "
+                     "lease_until = ?, attempts = attempts + 1 WHERE id IN ({}) AND state = ? "
+                     "RETURNING id, attempts")
+
+
 def claim_many(file_ids: list[int], owner: str, lease_seconds: float) -> list[SourceFile]:
     """Take the lease on each file that is free to take, in one transaction, and record that its
     parsing begins; returns the rows now held (files held by a live consumer are skipped)."""
@@ -389,15 +398,32 @@ def claim_many(file_ids: list[int], owner: str, lease_seconds: float) -> list[So
     taken: list[SourceFile] = []
     events: list[audit.Event] = []
     with database.atomic():
-        rows = SourceFile.select().where(SourceFile.id.in_(file_ids),
-                                         SourceFile.state.not_in(FINAL_STATES))
+        rows = list(SourceFile.select().where(SourceFile.id.in_(file_ids),
+                                              SourceFile.state.not_in(FINAL_STATES)))
+        # Queued rows, nearly all of them, in one conditional UPDATE (a statement per file was
+        # a round trip each when scaled out): a row another consumer claimed meanwhile is no
+        # longer queued, so it is not taken twice.
+        queued = [row for row in rows if row.state == QUEUED]
+        event = _audited(QUEUED, PROCESSING)
+        attempts: dict[int, int] = {}
+        for start in range(0, len(queued), sql.CHUNK):
+            chunk = [row.id for row in queued[start:start + sql.CHUNK]]
+            attempts.update(sql.rows(
+                _CLAIM_QUEUED_SQL.format(sql.marks(len(chunk))),
+                (PROCESSING, owner, until, *chunk, QUEUED)))
+        for row in queued:
+            if row.id in attempts:
+                row.state, row.lease_owner, row.lease_until = PROCESSING, owner, until
+                row.attempts = attempts[row.id]
+                events.append((event, row.sha256, row.id, {"attempt": row.attempts}))
+                taken.append(row)
         stale: set[str] | None = None
-        for row in list(rows):
-            if row.state == PROCESSING and row.lease_until > now and stale is None:
-                stale = heartbeat.stale_processes()
-            if (row.state == PROCESSING and row.lease_until > now
-                    and not holder_is_dead(row.lease_owner, stale)):
-                continue
+        for row in [r for r in rows if r.state == PROCESSING and r.id not in attempts]:
+            if row.lease_until > now:
+                if stale is None:
+                    stale = heartbeat.stale_processes()
+                if not holder_is_dead(row.lease_owner, stale):
+                    continue
             event = _audited(row.state, PROCESSING, row.id)
             # Conditional on the state and lease as read: another consumer's claim in between
             # changes them, and then this one takes nothing.
@@ -440,26 +466,87 @@ def reject(row: SourceFile, owner: str, reason: str, line: int | None,
 
 
 _INGESTED_SQL = (f"UPDATE {sql.table(SourceFile)} SET state = ?, format = ?, parser_version = ?, "
-                 "job_id = ?, error = NULL, error_line = NULL, finished_at = ?, "
-                 "lease_owner = NULL, lease_until = 0 WHERE id = ? AND state = ?")
+                 "job_id = ?, error = NULL, error_line = NULL, finished_at = {finished}, "
+                 "lease_owner = NULL, lease_until = 0 WHERE id IN ({ids}) AND state = ?")
 _REJECTED_SQL = (f"UPDATE {sql.table(SourceFile)} SET state = ?, format = ?, error = ?, "
-                 "error_line = ?, finished_at = ?, lease_owner = NULL, lease_until = 0 "
-                 "WHERE id = ? AND state = ?")
+                 "error_line = ?, finished_at = {finished}, lease_owner = NULL, lease_until = 0 "
+                 "WHERE id IN ({ids}) AND state = ?")
+# state after, statement, values, row, finished_at, and the details of its ``ingested`` event
+# while they wait for its rows' digest (``finishing``), else None
+Finish = tuple[str, str, tuple[object, ...], SourceFile, datetime, "dict[str, object] | None"]
+_finishing = threading.local()
 
 
-def _finish(row: SourceFile, after: str, statement: str, values: tuple[object, ...]) -> str:
-    """``row`` from processing to its final state, in the caller's transaction (which checked
-    the lease with ``owned``); returns the audit event to record with it."""
+@contextlib.contextmanager
+def finishing() -> Iterator[list[Finish]]:
+    """Hold back the final-state UPDATEs of the files finished inside, then make them on the
+    way out (in the caller's transaction), one statement for all the files that share their
+    values (a chunk's files share their job and format): one per file was a round trip each
+    to a database server. Their events are recorded as they are marked (audit.held holds
+    those). The list is the caller's to trim, as ``audit.held``'s; on an exception nothing is
+    written (the transaction is rolling back).
+
+    The ``rows`` digest of each file ingested inside is made on the way out too, for them all
+    in a few queries, and put into its held ``ingested`` event: a chunk writes its files' rows
+    together at its end (ingest's ``Known.flush``), after they were marked, so the caller must
+    have written them all by then."""
+    pending: list[Finish] | None = getattr(_finishing, "pending", None)
+    if pending is not None:  # already held further out: that one writes them
+        yield pending
+        return
+    pending = _finishing.pending = []
+    try:
+        yield pending
+    finally:
+        _finishing.pending = None
+    waiting = {row.id: details for *_, row, _, details in pending if details is not None}
+    for file_id, rows_digest in digest.files_rows(list(waiting)).items():
+        waiting[file_id]["rows"] = rows_digest
+    groups: dict[tuple[str, str, tuple[object, ...]], list[tuple[SourceFile, datetime]]] = {}
+    for after, statement, values, row, at, _ in pending:
+        groups.setdefault((after, statement, values), []).append((row, at))
+    for (after, statement, values), rows in groups.items():
+        for start in range(0, len(rows), sql.CHUNK):
+            _update_final(rows[start:start + sql.CHUNK], after, statement, values)
+
+
+def _update_final(rows: list[tuple[SourceFile, datetime]], after: str, statement: str,
+                  values: tuple[object, ...]) -> None:
+    """One UPDATE for ``rows``, each with its own finished_at (the moment it was marked)."""
+    if len(rows) == 1:
+        finished, times = "?", [rows[0][1]]
+    else:
+        finished = f"CASE id {' '.join(['WHEN ? THEN ?'] * len(rows))} END"
+        times = [v for row, at in rows for v in (row.id, at)]
+    text = statement.format(ids=sql.marks(len(rows)), finished=finished)
+    changed = sql.execute(text, (after, *values, *times, *[r.id for r, _ in rows], PROCESSING))
+    if changed.rowcount != len(rows):
+        which = ", ".join(f"{r.id} ({r.path})" for r, _ in rows[:5])
+        raise IllegalTransition(f"file(s) {which}{' …' if len(rows) > 5 else ''}: "
+                                f"{len(rows) - changed.rowcount} no longer {PROCESSING}, so "
+                                f"they cannot become {after}")
+
+
+def _finish(row: SourceFile, after: str, statement: str, values: tuple[object, ...],
+            at: datetime, digested: dict[str, object] | None = None) -> str:
+    """``row`` from processing to its final state, finished ``at``, in the caller's transaction
+    (which checked the lease with ``owned``), or held (``finishing``); returns the audit event
+    to record with it. ``digested``: details that get the digest of the file's rows, made
+    now, or when held, on the way out of ``finishing``."""
     event = _audited(row.state, after, row.id)
-    if sql.execute(statement, (after, *values, utcnow(), row.id, PROCESSING)).rowcount != 1:
-        raise IllegalTransition(f"file {row.id} ({row.path}) is no longer {PROCESSING}, so it "
-                                f"cannot become {after}")
+    pending: list[Finish] | None = getattr(_finishing, "pending", None)
+    if pending is not None:
+        pending.append((after, statement, values, row, at, digested))
+    else:
+        if digested is not None:
+            digested["rows"] = digest.file_rows(row.id)
+        _update_final([(row, at)], after, statement, values)
     return event
 
 
 def mark_rejected(row: SourceFile, reason: str, line: int | None, fmt: str | None = None) -> None:
     """The rejection itself, inside the caller's transaction (which checked the lease)."""
-    event = _finish(row, REJECTED, _REJECTED_SQL, (fmt, reason, line))
+    event = _finish(row, REJECTED, _REJECTED_SQL, (fmt, reason, line), utcnow())
     audit.record(event, row.sha256, row.id, reason=reason, line=line, path=row.path)
     counters.rejected(row.path, reason, line, fmt)
 
@@ -468,17 +555,18 @@ def mark_ingested(row: SourceFile, fmt: str, parser_version: str, job_id: int | 
                   **details: object) -> None:
     """Ingested: its rows written, or it is evidence of a ``.D`` sibling's injection. Inside
     the caller's transaction (which checked the lease), with its ``ingested`` event."""
-    rows = digest.file_rows(row.id)  # before finished_at: the latency counted ends there
-    event = _finish(row, INGESTED, _INGESTED_SQL, (fmt, parser_version, job_id))
-    audit.record(event, row.sha256, row.id, format=fmt, parser_version=parser_version,
-                 **details, rows=rows)
-    counters.ingested(row.path, fmt, row.first_seen)
+    now = utcnow()  # its finished_at, and what its latency is counted to
+    body: dict[str, object] = {"format": fmt, "parser_version": parser_version, **details}
+    # Its event carries its rows' digest (``rows``), added before the event is appended.
+    event = _finish(row, INGESTED, _INGESTED_SQL, (fmt, parser_version, job_id), now, body)
+    audit.record_many([(event, row.sha256, row.id, body)])
+    counters.ingested(row.path, fmt, row.first_seen, now)
 
 
 def mark_context(row: SourceFile, job_id: int | None, **details: object) -> None:
     """Context of an instrument folder's injection: stored, audited, read by no parser. Inside
     the caller's transaction (which checked the lease), with its ``context`` event."""
-    event = _finish(row, CONTEXT, _INGESTED_SQL, (None, None, job_id))
+    event = _finish(row, CONTEXT, _INGESTED_SQL, (None, None, job_id), utcnow())
     audit.record(event, row.sha256, row.id, **details)
     counters.context(row.path)
 

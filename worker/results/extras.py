@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from worker.parsers.base import ParsedFile
 from worker.record import sql
-from worker.record.models import Injection, Peak, PeakDetail
+from worker.record.models import Peak, PeakDetail
 from worker.results import spectra
 
 _DETAIL_COLUMNS = ("peak_id", "symmetry", "baseline_start", "baseline_end", "amount",
@@ -17,14 +17,12 @@ def wanted(parsed: ParsedFile) -> bool:
     return bool(parsed.spectra) or any(p.details for s in parsed.signals for p in s.peaks or ())
 
 
-def store(row_id: int, parsed: ParsedFile) -> None:
-    """The extras of a file ingested on its own, on its current injection."""
-    injection = (Injection.select(Injection.id)
-                 .where(Injection.source_file == row_id, Injection.superseded == False)  # noqa: E712
-                 .order_by(Injection.id.desc()).first())
+def store(injection_id: int, row_id: int, parsed: ParsedFile) -> None:
+    """The extras of a file ingested on its own, on its injection (once its peaks are
+    written)."""
     for read in parsed.spectra:
-        spectra.store(injection.id, row_id, read)
-    peak_details(injection.id, parsed)
+        spectra.store(injection_id, row_id, read)
+    peak_details(injection_id, parsed)
 
 
 def peak_details(injection_id: int, parsed: ParsedFile) -> None:

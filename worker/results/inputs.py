@@ -102,6 +102,12 @@ _PEAKS_SQL = (f"SELECT injection_id, signal, rt_min, area, area_pct, height, beg
               "ORDER BY id")
 
 
+_SAMPLES_INJECTIONS_SQL = (
+    f"SELECT i.sample_id, i.id, i.number, f.name, i.dilution_factor FROM {sql.table(Injection)} i "
+    f"JOIN {sql.table(SourceFile)} f ON f.id = i.source_file_id "
+    "WHERE i.sample_id IN ({}) AND i.superseded = ?")
+
+
 def peak_tables(sample: Sample, methods: Mapping[str, MethodSettings] | None = None,
                 cache: dict[int, Tables] | None = None) -> Tables:
     """The sample's current injections that have a peak table, in natural label order, each
@@ -111,13 +117,45 @@ def peak_tables(sample: Sample, methods: Mapping[str, MethodSettings] | None = N
     """
     if cache is not None and sample.id in cache:
         return cache[sample.id]
-    wanted = wanted_signal(sample, methods)
     injections = [CurrentInjection(*r) for r in sql.rows(_INJECTIONS_SQL, (sample.id, False))]
-    by_injection: dict[int, list[StoredPeak]] = {i.id: [] for i in injections}
-    if injections:
-        ids = list(by_injection)
-        for injection_id, *values in sql.rows(_PEAKS_SQL.format(sql.marks(len(ids))), ids):
-            by_injection[injection_id].append(StoredPeak(*values))
+    tables = _tables(sample, injections, _peaks([i.id for i in injections]), methods)
+    if cache is not None:
+        cache[sample.id] = tables
+    return tables
+
+
+def read_tables(samples: Iterable[Sample], methods: Mapping[str, MethodSettings] | None,
+                cache: dict[int, Tables]) -> None:
+    """``peak_tables`` of many samples into ``cache`` with a query or two for them all, not
+    two each: a chunk of files recomputes every sample it touched (each a round trip to a
+    database server)."""
+    todo = {s.id: s for s in samples if s.id not in cache}
+    ids = list(todo)
+    injections: dict[int, list[CurrentInjection]] = {i: [] for i in ids}
+    for start in range(0, len(ids), sql.CHUNK):
+        chunk = ids[start:start + sql.CHUNK]
+        for sample_id, *values in sql.rows(_SAMPLES_INJECTIONS_SQL.format(
+                sql.marks(len(chunk))), (*chunk, False)):
+            injections[sample_id].append(CurrentInjection(*values))
+    peaks = _peaks([i.id for found in injections.values() for i in found])
+    for sample_id, sample in todo.items():
+        cache[sample_id] = _tables(sample, injections[sample_id], peaks, methods)
+
+
+def _peaks(injection_ids: list[int]) -> dict[int, list[StoredPeak]]:
+    """The peaks of these injections, by injection, in the order they were written."""
+    found: dict[int, list[StoredPeak]] = {i: [] for i in injection_ids}
+    for start in range(0, len(injection_ids), sql.CHUNK):
+        chunk = injection_ids[start:start + sql.CHUNK]
+        for injection_id, *values in sql.rows(_PEAKS_SQL.format(sql.marks(len(chunk))), chunk):
+            found[injection_id].append(StoredPeak(*values))
+    return found
+
+
+def _tables(sample: Sample, injections: list[CurrentInjection],
+            by_injection: dict[int, list[StoredPeak]],
+            methods: Mapping[str, MethodSettings] | None) -> Tables:
+    wanted = wanted_signal(sample, methods)
     tables: Tables = []
     for inj in sorted(injections, key=lambda i: (natural_key(injection_label(i)), i.id)):
         peaks = by_injection[inj.id]
@@ -125,8 +163,6 @@ def peak_tables(sample: Sample, methods: Mapping[str, MethodSettings] | None = N
         if signal is None:
             continue  # trace-only (chromatogram), or without the method's signal
         tables.append((inj, [p for p in peaks if p.signal == signal]))
-    if cache is not None:
-        cache[sample.id] = tables
     return tables
 
 

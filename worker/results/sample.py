@@ -8,7 +8,9 @@ did not change and supersedes what did.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from worker.chemistry import purity
 from worker.record import sql
@@ -21,21 +23,52 @@ CONTRADICTORY_SAMPLE = "contradictory_sample_metadata"
 """Flag on every result of a sample whose name other samples of the job print too, with other
 metadata (kind, level, vial): the files contradict each other; their results stay apart."""
 
-_NAMESAKES_SQL = (f"SELECT id FROM {sql.table(Sample)} WHERE job_id = ? AND sample_id = ? "
+_NAMESAKES_SQL = (f"SELECT identity FROM {sql.table(Sample)} WHERE job_id = ? AND sample_id = ? "
                   "AND analyte = ? AND id <> ? ORDER BY id")
+_NAMES_SQL = (f"SELECT id, sample_id, analyte, identity FROM {sql.table(Sample)} "
+              "WHERE job_id = ? AND sample_id IN ({}) ORDER BY id")
+_read = threading.local()
 
 
-def namesakes(sample: Sample) -> list[Sample]:
-    """The job's other samples printed under the same name (and analyte), i.e. with other
-    metadata: see ``worker.record.models.sample_identity``."""
-    ids = [r[0] for r in sql.rows(_NAMESAKES_SQL, (sample.job_id, sample.sample_id,
-                                                   sample.analyte, sample.id))]
-    return list(Sample.select().where(Sample.id.in_(ids)).order_by(Sample.id)) if ids else []
+def namesakes(sample: Sample) -> list[str]:
+    """The identities of the job's other samples printed under the same name (and analyte),
+    i.e. with other metadata (see ``worker.record.models.sample_identity``), in their order."""
+    known: dict[tuple[int, str, str], list[tuple[int, str]]] | None = getattr(_read, "known",
+                                                                              None)
+    found = None if known is None else known.get((sample.job_id, sample.sample_id,
+                                                  sample.analyte))
+    if found is None:
+        return [r[0] for r in sql.rows(_NAMESAKES_SQL, (sample.job_id, sample.sample_id,
+                                                        sample.analyte, sample.id))]
+    return [identity for id_, identity in found if id_ != sample.id]
+
+
+@contextlib.contextmanager
+def namesakes_read_once(samples: Iterable[Sample]) -> Iterator[None]:
+    """Inside, the ``namesakes`` of these samples come from one query per job made on the way
+    in, not one per call: a chunk's recompute asks for each sample's twice (its own results,
+    its job's), each a round trip to a database server. No sample may be added inside."""
+    names: dict[int, set[str]] = {}
+    for s in samples:
+        names.setdefault(s.job_id, set()).add(s.sample_id)
+    known: dict[tuple[int, str, str], list[tuple[int, str]]] = {}
+    for job_id, wanted in names.items():
+        ordered = sorted(wanted)
+        for start in range(0, len(ordered), sql.CHUNK):
+            chunk = ordered[start:start + sql.CHUNK]
+            for id_, sample_id, analyte, identity in sql.rows(
+                    _NAMES_SQL.format(sql.marks(len(chunk))), (job_id, *chunk)):
+                known.setdefault((job_id, sample_id, analyte), []).append((id_, identity))
+    _read.known = known
+    try:
+        yield
+    finally:
+        _read.known = None
 
 
 def flag_namesakes(sample: Sample, wanted: Sequence[store.Wanted]) -> list[store.Wanted]:
     """``wanted`` with the contradiction flagged, and the other identities named, on each row."""
-    others = [s.identity for s in namesakes(sample)]
+    others = namesakes(sample)
     if not others:
         return list(wanted)
     return [(injection, comp.model_copy(update={
