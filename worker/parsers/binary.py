@@ -53,3 +53,15 @@ def pascal(data: bytes, offset: int = 0) -> str | None:
     if size == 0 or len(text) != size or not text.isascii() or not text.isalnum():
         return None
     return text.decode("ascii")
+
+
+def sniff_version(data: bytes, filename: str, versions: tuple[str, ...], suffix: str) -> int:
+    """A ChemStation binary file by the version it opens with: 98 for one of ``versions`` (the
+    ones rainbow-api reads), 60 for another version in a file named ``*suffix`` (so ``parse``
+    names the version it found), else 0. Reads the first bytes only."""
+    found = pascal(data[:8])
+    if found in versions and len(data) > 0x120:
+        return 98
+    if found is not None and found.isdigit() and filename.lower().endswith(suffix):
+        return 60
+    return 0

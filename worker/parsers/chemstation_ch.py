@@ -20,7 +20,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from worker.parsers import binary
-from worker.parsers.base import NOT_MINE, ParsedFile, ParseError, Signal, Trace, validated
+from worker.parsers.base import ParsedFile, ParseError, Signal, Trace, validated
 from worker.parsers.options import ParserOptions
 
 name = "agilent-chemstation-ch"
@@ -38,13 +38,8 @@ _HEADER = ("notebook", "date", "method", "instrument", "unit", "signal")
 
 def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     """98 for a version rainbow-api reads; 60 for another version in a ``.ch`` file (``parse``
-    then names the version). Looks at the first bytes only."""
-    found = binary.pascal(data[:8])
-    if found in VERSIONS and len(data) > 0x120:
-        return 98
-    if found is not None and found.isdigit() and filename.lower().endswith(".ch"):
-        return 60
-    return NOT_MINE
+    then names the version)."""
+    return binary.sniff_version(data, filename, VERSIONS, ".ch")
 
 
 def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:

@@ -24,7 +24,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from worker.parsers import binary
-from worker.parsers.base import NOT_MINE, ParsedFile, ParseError, Spectra, validated
+from worker.parsers.base import ParsedFile, ParseError, Spectra, validated
 from worker.parsers.chemstation_ch import header_time
 from worker.parsers.options import ParserOptions
 
@@ -41,13 +41,9 @@ _SLICE_BYTES = 4 * 1024 * 1024
 
 
 def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
-    """98 for a version rainbow-api reads; 60 for another version in a ``.uv`` file."""
-    found = binary.pascal(data[:8])
-    if found in VERSIONS and len(data) > 0x120:
-        return 98
-    if found is not None and found.isdigit() and filename.lower().endswith(".uv"):
-        return 60
-    return NOT_MINE
+    """98 for a version rainbow-api reads; 60 for another version in a ``.uv`` file (``parse``
+    then names the version)."""
+    return binary.sniff_version(data, filename, VERSIONS, ".uv")
 
 
 def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
