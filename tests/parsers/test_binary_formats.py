@@ -85,6 +85,20 @@ def test_uv_read_in_slices_equals_uv_read_whole(folders: Path, monkeypatch) -> N
     assert sliced.maximum == whole.maximum and sliced.maximum_at == whole.maximum_at
 
 
+def test_a_uv_file_too_big_to_copy_is_read_from_its_mapping(folders: Path, tmp_path: Path,
+                                                            monkeypatch) -> None:
+    """An hour of DAD spectra is hundreds of MB: handed over as the raw store's mmap, it is
+    read a slice at a time, not refused as too big to read whole."""
+    import mmap
+
+    path = folders / "002-2-0312650-0713-BrPR.D" / "DAD1.UV"
+    monkeypatch.setattr(parsers, "WHOLE_BYTES", 1024)  # this file stands for a big one
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as view:
+        (spectra,) = parsers.parse(view, "DAD1.UV", NO_OPTIONS).spectra  # type: ignore[arg-type]
+    whole = chemstation_uv.parse(path.read_bytes(), "DAD1.UV", NO_OPTIONS).spectra[0]
+    assert spectra == whole
+
+
 def test_a_truncated_uv_file_is_rejected_naming_the_frame(folders: Path) -> None:
     data = (folders / "002-2-0312650-0713-BrPR.D" / "DAD1.UV").read_bytes()[:200_000]
     with pytest.raises(ParseError, match=r"truncated: the header says 1049 spectra, the file "

@@ -32,6 +32,8 @@ name = "agilent-chemstation-uv"
 version = "1.0"
 display_name = "Agilent ChemStation DAD spectra (.UV)"
 extensions = (".uv",)
+# A big run's file comes as the raw store's mmap: frames are read a slice at a time.
+reads_slices = True
 
 VERSIONS = ("31", "131")
 _FRAMES_AT = 0x116  # big-endian uint32: how many frames (spectra) the run wrote
