@@ -229,7 +229,7 @@ class Settings(BaseSettings):
         100_000, ge=1, description="a peak table with more rows is rejected naming this "
         "setting: read whole it would need more memory than the bounded ingest allows")
     max_trace_points: int = Field(
-        3_000_000, ge=1, description="a trace with more points is rejected naming this setting")
+        1_500_000, ge=1, description="a trace with more points is rejected naming this setting")
     max_sheet_cells: int = Field(
         1_000_000, ge=1, description="a worksheet with more cells is rejected naming this "
         "setting")

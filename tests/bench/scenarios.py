@@ -62,7 +62,7 @@ class Sizes:
     sniff_mb: tuple[float, float] = (1, 50)  # detection on a small and a big trace
     big_table_rows: int = 1_000_000
     big_trace_mb: float = 400
-    longest_trace_points: int = 2_999_999  # max_trace_points' default, less one
+    longest_trace_points: int = 1_499_999  # max_trace_points' default, less one
 
 
 DEFAULT = Sizes()

@@ -60,7 +60,7 @@ class ParserOptions(BaseModel):
     # Memory limits (settings of the same names): what a real lab never comes near, so that a
     # file's parse stays within a bounded memory whatever the file.
     max_peaks_per_table: int = Field(100_000, ge=1, description="rows of one peak table")
-    max_trace_points: int = Field(3_000_000, ge=1, description="points of one trace")
+    max_trace_points: int = Field(1_500_000, ge=1, description="points of one trace")
     max_sheet_cells: int = Field(1_000_000, ge=1, description="cells of one worksheet read")
     default_encoding: str | None = Field(
         None, description="code page to try after the BOM and a declared or configured one; "
