@@ -10,14 +10,12 @@ file by file, and trying it again re-uses the bytes stored the first time.
 from __future__ import annotations
 
 import os
-import random
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from support.corpus import IN_CI
-from support.reports import random_peaks, report
+from support.reports import report_bytes
 from support.workers import (
     UnprivilegedWorker,
     WorkerProcess,
@@ -28,18 +26,6 @@ from support.workers import (
 )
 
 from worker.record.models import SourceFile, database
-
-
-def _report(seed: int) -> bytes:
-    return report(random_peaks(random.Random(seed), 4)).encode()
-
-
-def _metric(worker: WorkerProcess, name: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/metrics", timeout=10) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    raise AssertionError(f"{name} not in /metrics")
 
 
 def _ingested(worker: WorkerProcess) -> int:
@@ -55,10 +41,10 @@ def test_an_unreadable_file_is_reported_and_taken_once_readable(tmp_path: Path) 
     worker.start()
     try:
         for i in range(5):
-            (worker.inbox / f"S{i}_Report.csv").write_bytes(_report(i))
+            (worker.inbox / f"S{i}_Report.csv").write_bytes(report_bytes(i))
         # Unreadable before it enters the inbox, as a share with other rights delivers it.
         secret = tmp_path / "Secret_Report.csv"
-        secret.write_bytes(_report(100))
+        secret.write_bytes(report_bytes(100))
         secret.chmod(0)
         (worker.inbox / "sub").mkdir()
         os.rename(secret, worker.inbox / "sub" / "Secret_Report.csv")
@@ -68,7 +54,7 @@ def test_an_unreadable_file_is_reported_and_taken_once_readable(tmp_path: Path) 
                           timeout=30, what="the unreadable file in /status")
         assert intake["unreadable"] == 1
         assert intake["unreadable_paths"] == ["sub/Secret_Report.csv"]
-        assert _metric(worker, "accu_ingest_intake_unreadable") == 1.0
+        assert worker.metric("accu_ingest_intake_unreadable") == 1.0
 
         # Readiness fails once it has been unreadable for two rescans (rescan_seconds = 2).
         _, body = wait_for(lambda: (r := worker.get("/readyz"))[0] == 503 and r,
@@ -77,7 +63,7 @@ def test_an_unreadable_file_is_reported_and_taken_once_readable(tmp_path: Path) 
         assert "Permission denied" in body["failed"]["intake"]
 
         # Other files are still taken meanwhile.
-        (worker.inbox / "S5_Report.csv").write_bytes(_report(5))
+        (worker.inbox / "S5_Report.csv").write_bytes(report_bytes(5))
         wait_for(lambda: _ingested(worker) == 6, timeout=60, what="a file dropped later")
 
         # Said once, not on every pass.
@@ -89,10 +75,10 @@ def test_an_unreadable_file_is_reported_and_taken_once_readable(tmp_path: Path) 
         wait_for(lambda: worker.get("/readyz")[0] == 200, timeout=30, what="/readyz 200")
         intake = worker.status()["intake"]
         assert intake["unreadable"] == 0 and intake["problem"] is None
-        assert _metric(worker, "accu_ingest_intake_unreadable") == 0.0
+        assert worker.metric("accu_ingest_intake_unreadable") == 0.0
         wait_for(lambda: not files_under(worker.inbox), timeout=30, what="the inbox emptied")
         assert (worker.data / "processed" / "sub" / "Secret_Report.csv").read_bytes() == \
-            _report(100)
+            report_bytes(100)
     finally:
         assert worker.stop() == 0
 
@@ -106,8 +92,8 @@ def test_a_file_whose_row_cannot_be_written_keeps_only_itself_out(worker: Worker
         "WHEN NEW.name = 'Poison_Report.csv' "
         "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
     for i in range(10):
-        (worker.inbox / f"S{i}_Report.csv").write_bytes(_report(i))
-    (worker.inbox / "Poison_Report.csv").write_bytes(_report(100))
+        (worker.inbox / f"S{i}_Report.csv").write_bytes(report_bytes(i))
+    (worker.inbox / "Poison_Report.csv").write_bytes(report_bytes(100))
     worker.start()  # the start-up scan takes all eleven in one batch
 
     worker.wait_final(10, timeout=60)
@@ -115,7 +101,7 @@ def test_a_file_whose_row_cannot_be_written_keeps_only_itself_out(worker: Worker
                       timeout=30, what="the refused file in /status")
     assert [f["path"] for f in intake["unregistered_files"]] == ["Poison_Report.csv"]
     assert "refused by the test" in intake["unregistered_files"][0]["reason"]
-    assert _metric(worker, "accu_ingest_intake_unregistered") == 1.0
+    assert worker.metric("accu_ingest_intake_unregistered") == 1.0
     assert (worker.inbox / "Poison_Report.csv").is_file()
 
     # Tried again at every rescan (rescan_seconds = 2), from the bytes it stored the first

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import socket
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +20,7 @@ import pytest
 from peewee import IntegrityError
 from support.corpus import IN_CI
 from support.pipeline import Pipeline
-from support.reports import random_peaks, report
+from support.reports import report_bytes
 from support.workers import (
     UnprivilegedWorker,
     WorkerProcess,
@@ -31,10 +29,6 @@ from support.workers import (
     wait_for,
     write_config,
 )
-
-
-def _report(seed: int) -> bytes:
-    return report(random_peaks(random.Random(seed), 4)).encode()
 
 
 def _not_ready(worker: WorkerProcess, check: str) -> str:
@@ -50,13 +44,6 @@ def _ready(worker: WorkerProcess) -> None:
              timeout=30, what="/readyz 200")
 
 
-def _metric(worker: WorkerProcess, name: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/metrics", timeout=10) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    raise AssertionError(f"{name} not in /metrics")
-
 
 def _log(worker: WorkerProcess) -> str:
     return worker.log.read_text(errors="replace")
@@ -67,7 +54,7 @@ def test_links_and_pipes_in_the_inbox_are_said_once_and_fail_readiness_until_rem
     worker = WorkerProcess(tmp_path, "--config", str(write_config(tmp_path,
                                                                   rescan_seconds=1.0)))
     outside = tmp_path / "elsewhere_Report.csv"
-    outside.write_bytes(_report(1))
+    outside.write_bytes(report_bytes(1))
     (worker.inbox / "sub").mkdir()
     os.symlink(outside, worker.inbox / "Link_Report.csv")
     os.symlink(tmp_path, worker.inbox / "sub" / "linked-folder")
@@ -82,7 +69,7 @@ def test_links_and_pipes_in_the_inbox_are_said_once_and_fail_readiness_until_rem
         assert "remove it" in why
         intake = worker.status()["intake"]
         assert intake["special_files"] == 3
-        assert _metric(worker, "accu_ingest_intake_special_files") == 3.0
+        assert worker.metric("accu_ingest_intake_special_files") == 3.0
         assert sorted((e["path"], e["kind"]) for e in intake["special_paths"]) == [
             ("Link_Report.csv", "symbolic link"), ("Pipe_Report.csv", "named pipe"),
             ("sub/linked-folder", "symbolic link")]
@@ -115,7 +102,7 @@ def test_links_and_pipes_in_the_inbox_are_said_once_and_fail_readiness_until_rem
         _ready(worker)
         intake = worker.status()["intake"]
         assert intake["special_files"] == 0 and intake["special_paths"] == []
-        assert _metric(worker, "accu_ingest_intake_special_files") == 0.0
+        assert worker.metric("accu_ingest_intake_special_files") == 0.0
         assert "Pipe_Report.csv (a named pipe) is no longer in the inbox" in _log(worker)
     finally:
         assert worker.stop() == 0
@@ -133,7 +120,7 @@ def test_an_unwritable_processed_folder_is_one_line_and_a_readiness_failure_unti
     worker = UnprivilegedWorker(tmp_path, "--config", str(write_config(tmp_path)))
     worker.start()
     try:
-        files = {f"S{i}_Report.csv": _report(i) for i in range(6)}
+        files = {f"S{i}_Report.csv": report_bytes(i) for i in range(6)}
         for name, data in files.items():
             (worker.inbox / name).write_bytes(data)
         worker.wait_final(len(files))
@@ -146,7 +133,7 @@ def test_an_unwritable_processed_folder_is_one_line_and_a_readiness_failure_unti
         assert blocked["folder"] == str(processed)
         assert blocked["problem"] == "not writable (Permission denied)"
         assert blocked["files"] == 6
-        assert _metric(worker, "accu_ingest_disposal_blocked_files") == 6.0
+        assert worker.metric("accu_ingest_disposal_blocked_files") == 6.0
 
         # The disposal poll tries every waiting file each second: the log says it once per
         # process (the watcher's and each consumer process that met it), not per file per poll.
@@ -162,7 +149,7 @@ def test_an_unwritable_processed_folder_is_one_line_and_a_readiness_failure_unti
         wait_for(lambda: not files_under(worker.inbox), timeout=30, what="the inbox emptied")
         _ready(worker)
         assert worker.status()["disposal_blocked"] == []
-        assert _metric(worker, "accu_ingest_disposal_blocked_files") == 0.0
+        assert worker.metric("accu_ingest_disposal_blocked_files") == 0.0
         assert sorted(p.name for p in files_under(processed)) == sorted(files)
         assert f"{processed} takes files again" in _log(worker)
         assert worker.cli("audit", "verify").returncode == 0
@@ -178,11 +165,11 @@ def test_an_inbox_replaced_by_a_new_folder_is_watched_again_within_seconds(
                                                                   rescan_seconds=3600.0)))
     worker.start()
     try:
-        (worker.inbox / "S1_Report.csv").write_bytes(_report(1))
+        (worker.inbox / "S1_Report.csv").write_bytes(report_bytes(1))
         worker.wait_final(1)
         # The instrument is writing a file (open, not closed) when the folder is swapped.
         writing = open(worker.inbox / "S2_Report.csv", "wb")  # noqa: SIM115
-        writing.write(_report(2)[:100])
+        writing.write(report_bytes(2)[:100])
         writing.flush()
         old = tmp_path / "inbox.old"
         os.rename(worker.inbox, old)
@@ -201,12 +188,12 @@ def test_an_inbox_replaced_by_a_new_folder_is_watched_again_within_seconds(
 
         # New files in the new folder are taken within seconds, not at the next rescan.
         started = time.monotonic()
-        (worker.inbox / "S3_Report.csv").write_bytes(_report(3))
+        (worker.inbox / "S3_Report.csv").write_bytes(report_bytes(3))
         worker.wait_final(2, timeout=20)
         assert time.monotonic() - started < 10
 
         # The lab moves what was left into the inbox: taken, and readiness is back.
-        writing.write(_report(2)[100:])
+        writing.write(report_bytes(2)[100:])
         writing.close()
         os.rename(old / "S2_Report.csv", worker.inbox / "S2_Report.csv")
         worker.wait_final(3, timeout=20)
@@ -234,8 +221,8 @@ def test_files_moved_before_a_full_disk_stopped_the_record_are_recorded_where_th
     from worker.consume import dispose
     from worker.record.models import Disposal, SourceFile
 
-    pipeline.drop("Kept_Report.csv", _report(7))
-    pipeline.drop("Lost_Report.csv", _report(8))
+    pipeline.drop("Kept_Report.csv", report_bytes(7))
+    pipeline.drop("Lost_Report.csv", report_bytes(8))
     rows = pipeline.take("Kept_Report.csv", "Lost_Report.csv")
     # The transaction that records the moves fails as on a full disk (a real SQLite trigger).
     pipeline.database.execute_sql(
@@ -245,7 +232,7 @@ def test_files_moved_before_a_full_disk_stopped_the_record_are_recorded_where_th
         pipeline.ingest(rows)
     processed = pipeline.settings.processed_dir
     kept, lost = processed / "Kept_Report.csv", processed / "Lost_Report.csv"
-    assert kept.read_bytes() == _report(7) and lost.read_bytes() == _report(8)
+    assert kept.read_bytes() == report_bytes(7) and lost.read_bytes() == report_bytes(8)
     assert files_under(pipeline.settings.inbox) == []
     assert Disposal.select().count() == 2  # where each was going, kept through the failure
     pipeline.database.execute_sql("DROP TRIGGER disk_full")
@@ -256,7 +243,7 @@ def test_files_moved_before_a_full_disk_stopped_the_record_are_recorded_where_th
 
     done = dispose.dispose_rows(pipeline.settings, list(SourceFile.select()))
     assert done == {rows[0].id: "moved", rows[1].id: "gone"}
-    assert kept.read_bytes() == _report(7)  # still there, and recorded there
+    assert kept.read_bytes() == report_bytes(7)  # still there, and recorded there
     [event] = _moved(rows[0].id)
     assert event["action"] == "moved" and event["to"] == str(kept) and event["recovered"]
     [event] = _moved(rows[1].id)

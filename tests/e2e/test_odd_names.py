@@ -10,11 +10,10 @@ goes where any other goes, under its own name.
 from __future__ import annotations
 
 import os
-import random
 import time
 from pathlib import Path
 
-from support.reports import random_peaks, report
+from support.reports import report_bytes
 from support.workers import WorkerProcess, files_under, wait_for
 
 from worker.record.models import AuditEvent, SourceFile, database
@@ -24,9 +23,6 @@ FOLDER = b"Pr\xfcfung"  # "Prüfung": a folder name in Latin-1 too
 CUT = b"Kl\xe4r_Report.csv"  # "Klär": its content is cut off, so it is rejected for that
 
 
-def _report(seed: int) -> bytes:
-    return report(random_peaks(random.Random(seed), 4)).encode()
-
 
 def _under(folder: Path, *names: bytes) -> Path:
     """A path whose parts are raw bytes, as the OS hands them out."""
@@ -34,10 +30,10 @@ def _under(folder: Path, *names: bytes) -> Path:
 
 
 def _drop_odd_ones(folder: Path) -> None:
-    _under(folder, LATIN1).write_bytes(_report(1000))
+    _under(folder, LATIN1).write_bytes(report_bytes(1000))
     _under(folder, FOLDER).mkdir()
-    _under(folder, FOLDER, b"S1_Report.csv").write_bytes(_report(1001))
-    cut = _report(1002)
+    _under(folder, FOLDER, b"S1_Report.csv").write_bytes(report_bytes(1001))
+    cut = report_bytes(1002)
     _under(folder, CUT).write_bytes(cut[: cut.index(b"Sum,")])
 
 
@@ -49,11 +45,11 @@ def test_a_name_that_is_not_utf8_does_not_stop_intake(worker: WorkerProcess, ope
     # Dropped while the worker is down: the start-up scan takes them in one batch with the
     # ordinary files beside them.
     for i in range(10):
-        (worker.inbox / f"S{i:02d}_Report.csv").write_bytes(_report(i))
+        (worker.inbox / f"S{i:02d}_Report.csv").write_bytes(report_bytes(i))
     _drop_odd_ones(worker.inbox)
     worker.start()
     for i in range(10, 20):
-        (worker.inbox / f"S{i:02d}_Report.csv").write_bytes(_report(i))
+        (worker.inbox / f"S{i:02d}_Report.csv").write_bytes(report_bytes(i))
     status = worker.wait_final(23, timeout=90)
     assert status["files"]["ingested"] == 22 and status["files"]["rejected"] == 1
     wait_for(lambda: not files_under(worker.inbox), timeout=30, what="the inbox emptied")
@@ -61,8 +57,8 @@ def test_a_name_that_is_not_utf8_does_not_stop_intake(worker: WorkerProcess, ope
     # Each file left under its own name, bytes and all.
     processed, quarantine = worker.data / "processed", worker.data / "quarantine"
     assert LATIN1 in os.listdir(os.fsencode(processed))
-    assert _under(processed, LATIN1).read_bytes() == _report(1000)
-    assert _under(processed, FOLDER, b"S1_Report.csv").read_bytes() == _report(1001)
+    assert _under(processed, LATIN1).read_bytes() == report_bytes(1000)
+    assert _under(processed, FOLDER, b"S1_Report.csv").read_bytes() == report_bytes(1001)
     assert sorted(os.listdir(os.fsencode(quarantine))) == [CUT, CUT + b".reason.txt"]
     reason = _under(quarantine, CUT + b".reason.txt").read_text(encoding="utf-8")
     assert "file: Kl\\xe4r_Report.csv" in reason and "Sum" in reason
@@ -104,7 +100,7 @@ def test_one_shot_ingest_of_a_folder_with_names_that_are_not_utf8(tmp_path: Path
     folder = tmp_path / "export"
     folder.mkdir()
     for i in range(5):
-        (folder / f"S{i}_Report.csv").write_bytes(_report(i))
+        (folder / f"S{i}_Report.csv").write_bytes(report_bytes(i))
     _drop_odd_ones(folder)
     done = worker.cli("ingest", str(folder))
     assert "Traceback" not in done.stderr, done.stderr
@@ -115,7 +111,7 @@ def test_one_shot_ingest_of_a_folder_with_names_that_are_not_utf8(tmp_path: Path
 
     good = tmp_path / "good"
     good.mkdir()
-    _under(good, LATIN1).write_bytes(_report(2000))
+    _under(good, LATIN1).write_bytes(report_bytes(2000))
     again = worker.cli("ingest", str(good))
     assert again.returncode == 0, again.stdout + again.stderr
     assert again.stdout.rstrip().endswith("1 ingested, 0 rejected")

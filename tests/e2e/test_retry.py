@@ -8,23 +8,18 @@ that is still bad is rejected again with its reason rewritten.
 from __future__ import annotations
 
 import json
-import random
 
-from support.reports import random_peaks, report
+from support.reports import report_bytes
 from support.workers import WorkerProcess, files_under, wait_for, write_config
 
 from worker.record.models import AuditEvent, Injection, SourceFile
-
-
-def _report(seed: int) -> bytes:
-    return report(random_peaks(random.Random(seed), 5)).encode()
 
 
 def test_retry_after_fixing_the_cause_ingests_and_tidies_quarantine(tmp_path, open_db) -> None:
     tight = write_config(tmp_path, max_file_mb=0.0002)  # 210 bytes: every report is "too big"
     worker = WorkerProcess(tmp_path, "--config", str(tight))
     worker.start()
-    good, bad = _report(1), _report(2).replace(b"Sum,", b"Sum,9")
+    good, bad = report_bytes(1, 5), report_bytes(2, 5).replace(b"Sum,", b"Sum,9")
     (worker.inbox / "S1_Report.csv").write_bytes(good)
     (worker.inbox / "S2_Report.csv").write_bytes(bad)
     worker.wait_final(2)
@@ -61,7 +56,7 @@ def test_retry_after_fixing_the_cause_ingests_and_tidies_quarantine(tmp_path, op
 def test_retry_while_the_worker_runs_processes_the_file_once(worker: WorkerProcess,
                                                              open_db) -> None:
     worker.start()
-    data = _report(3)
+    data = report_bytes(3, 5)
     cut = data[: data.index(b"Sum,")]  # the exporter was interrupted: no Sum row
     (worker.inbox / "S3_Report.csv").write_bytes(cut)
     worker.wait_final(1)

@@ -92,3 +92,8 @@ def report(peaks: list[GenPeak], *, method: str = "1290 generated method.amx",
         "",
     ]
     return eol.join(lines)
+
+
+def report_bytes(seed: int, peaks: int = 4) -> bytes:
+    """A valid Report CSV of ``peaks`` random peaks, the same for the same ``seed``."""
+    return report(random_peaks(random.Random(seed), peaks)).encode()

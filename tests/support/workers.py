@@ -84,6 +84,14 @@ class WorkerProcess:
         except OSError:
             return False
 
+    def metric(self, name: str) -> float:
+        """The value of the unlabelled sample ``name`` on /metrics."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+        raise AssertionError(f"{name} not in /metrics")
+
     def status(self) -> dict[str, Any]:
         return self.get("/status")[1]
 

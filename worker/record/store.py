@@ -149,15 +149,7 @@ def mapped(root: Path, sha256: str, pack: str | None,
         if start % ALIGN:
             yield None
             return
-        digest, left = _sha256(), size
-        while left:
-            chunk = fh.read(min(COPY_BYTES, left))
-            if not chunk:
-                raise StoreError(f"{root / pack}: the record of {sha256[:12]}… is cut short")
-            digest.update(chunk)
-            left -= len(chunk)
-        if digest.hexdigest() != sha256:
-            raise StoreError(f"stored copy of {sha256[:12]}… does not match its SHA-256")
+        _check_record(fh, root / pack, sha256, size, COPY_BYTES)
         with mmap.mmap(fh.fileno(), size, offset=start, access=mmap.ACCESS_READ) as view:
             yield view
 
@@ -231,27 +223,34 @@ def check(root: Path, sha256: str, pack: str | None = None, offset: int | None =
           chunk: int = 1 << 20) -> int:
     """Re-hash a stored content a chunk at a time (a 512 MiB file needs 1 MiB of memory);
     returns its size. FileNotFoundError when it is not there, StoreError when it is not it."""
-    h = _sha256()
-    if pack is None:
-        with open(path_for(root, sha256), "rb") as fh:
-            size = 0
-            while block := fh.read(chunk):
-                h.update(block)
-                size += len(block)
-    else:
+    if pack is not None:
         path = root / pack
         with open(path, "rb") as fh:
             size = _header(fh, path, sha256, offset or 0)
-            left = size
-            while left:
-                block = fh.read(min(chunk, left))
-                if not block:
-                    raise StoreError(f"{path}: the record of {sha256[:12]}… is cut short")
-                h.update(block)
-                left -= len(block)
+            _check_record(fh, path, sha256, size, chunk)
+        return size
+    h, size = _sha256(), 0
+    with open(path_for(root, sha256), "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+            size += len(block)
     if h.hexdigest() != sha256:
         raise StoreError(f"stored copy of {sha256[:12]}… does not match its SHA-256")
     return size
+
+
+def _check_record(fh: BinaryIO, path: Path, sha256: str, size: int, chunk: int) -> None:
+    """Hash the ``size`` bytes of a pack record from ``fh``'s position, ``chunk`` at a time, and
+    raise StoreError when they are cut short or are not the content ``sha256`` names."""
+    h, left = _sha256(), size
+    while left:
+        block = fh.read(min(chunk, left))
+        if not block:
+            raise StoreError(f"{path}: the record of {sha256[:12]}… is cut short")
+        h.update(block)
+        left -= len(block)
+    if h.hexdigest() != sha256:
+        raise StoreError(f"stored copy of {sha256[:12]}… does not match its SHA-256")
 
 
 def packs(root: Path) -> list[str]:
