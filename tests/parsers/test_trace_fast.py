@@ -1,0 +1,153 @@
+"""The trace parser's fast reader against the exact, line-by-line one.
+
+Traces are read a slice at a time by a bulk reader (one ``translate`` for the shape, ``float``
+over whole columns) that hands a slice to the exact reader whenever it cannot vouch for it. So
+(a) on any slice the fast reader gives the exact reader's values bit for bit or nothing, never
+accepts what the exact reader refuses, and does read a plain slice; (b) a whole parse gives the
+same points, or the same ParseError (line and reason), as one with the exact reader only, on
+generated traces with bad cells, blank lines, mixed line ends, TAB/semicolon and decimal commas.
+"""
+
+from __future__ import annotations
+
+from array import array
+from unittest import mock
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from support.fuzz import FUZZ
+
+from worker.parsers import trace_csv
+from worker.parsers.base import ParseError
+from worker.parsers.options import NO_OPTIONS
+from worker.parsers.text import lines_of
+
+NAME = "RUN_Std.dx_DAD1A.CSV"
+# (delimiter, decimal comma): the combinations the parser reads.
+STYLES = [(",", False), ("\t", False), (";", False), ("\t", True), (";", True)]
+
+# Printed with 15 digits, the largest doubles round up past the largest: kept below them
+# (cells that overflow are among the odd ones).
+finite = st.floats(-1e307, 1e307)
+
+
+def _plain(x: float, style: str) -> str:
+    """A number as exports print it: shortest repr, 15 digits, fixed, or with an exponent."""
+    return {"repr": repr(x), "g15": f"{x:.15g}", "fixed": f"{x:.6f}", "exp": f"{x:.10E}"}[style]
+
+
+PLAIN_STYLES = st.sampled_from(["repr", "g15", "fixed", "exp"])
+# Cells that float() or the exact reader read differently, or refuse: each must be decided by
+# the exact reader.
+ODD_CELLS = st.sampled_from([
+    "", " ", "x", "nan", "inf", "-inf", "1e999", "-1e400", "1_0", "--1", "+-1", "1e", "e5", ".",
+    "1.", ".5", "+3", "-0", "-0.0", "00.5", " 1.5", "1.5 ", '"1.5"', "1,5", "1.5.5", "1e5.0",
+    "1,", "0x10", "١", "1\x0c", "9" * 400, "1" * 30 + "e300",
+])
+
+
+@st.composite
+def cells(draw: st.DrawFn, comma: bool, odd: bool) -> str:
+    cell = draw(ODD_CELLS) if odd and draw(st.integers(0, 5)) == 0 else \
+        _plain(draw(finite), draw(PLAIN_STYLES))
+    # Now and then a decimal point where commas are the mark: the exact reader refuses it.
+    keep_point = odd and draw(st.integers(0, 20)) == 0
+    return cell.replace(".", ",") if comma and not keep_point else cell
+
+
+@st.composite
+def slices(draw: st.DrawFn, odd: bool) -> tuple[bytes, str, bool]:
+    """Rows of a trace slice (bytes), its delimiter and whether it has decimal commas; ``odd``
+    adds bad or unusual cells, rows of other than two cells, blank lines and mixed line ends."""
+    sep, comma = draw(st.sampled_from(STYLES))
+    eols = ["\n", "\r\n", "\r"] if odd else [draw(st.sampled_from(["\n", "\r\n", "\r"]))]
+    lines = []
+    for _ in range(draw(st.integers(1, 30))):
+        width = draw(st.sampled_from([2, 2, 2, 2, 1, 3, 0])) if odd else 2
+        row = sep.join(draw(cells(comma, odd)) for _ in range(width))
+        if odd and draw(st.integers(0, 10)) == 0:
+            row += draw(st.sampled_from([sep, " ", "\t"]))
+        lines.append(row + draw(st.sampled_from(eols)))
+    raw = "".join(lines)
+    if draw(st.booleans()):
+        raw = raw.rstrip("\r\n")
+    return raw.encode("utf-8"), sep, comma
+
+
+def _exact(raw: bytes, sep: str, comma: bool) -> tuple[array, array] | ParseError:
+    try:
+        return trace_csv._columns(lines_of(raw.decode("utf-8")), sep, comma, NAME, 1)
+    except ParseError as exc:
+        return exc
+
+
+@FUZZ
+@given(case=st.booleans().flatmap(slices))
+def test_fast_reader_gives_the_exact_values_or_nothing(case: tuple[bytes, str, bool]) -> None:
+    raw, sep, comma = case
+    exact = _exact(raw, sep, comma)
+    fast = trace_csv.fast_columns(raw, sep, comma)
+    if fast is None:
+        return
+    assert not isinstance(exact, ParseError), f"fast reader accepted what {exact} refuses"
+    assert [column.tobytes() for column in fast] == [column.tobytes() for column in exact]
+
+
+@FUZZ
+@given(case=slices(odd=False))
+def test_fast_reader_reads_plain_slices(case: tuple[bytes, str, bool]) -> None:
+    """Rows of two numbers as exports print them are read by the bulk reader itself."""
+    raw, sep, comma = case
+    fast = trace_csv.fast_columns(raw, sep, comma)
+    exact = _exact(raw, sep, comma)
+    assert fast is not None and not isinstance(exact, ParseError)
+    assert [column.tobytes() for column in fast] == [column.tobytes() for column in exact]
+
+
+@pytest.mark.parametrize(("raw", "sep", "comma"), [
+    (b"0,1\n0.1,-0.0\n", ",", False),
+    (b"0\t1,5\r\n0,1\t2\r\n", "\t", True),
+    (b"0;1e-3\r0.5;2E+2", ";", False),
+])
+def test_fast_reader_keeps_the_sign_of_zero_and_every_line_end(raw: bytes, sep: str,
+                                                             comma: bool) -> None:
+    fast = trace_csv.fast_columns(raw, sep, comma)
+    assert fast is not None
+    assert [c.tobytes() for c in fast] == [c.tobytes() for c in _exact(raw, sep, comma)]
+
+
+def _outcome(raw: bytes, chunk: int) -> object:
+    original = trace_csv.CHUNK_BYTES
+    trace_csv.CHUNK_BYTES = chunk
+    try:
+        parsed = trace_csv.parse(raw, NAME, NO_OPTIONS)
+    except ParseError as exc:
+        return ("error", exc.line, exc.reason)
+    finally:
+        trace_csv.CHUNK_BYTES = original
+    (signal,) = parsed.signals
+    assert signal.trace is not None
+    return signal.trace.times.tobytes(), signal.trace.values.tobytes(), parsed.metadata
+
+
+@FUZZ
+@given(case=st.booleans().flatmap(slices), header=st.booleans(),
+       chunk=st.sampled_from([16, 64, 256, trace_csv.CHUNK_BYTES]))
+def test_parse_as_with_the_exact_reader_alone(case: tuple[bytes, str, bool], header: bool,
+                                              chunk: int) -> None:
+    """Same points, or the same refusal (line and reason), whichever slice is read fast."""
+    raw, sep, _ = case
+    if header:
+        raw = f"Time [min]{sep}Signal [mAU]\n".encode() + raw
+    fast = _outcome(raw, chunk)
+    with mock.patch.object(trace_csv, "fast_columns", lambda *_: None):
+        exact = _outcome(raw, chunk)
+    assert fast == exact
+
+
+def test_a_bad_row_after_fast_slices_keeps_its_line_number() -> None:
+    rows = [f"{i / 100!r},{i % 7 - 3.5!r}\n" for i in range(2000)]
+    rows[1500] = "15.0,1.2.3\n"
+    line, reason = _outcome("".join(rows).encode(), 4096)[1:]
+    assert line == 1501 and "not a number" in reason
