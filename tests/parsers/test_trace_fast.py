@@ -159,3 +159,13 @@ def test_a_bad_row_after_fast_slices_keeps_its_line_number() -> None:
     rows[1500] = "15.0,1.2.3\n"
     line, reason = _outcome("".join(rows).encode(), 4096)[1:]
     assert line == 1501 and "not a number" in reason
+
+
+@pytest.mark.parametrize(("codec", "bulk"), [
+    ("utf-8", True), ("cp1252", True), ("shift_jis", True),
+    ("utf-16-le", False), ("utf-32", False), ("cp500", False), ("utf-7", False),
+])
+def test_bulk_reading_only_where_bytes_read_as_ascii(codec: str, bulk: bool) -> None:
+    """The bulk reader looks at bytes: a code page set in the settings that writes digits or
+    line ends otherwise (UTF-16, EBCDIC, UTF-7's '+') leaves every slice to the exact reader."""
+    assert trace_csv._ascii_transparent(codec) is bulk
