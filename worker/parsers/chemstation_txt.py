@@ -41,7 +41,7 @@ from worker.parsers.chemstation_common import (
 )
 from worker.parsers.dates import parse_chemstation
 from worker.parsers.options import ParserOptions
-from worker.parsers.text import may_contain, parse_number
+from worker.parsers.text import ascii_bytes, may_contain, parse_number
 
 name = "agilent-chemstation-txt"
 version = "1.0"
@@ -86,8 +86,11 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     """Confidence from the report's landmarks, each adding its share (all five and the name make
     ``CERTAIN``; the first line and any two tables-and-titles landmarks reach the LIKELY band);
     the ``Report.TXT`` name only tips a close call."""
-    if not may_contain(data, _LANDMARKS, options.encoding_for(filename),
-                       options.default_encoding):
+    configured = options.encoding_for(filename)
+    view = ascii_bytes(data, configured, options.default_encoding)
+    if view is not None and not _may_score(view):
+        return NOT_MINE
+    if not may_contain(data, _LANDMARKS, configured, options.default_encoding):
         return NOT_MINE
     text = sniff_text(data, filename, options)
     if text is None:
@@ -110,6 +113,31 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     if score >= 50 and filename.lower().endswith("report.txt"):
         score += 5
     return min(score, CERTAIN)
+
+
+def _may_score(view: bytes) -> bool:
+    """False only when no landmark below can be in the text of ``view`` (``text.ascii_bytes``):
+    each is looked for in the bytes, where it must start a line if it must there."""
+    if view.startswith(_FIRST.encode()) or (b"|" in view and b"-|-" in view) \
+            or b"Area Percent Report" in view:
+        return True
+    breaks = (b"\n", b"\r") if b"\r" in view else (b"\n",)
+    for key in (b"Acq. Operator", b"Injection Date"):
+        if view.startswith(key) or any(end + key in view for end in breaks):
+            return True
+    if view.startswith(b"Signal ") and _SIGNAL_BYTES.match(view, len(b"Signal ")):
+        return True
+    for end in breaks:
+        at = view.find(end + b"Signal ")
+        while at >= 0:
+            if _SIGNAL_BYTES.match(view, at + len(b"_Signal ")):
+                return True
+            at = view.find(end + b"Signal ", at + 1)
+    return False
+
+
+# What ``_SIGNAL`` requires after "Signal ".
+_SIGNAL_BYTES = re.compile(rb"[0-9]{1,4}:")
 
 
 def _any_line(text: str, needle: str, test: Callable[[str], bool],
