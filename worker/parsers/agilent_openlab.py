@@ -378,10 +378,12 @@ def _fast_peaks(rows: list[list[str]], fields: tuple[str | None, ...],
             "ascii", "replace").translate(None, _PLAIN_NUMBER_TEXT):
         return None
     try:
-        if None not in fields and not any("" in row for row in rows):
-            # Every column a number, none empty: float over the row as it stands (a cell of
-            # blanks fails float, and the exact reader then takes the table).
-            values = [dict(zip(fields, map(float, row), strict=True), number=n, line=line)
+        if None not in fields and len(set(fields)) == width and \
+                not any("" in row for row in rows):
+            # Every column a number of its own, none empty: the model reads the cells, whose
+            # characters it reads as float does (a cell of blanks fails, and the exact reader
+            # then takes the table).
+            values = [dict(zip(fields, row, strict=True), number=n, line=line)
                       for n, (line, row) in enumerate(enumerate(rows, start=first), start=1)]
         else:
             values = [{"number": n, "line": line,
