@@ -11,6 +11,7 @@ cells and arbitrary bytes.
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import openlab_reference
@@ -147,6 +148,12 @@ def test_two_columns_of_one_field_read_as_the_reference(cell: str) -> None:
     # RT twice: the exact reader checks both cells, the later one wins.
     text = f"Height,Area,RT,RT [min]\n1,2,{cell},1.5\nSum,2.0000,,\n"
     assert_same(text.encode())
+
+
+def test_only_s_lower_cases_to_s() -> None:
+    # The row loop looks for the Sum row only in a first cell holding an S.
+    assert [c for c in map(chr, range(sys.maxunicode + 1))
+            if "s" in c.lower() and c not in "sS"] == []
 
 
 @FUZZ

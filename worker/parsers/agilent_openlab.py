@@ -285,23 +285,25 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     sum_at = None
     total = None
     i, at = header_at + 1, header_end + 1
+    most = options.max_peaks_per_table
     while i < count:
         end = lf.find("\n", at)
         end = len(lf) if end < 0 else end
         line = lf[at:end]
         cells = _split(line, delimiter, i + 1) if line.strip() else []
-        if not cells or not any(c.strip() for c in cells):
+        if not cells or not (cells[0].strip() or any(c.strip() for c in cells)):
             break
-        if _norm(cells[0]) == "sum":
+        # Only a cell holding an S can read "sum" (no other character lower-cases to s).
+        if ("s" in cells[0] or "S" in cells[0]) and _norm(cells[0]) == "sum":
             sum_at = i
             sum_cell = cells[1] if len(cells) > 1 else ""
             total = parse_number(sum_cell, decimal_comma=decimal_comma, what="Sum", line=i + 1,
                                  filename=filename)
             break
         rows.append(cells)
-        if len(rows) > options.max_peaks_per_table:
-            raise too_many("peaks in the table", options.max_peaks_per_table,
-                           "max_peaks_per_table", line=i + 1, filename=filename)
+        if len(rows) > most:
+            raise too_many("peaks in the table", most, "max_peaks_per_table", line=i + 1,
+                           filename=filename)
         i, at = i + 1, end + 1
     first = header_at + 2
     peaks = (None if decimal_comma else _fast_peaks(rows, fields, first)) or [
@@ -369,17 +371,15 @@ def _fast_peaks(rows: list[list[str]], fields: tuple[str | None, ...],
     """The peaks of a plain table (every row as many cells as the header, numbers only, no
     quotes), read with ``float`` in one pass; None for anything else, which ``_peak`` then reads
     row by row and rejects with the row's line and reason."""
-    width = len(fields)
-    numeric = [(i, f) for i, f in enumerate(fields) if f is not None and f not in TEXT_FIELDS]
-    if len(numeric) != sum(f is not None for f in fields):
+    numeric, distinct = _plan(fields)
+    if numeric is None:
         return None  # name or type columns: the exact reader
-    cells = [cell for row in rows for cell in row]
-    if any(len(row) != width for row in rows) or "".join(cells).encode(
+    width = len(fields)
+    if any(len(row) != width for row in rows) or "".join(map("".join, rows)).encode(
             "ascii", "replace").translate(None, _PLAIN_NUMBER_TEXT):
         return None
     try:
-        if None not in fields and len(set(fields)) == width and \
-                not any("" in row for row in rows):
+        if distinct and not any("" in row for row in rows):
             # Every column a number of its own, none empty: the model reads the cells, whose
             # characters it reads as float does (a cell of blanks fails, and the exact reader
             # then takes the table).
@@ -397,6 +397,16 @@ def _fast_peaks(rows: list[list[str]], fields: tuple[str | None, ...],
 
 
 _PEAKS = TypeAdapter(list[Peak])
+
+
+@lru_cache(maxsize=256)
+def _plan(fields: tuple[str | None, ...]) -> tuple[tuple[tuple[int, str], ...] | None, bool]:
+    """For a header's fields: the (index, field) of its numeric columns, None when it has text
+    columns; and whether every column is a numeric field of its own. Headers repeat."""
+    numeric = tuple((i, f) for i, f in enumerate(fields) if f is not None and f not in TEXT_FIELDS)
+    if len(numeric) != sum(f is not None for f in fields):
+        return None, False
+    return numeric, None not in fields and len(set(fields)) == len(fields)
 
 
 def _peak(cells: list[str], fields: tuple[str | None, ...], number: int, line: int,
