@@ -150,6 +150,19 @@ def test_two_columns_of_one_field_read_as_the_reference(cell: str) -> None:
     assert_same(text.encode())
 
 
+@pytest.mark.parametrize("european", [False, True])
+def test_a_file_too_big_to_remember_reads_as_the_reference(european: bool) -> None:
+    # Over 64 Ki characters: nothing of it is remembered, its candidates are found per reading.
+    peaks = [GenPeak(height=1.0, area=2.5, area_pct=50.0, begin=1.0, end=1.1, rt=1.05),
+             GenPeak(height=2.0, area=2.5, area_pct=50.0, begin=2.0, end=2.1, rt=2.05)]
+    text = report(peaks, delimiter=";" if european else ",", decimal_comma=european)
+    filler = "".join(f"Part {n} ratio:,{n}\n" for n in range(5000))
+    data = (filler + text).encode()
+    assert len(data) > 65536
+    assert_same(data)
+    assert_same(data + b"Area,RT,Height\n")  # a second header after the table
+
+
 def test_only_s_lower_cases_to_s() -> None:
     # The row loop looks for the Sum row only in a first cell holding an S.
     assert [c for c in map(chr, range(sys.maxunicode + 1))

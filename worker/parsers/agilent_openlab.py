@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -184,7 +184,18 @@ class _Scan:
 
     lf: str
     delimiter: str
-    candidates: tuple[tuple[int, int, int, str], ...]
+    candidates: Iterable[tuple[int, int, int, str]]
+
+
+class _Found:
+    """The header candidates of a text too big to remember: found again at each reading, so
+    that a big file's candidate lines are never all held at once."""
+
+    def __init__(self, lf: str) -> None:
+        self.lf = lf
+
+    def __iter__(self) -> Iterator[tuple[int, int, int, str]]:
+        return _candidates(self.lf)
 
 
 # Up to this length the last scan is remembered, by the identity of the decoded text:
@@ -201,12 +212,13 @@ def _scanned(text: str) -> _Scan:
     if last is not None and last[0] is text:
         return last[1]
     lf = _lf(text)
-    candidates = tuple(_candidates(lf))
+    small = len(text) <= _REMEMBERED_CHARS
+    candidates = tuple(_candidates(lf)) if small else _Found(lf)
     # ``;`` when a line is a header split at semicolons.
     semicolon = ";" in lf and any(_header_in(line, ";") is not None
                                   for _, _, _, line in candidates)
     scan = _Scan(lf, ";" if semicolon else ",", candidates)
-    if len(text) <= _REMEMBERED_CHARS:
+    if small:
         _last_scan = (text, scan)
     return scan
 
@@ -259,9 +271,6 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     lf = scan.lf
     ends_with_break = text.endswith(("\n", "\r"))
     del text  # a big file's text is held once (``lf`` may be it)
-    # Lines are cut out one at a time, never all at once: a file of a million rows is
-    # rejected by the peaks limit before its rows cost memory.
-    count = lf.count("\n") + (0 if lf.endswith("\n") or not lf else 1)
     delimiter = scan.delimiter
     decimal_comma = delimiter == ";"
 
@@ -286,7 +295,9 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     total = None
     i, at = header_at + 1, header_end + 1
     most = options.max_peaks_per_table
-    while i < count:
+    # Lines are cut out one at a time, never all at once: a file of a million rows is
+    # rejected by the peaks limit before its rows cost memory.
+    while at < len(lf):  # while i < the number of lines
         end = lf.find("\n", at)
         end = len(lf) if end < 0 else end
         line = lf[at:end]
@@ -310,10 +321,11 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
         _peak(cells, fields, n, line, decimal_comma, filename)
         for n, (line, cells) in enumerate(enumerate(rows, start=first), start=1)]
     if sum_at is None:
+        count = _line_count(lf)
         where = i + 1 if i < count else count
         raise ParseError("peak table ends without its Sum row (file cut off or incomplete)",
                          line=where, filename=filename)
-    if header_at > 0 and sum_at == count - 1 and not ends_with_break:
+    if header_at > 0 and not ends_with_break and sum_at == _line_count(lf) - 1:
         # A Report's Sum row ends with its line end (and a blank line): a file that stops
         # inside it is a part still being written, whose total may be cut short.
         raise ParseError("the Sum row has no line end: the file is cut off or still being "
@@ -342,6 +354,10 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
                          "wavelength_nm": wavelength, "peaks": peaks, "total_area": total}],
             **values,
         })
+
+
+def _line_count(lf: str) -> int:
+    return lf.count("\n") + (0 if lf.endswith("\n") or not lf else 1)
 
 
 def _preamble(text: str, delimiter: str) -> tuple[dict[str, str], float | None]:
@@ -433,9 +449,12 @@ def field_label(field: str) -> str:
     return labels.get(field, field)
 
 
+_FRACTION = re.compile(r"[.,](\d+)")
+
+
 def _check_sum(peaks: list[Peak], total: float, sum_cell: str, line: int, filename: str) -> None:
     """The printed Sum must equal the rows' areas to the precision it is printed with."""
-    fraction = re.search(r"[.,](\d+)", sum_cell)
+    fraction = _FRACTION.search(sum_cell)
     decimals = len(fraction.group(1)) if fraction else 0
     computed = math.fsum(p.area for p in peaks)
     tolerance = 0.5 * 10 ** -decimals * (len(peaks) + 1) + 1e-9 * abs(total)
