@@ -121,23 +121,15 @@ def _may_score(view: bytes) -> bool:
     if view.startswith(_FIRST.encode()) or (b"|" in view and b"-|-" in view) \
             or b"Area Percent Report" in view:
         return True
-    breaks = (b"\n", b"\r") if b"\r" in view else (b"\n",)
-    for key in (b"Acq. Operator", b"Injection Date"):
-        if view.startswith(key) or any(end + key in view for end in breaks):
-            return True
-    if view.startswith(b"Signal ") and _SIGNAL_BYTES.match(view, len(b"Signal ")):
-        return True
-    for end in breaks:
-        at = view.find(end + b"Signal ")
-        while at >= 0:
-            if _SIGNAL_BYTES.match(view, at + len(b"_Signal ")):
-                return True
-            at = view.find(end + b"Signal ", at + 1)
-    return False
+    lines = view.replace(b"\r", b"\n") if b"\r" in view else view  # CR-only line ends too
+    return bool(_LINE_LANDMARK.match(lines) or _LINE_LANDMARK_AFTER_BREAK.search(lines))
 
 
-# What ``_SIGNAL`` requires after "Signal ".
-_SIGNAL_BYTES = re.compile(rb"[0-9]{1,4}:")
+# The landmarks that must start a line: a Signal n: title, the Acq. Operator and Injection Date
+# keys (one regex finds any of them in one pass over the bytes).
+_LINE_LANDMARKS = rb"Signal [0-9]{1,4}:|Acq\. Operator|Injection Date"
+_LINE_LANDMARK = re.compile(_LINE_LANDMARKS)
+_LINE_LANDMARK_AFTER_BREAK = re.compile(rb"\n(?:" + _LINE_LANDMARKS + rb")")
 
 
 def _any_line(text: str, needle: str, test: Callable[[str], bool],
