@@ -28,6 +28,7 @@ from worker.parsers import (
     chemstation_txt,
     chromeleon,
     empower,
+    ezchrom_asc,
     shimadzu,
     text,
     trace_csv,
@@ -212,6 +213,19 @@ def trace_reference(data: bytes, filename: str, options: ParserOptions) -> int:
     return 80 if trace_csv._SIGNAL_IN_NAME.search(filename) else 60
 
 
+def ezchrom_reference(data: bytes, filename: str, options: ParserOptions) -> int:
+    try:
+        decoded, _ = text.decode(data[:4096], configured=options.encoding_for(filename))
+    except ParseError:
+        return 0
+    lines = _lines(decoded)
+    if len(lines) < 2 or not lines[0].startswith("Version:") or \
+            not lines[1].startswith("Maxchannels:"):
+        return 0
+    keys = {line.split(":", 1)[0] for line in lines[:20]}
+    return 100 if {"Total Data Points", "X Axis Multiplier", "Y Axis Multiplier"} <= keys else 60
+
+
 Sniffer = Callable[[bytes, str, ParserOptions], int]
 REFERENCES: dict[str, tuple[Sniffer, Sniffer]] = {
     "agilent-openlab-csv": (agilent_openlab.sniff, openlab_reference),
@@ -221,6 +235,7 @@ REFERENCES: dict[str, tuple[Sniffer, Sniffer]] = {
     "empower": (empower.sniff, empower_reference),
     "shimadzu": (shimadzu.sniff, shimadzu_reference),
     "trace-csv": (trace_csv.sniff, trace_reference),
+    "ezchrom-asc": (ezchrom_asc.sniff, ezchrom_reference),
 }
 
 
@@ -245,7 +260,7 @@ _PIECES = [
     "[Peak Table(Detector A)]", "[LC Chromatogram(Detector A-Ch1)]", "[Sample Information]",
     "Application Name", "Information:", "Sample Information:", "Raw Data:",
     "Raw Data Header Information:", "Chromatogram Data:", '"SampleName"', '"Channel"',
-    "SampleName", "Channel", "Vial",
+    "SampleName", "Channel", "Vial", "Version:", "Maxchannels:", "Total Data Points:",
 ]
 _ENCODINGS = ["utf-8", "utf-8-bom", "utf-16-le-bom", "utf-16-be-bom", "cp1252", "latin-1"]
 

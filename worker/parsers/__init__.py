@@ -150,9 +150,14 @@ def detect(data: bytes, filename: str, options: ParserOptions = NO_OPTIONS) -> P
 
     Every sniffer gets only ``head(data)``."""
     first = head(data)
-    scores = sorted(((p.sniff(first, filename, options), name, p)
-                     for name, p in registered().items()), key=lambda s: (-s[0], s[1]))
-    best_score, _, best = scores[0]
+    # The highest score, ties to the first name in order: one pass, nothing sorted.
+    best: Parser | None = None
+    best_score, best_name = 0, ""
+    for name, parser in registered().items():
+        score = parser.sniff(first, filename, options)
+        if best is None or score > best_score or (score == best_score and name < best_name):
+            best, best_score, best_name = parser, score, name
+    assert best is not None  # registered() is never empty
     if best_score < MIN_CONFIDENCE:
         broken = _broken_text(data, filename, options)
         if broken is not None:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import csv
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from worker.parsers.base import (
     MIN_CONFIDENCE,
@@ -23,7 +24,6 @@ from worker.parsers.base import (
     ParsedFile,
     ParseError,
     Peak,
-    Signal,
     too_many,
     validated,
 )
@@ -77,18 +77,32 @@ def _norm(cell: str) -> str:
     return " ".join(cell.strip().strip('"').split()).lower()
 
 
-def _header_fields(cells: list[str]) -> list[str | None] | None:
+def _header_fields(cells: list[str]) -> tuple[str | None, ...] | None:
     """Map a header row to Peak fields, or None when the row is not a peak-table header.
 
     Three known column names, one of them RT or Area, make a header; one that lacks a required
     column is still recognised, so the file is rejected for that (``_missing``) and not as an
     unknown format.
     """
-    fields = [_column(c) for c in cells]
+    fields = tuple(_column(c) for c in cells)
     known = [f for f in fields if f]
     if len(known) < 3 or not any(req in fields for req in REQUIRED):
         return None
     return fields
+
+
+def _header_of(line: str, delimiter: str, number: int | None = None
+               ) -> tuple[str | None, ...] | None:
+    """``_header_fields`` of the cells of ``line``; remembered for short lines without quotes
+    (those split without error), since every file of a sequence repeats its header."""
+    if len(line) <= 256 and '"' not in line:
+        return _plain_header(line, delimiter)
+    return _header_fields(_split(line, delimiter, number))
+
+
+@lru_cache(maxsize=1024)
+def _plain_header(line: str, delimiter: str) -> tuple[str | None, ...] | None:
+    return _header_fields(line.split(delimiter) if line else [])
 
 
 def _column(cell: str) -> str | None:
@@ -102,7 +116,7 @@ def _short_column(cell: str) -> str | None:
     return COLUMNS.get(_norm(cell))
 
 
-def _missing(fields: list[str | None]) -> list[str]:
+def _missing(fields: tuple[str | None, ...]) -> list[str]:
     return [field_label(req) for req in REQUIRED if req not in fields]
 
 
@@ -152,24 +166,61 @@ def _candidates(text: str) -> Iterator[tuple[int, int, int, str]]:
         window = stop
 
 
-def _header_in(line: str, delimiter: str) -> list[str | None] | None:
+def _header_in(line: str, delimiter: str) -> tuple[str | None, ...] | None:
     """The header fields of ``line`` while sniffing, where an unreadable line is no header."""
     # A header has three known cells, so at least two delimiters (CSV splits only at them).
     if line.count(delimiter) < 2:
         return None
     try:
-        return _header_fields(_split(line, delimiter))
+        return _header_of(line, delimiter)
     except ParseError:
         return None
 
 
-def _delimiter(text: str) -> str:
-    """``;`` when a line of ``text`` (LF line ends) is a header split at semicolons."""
-    if ";" in text:
-        for _, _, _, line in _candidates(text):
-            if _header_in(line, ";") is not None:
-                return ";"
-    return ","
+@dataclass(frozen=True)
+class _Scan:
+    """What ``sniff`` and ``parse`` both read first: the text with LF line ends, its
+    delimiter, and every line that could be the header (``_candidates``)."""
+
+    lf: str
+    delimiter: str
+    candidates: Iterable[tuple[int, int, int, str]]
+
+
+class _Found:
+    """The header candidates of a text too big to remember: found again at each reading, so
+    that a big file's candidate lines are never all held at once."""
+
+    def __init__(self, lf: str) -> None:
+        self.lf = lf
+
+    def __iter__(self) -> Iterator[tuple[int, int, int, str]]:
+        return _candidates(self.lf)
+
+
+# Up to this length the last scan is remembered, by the identity of the decoded text:
+# ``text.decode`` hands the sniffer and then the parser the same str for the same bytes, so the
+# header is looked for once per file. A str never changes, and the one kept alive here cannot
+# be mistaken for another.
+_REMEMBERED_CHARS = 65536
+_last_scan: tuple[str, _Scan] | None = None
+
+
+def _scanned(text: str) -> _Scan:
+    global _last_scan
+    last = _last_scan  # one read: another thread may replace it meanwhile
+    if last is not None and last[0] is text:
+        return last[1]
+    lf = _lf(text)
+    small = len(text) <= _REMEMBERED_CHARS
+    candidates = tuple(_candidates(lf)) if small else _Found(lf)
+    # ``;`` when a line is a header split at semicolons.
+    semicolon = ";" in lf and any(_header_in(line, ";") is not None
+                                  for _, _, _, line in candidates)
+    scan = _Scan(lf, ";" if semicolon else ",", candidates)
+    if small:
+        _last_scan = (text, scan)
+    return scan
 
 
 def _lines(text: str) -> list[str]:
@@ -189,7 +240,7 @@ _SNIFF_BYTES = 65536
 _SNIFF_LINES = 400
 
 
-def _score(fields: list[str | None]) -> int:
+def _score(fields: tuple[str | None, ...]) -> int:
     if _missing(fields):
         return MIN_CONFIDENCE + 5  # ours, with a column missing: parse() says which
     if "area_pct" in fields and "height" in fields:
@@ -203,12 +254,11 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
                          default=options.default_encoding)
     except (ParseError, UnicodeDecodeError):
         return NOT_MINE
-    text = _lf(text)
-    delimiter = _delimiter(text)
-    for index, _, _, line in _candidates(text):
+    scan = _scanned(text)
+    for index, _, _, line in scan.candidates:
         if index >= _SNIFF_LINES:
             break
-        fields = _header_in(line, delimiter)
+        fields = _header_in(line, scan.delimiter)
         if fields is not None:
             return _score(fields)
     return NOT_MINE
@@ -217,20 +267,18 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
 def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     text, encoding = decode(data, filename, configured=options.encoding_for(filename),
                             default=options.default_encoding)
-    lf = _lf(text)
+    scan = _scanned(text)
+    lf = scan.lf
     ends_with_break = text.endswith(("\n", "\r"))
     del text  # a big file's text is held once (``lf`` may be it)
-    # Lines are cut out one at a time, never all at once: a file of a million rows is
-    # rejected by the peaks limit before its rows cost memory.
-    count = lf.count("\n") + (0 if lf.endswith("\n") or not lf else 1)
-    delimiter = _delimiter(lf)
+    delimiter = scan.delimiter
     decimal_comma = delimiter == ";"
 
     header_at = None
-    fields: list[str | None] = []
+    fields: tuple[str | None, ...] = ()
     header_start = header_end = 0
-    for i, start, end, line in _candidates(lf):
-        found = _header_fields(_split(line, delimiter, i + 1))
+    for i, start, end, line in scan.candidates:
+        found = _header_of(line, delimiter, i + 1)
         if found is not None:
             if header_at is not None:
                 raise ParseError(f"a second peak-table header (first at line {header_at + 1})",
@@ -246,33 +294,38 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     sum_at = None
     total = None
     i, at = header_at + 1, header_end + 1
-    while i < count:
+    most = options.max_peaks_per_table
+    # Lines are cut out one at a time, never all at once: a file of a million rows is
+    # rejected by the peaks limit before its rows cost memory.
+    while at < len(lf):  # while i < the number of lines
         end = lf.find("\n", at)
         end = len(lf) if end < 0 else end
         line = lf[at:end]
         cells = _split(line, delimiter, i + 1) if line.strip() else []
-        if not cells or not any(c.strip() for c in cells):
+        if not cells or not (cells[0].strip() or any(c.strip() for c in cells)):
             break
-        if _norm(cells[0]) == "sum":
+        # Only a cell holding an S can read "sum" (no other character lower-cases to s).
+        if ("s" in cells[0] or "S" in cells[0]) and _norm(cells[0]) == "sum":
             sum_at = i
             sum_cell = cells[1] if len(cells) > 1 else ""
             total = parse_number(sum_cell, decimal_comma=decimal_comma, what="Sum", line=i + 1,
                                  filename=filename)
             break
         rows.append(cells)
-        if len(rows) > options.max_peaks_per_table:
-            raise too_many("peaks in the table", options.max_peaks_per_table,
-                           "max_peaks_per_table", line=i + 1, filename=filename)
+        if len(rows) > most:
+            raise too_many("peaks in the table", most, "max_peaks_per_table", line=i + 1,
+                           filename=filename)
         i, at = i + 1, end + 1
     first = header_at + 2
     peaks = (None if decimal_comma else _fast_peaks(rows, fields, first)) or [
         _peak(cells, fields, n, line, decimal_comma, filename)
         for n, (line, cells) in enumerate(enumerate(rows, start=first), start=1)]
     if sum_at is None:
+        count = _line_count(lf)
         where = i + 1 if i < count else count
         raise ParseError("peak table ends without its Sum row (file cut off or incomplete)",
                          line=where, filename=filename)
-    if header_at > 0 and sum_at == count - 1 and not ends_with_break:
+    if header_at > 0 and not ends_with_break and sum_at == _line_count(lf) - 1:
         # A Report's Sum row ends with its line end (and a blank line): a file that stops
         # inside it is a part still being written, whose total may be cut short.
         raise ParseError("the Sum row has no line end: the file is cut off or still being "
@@ -283,20 +336,45 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     _check_sum(peaks, total, sum_cell, sum_at + 1, filename)
     peaks = _with_area_pct(peaks, total)
 
-    before = _lines(lf[:header_start])
-    metadata = _metadata(before + _lines(lf[at:])[1:], delimiter)
-    signal_name = metadata.get("signal", "Signal A")
-    wavelength = _wavelength(before, delimiter)
+    # The preamble, then the lines after the Sum row (PeakData's ``Key:,Value`` lines); the
+    # first value of a key wins.
+    preamble, wavelength = _preamble(lf[:header_start], delimiter)
+    metadata = dict(preamble)
+    after = lf.find("\n", at)
+    if after >= 0 and ":" in lf[after:]:
+        for key, value in _metadata(_lines(lf[after + 1:]), delimiter).items():
+            metadata.setdefault(key, value)
     values = {field: metadata[key] for key, field in FIELD_KEYS.items() if key in metadata}
     layout = "report" if header_at > 0 else "peakdata"
     with validated("invalid metadata", filename=filename):
-        return ParsedFile(
-            format=f"{name}/{layout}", parser_version=version, encoding=encoding,
-            metadata=metadata,
-            signals=[Signal(name=signal_name, detector="DAD", wavelength_nm=wavelength,
-                            peaks=peaks, total_area=total)],
+        return ParsedFile.model_validate({
+            "format": f"{name}/{layout}", "parser_version": version, "encoding": encoding,
+            "metadata": metadata,
+            "signals": [{"name": metadata.get("signal", "Signal A"), "detector": "DAD",
+                         "wavelength_nm": wavelength, "peaks": peaks, "total_area": total}],
             **values,
-        )
+        })
+
+
+def _line_count(lf: str) -> int:
+    return lf.count("\n") + (0 if lf.endswith("\n") or not lf else 1)
+
+
+def _preamble(text: str, delimiter: str) -> tuple[dict[str, str], float | None]:
+    """The metadata and wavelength of the lines before the header (never to be changed: what
+    is remembered is shared)."""
+    if len(text) <= _REMEMBERED_CHARS:
+        return _remembered_preamble(text, delimiter)
+    return _read_preamble(text, delimiter)
+
+
+def _read_preamble(text: str, delimiter: str) -> tuple[dict[str, str], float | None]:
+    lines = _lines(text)
+    return _metadata(lines, delimiter), _wavelength(lines, delimiter)
+
+
+# The injections of a sequence print the same method preamble, character for character.
+_remembered_preamble = lru_cache(maxsize=32)(_read_preamble)
 
 
 # What the numeric cells of a dot-decimal table may hold for ``float`` to read them exactly as
@@ -304,30 +382,50 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
 _PLAIN_NUMBER_TEXT = b"0123456789.+-eE \t"
 
 
-def _fast_peaks(rows: list[list[str]], fields: list[str | None],
+def _fast_peaks(rows: list[list[str]], fields: tuple[str | None, ...],
                 first: int) -> list[Peak] | None:
     """The peaks of a plain table (every row as many cells as the header, numbers only, no
     quotes), read with ``float`` in one pass; None for anything else, which ``_peak`` then reads
     row by row and rejects with the row's line and reason."""
-    width = len(fields)
-    numeric = [(i, f) for i, f in enumerate(fields) if f is not None and f not in TEXT_FIELDS]
-    if len(numeric) != sum(f is not None for f in fields):
+    numeric, distinct = _plan(fields)
+    if numeric is None:
         return None  # name or type columns: the exact reader
-    cells = [cell for row in rows for cell in row]
-    if any(len(row) != width for row in rows) or "".join(cells).encode(
+    width = len(fields)
+    if any(len(row) != width for row in rows) or "".join(map("".join, rows)).encode(
             "ascii", "replace").translate(None, _PLAIN_NUMBER_TEXT):
         return None
-    peaks: list[Peak] = []
     try:
-        for n, row in enumerate(rows, start=1):
-            values = {f: float(row[i]) for i, f in numeric if row[i].strip()}
-            peaks.append(Peak(number=n, line=first + n - 1, **values))  # type: ignore[arg-type]
+        if distinct and not any("" in row for row in rows):
+            # Every column a number of its own, none empty: the model reads the cells, whose
+            # characters it reads as float does (a cell of blanks fails, and the exact reader
+            # then takes the table).
+            values = [dict(zip(fields, row, strict=True), number=n, line=line)
+                      for n, (line, row) in enumerate(enumerate(rows, start=first), start=1)]
+        else:
+            values = [{"number": n, "line": line,
+                       **{f: float(row[i]) for i, f in numeric if row[i].strip()}}
+                      for n, (line, row) in enumerate(enumerate(rows, start=first), start=1)]
+        # One validation of the whole table: the same checks as a Peak per row, in one call.
+        peaks: list[Peak] = _PEAKS.validate_python(values)
     except (ValueError, ValidationError):  # an empty required cell, a bad number, a model check
         return None
     return peaks
 
 
-def _peak(cells: list[str], fields: list[str | None], number: int, line: int,
+_PEAKS = TypeAdapter(list[Peak])
+
+
+@lru_cache(maxsize=256)
+def _plan(fields: tuple[str | None, ...]) -> tuple[tuple[tuple[int, str], ...] | None, bool]:
+    """For a header's fields: the (index, field) of its numeric columns, None when it has text
+    columns; and whether every column is a numeric field of its own. Headers repeat."""
+    numeric = tuple((i, f) for i, f in enumerate(fields) if f is not None and f not in TEXT_FIELDS)
+    if len(numeric) != sum(f is not None for f in fields):
+        return None, False
+    return numeric, None not in fields and len(set(fields)) == len(fields)
+
+
+def _peak(cells: list[str], fields: tuple[str | None, ...], number: int, line: int,
           decimal_comma: bool, filename: str) -> Peak:
     if len(cells) < len(fields) or any(c.strip() for c in cells[len(fields):]):
         raise ParseError(f"row has {len(cells)} cells, the header has {len(fields)}",
@@ -351,9 +449,12 @@ def field_label(field: str) -> str:
     return labels.get(field, field)
 
 
+_FRACTION = re.compile(r"[.,](\d+)")
+
+
 def _check_sum(peaks: list[Peak], total: float, sum_cell: str, line: int, filename: str) -> None:
     """The printed Sum must equal the rows' areas to the precision it is printed with."""
-    fraction = re.search(r"[.,](\d+)", sum_cell)
+    fraction = _FRACTION.search(sum_cell)
     decimals = len(fraction.group(1)) if fraction else 0
     computed = math.fsum(p.area for p in peaks)
     tolerance = 0.5 * 10 ** -decimals * (len(peaks) + 1) + 1e-9 * abs(total)

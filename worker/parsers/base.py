@@ -20,9 +20,9 @@ Confidence scale of ``sniff`` (the registry picks the highest score, ties by par
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from datetime import datetime
+from types import TracebackType
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -212,22 +212,34 @@ def too_many(what: str, limit: int, setting: str, *, line: int | None = None,
                       line=line, filename=filename)
 
 
-@contextmanager
-def validated(what: str, *, line: int | None = None, filename: str | None = None,
-              label: Callable[[str], str] = str) -> Iterator[None]:
+class validated:  # a lower-case name: used as the function it replaced, ``with validated(...)``
     """Within the block, the models' own checks (finite numbers, area ≥ 0, Area% ≤ 100, a
     positive dilution …) and the conversions feeding them fail as a ``ParseError`` on ``line``
     saying ``what`` was invalid and why, rather than a pydantic error escaping the parser.
-    ``label`` names a model field as the file prints it (``area`` → ``Area``)."""
-    try:
-        yield
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(label(str(p)) for p in err['loc']) or 'value'}: {err['msg']}"
-            for err in exc.errors())
-        raise ParseError(f"{what} ({problems})", line=line, filename=filename) from None
-    except ValueError as exc:  # float() of a cell the model was to get
-        raise ParseError(f"{what} ({exc})", line=line, filename=filename) from None
+    ``label`` names a model field as the file prints it (``area`` → ``Area``).
+
+    A class, not a generator context manager: it wraps every model a parser builds."""
+
+    __slots__ = ("filename", "label", "line", "what")
+
+    def __init__(self, what: str, *, line: int | None = None, filename: str | None = None,
+                 label: Callable[[str], str] = str) -> None:
+        self.what, self.line, self.filename, self.label = what, line, filename, label
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if isinstance(exc, ValidationError):
+            problems = "; ".join(
+                f"{'.'.join(self.label(str(p)) for p in err['loc']) or 'value'}: {err['msg']}"
+                for err in exc.errors())
+            raise ParseError(f"{self.what} ({problems})", line=self.line,
+                             filename=self.filename) from None
+        if isinstance(exc, ValueError):  # float() of a cell the model was to get
+            raise ParseError(f"{self.what} ({exc})", line=self.line,
+                             filename=self.filename) from None
 
 
 class Parser(Protocol):

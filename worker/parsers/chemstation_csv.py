@@ -64,7 +64,7 @@ from worker.parsers.chemstation_common import (
 )
 from worker.parsers.dates import parse_chemstation
 from worker.parsers.options import ParserOptions
-from worker.parsers.text import parse_number, split_lines
+from worker.parsers.text import ascii_bytes, parse_number, split_lines
 
 name = "agilent-chemstation-csv"
 version = "1.0"
@@ -110,6 +110,10 @@ class _Header:
 
 def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     """Report00.CSV by its keys; a REPORTnn.CSV by the shape of every row (it has no header)."""
+    view = ascii_bytes(data, options.encoding_for(filename), options.default_encoding)
+    if view is not None and view.lstrip(b"\r\n")[:1] not in _FIRST_BYTES:
+        # The first cell can be neither "Sample Name" nor a peak number, quoted or not.
+        return NOT_MINE
     try:
         text = sniff_text(data, filename, options)
         if text is None:
@@ -217,6 +221,9 @@ def parse_set(members: Mapping[str, bytes], options: ParserOptions) -> ParsedFil
 def _base_name(path: str) -> str:
     """The file name of a Windows or POSIX path, without touching the file system."""
     return re.split(r"[\\/]", path)[-1]
+
+
+_FIRST_BYTES = frozenset(bytes([c]) for c in b'S"0123456789')
 
 
 def _fields(line: str, number: int, filename: str) -> list[str]:

@@ -41,7 +41,7 @@ from worker.parsers.chemstation_common import (
 )
 from worker.parsers.dates import parse_chemstation
 from worker.parsers.options import ParserOptions
-from worker.parsers.text import may_contain, parse_number
+from worker.parsers.text import ascii_bytes, may_contain, parse_number
 
 name = "agilent-chemstation-txt"
 version = "1.0"
@@ -86,8 +86,11 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     """Confidence from the report's landmarks, each adding its share (all five and the name make
     ``CERTAIN``; the first line and any two tables-and-titles landmarks reach the LIKELY band);
     the ``Report.TXT`` name only tips a close call."""
-    if not may_contain(data, _LANDMARKS, options.encoding_for(filename),
-                       options.default_encoding):
+    configured = options.encoding_for(filename)
+    view = ascii_bytes(data, configured, options.default_encoding)
+    if view is not None and not _may_score(view):
+        return NOT_MINE
+    if not may_contain(data, _LANDMARKS, configured, options.default_encoding):
         return NOT_MINE
     text = sniff_text(data, filename, options)
     if text is None:
@@ -110,6 +113,23 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     if score >= 50 and filename.lower().endswith("report.txt"):
         score += 5
     return min(score, CERTAIN)
+
+
+def _may_score(view: bytes) -> bool:
+    """False only when no landmark below can be in the text of ``view`` (``text.ascii_bytes``):
+    each is looked for in the bytes, where it must start a line if it must there."""
+    if view.startswith(_FIRST.encode()) or (b"|" in view and b"-|-" in view) \
+            or b"Area Percent Report" in view:
+        return True
+    lines = view.replace(b"\r", b"\n") if b"\r" in view else view  # CR-only line ends too
+    return bool(_LINE_LANDMARK.match(lines) or _LINE_LANDMARK_AFTER_BREAK.search(lines))
+
+
+# The landmarks that must start a line: a Signal n: title, the Acq. Operator and Injection Date
+# keys (one regex finds any of them in one pass over the bytes).
+_LINE_LANDMARKS = rb"Signal [0-9]{1,4}:|Acq\. Operator|Injection Date"
+_LINE_LANDMARK = re.compile(_LINE_LANDMARKS)
+_LINE_LANDMARK_AFTER_BREAK = re.compile(rb"\n(?:" + _LINE_LANDMARKS + rb")")
 
 
 def _any_line(text: str, needle: str, test: Callable[[str], bool],

@@ -32,12 +32,13 @@ display_name = "Agilent ChemStation Result.xml"
 extensions = (".xml",)
 
 _ROOT = "ChemStationResult"
+_ROOT_BYTES = (_ROOT.encode("utf-16-le"), _ROOT.encode())
 
 
 def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     """CERTAIN when the first kilobytes hold the ``ChemStationResult`` root (UTF-16 or 8)."""
     head = data[:4096]
-    if _ROOT.encode("utf-16-le") in head or _ROOT.encode() in head:
+    if any(root in head for root in _ROOT_BYTES):
         return CERTAIN
     return NOT_MINE
 

@@ -59,6 +59,8 @@ _SNIFF_BYTES = 65536
 _DIGITS = re.compile(r"\d+", re.ASCII)
 _DATA_ROW = re.compile(r"^\s*[+-]?[.,0-9]")
 _SNIFF_ROWS = 64
+# Where ``str.splitlines`` of the Latin-1 text ends the first line.
+_FIRST_BREAK = re.compile(rb"[\n\r\x0b\x0c\x1c\x1d\x1e\x85]")
 _LAYOUTS = ('expected either a row of quoted field names and a row of their values, or '
             '"Key"<TAB>"Value" lines (SampleName, System Name, Sample Set Name, Date Acquired …)')
 _KINDS = (("standard", "standard"), ("blank", "blank"), ("unknown", "sample"),
@@ -79,6 +81,13 @@ def _fields(line: str) -> tuple[list[str], bool]:
 
 def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     """Confidence from the content: a field-name row and a value row of the same width."""
+    first = _FIRST_BREAK.search(data, 0, _SNIFF_BYTES)
+    if first is not None:
+        names, quoted = _fields(data[:first.start()].decode("latin-1"))
+        if not (quoted and len(names) == 2) and KNOWN_FIELDS.isdisjoint(names):
+            # Neither the first ``"Key"<TAB>"Value"`` line nor a row of field names: every
+            # score needs one (and the lines below are not split).
+            return NOT_MINE
     head = data[:_SNIFF_BYTES].decode("latin-1")
     rows = head.splitlines()
     if len(rows) < 2:

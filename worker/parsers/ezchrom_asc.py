@@ -28,7 +28,7 @@ from worker.parsers.base import (
 )
 from worker.parsers.dates import parse_timestamp
 from worker.parsers.options import ParserOptions
-from worker.parsers.text import decode, may_contain, parse_number, split_lines
+from worker.parsers.text import ascii_bytes, decode, may_contain, parse_number, split_lines
 
 name = "ezchrom-asc"
 version = "1.1"
@@ -46,6 +46,9 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     """CERTAIN with ``Version:`` first, ``Maxchannels:`` and both axis multipliers; 60 with the
     first two only (``parse`` then says which key is missing)."""
     configured = options.encoding_for(filename)
+    view = ascii_bytes(data, configured)
+    if view is not None and not view.startswith(b"Version:"):
+        return NOT_MINE  # the first line is not ``Version:``
     if not may_contain(data[:4096], ("Maxchannels:",), configured):
         return NOT_MINE
     try:

@@ -68,7 +68,7 @@ class ParserOptions(BaseModel):
 
     def encoding_for(self, filename: str | None) -> str | None:
         """The code page configured for ``filename``, used when the file declares none."""
-        if filename is None:
+        if filename is None or not self.encodings:  # every sniffer asks, on every file
             return None
         return next((codec for glob, codec in self.encodings
                      if fnmatch.fnmatch(filename.lower(), glob.lower())), None)

@@ -265,13 +265,30 @@ def may_contain(data: bytes, needles: tuple[str, ...], configured: str | None = 
         codec = "utf-16-le"
     elif data.startswith(codecs.BOM_UTF16_BE):
         codec = "utf-16-be"
-    elif configured is None and not _ascii_transparent(default or machine_code_page()):
-        return True  # a multi-byte default code page: only decoding can tell
-    elif configured is None or _ascii_transparent(configured):
-        codec = "ascii"
+    elif ascii_bytes(data, configured, default) is None:
+        return True  # a multi-byte code page: only decoding can tell
     else:
-        return True  # a multi-byte configured code page: only decoding can tell
+        codec = "ascii"
     return any(needle.encode(codec) in data for needle in needles)
+
+
+def ascii_bytes(data: bytes, configured: str | None = None,
+                default: str | None = None) -> bytes | None:
+    """``data`` without its UTF-8 BOM when the text ``decode(data, configured=configured,
+    default=default)`` gives (if it decodes) has every ASCII character from the same ASCII byte
+    and every other from non-ASCII bytes; else None (UTF-16, a multi-byte code page).
+
+    ASCII landmarks, line breaks and line starts are then where the bytes have them: a sniffer
+    can rule a file out before anything is decoded.
+    """
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return None
+    if not _ascii_transparent(configured or default or machine_code_page()):
+        return None  # a configured or default multi-byte code page: only decoding can tell
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[3:]  # and as ``decode`` drops a U+FEFF that follows the BOM, so is it here:
+        return data[3:] if data.startswith(codecs.BOM_UTF8) else data
+    return data
 
 
 # ASCII digits only: ``\d`` and ``float`` would also take Arabic-Indic or full-width digits.

@@ -1,0 +1,182 @@
+"""The OpenLab parser's shortcuts never change a result.
+
+``agilent_openlab`` shares one scan of the text between ``sniff`` and ``parse``, remembers the
+header and metadata lines it has read, and validates a whole peak table in one call. Each file
+here goes through it and through ``openlab_reference`` (the parser as it was, kept verbatim):
+the same ParsedFile, or the same ParseError (reason, line, file), and the same sniff score —
+on the corpus, generated tables of both layouts in every encoding, damaged reports, arbitrary
+cells and arbitrary bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import openlab_reference
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from support.corpus import CORPUS
+from support.fuzz import FUZZ, damage
+from support.reports import HEADER, GenPeak, report
+from test_openlab_props import ENCODINGS, peak_tables
+
+from worker.parsers import agilent_openlab
+from worker.parsers.base import ParsedFile, ParseError
+from worker.parsers.options import NO_OPTIONS, ParserOptions
+
+
+def _outcome(parse: object, data: bytes, name: str,
+             options: ParserOptions) -> tuple[object, ...]:
+    try:
+        parsed: ParsedFile = parse(data, name, options)  # type: ignore[operator]
+    except ParseError as exc:
+        return ("error", exc.reason, exc.line, exc.filename)
+    return ("parsed", parsed, parsed.model_dump(),
+            [p.model_fields_set for s in parsed.signals for p in s.peaks or []])
+
+
+def assert_same(data: bytes, name: str = "x_Report.csv",
+                options: ParserOptions = NO_OPTIONS) -> None:
+    assert agilent_openlab.sniff(data, name, options) == \
+        openlab_reference.sniff(data, name, options)
+    # Twice each: the second reading of the same bytes object meets what the first remembered.
+    fast = [_outcome(agilent_openlab.parse, data, name, options) for _ in range(2)]
+    assert fast[0] == fast[1] == _outcome(openlab_reference.parse, data, name, options)
+
+
+def _corpus_files() -> list[Path]:
+    return sorted(p for p in CORPUS.rglob("*") if p.is_file()) if CORPUS.is_dir() else []
+
+
+@pytest.mark.parametrize("path", _corpus_files(), ids=lambda p: p.name)
+def test_every_corpus_file_reads_as_the_reference(path: Path) -> None:
+    data = path.read_bytes()
+    if len(data) > 4 * 1024 * 1024:
+        pytest.skip("a big binary: nothing an OpenLab reading gets past its first bytes")
+    assert_same(data, path.name)
+    assert_same(bytes(bytearray(data)), path.name)
+
+
+def _peakdata(peaks: list[GenPeak], eol: str, delimiter: str) -> str:
+    rows = [delimiter.join(p.cells()) for p in peaks]
+    total = f"{math.fsum(p.area for p in peaks):.4f}"
+    return eol.join([delimiter.join(HEADER), *rows, f"Sum{delimiter}{total}", "",
+                     f"Sample name:{delimiter}P-0111_Inj_1", f"Operator:{delimiter}ab", ""])
+
+
+@FUZZ
+@given(peaks=peak_tables(), layout=st.sampled_from(["report", "peakdata"]),
+       european=st.booleans(), eol=st.sampled_from(["\n", "\r\n", "\r"]),
+       encoding=st.sampled_from(sorted(ENCODINGS)), quote=st.booleans(),
+       sample=st.none() | st.text(max_size=12))
+def test_generated_tables_read_as_the_reference(peaks: list[GenPeak], layout: str,
+                                                european: bool, eol: str, encoding: str,
+                                                quote: bool, sample: str | None) -> None:
+    if layout == "report":
+        text = report(peaks, delimiter=";" if european else ",", decimal_comma=european,
+                      eol=eol, quote=quote, sample_name=sample)
+    else:
+        text = _peakdata(peaks, eol, ",")
+    try:
+        data = ENCODINGS[encoding](text)
+    except UnicodeEncodeError:
+        return  # a generated sample name cp1252 cannot write
+    assert_same(data)
+
+
+@FUZZ
+@given(peaks=peak_tables(), data=st.data())
+def test_damaged_reports_read_as_the_reference(peaks: list[GenPeak], data: st.DataObject) -> None:
+    assert_same(damage(report(peaks).encode(), data))
+
+
+@FUZZ
+@given(peaks=peak_tables(), data=st.data())
+def test_damaged_peakdata_read_as_the_reference(peaks: list[GenPeak],
+                                                data: st.DataObject) -> None:
+    assert_same(damage(_peakdata(peaks, "\r\n", ",").encode(), data))
+
+
+@FUZZ
+@given(st.lists(st.text(alphabet=st.characters(codec="utf-8"), max_size=30), max_size=8),
+       st.sampled_from([",", ";"]), st.sampled_from(["1.0000", "0", "", "x"]))
+def test_arbitrary_cells_read_as_the_reference(cells: list[str], delimiter: str,
+                                               total: str) -> None:
+    text = "\n".join([delimiter.join(HEADER), delimiter.join(cells),
+                      f"Sum{delimiter}{total},,,,", ""])
+    assert_same(text.encode("utf-8"))
+
+
+@FUZZ
+@given(st.lists(st.lists(st.sampled_from([
+    "Height", "Area", "Area%", "RT [min]", "Name", "Type", "Width", "Retention Time", "rt",
+    '"Area"', " area ", "x", "", "Sum", "Yes", "Signal A", "220.0 nm", "1.5", "-2", "1e400",
+    "nan", "Sample name:", "Dilution:", "0", "Vial:", '"a,b"', '"']), max_size=8),
+    min_size=1, max_size=12), st.sampled_from([",", ";"]))
+def test_arbitrary_lines_of_known_cells_read_as_the_reference(lines: list[list[str]],
+                                                              delimiter: str) -> None:
+    assert_same(("\n".join(delimiter.join(cells) for cells in lines) + "\n").encode())
+
+
+_NUMBER_CHARS = "0123456789.+-eE \t"
+
+
+@FUZZ
+@given(st.lists(st.lists(st.text(alphabet=_NUMBER_CHARS, max_size=8), min_size=6, max_size=6),
+                min_size=1, max_size=4), st.sampled_from(["1.0000", "3", "x"]))
+def test_cells_of_number_characters_read_as_the_reference(rows: list[list[str]],
+                                                          total: str) -> None:
+    # The characters the plain-table path lets through: the model must read each cell as
+    # float (and so parse_number) does, or the table must go to the exact reader.
+    text = "\n".join([",".join(HEADER), *(",".join(row) for row in rows), f"Sum,{total},,,,", ""])
+    assert_same(text.encode())
+
+
+@pytest.mark.parametrize("cell", ["1.", ".5", "+.5", "-0", " 1.5", "1.5\t", "1e", "e1", ".",
+                                  "+", "1e+05", "1E-5", "00012", "1.5.5", "1e400", "--1", "1 5"])
+def test_edge_numbers_read_as_the_reference(cell: str) -> None:
+    for row in ([cell, "1", "100", "1", "2", "1.5"], ["1", cell, "100", "1", "2", "1.5"]):
+        text = "\n".join([",".join(HEADER), ",".join(row), "Sum,1.0000,,,,", ""])
+        assert_same(text.encode())
+
+
+@pytest.mark.parametrize("cell", ["1e", "7.5"])
+def test_two_columns_of_one_field_read_as_the_reference(cell: str) -> None:
+    # RT twice: the exact reader checks both cells, the later one wins.
+    text = f"Height,Area,RT,RT [min]\n1,2,{cell},1.5\nSum,2.0000,,\n"
+    assert_same(text.encode())
+
+
+@pytest.mark.parametrize("european", [False, True])
+def test_a_file_too_big_to_remember_reads_as_the_reference(european: bool) -> None:
+    # Over 64 Ki characters: nothing of it is remembered, its candidates are found per reading.
+    peaks = [GenPeak(height=1.0, area=2.5, area_pct=50.0, begin=1.0, end=1.1, rt=1.05),
+             GenPeak(height=2.0, area=2.5, area_pct=50.0, begin=2.0, end=2.1, rt=2.05)]
+    text = report(peaks, delimiter=";" if european else ",", decimal_comma=european)
+    filler = "".join(f"Part {n} ratio:,{n}\n" for n in range(5000))
+    data = (filler + text).encode()
+    assert len(data) > 65536
+    assert_same(data)
+    assert_same(data + b"Area,RT,Height\n")  # a second header after the table
+
+
+def test_only_s_lower_cases_to_s() -> None:
+    # The row loop looks for the Sum row only in a first cell holding an S.
+    assert [c for c in map(chr, range(sys.maxunicode + 1))
+            if "s" in c.lower() and c not in "sS"] == []
+
+
+@FUZZ
+@given(st.binary(max_size=2048))
+def test_arbitrary_bytes_read_as_the_reference(data: bytes) -> None:
+    assert_same(data)
+
+
+def test_a_limit_on_peaks_rejects_as_the_reference() -> None:
+    peaks = [GenPeak(height=1.0, area=1.0, area_pct=20.0, begin=1.0, end=1.1, rt=1.05)] * 5
+    data = report(peaks).encode()
+    assert_same(data, options=ParserOptions(max_peaks_per_table=3))
+    assert_same(data, options=ParserOptions(max_peaks_per_table=5))
