@@ -58,12 +58,19 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
                          default=options.default_encoding)
     except (ParseError, UnicodeDecodeError):
         return NOT_MINE
-    # Only the first lines are looked at: split no further than them.
-    lines = [ln for ln in _LINE_BREAK.split(text, _SNIFF_LINES)[:_SNIFF_LINES] if ln.strip()]
+    # Only the first lines are looked at: split no further than them (without a CR, str.split
+    # cuts where the regex would, many times faster).
+    pieces = (text.split("\n", _SNIFF_LINES) if "\r" not in text else
+              _LINE_BREAK.split(text, _SNIFF_LINES))
+    lines = [ln for ln in pieces[:_SNIFF_LINES] if ln.strip()]
     if len(data) > 8192:
         lines = lines[:-1]  # the cut may fall mid-line
     if lines and lines[-1].strip() == _TERMINATOR:
         lines.pop()
+    # Every line from the first row on is a row, so the last one looked at must be: most text
+    # that is not a trace (a report's preamble, a table) is ruled out by that one test.
+    if not lines or not _NUMERIC_PAIR.match(lines[-1]):
+        return NOT_MINE
     first = next((i for i, ln in enumerate(lines) if _NUMERIC_PAIR.match(ln)), None)
     if first is None or not all(_NUMERIC_PAIR.match(ln) for ln in lines[first:]):
         return NOT_MINE
