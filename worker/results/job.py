@@ -36,7 +36,7 @@ from worker.record.models import SAMPLE, STANDARD, Job, Sample, database
 from worker.results import kinds
 from worker.results.inputs import MainPeakRow, Tables, main_peaks, peak_tables
 from worker.results.sample import flag_namesakes, sample_purity
-from worker.results.store import Wanted, replace
+from worker.results.store import Wanted, preload, replace
 from worker.settings import MethodSettings
 
 DEFAULT = "default"
@@ -84,6 +84,7 @@ def recompute_job(job: Job, touched: Iterable[Sample], methods: Mapping[str, Met
     # the touched samples', so a file's cost does not grow with the size of its job.
     if changed or any(s.kind == STANDARD for s in touched):
         targets = _samples(job, (SAMPLE, STANDARD))
+        preload(targets)
     else:
         targets = [s for s in touched if s.kind in (SAMPLE, STANDARD)]
     for s in targets:
