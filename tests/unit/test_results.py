@@ -7,18 +7,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from peewee import fn
+from support.pipeline import Pipeline
+from support.reports import random_peaks, report
 
 from worker.chemistry import purity
 from worker.chemistry.steps import Computation, Step
-from worker.record import db
+from worker.record import audit, db, digest
 from worker.record.models import (
     INGESTED,
     SAMPLE,
     STANDARD,
+    AuditEvent,
     Injection,
     Job,
     Peak,
@@ -203,3 +208,67 @@ def test_a_new_kind_is_one_registry_entry(job: Job, monkeypatch: pytest.MonkeyPa
     recompute(job)
     stored = [r for r in current() if r.kind == "main_peak_width"]
     assert len(stored) == 5 and all(r.value == pytest.approx(0.3) for r in stored)
+
+
+def result_statements(root: Path, files: int) -> int:
+    """Statements on the result table while one chunk of ``files`` new samples is ingested."""
+    pipeline = Pipeline.open(root)
+    try:
+        names = [f"S-{i}_Inj_1_Report.csv" for i in range(files)]
+        for i, name in enumerate(names):
+            pipeline.drop(name, report(random_peaks(random.Random(i))))
+        rows = pipeline.take(*names)
+        seen: list[str] = []
+        run = database.obj.execute_sql
+
+        def counting(text: str, params: object = None, *args: object) -> object:
+            seen.append(text)
+            return run(text, params, *args)
+
+        database.obj.execute_sql = counting
+        try:
+            assert set(pipeline.ingest(rows).values()) == {"ingested"}
+        finally:
+            del database.obj.execute_sql
+        assert Result.select().where(Result.kind == "purity").count() == files
+        assert digest.verify_rows().ok and audit.verify().ok
+        return sum(1 for text in seen if '"result"' in text)
+    finally:
+        pipeline.close()
+
+
+def test_a_chunk_writes_its_results_in_statements_that_do_not_grow_with_its_samples(
+        tmp_path: Path) -> None:
+    """Each statement is a round trip to a database server: a chunk of many samples must read,
+    write and digest their results together, not a query and an insert per sample."""
+    few = result_statements(tmp_path / "few", 3)
+    many = result_statements(tmp_path / "many", 30)
+    assert many == few
+
+
+def test_a_result_replaced_twice_in_one_batch_is_superseded_by_the_second(job: Job) -> None:
+    """Inside ``batched`` rows wait for the flush; a second replace of the same kinds must
+    still see the first one's rows (with their ids) and supersede them."""
+    lot = Sample.get(Sample.sample_id == "LOT-A")
+    own = kinds.names("sample")
+    before = {r.id for r in current() if r.sample_id == lot.id and r.kind in own}
+    first_seq = AuditEvent.select(fn.MAX(AuditEvent.seq)).scalar()
+
+    def purity_of(value: float) -> store.Wanted:
+        return (None, Computation(kind="purity", value=value, unit="%", inputs={"v": value},
+                                  calc_version="test/1",
+                                  steps=[Step(label="s", formula="f", inputs={}, value=value)]))
+
+    with database.atomic(), store.batched([lot]):
+        assert store.replace(job.id, lot, [purity_of(1.0)], "sample")
+        assert store.replace(job.id, lot, [purity_of(2.0)], "sample")
+    now = [r for r in current() if r.sample_id == lot.id and r.kind in own]
+    assert [(r.kind, r.value) for r in now] == [("purity", 2.0)]
+    events = [(e.event, json.loads(e.details)) for e in AuditEvent.select()
+              .where(AuditEvent.seq > first_seq).order_by(AuditEvent.seq)]
+    assert [name for name, _ in events] == ["computed", "superseded", "computed", "superseded"]
+    first, second = events[0][1]["results"][0]["result"], events[2][1]["results"][0]["result"]
+    assert Result.get_by_id(first).superseded and not Result.get_by_id(second).superseded
+    assert {r["result"] for r in events[1][1]["results"]} == before
+    assert [r["result"] for r in events[3][1]["results"]] == [first]
+    assert digest.verify_rows().ok and audit.verify().ok

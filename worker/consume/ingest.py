@@ -46,6 +46,7 @@ from worker.results import extras
 from worker.results import job as job_results
 from worker.results.inputs import Tables, read_tables
 from worker.results.sample import namesakes_read_once, recompute_sample
+from worker.results.store import batched
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -370,7 +371,7 @@ def _recompute(works: list[Work], settings: Settings) -> None:
     cache: dict[int, Tables] = {}
     touched = [s for _, samples in jobs.values() for s in samples.values()]
     read_tables(touched, settings.methods, cache)
-    with namesakes_read_once(touched):
+    with namesakes_read_once(touched), batched(touched):
         for job, samples in jobs.values():
             for sample in samples.values():
                 recompute_sample(sample, settings.methods, cache)

@@ -134,24 +134,30 @@ def files_rows(file_ids: Sequence[int]) -> dict[int, str]:
 
 def result_rows(ids: Sequence[int]) -> str:
     """The digest of the result rows ``ids`` (in id order); a missing row changes it."""
-    h = hashlib.sha256()
-    wanted = sorted(ids)
+    return results_rows([ids])[0]
+
+
+def results_rows(groups: Sequence[Sequence[int]]) -> list[str]:
+    """``result_rows`` of each group of ids, read in one query per ``sql.CHUNK`` ids of them
+    all: a chunk's recompute digests what each of its ``computed`` events wrote, and a query
+    per event was a round trip each to a database server."""
+    wanted = sorted({row_id for ids in groups for row_id in ids})
+    found: dict[int, tuple[Any, ...]] = {}
     for start in range(0, len(wanted), sql.CHUNK):
         part = wanted[start:start + sql.CHUNK]
-        found = sql.rows(_select(Result, f"id IN ({sql.marks(len(part))})"), part)
-        for row_id, row in _aligned(part, found):
+        found.update((r[0], r) for r in sql.rows(
+            _select(Result, f"id IN ({sql.marks(len(part))})"), part))
+    digests = []
+    for ids in groups:
+        h = hashlib.sha256()
+        for row_id in sorted(ids):
+            row = found.get(row_id)
             if row is None:
                 h.update(line("missing", [row_id]))
             else:
                 _feed(h, "result", [row])
-    return h.hexdigest()
-
-
-def _aligned(ids: list[int], found: list[tuple[Any, ...]]
-             ) -> Iterable[tuple[int, tuple[Any, ...] | None]]:
-    by_id = {r[0]: r for r in found}
-    for row_id in ids:
-        yield row_id, by_id.get(row_id)
+        digests.append(h.hexdigest())
+    return digests
 
 
 @dataclass

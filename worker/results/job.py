@@ -35,8 +35,8 @@ from worker.record import audit, sql, who
 from worker.record.models import SAMPLE, STANDARD, Job, Sample, database
 from worker.results import kinds
 from worker.results.inputs import MainPeakRow, Tables, main_peaks, peak_tables
-from worker.results.sample import flag_namesakes, sample_purity
-from worker.results.store import Wanted, replace
+from worker.results.sample import flag_namesakes, namesakes_preload, sample_purity
+from worker.results.store import Wanted, preload, replace
 from worker.settings import MethodSettings
 
 DEFAULT = "default"
@@ -84,6 +84,8 @@ def recompute_job(job: Job, touched: Iterable[Sample], methods: Mapping[str, Met
     # the touched samples', so a file's cost does not grow with the size of its job.
     if changed or any(s.kind == STANDARD for s in touched):
         targets = _samples(job, (SAMPLE, STANDARD))
+        preload(targets)
+        namesakes_preload(targets)
     else:
         targets = [s for s in touched if s.kind in (SAMPLE, STANDARD)]
     for s in targets:
@@ -110,7 +112,10 @@ def _lock(job: Job) -> None:
     """On PostgreSQL, serialise job recomputes so two consumers cannot fit the same job at once
     (SQLite's write transactions are already serial)."""
     if type(database.obj).__name__.startswith("Postgres"):
-        Job.select(Job.id).where(Job.id == job.id).for_update().get()
+        sql.execute(_LOCK_SQL, (job.id,))
+
+
+_LOCK_SQL = f"SELECT id FROM {sql.table(Job)} WHERE id = ? FOR UPDATE"
 
 
 def _calibration_rows(curves: Mapping[str, tuple[CalibrationCurve, Config]]) -> list[Wanted]:

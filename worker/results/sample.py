@@ -48,22 +48,34 @@ def namesakes_read_once(samples: Iterable[Sample]) -> Iterator[None]:
     """Inside, the ``namesakes`` of these samples come from one query per job made on the way
     in, not one per call: a chunk's recompute asks for each sample's twice (its own results,
     its job's), each a round trip to a database server. No sample may be added inside."""
+    _read.known, _read.names = {}, set()
+    try:
+        namesakes_preload(samples)
+        yield
+    finally:
+        _read.known = _read.names = None
+
+
+def namesakes_preload(samples: Iterable[Sample]) -> None:
+    """Inside ``namesakes_read_once``, read the namesakes of these samples too, those not read
+    yet in one query per job: a changed curve reaches every sample of its job."""
+    known: dict[tuple[int, str, str], list[tuple[int, str]]] | None = getattr(_read, "known",
+                                                                              None)
+    if known is None:
+        return
+    read: set[tuple[int, str]] = _read.names
     names: dict[int, set[str]] = {}
     for s in samples:
-        names.setdefault(s.job_id, set()).add(s.sample_id)
-    known: dict[tuple[int, str, str], list[tuple[int, str]]] = {}
+        if (s.job_id, s.sample_id) not in read:
+            names.setdefault(s.job_id, set()).add(s.sample_id)
     for job_id, wanted in names.items():
         ordered = sorted(wanted)
+        read.update((job_id, name) for name in ordered)
         for start in range(0, len(ordered), sql.CHUNK):
             chunk = ordered[start:start + sql.CHUNK]
             for id_, sample_id, analyte, identity in sql.rows(
                     _NAMES_SQL.format(sql.marks(len(chunk))), (job_id, *chunk)):
                 known.setdefault((job_id, sample_id, analyte), []).append((id_, identity))
-    _read.known = known
-    try:
-        yield
-    finally:
-        _read.known = None
 
 
 def flag_namesakes(sample: Sample, wanted: Sequence[store.Wanted]) -> list[store.Wanted]:

@@ -9,12 +9,22 @@ A computation whose value is a yes/no (identity, acceptance) is stored with ``va
 the outcome in ``text`` (the kind's words: "conforms" / "does not conform", "pass" / "fail"),
 so a numeric query on ``value`` never mistakes an outcome for a measurement; the numbers behind
 it are in ``inputs`` and ``trace``.
+
+An ingest chunk recomputes hundreds of samples; a query and an insert each were most of its
+statements, each a round trip to a database server. Inside ``batched`` the current results of
+the chunk's samples are read together on the way in, and the rows, the superseding UPDATE and
+the digests of what was written are made together on the way out: the same rows and the same
+events, in the same order, as one ``replace`` at a time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import TypeAdapter
 
@@ -38,9 +48,10 @@ def stored_value(comp: Computation) -> tuple[float | None, str | None]:
     return None, None
 
 
-_CURRENT_SQL = (f"SELECT id, injection_id, kind, value, text, inputs, calc_version "
-                f"FROM {sql.table(Result)} WHERE job_id = ? AND superseded = ? "
-                "AND kind IN ({kinds}) AND {sample}")
+_CURRENT_SQL = (f"SELECT id, job_id, sample_id, injection_id, kind, value, text, inputs, "
+                f"calc_version FROM {sql.table(Result)} WHERE superseded = ? "
+                "AND (sample_id IN ({samples}) OR (sample_id IS NULL AND job_id IN ({jobs}))) "
+                "ORDER BY id")
 # The trace straight to JSON text in pydantic's core: dumping each step to a dict and then
 # encoding that was the dearest part of writing a result.
 _STEPS = TypeAdapter(list[Step])
@@ -49,12 +60,105 @@ _RESULT_COLUMNS = ("job_id", "sample_id", "injection_id", "analyte", "kind", "va
                    "unit", "inputs", "trace", "flags", "calc_version", "computed_at",
                    "superseded")
 
+Key = tuple[int, "int | None"]  # (job id, sample id): None for the job's own rows
+Current = tuple[Any, ...]  # id, injection_id, kind, value, text, inputs, calc_version
+
+
+@dataclass
+class _Batch:
+    """The current results read so far, and what the recomputes inside want written."""
+
+    current: dict[Key, list[Current]] = field(default_factory=dict)
+    written: dict[Key, set[str]] = field(default_factory=dict)  # kinds changed, not yet flushed
+    fresh: list[tuple[object, ...]] = field(default_factory=list)
+    computed: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # rows, details
+    stale: list[int] = field(default_factory=list)
+
+    def load(self, keys: Iterable[Key]) -> None:
+        """The current rows of the keys not read yet, in one query per ``sql.CHUNK``."""
+        missing = sorted({k for k in keys if k not in self.current},
+                         key=lambda k: (k[0], k[1] is not None, k[1] or 0))
+        for start in range(0, len(missing), sql.CHUNK):
+            part = missing[start:start + sql.CHUNK]
+            samples = [s for _, s in part if s is not None]
+            jobs = [j for j, s in part if s is None]
+            for k in part:
+                self.current[k] = []
+            text = _CURRENT_SQL.format(samples=sql.marks(len(samples)) or "NULL",
+                                       jobs=sql.marks(len(jobs)) or "NULL")
+            for row in sql.rows(text, [False, *samples, *jobs]):
+                found = self.current.get((row[1], row[2]))
+                if found is not None:
+                    found.append((row[0], *row[3:]))
+
+    def flush(self) -> None:
+        """The rows wanted so far, their events' ids and digests, and the superseding UPDATE."""
+        if self.fresh:
+            ids = sql.insert(Result, _RESULT_COLUMNS, self.fresh, returning=True)
+            groups: list[list[int]] = []
+            for n, details in self.computed:
+                mine, ids = ids[:n], ids[n:]
+                groups.append(mine)
+                for entry, row_id in zip(details["results"], mine, strict=True):
+                    entry["result"] = row_id
+            for (_, details), rows in zip(self.computed, digest.results_rows(groups),
+                                          strict=True):
+                details["rows"] = rows
+        for start in range(0, len(self.stale), sql.CHUNK):
+            part = self.stale[start:start + sql.CHUNK]
+            sql.execute(f"UPDATE {sql.table(Result)} SET superseded = ? WHERE id IN "
+                        f"({sql.marks(len(part))})", [True, *part])
+        for key in self.written:  # read afresh if asked again: they have ids now
+            self.current.pop(key, None)
+        self.written.clear()
+        self.fresh, self.computed, self.stale = [], [], []
+
+
+_batch = threading.local()
+
+
+def _keys(samples: Iterable[Sample]) -> set[Key]:
+    """Each sample's own rows' key, and its job's."""
+    return {k for s in samples for k in ((s.job_id, s.id), (s.job_id, None))}
+
+
+@contextlib.contextmanager
+def batched(samples: Iterable[Sample] = ()) -> Iterator[None]:
+    """Inside, ``replace`` reads the current results of ``samples`` (and their jobs) from one
+    query made on the way in, and writes what it wants on the way out (in the caller's
+    transaction), its events held in their places until then. Nothing else may write results
+    inside; on an exception nothing is written (the transaction is rolling back)."""
+    if getattr(_batch, "current", None) is not None:  # already batched further out
+        preload(samples)
+        yield
+        return
+    with audit.held():  # the events wait for the ids and digests the flush gives them
+        batch = _batch.current = _Batch()
+        try:
+            batch.load(_keys(samples))
+            yield
+        finally:
+            _batch.current = None
+        batch.flush()
+
+
+def preload(samples: Iterable[Sample]) -> None:
+    """Read the current results of ``samples`` now, together, if inside ``batched``: a
+    recompute that reaches the rest of a job asks for them one by one."""
+    batch: _Batch | None = getattr(_batch, "current", None)
+    if batch is not None:
+        batch.load(_keys(samples))
+
 
 def replace(job_id: int, sample: Sample | None, wanted: Sequence[Wanted],
             scope: kinds.Scope) -> bool:
     """Make ``wanted`` the current results of ``scope`` for ``sample`` (None: the job's own
     rows). Unchanged rows are kept, changed ones superseded. Returns whether anything was
     inserted or superseded."""
+    batch: _Batch | None = getattr(_batch, "current", None)
+    if batch is None:
+        with batched():
+            return replace(job_id, sample, wanted, scope)
     owned = kinds.select(scope, job_row=sample is None)
     for injection, comp in wanted:
         kind = owned.get(comp.kind)
@@ -63,11 +167,12 @@ def replace(job_id: int, sample: Sample | None, wanted: Sequence[Wanted],
                 f"result kind {comp.kind!r} (scope {scope}, "
                 f"{'injection' if injection else 'job' if sample is None else 'sample'} row) "
                 "is not declared so in worker/results/kinds.py")
-    text = _CURRENT_SQL.format(kinds=sql.marks(len(owned)),
-                               sample="sample_id IS NULL" if sample is None else "sample_id = ?")
-    params = [job_id, False, *owned, *([] if sample is None else [sample.id])]
+    key: Key = (job_id, sample.id if sample is not None else None)
+    if not batch.written.get(key, set()).isdisjoint(owned):
+        batch.flush()  # what it wrote of these kinds before must be read back with its ids
+    batch.load([key])
     # A signature is everything that makes a result what it is; same signature, same result.
-    have = {tuple(r[1:]): (r[0], r[2]) for r in sql.rows(text, params)}
+    have = {tuple(r[1:]): (r[0], r[2]) for r in batch.current[key] if r[2] in owned}
     who = sample.sample_id if sample is not None else None
     fresh: list[tuple[object, ...]] = []
     now = utcnow()
@@ -83,18 +188,21 @@ def replace(job_id: int, sample: Sample | None, wanted: Sequence[Wanted],
                       analyte or "", comp.kind, value, outcome, comp.unit, inputs,
                       _STEPS.dump_json(comp.steps).decode(),
                       json.dumps(comp.flags), comp.calc_version, now, False))
-    if fresh:  # one statement for all of them: a recompute is on every file's path
-        ids = sql.insert(Result, _RESULT_COLUMNS, fresh, returning=True)
+    if fresh:
         # One event per recompute, naming every result it wrote or retired, rather than one
         # each: the trail stays complete and a burst does not spend its time hashing audit rows.
-        audit.record("computed", None, None, job=job_id, sample=who, results=[
-            {"result": row_id, "kind": row[4], "value": row[5], "text": row[6],
-             "calc_version": row[11]} for row_id, row in zip(ids, fresh, strict=True)],
-            rows=digest.result_rows(ids))
+        # Held in its place; the flush fills in the ids and the digest of the rows.
+        details: dict[str, Any] = {"job": job_id, "sample": who, "results": [
+            {"result": None, "kind": row[4], "value": row[5], "text": row[6],
+             "calc_version": row[11]} for row in fresh], "rows": None}
+        audit.record_many([("computed", None, None, details)])
+        batch.computed.append((len(fresh), details))
+        batch.fresh += fresh
     if have:
         stale = sorted(have.values())
-        sql.execute(f"UPDATE {sql.table(Result)} SET superseded = ? WHERE id IN "
-                    f"({sql.marks(len(stale))})", [True, *(row_id for row_id, _ in stale)])
+        batch.stale += [row_id for row_id, _ in stale]
         audit.record("superseded", None, None, job=job_id, sample=who,
                      results=[{"result": row_id, "kind": kind} for row_id, kind in stale])
+    if fresh or have:
+        batch.written.setdefault(key, set()).update(owned)
     return bool(fresh or have)
