@@ -163,6 +163,26 @@ def test_a_file_too_big_to_remember_reads_as_the_reference(european: bool) -> No
     assert_same(data + b"Area,RT,Height\n")  # a second header after the table
 
 
+@pytest.mark.parametrize("tail", [
+    "", "Height,Area,RT [min]\n", "Area;RT;Height\n1;2;3\nSum;2,0\n", "x\n",
+    "Height,Area,Area%,Peak Begin Time,Peak End Time,RT [min]\n0.5,1.0,100.0,1.0,1.1,1.05\n",
+    "Height,Area,Area%,Peak Begin Time,Peak End Time,RT [min]\n0.5,1.0,100.0,1.0,1.1,1.05\n"
+    "Sum,1.0000,,,,\n\nArea,RT,Height\n",
+    "Height,Area,Area%,Peak Begin Time,Peak End Time,RT [min]\n0.5,1.0,100.0,1.0,1.1,1.05\n"
+    "Sum,1.0000,,,,\n\nRetention;Area;Height;x\n"])
+def test_files_sharing_a_remembered_preamble_read_as_the_reference(tail: str) -> None:
+    # A sequence's reports share their preamble, which the scan remembers: what follows it is
+    # read afresh in each file (a second header, a semicolon header, a file cut at the header).
+    full = report([GenPeak(height=1.0, area=2.5, area_pct=100.0, begin=1.0, end=1.1,
+                           rt=1.05)], method="shared preamble method.amx")
+    preamble = full[:full.index("Height,Area")]
+    assert_same(full.encode())
+    assert_same(bytes(bytearray(full.encode())))
+    assert_same((preamble + tail).encode())
+    assert_same((preamble + tail).replace("\n", "\r\n").encode())
+    assert_same((preamble[:-1] + tail).encode())  # the preamble's last line ends otherwise
+
+
 def test_only_s_lower_cases_to_s() -> None:
     # The row loop looks for the Sum row only in a first cell holding an S.
     assert [c for c in map(chr, range(sys.maxunicode + 1))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -213,14 +214,66 @@ def _scanned(text: str) -> _Scan:
         return last[1]
     lf = _lf(text)
     small = len(text) <= _REMEMBERED_CHARS
-    candidates = tuple(_candidates(lf)) if small else _Found(lf)
+    if small:
+        candidates, has_semicolon = _small_candidates(lf)
+    else:
+        candidates, has_semicolon = _Found(lf), ";" in lf
     # ``;`` when a line is a header split at semicolons.
-    semicolon = ";" in lf and any(_header_in(line, ";") is not None
-                                  for _, _, _, line in candidates)
+    semicolon = has_semicolon and any(_header_in(line, ";") is not None
+                                      for _, _, _, line in candidates)
     scan = _Scan(lf, ";" if semicolon else ",", candidates)
     if small:
         _last_scan = (text, scan)
     return scan
+
+
+@dataclass(frozen=True)
+class _Prefix:
+    """What ``_candidates`` found in the lines before a file's first header, kept for the
+    next files that start with the same lines (a sequence's injections share their method
+    preamble, character for character)."""
+
+    lines: int
+    candidates: tuple[tuple[int, int, int, str], ...]
+    semicolon: bool
+
+
+# Preambles remembered by their text, oldest first; a file is compared with each (a text
+# comparison that stops at the first differing character).
+_PREFIXES = 16
+_prefixes: dict[str, _Prefix] = {}
+_prefixes_lock = threading.Lock()
+
+
+def _small_candidates(lf: str) -> tuple[tuple[tuple[int, int, int, str], ...], bool]:
+    """``tuple(_candidates(lf))`` and whether ``lf`` holds a semicolon, reading only what
+    follows a remembered preamble that ``lf`` starts with: candidates are found line by line,
+    so those of the preamble are those of any text that starts with it."""
+    for text, known in tuple(_prefixes.items()):
+        if lf.startswith(text):
+            size = len(text)
+            rest = tuple((i + known.lines, start + size, end + size, line)
+                         for i, start, end, line in _candidates(lf[size:]))
+            return known.candidates + rest, known.semicolon or ";" in lf[size:]
+    candidates = tuple(_candidates(lf))
+    _remember_prefix(lf, candidates)
+    return candidates, ";" in lf
+
+
+def _remember_prefix(lf: str, candidates: tuple[tuple[int, int, int, str], ...]) -> None:
+    """Remember the lines before the first line that reads as a header (with either
+    delimiter): what the next file of the same sequence starts with."""
+    for index, start, _, line in candidates:
+        if _header_in(line, ",") is not None or _header_in(line, ";") is not None:
+            if start == 0:
+                return  # nothing before it (a PeakData file)
+            text = lf[:start]
+            known = _Prefix(index, tuple(c for c in candidates if c[1] < start), ";" in text)
+            with _prefixes_lock:
+                if len(_prefixes) >= _PREFIXES:
+                    del _prefixes[next(iter(_prefixes))]
+                _prefixes[text] = known
+            return
 
 
 def _lines(text: str) -> list[str]:
