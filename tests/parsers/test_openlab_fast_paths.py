@@ -169,10 +169,13 @@ def test_a_file_too_big_to_remember_reads_as_the_reference(european: bool) -> No
     "Height,Area,Area%,Peak Begin Time,Peak End Time,RT [min]\n0.5,1.0,100.0,1.0,1.1,1.05\n"
     "Sum,1.0000,,,,\n\nArea,RT,Height\n",
     "Height,Area,Area%,Peak Begin Time,Peak End Time,RT [min]\n0.5,1.0,100.0,1.0,1.1,1.05\n"
-    "Sum,1.0000,,,,\n\nRetention;Area;Height;x\n"])
+    "Sum,1.0000,,,,\n\nRetention;Area;Height;x\n",
+    "Height,Area,Area%,Peak Begin Time,Peak End Time,RT [min]\n0.5,1.0,100.0,1.0,1.1,1.05\n"
+    "Sum,1.0000,,,,\n\nSample name:,P-1,Acquisition Method:,other.amx\nDilution:,0\n"])
 def test_files_sharing_a_remembered_preamble_read_as_the_reference(tail: str) -> None:
     # A sequence's reports share their preamble, which the scan remembers: what follows it is
-    # read afresh in each file (a second header, a semicolon header, a file cut at the header).
+    # read afresh in each file (a second header, a semicolon header, a file cut at the header,
+    # metadata after the table).
     full = report([GenPeak(height=1.0, area=2.5, area_pct=100.0, begin=1.0, end=1.1,
                            rt=1.05)], method="shared preamble method.amx")
     preamble = full[:full.index("Height,Area")]

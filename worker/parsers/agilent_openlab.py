@@ -186,6 +186,9 @@ class _Scan:
     lf: str
     delimiter: str
     candidates: Iterable[tuple[int, int, int, str]]
+    # The remembered preamble ``lf`` starts with ("" if none): the same text as ``lf``'s
+    # slice, whose hash is already known where the preamble's reading is looked up.
+    preamble: str = ""
 
 
 class _Found:
@@ -214,14 +217,15 @@ def _scanned(text: str) -> _Scan:
         return last[1]
     lf = _lf(text)
     small = len(text) <= _REMEMBERED_CHARS
+    preamble = ""
     if small:
-        candidates, has_semicolon = _small_candidates(lf)
+        candidates, has_semicolon, preamble = _small_candidates(lf)
     else:
         candidates, has_semicolon = _Found(lf), ";" in lf
     # ``;`` when a line is a header split at semicolons.
     semicolon = has_semicolon and any(_header_in(line, ";") is not None
                                       for _, _, _, line in candidates)
-    scan = _Scan(lf, ";" if semicolon else ",", candidates)
+    scan = _Scan(lf, ";" if semicolon else ",", candidates, preamble)
     if small:
         _last_scan = (text, scan)
     return scan
@@ -245,19 +249,19 @@ _prefixes: dict[str, _Prefix] = {}
 _prefixes_lock = threading.Lock()
 
 
-def _small_candidates(lf: str) -> tuple[tuple[tuple[int, int, int, str], ...], bool]:
-    """``tuple(_candidates(lf))`` and whether ``lf`` holds a semicolon, reading only what
-    follows a remembered preamble that ``lf`` starts with: candidates are found line by line,
-    so those of the preamble are those of any text that starts with it."""
+def _small_candidates(lf: str) -> tuple[tuple[tuple[int, int, int, str], ...], bool, str]:
+    """``tuple(_candidates(lf))``, whether ``lf`` holds a semicolon and the remembered
+    preamble it starts with (or ""), reading only what follows that preamble: candidates are
+    found line by line, so those of the preamble are those of any text that starts with it."""
     for text, known in tuple(_prefixes.items()):
         if lf.startswith(text):
             size = len(text)
             rest = tuple((i + known.lines, start + size, end + size, line)
                          for i, start, end, line in _candidates(lf[size:]))
-            return known.candidates + rest, known.semicolon or ";" in lf[size:]
+            return known.candidates + rest, known.semicolon or ";" in lf[size:], text
     candidates = tuple(_candidates(lf))
     _remember_prefix(lf, candidates)
-    return candidates, ";" in lf
+    return candidates, ";" in lf, ""
 
 
 def _remember_prefix(lf: str, candidates: tuple[tuple[int, int, int, str], ...]) -> None:
@@ -391,13 +395,14 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
 
     # The preamble, then the lines after the Sum row (PeakData's ``Key:,Value`` lines); the
     # first value of a key wins.
-    preamble, wavelength = _preamble(lf[:header_start], delimiter)
-    metadata = dict(preamble)
+    before = scan.preamble if header_start == len(scan.preamble) else lf[:header_start]
+    metadata, wavelength, values = _preamble(before, delimiter)
     after = lf.find("\n", at)
     if after >= 0 and ":" in lf[after:]:
+        metadata = dict(metadata)
         for key, value in _metadata(_lines(lf[after + 1:]), delimiter).items():
             metadata.setdefault(key, value)
-    values = {field: metadata[key] for key, field in FIELD_KEYS.items() if key in metadata}
+        values = _fields(metadata)
     layout = "report" if header_at > 0 else "peakdata"
     with validated("invalid metadata", filename=filename):
         return ParsedFile.model_validate({
@@ -413,17 +418,25 @@ def _line_count(lf: str) -> int:
     return lf.count("\n") + (0 if lf.endswith("\n") or not lf else 1)
 
 
-def _preamble(text: str, delimiter: str) -> tuple[dict[str, str], float | None]:
-    """The metadata and wavelength of the lines before the header (never to be changed: what
-    is remembered is shared)."""
+def _preamble(text: str, delimiter: str
+              ) -> tuple[dict[str, str], float | None, dict[str, str]]:
+    """The metadata, wavelength and ParsedFile fields of the lines before the header (never to
+    be changed: what is remembered is shared; the model copies what it is given)."""
     if len(text) <= _REMEMBERED_CHARS:
         return _remembered_preamble(text, delimiter)
     return _read_preamble(text, delimiter)
 
 
-def _read_preamble(text: str, delimiter: str) -> tuple[dict[str, str], float | None]:
+def _read_preamble(text: str, delimiter: str
+                   ) -> tuple[dict[str, str], float | None, dict[str, str]]:
     lines = _lines(text)
-    return _metadata(lines, delimiter), _wavelength(lines, delimiter)
+    metadata = _metadata(lines, delimiter)
+    return metadata, _wavelength(lines, delimiter), _fields(metadata)
+
+
+def _fields(metadata: dict[str, str]) -> dict[str, str]:
+    """The ParsedFile fields that ``metadata``'s keys give (FIELD_KEYS)."""
+    return {field: metadata[key] for key, field in FIELD_KEYS.items() if key in metadata}
 
 
 # The injections of a sequence print the same method preamble, character for character.
