@@ -430,3 +430,20 @@ def test_foreign_code_page_check_is_skipped_only_when_it_cannot_refuse(data: byt
     lambda key: key.upper()))
 def test_openlab_column_lookup_is_the_normalised_lookup(cell: str) -> None:
     assert agilent_openlab._column(cell) == agilent_openlab.COLUMNS.get(_norm(cell))
+
+
+@pytest.mark.parametrize("tail", ["", "EOT\n", "EOT\n\n \n", "EOT\nEOT\n", "1,2\nEOT\nx\n",
+                                  "x\n", "EOT\n1,2\n", "  \n\t\n"])
+@pytest.mark.parametrize("rows", [0, 1, 5, 19, 20, 21, 2800])
+@pytest.mark.parametrize("before", ["", "Time,Value\n", "Title\nTime,Value\n", "1 x\n"])
+@pytest.mark.parametrize("width", [1, 700])
+def test_the_last_trace_line_looked_at_scores_as_the_full_reading(tail: str, rows: int,
+                                                                 before: str,
+                                                                 width: int) -> None:
+    # trace-csv rules a file out by the last of its first lines it reads (after a line the
+    # 8 KiB cut may break and an EOT): blanks, terminators and cuts around it (rows of 700
+    # characters: the cut falls inside the first 21 lines).
+    chars = before + "".join(f"{n:0>{width}}.5,{n}\n" for n in range(rows)) + tail
+    for filename in ("a.dx_DAD1A.CSV", "x.csv"):
+        assert_same_scores(chars.encode(), filename)
+        assert_same_scores(chars.replace("\n", "\r\n").encode(), filename)
