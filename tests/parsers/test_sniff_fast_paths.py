@@ -369,13 +369,16 @@ def test_a_long_chemstation_peak_row_scores_as_the_full_reading(digits: int) -> 
 def test_each_chemstation_landmark_alone_scores_as_the_full_reading(landmark: str,
                                                                      encoding: str) -> None:
     # Short and long files, the landmark first or last; long ones with the landmarks' letters and
-    # beginnings all over but no landmark, or with no letters at all (a trace).
+    # beginnings all over but no landmark, or with no letters at all (a trace), or lines that
+    # start as a landmark does.
     near = "gg Sig Signal A, Signal X, qq Acq. jj Inj PP Percent FF File || -| Area Pe\n"
     trace = "1,2\n" * 9000
     for chars in (landmark, f"x\r\n{landmark}\r\n", f"x\r{landmark}", trace + landmark,
                   f"{landmark}\n{trace}", near * 500 + landmark,
                   near * 500 + "Signal A " + landmark, near * 5 + landmark + trace,
-                  near * 30 + landmark + "\n" + trace, near * 500):
+                  near * 30 + landmark + "\n" + trace, near * 500,
+                  # lines that start as a landmark does and are not one, before it
+                  "x\nSignal table\nSignal A\n" + landmark, "Signal 12345:\n" + landmark):
         assert_same_scores(_encode(chars, encoding), "Report.TXT")
 
 
