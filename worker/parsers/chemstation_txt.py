@@ -122,23 +122,14 @@ def _may_score(view: bytes) -> bool:
             or b"Area Percent Report" in view:
         return True
     lines = view.replace(b"\r", b"\n") if b"\r" in view else view  # CR-only line ends too
-    if _LINE_LANDMARK.match(lines) or b"\nAcq. Operator" in lines \
-            or b"\nInjection Date" in lines:
-        return True
-    # A Signal n: title after a line break: str.find runs to each "Signal " far faster than a
-    # regex search tries every byte (a method's "Signal table" line is common).
-    at = lines.find(b"\nSignal ")
-    while at >= 0:
-        if _SIGNAL_NUMBER.match(lines, at + 8):
-            return True
-        at = lines.find(b"\nSignal ", at + 8)
-    return False
+    return bool(_LINE_LANDMARK.match(lines) or _LINE_LANDMARK_AFTER_BREAK.search(lines))
 
 
 # The landmarks that must start a line: a Signal n: title, the Acq. Operator and Injection Date
-# keys.
-_LINE_LANDMARK = re.compile(rb"Signal [0-9]{1,4}:|Acq\. Operator|Injection Date")
-_SIGNAL_NUMBER = re.compile(rb"[0-9]{1,4}:")
+# keys (one regex finds any of them in one pass over the bytes).
+_LINE_LANDMARKS = rb"Signal [0-9]{1,4}:|Acq\. Operator|Injection Date"
+_LINE_LANDMARK = re.compile(_LINE_LANDMARKS)
+_LINE_LANDMARK_AFTER_BREAK = re.compile(rb"\n(?:" + _LINE_LANDMARKS + rb")")
 
 
 def _any_line(text: str, needle: str, test: Callable[[str], bool],
