@@ -186,6 +186,27 @@ def test_files_sharing_a_remembered_preamble_read_as_the_reference(tail: str) ->
     assert_same((preamble[:-1] + tail).encode())  # the preamble's last line ends otherwise
 
 
+_ROW = "0.5,1.0,100.0,1.0,1.1,1.05"
+
+
+@pytest.mark.parametrize("rows", [
+    [_ROW], [_ROW, _ROW], [], [",,,,,", _ROW], [_ROW, " \t, ,,,,"], [_ROW, ""], ["", _ROW],
+    [_ROW, "  "], [_ROW + ",", _ROW], [_ROW, "0.5,1.0"], ['"0.5",1.0,100.0,1.0,1.1,1.05'],
+    [_ROW, "Sum,2.0000,,,,", _ROW], [_ROW, " Sum,1.0000"], [_ROW, "sum,1.0000"],
+    ["0.5;1.0;100.0;1.0;1.1;1.05"], ["0,5,1,0"], [_ROW, "1e400,1.0,100.0,1.0,1.1,1.05"],
+    [_ROW, "µ,1.0,100.0,1.0,1.1,1.05"], [_ROW, "x"], [_ROW] * 4])
+@pytest.mark.parametrize("total", ["Sum,1.0000,,,,", "Sum,2.0000,,,,", "Sum;1,0000", "Sum,x"])
+def test_rows_read_in_one_block_read_as_the_reference(rows: list[str], total: str) -> None:
+    # The rows up to the first Sum row are taken in one block when all are plain numbers; any
+    # other row (blank, quoted, a first cell reading sum …) sends them to the row loop.
+    body = "\n".join(["Height,Area,Area%,Peak Begin Time,Peak End Time,RT [min]", *rows,
+                      total, ""])
+    for text in (body, "Acquisition Method:,m.amx\nPath:,p\n" + body, body[:-1]):
+        assert_same(text.encode())
+        assert_same(text.replace("\n", "\r\n").encode())
+        assert_same(text.encode(), options=ParserOptions(max_peaks_per_table=2))
+
+
 def test_only_s_lower_cases_to_s() -> None:
     # The row loop looks for the Sum row only in a first cell holding an S.
     assert [c for c in map(chr, range(sys.maxunicode + 1))

@@ -352,6 +352,10 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     total = None
     i, at = header_at + 1, header_end + 1
     most = options.max_peaks_per_table
+    plain = _plain_rows(lf, at, delimiter, most)
+    if plain is not None:
+        rows, at = plain
+        i += len(rows)
     # Lines are cut out one at a time, never all at once: a file of a million rows is
     # rejected by the peaks limit before its rows cost memory.
     while at < len(lf):  # while i < the number of lines
@@ -414,6 +418,26 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
         })
 
 
+def _plain_rows(lf: str, at: int, delimiter: str, most: int
+                ) -> tuple[list[list[str]], int] | None:
+    """The cells of the rows from ``at`` up to the first ``Sum`` row after it, and where that
+    row starts, when the row loop of ``parse`` would take every one of them as a peak row:
+    each holds only number characters, blanks and delimiters (so no quote, and no first cell
+    reading "sum"), with a cell that is not blank; they are at most ``most``. Else None, and
+    the loop reads them line by line (and says what is wrong)."""
+    stop = lf.find("\nSum" + delimiter, at - 1)
+    if stop < at or lf.count("\n", at, stop) >= most:
+        return None
+    block = lf[at:stop]
+    if block.encode("ascii", "replace").translate(None, _PLAIN_ROW_TEXT):
+        return None
+    lines = block.split("\n")
+    blank = " \t" + delimiter
+    if not all(line.strip(blank) for line in lines):
+        return None
+    return [line.split(delimiter) for line in lines], stop + 1
+
+
 def _line_count(lf: str) -> int:
     return lf.count("\n") + (0 if lf.endswith("\n") or not lf else 1)
 
@@ -446,6 +470,8 @@ _remembered_preamble = lru_cache(maxsize=32)(_read_preamble)
 # What the numeric cells of a dot-decimal table may hold for ``float`` to read them exactly as
 # ``parse_number`` does: with only these characters, both accept and refuse the same cells.
 _PLAIN_NUMBER_TEXT = b"0123456789.+-eE \t"
+# What the rows ``_plain_rows`` takes may hold (either delimiter, and their line breaks).
+_PLAIN_ROW_TEXT = _PLAIN_NUMBER_TEXT + b",;\n"
 
 
 def _fast_peaks(rows: list[list[str]], fields: tuple[str | None, ...],
