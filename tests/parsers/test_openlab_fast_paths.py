@@ -207,6 +207,23 @@ def test_rows_read_in_one_block_read_as_the_reference(rows: list[str], total: st
         assert_same(text.encode(), options=ParserOptions(max_peaks_per_table=2))
 
 
+@pytest.mark.parametrize("meta", ["Dilution:,0\n", "Dilution:,2\n", 'Vial:,"a\n',
+                                  "Injection Volume:,5 µL\n", "",
+                                  # over the csv module's field limit: an unreadable line
+                                  'Note:,"' + "x" * 140_000 + '"\n'])
+@pytest.mark.parametrize("total", ["1.0000", "9.0000", "x"])
+@pytest.mark.parametrize("area", ["1.0", "-1.0", "1e400"])
+def test_a_file_validated_in_one_call_fails_as_the_reference(meta: str, total: str,
+                                                             area: str) -> None:
+    # A plain table with Area% is validated with the file in one call: a bad peak, a bad
+    # metadata value, an unreadable metadata line and a wrong Sum must still be reported as
+    # the reading in steps reports them, in its order.
+    table = (f"Height,Area,Area%,Peak Begin Time,Peak End Time,RT [min]\n"
+             f"0.5,{area},100.0,1.0,1.1,1.05\nSum,{total},,,,\n")
+    assert_same((f"Acquisition Method:,m.amx\n{meta}" + table + "\n").encode())
+    assert_same((table + "\n" + meta.replace("\n", "") + "\n").encode())
+
+
 def test_only_s_lower_cases_to_s() -> None:
     # The row loop looks for the Sum row only in a first cell holding an S.
     assert [c for c in map(chr, range(sys.maxunicode + 1))

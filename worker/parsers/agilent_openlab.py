@@ -378,6 +378,22 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
                            filename=filename)
         i, at = i + 1, end + 1
     first = header_at + 2
+    cut = header_at > 0 and not ends_with_break and sum_at == _line_count(lf) - 1
+    if sum_at is not None and not cut and not decimal_comma and "area_pct" in fields:
+        # A complete plain table with its Area% column: the file, its peaks included, is
+        # validated in one call; anything it refuses is read again below, which says why.
+        values = _plain_cells(rows, fields, first)
+        if values:
+            assert total is not None
+            try:
+                parsed = ParsedFile.model_validate(_document(
+                    lf, scan, header_start, header_at, at, encoding, values, total))
+            except (ParseError, ValidationError):
+                pass
+            else:
+                _check_sum(parsed.signals[0].peaks or [], total, sum_cell, sum_at + 1,
+                           filename)
+                return parsed
     peaks = (None if decimal_comma else _fast_peaks(rows, fields, first)) or [
         _peak(cells, fields, n, line, decimal_comma, filename)
         for n, (line, cells) in enumerate(enumerate(rows, start=first), start=1)]
@@ -386,7 +402,7 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
         where = i + 1 if i < count else count
         raise ParseError("peak table ends without its Sum row (file cut off or incomplete)",
                          line=where, filename=filename)
-    if header_at > 0 and not ends_with_break and sum_at == _line_count(lf) - 1:
+    if cut:
         # A Report's Sum row ends with its line end (and a blank line): a file that stops
         # inside it is a part still being written, whose total may be cut short.
         raise ParseError("the Sum row has no line end: the file is cut off or still being "
@@ -396,9 +412,18 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     assert total is not None
     _check_sum(peaks, total, sum_cell, sum_at + 1, filename)
     peaks = _with_area_pct(peaks, total)
+    document = _document(lf, scan, header_start, header_at, at, encoding, peaks, total)
+    with validated("invalid metadata", filename=filename):
+        return ParsedFile.model_validate(document)
 
-    # The preamble, then the lines after the Sum row (PeakData's ``Key:,Value`` lines); the
-    # first value of a key wins.
+
+def _document(lf: str, scan: _Scan, header_start: int, header_at: int, at: int,
+              encoding: str, peaks: list[Peak] | list[dict[str, object]],
+              total: float) -> dict[str, object]:
+    """What ``ParsedFile`` is validated from: the peaks, the preamble's metadata, then that of
+    the lines after the Sum row (PeakData's ``Key:,Value`` lines, from ``at``); the first value
+    of a key wins."""
+    delimiter = scan.delimiter
     before = scan.preamble if header_start == len(scan.preamble) else lf[:header_start]
     metadata, wavelength, values = _preamble(before, delimiter)
     after = lf.find("\n", at)
@@ -408,14 +433,11 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
             metadata.setdefault(key, value)
         values = _fields(metadata)
     layout = "report" if header_at > 0 else "peakdata"
-    with validated("invalid metadata", filename=filename):
-        return ParsedFile.model_validate({
-            "format": f"{name}/{layout}", "parser_version": version, "encoding": encoding,
+    return {"format": f"{name}/{layout}", "parser_version": version, "encoding": encoding,
             "metadata": metadata,
             "signals": [{"name": metadata.get("signal", "Signal A"), "detector": "DAD",
                          "wavelength_nm": wavelength, "peaks": peaks, "total_area": total}],
-            **values,
-        })
+            **values}
 
 
 def _plain_rows(lf: str, at: int, delimiter: str, most: int
@@ -480,19 +502,11 @@ def _fast_peaks(rows: list[list[str]], fields: tuple[str | None, ...],
     quotes), read with ``float`` in one pass; None for anything else, which ``_peak`` then reads
     row by row and rejects with the row's line and reason."""
     numeric, distinct = _plan(fields)
-    if numeric is None:
-        return None  # name or type columns: the exact reader
-    width = len(fields)
-    if any(len(row) != width for row in rows) or "".join(map("".join, rows)).encode(
-            "ascii", "replace").translate(None, _PLAIN_NUMBER_TEXT):
-        return None
+    if numeric is None or not _plain(rows, fields):
+        return None  # name or type columns, other characters: the exact reader
     try:
         if distinct and not any("" in row for row in rows):
-            # Every column a number of its own, none empty: the model reads the cells, whose
-            # characters it reads as float does (a cell of blanks fails, and the exact reader
-            # then takes the table).
-            values = [dict(zip(fields, row, strict=True), number=n, line=line)
-                      for n, (line, row) in enumerate(enumerate(rows, start=first), start=1)]
+            values = _cells(rows, fields, first)
         else:
             values = [{"number": n, "line": line,
                        **{f: float(row[i]) for i, f in numeric if row[i].strip()}}
@@ -505,6 +519,29 @@ def _fast_peaks(rows: list[list[str]], fields: tuple[str | None, ...],
 
 
 _PEAKS = TypeAdapter(list[Peak])
+
+
+def _plain(rows: list[list[str]], fields: tuple[str | None, ...]) -> bool:
+    """Every row as many cells as the header, and nothing in them but number characters."""
+    width = len(fields)
+    return not (any(len(row) != width for row in rows) or "".join(map("".join, rows)).encode(
+        "ascii", "replace").translate(None, _PLAIN_NUMBER_TEXT))
+
+
+def _plain_cells(rows: list[list[str]], fields: tuple[str | None, ...],
+                 first: int) -> list[dict[str, object]] | None:
+    """Each row's Peak fields as its cells, when every column is a number of its own and no
+    cell is empty: the model reads the cells, whose characters (``_plain``) it reads as float
+    does (a cell of blanks fails, and the exact reader then takes the table). Else None."""
+    if not _plan(fields)[1] or any("" in row for row in rows) or not _plain(rows, fields):
+        return None
+    return _cells(rows, fields, first)
+
+
+def _cells(rows: list[list[str]], fields: tuple[str | None, ...],
+           first: int) -> list[dict[str, object]]:
+    return [dict(zip(fields, row, strict=True), number=n, line=line)
+            for n, (line, row) in enumerate(enumerate(rows, start=first), start=1)]
 
 
 @lru_cache(maxsize=256)
