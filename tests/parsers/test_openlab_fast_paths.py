@@ -163,6 +163,67 @@ def test_a_file_too_big_to_remember_reads_as_the_reference(european: bool) -> No
     assert_same(data + b"Area,RT,Height\n")  # a second header after the table
 
 
+@pytest.mark.parametrize("tail", [
+    "", "Height,Area,RT [min]\n", "Area;RT;Height\n1;2;3\nSum;2,0\n", "x\n",
+    "Height,Area,Area%,Peak Begin Time,Peak End Time,RT [min]\n0.5,1.0,100.0,1.0,1.1,1.05\n",
+    "Height,Area,Area%,Peak Begin Time,Peak End Time,RT [min]\n0.5,1.0,100.0,1.0,1.1,1.05\n"
+    "Sum,1.0000,,,,\n\nArea,RT,Height\n",
+    "Height,Area,Area%,Peak Begin Time,Peak End Time,RT [min]\n0.5,1.0,100.0,1.0,1.1,1.05\n"
+    "Sum,1.0000,,,,\n\nRetention;Area;Height;x\n",
+    "Height,Area,Area%,Peak Begin Time,Peak End Time,RT [min]\n0.5,1.0,100.0,1.0,1.1,1.05\n"
+    "Sum,1.0000,,,,\n\nSample name:,P-1,Acquisition Method:,other.amx\nDilution:,0\n"])
+def test_files_sharing_a_remembered_preamble_read_as_the_reference(tail: str) -> None:
+    # A sequence's reports share their preamble, which the scan remembers: what follows it is
+    # read afresh in each file (a second header, a semicolon header, a file cut at the header,
+    # metadata after the table).
+    full = report([GenPeak(height=1.0, area=2.5, area_pct=100.0, begin=1.0, end=1.1,
+                           rt=1.05)], method="shared preamble method.amx")
+    preamble = full[:full.index("Height,Area")]
+    assert_same(full.encode())
+    assert_same(bytes(bytearray(full.encode())))
+    assert_same((preamble + tail).encode())
+    assert_same((preamble + tail).replace("\n", "\r\n").encode())
+    assert_same((preamble[:-1] + tail).encode())  # the preamble's last line ends otherwise
+
+
+_ROW = "0.5,1.0,100.0,1.0,1.1,1.05"
+
+
+@pytest.mark.parametrize("rows", [
+    [_ROW], [_ROW, _ROW], [], [",,,,,", _ROW], [_ROW, " \t, ,,,,"], [_ROW, ""], ["", _ROW],
+    [_ROW, "  "], [_ROW + ",", _ROW], [_ROW, "0.5,1.0"], ['"0.5",1.0,100.0,1.0,1.1,1.05'],
+    [_ROW, "Sum,2.0000,,,,", _ROW], [_ROW, " Sum,1.0000"], [_ROW, "sum,1.0000"],
+    ["0.5;1.0;100.0;1.0;1.1;1.05"], ["0,5,1,0"], [_ROW, "1e400,1.0,100.0,1.0,1.1,1.05"],
+    [_ROW, "µ,1.0,100.0,1.0,1.1,1.05"], [_ROW, "x"], [_ROW] * 4])
+@pytest.mark.parametrize("total", ["Sum,1.0000,,,,", "Sum,2.0000,,,,", "Sum;1,0000", "Sum,x"])
+def test_rows_read_in_one_block_read_as_the_reference(rows: list[str], total: str) -> None:
+    # The rows up to the first Sum row are taken in one block when all are plain numbers; any
+    # other row (blank, quoted, a first cell reading sum …) sends them to the row loop.
+    body = "\n".join(["Height,Area,Area%,Peak Begin Time,Peak End Time,RT [min]", *rows,
+                      total, ""])
+    for text in (body, "Acquisition Method:,m.amx\nPath:,p\n" + body, body[:-1]):
+        assert_same(text.encode())
+        assert_same(text.replace("\n", "\r\n").encode())
+        assert_same(text.encode(), options=ParserOptions(max_peaks_per_table=2))
+
+
+@pytest.mark.parametrize("meta", ["Dilution:,0\n", "Dilution:,2\n", 'Vial:,"a\n',
+                                  "Injection Volume:,5 µL\n", "",
+                                  # over the csv module's field limit: an unreadable line
+                                  'Note:,"' + "x" * 140_000 + '"\n'])
+@pytest.mark.parametrize("total", ["1.0000", "9.0000", "x"])
+@pytest.mark.parametrize("area", ["1.0", "-1.0", "1e400"])
+def test_a_file_validated_in_one_call_fails_as_the_reference(meta: str, total: str,
+                                                             area: str) -> None:
+    # A plain table with Area% is validated with the file in one call: a bad peak, a bad
+    # metadata value, an unreadable metadata line and a wrong Sum must still be reported as
+    # the reading in steps reports them, in its order.
+    table = (f"Height,Area,Area%,Peak Begin Time,Peak End Time,RT [min]\n"
+             f"0.5,{area},100.0,1.0,1.1,1.05\nSum,{total},,,,\n")
+    assert_same((f"Acquisition Method:,m.amx\n{meta}" + table + "\n").encode())
+    assert_same((table + "\n" + meta.replace("\n", "") + "\n").encode())
+
+
 def test_only_s_lower_cases_to_s() -> None:
     # The row loop looks for the Sum row only in a first cell holding an S.
     assert [c for c in map(chr, range(sys.maxunicode + 1))

@@ -369,13 +369,16 @@ def test_a_long_chemstation_peak_row_scores_as_the_full_reading(digits: int) -> 
 def test_each_chemstation_landmark_alone_scores_as_the_full_reading(landmark: str,
                                                                      encoding: str) -> None:
     # Short and long files, the landmark first or last; long ones with the landmarks' letters and
-    # beginnings all over but no landmark, or with no letters at all (a trace).
+    # beginnings all over but no landmark, or with no letters at all (a trace), or lines that
+    # start as a landmark does.
     near = "gg Sig Signal A, Signal X, qq Acq. jj Inj PP Percent FF File || -| Area Pe\n"
     trace = "1,2\n" * 9000
     for chars in (landmark, f"x\r\n{landmark}\r\n", f"x\r{landmark}", trace + landmark,
                   f"{landmark}\n{trace}", near * 500 + landmark,
                   near * 500 + "Signal A " + landmark, near * 5 + landmark + trace,
-                  near * 30 + landmark + "\n" + trace, near * 500):
+                  near * 30 + landmark + "\n" + trace, near * 500,
+                  # lines that start as a landmark does and are not one, before it
+                  "x\nSignal table\nSignal A\n" + landmark, "Signal 12345:\n" + landmark):
         assert_same_scores(_encode(chars, encoding), "Report.TXT")
 
 
@@ -430,3 +433,20 @@ def test_foreign_code_page_check_is_skipped_only_when_it_cannot_refuse(data: byt
     lambda key: key.upper()))
 def test_openlab_column_lookup_is_the_normalised_lookup(cell: str) -> None:
     assert agilent_openlab._column(cell) == agilent_openlab.COLUMNS.get(_norm(cell))
+
+
+@pytest.mark.parametrize("tail", ["", "EOT\n", "EOT\n\n \n", "EOT\nEOT\n", "1,2\nEOT\nx\n",
+                                  "x\n", "EOT\n1,2\n", "  \n\t\n"])
+@pytest.mark.parametrize("rows", [0, 1, 5, 19, 20, 21, 2800])
+@pytest.mark.parametrize("before", ["", "Time,Value\n", "Title\nTime,Value\n", "1 x\n"])
+@pytest.mark.parametrize("width", [1, 700])
+def test_the_last_trace_line_looked_at_scores_as_the_full_reading(tail: str, rows: int,
+                                                                 before: str,
+                                                                 width: int) -> None:
+    # trace-csv rules a file out by the last of its first lines it reads (after a line the
+    # 8 KiB cut may break and an EOT): blanks, terminators and cuts around it (rows of 700
+    # characters: the cut falls inside the first 21 lines).
+    chars = before + "".join(f"{n:0>{width}}.5,{n}\n" for n in range(rows)) + tail
+    for filename in ("a.dx_DAD1A.CSV", "x.csv"):
+        assert_same_scores(chars.encode(), filename)
+        assert_same_scores(chars.replace("\n", "\r\n").encode(), filename)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -185,6 +186,9 @@ class _Scan:
     lf: str
     delimiter: str
     candidates: Iterable[tuple[int, int, int, str]]
+    # The remembered preamble ``lf`` starts with ("" if none): the same text as ``lf``'s
+    # slice, whose hash is already known where the preamble's reading is looked up.
+    preamble: str = ""
 
 
 class _Found:
@@ -213,14 +217,67 @@ def _scanned(text: str) -> _Scan:
         return last[1]
     lf = _lf(text)
     small = len(text) <= _REMEMBERED_CHARS
-    candidates = tuple(_candidates(lf)) if small else _Found(lf)
+    preamble = ""
+    if small:
+        candidates, has_semicolon, preamble = _small_candidates(lf)
+    else:
+        candidates, has_semicolon = _Found(lf), ";" in lf
     # ``;`` when a line is a header split at semicolons.
-    semicolon = ";" in lf and any(_header_in(line, ";") is not None
-                                  for _, _, _, line in candidates)
-    scan = _Scan(lf, ";" if semicolon else ",", candidates)
+    semicolon = has_semicolon and any(_header_in(line, ";") is not None
+                                      for _, _, _, line in candidates)
+    scan = _Scan(lf, ";" if semicolon else ",", candidates, preamble)
     if small:
         _last_scan = (text, scan)
     return scan
+
+
+@dataclass(frozen=True)
+class _Prefix:
+    """What ``_candidates`` found in the lines before a file's first header, kept for the
+    next files that start with the same lines (a sequence's injections share their method
+    preamble, character for character)."""
+
+    lines: int
+    candidates: tuple[tuple[int, int, int, str], ...]
+    semicolon: bool
+
+
+# Preambles remembered by their text, oldest first; a file is compared with each (a text
+# comparison that stops at the first differing character).
+_PREFIXES = 16
+_prefixes: dict[str, _Prefix] = {}
+_prefixes_lock = threading.Lock()
+
+
+def _small_candidates(lf: str) -> tuple[tuple[tuple[int, int, int, str], ...], bool, str]:
+    """``tuple(_candidates(lf))``, whether ``lf`` holds a semicolon and the remembered
+    preamble it starts with (or ""), reading only what follows that preamble: candidates are
+    found line by line, so those of the preamble are those of any text that starts with it."""
+    for text, known in tuple(_prefixes.items()):
+        if lf.startswith(text):
+            size = len(text)
+            rest = tuple((i + known.lines, start + size, end + size, line)
+                         for i, start, end, line in _candidates(lf[size:]))
+            return known.candidates + rest, known.semicolon or ";" in lf[size:], text
+    candidates = tuple(_candidates(lf))
+    _remember_prefix(lf, candidates)
+    return candidates, ";" in lf, ""
+
+
+def _remember_prefix(lf: str, candidates: tuple[tuple[int, int, int, str], ...]) -> None:
+    """Remember the lines before the first line that reads as a header (with either
+    delimiter): what the next file of the same sequence starts with."""
+    for index, start, _, line in candidates:
+        if _header_in(line, ",") is not None or _header_in(line, ";") is not None:
+            if start == 0:
+                return  # nothing before it (a PeakData file)
+            text = lf[:start]
+            known = _Prefix(index, tuple(c for c in candidates if c[1] < start), ";" in text)
+            with _prefixes_lock:
+                if len(_prefixes) >= _PREFIXES:
+                    del _prefixes[next(iter(_prefixes))]
+                _prefixes[text] = known
+            return
 
 
 def _lines(text: str) -> list[str]:
@@ -295,6 +352,10 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     total = None
     i, at = header_at + 1, header_end + 1
     most = options.max_peaks_per_table
+    plain = _plain_rows(lf, at, delimiter, most)
+    if plain is not None:
+        rows, at = plain
+        i += len(rows)
     # Lines are cut out one at a time, never all at once: a file of a million rows is
     # rejected by the peaks limit before its rows cost memory.
     while at < len(lf):  # while i < the number of lines
@@ -317,6 +378,22 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
                            filename=filename)
         i, at = i + 1, end + 1
     first = header_at + 2
+    cut = header_at > 0 and not ends_with_break and sum_at == _line_count(lf) - 1
+    if sum_at is not None and not cut and not decimal_comma and "area_pct" in fields:
+        # A complete plain table with its Area% column: the file, its peaks included, is
+        # validated in one call; anything it refuses is read again below, which says why.
+        values = _plain_cells(rows, fields, first)
+        if values:
+            assert total is not None
+            try:
+                parsed = ParsedFile.model_validate(_document(
+                    lf, scan, header_start, header_at, at, encoding, values, total))
+            except (ParseError, ValidationError):
+                pass
+            else:
+                _check_sum(parsed.signals[0].peaks or [], total, sum_cell, sum_at + 1,
+                           filename)
+                return parsed
     peaks = (None if decimal_comma else _fast_peaks(rows, fields, first)) or [
         _peak(cells, fields, n, line, decimal_comma, filename)
         for n, (line, cells) in enumerate(enumerate(rows, start=first), start=1)]
@@ -325,7 +402,7 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
         where = i + 1 if i < count else count
         raise ParseError("peak table ends without its Sum row (file cut off or incomplete)",
                          line=where, filename=filename)
-    if header_at > 0 and not ends_with_break and sum_at == _line_count(lf) - 1:
+    if cut:
         # A Report's Sum row ends with its line end (and a blank line): a file that stops
         # inside it is a part still being written, whose total may be cut short.
         raise ParseError("the Sum row has no line end: the file is cut off or still being "
@@ -335,42 +412,77 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     assert total is not None
     _check_sum(peaks, total, sum_cell, sum_at + 1, filename)
     peaks = _with_area_pct(peaks, total)
+    document = _document(lf, scan, header_start, header_at, at, encoding, peaks, total)
+    with validated("invalid metadata", filename=filename):
+        return ParsedFile.model_validate(document)
 
-    # The preamble, then the lines after the Sum row (PeakData's ``Key:,Value`` lines); the
-    # first value of a key wins.
-    preamble, wavelength = _preamble(lf[:header_start], delimiter)
-    metadata = dict(preamble)
+
+def _document(lf: str, scan: _Scan, header_start: int, header_at: int, at: int,
+              encoding: str, peaks: list[Peak] | list[dict[str, object]],
+              total: float) -> dict[str, object]:
+    """What ``ParsedFile`` is validated from: the peaks, the preamble's metadata, then that of
+    the lines after the Sum row (PeakData's ``Key:,Value`` lines, from ``at``); the first value
+    of a key wins."""
+    delimiter = scan.delimiter
+    before = scan.preamble if header_start == len(scan.preamble) else lf[:header_start]
+    metadata, wavelength, values = _preamble(before, delimiter)
     after = lf.find("\n", at)
     if after >= 0 and ":" in lf[after:]:
+        metadata = dict(metadata)
         for key, value in _metadata(_lines(lf[after + 1:]), delimiter).items():
             metadata.setdefault(key, value)
-    values = {field: metadata[key] for key, field in FIELD_KEYS.items() if key in metadata}
+        values = _fields(metadata)
     layout = "report" if header_at > 0 else "peakdata"
-    with validated("invalid metadata", filename=filename):
-        return ParsedFile.model_validate({
-            "format": f"{name}/{layout}", "parser_version": version, "encoding": encoding,
+    return {"format": f"{name}/{layout}", "parser_version": version, "encoding": encoding,
             "metadata": metadata,
             "signals": [{"name": metadata.get("signal", "Signal A"), "detector": "DAD",
                          "wavelength_nm": wavelength, "peaks": peaks, "total_area": total}],
-            **values,
-        })
+            **values}
+
+
+def _plain_rows(lf: str, at: int, delimiter: str, most: int
+                ) -> tuple[list[list[str]], int] | None:
+    """The cells of the rows from ``at`` up to the first ``Sum`` row after it, and where that
+    row starts, when the row loop of ``parse`` would take every one of them as a peak row:
+    each holds only number characters, blanks and delimiters (so no quote, and no first cell
+    reading "sum"), with a cell that is not blank; they are at most ``most``. Else None, and
+    the loop reads them line by line (and says what is wrong)."""
+    stop = lf.find("\nSum" + delimiter, at - 1)
+    if stop < at or lf.count("\n", at, stop) >= most:
+        return None
+    block = lf[at:stop]
+    if block.encode("ascii", "replace").translate(None, _PLAIN_ROW_TEXT):
+        return None
+    lines = block.split("\n")
+    blank = " \t" + delimiter
+    if not all(line.strip(blank) for line in lines):
+        return None
+    return [line.split(delimiter) for line in lines], stop + 1
 
 
 def _line_count(lf: str) -> int:
     return lf.count("\n") + (0 if lf.endswith("\n") or not lf else 1)
 
 
-def _preamble(text: str, delimiter: str) -> tuple[dict[str, str], float | None]:
-    """The metadata and wavelength of the lines before the header (never to be changed: what
-    is remembered is shared)."""
+def _preamble(text: str, delimiter: str
+              ) -> tuple[dict[str, str], float | None, dict[str, str]]:
+    """The metadata, wavelength and ParsedFile fields of the lines before the header (never to
+    be changed: what is remembered is shared; the model copies what it is given)."""
     if len(text) <= _REMEMBERED_CHARS:
         return _remembered_preamble(text, delimiter)
     return _read_preamble(text, delimiter)
 
 
-def _read_preamble(text: str, delimiter: str) -> tuple[dict[str, str], float | None]:
+def _read_preamble(text: str, delimiter: str
+                   ) -> tuple[dict[str, str], float | None, dict[str, str]]:
     lines = _lines(text)
-    return _metadata(lines, delimiter), _wavelength(lines, delimiter)
+    metadata = _metadata(lines, delimiter)
+    return metadata, _wavelength(lines, delimiter), _fields(metadata)
+
+
+def _fields(metadata: dict[str, str]) -> dict[str, str]:
+    """The ParsedFile fields that ``metadata``'s keys give (FIELD_KEYS)."""
+    return {field: metadata[key] for key, field in FIELD_KEYS.items() if key in metadata}
 
 
 # The injections of a sequence print the same method preamble, character for character.
@@ -380,6 +492,8 @@ _remembered_preamble = lru_cache(maxsize=32)(_read_preamble)
 # What the numeric cells of a dot-decimal table may hold for ``float`` to read them exactly as
 # ``parse_number`` does: with only these characters, both accept and refuse the same cells.
 _PLAIN_NUMBER_TEXT = b"0123456789.+-eE \t"
+# What the rows ``_plain_rows`` takes may hold (either delimiter, and their line breaks).
+_PLAIN_ROW_TEXT = _PLAIN_NUMBER_TEXT + b",;\n"
 
 
 def _fast_peaks(rows: list[list[str]], fields: tuple[str | None, ...],
@@ -388,19 +502,11 @@ def _fast_peaks(rows: list[list[str]], fields: tuple[str | None, ...],
     quotes), read with ``float`` in one pass; None for anything else, which ``_peak`` then reads
     row by row and rejects with the row's line and reason."""
     numeric, distinct = _plan(fields)
-    if numeric is None:
-        return None  # name or type columns: the exact reader
-    width = len(fields)
-    if any(len(row) != width for row in rows) or "".join(map("".join, rows)).encode(
-            "ascii", "replace").translate(None, _PLAIN_NUMBER_TEXT):
-        return None
+    if numeric is None or not _plain(rows, fields):
+        return None  # name or type columns, other characters: the exact reader
     try:
         if distinct and not any("" in row for row in rows):
-            # Every column a number of its own, none empty: the model reads the cells, whose
-            # characters it reads as float does (a cell of blanks fails, and the exact reader
-            # then takes the table).
-            values = [dict(zip(fields, row, strict=True), number=n, line=line)
-                      for n, (line, row) in enumerate(enumerate(rows, start=first), start=1)]
+            values = _cells(rows, fields, first)
         else:
             values = [{"number": n, "line": line,
                        **{f: float(row[i]) for i, f in numeric if row[i].strip()}}
@@ -413,6 +519,29 @@ def _fast_peaks(rows: list[list[str]], fields: tuple[str | None, ...],
 
 
 _PEAKS = TypeAdapter(list[Peak])
+
+
+def _plain(rows: list[list[str]], fields: tuple[str | None, ...]) -> bool:
+    """Every row as many cells as the header, and nothing in them but number characters."""
+    width = len(fields)
+    return not (any(len(row) != width for row in rows) or "".join(map("".join, rows)).encode(
+        "ascii", "replace").translate(None, _PLAIN_NUMBER_TEXT))
+
+
+def _plain_cells(rows: list[list[str]], fields: tuple[str | None, ...],
+                 first: int) -> list[dict[str, object]] | None:
+    """Each row's Peak fields as its cells, when every column is a number of its own and no
+    cell is empty: the model reads the cells, whose characters (``_plain``) it reads as float
+    does (a cell of blanks fails, and the exact reader then takes the table). Else None."""
+    if not _plan(fields)[1] or any("" in row for row in rows) or not _plain(rows, fields):
+        return None
+    return _cells(rows, fields, first)
+
+
+def _cells(rows: list[list[str]], fields: tuple[str | None, ...],
+           first: int) -> list[dict[str, object]]:
+    return [dict(zip(fields, row, strict=True), number=n, line=line)
+            for n, (line, row) in enumerate(enumerate(rows, start=first), start=1)]
 
 
 @lru_cache(maxsize=256)

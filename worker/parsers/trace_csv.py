@@ -62,15 +62,17 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     # cuts where the regex would, many times faster).
     pieces = (text.split("\n", _SNIFF_LINES) if "\r" not in text else
               _LINE_BREAK.split(text, _SNIFF_LINES))
+    # Every line from the first row on is a row, so the last one looked at must be: most text
+    # that is not a trace (a report's preamble, a table) is ruled out by that one test, before
+    # the other lines are even stripped.
+    last = _last_looked_at(pieces[:_SNIFF_LINES], cut=len(data) > 8192)
+    if last is None or not _NUMERIC_PAIR.match(last):
+        return NOT_MINE
     lines = [ln for ln in pieces[:_SNIFF_LINES] if ln.strip()]
     if len(data) > 8192:
         lines = lines[:-1]  # the cut may fall mid-line
     if lines and lines[-1].strip() == _TERMINATOR:
         lines.pop()
-    # Every line from the first row on is a row, so the last one looked at must be: most text
-    # that is not a trace (a report's preamble, a table) is ruled out by that one test.
-    if not lines or not _NUMERIC_PAIR.match(lines[-1]):
-        return NOT_MINE
     first = next((i for i, ln in enumerate(lines) if _NUMERIC_PAIR.match(ln)), None)
     if first is None or not all(_NUMERIC_PAIR.match(ln) for ln in lines[first:]):
         return NOT_MINE
@@ -79,6 +81,22 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     if first > 1:
         return MIN_CONFIDENCE
     return LIKELY if _SIGNAL_IN_NAME.search(filename) else MIN_CONFIDENCE + 10
+
+
+def _last_looked_at(pieces: list[str], cut: bool) -> str | None:
+    """The last of the non-blank ``pieces`` once the one a cut may have broken (``cut``) and
+    then an ``EOT`` line are left out, as ``sniff`` drops them; None if none is left."""
+    terminator_checked = False
+    for line in reversed(pieces):
+        if not line.strip():
+            continue
+        if cut:
+            cut = False
+        elif not terminator_checked and line.strip() == _TERMINATOR:
+            terminator_checked = True
+        else:
+            return line
+    return None
 
 
 # A trace is read a slice of this many bytes at a time (cut at a line end), so what parsing
