@@ -24,7 +24,7 @@ from pathlib import Path
 from peewee import InterfaceError, OperationalError
 
 from worker.consume import blocked
-from worker.record import audit, ledger, store
+from worker.record import audit, ledger, sql, store
 from worker.record.filelock import FileLock
 from worker.record.models import (
     FINAL_STATES,
@@ -86,10 +86,10 @@ def dispose_rows(settings: Settings, rows: list[SourceFile]) -> dict[int, str]:
         new = [p for p in todo if p.row.id not in intents]
         if new:
             try:
+                now = utcnow()
                 with database.atomic():
-                    Disposal.insert_many([{
-                        "source_file": p.row.id, "action": p.action,
-                        **_target_columns(p.target)} for p in new]).execute()
+                    sql.insert(Disposal, _DISPOSAL_COLUMNS, [
+                        (p.row.id, p.action, *_target_columns(p.target), now) for p in new])
             except (OperationalError, InterfaceError) as exc:
                 log.warning("cannot record where %d file(s) go, so none is moved yet: %s",
                             len(new), exc)
@@ -213,12 +213,14 @@ def _settled(settings: Settings, row: SourceFile) -> bool:
     return age >= settings.dispose_settle_seconds
 
 
-def _target_columns(target: Path | None) -> dict[str, object]:
+_DISPOSAL_COLUMNS = ("source_file_id", "action", "target", "target_bytes", "recorded_at")
+
+
+def _target_columns(target: Path | None) -> tuple[str | None, bytes | None]:
     """A recorded target as the Disposal row keeps it: text, and bytes when not UTF-8."""
     if target is None:
-        return {"target": None, "target_bytes": None}
-    text, raw = ledger.ledger_path(os.fspath(target))
-    return {"target": text, "target_bytes": raw}
+        return None, None
+    return ledger.ledger_path(os.fspath(target))
 
 
 def _target_of(intent: Disposal) -> Path | None:
@@ -277,7 +279,8 @@ def _place(source: Path, target: Path, copy: bool, folders: set[Path] | None = N
     With ``expect`` (the size and mtime as read), a source written to while it moved stays in
     (or goes back to) the inbox, and False is returned: it is a new revision, not this file.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if folders is None or target.parent not in folders:  # made already by this batch's moves
+        target.parent.mkdir(parents=True, exist_ok=True)
     if copy:
         _copy(source, target, durable=False)
     else:

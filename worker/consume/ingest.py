@@ -475,6 +475,9 @@ class Known:
 
     jobs: dict[str, Job] = field(default_factory=dict)
     samples: dict[tuple[int, str, str, str], Sample] = field(default_factory=dict)
+    # The same samples by (job, printed name, analyte): a new sample's namesakes are looked
+    # up for each one created, and a scan of every sample the batch knows was one per file.
+    named: dict[tuple[int, str, str], list[Sample]] = field(default_factory=dict)
     loaded: set[int] = field(default_factory=set)  # jobs whose every sample is in ``samples``
     injections: list[Pending] = field(default_factory=list)  # not written yet: see ``flush``
     # Loose files given a job in this batch: (origin, first_seen, job, file id). Their final
@@ -515,17 +518,19 @@ class Known:
             return
         for id_, sample_id, analyte, identity, kind, level in sql.rows(_JOB_SAMPLES_SQL,
                                                                          (job.id,)):
-            self.samples[(job.id, sample_id, analyte, identity)] = Sample(
+            self.add((job.id, sample_id, analyte, identity), Sample(
                 id=id_, job=job, sample_id=sample_id, analyte=analyte, identity=identity,
-                kind=kind, level=level)
+                kind=kind, level=level))
         self.loaded.add(job.id)
+
+    def add(self, key: tuple[int, str, str, str], sample: Sample) -> None:
+        self.samples[key] = sample
+        self.named.setdefault(key[:3], []).append(sample)
 
     def namesakes(self, sample: Sample) -> list[Sample]:
         """results.sample.namesakes, from the loaded samples of its job."""
-        return sorted((s for (job, name, analyte, _), s in self.samples.items()
-                       if job == sample.job_id and name == sample.sample_id
-                       and analyte == sample.analyte and s.id != sample.id),
-                      key=lambda s: s.id)
+        same = self.named.get((sample.job_id, sample.sample_id, sample.analyte), ())
+        return sorted((s for s in same if s.id != sample.id), key=lambda s: s.id)
 
 
 def _job_for(row: SourceFile, parsed: ParsedFile, known: Known) -> Job:
@@ -597,9 +602,9 @@ def _sample_for(job: Job, row: SourceFile, parsed: ParsedFile,
         sample_id = sql.insert(
             Sample, ("job_id", "sample_id", "analyte", "identity", "kind", "level"),
             [(*key, kind, level)], returning=True)[0]
-        sample = known.samples[key] = Sample(id=sample_id, job=job, sample_id=ident.sample_id,
-                                             analyte=ident.analyte, identity=key[3], kind=kind,
-                                             level=level)
+        sample = Sample(id=sample_id, job=job, sample_id=ident.sample_id,
+                        analyte=ident.analyte, identity=key[3], kind=kind, level=level)
+        known.add(key, sample)
     return sample, number, created
 
 
