@@ -617,9 +617,14 @@ def mark_disposed(moves: list[tuple[SourceFile, dict[str, object]]]) -> None:
     the caller's transaction."""
     events: list[audit.Event] = [(_audited(row.state, DISPOSED, row.id), row.sha256, row.id,
                                   details) for row, details in moves]
-    SourceFile.update(disposed=True).where(
-        SourceFile.id.in_([row.id for row, _ in moves])).execute()
+    ids = [row.id for row, _ in moves]
+    for start in range(0, len(ids), sql.CHUNK):
+        part = ids[start:start + sql.CHUNK]
+        sql.execute(_DISPOSED_SQL.format(sql.marks(len(part))), (True, *part))
     audit.record_many(events)
+
+
+_DISPOSED_SQL = f"UPDATE {sql.table(SourceFile)} SET disposed = ? WHERE id IN ({{}})"
 
 
 def unfinished() -> int:
