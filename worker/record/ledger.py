@@ -463,9 +463,16 @@ def claim_many(file_ids: list[int], owner: str, lease_seconds: float) -> list[So
 
 def owned(file_ids: list[int], owner: str) -> set[int]:
     """Inside the writing transaction: which of these leases are still ours (exactly-once)."""
-    return {r.id for r in SourceFile.select(SourceFile.id).where(
-        SourceFile.id.in_(file_ids), SourceFile.state == PROCESSING,
-        SourceFile.lease_owner == owner)}
+    found: set[int] = set()
+    for start in range(0, len(file_ids), sql.CHUNK):
+        part = file_ids[start:start + sql.CHUNK]
+        found.update(r[0] for r in sql.rows(_OWNED_SQL.format(sql.marks(len(part))),
+                                            (*part, PROCESSING, owner)))
+    return found
+
+
+_OWNED_SQL = (f"SELECT id FROM {sql.table(SourceFile)} WHERE id IN ({{}}) AND state = ? "
+              "AND lease_owner = ?")
 
 
 def release(row: SourceFile, owner: str, retry_in: float) -> None:
