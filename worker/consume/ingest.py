@@ -27,6 +27,7 @@ from peewee import InterfaceError, OperationalError
 from worker.consume import dfolder, dispose
 from worker.consume.sample_names import identify
 from worker.parsers.base import ParsedFile, ParseError, Signal
+from worker.parsers.options import ParserOptions
 from worker.record import audit, counters, db, heartbeat, ledger, sql, store
 from worker.record.models import (
     CONTEXT,
@@ -194,9 +195,10 @@ def _chunks(rows: list[SourceFile]) -> Iterator[list[SourceFile]]:
 def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str,
                    beat: heartbeat.Loop) -> dict[int, str]:
     copies = _while_connection_lost(settings, beat, partial(database_copies, settings, rows))
+    parser_options = dfolder.options(settings)  # a validated model: made once, not per file
 
     def prepare(row: SourceFile) -> Work:
-        work = _prepare(settings, row, copies)
+        work = _prepare(settings, row, copies, parser_options)
         if isinstance(work.failure, TRANSIENT) and db.connection_lost():
             raise work.failure  # its bytes come from the database: read them once it is back
         return work
@@ -252,12 +254,14 @@ def _log_outcome(w: Work, state: str | None, reason: str | None = None) -> None:
                     extra={**fields, "format": None, "job": None, "reason": why, "line": line})
 
 
-def _prepare(settings: Settings, row: SourceFile, copies: dict[str, bytes]) -> Work:
+def _prepare(settings: Settings, row: SourceFile, copies: dict[str, bytes],
+             parser_options: ParserOptions | None = None) -> Work:
     """Read the stored bytes and parse, outside any transaction (the slow, pure part)."""
     work = Work(row)
     try:
         with stored(settings, row, copies) as data:
-            work.parsed = dfolder.parse(settings, row, data, lambda r: raw_bytes(settings, r))
+            work.parsed = dfolder.parse(settings, row, data, lambda r: raw_bytes(settings, r),
+                                        parser_options)
     except dfolder.NotYet as wait:
         work.wait = wait.seconds
     except ParseError as exc:
