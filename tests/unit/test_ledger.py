@@ -4,11 +4,13 @@ illegal one refused, leases lost and raced for, dead holders recognised, duplica
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -270,3 +272,23 @@ def test_a_file_handed_back_waits_its_retry_time_before_the_reconciler_takes_it(
     assert fresh(row).state == "queued"
     assert row.id not in {r.id for r in ledger.recoverable()}
     assert row.id in {r.id for r in ledger.recoverable(now=time.time() + 61)}
+
+
+def test_each_event_carries_its_utc_time_to_the_microsecond(database: None) -> None:
+    before = datetime.now(UTC)
+    with audit.database.atomic():
+        audit.record_many([("note", None, None, {"n": n}) for n in range(3)])
+    after = datetime.now(UTC)
+    stamps = [e.at for e in AuditEvent.select().where(AuditEvent.event == "note")
+              .order_by(AuditEvent.seq)]
+    assert len(stamps) == 3 and stamps == sorted(stamps)
+    for at in stamps:
+        # the same text as datetime.isoformat gives: what verify and the pages read back
+        moment = datetime.fromisoformat(at)
+        assert moment.isoformat(timespec="microseconds") == at
+        assert moment.utcoffset() == timedelta(0) and before <= moment <= after
+    assert audit.verify().ok
+    last = AuditEvent.select().order_by(AuditEvent.seq.desc()).get()
+    body = audit.canonical([last.prev_hash, last.seq, last.at, last.host, last.pid, last.version,
+                            last.event, last.sha256, last.source_file_id, last.details])
+    assert last.hash == hmac.digest(audit._key(), body.encode(), "sha256").hex()

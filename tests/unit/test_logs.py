@@ -81,3 +81,26 @@ def test_an_operator_action_is_a_json_line_beside_the_service_logs(tmp_path: Pat
     entry = json.loads(line)
     assert entry["action"] == "backup" and entry["dest"] == "b" and entry["bytes"] == 10
     assert entry["user"] and entry["msg"] == "backed up a to b"
+
+
+def test_the_json_log_rotates_once_it_reaches_its_size(tmp_path: Path) -> None:
+    path = tmp_path / "accu-ingest-run.jsonl"
+    handler = logs.QuietRotatingFileHandler(path, maxBytes=2000, backupCount=3, delay=True)
+    handler.setFormatter(logs.JsonFormatter())
+    logger = logging.getLogger("test.rotation")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        for n in range(100):
+            logger.warning("file %d rejected", n, extra={"file_id": n})
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    kept = [path, *(path.with_name(f"{path.name}.{i}") for i in (1, 2, 3))]
+    assert all(p.exists() for p in kept) and not path.with_name(f"{path.name}.4").exists()
+    lines = [line for p in kept for line in p.read_text().splitlines()]
+    longest = max(len(line) + 1 for line in lines)
+    for p in kept[1:]:  # each rotated file reached the size, and passed it by one line at most
+        assert 2000 <= p.stat().st_size < 2000 + longest
+    numbers = sorted(json.loads(line)["file_id"] for line in lines)
+    assert numbers == list(range(numbers[0], 100))  # the newest lines, none lost in between

@@ -184,10 +184,12 @@ def options(settings: Settings) -> ParserOptions:
 
 
 def parse(settings: Settings, row: SourceFile, data: bytes,
-          raw_of: Callable[[SourceFile], bytes]) -> ParsedFile | Evidence | Folder:
-    """Parse ``row`` as what it is in its injection (see the module docstring)."""
+          raw_of: Callable[[SourceFile], bytes],
+          parser_options: ParserOptions | None = None) -> ParsedFile | Evidence | Folder:
+    """Parse ``row`` as what it is in its injection (see the module docstring);
+    ``parser_options``: ``options(settings)``, made once for a batch of files."""
     found = member(row.path)
-    parser_options = options(settings)
+    parser_options = parser_options or options(settings)
     if found is None:
         return parsers.parse(data, row.name, parser_options)
     siblings = _siblings(row, found.folder)

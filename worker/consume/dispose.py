@@ -24,7 +24,7 @@ from pathlib import Path
 from peewee import InterfaceError, OperationalError
 
 from worker.consume import blocked
-from worker.record import audit, ledger, store
+from worker.record import audit, ledger, sql, store
 from worker.record.filelock import FileLock
 from worker.record.models import (
     FINAL_STATES,
@@ -74,11 +74,8 @@ def dispose_rows(settings: Settings, rows: list[SourceFile]) -> dict[int, str]:
     with _lock(settings.data_dir):
         # Read afresh under the lock: another process may have disposed of a row meanwhile,
         # or an operator's retry reopened a rejected one (queued again: not to be moved).
-        fresh = list(SourceFile.select().where(SourceFile.id.in_(ids),
-                                               SourceFile.disposed == False,  # noqa: E712
-                                               SourceFile.state.in_(FINAL_STATES)))
-        intents = {d.source_file_id: d for d in Disposal.select().where(
-            Disposal.source_file.in_([row.id for row in fresh]))} if fresh else {}
+        fresh = _fresh(rows, ids)
+        intents = _intents([row.id for row in fresh])
         reserved = {t for t in map(_target_of, intents.values()) if t is not None}
         plans = [plan for plan in (_plan(settings, row, intents.get(row.id), reserved)
                                    for row in fresh) if plan is not None]
@@ -86,10 +83,10 @@ def dispose_rows(settings: Settings, rows: list[SourceFile]) -> dict[int, str]:
         new = [p for p in todo if p.row.id not in intents]
         if new:
             try:
+                now = utcnow()
                 with database.atomic():
-                    Disposal.insert_many([{
-                        "source_file": p.row.id, "action": p.action,
-                        **_target_columns(p.target)} for p in new]).execute()
+                    sql.insert(Disposal, _DISPOSAL_COLUMNS, [
+                        (p.row.id, p.action, *_target_columns(p.target), now) for p in new])
             except (OperationalError, InterfaceError) as exc:
                 log.warning("cannot record where %d file(s) go, so none is moved yet: %s",
                             len(new), exc)
@@ -119,7 +116,7 @@ def dispose_rows(settings: Settings, rows: list[SourceFile]) -> dict[int, str]:
                         "action": p.action, "path": p.row.path,
                         **ledger.path_details("to", p.target), **p.extra}) for p in done])
                 if ended:
-                    Disposal.delete().where(Disposal.source_file.in_(list(ended))).execute()
+                    _forget_intents(list(ended))
         except (OperationalError, InterfaceError) as exc:
             log.warning("moved %d file(s) but cannot record it yet (recorded on the next "
                         "disposal poll): %s", len(done), exc)
@@ -128,6 +125,52 @@ def dispose_rows(settings: Settings, rows: list[SourceFile]) -> dict[int, str]:
 
 
 MOVES = ("moved", "quarantined", "quarantined (copy)", "deleted")
+_STATES_SQL = (f"SELECT id, state FROM {sql.table(SourceFile)} WHERE id IN ({{}}) "
+               f"AND disposed = ? AND state IN ({sql.marks(len(FINAL_STATES))})")
+_INTENTS_SQL = f"SELECT source_file_id FROM {sql.table(Disposal)} WHERE source_file_id IN ({{}})"
+_FORGET_SQL = f"DELETE FROM {sql.table(Disposal)} WHERE source_file_id IN ({{}})"
+
+
+def _fresh(rows: list[SourceFile], ids: list[int]) -> list[SourceFile]:
+    """Those of ``rows`` (``ids``) still final and not disposed of, as the database has them
+    now. Only their states are read (a batch's rows built as objects again cost more than
+    moving the files): the rest of a row never changes once registered, except a rejection's
+    reason and time, so a rejected row is read whole (its reason file says them)."""
+    states: dict[int, str] = {}
+    for start in range(0, len(ids), sql.CHUNK):
+        part = ids[start:start + sql.CHUNK]
+        states.update(sql.rows(_STATES_SQL.format(sql.marks(len(part))),
+                               (*part, False, *FINAL_STATES)))
+    rejected = [i for i, state in states.items() if state == REJECTED]
+    again = {r.id: r for r in SourceFile.select().where(SourceFile.id.in_(rejected))} \
+        if rejected else {}
+    fresh: list[SourceFile] = []
+    for row in rows:
+        state = states.pop(row.id, None)  # popped: a row passed twice is planned once
+        if state is None:
+            continue
+        if row.id in again:
+            row = again[row.id]
+        row.state = state
+        fresh.append(row)
+    return fresh
+
+
+def _intents(ids: list[int]) -> dict[int, Disposal]:
+    """The recorded disposals of these rows (left by a crash or an outage: seldom any)."""
+    found: list[int] = []
+    for start in range(0, len(ids), sql.CHUNK):
+        part = ids[start:start + sql.CHUNK]
+        found += [r[0] for r in sql.rows(_INTENTS_SQL.format(sql.marks(len(part))), part)]
+    if not found:
+        return {}
+    return {d.source_file_id: d for d in Disposal.select().where(Disposal.source_file.in_(found))}
+
+
+def _forget_intents(ids: list[int]) -> None:
+    for start in range(0, len(ids), sql.CHUNK):
+        part = ids[start:start + sql.CHUNK]
+        sql.execute(_FORGET_SQL.format(sql.marks(len(part))), part)
 
 
 @dataclass
@@ -213,12 +256,14 @@ def _settled(settings: Settings, row: SourceFile) -> bool:
     return age >= settings.dispose_settle_seconds
 
 
-def _target_columns(target: Path | None) -> dict[str, object]:
+_DISPOSAL_COLUMNS = ("source_file_id", "action", "target", "target_bytes", "recorded_at")
+
+
+def _target_columns(target: Path | None) -> tuple[str | None, bytes | None]:
     """A recorded target as the Disposal row keeps it: text, and bytes when not UTF-8."""
     if target is None:
-        return {"target": None, "target_bytes": None}
-    text, raw = ledger.ledger_path(os.fspath(target))
-    return {"target": text, "target_bytes": raw}
+        return None, None
+    return ledger.ledger_path(os.fspath(target))
 
 
 def _target_of(intent: Disposal) -> Path | None:
@@ -277,7 +322,8 @@ def _place(source: Path, target: Path, copy: bool, folders: set[Path] | None = N
     With ``expect`` (the size and mtime as read), a source written to while it moved stays in
     (or goes back to) the inbox, and False is returned: it is a new revision, not this file.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if folders is None or target.parent not in folders:  # made already by this batch's moves
+        target.parent.mkdir(parents=True, exist_ok=True)
     if copy:
         _copy(source, target, durable=False)
     else:

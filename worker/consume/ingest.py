@@ -27,6 +27,7 @@ from peewee import InterfaceError, OperationalError
 from worker.consume import dfolder, dispose
 from worker.consume.sample_names import identify
 from worker.parsers.base import ParsedFile, ParseError, Signal
+from worker.parsers.options import ParserOptions
 from worker.record import audit, counters, db, heartbeat, ledger, sql, store
 from worker.record.models import (
     CONTEXT,
@@ -195,9 +196,10 @@ def _chunks(rows: list[SourceFile]) -> Iterator[list[SourceFile]]:
 def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str,
                    beat: heartbeat.Loop) -> dict[int, str]:
     copies = _while_connection_lost(settings, beat, partial(database_copies, settings, rows))
+    parser_options = dfolder.options(settings)  # a validated model: made once, not per file
 
     def prepare(row: SourceFile) -> Work:
-        work = _prepare(settings, row, copies)
+        work = _prepare(settings, row, copies, parser_options)
         if isinstance(work.failure, TRANSIENT) and db.connection_lost():
             raise work.failure  # its bytes come from the database: read them once it is back
         return work
@@ -253,12 +255,14 @@ def _log_outcome(w: Work, state: str | None, reason: str | None = None) -> None:
                     extra={**fields, "format": None, "job": None, "reason": why, "line": line})
 
 
-def _prepare(settings: Settings, row: SourceFile, copies: dict[str, bytes]) -> Work:
+def _prepare(settings: Settings, row: SourceFile, copies: dict[str, bytes],
+             parser_options: ParserOptions | None = None) -> Work:
     """Read the stored bytes and parse, outside any transaction (the slow, pure part)."""
     work = Work(row)
     try:
         with stored(settings, row, copies) as data:
-            work.parsed = dfolder.parse(settings, row, data, lambda r: raw_bytes(settings, r))
+            work.parsed = dfolder.parse(settings, row, data, lambda r: raw_bytes(settings, r),
+                                        parser_options)
     except dfolder.NotYet as wait:
         work.wait = wait.seconds
     except ParseError as exc:
@@ -476,6 +480,9 @@ class Known:
 
     jobs: dict[str, Job] = field(default_factory=dict)
     samples: dict[tuple[int, str, str, str], Sample] = field(default_factory=dict)
+    # The same samples by (job, printed name, analyte): a new sample's namesakes are looked
+    # up for each one created, and a scan of every sample the batch knows was one per file.
+    named: dict[tuple[int, str, str], list[Sample]] = field(default_factory=dict)
     loaded: set[int] = field(default_factory=set)  # jobs whose every sample is in ``samples``
     injections: list[Pending] = field(default_factory=list)  # not written yet: see ``flush``
     # Loose files given a job in this batch: (origin, first_seen, job, file id). Their final
@@ -516,17 +523,19 @@ class Known:
             return
         for id_, sample_id, analyte, identity, kind, level in sql.rows(_JOB_SAMPLES_SQL,
                                                                          (job.id,)):
-            self.samples[(job.id, sample_id, analyte, identity)] = Sample(
+            self.add((job.id, sample_id, analyte, identity), Sample(
                 id=id_, job=job, sample_id=sample_id, analyte=analyte, identity=identity,
-                kind=kind, level=level)
+                kind=kind, level=level))
         self.loaded.add(job.id)
+
+    def add(self, key: tuple[int, str, str, str], sample: Sample) -> None:
+        self.samples[key] = sample
+        self.named.setdefault(key[:3], []).append(sample)
 
     def namesakes(self, sample: Sample) -> list[Sample]:
         """results.sample.namesakes, from the loaded samples of its job."""
-        return sorted((s for (job, name, analyte, _), s in self.samples.items()
-                       if job == sample.job_id and name == sample.sample_id
-                       and analyte == sample.analyte and s.id != sample.id),
-                      key=lambda s: s.id)
+        same = self.named.get((sample.job_id, sample.sample_id, sample.analyte), ())
+        return sorted((s for s in same if s.id != sample.id), key=lambda s: s.id)
 
 
 def _job_for(row: SourceFile, parsed: ParsedFile, known: Known) -> Job:
@@ -598,9 +607,9 @@ def _sample_for(job: Job, row: SourceFile, parsed: ParsedFile,
         sample_id = sql.insert(
             Sample, ("job_id", "sample_id", "analyte", "identity", "kind", "level"),
             [(*key, kind, level)], returning=True)[0]
-        sample = known.samples[key] = Sample(id=sample_id, job=job, sample_id=ident.sample_id,
-                                             analyte=ident.analyte, identity=key[3], kind=kind,
-                                             level=level)
+        sample = Sample(id=sample_id, job=job, sample_id=ident.sample_id,
+                        analyte=ident.analyte, identity=key[3], kind=kind, level=level)
+        known.add(key, sample)
     return sample, number, created
 
 

@@ -11,6 +11,8 @@ from pathlib import PurePosixPath
 def folder_of(path: str) -> str | None:
     """The ``.D`` folder (inbox-relative, ``/`` separators) a path lies in, at any depth; None
     outside one."""
+    if ".d/" not in path.lower():  # most paths: no folder of theirs ends in .d, and it is asked
+        return None                # several times for every file
     parts = PurePosixPath(path).parts[:-1]
     for depth in range(len(parts), 0, -1):
         name = parts[depth - 1]

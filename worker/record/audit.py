@@ -16,6 +16,7 @@ off as plain ones.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -23,6 +24,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,7 +62,33 @@ def _digest(prev_hash: str, seq: int, at: str, host: str, pid: int, version: str
                       details]).encode("utf-8")
     if key is None:
         return hashlib.sha256(body).hexdigest()
-    return hmac.digest(key, body, "sha256").hex()
+    mac = _keyed(key).copy()
+    mac.update(body)
+    return mac.hexdigest()
+
+
+@functools.lru_cache(maxsize=4)
+def _keyed(key: bytes) -> hmac.HMAC:
+    """An HMAC with the key already absorbed: a copy of it costs half a fresh one's set-up,
+    and every event of every file is hashed."""
+    return hmac.new(key, digestmod="sha256")
+
+
+_minute: tuple[int, str] = (-1, "")
+
+
+def _utc_now() -> str:
+    """``datetime.now(UTC).isoformat(timespec="microseconds")``, the date and time up to the
+    minute formatted once a minute: it is read for every event."""
+    global _minute
+    micros = time.time_ns() // 1000
+    seconds, fraction = divmod(micros, 1_000_000)
+    minute, second = divmod(seconds, 60)
+    known = _minute  # one read: another thread may replace it meanwhile, with the same text
+    if known[0] != minute:
+        known = _minute = (minute, datetime.fromtimestamp(minute * 60, UTC)
+                           .strftime("%Y-%m-%dT%H:%M:"))
+    return f"{known[1]}{second:02d}.{fraction:06d}+00:00"
 
 
 KEYED = "chain_keyed"
@@ -220,7 +248,7 @@ def _append(events: list[Event], keying: bool = False) -> None:
     rows: list[tuple[Any, ...]] = []
     for event, sha256, source_file_id, details in events:
         seq += 1
-        at = datetime.now(UTC).isoformat(timespec="microseconds")
+        at = _utc_now()
         text = canonical(details)
         digest = _digest(prev, seq, at, HOST, pid, __version__, event, sha256, source_file_id,
                          text, key)

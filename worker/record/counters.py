@@ -50,6 +50,10 @@ SET_SQL = (f"INSERT INTO {_TABLE} (name, label, value) VALUES (?, ?, ?) "
             f"ON CONFLICT (name, label) DO UPDATE SET value = excluded.value")
 
 
+# Each bucket's counter, its label made once: every file ingested adds to most of them.
+_BUCKET_KEYS = tuple((le, (LATENCY_BUCKET, str(float(le)))) for le in LATENCY_BUCKETS)
+
+
 def reason_category(error: str | None, line: int | None) -> str:
     """``parse_error`` for a reason that names a line, else ``other``, unless a pattern matches."""
     text = (error or "").lower()
@@ -138,9 +142,9 @@ def ingested(path: str, fmt: str, first_seen: datetime | None,
     if first_seen is not None:
         seconds = max((now - first_seen).total_seconds(), 0.0)
         amounts[(LATENCY_SUM, "")] = seconds  # type: ignore[assignment]
-        for le in LATENCY_BUCKETS:
+        for le, key in _BUCKET_KEYS:
             if seconds <= le:
-                amounts[(LATENCY_BUCKET, str(float(le)))] = 1
+                amounts[key] = 1
     add(amounts, {LAST_INGEST: stamp})
 
 

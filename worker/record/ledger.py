@@ -218,12 +218,6 @@ def register_many(seen: list[Seen], owner: str,
         events: list[audit.Event] = []
         for one, row_id in zip(fresh, ids, strict=True):
             before = previous.get((one.origin, one.path))
-            existing[one.sha256] = SourceFile(
-                id=row_id, sha256=one.sha256, path=one.path, name=PurePosixPath(one.path).name,
-                origin=one.origin, size=one.size, mtime_ns=one.mtime_ns, first_seen=now,
-                state=QUEUED, attempts=0, lease_until=until, lease_owner=owner,
-                previous=before, disposed=False, raw_pack=one.raw and one.raw.pack,
-                raw_offset=one.raw and one.raw.offset, path_bytes=one.path_bytes)
             events += [
                 ("detected", one.sha256, row_id, {"path": one.path, "at": _iso(one.detected_at)}),
                 ("stable", one.sha256, row_id, {"size": one.size, "mtime_ns": one.mtime_ns,
@@ -232,15 +226,21 @@ def register_many(seen: list[Seen], owner: str,
                     "size": one.size, "revision_of": before,
                     **({"pack": one.raw.pack, "offset": one.raw.offset} if one.raw else {})}),
                 (queued, one.sha256, row_id, {})]
-        out: list[tuple[SourceFile, bool]] = []
+        out: list[tuple[SourceFile, bool] | None] = []
         new = {id(one) for one in fresh}
+        made = {id(one): row_id for one, row_id in zip(fresh, ids, strict=True)}
+        fresh_of = {one.sha256: one for one in fresh}
         waiting = _copies_waiting([one for one in seen if id(one) not in new])
         counts: Counter[tuple[str, str]] = Counter()
         for one in seen:
-            row = existing[one.sha256]
             if id(one) in new:
-                out.append((row, True))
+                out.append(None)  # its row object is made after the commit (below)
                 continue
+            row = existing[one.sha256]
+            if row is None:  # a copy of a file new in this batch: its row, made now
+                first = fresh_of[one.sha256]
+                row = existing[one.sha256] = _new_row(first, made[id(first)], now, until, owner,
+                                                      previous.get((first.origin, first.path)))
             if row.raw_pack is None and one.raw is not None:  # its bytes, stored at last
                 if counters.counted(one.path):
                     counts[(counters.STORED_BYTES, "")] += one.size
@@ -267,11 +267,30 @@ def register_many(seen: list[Seen], owner: str,
             one.size for one in fresh if one.raw is not None and counters.counted(one.path))
         audit.record_many(events)  # takes the chain's lock: before the counters' rows, as in ingest
         counters.add(counts)
+    # The new rows as objects once the write lock is given up: a batch has hundreds.
+    registered: list[tuple[SourceFile, bool]] = []
+    for one, taken in zip(seen, out, strict=True):
+        if taken is None:
+            taken = (existing[one.sha256] or _new_row(
+                one, made[id(one)], now, until, owner, previous.get((one.origin, one.path))),
+                True)
+        registered.append(taken)
     for one, row in duplicates:  # committed: now it happened
         log.info("duplicate %s: same content as file %d (%s)", one.path, row.id, row.path,
                  extra={"outcome": "duplicate", "file_id": row.id, "path": one.path,
                         "sha256": one.sha256, "first_path": row.path})
-    return out
+    return registered
+
+
+def _new_row(one: Seen, row_id: int, now: datetime, until: float, owner: str,
+             before: int | None) -> SourceFile:
+    """The row ``register_many`` inserted for ``one``, as an object."""
+    return SourceFile(
+        id=row_id, sha256=one.sha256, path=one.path, name=PurePosixPath(one.path).name,
+        origin=one.origin, size=one.size, mtime_ns=one.mtime_ns, first_seen=now, state=QUEUED,
+        attempts=0, lease_until=until, lease_owner=owner, previous=before, disposed=False,
+        raw_pack=one.raw and one.raw.pack, raw_offset=one.raw and one.raw.offset,
+        path_bytes=one.path_bytes)
 
 
 def _copies_waiting(seen: list[Seen]) -> set[tuple[str, str, int, int]]:
@@ -397,9 +416,12 @@ def claim_many(file_ids: list[int], owner: str, lease_seconds: float) -> list[So
     until = now + lease_seconds
     taken: list[SourceFile] = []
     events: list[audit.Event] = []
+    # Read before the write transaction, so the write lock is not held while a batch's rows
+    # become objects: every UPDATE below is conditional on what was read, so a row another
+    # consumer claimed or finished meanwhile is not taken.
+    rows = list(SourceFile.select().where(SourceFile.id.in_(file_ids),
+                                          SourceFile.state.not_in(FINAL_STATES)))
     with database.atomic():
-        rows = list(SourceFile.select().where(SourceFile.id.in_(file_ids),
-                                              SourceFile.state.not_in(FINAL_STATES)))
         # Queued rows, nearly all of them, in one conditional UPDATE (a statement per file was
         # a round trip each when scaled out): a row another consumer claimed meanwhile is no
         # longer queued, so it is not taken twice.
@@ -441,9 +463,16 @@ def claim_many(file_ids: list[int], owner: str, lease_seconds: float) -> list[So
 
 def owned(file_ids: list[int], owner: str) -> set[int]:
     """Inside the writing transaction: which of these leases are still ours (exactly-once)."""
-    return {r.id for r in SourceFile.select(SourceFile.id).where(
-        SourceFile.id.in_(file_ids), SourceFile.state == PROCESSING,
-        SourceFile.lease_owner == owner)}
+    found: set[int] = set()
+    for start in range(0, len(file_ids), sql.CHUNK):
+        part = file_ids[start:start + sql.CHUNK]
+        found.update(r[0] for r in sql.rows(_OWNED_SQL.format(sql.marks(len(part))),
+                                            (*part, PROCESSING, owner)))
+    return found
+
+
+_OWNED_SQL = (f"SELECT id FROM {sql.table(SourceFile)} WHERE id IN ({{}}) AND state = ? "
+              "AND lease_owner = ?")
 
 
 def release(row: SourceFile, owner: str, retry_in: float) -> None:
@@ -595,9 +624,14 @@ def mark_disposed(moves: list[tuple[SourceFile, dict[str, object]]]) -> None:
     the caller's transaction."""
     events: list[audit.Event] = [(_audited(row.state, DISPOSED, row.id), row.sha256, row.id,
                                   details) for row, details in moves]
-    SourceFile.update(disposed=True).where(
-        SourceFile.id.in_([row.id for row, _ in moves])).execute()
+    ids = [row.id for row, _ in moves]
+    for start in range(0, len(ids), sql.CHUNK):
+        part = ids[start:start + sql.CHUNK]
+        sql.execute(_DISPOSED_SQL.format(sql.marks(len(part))), (True, *part))
     audit.record_many(events)
+
+
+_DISPOSED_SQL = f"UPDATE {sql.table(SourceFile)} SET disposed = ? WHERE id IN ({{}})"
 
 
 def unfinished() -> int:

@@ -26,6 +26,9 @@ MAX_BYTES = 10 * 1024 * 1024
 BACKUPS = 10
 
 
+# Built once: json.dumps builds an encoder on every call given any option, and a busy worker
+# writes a line for every file.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
 # What every LogRecord has; anything else was passed with ``extra=`` and becomes a field.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
@@ -49,7 +52,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return _ENCODER.encode(entry)
 
 
 def wants_json(log_format: str) -> bool:
@@ -64,6 +67,18 @@ class QuietRotatingFileHandler(logging.handlers.RotatingFileHandler):
 
     failing = False
     _failed_now = False
+
+    def shouldRollover(self, record: logging.LogRecord) -> bool:
+        """Once the file has reached ``maxBytes`` (it may pass it by one line): the standard
+        check formats every record a second time and looks up the file twice to ask whether
+        this one would pass it."""
+        if self.maxBytes <= 0:
+            return False
+        if self.stream is None:  # delayed until the first record
+            self.stream = self._open()
+        self.stream.seek(0, 2)  # other processes' lines (an operator's command) count too
+        # Never a device or pipe (bpo-45401): only a regular file is renamed away.
+        return self.stream.tell() >= self.maxBytes and os.path.isfile(self.baseFilename)
 
     def emit(self, record: logging.LogRecord) -> None:
         self._failed_now = False

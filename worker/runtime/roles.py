@@ -48,8 +48,13 @@ class Parts:
 
 
 def ingest_work(settings: Settings) -> Callable[[list[int]], None]:
-    """The ingest task's body for a consuming process: the pipeline is imported only here."""
+    """The ingest task's body for a consuming process: the pipeline is imported only here,
+    and its parsers are loaded now, before the process says it is ready: loaded by the first
+    file, they held up a burst's first chunk in every consumer process."""
     from worker.consume import ingest
+    from worker.parsers import registered
+
+    registered()
 
     def work(file_ids: list[int]) -> None:
         ingest.process_many(settings, file_ids)
