@@ -71,6 +71,16 @@ def test_no_process_of_a_worker_on_embedded_defaults_imports_psycopg_or_redis(
     assert loaded == set()
 
 
+def test_only_the_parent_loads_the_views_and_deliveries(embedded: Worker) -> None:
+    """A consumer child serves no page and sends nothing: the templates and the status
+    endpoint are the parent's, and holding them cost each consumer memory for nothing."""
+    w, pids = embedded
+    imported = imports(w.log)
+    assert imported["huey"] == len(pids) == 3
+    for name in ("jinja2", "worker.web.app", "worker.runtime.http", "worker.deliver.runner"):
+        assert imported[name] == 1, name
+
+
 @needs_scaleout
 def test_no_process_of_a_worker_on_embedded_defaults_maps_a_postgresql_client_library(
         embedded: Worker) -> None:

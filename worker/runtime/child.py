@@ -115,8 +115,7 @@ def main() -> int:
     # client library installed unless leave_out_unused has just kept the unused ones out.
     from worker.consume.queue import QueueUnavailable, open_queue
     from worker.record import audit, db, heartbeat
-    from worker.runtime.consumer import consume
-    from worker.runtime.roles import ingest_work
+    from worker.runtime.consumer import consume, ingest_work
 
     logs.setup(level <= logging.DEBUG, settings, f"consumer-{index}")
     threading.Thread(target=watch_parent, args=(pipe, index),

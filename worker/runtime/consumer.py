@@ -53,3 +53,19 @@ def consume(settings: Settings, queue: Queue, restart_on_hangup: bool = True,
         del consumer._signal_actions[signal.SIGHUP]
     consumer.started = started
     consumer.run()
+
+
+def ingest_work(settings: Settings) -> Callable[[list[int]], None]:
+    """The ingest task's body for a consuming process. The pipeline is imported only here,
+    and here rather than in roles.py, so a consumer child does not hold the status endpoint,
+    views and deliveries it never runs. Its parsers load now, before the process says it is
+    ready: loaded by the first file, they held up a burst's first chunk in every consumer."""
+    from worker.consume import ingest
+    from worker.parsers import registered
+
+    registered()
+
+    def work(file_ids: list[int]) -> None:
+        ingest.process_many(settings, file_ids)
+
+    return work

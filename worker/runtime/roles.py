@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from worker.consume.queue import Queue, open_queue
@@ -23,7 +22,7 @@ from worker.record import audit, corrections, db, heartbeat
 from worker.runtime import health, sdnotify
 from worker.runtime.canary import Canary
 from worker.runtime.children import Children
-from worker.runtime.consumer import consume
+from worker.runtime.consumer import consume, ingest_work
 from worker.runtime.health import Probe
 from worker.runtime.http import StatusServer
 from worker.runtime.scrub import Scrub
@@ -45,21 +44,6 @@ class Parts:
     scrub: Scrub | None = None
     beats: heartbeat.Heartbeat | None = None
     deliver: Deliver | None = None
-
-
-def ingest_work(settings: Settings) -> Callable[[list[int]], None]:
-    """The ingest task's body for a consuming process: the pipeline is imported only here,
-    and its parsers are loaded now, before the process says it is ready: loaded by the first
-    file, they held up a burst's first chunk in every consumer process."""
-    from worker.consume import ingest
-    from worker.parsers import registered
-
-    registered()
-
-    def work(file_ids: list[int]) -> None:
-        ingest.process_many(settings, file_ids)
-
-    return work
 
 
 def start(settings: Settings, role: str = "run") -> Parts:
