@@ -272,3 +272,31 @@ def test_a_result_replaced_twice_in_one_batch_is_superseded_by_the_second(job: J
     assert {r["result"] for r in events[1][1]["results"]} == before
     assert [r["result"] for r in events[3][1]["results"]] == [first]
     assert digest.verify_rows().ok and audit.verify().ok
+
+
+def test_a_chunk_reads_current_results_by_sample_not_through_every_current_result(
+        job: Job) -> None:
+    """The current results of a chunk's samples must be looked up by sample (or job): read
+    through the index of the superseded flag, which holds every current result of the
+    database, each chunk cost more the more the lab had ingested."""
+    lot = Sample.get(Sample.sample_id == "LOT-A")
+    seen: list[tuple[str, object]] = []
+    run = database.obj.execute_sql
+
+    def capturing(text: str, params: object = None, *args: object) -> object:
+        seen.append((text, params))
+        return run(text, params, *args)
+
+    database.obj.execute_sql = capturing
+    try:
+        with database.atomic(), store.batched([lot]):
+            recompute_sample(lot, METHODS)
+    finally:
+        del database.obj.execute_sql
+    reads = [(t, p) for t, p in seen if t.lstrip().upper().startswith("SELECT")
+             and 'FROM "result"' in t and "superseded" in t]
+    assert reads
+    for text, params in reads:
+        plan = [row[-1] for row in database.execute_sql(f"EXPLAIN QUERY PLAN {text}", params)]
+        assert not any("result_superseded" in step or step.startswith("SCAN") for step in plan), \
+            plan

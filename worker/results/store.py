@@ -48,8 +48,11 @@ def stored_value(comp: Computation) -> tuple[float | None, str | None]:
     return None, None
 
 
+# ``NOT superseded`` rather than ``superseded = ?``: given an equality on it, SQLite's planner
+# took the index on that flag, which holds every current result of the database, so the read
+# grew with the database; as written it looks each sample (or job) up by its own index.
 _CURRENT_SQL = (f"SELECT id, job_id, sample_id, injection_id, kind, value, text, inputs, "
-                f"calc_version FROM {sql.table(Result)} WHERE superseded = ? "
+                f"calc_version FROM {sql.table(Result)} WHERE NOT superseded "
                 "AND (sample_id IN ({samples}) OR (sample_id IS NULL AND job_id IN ({jobs}))) "
                 "ORDER BY id")
 # The trace straight to JSON text in pydantic's core: dumping each step to a dict and then
@@ -86,7 +89,7 @@ class _Batch:
                 self.current[k] = []
             text = _CURRENT_SQL.format(samples=sql.marks(len(samples)) or "NULL",
                                        jobs=sql.marks(len(jobs)) or "NULL")
-            for row in sql.rows(text, [False, *samples, *jobs]):
+            for row in sql.rows(text, [*samples, *jobs]):
                 found = self.current.get((row[1], row[2]))
                 if found is not None:
                     found.append((row[0], *row[3:]))
