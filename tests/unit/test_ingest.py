@@ -188,6 +188,40 @@ def test_each_file_of_a_chunk_carries_the_digest_of_its_own_rows(
         pipeline.close()
 
 
+def test_each_computed_event_carries_the_digest_of_the_results_as_stored(
+        tmp_path: Path) -> None:
+    """A recompute digests the result rows it wrote from the values it bound, not by reading
+    them back: every ``computed`` event must still match the rows as the database holds them,
+    also for a second chunk whose recompute supersedes the first one's results."""
+    _computed_digests_match_the_stored_results(Pipeline.open(tmp_path))
+
+
+def test_computed_digests_match_the_stored_results_on_postgresql(tmp_path: Path,
+                                                                  pg: str) -> None:
+    """The same on PostgreSQL, which hands times and doubles back as its own types."""
+    _computed_digests_match_the_stored_results(Pipeline.open(tmp_path, database_url=pg))
+
+
+def _computed_digests_match_the_stored_results(pipeline: Pipeline) -> None:
+    try:
+        for chunk in range(2):
+            names = [f"lot/S-{i % 2}_Inj_{chunk * 3 + i}_Report.csv" for i in range(3)]
+            for i, name in enumerate(names):
+                pipeline.drop(name, report(random_peaks(random.Random(chunk * 10 + i))))
+            assert set(pipeline.ingest(pipeline.take(*names)).values()) == {"ingested"}
+
+        computed = [json.loads(e.details) for e in AuditEvent.select()
+                    .where(AuditEvent.event == "computed").order_by(AuditEvent.seq)]
+        assert computed
+        assert AuditEvent.select().where(AuditEvent.event == "superseded").exists()
+        for details in computed:
+            ids = [r["result"] for r in details["results"]]
+            assert details["rows"] == digest.result_rows(ids)
+        assert digest.verify_rows().ok
+    finally:
+        pipeline.close()
+
+
 def test_loose_files_of_one_chunk_share_one_job(tmp_path: Path) -> None:
     """Loose files dropped together are one job. A chunk writes its files' final states (which
     name their job) at its end, so the second file cannot learn the first one's job from the

@@ -139,8 +139,7 @@ def result_rows(ids: Sequence[int]) -> str:
 
 def results_rows(groups: Sequence[Sequence[int]]) -> list[str]:
     """``result_rows`` of each group of ids, read in one query per ``sql.CHUNK`` ids of them
-    all: a chunk's recompute digests what each of its ``computed`` events wrote, and a query
-    per event was a round trip each to a database server."""
+    all (a query per group was a round trip each to a database server)."""
     wanted = sorted({row_id for ids in groups for row_id in ids})
     found: dict[int, tuple[Any, ...]] = {}
     for start in range(0, len(wanted), sql.CHUNK):
@@ -156,6 +155,19 @@ def results_rows(groups: Sequence[Sequence[int]]) -> list[str]:
                 h.update(line("missing", [row_id]))
             else:
                 _feed(h, "result", [row])
+        digests.append(h.hexdigest())
+    return digests
+
+
+def results_written(groups: Sequence[Sequence[Sequence[Any]]]) -> list[str]:
+    """``results_rows`` of rows just inserted, from the values written rather than read back:
+    the same lines, since each column holds exactly what was bound (a float as a double, a
+    time as its ISO text), and a read per chunk was the last query of its recompute, under
+    the write lock. Each row in ``COLUMNS[Result]`` order, its id first."""
+    digests = []
+    for rows in groups:
+        h = hashlib.sha256()
+        _feed(h, "result", sorted(rows, key=lambda r: r[0]))
         digests.append(h.hexdigest())
     return digests
 

@@ -98,13 +98,15 @@ class _Batch:
         """The rows wanted so far, their events' ids and digests, and the superseding UPDATE."""
         if self.fresh:
             ids = sql.insert(Result, _RESULT_COLUMNS, self.fresh, returning=True)
-            groups: list[list[int]] = []
+            written = [(row_id, *row[:-1])  # all but ``superseded``, as digested
+                       for row_id, row in zip(ids, self.fresh, strict=True)]
+            groups: list[list[tuple[object, ...]]] = []
             for n, details in self.computed:
-                mine, ids = ids[:n], ids[n:]
+                mine, written = written[:n], written[n:]
                 groups.append(mine)
-                for entry, row_id in zip(details["results"], mine, strict=True):
-                    entry["result"] = row_id
-            for (_, details), rows in zip(self.computed, digest.results_rows(groups),
+                for entry, row in zip(details["results"], mine, strict=True):
+                    entry["result"] = row[0]
+            for (_, details), rows in zip(self.computed, digest.results_written(groups),
                                           strict=True):
                 details["rows"] = rows
         for start in range(0, len(self.stale), sql.CHUNK):
