@@ -82,3 +82,22 @@ def test_a_database_from_before_migration_10_gains_sample_identity_filled_in(
         assert migrations.apply(database) == []
     finally:
         database.close()
+
+
+def test_a_database_from_before_migration_14_loses_the_superseded_flag_indexes(
+        tmp_path: Path) -> None:
+    """On them, "the current results of this sample" read every current result of the
+    database (the planner took the flag's index): an installation of years slowed down."""
+    database = _reopened_from_before(tmp_path, 14, """
+        CREATE INDEX result_superseded ON result (superseded);
+        CREATE INDEX injection_superseded ON injection (superseded)""")
+    try:
+        assert "result_superseded" not in {i.name for i in database.get_indexes("result")}
+        assert "injection_superseded" not in {i.name for i in database.get_indexes("injection")}
+        plan = [row[-1] for row in database.execute_sql(
+            'EXPLAIN QUERY PLAN SELECT id FROM "result" WHERE sample_id = ? AND superseded = ?',
+            (1, False))]
+        assert any("result_sample_id" in step for step in plan), plan
+        assert migrations.apply(database) == []
+    finally:
+        database.close()

@@ -204,6 +204,16 @@ def _duplicate_copies(db: Database) -> None:
                    "ON source_file (previous_id)")
 
 
+def _no_flag_indexes(db: Database) -> None:
+    # Nearly every result and injection is current, so an index on the superseded flag alone
+    # matches the whole table; given ``superseded = ?`` beside a sample's id, SQLite's planner
+    # chose it over the sample's index, and a page or a chunk's read of "the current results
+    # of these samples" scanned every current row. The composite indexes of migration 3 and
+    # the sample's own index serve every lookup; a flag index only costs each insert.
+    db.execute_sql("DROP INDEX IF EXISTS result_superseded")
+    db.execute_sql("DROP INDEX IF EXISTS injection_superseded")
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (1, "initial schema: ledger, jobs, samples, injections, peaks, chromatograms, results, audit",
      _initial),
@@ -231,6 +241,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
          "files, run facts and the peak columns Result.xml adds", _instrument_folders),
     (13, "duplicate_copy: a row per duplicate copy, which follows its original's fate; "
          "indexes on source_file (finished_at, state) and previous_id", _duplicate_copies),
+    (14, "no index on the superseded flag alone (result, injection): lookups of current rows "
+         "go by sample and job", _no_flag_indexes),
 ]
 
 

@@ -165,7 +165,9 @@ class Injection(BaseModel):
     source_file = ForeignKeyField(SourceFile, backref="injections", on_delete="RESTRICT")
     number = IntegerField(default=1)
     acquired_at = DateTimeField(null=True)
-    superseded = BooleanField(default=False, index=True)
+    # Not indexed alone (migration 14): nearly every row is current, so an index on the flag
+    # matches the whole table, and SQLite's planner took it over the sample's own index.
+    superseded = BooleanField(default=False)
     dilution_factor = FloatField(null=True, help_text="as the file states it (migration 4)")
 
 
@@ -277,7 +279,7 @@ class Result(BaseModel):
     flags = TextField(default="[]", help_text="JSON list")
     calc_version = CharField()
     computed_at = DateTimeField(default=utcnow)
-    superseded = BooleanField(default=False, index=True)
+    superseded = BooleanField(default=False)  # not indexed alone: see Injection.superseded
 
 
 class AuditEvent(BaseModel):

@@ -48,9 +48,8 @@ def stored_value(comp: Computation) -> tuple[float | None, str | None]:
     return None, None
 
 
-# ``NOT superseded`` rather than ``superseded = ?``: given an equality on it, SQLite's planner
-# took the index on that flag, which holds every current result of the database, so the read
-# grew with the database; as written it looks each sample (or job) up by its own index.
+# Each sample (or job) is looked up by its own index: the flag is not indexed alone (migration
+# 14), and ``NOT superseded`` is no index term either, should a database still have one.
 _CURRENT_SQL = (f"SELECT id, job_id, sample_id, injection_id, kind, value, text, inputs, "
                 f"calc_version FROM {sql.table(Result)} WHERE NOT superseded "
                 "AND (sample_id IN ({samples}) OR (sample_id IS NULL AND job_id IN ({jobs}))) "
