@@ -27,10 +27,10 @@ from worker.record.models import database
 from worker.settings import Settings
 
 BUSY_TIMEOUT_S = 30
-# SQLite's page cache of each connection (each thread has its own; SQLite's default size). Any
+# SQLite's page cache of each connection (each thread has its own; half SQLite's default). Any
 # other connection's commit empties it (WAL), and through a burst the watcher and consumers
 # commit all the time, so pages were seldom read twice: 4 MB each only held more memory.
-CACHE_KIB = 2000
+CACHE_KIB = 1000
 # Prepared statements each connection keeps (Python's default is 128). A consumer prepares
 # hundreds of distinct statements in a burst, most of them multi-row INSERTs and IN lists whose
 # length varies with the chunk and are not run again: 128 of those held much of a consumer's
