@@ -51,11 +51,6 @@ DISPOSE_POLL = 1.0  # seconds between looks for own files made final by consumer
 # A file left open by its writer but unchanged this long is taken anyway (a hung exporter must
 # not hold a file back for ever; a cut-off table is still rejected by its parser).
 WRITER_TIMEOUT = 600.0
-# The SQLite page cache of the watcher's connection, below every other's (db.CACHE_KIB). Any
-# other connection's commit empties it (WAL), and consumers commit all through a burst, so it
-# is seldom read twice here: at 16 MB it cost ~15 MB of resident memory in a 20,000-file
-# burst, and SQLite's default of 2 MB took the burst in no slower.
-CACHE_KIB = 2000
 # While the consumers' backlog is full (intake_max_backlog), look at the waiting files this
 # seldom: each look is an lstat of every candidate.
 BACKLOG_WAIT = 0.5
@@ -342,10 +337,6 @@ class Watcher:
 
     # --- the gate loop ---------------------------------------------------------------------
     def _run(self) -> None:
-        # This thread's connection runs all of the watcher's queries. In an outage it keeps
-        # the full cache, which costs memory only.
-        with contextlib.suppress(OperationalError, InterfaceError):
-            db.limit_cache(CACHE_KIB)
         next_scan = next_dispose = next_inbox = 0.0
         beat = heartbeat.loop("watcher")
         backoff = db.Backoff(first=1.0, most=10.0)

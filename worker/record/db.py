@@ -27,7 +27,15 @@ from worker.record.models import database
 from worker.settings import Settings
 
 BUSY_TIMEOUT_S = 30
-CACHE_KIB = 4000  # SQLite page cache of each connection (each thread has its own)
+# SQLite's page cache of each connection (each thread has its own; half SQLite's default). Any
+# other connection's commit empties it (WAL), and through a burst the watcher and consumers
+# commit all the time, so pages were seldom read twice: 4 MB each only held more memory.
+CACHE_KIB = 1000
+# Prepared statements each connection keeps (Python's default is 128). A consumer prepares
+# hundreds of distinct statements in a burst, most of them multi-row INSERTs and IN lists whose
+# length varies with the chunk and are not run again: 128 of those held much of a consumer's
+# memory; the ones run all the time still stay prepared.
+CACHED_STATEMENTS = 48
 # A server that does not answer must not hold a thread for ever: connecting gives up after this,
 # and TCP keepalives end a connection whose server vanished without a reset (libpq options).
 PG_OPTIONS = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10,
@@ -104,6 +112,7 @@ def open_database(settings: Settings, migrate: bool = True) -> Database:
         kind = SqliteDatabase if path == ":memory:" else QueuedSqliteDatabase
         db: Database = kind(
             path, timeout=BUSY_TIMEOUT_S, lock_type="IMMEDIATE", check_same_thread=False,
+            cached_statements=CACHED_STATEMENTS,
             pragmas={
                 "journal_mode": "wal",
                 "foreign_keys": 1,
@@ -190,15 +199,6 @@ def connection_lost() -> bool:
     if not isinstance(db, PostgresqlHealingDatabase):
         return False
     return db.is_closed() or db._dead()
-
-
-def limit_cache(kib: int) -> None:
-    """Let this thread's SQLite connection cache at most ``kib`` KiB of pages (not CACHE_KIB).
-
-    For a thread whose work a large cache does not speed up; only this connection changes.
-    """
-    if isinstance(database.obj, SqliteDatabase):
-        database.execute_sql(f"PRAGMA cache_size = -{int(kib)}")
 
 
 def describe_error(exc: BaseException, url: str) -> str:
