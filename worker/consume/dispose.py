@@ -137,8 +137,7 @@ def _fresh(rows: list[SourceFile], ids: list[int]) -> list[SourceFile]:
     moving the files): the rest of a row never changes once registered, except a rejection's
     reason and time, so a rejected row is read whole (its reason file says them)."""
     states: dict[int, str] = {}
-    for start in range(0, len(ids), sql.CHUNK):
-        part = ids[start:start + sql.CHUNK]
+    for part in sql.chunks(ids):
         states.update(sql.rows(_STATES_SQL.format(sql.marks(len(part))),
                                (*part, False, *FINAL_STATES)))
     rejected = [i for i, state in states.items() if state == REJECTED]
@@ -159,8 +158,7 @@ def _fresh(rows: list[SourceFile], ids: list[int]) -> list[SourceFile]:
 def _intents(ids: list[int]) -> dict[int, Disposal]:
     """The recorded disposals of these rows (left by a crash or an outage: seldom any)."""
     found: list[int] = []
-    for start in range(0, len(ids), sql.CHUNK):
-        part = ids[start:start + sql.CHUNK]
+    for part in sql.chunks(ids):
         found += [r[0] for r in sql.rows(_INTENTS_SQL.format(sql.marks(len(part))), part)]
     if not found:
         return {}
@@ -168,8 +166,7 @@ def _intents(ids: list[int]) -> dict[int, Disposal]:
 
 
 def _forget_intents(ids: list[int]) -> None:
-    for start in range(0, len(ids), sql.CHUNK):
-        part = ids[start:start + sql.CHUNK]
+    for part in sql.chunks(ids):
         sql.execute(_FORGET_SQL.format(sql.marks(len(part))), part)
 
 

@@ -86,8 +86,7 @@ def database_copies(settings: Settings, rows: list[SourceFile]) -> dict[str, byt
     wanted = [r.sha256 for r in rows if r.size <= store.STREAM_BYTES
               and not store.has(settings.raw_dir, r.sha256, r.raw_pack)]
     found: dict[str, bytes] = {}
-    for start in range(0, len(wanted), sql.CHUNK):
-        chunk = wanted[start:start + sql.CHUNK]
+    for chunk in sql.chunks(wanted):
         found.update((sha, bytes(data)) for sha, data in sql.rows(
             f"SELECT sha256, data FROM {sql.table(RawBlob)} "
             f"WHERE sha256 IN ({sql.marks(len(chunk))})", chunk))

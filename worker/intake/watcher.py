@@ -953,8 +953,7 @@ def store_blobs(blobs: list[tuple[str, bytes]]) -> None:
     wanted = dict(blobs)
     have: set[str] = set()
     shas = list(wanted)
-    for start in range(0, len(shas), sql.CHUNK):
-        chunk = shas[start:start + sql.CHUNK]
+    for chunk in sql.chunks(shas):
         have.update(r[0] for r in sql.rows(f"SELECT sha256 FROM {sql.table(RawBlob)} WHERE "
                                            f"sha256 IN ({sql.marks(len(chunk))})", chunk))
     todo = [(sha, data) for sha, data in wanted.items() if sha not in have]

@@ -120,8 +120,7 @@ def files_rows(file_ids: Sequence[int]) -> dict[int, str]:
     database server). The same digests, line for line."""
     found: dict[int, str] = {}
     wanted = sorted(set(file_ids))
-    for start in range(0, len(wanted), sql.CHUNK):
-        part = wanted[start:start + sql.CHUNK]
+    for part in sql.chunks(wanted):
         marks = sql.marks(len(part))
         hashes = {file_id: hashlib.sha256() for file_id in part}
         _feed_each(hashes, "injection", sql.rows(_of_files(Injection, marks), part))
@@ -142,8 +141,7 @@ def results_rows(groups: Sequence[Sequence[int]]) -> list[str]:
     all (a query per group was a round trip each to a database server)."""
     wanted = sorted({row_id for ids in groups for row_id in ids})
     found: dict[int, tuple[Any, ...]] = {}
-    for start in range(0, len(wanted), sql.CHUNK):
-        part = wanted[start:start + sql.CHUNK]
+    for part in sql.chunks(wanted):
         found.update((r[0], r) for r in sql.rows(
             _select(Result, f"id IN ({sql.marks(len(part))})"), part))
     digests = []

@@ -299,11 +299,11 @@ def _copies_waiting(seen: list[Seen]) -> set[tuple[str, str, int, int]]:
     found: set[tuple[str, str, int, int]] = set()
     for origin in {one.origin for one in seen}:
         paths = list({one.path for one in seen if one.origin == origin})
-        for start in range(0, len(paths), sql.CHUNK):
+        for part in sql.chunks(paths):
             found.update(DuplicateCopy.select(DuplicateCopy.origin, DuplicateCopy.path,
                                               DuplicateCopy.size, DuplicateCopy.mtime_ns)
                          .where(DuplicateCopy.origin == origin,
-                                DuplicateCopy.path.in_(paths[start:start + sql.CHUNK]),
+                                DuplicateCopy.path.in_(part),
                                 DuplicateCopy.disposed == False)  # noqa: E712
                          .tuples())
     return found
@@ -349,8 +349,7 @@ def _latest_by_path(seen: list[Seen]) -> dict[tuple[str, str], int]:
     latest: dict[tuple[str, str], int] = {}
     for origin in {one.origin for one in seen}:
         paths = list({one.path for one in seen if one.origin == origin})
-        for start in range(0, len(paths), sql.CHUNK):
-            chunk = paths[start:start + sql.CHUNK]
+        for chunk in sql.chunks(paths):
             latest.update(((origin, path), row_id) for path, row_id in sql.rows(
                 f"SELECT path, MAX(id) FROM {sql.table(SourceFile)} WHERE origin = ? "
                 f"AND path IN ({sql.marks(len(chunk))}) GROUP BY path", [origin, *chunk]))
@@ -364,8 +363,7 @@ def stored(raw_dir: Path, shas: list[str]) -> set[str]:
     rejected for its size): a copy of the latter is stored, and register_many records where.
     """
     found: set[str] = set()
-    for start in range(0, len(shas), sql.CHUNK):
-        chunk = shas[start:start + sql.CHUNK]
+    for chunk in sql.chunks(shas):
         found.update(sha for sha, pack in sql.rows(
             f"SELECT sha256, raw_pack FROM {sql.table(SourceFile)} "
             f"WHERE sha256 IN ({sql.marks(len(chunk))})", chunk)
@@ -377,8 +375,7 @@ def latest_sightings(origin: str, paths: list[str]) -> dict[str, tuple[int, int,
     """(id, size, mtime_ns) of the latest row of each of ``paths`` from ``origin``: a one-shot
     rerun skips the files it finds unchanged without reading them."""
     found: dict[str, tuple[int, int, int]] = {}
-    for start in range(0, len(paths), sql.CHUNK):
-        chunk = paths[start:start + sql.CHUNK]
+    for chunk in sql.chunks(paths):
         for row_id, path, size, mtime_ns in sql.rows(
                 f"SELECT id, path, size, mtime_ns FROM {sql.table(SourceFile)} WHERE origin = ? "
                 f"AND path IN ({sql.marks(len(chunk))}) ORDER BY id", [origin, *chunk]):
@@ -428,8 +425,8 @@ def claim_many(file_ids: list[int], owner: str, lease_seconds: float) -> list[So
         queued = [row for row in rows if row.state == QUEUED]
         event = _audited(QUEUED, PROCESSING)
         attempts: dict[int, int] = {}
-        for start in range(0, len(queued), sql.CHUNK):
-            chunk = [row.id for row in queued[start:start + sql.CHUNK]]
+        for part in sql.chunks(queued):
+            chunk = [row.id for row in part]
             attempts.update(sql.rows(
                 _CLAIM_QUEUED_SQL.format(sql.marks(len(chunk))),
                 (PROCESSING, owner, until, *chunk, QUEUED)))
@@ -464,8 +461,7 @@ def claim_many(file_ids: list[int], owner: str, lease_seconds: float) -> list[So
 def owned(file_ids: list[int], owner: str) -> set[int]:
     """Inside the writing transaction: which of these leases are still ours (exactly-once)."""
     found: set[int] = set()
-    for start in range(0, len(file_ids), sql.CHUNK):
-        part = file_ids[start:start + sql.CHUNK]
+    for part in sql.chunks(file_ids):
         found.update(r[0] for r in sql.rows(_OWNED_SQL.format(sql.marks(len(part))),
                                             (*part, PROCESSING, owner)))
     return found
@@ -535,8 +531,8 @@ def finishing() -> Iterator[list[Finish]]:
     for after, statement, values, row, at, _ in pending:
         groups.setdefault((after, statement, values), []).append((row, at))
     for (after, statement, values), rows in groups.items():
-        for start in range(0, len(rows), sql.CHUNK):
-            _update_final(rows[start:start + sql.CHUNK], after, statement, values)
+        for part in sql.chunks(rows):
+            _update_final(part, after, statement, values)
 
 
 def _update_final(rows: list[tuple[SourceFile, datetime]], after: str, statement: str,
@@ -625,8 +621,7 @@ def mark_disposed(moves: list[tuple[SourceFile, dict[str, object]]]) -> None:
     events: list[audit.Event] = [(_audited(row.state, DISPOSED, row.id), row.sha256, row.id,
                                   details) for row, details in moves]
     ids = [row.id for row, _ in moves]
-    for start in range(0, len(ids), sql.CHUNK):
-        part = ids[start:start + sql.CHUNK]
+    for part in sql.chunks(ids):
         sql.execute(_DISPOSED_SQL.format(sql.marks(len(part))), (True, *part))
     audit.record_many(events)
 

@@ -15,14 +15,15 @@ multi-row INSERTs of a few thousand values spent a fifth of a consumer's CPU the
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from peewee import Model, PostgresqlDatabase, __exception_wrapper__
 
 from worker.record.models import database
 
 CHUNK = 200  # rows per multi-row INSERT: well under every database's parameter limit
+T = TypeVar("T")
 
 
 @functools.lru_cache(maxsize=256)
@@ -49,6 +50,13 @@ def rows(sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
     return list(execute(sql, params).fetchall())
 
 
+def chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """``items`` CHUNK at a time: an IN list or a multi-row VALUES stays under every
+    database's parameter limit."""
+    for start in range(0, len(items), CHUNK):
+        yield items[start:start + CHUNK]
+
+
 def marks(n: int) -> str:
     """``?, ?, …`` for an IN list of ``n`` values."""
     return ", ".join("?" * n)
@@ -68,8 +76,7 @@ def insert(model: type[Model], columns: Sequence[str], values: Iterable[Sequence
     """
     values = list(values)
     ids: list[int] = []
-    for start in range(0, len(values), CHUNK):
-        chunk = values[start:start + CHUNK]
+    for chunk in chunks(values):
         text = _insert_text(table(model), tuple(columns), len(chunk), returning)
         params = [v for row in chunk for v in row]
         cursor = execute(text, params)

@@ -132,8 +132,7 @@ def read_tables(samples: Iterable[Sample], methods: Mapping[str, MethodSettings]
     todo = {s.id: s for s in samples if s.id not in cache}
     ids = list(todo)
     injections: dict[int, list[CurrentInjection]] = {i: [] for i in ids}
-    for start in range(0, len(ids), sql.CHUNK):
-        chunk = ids[start:start + sql.CHUNK]
+    for chunk in sql.chunks(ids):
         for sample_id, *values in sql.rows(_SAMPLES_INJECTIONS_SQL.format(
                 sql.marks(len(chunk))), (*chunk, False)):
             injections[sample_id].append(CurrentInjection(*values))
@@ -145,8 +144,7 @@ def read_tables(samples: Iterable[Sample], methods: Mapping[str, MethodSettings]
 def _peaks(injection_ids: list[int]) -> dict[int, list[StoredPeak]]:
     """The peaks of these injections, by injection, in the order they were written."""
     found: dict[int, list[StoredPeak]] = {i: [] for i in injection_ids}
-    for start in range(0, len(injection_ids), sql.CHUNK):
-        chunk = injection_ids[start:start + sql.CHUNK]
+    for chunk in sql.chunks(injection_ids):
         for injection_id, *values in sql.rows(_PEAKS_SQL.format(sql.marks(len(chunk))), chunk):
             found[injection_id].append(StoredPeak(*values))
     return found

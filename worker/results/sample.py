@@ -71,8 +71,7 @@ def namesakes_preload(samples: Iterable[Sample]) -> None:
     for job_id, wanted in names.items():
         ordered = sorted(wanted)
         read.update((job_id, name) for name in ordered)
-        for start in range(0, len(ordered), sql.CHUNK):
-            chunk = ordered[start:start + sql.CHUNK]
+        for chunk in sql.chunks(ordered):
             for id_, sample_id, analyte, identity in sql.rows(
                     _NAMES_SQL.format(sql.marks(len(chunk))), (job_id, *chunk)):
                 known.setdefault((job_id, sample_id, analyte), []).append((id_, identity))

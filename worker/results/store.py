@@ -80,8 +80,7 @@ class _Batch:
         """The current rows of the keys not read yet, in one query per ``sql.CHUNK``."""
         missing = sorted({k for k in keys if k not in self.current},
                          key=lambda k: (k[0], k[1] is not None, k[1] or 0))
-        for start in range(0, len(missing), sql.CHUNK):
-            part = missing[start:start + sql.CHUNK]
+        for part in sql.chunks(missing):
             samples = [s for _, s in part if s is not None]
             jobs = [j for j, s in part if s is None]
             for k in part:
@@ -108,8 +107,7 @@ class _Batch:
             for (_, details), rows in zip(self.computed, digest.results_written(groups),
                                           strict=True):
                 details["rows"] = rows
-        for start in range(0, len(self.stale), sql.CHUNK):
-            part = self.stale[start:start + sql.CHUNK]
+        for part in sql.chunks(self.stale):
             sql.execute(f"UPDATE {sql.table(Result)} SET superseded = ? WHERE id IN "
                         f"({sql.marks(len(part))})", [True, *part])
         for key in self.written:  # read afresh if asked again: they have ids now
