@@ -9,6 +9,7 @@ rejected. Semicolon-delimited exports (European locales) use decimal commas.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import math
 import re
@@ -16,10 +17,12 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import islice
 
 from pydantic import TypeAdapter, ValidationError
 
 from worker.parsers.base import (
+    CERTAIN,
     MIN_CONFIDENCE,
     NOT_MINE,
     ParsedFile,
@@ -189,6 +192,9 @@ class _Scan:
     # The remembered preamble ``lf`` starts with ("" if none): the same text as ``lf``'s
     # slice, whose hash is already known where the preamble's reading is looked up.
     preamble: str = ""
+    # How many of the first candidates are known to read as no header with either delimiter,
+    # without error (those of a remembered preamble): sniff and parse start after them.
+    skip: int = 0
 
 
 class _Found:
@@ -217,15 +223,15 @@ def _scanned(text: str) -> _Scan:
         return last[1]
     lf = _lf(text)
     small = len(text) <= _REMEMBERED_CHARS
-    preamble = ""
+    preamble, skip = "", 0
     if small:
-        candidates, has_semicolon, preamble = _small_candidates(lf)
+        candidates, has_semicolon, preamble, skip = _small_candidates(lf)
     else:
         candidates, has_semicolon = _Found(lf), ";" in lf
     # ``;`` when a line is a header split at semicolons.
     semicolon = has_semicolon and any(_header_in(line, ";") is not None
-                                      for _, _, _, line in candidates)
-    scan = _Scan(lf, ";" if semicolon else ",", candidates, preamble)
+                                      for _, _, _, line in islice(candidates, skip, None))
+    scan = _Scan(lf, ";" if semicolon else ",", candidates, preamble, skip)
     if small:
         _last_scan = (text, scan)
     return scan
@@ -240,6 +246,9 @@ class _Prefix:
     lines: int
     candidates: tuple[tuple[int, int, int, str], ...]
     semicolon: bool
+    # Whether every one of ``candidates`` reads as no header with either delimiter, without
+    # error (a quoted line the csv module refuses is an error in ``parse``).
+    quiet: bool
 
 
 # Preambles remembered by their text, oldest first; a file is compared with each (a text
@@ -249,19 +258,22 @@ _prefixes: dict[str, _Prefix] = {}
 _prefixes_lock = threading.Lock()
 
 
-def _small_candidates(lf: str) -> tuple[tuple[tuple[int, int, int, str], ...], bool, str]:
-    """``tuple(_candidates(lf))``, whether ``lf`` holds a semicolon and the remembered
-    preamble it starts with (or ""), reading only what follows that preamble: candidates are
-    found line by line, so those of the preamble are those of any text that starts with it."""
+def _small_candidates(lf: str
+                      ) -> tuple[tuple[tuple[int, int, int, str], ...], bool, str, int]:
+    """``tuple(_candidates(lf))``, whether ``lf`` holds a semicolon, the remembered preamble
+    it starts with (or "") and how many of the candidates are known to be no header (``_Scan.
+    skip``), reading only what follows that preamble: candidates are found line by line, so
+    those of the preamble are those of any text that starts with it."""
     for text, known in tuple(_prefixes.items()):
         if lf.startswith(text):
             size = len(text)
             rest = tuple((i + known.lines, start + size, end + size, line)
                          for i, start, end, line in _candidates(lf[size:]))
-            return known.candidates + rest, known.semicolon or ";" in lf[size:], text
+            return (known.candidates + rest, known.semicolon or ";" in lf[size:], text,
+                    len(known.candidates) if known.quiet else 0)
     candidates = tuple(_candidates(lf))
     _remember_prefix(lf, candidates)
-    return candidates, ";" in lf, ""
+    return candidates, ";" in lf, "", 0
 
 
 def _remember_prefix(lf: str, candidates: tuple[tuple[int, int, int, str], ...]) -> None:
@@ -272,12 +284,21 @@ def _remember_prefix(lf: str, candidates: tuple[tuple[int, int, int, str], ...])
             if start == 0:
                 return  # nothing before it (a PeakData file)
             text = lf[:start]
-            known = _Prefix(index, tuple(c for c in candidates if c[1] < start), ";" in text)
+            before = tuple(c for c in candidates if c[1] < start)
+            known = _Prefix(index, before, ";" in text, all(_quiet(c[3]) for c in before))
             with _prefixes_lock:
                 if len(_prefixes) >= _PREFIXES:
                     del _prefixes[next(iter(_prefixes))]
                 _prefixes[text] = known
             return
+
+
+def _quiet(line: str) -> bool:
+    """Whether ``line`` reads as no header with either delimiter, without error."""
+    try:
+        return _header_of(line, ",") is None and _header_of(line, ";") is None
+    except ParseError:
+        return False
 
 
 def _lines(text: str) -> list[str]:
@@ -295,13 +316,16 @@ def _lf(text: str) -> str:
 
 _SNIFF_BYTES = 65536
 _SNIFF_LINES = 400
+_FULL = 90
+# The first key of a Report, as OpenLab writes it.
+_REPORT_START = "Acquisition Method:"
 
 
 def _score(fields: tuple[str | None, ...]) -> int:
     if _missing(fields):
         return MIN_CONFIDENCE + 5  # ours, with a column missing: parse() says which
     if "area_pct" in fields and "height" in fields:
-        return 90  # the full OpenLab header
+        return _FULL  # the full OpenLab header
     return MIN_CONFIDENCE + 20  # a peak-table header, as other software writes too
 
 
@@ -312,13 +336,31 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     except (ParseError, UnicodeDecodeError):
         return NOT_MINE
     scan = _scanned(text)
-    for index, _, _, line in scan.candidates:
+    for index, _, _, line in islice(scan.candidates, scan.skip, None):
         if index >= _SNIFF_LINES:
             break
         fields = _header_in(line, scan.delimiter)
         if fields is not None:
-            return _score(fields)
+            score = _score(fields)
+            if score == _FULL and _signed(data, scan.lf):
+                return CERTAIN
+            return score
     return NOT_MINE
+
+
+def _signed(data: bytes, lf: str) -> bool:
+    """Whether a file whose full header was found also starts as an OpenLab Report does, and
+    its head shows no landmark of a format sniffed after this one that could outscore the full
+    header: then the file is this format's alone (CERTAIN), and the registry need not ask the
+    sniffers after this one (README.md, confidence scale).
+
+    The landmarks that let a later format score over the full header must start the file
+    (Shimadzu's ``[Header]``, Empower's quoted first row, EZChrom's ``Version:``, a netCDF
+    signature), except Chromeleon's ``… Information:`` block titles, which the head must not
+    hold; UTF-16, which Chromeleon reads whole, is left out."""
+    return (lf.startswith(_REPORT_START)
+            and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+            and b"Information:" not in data)
 
 
 def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
@@ -334,7 +376,7 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     header_at = None
     fields: tuple[str | None, ...] = ()
     header_start = header_end = 0
-    for i, start, end, line in scan.candidates:
+    for i, start, end, line in islice(scan.candidates, scan.skip, None):
         found = _header_of(line, delimiter, i + 1)
         if found is not None:
             if header_at is not None:
