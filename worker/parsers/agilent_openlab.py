@@ -395,8 +395,9 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     i, at = header_at + 1, header_end + 1
     most = options.max_peaks_per_table
     plain = _plain_rows(lf, at, delimiter, most)
+    numbers_only = False
     if plain is not None:
-        rows, at = plain
+        rows, at, numbers_only = plain
         i += len(rows)
     # Lines are cut out one at a time, never all at once: a file of a million rows is
     # rejected by the peaks limit before its rows cost memory.
@@ -424,7 +425,7 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     if sum_at is not None and not cut and not decimal_comma and "area_pct" in fields:
         # A complete plain table with its Area% column: the file, its peaks included, is
         # validated in one call; anything it refuses is read again below, which says why.
-        values = _plain_cells(rows, fields, first)
+        values = _plain_cells(rows, fields, first, numbers_only)
         if values:
             assert total is not None
             try:
@@ -483,10 +484,11 @@ def _document(lf: str, scan: _Scan, header_start: int, header_at: int, at: int,
 
 
 def _plain_rows(lf: str, at: int, delimiter: str, most: int
-                ) -> tuple[list[list[str]], int] | None:
-    """The cells of the rows from ``at`` up to the first ``Sum`` row after it, and where that
-    row starts, when the row loop of ``parse`` would take every one of them as a peak row:
-    each holds only number characters, blanks and delimiters (so no quote, and no first cell
+                ) -> tuple[list[list[str]], int, bool] | None:
+    """The cells of the rows from ``at`` up to the first ``Sum`` row after it, where that row
+    starts, and whether every cell holds number characters only (``_plain`` but for the
+    widths), when the row loop of ``parse`` would take every one of them as a peak row: each
+    holds only number characters, blanks and delimiters (so no quote, and no first cell
     reading "sum"), with a cell that is not blank; they are at most ``most``. Else None, and
     the loop reads them line by line (and says what is wrong)."""
     stop = lf.find("\nSum" + delimiter, at - 1)
@@ -499,7 +501,8 @@ def _plain_rows(lf: str, at: int, delimiter: str, most: int
     blank = " \t" + delimiter
     if not all(line.strip(blank) for line in lines):
         return None
-    return [line.split(delimiter) for line in lines], stop + 1
+    other = ";" if delimiter == "," else ","
+    return [line.split(delimiter) for line in lines], stop + 1, other not in block
 
 
 def _line_count(lf: str) -> int:
@@ -570,20 +573,33 @@ def _plain(rows: list[list[str]], fields: tuple[str | None, ...]) -> bool:
         "ascii", "replace").translate(None, _PLAIN_NUMBER_TEXT))
 
 
-def _plain_cells(rows: list[list[str]], fields: tuple[str | None, ...],
-                 first: int) -> list[dict[str, object]] | None:
+def _plain_cells(rows: list[list[str]], fields: tuple[str | None, ...], first: int,
+                 numbers_only: bool = False) -> list[dict[str, object]] | None:
     """Each row's Peak fields as its cells, when every column is a number of its own and no
     cell is empty: the model reads the cells, whose characters (``_plain``) it reads as float
-    does (a cell of blanks fails, and the exact reader then takes the table). Else None."""
-    if not _plan(fields)[1] or any("" in row for row in rows) or not _plain(rows, fields):
+    does (a cell of blanks fails, and the exact reader then takes the table). Else None.
+    ``numbers_only``: the cells are known to hold number characters only."""
+    if not _plan(fields)[1] or any("" in row for row in rows):
+        return None
+    if numbers_only:
+        width = len(fields)
+        if any(len(row) != width for row in rows):
+            return None
+    elif not _plain(rows, fields):
         return None
     return _cells(rows, fields, first)
 
 
 def _cells(rows: list[list[str]], fields: tuple[str | None, ...],
            first: int) -> list[dict[str, object]]:
-    return [dict(zip(fields, row, strict=True), number=n, line=line)
-            for n, (line, row) in enumerate(enumerate(rows, start=first), start=1)]
+    """Rows of as many cells as ``fields``, as Peak fields with their number and line."""
+    cells = []
+    for number, row in enumerate(rows, start=1):
+        peak: dict[str, object] = dict(zip(fields, row))  # type: ignore[arg-type]
+        peak["number"] = number
+        peak["line"] = first + number - 1
+        cells.append(peak)
+    return cells
 
 
 @lru_cache(maxsize=256)
