@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
+from typing import NamedTuple
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -143,6 +144,8 @@ _WINDOW = 1 << 20
 def _candidates(text: str) -> Iterator[tuple[int, int, int, str]]:
     """(0-based index, start, end, line) of each line of ``text`` (LF-only line ends) that
     could be a header, in order."""
+    if "r" not in text and "R" not in text:
+        return  # every keyword holds an r, and only R lower-cases to r below
     index, window = 0, 0
     while window < len(text):
         stop = len(text) if window + _WINDOW >= len(text) else \
@@ -181,8 +184,7 @@ def _header_in(line: str, delimiter: str) -> tuple[str | None, ...] | None:
         return None
 
 
-@dataclass(frozen=True)
-class _Scan:
+class _Scan(NamedTuple):  # a tuple: built for every file, faster than a frozen dataclass
     """What ``sniff`` and ``parse`` both read first: the text with LF line ends, its
     delimiter, and every line that could be the header (``_candidates``)."""
 
@@ -249,6 +251,9 @@ class _Prefix:
     # Whether every one of ``candidates`` reads as no header with either delimiter, without
     # error (a quoted line the csv module refuses is an error in ``parse``).
     quiet: bool
+    # The header line that followed, with its line end: a candidate wherever it follows the
+    # preamble again (the files of a sequence repeat it too).
+    header: str
 
 
 # Preambles remembered by their text, oldest first; a file is compared with each (a text
@@ -266,10 +271,13 @@ def _small_candidates(lf: str
     those of the preamble are those of any text that starts with it."""
     for text, known in tuple(_prefixes.items()):
         if lf.startswith(text):
-            size = len(text)
-            rest = tuple((i + known.lines, start + size, end + size, line)
+            size, lines, found = len(text), known.lines, known.candidates
+            if lf.startswith(known.header, size):
+                found += ((lines, size, size + len(known.header) - 1, known.header[:-1]),)
+                size, lines = size + len(known.header), lines + 1
+            rest = tuple((i + lines, start + size, end + size, line)
                          for i, start, end, line in _candidates(lf[size:]))
-            return (known.candidates + rest, known.semicolon or ";" in lf[size:], text,
+            return (found + rest, known.semicolon or ";" in lf[len(text):], text,
                     len(known.candidates) if known.quiet else 0)
     candidates = tuple(_candidates(lf))
     _remember_prefix(lf, candidates)
@@ -285,7 +293,8 @@ def _remember_prefix(lf: str, candidates: tuple[tuple[int, int, int, str], ...])
                 return  # nothing before it (a PeakData file)
             text = lf[:start]
             before = tuple(c for c in candidates if c[1] < start)
-            known = _Prefix(index, before, ";" in text, all(_quiet(c[3]) for c in before))
+            known = _Prefix(index, before, ";" in text, all(_quiet(c[3]) for c in before),
+                            line + "\n")
             with _prefixes_lock:
                 if len(_prefixes) >= _PREFIXES:
                     del _prefixes[next(iter(_prefixes))]
@@ -321,6 +330,7 @@ _FULL = 90
 _REPORT_START = "Acquisition Method:"
 
 
+@lru_cache(maxsize=256)  # headers repeat
 def _score(fields: tuple[str | None, ...]) -> int:
     if _missing(fields):
         return MIN_CONFIDENCE + 5  # ours, with a column missing: parse() says which
@@ -486,23 +496,28 @@ def _document(lf: str, scan: _Scan, header_start: int, header_at: int, at: int,
 def _plain_rows(lf: str, at: int, delimiter: str, most: int
                 ) -> tuple[list[list[str]], int, bool] | None:
     """The cells of the rows from ``at`` up to the first ``Sum`` row after it, where that row
-    starts, and whether every cell holds number characters only (``_plain`` but for the
-    widths), when the row loop of ``parse`` would take every one of them as a peak row: each
-    holds only number characters, blanks and delimiters (so no quote, and no first cell
-    reading "sum"), with a cell that is not blank; they are at most ``most``. Else None, and
-    the loop reads them line by line (and says what is wrong)."""
+    starts, and whether every cell holds number characters only and none is empty (``_plain``
+    but for the widths), when the row loop of ``parse`` would take every one of them as a peak
+    row: each holds only number characters, blanks and delimiters (so no quote, and no first
+    cell reading "sum"), with a cell that is not blank; they are at most ``most``. Else None,
+    and the loop reads them line by line (and says what is wrong)."""
     stop = lf.find("\nSum" + delimiter, at - 1)
     if stop < at or lf.count("\n", at, stop) >= most:
         return None
     block = lf[at:stop]
-    if block.encode("ascii", "replace").translate(None, _PLAIN_ROW_TEXT):
+    raw = block.encode("ascii", "replace")
+    if raw.translate(None, _PLAIN_ROW_TEXT):
         return None
-    lines = block.split("\n")
-    blank = " \t" + delimiter
-    if not all(line.strip(blank) for line in lines):
+    # Without its blanks and delimiters, a line of nothing else is an empty line.
+    ink = raw.translate(None, b" \t" + delimiter.encode())
+    if not ink or b"\n\n" in ink or ink.startswith(b"\n") or ink.endswith(b"\n"):
         return None
     other = ";" if delimiter == "," else ","
-    return [line.split(delimiter) for line in lines], stop + 1, other not in block
+    d = delimiter
+    empty_cell = (d + d in block or block.startswith(d) or block.endswith(d)
+                  or "\n" + d in block or d + "\n" in block)
+    numbers_only = other not in block and not empty_cell
+    return [line.split(delimiter) for line in block.split("\n")], stop + 1, numbers_only
 
 
 def _line_count(lf: str) -> int:
@@ -578,14 +593,13 @@ def _plain_cells(rows: list[list[str]], fields: tuple[str | None, ...], first: i
     """Each row's Peak fields as its cells, when every column is a number of its own and no
     cell is empty: the model reads the cells, whose characters (``_plain``) it reads as float
     does (a cell of blanks fails, and the exact reader then takes the table). Else None.
-    ``numbers_only``: the cells are known to hold number characters only."""
-    if not _plan(fields)[1] or any("" in row for row in rows):
+    ``numbers_only``: the cells are known to hold number characters only, none empty."""
+    if not _plan(fields)[1]:
         return None
     if numbers_only:
-        width = len(fields)
-        if any(len(row) != width for row in rows):
+        if set(map(len, rows)) != {len(fields)}:
             return None
-    elif not _plain(rows, fields):
+    elif any("" in row for row in rows) or not _plain(rows, fields):
         return None
     return _cells(rows, fields, first)
 
@@ -595,7 +609,7 @@ def _cells(rows: list[list[str]], fields: tuple[str | None, ...],
     """Rows of as many cells as ``fields``, as Peak fields with their number and line."""
     cells = []
     for number, row in enumerate(rows, start=1):
-        peak: dict[str, object] = dict(zip(fields, row))  # type: ignore[arg-type]
+        peak: dict[str, object] = dict(zip(fields, row, strict=True))  # type: ignore[arg-type]
         peak["number"] = number
         peak["line"] = first + number - 1
         cells.append(peak)
