@@ -392,9 +392,10 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
             if header_at is not None:
                 raise ParseError(f"a second peak-table header (first at line {header_at + 1})",
                                  line=i + 1, filename=filename)
-            if _missing(found):
-                raise ParseError(f"peak-table header has no {' or '.join(_missing(found))} "
-                                 "column", line=i + 1, filename=filename)
+            missing = _missing(found)
+            if missing:
+                raise ParseError(f"peak-table header has no {' or '.join(missing)} column",
+                                 line=i + 1, filename=filename)
             header_at, fields, header_start, header_end = i, found, start, end
     if header_at is None:
         raise ParseError("no peak table header with RT and Area columns", filename=filename)
@@ -657,7 +658,7 @@ def _check_sum(peaks: list[Peak], total: float, sum_cell: str, line: int, filena
     """The printed Sum must equal the rows' areas to the precision it is printed with."""
     fraction = _FRACTION.search(sum_cell)
     decimals = len(fraction.group(1)) if fraction else 0
-    computed = math.fsum(p.area for p in peaks)
+    computed = math.fsum([p.area for p in peaks])
     tolerance = 0.5 * 10 ** -decimals * (len(peaks) + 1) + 1e-9 * abs(total)
     if abs(computed - total) > tolerance:
         raise ParseError(f"Sum {total} disagrees with the rows' total area {computed:.{decimals}f}",
