@@ -410,9 +410,17 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     if plain is not None:
         rows, at, numbers_only = plain
         i += len(rows)
+        # The line at ``at`` starts "Sum" and the delimiter: the Sum row the loop below
+        # would stop at.
+        end = lf.find("\n", at)
+        cells = _split(lf[at:] if end < 0 else lf[at:end], delimiter, i + 1)
+        sum_at = i
+        sum_cell = cells[1] if len(cells) > 1 else ""
+        total = parse_number(sum_cell, decimal_comma=decimal_comma, what="Sum", line=i + 1,
+                             filename=filename)
     # Lines are cut out one at a time, never all at once: a file of a million rows is
     # rejected by the peaks limit before its rows cost memory.
-    while at < len(lf):  # while i < the number of lines
+    while sum_at is None and at < len(lf):  # while i < the number of lines
         end = lf.find("\n", at)
         end = len(lf) if end < 0 else end
         line = lf[at:end]
