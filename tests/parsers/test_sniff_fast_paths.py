@@ -87,10 +87,18 @@ def openlab_reference(data: bytes, filename: str, options: ParserOptions) -> int
         if fields is not None and agilent_openlab._missing(fields):
             return 55
         if fields is not None and "area_pct" in fields and "height" in fields:
-            return 90
+            return 100 if openlab_signed(data, decoded) else 90
         if fields is not None:
             return 70
     return 0
+
+
+def openlab_signed(data: bytes, decoded: str) -> bool:
+    """A full header in a file that starts as a Report and holds no ``Information:`` (the
+    landmark of Chromeleon, sniffed after it), not UTF-16: CERTAIN (``test_detect`` shows
+    detection names the parser it named when this was 90)."""
+    return (decoded.startswith("Acquisition Method:") and b"Information:" not in data
+            and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)))
 
 
 def chemstation_csv_reference(data: bytes, filename: str, options: ParserOptions) -> int:

@@ -23,6 +23,7 @@ from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
 from worker.parsers.base import (
+    CERTAIN,
     MIN_CONFIDENCE,
     ParsedFile,
     ParseError,
@@ -148,15 +149,18 @@ def head(data: bytes) -> bytes:
 def detect(data: bytes, filename: str, options: ParserOptions = NO_OPTIONS) -> Parser:
     """The parser most confident that ``data`` is its format, or ParseError saying what was seen.
 
-    Every sniffer gets only ``head(data)``."""
+    Every sniffer gets only ``head(data)``. Scores are capped at CERTAIN, the top of the scale:
+    the sniffers are asked in name order, so once one says CERTAIN no later one can beat it (a
+    tie goes to the first name) and the rest are not asked."""
     first = head(data)
-    # The highest score, ties to the first name in order: one pass, nothing sorted.
     best: Parser | None = None
-    best_score, best_name = 0, ""
-    for name, parser in registered().items():
-        score = parser.sniff(first, filename, options)
-        if best is None or score > best_score or (score == best_score and name < best_name):
-            best, best_score, best_name = parser, score, name
+    best_score = 0
+    for parser in _in_name_order(registered()):
+        score = min(parser.sniff(first, filename, options), CERTAIN)
+        if best is None or score > best_score:
+            best, best_score = parser, score
+            if score == CERTAIN:
+                break
     assert best is not None  # registered() is never empty
     if best_score < MIN_CONFIDENCE:
         broken = _broken_text(data, filename, options)
@@ -165,6 +169,19 @@ def detect(data: bytes, filename: str, options: ParserOptions = NO_OPTIONS) -> P
         raise ParseError(f"unrecognised format: {describe(data)}; no parser recognised it "
                          f"(known formats: {', '.join(sorted(registered()))})", filename=filename)
     return best
+
+
+_order: tuple[dict[str, Parser], tuple[Parser, ...]] | None = None
+
+
+def _in_name_order(parsers: dict[str, Parser]) -> tuple[Parser, ...]:
+    """The values of ``parsers`` by name, remembered for the last dict (``registered()``'s,
+    the same one every time)."""
+    global _order
+    last = _order  # one read: another thread may replace it meanwhile
+    if last is None or last[0] is not parsers:
+        last = _order = (parsers, tuple(parsers[name] for name in sorted(parsers)))
+    return last[1]
 
 
 def parse(data: bytes, filename: str, options: ParserOptions = NO_OPTIONS) -> ParsedFile:

@@ -9,6 +9,7 @@ rejected. Semicolon-delimited exports (European locales) use decimal commas.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import math
 import re
@@ -16,10 +17,13 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import islice
+from typing import NamedTuple
 
 from pydantic import TypeAdapter, ValidationError
 
 from worker.parsers.base import (
+    CERTAIN,
     MIN_CONFIDENCE,
     NOT_MINE,
     ParsedFile,
@@ -140,6 +144,8 @@ _WINDOW = 1 << 20
 def _candidates(text: str) -> Iterator[tuple[int, int, int, str]]:
     """(0-based index, start, end, line) of each line of ``text`` (LF-only line ends) that
     could be a header, in order."""
+    if "r" not in text and "R" not in text:
+        return  # every keyword holds an r, and only R lower-cases to r below
     index, window = 0, 0
     while window < len(text):
         stop = len(text) if window + _WINDOW >= len(text) else \
@@ -178,8 +184,7 @@ def _header_in(line: str, delimiter: str) -> tuple[str | None, ...] | None:
         return None
 
 
-@dataclass(frozen=True)
-class _Scan:
+class _Scan(NamedTuple):  # a tuple: built for every file, faster than a frozen dataclass
     """What ``sniff`` and ``parse`` both read first: the text with LF line ends, its
     delimiter, and every line that could be the header (``_candidates``)."""
 
@@ -189,6 +194,9 @@ class _Scan:
     # The remembered preamble ``lf`` starts with ("" if none): the same text as ``lf``'s
     # slice, whose hash is already known where the preamble's reading is looked up.
     preamble: str = ""
+    # How many of the first candidates are known to read as no header with either delimiter,
+    # without error (those of a remembered preamble): sniff and parse start after them.
+    skip: int = 0
 
 
 class _Found:
@@ -217,15 +225,15 @@ def _scanned(text: str) -> _Scan:
         return last[1]
     lf = _lf(text)
     small = len(text) <= _REMEMBERED_CHARS
-    preamble = ""
+    preamble, skip = "", 0
     if small:
-        candidates, has_semicolon, preamble = _small_candidates(lf)
+        candidates, has_semicolon, preamble, skip = _small_candidates(lf)
     else:
         candidates, has_semicolon = _Found(lf), ";" in lf
     # ``;`` when a line is a header split at semicolons.
     semicolon = has_semicolon and any(_header_in(line, ";") is not None
-                                      for _, _, _, line in candidates)
-    scan = _Scan(lf, ";" if semicolon else ",", candidates, preamble)
+                                      for _, _, _, line in islice(candidates, skip, None))
+    scan = _Scan(lf, ";" if semicolon else ",", candidates, preamble, skip)
     if small:
         _last_scan = (text, scan)
     return scan
@@ -240,6 +248,12 @@ class _Prefix:
     lines: int
     candidates: tuple[tuple[int, int, int, str], ...]
     semicolon: bool
+    # Whether every one of ``candidates`` reads as no header with either delimiter, without
+    # error (a quoted line the csv module refuses is an error in ``parse``).
+    quiet: bool
+    # The header line that followed, with its line end: a candidate wherever it follows the
+    # preamble again (the files of a sequence repeat it too).
+    header: str
 
 
 # Preambles remembered by their text, oldest first; a file is compared with each (a text
@@ -249,19 +263,25 @@ _prefixes: dict[str, _Prefix] = {}
 _prefixes_lock = threading.Lock()
 
 
-def _small_candidates(lf: str) -> tuple[tuple[tuple[int, int, int, str], ...], bool, str]:
-    """``tuple(_candidates(lf))``, whether ``lf`` holds a semicolon and the remembered
-    preamble it starts with (or ""), reading only what follows that preamble: candidates are
-    found line by line, so those of the preamble are those of any text that starts with it."""
+def _small_candidates(lf: str
+                      ) -> tuple[tuple[tuple[int, int, int, str], ...], bool, str, int]:
+    """``tuple(_candidates(lf))``, whether ``lf`` holds a semicolon, the remembered preamble
+    it starts with (or "") and how many of the candidates are known to be no header (``_Scan.
+    skip``), reading only what follows that preamble: candidates are found line by line, so
+    those of the preamble are those of any text that starts with it."""
     for text, known in tuple(_prefixes.items()):
         if lf.startswith(text):
-            size = len(text)
-            rest = tuple((i + known.lines, start + size, end + size, line)
+            size, lines, found = len(text), known.lines, known.candidates
+            if lf.startswith(known.header, size):
+                found += ((lines, size, size + len(known.header) - 1, known.header[:-1]),)
+                size, lines = size + len(known.header), lines + 1
+            rest = tuple((i + lines, start + size, end + size, line)
                          for i, start, end, line in _candidates(lf[size:]))
-            return known.candidates + rest, known.semicolon or ";" in lf[size:], text
+            return (found + rest, known.semicolon or ";" in lf[len(text):], text,
+                    len(known.candidates) if known.quiet else 0)
     candidates = tuple(_candidates(lf))
     _remember_prefix(lf, candidates)
-    return candidates, ";" in lf, ""
+    return candidates, ";" in lf, "", 0
 
 
 def _remember_prefix(lf: str, candidates: tuple[tuple[int, int, int, str], ...]) -> None:
@@ -272,12 +292,22 @@ def _remember_prefix(lf: str, candidates: tuple[tuple[int, int, int, str], ...])
             if start == 0:
                 return  # nothing before it (a PeakData file)
             text = lf[:start]
-            known = _Prefix(index, tuple(c for c in candidates if c[1] < start), ";" in text)
+            before = tuple(c for c in candidates if c[1] < start)
+            known = _Prefix(index, before, ";" in text, all(_quiet(c[3]) for c in before),
+                            line + "\n")
             with _prefixes_lock:
                 if len(_prefixes) >= _PREFIXES:
                     del _prefixes[next(iter(_prefixes))]
                 _prefixes[text] = known
             return
+
+
+def _quiet(line: str) -> bool:
+    """Whether ``line`` reads as no header with either delimiter, without error."""
+    try:
+        return _header_of(line, ",") is None and _header_of(line, ";") is None
+    except ParseError:
+        return False
 
 
 def _lines(text: str) -> list[str]:
@@ -295,13 +325,17 @@ def _lf(text: str) -> str:
 
 _SNIFF_BYTES = 65536
 _SNIFF_LINES = 400
+_FULL = 90
+# The first key of a Report, as OpenLab writes it.
+_REPORT_START = "Acquisition Method:"
 
 
+@lru_cache(maxsize=256)  # headers repeat
 def _score(fields: tuple[str | None, ...]) -> int:
     if _missing(fields):
         return MIN_CONFIDENCE + 5  # ours, with a column missing: parse() says which
     if "area_pct" in fields and "height" in fields:
-        return 90  # the full OpenLab header
+        return _FULL  # the full OpenLab header
     return MIN_CONFIDENCE + 20  # a peak-table header, as other software writes too
 
 
@@ -312,13 +346,31 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     except (ParseError, UnicodeDecodeError):
         return NOT_MINE
     scan = _scanned(text)
-    for index, _, _, line in scan.candidates:
+    for index, _, _, line in islice(scan.candidates, scan.skip, None):
         if index >= _SNIFF_LINES:
             break
         fields = _header_in(line, scan.delimiter)
         if fields is not None:
-            return _score(fields)
+            score = _score(fields)
+            if score == _FULL and _signed(data, scan.lf):
+                return CERTAIN
+            return score
     return NOT_MINE
+
+
+def _signed(data: bytes, lf: str) -> bool:
+    """Whether a file whose full header was found also starts as an OpenLab Report does, and
+    its head shows no landmark of a format sniffed after this one that could outscore the full
+    header: then the file is this format's alone (CERTAIN), and the registry need not ask the
+    sniffers after this one (README.md, confidence scale).
+
+    The landmarks that let a later format score over the full header must start the file
+    (Shimadzu's ``[Header]``, Empower's quoted first row, EZChrom's ``Version:``, a netCDF
+    signature), except Chromeleon's ``… Information:`` block titles, which the head must not
+    hold; UTF-16, which Chromeleon reads whole, is left out."""
+    return (lf.startswith(_REPORT_START)
+            and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+            and b"Information:" not in data)
 
 
 def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
@@ -334,15 +386,16 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     header_at = None
     fields: tuple[str | None, ...] = ()
     header_start = header_end = 0
-    for i, start, end, line in scan.candidates:
+    for i, start, end, line in islice(scan.candidates, scan.skip, None):
         found = _header_of(line, delimiter, i + 1)
         if found is not None:
             if header_at is not None:
                 raise ParseError(f"a second peak-table header (first at line {header_at + 1})",
                                  line=i + 1, filename=filename)
-            if _missing(found):
-                raise ParseError(f"peak-table header has no {' or '.join(_missing(found))} "
-                                 "column", line=i + 1, filename=filename)
+            missing = _missing(found)
+            if missing:
+                raise ParseError(f"peak-table header has no {' or '.join(missing)} column",
+                                 line=i + 1, filename=filename)
             header_at, fields, header_start, header_end = i, found, start, end
     if header_at is None:
         raise ParseError("no peak table header with RT and Area columns", filename=filename)
@@ -353,12 +406,21 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     i, at = header_at + 1, header_end + 1
     most = options.max_peaks_per_table
     plain = _plain_rows(lf, at, delimiter, most)
+    numbers_only = False
     if plain is not None:
-        rows, at = plain
+        rows, at, numbers_only = plain
         i += len(rows)
+        # The line at ``at`` starts "Sum" and the delimiter: the Sum row the loop below
+        # would stop at.
+        end = lf.find("\n", at)
+        cells = _split(lf[at:] if end < 0 else lf[at:end], delimiter, i + 1)
+        sum_at = i
+        sum_cell = cells[1] if len(cells) > 1 else ""
+        total = parse_number(sum_cell, decimal_comma=decimal_comma, what="Sum", line=i + 1,
+                             filename=filename)
     # Lines are cut out one at a time, never all at once: a file of a million rows is
     # rejected by the peaks limit before its rows cost memory.
-    while at < len(lf):  # while i < the number of lines
+    while sum_at is None and at < len(lf):  # while i < the number of lines
         end = lf.find("\n", at)
         end = len(lf) if end < 0 else end
         line = lf[at:end]
@@ -382,7 +444,7 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     if sum_at is not None and not cut and not decimal_comma and "area_pct" in fields:
         # A complete plain table with its Area% column: the file, its peaks included, is
         # validated in one call; anything it refuses is read again below, which says why.
-        values = _plain_cells(rows, fields, first)
+        values = _plain_cells(rows, fields, first, numbers_only)
         if values:
             assert total is not None
             try:
@@ -441,23 +503,30 @@ def _document(lf: str, scan: _Scan, header_start: int, header_at: int, at: int,
 
 
 def _plain_rows(lf: str, at: int, delimiter: str, most: int
-                ) -> tuple[list[list[str]], int] | None:
-    """The cells of the rows from ``at`` up to the first ``Sum`` row after it, and where that
-    row starts, when the row loop of ``parse`` would take every one of them as a peak row:
-    each holds only number characters, blanks and delimiters (so no quote, and no first cell
-    reading "sum"), with a cell that is not blank; they are at most ``most``. Else None, and
-    the loop reads them line by line (and says what is wrong)."""
+                ) -> tuple[list[list[str]], int, bool] | None:
+    """The cells of the rows from ``at`` up to the first ``Sum`` row after it, where that row
+    starts, and whether every cell holds number characters only and none is empty (``_plain``
+    but for the widths), when the row loop of ``parse`` would take every one of them as a peak
+    row: each holds only number characters, blanks and delimiters (so no quote, and no first
+    cell reading "sum"), with a cell that is not blank; they are at most ``most``. Else None,
+    and the loop reads them line by line (and says what is wrong)."""
     stop = lf.find("\nSum" + delimiter, at - 1)
     if stop < at or lf.count("\n", at, stop) >= most:
         return None
     block = lf[at:stop]
-    if block.encode("ascii", "replace").translate(None, _PLAIN_ROW_TEXT):
+    raw = block.encode("ascii", "replace")
+    if raw.translate(None, _PLAIN_ROW_TEXT):
         return None
-    lines = block.split("\n")
-    blank = " \t" + delimiter
-    if not all(line.strip(blank) for line in lines):
+    # Without its blanks and delimiters, a line of nothing else is an empty line.
+    ink = raw.translate(None, b" \t" + delimiter.encode())
+    if not ink or b"\n\n" in ink or ink.startswith(b"\n") or ink.endswith(b"\n"):
         return None
-    return [line.split(delimiter) for line in lines], stop + 1
+    other = ";" if delimiter == "," else ","
+    d = delimiter
+    empty_cell = (d + d in block or block.startswith(d) or block.endswith(d)
+                  or "\n" + d in block or d + "\n" in block)
+    numbers_only = other not in block and not empty_cell
+    return [line.split(delimiter) for line in block.split("\n")], stop + 1, numbers_only
 
 
 def _line_count(lf: str) -> int:
@@ -528,20 +597,32 @@ def _plain(rows: list[list[str]], fields: tuple[str | None, ...]) -> bool:
         "ascii", "replace").translate(None, _PLAIN_NUMBER_TEXT))
 
 
-def _plain_cells(rows: list[list[str]], fields: tuple[str | None, ...],
-                 first: int) -> list[dict[str, object]] | None:
+def _plain_cells(rows: list[list[str]], fields: tuple[str | None, ...], first: int,
+                 numbers_only: bool = False) -> list[dict[str, object]] | None:
     """Each row's Peak fields as its cells, when every column is a number of its own and no
     cell is empty: the model reads the cells, whose characters (``_plain``) it reads as float
-    does (a cell of blanks fails, and the exact reader then takes the table). Else None."""
-    if not _plan(fields)[1] or any("" in row for row in rows) or not _plain(rows, fields):
+    does (a cell of blanks fails, and the exact reader then takes the table). Else None.
+    ``numbers_only``: the cells are known to hold number characters only, none empty."""
+    if not _plan(fields)[1]:
+        return None
+    if numbers_only:
+        if set(map(len, rows)) != {len(fields)}:
+            return None
+    elif any("" in row for row in rows) or not _plain(rows, fields):
         return None
     return _cells(rows, fields, first)
 
 
 def _cells(rows: list[list[str]], fields: tuple[str | None, ...],
            first: int) -> list[dict[str, object]]:
-    return [dict(zip(fields, row, strict=True), number=n, line=line)
-            for n, (line, row) in enumerate(enumerate(rows, start=first), start=1)]
+    """Rows of as many cells as ``fields``, as Peak fields with their number and line."""
+    cells = []
+    for number, row in enumerate(rows, start=1):
+        peak: dict[str, object] = dict(zip(fields, row, strict=True))  # type: ignore[arg-type]
+        peak["number"] = number
+        peak["line"] = first + number - 1
+        cells.append(peak)
+    return cells
 
 
 @lru_cache(maxsize=256)
@@ -585,7 +666,7 @@ def _check_sum(peaks: list[Peak], total: float, sum_cell: str, line: int, filena
     """The printed Sum must equal the rows' areas to the precision it is printed with."""
     fraction = _FRACTION.search(sum_cell)
     decimals = len(fraction.group(1)) if fraction else 0
-    computed = math.fsum(p.area for p in peaks)
+    computed = math.fsum([p.area for p in peaks])
     tolerance = 0.5 * 10 ** -decimals * (len(peaks) + 1) + 1e-9 * abs(total)
     if abs(computed - total) > tolerance:
         raise ParseError(f"Sum {total} disagrees with the rows' total area {computed:.{decimals}f}",

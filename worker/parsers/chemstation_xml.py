@@ -38,7 +38,9 @@ _ROOT_BYTES = (_ROOT.encode("utf-16-le"), _ROOT.encode())
 def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     """CERTAIN when the first kilobytes hold the ``ChemStationResult`` root (UTF-16 or 8)."""
     head = data[:4096]
-    if _ROOT_BYTES[0] in head or _ROOT_BYTES[1] in head:  # no generator: sniffed on every file
+    # No generator: sniffed on every file. The UTF-16 name holds NUL bytes, which text in
+    # any other encoding has none of: one memchr spares most files that search.
+    if _ROOT_BYTES[1] in head or (b"\x00" in head and _ROOT_BYTES[0] in head):
         return CERTAIN
     return NOT_MINE
 
