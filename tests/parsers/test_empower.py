@@ -153,3 +153,25 @@ def test_broken_key_value_export_names_its_line(text: str, line: int, words: str
     with pytest.raises(ParseError) as err:
         empower.parse(text.encode(), "x.arw", NO_OPTIONS)
     assert err.value.line == line and words in err.value.reason
+
+
+def test_a_sample_named_after_a_field_is_still_a_key_value_header() -> None:
+    """A sample called "Acquired By" made the first line look like a two-field name row, and
+    the export was rejected at its third header line (found by test_empower_round_trip)."""
+    data = (b'"SampleName"\t"Acquired By"\r"Channel"\t"ChA 254nm"\r"System Name"\t"S"\r'
+            b"0.000000\t0.5\r0.008333\t0.75\r")
+    assert empower.sniff(data, "gen.arw", NO_OPTIONS) == 95
+    parsed = empower.parse(data, "gen.arw", NO_OPTIONS)
+    assert parsed.sample_name == "Acquired By"
+    assert parsed.metadata["System Name"] == "S"
+    (signal,) = parsed.signals
+    assert signal.wavelength_nm == 254.0 and signal.trace is not None
+    assert list(signal.trace.values) == [0.5, 0.75]
+
+
+def test_a_two_field_export_whose_value_is_a_field_name_keeps_the_two_row_layout() -> None:
+    data = b'"SampleName"\t"Channel"\r"Acquired By"\t"ChA 254nm"\r0.000000\t0.5\r0.008333\t0.75\r'
+    parsed = empower.parse(data, "gen.arw", NO_OPTIONS)
+    assert parsed.sample_name == "Acquired By"
+    (signal,) = parsed.signals
+    assert signal.wavelength_nm == 254.0

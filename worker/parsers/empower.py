@@ -158,7 +158,9 @@ def _key_value_header(lines: list[str]) -> tuple[dict[str, str], int] | None:
     with them.
 
     Two quoted cells per line, at least two keys Empower's own, and not the two-row layout of a
-    two-field export (whose first row names fields in both cells)."""
+    two-field export: its first row names fields in both cells, and only its two header rows
+    are quoted. A third quoted line settles it for key/value lines, so a sample named after a
+    field ("Acquired By") is still read as the sample's name."""
     header: dict[str, str] = {}
     count = 0
     for line in lines:
@@ -170,7 +172,7 @@ def _key_value_header(lines: list[str]) -> tuple[dict[str, str], int] | None:
     if len(header) < 2 or len(KNOWN_FIELDS.intersection(header)) < 2:
         return None
     first_row, _ = _fields(lines[0])
-    if first_row[1] in KNOWN_FIELDS:
+    if first_row[1] in KNOWN_FIELDS and count < 3:
         return None
     return header, count
 
