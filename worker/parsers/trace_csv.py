@@ -9,6 +9,7 @@ numbers are converted in bulk and a line-by-line scan runs only to name the line
 from __future__ import annotations
 
 import codecs
+import json
 import math
 import mmap
 import re
@@ -101,7 +102,7 @@ def _last_looked_at(pieces: list[str], cut: bool) -> str | None:
 
 # A trace is read a slice of this many bytes at a time (cut at a line end), so what parsing
 # holds besides the two output arrays stays small whatever the file's size.
-CHUNK_BYTES = 1 << 21
+CHUNK_BYTES = 1 << 18
 # The preamble, header and first rows are looked for in this much of the start, the
 # terminator and trailing blank lines in this much of the end.
 _EDGE_BYTES = 65536
@@ -142,7 +143,6 @@ def _parse(data: bytes, head: bytes, codec: str, encoding: str, filename: str,
     head_text = _text(head[skip:], codec, 1, filename)
     lines = lines_of(head_text)
     whole = len(head) == len(data)
-    starts = _line_starts(head, skip)
     stop, body_end, terminated = _end(data, codec, filename, len(lines) if whole else None)
     if whole:
         stop = min(stop, len(lines))
@@ -178,8 +178,8 @@ def _parse(data: bytes, head: bytes, codec: str, encoding: str, filename: str,
         delimiter = " "  # whitespace-separated (ChemStation macro output)
     sample = "\n".join(lines[first:first + 20])
     decimal_comma = delimiter in "\t;" and "," in sample
-    times, values = _rows(data, starts[first], body_end, codec, delimiter, decimal_comma,
-                          filename, first + 1, options)
+    times, values = _rows(data, _line_start(head, first, skip), body_end, codec, delimiter,
+                          decimal_comma, filename, first + 1, options)
 
     signal_name, detector = _signal_from_name(filename)
     time_unit, value_unit = "min", None
@@ -208,9 +208,23 @@ def _text(raw: bytes, codec: str, line: int, filename: str) -> str:
                          filename=filename) from None
 
 
-def _line_starts(raw: bytes, skip: int = 0) -> list[int]:
-    """The byte offset of each line of ``raw`` (CR LF, CR, LF), and of its end."""
-    return [skip, *(m.end() for m in _BREAK.finditer(raw, skip))]
+def _line_start(raw: bytes, index: int, skip: int = 0) -> int:
+    """The byte offset where line ``index`` (0-based) of ``raw[skip:]`` starts (CR LF, CR and
+    LF end a line); the end of ``raw`` when it has fewer lines."""
+    if index == 0:
+        return skip
+    body = raw[skip:]
+    cr, lf = body.count(b"\r"), body.count(b"\n")
+    eol = b"\n" if not cr else b"\r" if not lf else \
+        b"\r\n" if cr == lf == body.count(b"\r\n") else None
+    if eol is not None:
+        # One line end throughout: a split in C, not a regex match per line.
+        pieces = body.split(eol, index)
+        return len(raw) - len(pieces[-1]) if len(pieces) > index else len(raw)
+    for found, match in enumerate(_BREAK.finditer(raw, skip), 1):
+        if found == index:
+            return match.end()
+    return len(raw)
 
 
 def _end(data: bytes, codec: str, filename: str,
@@ -232,14 +246,13 @@ def _end(data: bytes, codec: str, filename: str,
         lines = lines_of(tail.decode(codec))
     except UnicodeDecodeError:
         return (total or 0), size, False  # the rows say where, as they are read
-    starts = _line_starts(tail)
     keep = len(lines)
     while keep and not lines[keep - 1].strip():
         keep -= 1
     terminated = bool(keep) and lines[keep - 1].strip() == _TERMINATOR
     if terminated:
         keep -= 1
-    end = base + starts[keep] if keep < len(lines) else size
+    end = base + _line_start(tail, keep) if keep < len(lines) else size
     count = (total - (len(lines) - keep)) if total is not None else 0
     return count, end, terminated
 
@@ -253,8 +266,8 @@ def _rows(data: bytes, start: int, end: int, codec: str, delimiter: str, decimal
     newline = b"\n" if bytes(data[start:min(end, start + _EDGE_BYTES)]).find(b"\n") >= 0 \
         else b"\r"
     release = _releaser(data)
-    # Counted first (a pass of str.count, a slice at a time), so the arrays are made once at
-    # their size: grown row by row, each would be copied as it grew, twice its size at times.
+    # Counted first, so the arrays are made once at their size: grown row by row, each would
+    # be copied as it grew, twice its size at times.
     rows = _count_rows(data, start, end, newline, release)
     if rows > options.max_trace_points:
         raise too_many("points in the trace", options.max_trace_points, "max_trace_points",
@@ -283,12 +296,16 @@ def _rows(data: bytes, start: int, end: int, codec: str, delimiter: str, decimal
             if delimiter == " ":
                 body = [" ".join(row.split()) for row in body]
             columns = _columns(body, delimiter, decimal_comma, filename, line)
+        del raw
         chunk_times, chunk_values = columns
+        del columns
         previous = _check_times(chunk_times, previous, filename, line)
-        times[filled:filled + len(chunk_times)] = chunk_times
-        values[filled:filled + len(chunk_values)] = chunk_values
-        filled += len(chunk_times)
-        line += len(chunk_times)  # every line of a slice is a row, or it was refused
+        count = len(chunk_times)
+        times[filled:filled + count] = array("d", chunk_times)
+        values[filled:filled + count] = array("d", chunk_values)
+        del chunk_times, chunk_values
+        filled += count
+        line += count  # every line of a slice is a row, or it was refused
         release(stop)
         at = stop
     del times[filled:], values[filled:]
@@ -297,17 +314,26 @@ def _rows(data: bytes, start: int, end: int, codec: str, delimiter: str, decimal
 
 # The characters of a number as float() and the exact reader both read it, bar the decimal mark.
 _NUMBER_BYTES = b"0123456789+-eE"
+# With decimal commas, delimiters and line ends become commas and decimal commas points.
+_AS_JSON_COMMA = {sep: bytes.maketrans(b"\n" + sep + b",", b",,.") for sep in (b"\t", b";")}
+# The C scanner converts a JSON number with a fraction or an exponent by PyFloat_FromString on
+# its characters, float() itself; the others go to parse_int, float too (so "-0" stays -0.0).
+_JSON = json.JSONDecoder(parse_int=float)
 
 
-def fast_columns(raw: bytes, delimiter: str, decimal_comma: bool) -> tuple[array, array] | None:
+def fast_columns(raw: bytes, delimiter: str,
+                 decimal_comma: bool) -> tuple[list[float], list[float]] | None:
     """The times and values of the rows in ``raw``, exactly what the exact reader gives; None
     when it would refuse a row, or might: it is then run to name the line.
 
     A trace is bound by ``float()`` over its cells, so the rest is done on the whole slice at
     once: one ``translate`` deleting the number characters must leave exactly one delimiter and
     one line end per line (no blank line, no stray space, quote or letter), which makes every
-    line two cells; ``float()`` then reads each cell as the exact reader would (same characters,
-    same function) and refuses what its pattern refuses.
+    line two cells and the cells, comma-joined, a JSON array of numbers only. The JSON decoder
+    reads them with ``float()`` without a Python object per cell in between; a number JSON
+    spells otherwise (``+1``, ``1.``, ``.5``, ``007``) sends the slice to ``float()`` over the
+    split cells, which reads each cell as the exact reader would (same characters, same
+    function) and refuses what its pattern refuses.
     """
     if delimiter not in (",", "\t", ";") or not raw:
         return None  # whitespace-separated rows keep the exact reader's splitting
@@ -320,23 +346,28 @@ def fast_columns(raw: bytes, delimiter: str, decimal_comma: bool) -> tuple[array
     shape = raw.translate(None, _NUMBER_BYTES + (b"," if decimal_comma else b"."))
     if shape != (sep + b"\n") * (len(shape) // 2):
         return None
+    del shape
+    # The cells, comma-joined (a replace costs less than a translate).
     if decimal_comma:
-        raw = raw.replace(b",", b".")
-    cells = raw.replace(b"\n", sep).split(sep)
-    cells.pop()  # after the last line end
+        cells = raw.translate(_AS_JSON_COMMA[sep])
+    elif sep == b",":
+        cells = raw.replace(b"\n", b",")
+    else:
+        cells = raw.replace(sep, b",").replace(b"\n", b",")
+    del raw
     try:
-        times, values = array("d", map(float, cells[0::2])), array("d", map(float, cells[1::2]))
+        numbers = _JSON.decode(f"[{cells[:-1].decode('ascii')}]")
     except ValueError:
+        try:
+            numbers = list(map(float, cells.split(b",")[:-1]))
+        except ValueError:
+            return None
+    del cells
+    # float() of a number's characters is never NaN, so a finite sum means no infinity (an
+    # exponent too big); only when the sum overflows are the numbers looked at.
+    if not math.isfinite(sum(numbers)) and (math.inf in numbers or -math.inf in numbers):
         return None
-    if not (_finite(times) and _finite(values)):
-        return None
-    return times, values
-
-
-def _finite(column: array) -> bool:
-    """No infinity (an exponent too big) in ``column``; float() of a number's characters is
-    never NaN. A sum is one fast pass; only when it overflows are the values looked at."""
-    return math.isfinite(sum(column)) or not (math.inf in column or -math.inf in column)
+    return numbers[0::2], numbers[1::2]
 
 
 @lru_cache
@@ -355,13 +386,17 @@ def _count_rows(data: bytes, start: int, end: int, newline: bytes,
                 release: Callable[[int], None]) -> int:
     """Lines in ``data[start:end]`` (a last one without its line end included): at least the
     rows there, for the arrays to hold them."""
+    last_ended = bytes(data[end - 1:end]) == newline
+    if isinstance(data, bytes):
+        return data.count(newline, start, end) + (not last_ended)
+    # Anything else (an mmap) is copied a slice at a time to be counted, its pages handed back.
     count, at = 0, start
     while at < end:
-        stop = min(end, at + CHUNK_BYTES * 4)
+        stop = min(end, at + CHUNK_BYTES)
         count += bytes(data[at:stop]).count(newline)
         release(stop)
         at = stop
-    return count + (bytes(data[end - 1:end]) != newline)
+    return count + (not last_ended)
 
 
 def _releaser(data: object) -> Callable[[int], None]:
@@ -417,11 +452,12 @@ def _columns(body: list[str], delimiter: str, decimal_comma: bool, filename: str
     return times, values
 
 
-def _check_times(times: array, previous: float, filename: str, first_line: int) -> float:
+def _check_times(times: list[float] | array, previous: float, filename: str,
+                 first_line: int) -> float:
     """The last time, after checking that none goes back (from ``previous`` on)."""
     # Sorting a list already in order is one pass of float comparisons, fewer objects made
     # than comparing the array's items pairwise; equal only if no time goes back.
-    listed = times.tolist()
+    listed = times.tolist() if isinstance(times, array) else times
     if listed and listed[0] >= previous and listed == sorted(listed):
         return listed[-1]
     for i, t in enumerate(times):
