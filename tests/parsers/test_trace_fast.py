@@ -209,3 +209,15 @@ def test_bulk_reading_only_where_bytes_read_as_ascii(codec: str, bulk: bool) -> 
     """The bulk reader looks at bytes: a code page set in the settings that writes digits or
     line ends otherwise (UTF-16, EBCDIC, UTF-7's '+') leaves every slice to the exact reader."""
     assert trace_csv._ascii_transparent(codec) is bulk
+
+
+@pytest.mark.parametrize("chunk", [4096, trace_csv.CHUNK_BYTES])
+def test_rows_ending_otherwise_than_counted_are_all_read(chunk: int) -> None:
+    """The arrays are sized by counting the line end the head uses; rows ending in another
+    (lone CRs after LFs) are read all the same, as the exact reader reads them."""
+    rows = [f"{i / 10!r},{i % 7 - 0.5!r}" for i in range(20_000)]
+    raw = ("\n".join(rows[:10]) + "\n" + "\r".join(rows[10:]) + "\r").encode()
+    fast = _outcome(raw, chunk)
+    with mock.patch.object(trace_csv, "fast_columns", lambda *_: None):
+        assert fast == _outcome(raw, chunk)
+    assert not isinstance(fast[0], str) and len(fast[0]) == 20_000 * 8

@@ -13,6 +13,7 @@ import json
 import math
 import mmap
 import re
+import struct
 from array import array
 from collections.abc import Callable
 from functools import lru_cache
@@ -301,8 +302,16 @@ def _rows(data: bytes, start: int, end: int, codec: str, delimiter: str, decimal
         del columns
         previous = _check_times(chunk_times, previous, filename, line)
         count = len(chunk_times)
-        times[filled:filled + count] = array("d", chunk_times)
-        values[filled:filled + count] = array("d", chunk_values)
+        if isinstance(chunk_times, list) and filled + count <= rows:
+            # Packed straight into the arrays: fewer steps per number than array(list). (More
+            # rows than counted: line ends other than the one counted; the slice assignment
+            # below grows the arrays.)
+            doubles = struct.Struct(f"{count}d")
+            doubles.pack_into(times, filled * 8, *chunk_times)
+            doubles.pack_into(values, filled * 8, *chunk_values)
+        else:
+            times[filled:filled + count] = array("d", chunk_times)
+            values[filled:filled + count] = array("d", chunk_values)
         del chunk_times, chunk_values
         filled += count
         line += count  # every line of a slice is a row, or it was refused
