@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from unittest import mock
 
 import pytest
@@ -123,6 +124,40 @@ def test_fast_reader_reads_plain_slices(case: tuple[bytes, str, bool]) -> None:
     assert _bits(fast) == _bits(exact)
 
 
+def _by_line_end(raw: bytes, sep: str, comma: bool) -> tuple[int | None, object]:
+    """A slice read as the parse reads it once the counting pass has checked its shape with
+    the line end its rows use: (its rows, its columns), None for either not vouched for."""
+    newline = b"\n" if b"\n" in raw else b"\r"
+    eol = (b"\r\n" if b"\r" in raw else b"\n") if newline == b"\n" else b"\r"
+    rows = trace_csv._shaped_rows(raw, sep.encode(), eol, comma)
+    return rows, None if rows is None else trace_csv._numbers(raw, sep.encode(), eol, comma)
+
+
+@FUZZ
+@given(case=st.booleans().flatmap(slices))
+def test_a_slice_checked_by_its_line_end_gives_the_exact_rows_or_nothing(
+        case: tuple[bytes, str, bool]) -> None:
+    raw, sep, comma = case
+    rows, fast = _by_line_end(raw, sep, comma)
+    if fast is None:
+        return
+    exact = _exact(raw, sep, comma)
+    assert not isinstance(exact, ParseError), f"fast reader accepted what {exact} refuses"
+    assert rows == len(exact[0])
+    assert _bits(fast) == _bits(exact)
+
+
+@FUZZ
+@given(case=slices(odd=False))
+def test_a_plain_slice_is_checked_by_its_line_end(case: tuple[bytes, str, bool]) -> None:
+    """CR LF, LF or CR throughout: read without first making every line end an LF."""
+    raw, sep, comma = case
+    rows, fast = _by_line_end(raw, sep, comma)
+    exact = _exact(raw, sep, comma)
+    assert fast is not None and not isinstance(exact, ParseError)
+    assert rows == len(exact[0]) and _bits(fast) == _bits(exact)
+
+
 @pytest.mark.parametrize(("raw", "sep", "comma"), [
     (b"0,1\n0.1,-0.0\n", ",", False),
     (b"0\t1,5\r\n0,1\t2\r\n", "\t", True),
@@ -165,6 +200,11 @@ def test_exports_are_read_without_a_float_call_per_split_cell() -> None:
     assert _bits(fast) == _bits(exact)
 
 
+def _exact_reader_only() -> AbstractContextManager[object]:
+    """Every slice read by the exact reader, as for a code page the bulk reader cannot read."""
+    return mock.patch.object(trace_csv, "_ascii_transparent", lambda _: False)
+
+
 def _outcome(raw: bytes, chunk: int) -> object:
     original = trace_csv.CHUNK_BYTES
     trace_csv.CHUNK_BYTES = chunk
@@ -189,7 +229,7 @@ def test_parse_as_with_the_exact_reader_alone(case: tuple[bytes, str, bool], hea
     if header:
         raw = f"Time [min]{sep}Signal [mAU]\n".encode() + raw
     fast = _outcome(raw, chunk)
-    with mock.patch.object(trace_csv, "fast_columns", lambda *_: None):
+    with _exact_reader_only():
         exact = _outcome(raw, chunk)
     assert fast == exact
 
@@ -218,6 +258,6 @@ def test_rows_ending_otherwise_than_counted_are_all_read(chunk: int) -> None:
     rows = [f"{i / 10!r},{i % 7 - 0.5!r}" for i in range(20_000)]
     raw = ("\n".join(rows[:10]) + "\n" + "\r".join(rows[10:]) + "\r").encode()
     fast = _outcome(raw, chunk)
-    with mock.patch.object(trace_csv, "fast_columns", lambda *_: None):
+    with _exact_reader_only():
         assert fast == _outcome(raw, chunk)
     assert not isinstance(fast[0], str) and len(fast[0]) == 20_000 * 8

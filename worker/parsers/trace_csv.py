@@ -269,7 +269,8 @@ def _rows(data: bytes, start: int, end: int, codec: str, delimiter: str, decimal
     release = _releaser(data)
     # Counted first, so the arrays are made once at their size: grown row by row, each would
     # be copied as it grew, twice its size at times.
-    rows = _count_rows(data, start, end, newline, release)
+    rows, plan = _plan(data, start, end, newline, delimiter if _ascii_transparent(codec) else "",
+                       decimal_comma, release)
     if rows > options.max_trace_points:
         raise too_many("points in the trace", options.max_trace_points, "max_trace_points",
                        line=first_line + options.max_trace_points, filename=filename)
@@ -277,20 +278,19 @@ def _rows(data: bytes, start: int, end: int, codec: str, delimiter: str, decimal
     fast = _ascii_transparent(codec)
     line, at, filled = first_line, start, 0
     previous = -math.inf
+    slices = iter(plan)
     while at < end:
-        stop = end
-        if end - at > CHUNK_BYTES:
-            stop = data.rfind(newline, at, at + CHUNK_BYTES) + 1
-            if stop <= at:  # a line longer than a slice: the slice ends with it
-                stop = data.find(newline, at, min(end, at + _LONGEST_LINE)) + 1
-                if stop <= at:
-                    if end - at > _LONGEST_LINE:
-                        raise ParseError(f"a line longer than {_LONGEST_LINE:,} bytes: not a "
-                                         "row of two numbers (time, value)", line=line,
-                                         filename=filename)
-                    stop = end
+        stop, eol = next(slices, (None, None))
+        if stop is None:
+            stop = _slice_end(data, at, end, newline)
+            if stop is None:
+                raise ParseError(f"a line longer than {_LONGEST_LINE:,} bytes: not a row of "
+                                 "two numbers (time, value)", line=line, filename=filename)
         raw = bytes(data[at:stop])
-        columns = fast_columns(raw, delimiter, decimal_comma) if fast else None
+        if eol is not None:
+            columns = _numbers(raw, delimiter.encode("ascii"), eol, decimal_comma)
+        else:
+            columns = fast_columns(raw, delimiter, decimal_comma) if fast else None
         if columns is None:
             # Something the fast check does not vouch for: the exact reader names the line.
             body = lines_of(_text(raw, codec, line, filename))
@@ -321,10 +321,55 @@ def _rows(data: bytes, start: int, end: int, codec: str, delimiter: str, decimal
     return times, values
 
 
+def _slice_end(data: bytes, at: int, end: int, newline: bytes) -> int | None:
+    """Where the slice of ``data[at:end]`` read next ends: after the last ``newline`` within
+    CHUNK_BYTES, or after a longer line; None when that line is longer than _LONGEST_LINE."""
+    if end - at <= CHUNK_BYTES:
+        return end
+    stop = data.rfind(newline, at, at + CHUNK_BYTES) + 1
+    if stop > at:
+        return stop
+    stop = data.find(newline, at, min(end, at + _LONGEST_LINE)) + 1
+    if stop > at:
+        return stop
+    return end if end - at <= _LONGEST_LINE else None
+
+
+def _plan(data: bytes, start: int, end: int, newline: bytes, delimiter: str,
+          decimal_comma: bool,
+          release: Callable[[int], None]) -> tuple[int, list[tuple[int, bytes | None]]]:
+    """The lines in ``data[start:end]`` (a last one without its line end included: at least
+    the rows there, for the arrays to hold them), and the slices to read: each one's end and,
+    when its shape is already checked (``delimiter`` given, one delimiter and one ``newline``
+    per line), the line end its rows use. Counting needs a pass over the trace anyway: the
+    shape check is that pass, for the slices it vouches for."""
+    sep = delimiter.encode("ascii") if delimiter in (",", "\t", ";") else None
+    rows, at = 0, start
+    plan: list[tuple[int, bytes | None]] = []
+    while at < end:
+        stop = _slice_end(data, at, end, newline)
+        if stop is None:  # refused as the slices are read: only counted here
+            while at < end:
+                stop = min(end, at + CHUNK_BYTES)
+                rows += bytes(data[at:stop]).count(newline)
+                release(stop)
+                at = stop
+            break
+        raw = bytes(data[at:stop])
+        eol = (b"\r\n" if b"\r" in raw else b"\n") if newline == b"\n" else b"\r"
+        shaped = _shaped_rows(raw, sep, eol, decimal_comma) if sep is not None else None
+        rows += raw.count(newline) if shaped is None else shaped - (stop == end and not
+                                                                   raw.endswith(eol))
+        plan.append((stop, None if shaped is None else eol))
+        release(stop)
+        at = stop
+    return rows + (bytes(data[end - 1:end]) != newline), plan
+
+
 # The characters of a number as float() and the exact reader both read it, bar the decimal mark.
 _NUMBER_BYTES = b"0123456789+-eE"
 # With decimal commas, delimiters and line ends become commas and decimal commas points.
-_AS_JSON_COMMA = {sep: bytes.maketrans(b"\n" + sep + b",", b",,.") for sep in (b"\t", b";")}
+_AS_JSON_COMMA = {sep: bytes.maketrans(b"\r\n" + sep + b",", b",,,.") for sep in (b"\t", b";")}
 # The C scanner converts a JSON number with a fraction or an exponent by PyFloat_FromString on
 # its characters, float() itself; the others go to parse_int, float too (so "-0" stays -0.0).
 _JSON = json.JSONDecoder(parse_int=float)
@@ -336,33 +381,53 @@ def fast_columns(raw: bytes, delimiter: str,
     when it would refuse a row, or might: it is then run to name the line.
 
     A trace is bound by ``float()`` over its cells, so the rest is done on the whole slice at
-    once: one ``translate`` deleting the number characters must leave exactly one delimiter and
-    one line end per line (no blank line, no stray space, quote or letter), which makes every
-    line two cells and the cells, comma-joined, a JSON array of numbers only. The JSON decoder
-    reads them with ``float()`` without a Python object per cell in between; a number JSON
-    spells otherwise (``+1``, ``1.``, ``.5``, ``007``) sends the slice to ``float()`` over the
-    split cells, which reads each cell as the exact reader would (same characters, same
-    function) and refuses what its pattern refuses.
+    once: the shape (``_shaped_rows``), then the numbers (``_numbers``).
     """
     if delimiter not in (",", "\t", ";") or not raw:
         return None  # whitespace-separated rows keep the exact reader's splitting
     if b"\r" in raw:
         # CR LF, CR and LF all end a line for the exact reader.
         raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    if not raw.endswith(b"\n"):
-        raw += b"\n"
     sep = delimiter.encode("ascii")
-    shape = raw.translate(None, _NUMBER_BYTES + (b"," if decimal_comma else b"."))
-    if shape != (sep + b"\n") * (len(shape) // 2):
+    if _shaped_rows(raw, sep, b"\n", decimal_comma) is None:
         return None
-    del shape
+    return _numbers(raw, sep, b"\n", decimal_comma)
+
+
+def _shaped_rows(raw: bytes, sep: bytes, eol: bytes, decimal_comma: bool) -> int | None:
+    """The lines of ``raw`` if each is number characters, one ``sep`` and ``eol`` (the last
+    one's may be missing): one ``translate`` deleting the number characters must leave exactly
+    that, which rules out blank lines, stray spaces, quotes and letters, and makes every line
+    two cells and the cells, comma-joined, a JSON array of numbers only. None otherwise."""
+    shape = raw.translate(None, _NUMBER_BYTES + (b"," if decimal_comma else b"."))
+    if not shape.endswith(eol):
+        shape += eol
+    rows = len(shape) // (len(sep) + len(eol))
+    return rows if raw and shape == (sep + eol) * rows else None
+
+
+def _numbers(raw: bytes, sep: bytes, eol: bytes,
+             decimal_comma: bool) -> tuple[list[float], list[float]] | None:
+    """The times and values of the rows in ``raw``, whose shape ``_shaped_rows`` vouched for
+    (``sep`` and ``eol`` being what it was given); None if a cell is not a number.
+
+    The cells, comma-joined, are read by the JSON decoder, with ``float()`` and without a
+    Python object per cell in between. A number JSON spells otherwise (``+1``, ``1.``, ``.5``,
+    ``007``) sends the slice to ``float()`` over the split cells, which reads each cell as the
+    exact reader would (same characters, same function) and refuses what its pattern refuses.
+    """
+    if not raw.endswith(eol):
+        raw += eol
     # The cells, comma-joined (a replace costs less than a translate).
     if decimal_comma:
-        cells = raw.translate(_AS_JSON_COMMA[sep])
-    elif sep == b",":
-        cells = raw.replace(b"\n", b",")
+        cells = raw.translate(_AS_JSON_COMMA[sep], b"\n" if eol == b"\r\n" else b"")
     else:
-        cells = raw.replace(sep, b",").replace(b"\n", b",")
+        # A CR is only ever before an LF here: two one-byte replaces, much faster than one of
+        # CR LF.
+        cells = raw.replace(b"\n", b"").replace(b"\r", b",") if eol == b"\r\n" else \
+            raw.replace(eol, b",")
+        if sep != b",":
+            cells = cells.replace(sep, b",")
     del raw
     try:
         numbers = _JSON.decode(f"[{cells[:-1].decode('ascii')}]")
@@ -389,23 +454,6 @@ def _ascii_transparent(codec: str) -> bool:
             probe.encode("ascii").decode(codec) == probe
     except (LookupError, UnicodeError):
         return False
-
-
-def _count_rows(data: bytes, start: int, end: int, newline: bytes,
-                release: Callable[[int], None]) -> int:
-    """Lines in ``data[start:end]`` (a last one without its line end included): at least the
-    rows there, for the arrays to hold them."""
-    last_ended = bytes(data[end - 1:end]) == newline
-    if isinstance(data, bytes):
-        return data.count(newline, start, end) + (not last_ended)
-    # Anything else (an mmap) is copied a slice at a time to be counted, its pages handed back.
-    count, at = 0, start
-    while at < end:
-        stop = min(end, at + CHUNK_BYTES)
-        count += bytes(data[at:stop]).count(newline)
-        release(stop)
-        at = stop
-    return count + (not last_ended)
 
 
 def _releaser(data: object) -> Callable[[int], None]:
