@@ -267,15 +267,15 @@ def _rows(data: bytes, start: int, end: int, codec: str, delimiter: str, decimal
     newline = b"\n" if bytes(data[start:min(end, start + _EDGE_BYTES)]).find(b"\n") >= 0 \
         else b"\r"
     release = _releaser(data)
+    fast = _ascii_transparent(codec)
     # Counted first, so the arrays are made once at their size: grown row by row, each would
     # be copied as it grew, twice its size at times.
-    rows, plan = _plan(data, start, end, newline, delimiter if _ascii_transparent(codec) else "",
-                       decimal_comma, release)
+    rows, plan = _plan(data, start, end, newline, delimiter if fast else "", decimal_comma,
+                       release)
     if rows > options.max_trace_points:
         raise too_many("points in the trace", options.max_trace_points, "max_trace_points",
                        line=first_line + options.max_trace_points, filename=filename)
     times, values = array("d", [0.0]) * rows, array("d", [0.0]) * rows
-    fast = _ascii_transparent(codec)
     line, at, filled = first_line, start, 0
     previous = -math.inf
     slices = iter(plan)
@@ -403,7 +403,7 @@ def _shaped_rows(raw: bytes, sep: bytes, eol: bytes, decimal_comma: bool) -> int
     if not shape.endswith(eol):
         shape += eol
     rows = len(shape) // (len(sep) + len(eol))
-    return rows if raw and shape == (sep + eol) * rows else None
+    return rows if shape == (sep + eol) * rows else None
 
 
 def _numbers(raw: bytes, sep: bytes, eol: bytes,
