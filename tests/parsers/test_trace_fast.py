@@ -261,3 +261,14 @@ def test_rows_ending_otherwise_than_counted_are_all_read(chunk: int) -> None:
     with _exact_reader_only():
         assert fast == _outcome(raw, chunk)
     assert not isinstance(fast[0], str) and len(fast[0]) == 20_000 * 8
+
+
+@pytest.mark.parametrize("raw", [
+    b"0.0,0.0\n0.0,0.0\n0.0",  # a last line of one cell, without its line end
+    b"0.0,0.0\r\n0.0,0.0\r\n0.0",
+    b"1,2\n\n3,4\n",  # a blank line
+])
+def test_slices_not_two_cells_a_line_are_left_to_the_exact_reader(raw: bytes) -> None:
+    assert isinstance(_exact(raw, ",", False), ParseError)
+    assert trace_csv.fast_columns(raw, ",", False) is None
+    assert _by_line_end(raw, ",", False) == (None, None)

@@ -400,8 +400,8 @@ def _shaped_rows(raw: bytes, sep: bytes, eol: bytes, decimal_comma: bool) -> int
     that, which rules out blank lines, stray spaces, quotes and letters, and makes every line
     two cells and the cells, comma-joined, a JSON array of numbers only. None otherwise."""
     shape = raw.translate(None, _NUMBER_BYTES + (b"," if decimal_comma else b"."))
-    if not shape.endswith(eol):
-        shape += eol
+    if not raw.endswith(eol):
+        shape += eol  # the last line's, missing
     rows = len(shape) // (len(sep) + len(eol))
     return rows if shape == (sep + eol) * rows else None
 
