@@ -1,7 +1,8 @@
 """The trace parser's fast reader against the exact, line-by-line one.
 
-Traces are read a slice at a time by a bulk reader (one ``translate`` for the shape, ``float``
-over whole columns) that hands a slice to the exact reader whenever it cannot vouch for it. So
+Traces are read a slice at a time by a bulk reader (one ``translate`` for the shape, the cells
+read as one JSON array, or by ``float`` over the split cells when JSON spells a number
+otherwise) that hands a slice to the exact reader whenever it cannot vouch for it. So
 (a) on any slice the fast reader gives the exact reader's values bit for bit or nothing, never
 accepts what the exact reader refuses, and does read a plain slice; (b) a whole parse gives the
 same points, or the same ParseError (line and reason), as one with the exact reader only, on
@@ -11,6 +12,8 @@ generated traces with bad cells, blank lines, mixed line ends, TAB/semicolon and
 from __future__ import annotations
 
 from array import array
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from unittest import mock
 
 import pytest
@@ -34,10 +37,11 @@ finite = st.floats(-1e307, 1e307)
 
 def _plain(x: float, style: str) -> str:
     """A number as exports print it: shortest repr, 15 digits, fixed, or with an exponent."""
-    return {"repr": repr(x), "g15": f"{x:.15g}", "fixed": f"{x:.6f}", "exp": f"{x:.10E}"}[style]
+    return {"repr": repr(x), "g15": f"{x:.15g}", "fixed": f"{x:.6f}", "exp": f"{x:.10E}",
+            "int": str(int(x))}[style]
 
 
-PLAIN_STYLES = st.sampled_from(["repr", "g15", "fixed", "exp"])
+PLAIN_STYLES = st.sampled_from(["repr", "g15", "fixed", "exp", "int"])
 EOLS = ["\n", "\r\n", "\r"]
 # Cells that float() or the exact reader read differently, or refuse: each must be decided by
 # the exact reader.
@@ -45,6 +49,9 @@ ODD_CELLS = st.sampled_from([
     "", " ", "x", "nan", "inf", "-inf", "1e999", "-1e400", "1_0", "--1", "+-1", "1e", "e5", ".",
     "1.", ".5", "+3", "-0", "-0.0", "00.5", " 1.5", "1.5 ", '"1.5"', "1,5", "1.5.5", "1e5.0",
     "1,", "0x10", "١", "1\x0c", "9" * 400, "1" * 30 + "e300", "1.5;2", "1.5\t2", "1,5,5",
+    # Numbers JSON reads as integers, or refuses though float() reads them.
+    "0", "-0", "7", "007", "-.5", "+.5", "1.e5", "-0e0", "1E5", "1e-400", "9007199254740993",
+    "1" * 25, "2.4703282292062328e-324", "[1]", "true", "null", "NaN", "Infinity",
 ])
 
 
@@ -82,6 +89,11 @@ def slices(draw: st.DrawFn, odd: bool) -> tuple[bytes, str, bool]:
     return raw.encode("utf-8"), sep, comma
 
 
+def _bits(columns: tuple[Sequence[float], Sequence[float]]) -> list[bytes]:
+    """Each column's doubles, bit for bit (-0.0 told from 0.0)."""
+    return [array("d", column).tobytes() for column in columns]
+
+
 def _exact(raw: bytes, sep: str, comma: bool) -> tuple[array, array] | ParseError:
     try:
         return trace_csv._columns(lines_of(raw.decode("utf-8")), sep, comma, NAME, 1)
@@ -98,7 +110,7 @@ def test_fast_reader_gives_the_exact_values_or_nothing(case: tuple[bytes, str, b
     if fast is None:
         return
     assert not isinstance(exact, ParseError), f"fast reader accepted what {exact} refuses"
-    assert [column.tobytes() for column in fast] == [column.tobytes() for column in exact]
+    assert _bits(fast) == _bits(exact)
 
 
 @FUZZ
@@ -109,7 +121,41 @@ def test_fast_reader_reads_plain_slices(case: tuple[bytes, str, bool]) -> None:
     fast = trace_csv.fast_columns(raw, sep, comma)
     exact = _exact(raw, sep, comma)
     assert fast is not None and not isinstance(exact, ParseError)
-    assert [column.tobytes() for column in fast] == [column.tobytes() for column in exact]
+    assert _bits(fast) == _bits(exact)
+
+
+def _by_line_end(raw: bytes, sep: str, comma: bool) -> tuple[int | None, object]:
+    """A slice read as the parse reads it once the counting pass has checked its shape with
+    the line end its rows use: (its rows, its columns), None for either not vouched for."""
+    newline = b"\n" if b"\n" in raw else b"\r"
+    eol = (b"\r\n" if b"\r" in raw else b"\n") if newline == b"\n" else b"\r"
+    rows = trace_csv._shaped_rows(raw, sep.encode(), eol, comma)
+    return rows, None if rows is None else trace_csv._numbers(raw, sep.encode(), eol, comma)
+
+
+@FUZZ
+@given(case=st.booleans().flatmap(slices))
+def test_a_slice_checked_by_its_line_end_gives_the_exact_rows_or_nothing(
+        case: tuple[bytes, str, bool]) -> None:
+    raw, sep, comma = case
+    rows, fast = _by_line_end(raw, sep, comma)
+    if fast is None:
+        return
+    exact = _exact(raw, sep, comma)
+    assert not isinstance(exact, ParseError), f"fast reader accepted what {exact} refuses"
+    assert rows == len(exact[0])
+    assert _bits(fast) == _bits(exact)
+
+
+@FUZZ
+@given(case=slices(odd=False))
+def test_a_plain_slice_is_checked_by_its_line_end(case: tuple[bytes, str, bool]) -> None:
+    """CR LF, LF or CR throughout: read without first making every line end an LF."""
+    raw, sep, comma = case
+    rows, fast = _by_line_end(raw, sep, comma)
+    exact = _exact(raw, sep, comma)
+    assert fast is not None and not isinstance(exact, ParseError)
+    assert rows == len(exact[0]) and _bits(fast) == _bits(exact)
 
 
 @pytest.mark.parametrize(("raw", "sep", "comma"), [
@@ -122,7 +168,41 @@ def test_fast_reader_reads_zeros_line_ends_and_huge_values(raw: bytes, sep: str,
                                                           comma: bool) -> None:
     fast = trace_csv.fast_columns(raw, sep, comma)
     assert fast is not None
-    assert [c.tobytes() for c in fast] == [c.tobytes() for c in _exact(raw, sep, comma)]
+    exact = _exact(raw, sep, comma)
+    assert not isinstance(exact, ParseError) and _bits(fast) == _bits(exact)
+
+
+@pytest.mark.parametrize(("raw", "sep", "comma", "times", "values"), [
+    # Integers in JSON: read by float() too, so a negative zero keeps its sign.
+    (b"-0,-0\n0,7\n", ",", False, [-0.0, 0.0], [-0.0, 7.0]),
+    (b"9007199254740993,1\n", ",", False, [9007199254740992.0], [1.0]),
+    # Spelled otherwise than JSON spells numbers: float() over the split cells reads them.
+    (b"+1,1.\n.5,007\n", ",", False, [1.0, 0.5], [1.0, 7.0]),
+    (b"-,5;1,\n1,e5;,5\n", ";", True, [-0.5, 1e5], [1.0, 0.5]),
+])
+def test_fast_reader_reads_what_float_reads(raw: bytes, sep: str, comma: bool,
+                                            times: list[float], values: list[float]) -> None:
+    fast = trace_csv.fast_columns(raw, sep, comma)
+    assert fast is not None
+    assert _bits(fast) == _bits((times, values))
+
+
+def test_exports_are_read_without_a_float_call_per_split_cell() -> None:
+    """Cells as exports print them are read as one JSON array; the split cells are the
+    fallback (its float() made to fail here, to show it is not the one reading)."""
+    raw = "".join(f"{i / 1200!r},{(i % 97) / 7 - 0.2!r}\r\n" for i in range(1, 500)).encode()
+    exact = _exact(raw, ",", False)
+    with mock.patch.object(trace_csv, "float", side_effect=AssertionError, create=True):
+        fast = trace_csv.fast_columns(raw, ",", False)
+        with pytest.raises(AssertionError):
+            trace_csv.fast_columns(b"+1,2\n", ",", False)
+    assert fast is not None and not isinstance(exact, ParseError)
+    assert _bits(fast) == _bits(exact)
+
+
+def _exact_reader_only() -> AbstractContextManager[object]:
+    """Every slice read by the exact reader, as for a code page the bulk reader cannot read."""
+    return mock.patch.object(trace_csv, "_ascii_transparent", lambda _: False)
 
 
 def _outcome(raw: bytes, chunk: int) -> object:
@@ -149,7 +229,7 @@ def test_parse_as_with_the_exact_reader_alone(case: tuple[bytes, str, bool], hea
     if header:
         raw = f"Time [min]{sep}Signal [mAU]\n".encode() + raw
     fast = _outcome(raw, chunk)
-    with mock.patch.object(trace_csv, "fast_columns", lambda *_: None):
+    with _exact_reader_only():
         exact = _outcome(raw, chunk)
     assert fast == exact
 
@@ -169,3 +249,26 @@ def test_bulk_reading_only_where_bytes_read_as_ascii(codec: str, bulk: bool) -> 
     """The bulk reader looks at bytes: a code page set in the settings that writes digits or
     line ends otherwise (UTF-16, EBCDIC, UTF-7's '+') leaves every slice to the exact reader."""
     assert trace_csv._ascii_transparent(codec) is bulk
+
+
+@pytest.mark.parametrize("chunk", [4096, trace_csv.CHUNK_BYTES])
+def test_rows_ending_otherwise_than_counted_are_all_read(chunk: int) -> None:
+    """The arrays are sized by counting the line end the head uses; rows ending in another
+    (lone CRs after LFs) are read all the same, as the exact reader reads them."""
+    rows = [f"{i / 10!r},{i % 7 - 0.5!r}" for i in range(20_000)]
+    raw = ("\n".join(rows[:10]) + "\n" + "\r".join(rows[10:]) + "\r").encode()
+    fast = _outcome(raw, chunk)
+    with _exact_reader_only():
+        assert fast == _outcome(raw, chunk)
+    assert not isinstance(fast[0], str) and len(fast[0]) == 20_000 * 8
+
+
+@pytest.mark.parametrize("raw", [
+    b"0.0,0.0\n0.0,0.0\n0.0",  # a last line of one cell, without its line end
+    b"0.0,0.0\r\n0.0,0.0\r\n0.0",
+    b"1,2\n\n3,4\n",  # a blank line
+])
+def test_slices_not_two_cells_a_line_are_left_to_the_exact_reader(raw: bytes) -> None:
+    assert isinstance(_exact(raw, ",", False), ParseError)
+    assert trace_csv.fast_columns(raw, ",", False) is None
+    assert _by_line_end(raw, ",", False) == (None, None)

@@ -9,9 +9,11 @@ numbers are converted in bulk and a line-by-line scan runs only to name the line
 from __future__ import annotations
 
 import codecs
+import json
 import math
 import mmap
 import re
+import struct
 from array import array
 from collections.abc import Callable
 from functools import lru_cache
@@ -101,7 +103,7 @@ def _last_looked_at(pieces: list[str], cut: bool) -> str | None:
 
 # A trace is read a slice of this many bytes at a time (cut at a line end), so what parsing
 # holds besides the two output arrays stays small whatever the file's size.
-CHUNK_BYTES = 1 << 21
+CHUNK_BYTES = 1 << 18
 # The preamble, header and first rows are looked for in this much of the start, the
 # terminator and trailing blank lines in this much of the end.
 _EDGE_BYTES = 65536
@@ -142,7 +144,6 @@ def _parse(data: bytes, head: bytes, codec: str, encoding: str, filename: str,
     head_text = _text(head[skip:], codec, 1, filename)
     lines = lines_of(head_text)
     whole = len(head) == len(data)
-    starts = _line_starts(head, skip)
     stop, body_end, terminated = _end(data, codec, filename, len(lines) if whole else None)
     if whole:
         stop = min(stop, len(lines))
@@ -178,8 +179,8 @@ def _parse(data: bytes, head: bytes, codec: str, encoding: str, filename: str,
         delimiter = " "  # whitespace-separated (ChemStation macro output)
     sample = "\n".join(lines[first:first + 20])
     decimal_comma = delimiter in "\t;" and "," in sample
-    times, values = _rows(data, starts[first], body_end, codec, delimiter, decimal_comma,
-                          filename, first + 1, options)
+    times, values = _rows(data, _line_start(head, first, skip), body_end, codec, delimiter,
+                          decimal_comma, filename, first + 1, options)
 
     signal_name, detector = _signal_from_name(filename)
     time_unit, value_unit = "min", None
@@ -208,9 +209,23 @@ def _text(raw: bytes, codec: str, line: int, filename: str) -> str:
                          filename=filename) from None
 
 
-def _line_starts(raw: bytes, skip: int = 0) -> list[int]:
-    """The byte offset of each line of ``raw`` (CR LF, CR, LF), and of its end."""
-    return [skip, *(m.end() for m in _BREAK.finditer(raw, skip))]
+def _line_start(raw: bytes, index: int, skip: int = 0) -> int:
+    """The byte offset where line ``index`` (0-based) of ``raw[skip:]`` starts (CR LF, CR and
+    LF end a line); the end of ``raw`` when it has fewer lines."""
+    if index == 0:
+        return skip
+    body = raw[skip:]
+    cr, lf = body.count(b"\r"), body.count(b"\n")
+    eol = b"\n" if not cr else b"\r" if not lf else \
+        b"\r\n" if cr == lf == body.count(b"\r\n") else None
+    if eol is not None:
+        # One line end throughout: a split in C, not a regex match per line.
+        pieces = body.split(eol, index)
+        return len(raw) - len(pieces[-1]) if len(pieces) > index else len(raw)
+    for found, match in enumerate(_BREAK.finditer(raw, skip), 1):
+        if found == index:
+            return match.end()
+    return len(raw)
 
 
 def _end(data: bytes, codec: str, filename: str,
@@ -232,14 +247,13 @@ def _end(data: bytes, codec: str, filename: str,
         lines = lines_of(tail.decode(codec))
     except UnicodeDecodeError:
         return (total or 0), size, False  # the rows say where, as they are read
-    starts = _line_starts(tail)
     keep = len(lines)
     while keep and not lines[keep - 1].strip():
         keep -= 1
     terminated = bool(keep) and lines[keep - 1].strip() == _TERMINATOR
     if terminated:
         keep -= 1
-    end = base + starts[keep] if keep < len(lines) else size
+    end = base + _line_start(tail, keep) if keep < len(lines) else size
     count = (total - (len(lines) - keep)) if total is not None else 0
     return count, end, terminated
 
@@ -253,90 +267,181 @@ def _rows(data: bytes, start: int, end: int, codec: str, delimiter: str, decimal
     newline = b"\n" if bytes(data[start:min(end, start + _EDGE_BYTES)]).find(b"\n") >= 0 \
         else b"\r"
     release = _releaser(data)
-    # Counted first (a pass of str.count, a slice at a time), so the arrays are made once at
-    # their size: grown row by row, each would be copied as it grew, twice its size at times.
-    rows = _count_rows(data, start, end, newline, release)
+    fast = _ascii_transparent(codec)
+    # Counted first, so the arrays are made once at their size: grown row by row, each would
+    # be copied as it grew, twice its size at times.
+    rows, plan = _plan(data, start, end, newline, delimiter if fast else "", decimal_comma,
+                       release)
     if rows > options.max_trace_points:
         raise too_many("points in the trace", options.max_trace_points, "max_trace_points",
                        line=first_line + options.max_trace_points, filename=filename)
     times, values = array("d", [0.0]) * rows, array("d", [0.0]) * rows
-    fast = _ascii_transparent(codec)
     line, at, filled = first_line, start, 0
     previous = -math.inf
+    slices = iter(plan)
     while at < end:
-        stop = end
-        if end - at > CHUNK_BYTES:
-            stop = data.rfind(newline, at, at + CHUNK_BYTES) + 1
-            if stop <= at:  # a line longer than a slice: the slice ends with it
-                stop = data.find(newline, at, min(end, at + _LONGEST_LINE)) + 1
-                if stop <= at:
-                    if end - at > _LONGEST_LINE:
-                        raise ParseError(f"a line longer than {_LONGEST_LINE:,} bytes: not a "
-                                         "row of two numbers (time, value)", line=line,
-                                         filename=filename)
-                    stop = end
+        stop, eol = next(slices, (None, None))
+        if stop is None:
+            stop = _slice_end(data, at, end, newline)
+            if stop is None:
+                raise ParseError(f"a line longer than {_LONGEST_LINE:,} bytes: not a row of "
+                                 "two numbers (time, value)", line=line, filename=filename)
         raw = bytes(data[at:stop])
-        columns = fast_columns(raw, delimiter, decimal_comma) if fast else None
+        if eol is not None:
+            columns = _numbers(raw, delimiter.encode("ascii"), eol, decimal_comma)
+        else:
+            columns = fast_columns(raw, delimiter, decimal_comma) if fast else None
         if columns is None:
             # Something the fast check does not vouch for: the exact reader names the line.
             body = lines_of(_text(raw, codec, line, filename))
             if delimiter == " ":
                 body = [" ".join(row.split()) for row in body]
             columns = _columns(body, delimiter, decimal_comma, filename, line)
+        del raw
         chunk_times, chunk_values = columns
+        del columns
         previous = _check_times(chunk_times, previous, filename, line)
-        times[filled:filled + len(chunk_times)] = chunk_times
-        values[filled:filled + len(chunk_values)] = chunk_values
-        filled += len(chunk_times)
-        line += len(chunk_times)  # every line of a slice is a row, or it was refused
+        count = len(chunk_times)
+        if isinstance(chunk_times, list) and filled + count <= rows:
+            # Packed straight into the arrays: fewer steps per number than array(list). (More
+            # rows than counted: line ends other than the one counted; the slice assignment
+            # below grows the arrays.)
+            doubles = struct.Struct(f"{count}d")
+            doubles.pack_into(times, filled * 8, *chunk_times)
+            doubles.pack_into(values, filled * 8, *chunk_values)
+        else:
+            times[filled:filled + count] = array("d", chunk_times)
+            values[filled:filled + count] = array("d", chunk_values)
+        del chunk_times, chunk_values
+        filled += count
+        line += count  # every line of a slice is a row, or it was refused
         release(stop)
         at = stop
     del times[filled:], values[filled:]
     return times, values
 
 
+def _slice_end(data: bytes, at: int, end: int, newline: bytes) -> int | None:
+    """Where the slice of ``data[at:end]`` read next ends: after the last ``newline`` within
+    CHUNK_BYTES, or after a longer line; None when that line is longer than _LONGEST_LINE."""
+    if end - at <= CHUNK_BYTES:
+        return end
+    stop = data.rfind(newline, at, at + CHUNK_BYTES) + 1
+    if stop > at:
+        return stop
+    stop = data.find(newline, at, min(end, at + _LONGEST_LINE)) + 1
+    if stop > at:
+        return stop
+    return end if end - at <= _LONGEST_LINE else None
+
+
+def _plan(data: bytes, start: int, end: int, newline: bytes, delimiter: str,
+          decimal_comma: bool,
+          release: Callable[[int], None]) -> tuple[int, list[tuple[int, bytes | None]]]:
+    """The lines in ``data[start:end]`` (a last one without its line end included: at least
+    the rows there, for the arrays to hold them), and the slices to read: each one's end and,
+    when its shape is already checked (``delimiter`` given, one delimiter and one ``newline``
+    per line), the line end its rows use. Counting needs a pass over the trace anyway: the
+    shape check is that pass, for the slices it vouches for."""
+    sep = delimiter.encode("ascii") if delimiter in (",", "\t", ";") else None
+    rows, at = 0, start
+    plan: list[tuple[int, bytes | None]] = []
+    while at < end:
+        stop = _slice_end(data, at, end, newline)
+        if stop is None:  # refused as the slices are read: only counted here
+            while at < end:
+                stop = min(end, at + CHUNK_BYTES)
+                rows += bytes(data[at:stop]).count(newline)
+                release(stop)
+                at = stop
+            break
+        raw = bytes(data[at:stop])
+        eol = (b"\r\n" if b"\r" in raw else b"\n") if newline == b"\n" else b"\r"
+        shaped = _shaped_rows(raw, sep, eol, decimal_comma) if sep is not None else None
+        rows += raw.count(newline) if shaped is None else shaped - (stop == end and not
+                                                                   raw.endswith(eol))
+        plan.append((stop, None if shaped is None else eol))
+        release(stop)
+        at = stop
+    return rows + (bytes(data[end - 1:end]) != newline), plan
+
+
 # The characters of a number as float() and the exact reader both read it, bar the decimal mark.
 _NUMBER_BYTES = b"0123456789+-eE"
+# With decimal commas, delimiters and line ends become commas and decimal commas points.
+_AS_JSON_COMMA = {sep: bytes.maketrans(b"\r\n" + sep + b",", b",,,.") for sep in (b"\t", b";")}
+# The C scanner converts a JSON number with a fraction or an exponent by PyFloat_FromString on
+# its characters, float() itself; the others go to parse_int, float too (so "-0" stays -0.0).
+_JSON = json.JSONDecoder(parse_int=float)
 
 
-def fast_columns(raw: bytes, delimiter: str, decimal_comma: bool) -> tuple[array, array] | None:
+def fast_columns(raw: bytes, delimiter: str,
+                 decimal_comma: bool) -> tuple[list[float], list[float]] | None:
     """The times and values of the rows in ``raw``, exactly what the exact reader gives; None
     when it would refuse a row, or might: it is then run to name the line.
 
     A trace is bound by ``float()`` over its cells, so the rest is done on the whole slice at
-    once: one ``translate`` deleting the number characters must leave exactly one delimiter and
-    one line end per line (no blank line, no stray space, quote or letter), which makes every
-    line two cells; ``float()`` then reads each cell as the exact reader would (same characters,
-    same function) and refuses what its pattern refuses.
+    once: the shape (``_shaped_rows``), then the numbers (``_numbers``).
     """
     if delimiter not in (",", "\t", ";") or not raw:
         return None  # whitespace-separated rows keep the exact reader's splitting
     if b"\r" in raw:
         # CR LF, CR and LF all end a line for the exact reader.
         raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    if not raw.endswith(b"\n"):
-        raw += b"\n"
     sep = delimiter.encode("ascii")
+    if _shaped_rows(raw, sep, b"\n", decimal_comma) is None:
+        return None
+    return _numbers(raw, sep, b"\n", decimal_comma)
+
+
+def _shaped_rows(raw: bytes, sep: bytes, eol: bytes, decimal_comma: bool) -> int | None:
+    """The lines of ``raw`` if each is number characters, one ``sep`` and ``eol`` (the last
+    one's may be missing): one ``translate`` deleting the number characters must leave exactly
+    that, which rules out blank lines, stray spaces, quotes and letters, and makes every line
+    two cells and the cells, comma-joined, a JSON array of numbers only. None otherwise."""
     shape = raw.translate(None, _NUMBER_BYTES + (b"," if decimal_comma else b"."))
-    if shape != (sep + b"\n") * (len(shape) // 2):
-        return None
+    if not raw.endswith(eol):
+        shape += eol  # the last line's, missing
+    rows = len(shape) // (len(sep) + len(eol))
+    return rows if shape == (sep + eol) * rows else None
+
+
+def _numbers(raw: bytes, sep: bytes, eol: bytes,
+             decimal_comma: bool) -> tuple[list[float], list[float]] | None:
+    """The times and values of the rows in ``raw``, whose shape ``_shaped_rows`` vouched for
+    (``sep`` and ``eol`` being what it was given); None if a cell is not a number.
+
+    The cells, comma-joined, are read by the JSON decoder, with ``float()`` and without a
+    Python object per cell in between. A number JSON spells otherwise (``+1``, ``1.``, ``.5``,
+    ``007``) sends the slice to ``float()`` over the split cells, which reads each cell as the
+    exact reader would (same characters, same function) and refuses what its pattern refuses.
+    """
+    if not raw.endswith(eol):
+        raw += eol
+    # The cells, comma-joined (a replace costs less than a translate).
     if decimal_comma:
-        raw = raw.replace(b",", b".")
-    cells = raw.replace(b"\n", sep).split(sep)
-    cells.pop()  # after the last line end
+        cells = raw.translate(_AS_JSON_COMMA[sep], b"\n" if eol == b"\r\n" else b"")
+    else:
+        # A CR is only ever before an LF here: two one-byte replaces, much faster than one of
+        # CR LF.
+        cells = raw.replace(b"\n", b"").replace(b"\r", b",") if eol == b"\r\n" else \
+            raw.replace(eol, b",")
+        if sep != b",":
+            cells = cells.replace(sep, b",")
+    del raw
     try:
-        times, values = array("d", map(float, cells[0::2])), array("d", map(float, cells[1::2]))
+        numbers = _JSON.decode(f"[{cells[:-1].decode('ascii')}]")
     except ValueError:
+        try:
+            numbers = list(map(float, cells.split(b",")[:-1]))
+        except ValueError:
+            return None
+    del cells
+    # float() of a number's characters is never NaN, so a finite sum means no infinity (an
+    # exponent too big); only when the sum overflows are the numbers looked at.
+    if not math.isfinite(sum(numbers)) and (math.inf in numbers or -math.inf in numbers):
         return None
-    if not (_finite(times) and _finite(values)):
-        return None
-    return times, values
-
-
-def _finite(column: array) -> bool:
-    """No infinity (an exponent too big) in ``column``; float() of a number's characters is
-    never NaN. A sum is one fast pass; only when it overflows are the values looked at."""
-    return math.isfinite(sum(column)) or not (math.inf in column or -math.inf in column)
+    return numbers[0::2], numbers[1::2]
 
 
 @lru_cache
@@ -349,19 +454,6 @@ def _ascii_transparent(codec: str) -> bool:
             probe.encode("ascii").decode(codec) == probe
     except (LookupError, UnicodeError):
         return False
-
-
-def _count_rows(data: bytes, start: int, end: int, newline: bytes,
-                release: Callable[[int], None]) -> int:
-    """Lines in ``data[start:end]`` (a last one without its line end included): at least the
-    rows there, for the arrays to hold them."""
-    count, at = 0, start
-    while at < end:
-        stop = min(end, at + CHUNK_BYTES * 4)
-        count += bytes(data[at:stop]).count(newline)
-        release(stop)
-        at = stop
-    return count + (bytes(data[end - 1:end]) != newline)
 
 
 def _releaser(data: object) -> Callable[[int], None]:
@@ -417,11 +509,12 @@ def _columns(body: list[str], delimiter: str, decimal_comma: bool, filename: str
     return times, values
 
 
-def _check_times(times: array, previous: float, filename: str, first_line: int) -> float:
+def _check_times(times: list[float] | array, previous: float, filename: str,
+                 first_line: int) -> float:
     """The last time, after checking that none goes back (from ``previous`` on)."""
     # Sorting a list already in order is one pass of float comparisons, fewer objects made
     # than comparing the array's items pairwise; equal only if no time goes back.
-    listed = times.tolist()
+    listed = times.tolist() if isinstance(times, array) else times
     if listed and listed[0] >= previous and listed == sorted(listed):
         return listed[-1]
     for i, t in enumerate(times):
