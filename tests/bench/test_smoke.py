@@ -53,8 +53,8 @@ EXPECTED = {
             "results (its default --limit 1,000)", "results --job", "results --sample",
             "results --since --limit 100", "show ID", "jobs")],
     "Ingest while a client polls /api/files every second": [
-        "without a poller (median of 2)", "with /api/files polled every second (median of 2)",
-        "polled / not polled"],
+        "without a poller (median of 6)", "with /api/files polled every second (median of 6)",
+        "polled / not polled (median of the pairs)"],
     "Bounded memory (real worker, default settings, one file each)": [
         "2,000-row peak table: peak RSS of any process",
         "0.5 MB trace: peak RSS of any process",

@@ -44,6 +44,7 @@ from .workload import REPO
 PAGE_TARGET_MS = 200.0
 CLI_TARGET_S = 1.0
 POLL_TARGET = 0.95
+POLL_ROUNDS = 6  # pairs of bursts, one with a poller and one without
 REQUESTS = 20  # per page, after one to warm the cache
 EVENTS = ("detected", "stable", "stored", "queued", "parsing")
 
@@ -176,12 +177,15 @@ def _poller(port: int, stop: threading.Event, answered: list[float]) -> None:
 
 
 def web_polling(bench: Bench) -> list[Row]:
+    """Bursts with and without a poller, in pairs whose order alternates: the machine's speed
+    drifts over a run, and a poller always second in its pair would be charged the drift. The
+    ratio is the median of the pairs' own ratios."""
     n = bench.sizes.poll_burst
     section = f"Ingest while a client polls /api/files every second: {n:,}-file bursts"
     rates: dict[bool, list[float]] = {False: [], True: []}
     answered: list[float] = []
-    for round_ in range(2):
-        for polled in (False, True):
+    for round_ in range(POLL_ROUNDS):
+        for polled in (False, True) if round_ % 2 == 0 else (True, False):
             bench.log(f"web polling: burst {round_ + 1} {'with' if polled else 'without'} "
                       "a poller")
             _, folders = bench.stage(f"poll-staging-{round_}-{polled}", n)
@@ -200,12 +204,15 @@ def web_polling(bench: Bench) -> list[Row]:
                 if polled:
                     thread.join()
                 w.stop()
-    without, with_ = statistics.median(rates[False]), statistics.median(rates[True])
-    ratio = with_ / without if without else None
+    pairs = [p / q for p, q in zip(rates[True], rates[False], strict=True)]
+    ratio = statistics.median(pairs)
     return [
-        Row(section, "without a poller (median of 2)", without, "files/s"),
-        Row(section, "with /api/files polled every second (median of 2)", with_, "files/s",
+        Row(section, f"without a poller (median of {POLL_ROUNDS})",
+            statistics.median(rates[False]), "files/s"),
+        Row(section, f"with /api/files polled every second (median of {POLL_ROUNDS})",
+            statistics.median(rates[True]), "files/s",
             note=f"{len(answered)} polls answered, p95 {percentile(answered, 95) or 0:.0f} ms"),
-        Row(section, "polled / not polled", ratio, "×", f"≥ {POLL_TARGET:.2f}×",
-            at_least(ratio, POLL_TARGET)),
+        Row(section, "polled / not polled (median of the pairs)", ratio, "×",
+            f"≥ {POLL_TARGET:.2f}×", at_least(ratio, POLL_TARGET),
+            "pairs " + " ".join(f"{p:.2f}" for p in pairs)),
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -227,6 +228,21 @@ def test_api_pages_with_stable_cursors(lab: WorkerProcess) -> None:
     assert events and {e["file_id"] for e in events} == {ids[0]}
     verdict = api(lab, "/api/audit/verify")
     assert verdict["ok"] and verdict["events"] > 100
+
+
+def test_the_files_page_and_api_list_the_same_files_and_the_page_every_format(
+        lab: WorkerProcess) -> None:
+    listed = api(lab, "/api/files?limit=500")
+    assert set(listed) == {"items", "next_cursor"} and listed["next_cursor"] is None
+    formats = {f["format"] for f in listed["items"] if f["format"]}
+    assert len(formats) > 1
+    with urllib.request.urlopen(f"http://127.0.0.1:{lab.port}/files?limit=500", timeout=5) as r:
+        page = r.read().decode()
+    menu = re.search(r'<select name="format">(.*?)</select>', page, re.S)
+    assert menu is not None
+    assert set(re.findall(r"<option[^>]*>([^<]+)</option>", menu.group(1))) == {"any", *formats}
+    shown = [int(i) for i in re.findall(r'<tr class="file"><td><a href="/files/(\d+)">', page)]
+    assert shown == [f["id"] for f in listed["items"]]
 
 
 def test_a_bind_beyond_loopback_needs_a_token(tmp_path: Path) -> None:

@@ -195,7 +195,9 @@ class App:
                               since=paging.when("since", filters["since"]),
                               until=paging.when("until", filters["until"]),
                               before=paging.cursor(q.get("cursor")), size=size)
-        return self._page("files.html", api, found.to_json(), title="Files", filters=filters,
+        if api:  # the formats are the page's filter menu, and listing them reads every row
+            return self._json(200, found.to_json())
+        return self._page("files.html", False, found.to_json(), title="Files", filters=filters,
                           states=queries.FILE_STATES, formats=queries.formats(),
                           limit=q.get("limit"))
 
