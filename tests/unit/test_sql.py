@@ -30,14 +30,17 @@ def test_every_list_is_cut_into_pieces_of_a_few_lengths_only() -> None:
     lengths = {len(piece) for n in range(2000) for piece in sql.chunks(range(n))}
     assert len(lengths) <= sql.CHUNK.bit_length()
     assert max(lengths) == sql.CHUNK
+    rows = {len(piece) for n in range(2000) for piece in sql.chunks(range(n), sql.INSERT_ROWS)}
+    assert rows <= lengths and max(rows) == sql.INSERT_ROWS
 
 
-@given(st.lists(st.integers(), max_size=1500))
-def test_the_pieces_are_the_list_in_order_with_nothing_added(items: list[int]) -> None:
-    pieces = list(sql.chunks(items))
+@given(st.lists(st.integers(), max_size=1500), st.sampled_from(sql.SIZES))
+def test_the_pieces_are_the_list_in_order_with_nothing_added(items: list[int],
+                                                             most: int) -> None:
+    pieces = list(sql.chunks(items, most))
     assert [x for piece in pieces for x in piece] == items
-    assert all(0 < len(piece) <= sql.CHUNK for piece in pieces)
-    below = [len(piece) for piece in pieces if len(piece) < sql.CHUNK]
+    assert all(0 < len(piece) <= most for piece in pieces)
+    below = [len(piece) for piece in pieces if len(piece) < most]
     assert len(below) == len(set(below))  # at most one piece of each smaller length
 
 

@@ -33,6 +33,11 @@ from worker.record.models import database
 # two, so that SIZES can make up any list.
 CHUNK = 256
 SIZES = tuple(1 << n for n in range(CHUNK.bit_length()))  # 1, 2, 4, … CHUNK: a piece's lengths
+# The most rows in one multi-row INSERT, below CHUNK: SQLite's prepared statement grows with
+# its rows (CHUNK rows of a dozen columns hold more memory than a whole page cache, for as long
+# as the statement stays in its connection's cache), while a row costs the same to insert in
+# a long statement or a shorter one.
+INSERT_ROWS = 64
 T = TypeVar("T")
 
 
@@ -60,16 +65,16 @@ def rows(sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
     return list(execute(sql, params).fetchall())
 
 
-def chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
-    """``items`` in order, in consecutive pieces whose lengths are in SIZES: CHUNK at a time,
-    then the rest by its binary digits, largest first (100 items: 64, 32, 4).
+def chunks(items: Sequence[T], most: int = CHUNK) -> Iterator[Sequence[T]]:
+    """``items`` in order, in consecutive pieces whose lengths are in SIZES: ``most`` (one of
+    SIZES) at a time, then the rest by its binary digits, largest first (100 items: 64, 32, 4).
 
     Nothing is padded or repeated, so a piece serves an IN list and a multi-row VALUES alike,
     and whatever the caller does with its items stays right.
     """
-    rest = len(items) % CHUNK
+    rest = len(items) % most
     start = len(items) - rest
-    yield from (items[i:i + CHUNK] for i in range(0, start, CHUNK))
+    yield from (items[i:i + most] for i in range(0, start, most))
     for size in reversed(SIZES):
         if rest & size:
             yield items[start:start + size]
@@ -95,7 +100,7 @@ def insert(model: type[Model], columns: Sequence[str], values: Iterable[Sequence
     """
     values = list(values)
     ids: list[int] = []
-    for chunk in chunks(values):
+    for chunk in chunks(values, INSERT_ROWS):
         text = _insert_text(table(model), tuple(columns), len(chunk), returning)
         params = [v for row in chunk for v in row]
         cursor = execute(text, params)
