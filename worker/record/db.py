@@ -27,14 +27,14 @@ from worker.record.models import database
 from worker.settings import Settings
 
 BUSY_TIMEOUT_S = 30
-# SQLite's page cache of each connection (each thread has its own; half SQLite's default). Any
-# other connection's commit empties it (WAL), and through a burst the watcher and consumers
-# commit all the time, so pages were seldom read twice: 4 MB each only held more memory.
-CACHE_KIB = 1000
-# Prepared statements each connection keeps (Python's default is 128). A consumer prepares
-# hundreds of distinct statements in a burst, most of them multi-row INSERTs and IN lists whose
-# length varies with the chunk and are not run again: 128 of those held much of a consumer's
-# memory; the ones run all the time still stay prepared.
+# SQLite's page cache of each connection (each thread has its own), well below SQLite's
+# default. Any other connection's commit empties it (WAL), and through a burst the watcher and
+# consumers commit all the time, so pages were seldom read twice: a larger cache only held
+# more memory, in every thread of every process.
+CACHE_KIB = 250
+# Prepared statements each connection keeps (Python's default is 128). sql.chunks cuts lists
+# into a few fixed lengths, so the statements a burst runs repeat and stay prepared; each one
+# cached holds memory, a multi-row INSERT much of it, so the cache stays short.
 CACHED_STATEMENTS = 48
 # A server that does not answer must not hold a thread for ever: connecting gives up after this,
 # and TCP keepalives end a connection whose server vanished without a reset (libpq options).
