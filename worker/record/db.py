@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from peewee import Database, InterfaceError, OperationalError, PostgresqlDatabase, SqliteDatabase
-from playhouse.db_url import parse
 
 from worker.record import audit, migrations
 from worker.record.filelock import FileLock
@@ -125,6 +124,9 @@ def open_database(settings: Settings, migrate: bool = True) -> Database:
         # peewee 4 would pick psycopg2 whenever that happens to be installed as well. peewee
         # maps FloatField to REAL (float4) on PostgreSQL: 7 digits, leases rounded to 128 s and
         # peak areas cut. SQLite's REAL is float8, so float8 on both keeps them the same.
+        # Imported here: playhouse.db_url imports every playhouse database extension (SQLite's
+        # user functions, MySQL's, a pool), which a process on SQLite would only hold.
+        from playhouse.db_url import parse
         params = parse(url.replace("postgres://", "postgresql://", 1))
         db = PostgresqlHealingDatabase(**{**PG_OPTIONS, **params}, prefer_psycopg3=True,
                                        field_types={"FLOAT": "DOUBLE PRECISION"})
