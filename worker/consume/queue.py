@@ -33,10 +33,10 @@ log = logging.getLogger(__name__)
 
 PG_QUEUE_SCHEMA_LOCK = 0x61637175  # "acqu"
 # Ledger ids per ingest task: one watcher intake batch. Each task's files share their
-# transactions and their samples' and jobs' result recomputes; a 2,000-file burst ran at ~600
-# files/s with 32 to a task and ~1,000 with 256 (two consumer processes). A burst still splits
-# between consumers, one task per intake batch; large files are parsed a chunk at a time
-# (ingest.CHUNK_BYTES).
+# transactions and their samples' and jobs' result recomputes, so a larger batch is faster up
+# to a point, and holds its files' models and rows in a consumer's memory at once. A burst
+# still splits between consumers, one task per intake batch; large files are parsed a chunk at
+# a time (ingest.CHUNK_BYTES).
 BATCH = 256
 _SIGNATURE = re.compile(rb"^[0-9a-f]{40}$")  # SignedSerializer: hex HMAC-SHA1 after the last ':'
 
@@ -180,8 +180,10 @@ def open_queue(settings: Settings, work: Callable[[list[int]], None] | None = No
         if url.startswith("sqlite:///"):
             path = Path(url[len("sqlite:///"):])
             path.parent.mkdir(parents=True, exist_ok=True)
+            # Huey's page cache is 8 MB per connection; the queue holds ledger ids only, a
+            # few pages however large the burst, so each thread's connection needs little.
             huey = CheckedHuey(storage_class=SqliteStorage, filename=str(path),
-                               fsync=settings.fsync, timeout=30, **common)
+                               fsync=settings.fsync, timeout=30, cache_mb=1, **common)
         elif url.startswith(("redis://", "rediss://")):
             huey = CheckedHuey(storage_class=RedisStorage, url=url, **common)
         elif url.startswith(("postgresql://", "postgres://")):

@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from peewee import Database, InterfaceError, OperationalError, PostgresqlDatabase, SqliteDatabase
-from playhouse.db_url import parse
 
 from worker.record import audit, migrations
 from worker.record.filelock import FileLock
@@ -27,14 +26,14 @@ from worker.record.models import database
 from worker.settings import Settings
 
 BUSY_TIMEOUT_S = 30
-# SQLite's page cache of each connection (each thread has its own; half SQLite's default). Any
-# other connection's commit empties it (WAL), and through a burst the watcher and consumers
-# commit all the time, so pages were seldom read twice: 4 MB each only held more memory.
-CACHE_KIB = 1000
-# Prepared statements each connection keeps (Python's default is 128). A consumer prepares
-# hundreds of distinct statements in a burst, most of them multi-row INSERTs and IN lists whose
-# length varies with the chunk and are not run again: 128 of those held much of a consumer's
-# memory; the ones run all the time still stay prepared.
+# SQLite's page cache of each connection (each thread has its own), well below SQLite's
+# default. Any other connection's commit empties it (WAL), and through a burst the watcher and
+# consumers commit all the time, so pages were seldom read twice: a larger cache only held
+# more memory, in every thread of every process.
+CACHE_KIB = 250
+# Prepared statements each connection keeps (Python's default is 128). sql.chunks cuts lists
+# into a few fixed lengths, so the statements a burst runs repeat and stay prepared; each one
+# cached holds memory, a multi-row INSERT much of it, so the cache stays short.
 CACHED_STATEMENTS = 48
 # A server that does not answer must not hold a thread for ever: connecting gives up after this,
 # and TCP keepalives end a connection whose server vanished without a reset (libpq options).
@@ -125,6 +124,9 @@ def open_database(settings: Settings, migrate: bool = True) -> Database:
         # peewee 4 would pick psycopg2 whenever that happens to be installed as well. peewee
         # maps FloatField to REAL (float4) on PostgreSQL: 7 digits, leases rounded to 128 s and
         # peak areas cut. SQLite's REAL is float8, so float8 on both keeps them the same.
+        # Imported here: playhouse.db_url imports every playhouse database extension (SQLite's
+        # user functions, MySQL's, a pool), which a process on SQLite would only hold.
+        from playhouse.db_url import parse
         params = parse(url.replace("postgres://", "postgresql://", 1))
         db = PostgresqlHealingDatabase(**{**PG_OPTIONS, **params}, prefer_psycopg3=True,
                                        field_types={"FLOAT": "DOUBLE PRECISION"})

@@ -10,6 +10,12 @@ On PostgreSQL the statements go to the server with its own numbered placeholders
 through a raw cursor: psycopg's usual ``%s`` placeholders are found by parsing the text in Python
 on every execution of a statement longer than 4 KiB (it caches only shorter ones), and a chunk's
 multi-row INSERTs of a few thousand values spent a fifth of a consumer's CPU there.
+
+Lists are cut into pieces whose lengths come from a few fixed sizes (``chunks``), so a
+statement's text repeats: each database prepares it once and reuses it from its statement cache
+(SQLite's per connection, psycopg's server-side prepared statements). Cut anyhow, the lengths of
+a burst's lists made hundreds of distinct statements per consumer, each prepared, cached for a
+while and thrown away, holding memory all the while.
 """
 
 from __future__ import annotations
@@ -22,7 +28,16 @@ from peewee import Model, PostgresqlDatabase, __exception_wrapper__
 
 from worker.record.models import database
 
-CHUNK = 200  # rows per multi-row INSERT: well under every database's parameter limit
+# The most rows in one multi-row INSERT or values in one IN list: well under every database's
+# parameter limit, and a whole ingest task's files (queue.BATCH) in one statement. A power of
+# two, so that SIZES can make up any list.
+CHUNK = 256
+SIZES = tuple(1 << n for n in range(CHUNK.bit_length()))  # 1, 2, 4, … CHUNK: a piece's lengths
+# The most rows in one multi-row INSERT, below CHUNK: SQLite's prepared statement grows with
+# its rows (CHUNK rows of a dozen columns hold more memory than a whole page cache, for as long
+# as the statement stays in its connection's cache), while a row costs the same to insert in
+# a long statement or a shorter one.
+INSERT_ROWS = 64
 T = TypeVar("T")
 
 
@@ -50,11 +65,20 @@ def rows(sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
     return list(execute(sql, params).fetchall())
 
 
-def chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
-    """``items`` CHUNK at a time: an IN list or a multi-row VALUES stays under every
-    database's parameter limit."""
-    for start in range(0, len(items), CHUNK):
-        yield items[start:start + CHUNK]
+def chunks(items: Sequence[T], most: int = CHUNK) -> Iterator[Sequence[T]]:
+    """``items`` in order, in consecutive pieces whose lengths are in SIZES: ``most`` (one of
+    SIZES) at a time, then the rest by its binary digits, largest first (100 items: 64, 32, 4).
+
+    Nothing is padded or repeated, so a piece serves an IN list and a multi-row VALUES alike,
+    and whatever the caller does with its items stays right.
+    """
+    rest = len(items) % most
+    start = len(items) - rest
+    yield from (items[i:i + most] for i in range(0, start, most))
+    for size in reversed(SIZES):
+        if rest & size:
+            yield items[start:start + size]
+            start += size
 
 
 def marks(n: int) -> str:
@@ -76,7 +100,7 @@ def insert(model: type[Model], columns: Sequence[str], values: Iterable[Sequence
     """
     values = list(values)
     ids: list[int] = []
-    for chunk in chunks(values):
+    for chunk in chunks(values, INSERT_ROWS):
         text = _insert_text(table(model), tuple(columns), len(chunk), returning)
         params = [v for row in chunk for v in row]
         cursor = execute(text, params)

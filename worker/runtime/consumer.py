@@ -12,7 +12,7 @@ from collections.abc import Callable
 from huey.consumer import Consumer
 
 from worker.consume.queue import Queue
-from worker.runtime import sdnotify
+from worker.runtime import memory, sdnotify
 from worker.settings import Settings
 
 SHUTDOWN_TIMEOUT = 60  # seconds files in flight get to finish at a graceful stop
@@ -66,6 +66,9 @@ def ingest_work(settings: Settings) -> Callable[[list[int]], None]:
     registered()
 
     def work(file_ids: list[int]) -> None:
-        ingest.process_many(settings, file_ids)
+        try:
+            ingest.process_many(settings, file_ids)
+        finally:  # the chunk's rows and models are garbage now: their pages go back
+            memory.release()
 
     return work

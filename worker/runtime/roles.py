@@ -19,7 +19,7 @@ from worker.consume.reconcile import Reconciler
 from worker.deliver.runner import Deliver
 from worker.intake.watcher import Watcher
 from worker.record import audit, corrections, db, heartbeat
-from worker.runtime import health, sdnotify
+from worker.runtime import health, memory, sdnotify
 from worker.runtime.canary import Canary
 from worker.runtime.children import Children
 from worker.runtime.consumer import consume, ingest_work
@@ -29,6 +29,8 @@ from worker.runtime.scrub import Scrub
 from worker.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
+
+RELEASE_SECONDS = 0.5  # how often a process without consumer threads gives freed memory back
 
 
 @dataclass
@@ -143,8 +145,8 @@ def run(settings: Settings, role: str = "run") -> None:
             stopped = _on_signal()
             if parts.children is None or _children_ready(parts.children, stopped):
                 ready()
-            while not stopped.wait(1.0):
-                pass
+            while not stopped.wait(RELEASE_SECONDS):
+                memory.release()  # what the watcher's intake batches freed since
         else:
             consume(settings, parts.queue, started=ready)
     finally:
