@@ -25,10 +25,11 @@ from typing import TypeVar, cast
 from peewee import InterfaceError, OperationalError
 
 from worker.consume import dfolder, dispose
+from worker.consume.gcpause import paused
 from worker.consume.sample_names import identify
 from worker.parsers.base import ParsedFile, ParseError, Signal
 from worker.parsers.options import ParserOptions
-from worker.record import audit, counters, db, heartbeat, ledger, sql, store
+from worker.record import audit, counters, db, digest, heartbeat, ledger, sql, store
 from worker.record.models import (
     CONTEXT,
     INGESTED,
@@ -309,7 +310,7 @@ def _commit(settings: Settings, works: list[Work], owner: str, savepoints: bool 
     assert savepoints or len(works) > 1, "a file alone: its failure must not commit its rows"
     # Final states, then counters, then events are written on the way out (innermost first),
     # all after the chain's lock taken here, as in every writer.
-    with (database.atomic(), audit.held() as events, counters.held() as counts,
+    with (paused(), database.atomic(), audit.held() as events, counters.held() as counts,
           ledger.finishing() as finishes):
         audit.lock_chain()  # before any row lock: one lock order for all writers (PostgreSQL)
         ours = ledger.owned([w.row.id for w in works], owner)
@@ -406,6 +407,9 @@ _PEAK_COLUMNS = ("injection_id", "signal", "number", "rt_min", "area", "area_pct
                  "begin_min", "end_min", "width_min", "peak_type", "name")
 _INJECTION_COLUMNS = ("sample_id", "source_file_id", "number", "acquired_at", "dilution_factor",
                       "superseded")
+# A chromatogram's columns in the rows digest (digest.COLUMNS), after its id.
+_TRACE_DIGESTED = ("injection", "signal", "detector", "wavelength_nm", "points", "time_unit",
+                   "value_unit", "t_start", "t_end", "data")
 
 
 def _write(row: SourceFile, parsed: ParsedFile, settings: Settings,
@@ -499,18 +503,28 @@ class Known:
             return
         ids = sql.insert(Injection, _INJECTION_COLUMNS, [p.injection for p in pending],
                          returning=True)
-        sql.insert(Peak, _PEAK_COLUMNS, [(injection_id, *peak)
-                                         for injection_id, p in zip(ids, pending, strict=True)
-                                         for peak in p.peaks])
+        peaks = [(injection_id, *peak) for injection_id, p in zip(ids, pending, strict=True)
+                 for peak in p.peaks]
+        peak_ids = iter(sql.insert(Peak, _PEAK_COLUMNS, peaks, returning=True))
+        written = iter(peaks)
         for injection_id, p in zip(ids, pending, strict=True):
+            # Each file's rows digested from the values just bound (its ``ingested`` event
+            # carries the digest), rather than read back under the write lock.
+            its_peaks = [(next(peak_ids), *next(written)) for _ in p.peaks]
+            traces = []
             for signal in p.traces:
                 tr = signal.trace
                 assert tr is not None
-                Chromatogram.create(
-                    injection=injection_id, signal=signal.name, detector=signal.detector,
-                    wavelength_nm=signal.wavelength_nm, points=tr.points,
-                    time_unit=tr.time_unit, value_unit=tr.value_unit, t_start=tr.times[0],
-                    t_end=tr.times[-1], data=pack(tr.times, tr.values))
+                values = {"injection": injection_id, "signal": signal.name,
+                          "detector": signal.detector, "wavelength_nm": signal.wavelength_nm,
+                          "points": tr.points, "time_unit": tr.time_unit,
+                          "value_unit": tr.value_unit, "t_start": tr.times[0],
+                          "t_end": tr.times[-1], "data": pack(tr.times, tr.values)}
+                trace = Chromatogram.create(**values)
+                traces.append((trace.id, *(values[c] for c in _TRACE_DIGESTED)))
+            rows = digest.file_written((injection_id, *p.injection[:-1]), its_peaks, traces)
+            if rows is not None:
+                ledger.rows_written(cast(int, p.injection[1]), rows)
             if p.extras is not None:  # after its peaks: peak details are matched to them
                 extras.store(injection_id, cast(int, p.injection[1]), p.extras)
 

@@ -24,7 +24,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from peewee import Model
+from peewee import (
+    BlobField,
+    DateTimeField,
+    FloatField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
 
 from worker.record import sql
 from worker.record.models import AuditEvent, Chromatogram, Injection, Peak, Result, SourceFile
@@ -129,6 +137,56 @@ def files_rows(file_ids: Sequence[int]) -> dict[int, str]:
                    sql.execute(_of_files(Chromatogram, marks), part))
         found.update((file_id, h.hexdigest()) for file_id, h in hashes.items())
     return found
+
+
+# What a column of each digested table holds as read back, for ``file_written``: a Python value
+# of another type would come back converted by the database, so its digest is read back.
+_KINDS: dict[str, tuple[tuple[type, ...], ...]] = {}
+for _model, _columns in COLUMNS.items():
+    _found = []
+    for _name in _columns:
+        _field = _model._meta.columns.get(_name) or _model._meta.fields[_name]
+        _types: tuple[type, ...] = (
+            (float,) if isinstance(_field, FloatField)
+            else (datetime,) if isinstance(_field, DateTimeField)
+            else (bytes, bytearray, memoryview) if isinstance(_field, BlobField)
+            else (int,) if isinstance(_field, IntegerField | ForeignKeyField)  # ids too
+            else (str,) if isinstance(_field, TextField) or hasattr(_field, "max_length")
+            else ())
+        _found.append(_types + ((type(None),) if _field.null else ()))
+    _KINDS[_model._meta.table_name] = tuple(_found)  # type: ignore[attr-defined]
+
+
+def _as_stored(table: str, row: Sequence[Any]) -> list[Any] | None:
+    """``row`` as the database hands it back: an int bound to a float column comes back a
+    float (SQLite's REAL affinity, PostgreSQL's float8); None when a value has a type that
+    the database would convert some other way (the caller then reads the rows back)."""
+    kinds = _KINDS[table]
+    out = list(row)
+    for i, (value, types) in enumerate(zip(out, kinds, strict=True)):
+        if type(value) is bool:
+            return None
+        if types and types[0] is float and type(value) is int:
+            out[i] = float(value)
+        elif not isinstance(value, types) or (isinstance(value, datetime)
+                                              and value.tzinfo is not None):
+            return None
+    return out
+
+
+def file_written(injection: Sequence[Any], peaks: Iterable[Sequence[Any]],
+                 traces: Iterable[Sequence[Any]]) -> str | None:
+    """``file_rows`` of a file whose injection, peaks and chromatograms were just inserted,
+    each row in ``COLUMNS`` order with its id, from the values bound rather than read back:
+    reading them back was a fifth of a chunk's final-state work, under the write lock. None
+    when a value is not of its column's type (see ``_as_stored``)."""
+    h = hashlib.sha256()
+    for table, rows in (("injection", [injection]), ("peak", peaks), ("chromatogram", traces)):
+        stored = [_as_stored(table, row) for row in rows]
+        if any(r is None for r in stored):
+            return None
+        _feed(h, table, sorted(stored, key=lambda r: r[0]))  # type: ignore[index]
+    return h.hexdigest()
 
 
 def result_rows(ids: Sequence[int]) -> str:
