@@ -120,6 +120,7 @@ class Work:
     state: str | None = None  # the final state once committed
     touched: list[Sample] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    peaks: Prepared | None = None  # its peak rows, made before the write lock
 
 
 def process(settings: Settings, file_id: int, owner: str | None = None) -> str | None:
@@ -263,6 +264,10 @@ def _prepare(settings: Settings, row: SourceFile, copies: dict[str, bytes],
         with stored(settings, row, copies) as data:
             work.parsed = dfolder.parse(settings, row, data, lambda r: raw_bytes(settings, r),
                                         parser_options)
+        parsed = (work.parsed.parsed if isinstance(work.parsed, dfolder.Folder)
+                  else work.parsed)
+        if isinstance(parsed, ParsedFile):
+            work.peaks = _prepared(parsed)
     except dfolder.NotYet as wait:
         work.wait = wait.seconds
     except ParseError as exc:
@@ -314,7 +319,7 @@ def _commit(settings: Settings, works: list[Work], owner: str, savepoints: bool 
           ledger.finishing() as finishes):
         audit.lock_chain()  # before any row lock: one lock order for all writers (PostgreSQL)
         ours = ledger.owned([w.row.id for w in works], owner)
-        known = Known()
+        known = Known(prepared={w.row.id: w.peaks for w in works if w.peaks is not None})
         for w in works:
             w.state = None
             if w.row.id not in ours:
@@ -348,7 +353,8 @@ def _commit(settings: Settings, works: list[Work], owner: str, savepoints: bool 
                 # What it looked up or created was rolled back with it; the loose jobs of
                 # the files still finished (their final states held) are kept.
                 kept = {f[3].id for f in finishes}
-                known = Known(loose=[e for e in known.loose if e[3] in kept])
+                known = Known(loose=[e for e in known.loose if e[3] in kept],
+                              prepared=known.prepared)
                 del events[recorded:]  # and so were its events, counts and final state
                 del counts[counted:]
                 del finishes[finished:]
@@ -407,8 +413,8 @@ _PEAK_COLUMNS = ("injection_id", "signal", "number", "rt_min", "area", "area_pct
                  "begin_min", "end_min", "width_min", "peak_type", "name")
 _INJECTION_COLUMNS = ("sample_id", "source_file_id", "number", "acquired_at", "dilution_factor",
                       "superseded")
-# A chromatogram's columns in the rows digest (digest.COLUMNS), after its id.
-_TRACE_DIGESTED = ("injection", "signal", "detector", "wavelength_nm", "points", "time_unit",
+# A chromatogram's columns in the rows digest (digest.COLUMNS), after its id and injection's.
+_TRACE_DIGESTED = ("signal", "detector", "wavelength_nm", "points", "time_unit",
                    "value_unit", "t_start", "t_end", "data")
 
 
@@ -424,11 +430,10 @@ def _write(row: SourceFile, parsed: ParsedFile, settings: Settings,
     # A new sample under a name others already print: their results gain the flag too.
     touched = [sample, *(known.namesakes(sample) if created else ()),
                *_supersede_previous_revision(row)]
-    peaks = [(signal.name, p.number, p.rt_min, p.area, p.area_pct, p.height, p.begin_min,
-              p.end_min, p.width_min, p.peak_type, p.name)
-             for signal in parsed.signals for p in signal.peaks or ()]
+    peaks, tails = known.prepared.get(row.id) or _prepared(parsed)
     known.injections.append(Pending(
         (sample.id, row.id, number, parsed.acquired_at, parsed.dilution_factor, False), peaks,
+        tails,
         [signal for signal in parsed.signals if signal.trace is not None],
         # A .D folder's writer stores its spectra and peak details itself (write_folder).
         parsed if not in_folder and extras.wanted(parsed) else None))
@@ -438,6 +443,19 @@ def _write(row: SourceFile, parsed: ParsedFile, settings: Settings,
                          traces=sum(1 for s in parsed.signals if s.trace is not None),
                          **({"flags": parsed.flags} if parsed.flags else {}))
     return touched
+
+
+Prepared = tuple[list[tuple[object, ...]], "list[bytes] | None"]
+
+
+def _prepared(parsed: ParsedFile) -> Prepared:
+    """A file's peak rows as ``Known.flush`` inserts them (after their injection's id), and
+    the end of each one's digest line (``digest.tail``; None when one cannot be made)."""
+    peaks = [(signal.name, p.number, p.rt_min, p.area, p.area_pct, p.height, p.begin_min,
+              p.end_min, p.width_min, p.peak_type, p.name)
+             for signal in parsed.signals for p in signal.peaks or ()]
+    tails = [digest.tail("peak", peak) for peak in peaks]
+    return peaks, None if None in tails else cast(list[bytes], tails)
 
 
 def pack(times: object, values: object) -> bytearray:
@@ -472,6 +490,7 @@ class Pending:
 
     injection: tuple[object, ...]
     peaks: list[tuple[object, ...]]
+    tails: list[bytes] | None  # the ends of the peaks' digest lines (``_prepared``)
     traces: list[Signal]
     extras: ParsedFile | None = None
 
@@ -492,6 +511,7 @@ class Known:
     # states, which name the job, are written at the batch's end (ledger.finishing), so the
     # database cannot tell the next loose file which job they share.
     loose: list[tuple[str, datetime, Job, int]] = field(default_factory=list)
+    prepared: dict[int, Prepared] = field(default_factory=dict)  # by file id: ``_prepared``
 
     def flush(self) -> None:
         """Write the injections held so far with their peaks and traces: a statement for all
@@ -503,14 +523,13 @@ class Known:
             return
         ids = sql.insert(Injection, _INJECTION_COLUMNS, [p.injection for p in pending],
                          returning=True)
-        peaks = [(injection_id, *peak) for injection_id, p in zip(ids, pending, strict=True)
-                 for peak in p.peaks]
-        peak_ids = iter(sql.insert(Peak, _PEAK_COLUMNS, peaks, returning=True))
-        written = iter(peaks)
+        peak_ids = iter(sql.insert(Peak, _PEAK_COLUMNS, [
+            (injection_id, *peak) for injection_id, p in zip(ids, pending, strict=True)
+            for peak in p.peaks], returning=True))
         for injection_id, p in zip(ids, pending, strict=True):
             # Each file's rows digested from the values just bound (its ``ingested`` event
             # carries the digest), rather than read back under the write lock.
-            its_peaks = [(next(peak_ids), *next(written)) for _ in p.peaks]
+            its_ids = [next(peak_ids) for _ in p.peaks]
             traces = []
             for signal in p.traces:
                 tr = signal.trace
@@ -521,8 +540,14 @@ class Known:
                           "value_unit": tr.value_unit, "t_start": tr.times[0],
                           "t_end": tr.times[-1], "data": pack(tr.times, tr.values)}
                 trace = Chromatogram.create(**values)
-                traces.append((trace.id, *(values[c] for c in _TRACE_DIGESTED)))
-            rows = digest.file_written((injection_id, *p.injection[:-1]), its_peaks, traces)
+                traces.append((trace.id, injection_id, digest.tail(
+                    "chromatogram", [values[c] for c in _TRACE_DIGESTED])))
+            rows = None
+            if p.tails is not None and None not in (end for *_, end in traces):
+                rows = digest.file_written(
+                    (injection_id, *p.injection[:-1]),
+                    [(i, injection_id, end) for i, end in zip(its_ids, p.tails, strict=True)],
+                    cast(list[tuple[int, int, bytes]], traces))
             if rows is not None:
                 ledger.rows_written(cast(int, p.injection[1]), rows)
             if p.extras is not None:  # after its peaks: peak details are matched to them

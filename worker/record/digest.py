@@ -157,11 +157,10 @@ for _model, _columns in COLUMNS.items():
     _KINDS[_model._meta.table_name] = tuple(_found)  # type: ignore[attr-defined]
 
 
-def _as_stored(table: str, row: Sequence[Any]) -> list[Any] | None:
+def _as_stored(kinds: Sequence[tuple[type, ...]], row: Sequence[Any]) -> list[Any] | None:
     """``row`` as the database hands it back: an int bound to a float column comes back a
     float (SQLite's REAL affinity, PostgreSQL's float8); None when a value has a type that
     the database would convert some other way (the caller then reads the rows back)."""
-    kinds = _KINDS[table]
     out = list(row)
     for i, (value, types) in enumerate(zip(out, kinds, strict=True)):
         if type(value) is bool:
@@ -174,18 +173,38 @@ def _as_stored(table: str, row: Sequence[Any]) -> list[Any] | None:
     return out
 
 
-def file_written(injection: Sequence[Any], peaks: Iterable[Sequence[Any]],
-                 traces: Iterable[Sequence[Any]]) -> str | None:
+# A peak or a chromatogram row: its id and its injection's id lead, then what the file said.
+LEAD = 2
+
+
+def tail(table: str, values: Sequence[Any]) -> bytes | None:
+    """The end of a row's canonical line after its id and its injection's id (``LEAD``),
+    made from the values to be bound, before their ids exist: before the write lock, so that
+    under it a line is two numbers and these bytes. None when a value is not of its
+    column's type (``_as_stored``): that file's rows are then read back."""
+    stored = _as_stored(_KINDS[table][LEAD:], values)
+    if stored is None:
+        return None
+    for i in SPECIAL[table]:
+        if i >= LEAD:
+            stored[i - LEAD] = _cell(stored[i - LEAD])
+    return (_ENCODER.encode(stored)[1:] + "\n").encode("utf-8")
+
+
+def file_written(injection: Sequence[Any], peaks: Iterable[tuple[int, int, bytes]],
+                 traces: Iterable[tuple[int, int, bytes]]) -> str | None:
     """``file_rows`` of a file whose injection, peaks and chromatograms were just inserted,
-    each row in ``COLUMNS`` order with its id, from the values bound rather than read back:
-    reading them back was a fifth of a chunk's final-state work, under the write lock. None
-    when a value is not of its column's type (see ``_as_stored``)."""
+    from the values bound rather than read back (under the write lock): the injection's
+    row in ``COLUMNS`` order, and each peak's and trace's (id, injection id, ``tail``).
+    None when a value of the injection is not of its column's type."""
+    stored = _as_stored(_KINDS["injection"], injection)
+    if stored is None:
+        return None
     h = hashlib.sha256()
-    for table, rows in (("injection", [injection]), ("peak", peaks), ("chromatogram", traces)):
-        stored = [_as_stored(table, row) for row in rows]
-        if any(r is None for r in stored):
-            return None
-        _feed(h, table, sorted(stored, key=lambda r: r[0]))  # type: ignore[index]
+    _feed(h, "injection", [stored])
+    for table, rows in ((b"peak", peaks), (b"chromatogram", traces)):
+        for row_id, injection_id, end in sorted(rows):
+            h.update(b'["%s",%d,%d,%s' % (table, row_id, injection_id, end))
     return h.hexdigest()
 
 
