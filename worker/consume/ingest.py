@@ -44,7 +44,7 @@ from worker.record.models import (
     database,
     sample_identity,
 )
-from worker.results import extras
+from worker.results import ahead, extras
 from worker.results import job as job_results
 from worker.results.inputs import Tables, read_tables
 from worker.results.sample import namesakes_read_once, recompute_sample
@@ -207,9 +207,17 @@ def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str,
 
     works = [_while_connection_lost(settings, beat, partial(prepare, row)) for row in rows]
     todo = [w for w in works if w.wait is None and w.failure is None]
+    # The samples' own results, worked out before the write lock; used under it only for an
+    # input that turns out the same (worker.results.ahead).
+    try:
+        foreseen = ahead.foresee(_coming(todo), settings.methods)
+    except TRANSIENT:
+        foreseen = {}  # the chunk's transaction will say whether the database is back
 
     try:
-        _while_connection_lost(settings, beat, partial(commit_chunk, settings, todo, owner))
+        with ahead.using(foreseen):
+            _while_connection_lost(settings, beat,
+                                   partial(commit_chunk, settings, todo, owner))
     except TRANSIENT as exc:  # rolled back: nothing of the batch was written
         for w in todo:
             w.state, w.failure = None, exc
@@ -219,8 +227,9 @@ def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str,
         else:
             log.warning("batch of %d failed as a whole; writing its files one by one",
                         len(todo))
-            for w in todo:
-                _commit_alone(settings, w, owner)
+            with ahead.using(foreseen):
+                for w in todo:
+                    _commit_alone(settings, w, owner)
     for w in works:
         if w.wait is not None:
             with contextlib.suppress(*TRANSIENT):
@@ -234,6 +243,25 @@ def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str,
         _log_outcome(w, w.state)
     dispose.dispose_rows(settings, [w.row for w in done])  # it reads them afresh, under its lock
     return {w.row.id: w.state for w in done}  # type: ignore[misc]
+
+
+def _coming(works: list[Work]) -> list[ahead.Coming]:
+    """The files of a chunk whose injection ``_write`` adds to a job found by its folder's
+    name alone: not a loose file, a new revision or an instrument folder's member, whose
+    sample and tables depend on more than the file (others are computed under the lock)."""
+    coming = []
+    for w in works:
+        row, parsed = w.row, w.parsed
+        if (w.rejection is not None or not isinstance(parsed, ParsedFile)
+                or row.previous_id is not None or dfolder.member(row.path) is not None):
+            continue
+        folder = dfolder.job_folder(row.path)
+        if folder == ".":
+            continue
+        named = sample_named(row, parsed)
+        coming.append(ahead.Coming(f"{row.origin}:{folder}", named.sample_id, named.analyte,
+                                   named.identity, named.number, row.name, parsed))
+    return coming
 
 
 def _log_outcome(w: Work, state: str | None, reason: str | None = None) -> None:
@@ -626,18 +654,37 @@ _JOB_SAMPLES_SQL = (f"SELECT id, sample_id, analyte, identity, kind, level FROM 
                     f"{sql.table(Sample)} WHERE job_id = ?")
 
 
+@dataclass(frozen=True)
+class Named:
+    """What a file says of its sample (``sample_named``)."""
+
+    sample_id: str
+    analyte: str
+    identity: str  # sample_identity
+    kind: str
+    level: float | None
+    number: int  # its injection's
+
+
+def sample_named(row: SourceFile, parsed: ParsedFile) -> Named:
+    """The sample a file is an injection of, as its name and contents say (``_sample_for``)."""
+    ident = (identify(parsed.sample_name, printed=True) if parsed.sample_name
+             else identify(dfolder.fallback_name(row.path)))
+    kind = parsed.sample_kind or ident.kind
+    level = parsed.level if parsed.level is not None else ident.level
+    return Named(ident.sample_id, ident.analyte,
+                 sample_identity(kind, level, parsed.vial, parsed.level_label), kind, level,
+                 parsed.injection or ident.injection)
+
+
 def _sample_for(job: Job, row: SourceFile, parsed: ParsedFile,
                 known: Known) -> tuple[Sample, int, bool]:
     """The Sample this file is an injection of: its printed name *and* what the file says the
     sample is (kind, level, vial; see ``sample_identity``), so files that print one name but
     contradict each other become separate samples, flagged on their results, never averaged."""
-    ident = (identify(parsed.sample_name, printed=True) if parsed.sample_name
-             else identify(dfolder.fallback_name(row.path)))
-    number = parsed.injection or ident.injection
-    kind = parsed.sample_kind or ident.kind
-    level = parsed.level if parsed.level is not None else ident.level
-    key = (job.id, ident.sample_id, ident.analyte, sample_identity(kind, level, parsed.vial,
-                                                                  parsed.level_label))
+    named = sample_named(row, parsed)
+    key = (job.id, named.sample_id, named.analyte, named.identity)
+    kind, level, number = named.kind, named.level, named.number
     known.load(job)
     sample = known.samples.get(key)
     created = sample is None
@@ -645,8 +692,8 @@ def _sample_for(job: Job, row: SourceFile, parsed: ParsedFile,
         sample_id = sql.insert(
             Sample, ("job_id", "sample_id", "analyte", "identity", "kind", "level"),
             [(*key, kind, level)], returning=True)[0]
-        sample = Sample(id=sample_id, job=job, sample_id=ident.sample_id,
-                        analyte=ident.analyte, identity=key[3], kind=kind, level=level)
+        sample = Sample(id=sample_id, job=job, sample_id=named.sample_id,
+                        analyte=named.analyte, identity=key[3], kind=kind, level=level)
         known.add(key, sample)
     return sample, number, created
 

@@ -102,7 +102,7 @@ _PEAKS_SQL = (f"SELECT injection_id, signal, rt_min, area, area_pct, height, beg
               "ORDER BY id")
 
 
-_SAMPLES_INJECTIONS_SQL = (
+SAMPLES_INJECTIONS_SQL = (
     f"SELECT i.sample_id, i.id, i.number, f.name, i.dilution_factor FROM {sql.table(Injection)} i "
     f"JOIN {sql.table(SourceFile)} f ON f.id = i.source_file_id "
     "WHERE i.sample_id IN ({}) AND i.superseded = ?")
@@ -118,7 +118,7 @@ def peak_tables(sample: Sample, methods: Mapping[str, MethodSettings] | None = N
     if cache is not None and sample.id in cache:
         return cache[sample.id]
     injections = [CurrentInjection(*r) for r in sql.rows(_INJECTIONS_SQL, (sample.id, False))]
-    tables = _tables(sample, injections, _peaks([i.id for i in injections]), methods)
+    tables = tables_of(sample, injections, stored_peaks([i.id for i in injections]), methods)
     if cache is not None:
         cache[sample.id] = tables
     return tables
@@ -133,15 +133,15 @@ def read_tables(samples: Iterable[Sample], methods: Mapping[str, MethodSettings]
     ids = list(todo)
     injections: dict[int, list[CurrentInjection]] = {i: [] for i in ids}
     for chunk in sql.chunks(ids):
-        for sample_id, *values in sql.rows(_SAMPLES_INJECTIONS_SQL.format(
+        for sample_id, *values in sql.rows(SAMPLES_INJECTIONS_SQL.format(
                 sql.marks(len(chunk))), (*chunk, False)):
             injections[sample_id].append(CurrentInjection(*values))
-    peaks = _peaks([i.id for found in injections.values() for i in found])
+    peaks = stored_peaks([i.id for found in injections.values() for i in found])
     for sample_id, sample in todo.items():
-        cache[sample_id] = _tables(sample, injections[sample_id], peaks, methods)
+        cache[sample_id] = tables_of(sample, injections[sample_id], peaks, methods)
 
 
-def _peaks(injection_ids: list[int]) -> dict[int, list[StoredPeak]]:
+def stored_peaks(injection_ids: list[int]) -> dict[int, list[StoredPeak]]:
     """The peaks of these injections, by injection, in the order they were written."""
     found: dict[int, list[StoredPeak]] = {i: [] for i in injection_ids}
     for chunk in sql.chunks(injection_ids):
@@ -150,7 +150,7 @@ def _peaks(injection_ids: list[int]) -> dict[int, list[StoredPeak]]:
     return found
 
 
-def _tables(sample: Sample, injections: list[CurrentInjection],
+def tables_of(sample: Sample, injections: list[CurrentInjection],
             by_injection: dict[int, list[StoredPeak]],
             methods: Mapping[str, MethodSettings] | None) -> Tables:
     wanted = wanted_signal(sample, methods)

@@ -1,0 +1,151 @@
+"""Sample-scope results worked out before the write lock, and used under it only when the
+sample's peak tables turn out to be exactly those they were worked out from.
+
+A chunk's transaction holds SQLite's single write lock, and computing each touched sample's
+purity from its peak tables was a large part of it. Before the transaction, ``foresee`` reads
+what the database holds of the chunk's samples (outside any lock, as claims are read) and adds
+the injections the chunk is about to write, then runs each sample-scope computation on those
+tables. Under the lock the recompute reads the tables as they really are and asks
+``computed``, which hands back a result only for the very same input: the same labelled peak
+tables (every value of every peak, in order), the same sample name and analyte. A computation
+is a pure function of that input, so a result found is the result the recompute would make;
+anything another consumer wrote meanwhile (a new injection of the same sample, a superseded
+one) changes the input, finds nothing, and is computed under the lock as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from worker.chemistry.steps import Computation
+from worker.parsers.base import ParsedFile
+from worker.record import sql
+from worker.record.models import Job, Sample
+from worker.results import kinds
+from worker.results.inputs import (
+    SAMPLES_INJECTIONS_SQL,
+    CurrentInjection,
+    StoredPeak,
+    Tables,
+    injection_label,
+    labelled,
+    stored_peaks,
+    tables_of,
+)
+from worker.settings import MethodSettings
+
+Input = tuple[tuple[str, tuple[StoredPeak, ...]], ...]  # labelled tables, as compared
+Key = tuple[kinds.SampleComputation, str, "str | None", Input]
+_using = threading.local()
+# Ids for the injections a chunk will write, above any the database has handed out: they only
+# order a sample's tables (after its stored injections, in the chunk's order), as real ids will.
+_AHEAD = 1 << 62
+
+
+@dataclass(frozen=True)
+class Coming:
+    """One file of a chunk as it will be written: its job's key, its sample, its injection."""
+
+    job_key: str
+    sample_id: str
+    analyte: str
+    identity: str
+    number: int
+    file_name: str
+    parsed: ParsedFile
+
+
+def _input(tables: Tables) -> Input:
+    return tuple((injection_label(inj), tuple(peaks)) for inj, peaks in tables)
+
+
+@contextlib.contextmanager
+def using(known: dict[Key, list[Computation]]) -> Iterator[None]:
+    """Inside, ``computed`` takes results from ``known`` (made by ``foresee``)."""
+    before = getattr(_using, "known", None)
+    _using.known = known
+    try:
+        yield
+    finally:
+        _using.known = before
+
+
+def computed(compute: kinds.SampleComputation, tables: Tables, sample_id: str,
+             analyte: str | None) -> list[Computation]:
+    """``compute`` on the labelled ``tables``: worked out already when ``foresee`` had this
+    very input, else now."""
+    known: dict[Key, list[Computation]] | None = getattr(_using, "known", None)
+    if known is not None:
+        found = known.get((compute, sample_id, analyte, _input(tables)))
+        if found is not None:
+            return found
+    return list(compute(labelled(tables), sample_id, analyte))
+
+
+def foresee(coming: Sequence[Coming],
+            methods: Mapping[str, MethodSettings]) -> dict[Key, list[Computation]]:
+    """Each sample-scope computation of every sample ``coming`` touches, on its stored
+    injections plus those ``coming`` adds. Reads without a transaction: what it read may be
+    out of date by the time the chunk writes, which ``computed`` finds out for itself."""
+    if not coming:
+        return {}
+    keys = sorted({c.job_key for c in coming})
+    jobs: dict[str, tuple[int | None, str | None]] = {}
+    for part in sql.chunks(keys):
+        jobs.update((key, (id_, method)) for id_, key, method in sql.rows(
+            f"SELECT id, key, method FROM {sql.table(Job)} WHERE key IN "
+            f"({sql.marks(len(part))})", part))
+    stored: dict[tuple[int, str, str, str], int] = {}
+    job_ids = sorted({id_ for id_, _ in jobs.values() if id_ is not None})
+    for part in sql.chunks(job_ids):
+        stored.update(((job_id, sample_id, analyte, identity), id_)
+                      for id_, job_id, sample_id, analyte, identity in sql.rows(
+            f"SELECT id, job_id, sample_id, analyte, identity FROM {sql.table(Sample)} "
+            f"WHERE job_id IN ({sql.marks(len(part))})", part))
+    # The job's method as ingest will leave it: the stored one, else the first file's that
+    # names one (``_job_for``).
+    method: dict[str, str | None] = {key: found[1] for key, found in jobs.items()}
+    samples: dict[tuple[str, str, str, str], Sample] = {}
+    adding: dict[tuple[str, str, str, str], list[tuple[CurrentInjection, list[StoredPeak]]]]
+    adding = {}
+    for n, c in enumerate(coming):
+        if not method.get(c.job_key) and c.parsed.method:
+            method[c.job_key] = c.parsed.method
+        key = (c.job_key, c.sample_id, c.analyte, c.identity)
+        if key not in samples:
+            job_id = jobs.get(c.job_key, (None, None))[0]
+            samples[key] = Sample(id=None if job_id is None else stored.get((job_id, *key[1:])),
+                                  sample_id=c.sample_id, analyte=c.analyte)
+        injection = CurrentInjection(_AHEAD + n, c.number, c.file_name, c.parsed.dilution_factor)
+        adding.setdefault(key, []).append((injection, [
+            StoredPeak(signal.name, *_stored(p.rt_min, p.area, p.area_pct, p.height,
+                                              p.begin_min, p.end_min, p.width_min))
+            for signal in c.parsed.signals for p in signal.peaks or ()]))
+    ids = sorted({s.id for s in samples.values() if s.id is not None})
+    injections: dict[int, list[CurrentInjection]] = {i: [] for i in ids}
+    for part in sql.chunks(ids):
+        for sample_id, *values in sql.rows(SAMPLES_INJECTIONS_SQL.format(
+                sql.marks(len(part))), (*part, False)):
+            injections[sample_id].append(CurrentInjection(*values))
+    peaks = stored_peaks([i.id for found in injections.values() for i in found])
+    peaks.update((i.id, p) for added in adding.values() for i, p in added)
+    known: dict[Key, list[Computation]] = {}
+    for key, sample in samples.items():
+        sample.job = Job(method=method.get(key[0]))
+        mine = injections.get(sample.id, []) if sample.id is not None else []
+        tables = tables_of(sample, [*mine, *(i for i, _ in adding[key])], peaks, methods)
+        if not tables:
+            continue
+        analyte = sample.analyte or None
+        for compute in kinds.sample_computations():
+            known[(compute, sample.sample_id, analyte, _input(tables))] = list(
+                compute(labelled(tables), sample.sample_id, analyte))
+    return known
+
+
+def _stored(*values: float | None) -> tuple[float | None, ...]:
+    """Peak values as a float column hands them back."""
+    return tuple(float(v) if type(v) is int else v for v in values)
