@@ -120,7 +120,7 @@ class Work:
     state: str | None = None  # the final state once committed
     touched: list[Sample] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
-    peaks: Prepared | None = None  # its peak rows, made before the write lock
+    prepared: Prepared | None = None  # what its rows need of it, made before the write lock
 
 
 def process(settings: Settings, file_id: int, owner: str | None = None) -> str | None:
@@ -251,16 +251,15 @@ def _coming(works: list[Work]) -> list[ahead.Coming]:
     sample and tables depend on more than the file (others are computed under the lock)."""
     coming = []
     for w in works:
-        row, parsed = w.row, w.parsed
-        if (w.rejection is not None or not isinstance(parsed, ParsedFile)
-                or row.previous_id is not None or dfolder.member(row.path) is not None):
+        row, parsed, ready = w.row, w.parsed, w.prepared
+        if (w.rejection is not None or not isinstance(parsed, ParsedFile) or ready is None
+                or ready.folder == "." or row.previous_id is not None
+                or dfolder.member(row.path) is not None):
             continue
-        folder = dfolder.job_folder(row.path)
-        if folder == ".":
-            continue
-        named = sample_named(row, parsed)
-        coming.append(ahead.Coming(f"{row.origin}:{folder}", named.sample_id, named.analyte,
-                                   named.identity, named.number, row.name, parsed))
+        named = ready.named
+        coming.append(ahead.Coming(f"{row.origin}:{ready.folder}", named.sample_id,
+                                   named.analyte, named.identity, named.number, row.name,
+                                   parsed))
     return coming
 
 
@@ -295,7 +294,7 @@ def _prepare(settings: Settings, row: SourceFile, copies: dict[str, bytes],
         parsed = (work.parsed.parsed if isinstance(work.parsed, dfolder.Folder)
                   else work.parsed)
         if isinstance(parsed, ParsedFile):
-            work.peaks = _prepared(parsed)
+            work.prepared = _prepared(row, parsed)
     except dfolder.NotYet as wait:
         work.wait = wait.seconds
     except ParseError as exc:
@@ -347,7 +346,8 @@ def _commit(settings: Settings, works: list[Work], owner: str, savepoints: bool 
           ledger.finishing() as finishes):
         audit.lock_chain()  # before any row lock: one lock order for all writers (PostgreSQL)
         ours = ledger.owned([w.row.id for w in works], owner)
-        known = Known(prepared={w.row.id: w.peaks for w in works if w.peaks is not None})
+        known = Known(prepared={w.row.id: w.prepared for w in works
+                                if w.prepared is not None})
         for w in works:
             w.state = None
             if w.row.id not in ours:
@@ -449,8 +449,9 @@ _TRACE_DIGESTED = ("signal", "detector", "wavelength_nm", "points", "time_unit",
 def _write(row: SourceFile, parsed: ParsedFile, settings: Settings,
            known: Known) -> list[Sample]:
     """Every row derived from one file and its final state; returns the samples it touched."""
-    job = _job_for(row, parsed, known)
-    sample, number, created = _sample_for(job, row, parsed, known)
+    ready = known.prepared.get(row.id) or _prepared(row, parsed)
+    job = _job_for(row, parsed, known, ready.folder)
+    sample, number, created = _sample_for(job, row, parsed, known, ready.named)
     in_folder = dfolder.member(row.path) is not None
     if in_folder or row.previous_id is not None:
         known.flush()  # both read the injections written so far
@@ -458,13 +459,13 @@ def _write(row: SourceFile, parsed: ParsedFile, settings: Settings,
     # A new sample under a name others already print: their results gain the flag too.
     touched = [sample, *(known.namesakes(sample) if created else ()),
                *_supersede_previous_revision(row)]
-    peaks, tails = known.prepared.get(row.id) or _prepared(parsed)
+    peaks = ready.peaks
     known.injections.append(Pending(
         (sample.id, row.id, number, parsed.acquired_at, parsed.dilution_factor, False), peaks,
-        tails,
+        ready.tails,
         [signal for signal in parsed.signals if signal.trace is not None],
         # A .D folder's writer stores its spectra and peak details itself (write_folder).
-        parsed if not in_folder and extras.wanted(parsed) else None))
+        parsed if not in_folder and ready.extras else None))
     ledger.mark_ingested(row, parsed.format, parsed.parser_version, job.id,
                          encoding=parsed.encoding, job=job.key, sample=sample.sample_id,
                          injection=number, peaks=len(peaks),
@@ -473,17 +474,26 @@ def _write(row: SourceFile, parsed: ParsedFile, settings: Settings,
     return touched
 
 
-Prepared = tuple[list[tuple[object, ...]], "list[bytes] | None"]
+@dataclass(frozen=True)
+class Prepared:
+    """What ``_write`` needs of a parsed file that depends on the file alone: made with the
+    parse, outside any transaction, so the write lock is not held for it."""
+
+    peaks: list[tuple[object, ...]]  # its peak rows as ``Known.flush`` inserts them
+    tails: list[bytes] | None  # the end of each one's digest line (``digest.tail``), or None
+    folder: str  # dfolder.job_folder
+    named: Named  # sample_named
+    extras: bool  # extras.wanted
 
 
-def _prepared(parsed: ParsedFile) -> Prepared:
-    """A file's peak rows as ``Known.flush`` inserts them (after their injection's id), and
-    the end of each one's digest line (``digest.tail``; None when one cannot be made)."""
+def _prepared(row: SourceFile, parsed: ParsedFile) -> Prepared:
     peaks = [(signal.name, p.number, p.rt_min, p.area, p.area_pct, p.height, p.begin_min,
               p.end_min, p.width_min, p.peak_type, p.name)
              for signal in parsed.signals for p in signal.peaks or ()]
     tails = [digest.tail("peak", peak) for peak in peaks]
-    return peaks, None if None in tails else cast(list[bytes], tails)
+    return Prepared(peaks, None if None in tails else cast(list[bytes], tails),
+                    dfolder.job_folder(row.path), sample_named(row, parsed),
+                    extras.wanted(parsed))
 
 
 def pack(times: object, values: object) -> bytearray:
@@ -604,10 +614,9 @@ class Known:
         return sorted((s for s in same if s.id != sample.id), key=lambda s: s.id)
 
 
-def _job_for(row: SourceFile, parsed: ParsedFile, known: Known) -> Job:
-    """The export folder a file was dropped in is its Job; loose files dropped together share
-    one."""
-    folder = dfolder.job_folder(row.path)
+def _job_for(row: SourceFile, parsed: ParsedFile, known: Known, folder: str) -> Job:
+    """The export folder a file was dropped in is its Job (``folder``: dfolder.job_folder);
+    loose files dropped together share one."""
     if folder != ".":
         key = f"{row.origin}:{folder}"
         job = known.jobs.get(key)
@@ -677,12 +686,11 @@ def sample_named(row: SourceFile, parsed: ParsedFile) -> Named:
                  parsed.injection or ident.injection)
 
 
-def _sample_for(job: Job, row: SourceFile, parsed: ParsedFile,
-                known: Known) -> tuple[Sample, int, bool]:
+def _sample_for(job: Job, row: SourceFile, parsed: ParsedFile, known: Known,
+                named: Named) -> tuple[Sample, int, bool]:
     """The Sample this file is an injection of: its printed name *and* what the file says the
     sample is (kind, level, vial; see ``sample_identity``), so files that print one name but
     contradict each other become separate samples, flagged on their results, never averaged."""
-    named = sample_named(row, parsed)
     key = (job.id, named.sample_id, named.analyte, named.identity)
     kind, level, number = named.kind, named.level, named.number
     known.load(job)
