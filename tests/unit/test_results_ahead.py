@@ -14,6 +14,7 @@ import pytest
 from support.pipeline import Pipeline
 from support.reports import random_peaks, report
 
+from worker.chemistry import purity
 from worker.record import audit
 from worker.record.models import Result, Sample, database
 from worker.results import ahead
@@ -61,9 +62,18 @@ def _hits(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
 
 def test_a_chunk_uses_the_results_it_worked_out_before_the_lock(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Samples new in the chunk and samples with stored injections alike: each purity is found
-    ahead, and is what the exact computation makes."""
+    """Samples new in the chunk and samples with stored injections alike: each purity and each
+    main peak is found ahead, and what is stored is what the exact computation makes."""
     hits = _hits(monkeypatch)
+    chosen_under_lock: list[int] = []
+    real_choice = purity.select_main_peak
+
+    def select_main_peak(peaks: Any) -> Any:
+        if getattr(ahead._using, "known", None) is not None:
+            chosen_under_lock.append(len(peaks))
+        return real_choice(peaks)
+
+    monkeypatch.setattr(purity, "select_main_peak", select_main_peak)
     pipeline = Pipeline.open(tmp_path)
     try:
         first = _drop(pipeline, [f"lot/S-{i % 2}_Inj_{i}_Report.csv" for i in range(1, 4)], 1)
@@ -71,6 +81,7 @@ def test_a_chunk_uses_the_results_it_worked_out_before_the_lock(
         second = _drop(pipeline, [f"lot/S-{i % 3}_Inj_{i}_Report.csv" for i in range(4, 8)], 9)
         assert set(pipeline.ingest(second).values()) == {"ingested"}
         assert hits and all(hits)
+        assert chosen_under_lock == []  # each main peak was chosen before the lock too
         _exact_recompute_changes_nothing(pipeline)
         assert audit.verify().ok
     finally:

@@ -212,7 +212,7 @@ def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str,
     try:
         foreseen = ahead.foresee(_coming(todo), settings.methods)
     except TRANSIENT:
-        foreseen = {}  # the chunk's transaction will say whether the database is back
+        foreseen = ahead.Foreseen()  # the chunk's transaction will say if the database is back
 
     try:
         with ahead.using(foreseen):

@@ -18,8 +18,9 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from worker.chemistry.purity import MainPeak, select_main_peak
 from worker.chemistry.steps import Computation
 from worker.parsers.base import ParsedFile
 from worker.record import sql
@@ -32,6 +33,7 @@ from worker.results.inputs import (
     Tables,
     injection_label,
     labelled,
+    mains_known,
     stored_peaks,
     tables_of,
 )
@@ -62,13 +64,23 @@ def _input(tables: Tables) -> Input:
     return tuple((injection_label(inj), tuple(peaks)) for inj, peaks in tables)
 
 
+@dataclass
+class Foreseen:
+    """What ``foresee`` worked out: each sample computation's result by its input, and each
+    table's main peak by its peaks."""
+
+    results: dict[Key, list[Computation]] = field(default_factory=dict)
+    mains: dict[tuple[StoredPeak, ...], MainPeak | None] = field(default_factory=dict)
+
+
 @contextlib.contextmanager
-def using(known: dict[Key, list[Computation]]) -> Iterator[None]:
-    """Inside, ``computed`` takes results from ``known`` (made by ``foresee``)."""
+def using(foreseen: Foreseen) -> Iterator[None]:
+    """Inside, ``computed`` and ``inputs.main_peaks`` take what ``foresee`` worked out."""
     before = getattr(_using, "known", None)
-    _using.known = known
+    _using.known = foreseen.results
     try:
-        yield
+        with mains_known(foreseen.mains):
+            yield
     finally:
         _using.known = before
 
@@ -85,13 +97,12 @@ def computed(compute: kinds.SampleComputation, tables: Tables, sample_id: str,
     return list(compute(labelled(tables), sample_id, analyte))
 
 
-def foresee(coming: Sequence[Coming],
-            methods: Mapping[str, MethodSettings]) -> dict[Key, list[Computation]]:
+def foresee(coming: Sequence[Coming], methods: Mapping[str, MethodSettings]) -> Foreseen:
     """Each sample-scope computation of every sample ``coming`` touches, on its stored
     injections plus those ``coming`` adds. Reads without a transaction: what it read may be
     out of date by the time the chunk writes, which ``computed`` finds out for itself."""
     if not coming:
-        return {}
+        return Foreseen()
     keys = sorted({c.job_key for c in coming})
     jobs: dict[str, tuple[int | None, str | None]] = {}
     for part in sql.chunks(keys):
@@ -132,18 +143,20 @@ def foresee(coming: Sequence[Coming],
             injections[sample_id].append(CurrentInjection(*values))
     peaks = stored_peaks([i.id for found in injections.values() for i in found])
     peaks.update((i.id, p) for added in adding.values() for i, p in added)
-    known: dict[Key, list[Computation]] = {}
+    found = Foreseen()
     for key, sample in samples.items():
         sample.job = Job(method=method.get(key[0]))
         mine = injections.get(sample.id, []) if sample.id is not None else []
         tables = tables_of(sample, [*mine, *(i for i, _ in adding[key])], peaks, methods)
         if not tables:
             continue
+        for _, table in tables:
+            found.mains[tuple(table)] = select_main_peak(table)
         analyte = sample.analyte or None
         for compute in kinds.sample_computations():
-            known[(compute, sample.sample_id, analyte, _input(tables))] = list(
+            found.results[(compute, sample.sample_id, analyte, _input(tables))] = list(
                 compute(labelled(tables), sample.sample_id, analyte))
-    return known
+    return found
 
 
 def _stored(*values: float | None) -> tuple[float | None, ...]:

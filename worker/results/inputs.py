@@ -7,8 +7,10 @@ in plain SQL into plain values rather than ORM objects, and cached per transacti
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from worker.chemistry import purity
@@ -174,8 +176,28 @@ def main_peaks(sample: Sample, methods: Mapping[str, MethodSettings],
     """Main peak of each current injection with a peak table (on the purity signal, as
     configured), in natural injection order."""
     rows = []
+    known: dict[tuple[StoredPeak, ...], purity.MainPeak | None] | None = getattr(
+        _mains, "known", None)
     for inj, peaks in peak_tables(sample, methods, cache):
-        main = purity.select_main_peak(peaks)
+        key = tuple(peaks)
+        main = known[key] if known is not None and key in known else (
+            purity.select_main_peak(peaks))
         if main is not None:
             rows.append(MainPeakRow(inj, inj.file_name, main.area, main.rt_min))
     return rows
+
+
+_mains = threading.local()
+
+
+@contextlib.contextmanager
+def mains_known(known: dict[tuple[StoredPeak, ...], purity.MainPeak | None]) -> Iterator[None]:
+    """Inside, ``main_peaks`` takes the main peak of a table found in ``known`` (worked out
+    before the write lock, worker.results.ahead) rather than choosing it again: the rule is a
+    function of the table's peaks alone."""
+    before = getattr(_mains, "known", None)
+    _mains.known = known
+    try:
+        yield
+    finally:
+        _mains.known = before
