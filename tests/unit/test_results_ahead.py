@@ -17,7 +17,8 @@ from support.reports import random_peaks, report
 from worker.chemistry import purity
 from worker.record import audit
 from worker.record.models import Result, Sample, database
-from worker.results import ahead
+from worker.results import ahead, kinds, store
+from worker.results.inputs import labelled, peak_tables
 from worker.results.job import recompute_job
 from worker.results.sample import recompute_sample
 from worker.results.store import batched
@@ -44,6 +45,20 @@ def _exact_recompute_changes_nothing(pipeline: Pipeline) -> None:
         events.clear()
         txn.rollback()
     assert found == []
+
+
+def _stored_texts_are_exact(pipeline: Pipeline) -> None:
+    """Every current sample-scope row holds the inputs, trace and flags the exact computation
+    encodes (the signature ``replace`` compares covers the inputs, not the trace)."""
+    for sample in Sample.select():
+        tables = peak_tables(sample, pipeline.settings.methods)
+        exact = [c for compute in kinds.sample_computations()
+                 for c in compute(labelled(tables), sample.sample_id, sample.analyte or None)]
+        stored = (Result.select().where(Result.sample == sample.id,
+                                        Result.superseded == False,  # noqa: E712
+                                        Result.kind.in_(kinds.names("sample"))))
+        assert sorted((r.inputs, r.trace, r.flags) for r in stored) == sorted(
+            store.texts(c) for c in exact)
 
 
 def _hits(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
@@ -83,6 +98,7 @@ def test_a_chunk_uses_the_results_it_worked_out_before_the_lock(
         assert hits and all(hits)
         assert chosen_under_lock == []  # each main peak was chosen before the lock too
         _exact_recompute_changes_nothing(pipeline)
+        _stored_texts_are_exact(pipeline)
         assert audit.verify().ok
     finally:
         pipeline.close()
@@ -123,6 +139,7 @@ def test_two_consumers_writing_one_sample_store_the_purity_of_all_its_injections
         purity = Result.get(Result.kind == "purity", Result.superseded == False)  # noqa: E712
         assert json.loads(purity.inputs)["injections"] == [f"Inj_{i}" for i in range(1, 5)]
         _exact_recompute_changes_nothing(pipeline)
+        _stored_texts_are_exact(pipeline)
         assert audit.verify().ok
     finally:
         pipeline.close()

@@ -25,7 +25,7 @@ from worker.chemistry.steps import Computation
 from worker.parsers.base import ParsedFile
 from worker.record import sql
 from worker.record.models import Job, Sample
-from worker.results import kinds
+from worker.results import kinds, store
 from worker.results.inputs import (
     SAMPLES_INJECTIONS_SQL,
     CurrentInjection,
@@ -71,15 +71,17 @@ class Foreseen:
 
     results: dict[Key, list[Computation]] = field(default_factory=dict)
     mains: dict[tuple[StoredPeak, ...], MainPeak | None] = field(default_factory=dict)
+    texts: dict[int, tuple[Computation, store.Texts]] = field(default_factory=dict)  # by id
 
 
 @contextlib.contextmanager
 def using(foreseen: Foreseen) -> Iterator[None]:
-    """Inside, ``computed`` and ``inputs.main_peaks`` take what ``foresee`` worked out."""
+    """Inside, ``computed``, ``inputs.main_peaks`` and ``store.replace`` take what ``foresee``
+    worked out."""
     before = getattr(_using, "known", None)
     _using.known = foreseen.results
     try:
-        with mains_known(foreseen.mains):
+        with mains_known(foreseen.mains), store.texts_known(foreseen.texts):
             yield
     finally:
         _using.known = before
@@ -154,8 +156,9 @@ def foresee(coming: Sequence[Coming], methods: Mapping[str, MethodSettings]) -> 
             found.mains[tuple(table)] = select_main_peak(table)
         analyte = sample.analyte or None
         for compute in kinds.sample_computations():
-            found.results[(compute, sample.sample_id, analyte, _input(tables))] = list(
-                compute(labelled(tables), sample.sample_id, analyte))
+            made = list(compute(labelled(tables), sample.sample_id, analyte))
+            found.results[(compute, sample.sample_id, analyte, _input(tables))] = made
+            found.texts.update((id(comp), (comp, store.texts(comp))) for comp in made)
     return found
 
 
