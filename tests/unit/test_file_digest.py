@@ -72,7 +72,7 @@ def test_every_corpus_file_carries_the_digest_of_its_rows_as_stored(
         pipeline.close()
 
 
-_FLOATS = st.one_of(st.floats(allow_nan=False, allow_infinity=False),
+_FLOATS = st.one_of(st.just(-0.0), st.floats(allow_nan=False, allow_infinity=False),
                     st.integers(-2**53, 2**53))
 _TEXT = st.text(max_size=8)
 
@@ -115,6 +115,8 @@ def test_a_digest_from_bound_values_is_the_digest_read_back_or_none(
         stored = digest.file_rows(file_id)
         txn.rollback()
     assert made is None or made == stored
+    negative_zero = [v for v in (dilution, *(v for p in peaks for v in p))
+                     if type(v) is float and str(v) == "-0.0"]
     if (type(number) is int and (acquired is None or acquired.tzinfo is None)
-            and all(type(p[1]) is int for p in peaks)):
+            and all(type(p[1]) is int for p in peaks) and not negative_zero):
         assert made is not None  # the usual values: digested without a read

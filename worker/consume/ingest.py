@@ -259,7 +259,7 @@ def _coming(works: list[Work]) -> list[ahead.Coming]:
         named = ready.named
         coming.append(ahead.Coming(f"{row.origin}:{ready.folder}", named.sample_id,
                                    named.analyte, named.identity, named.number, row.name,
-                                   parsed))
+                                   parsed, ready.peaks))
     return coming
 
 
@@ -439,6 +439,7 @@ def _failed(settings: Settings, work: Work, owner: str) -> None:
 
 _PEAK_COLUMNS = ("injection_id", "signal", "number", "rt_min", "area", "area_pct", "height",
                  "begin_min", "end_min", "width_min", "peak_type", "name")
+_SAMPLE_COLUMNS = ("job_id", "sample_id", "analyte", "identity", "kind", "level")
 _INJECTION_COLUMNS = ("sample_id", "source_file_id", "number", "acquired_at", "dilution_factor",
                       "superseded")
 # A chromatogram's columns in the rows digest (digest.COLUMNS), after its id and injection's.
@@ -461,7 +462,7 @@ def _write(row: SourceFile, parsed: ParsedFile, settings: Settings,
                *_supersede_previous_revision(row)]
     peaks = ready.peaks
     known.injections.append(Pending(
-        (sample.id, row.id, number, parsed.acquired_at, parsed.dilution_factor, False), peaks,
+        sample, row.id, (number, parsed.acquired_at, parsed.dilution_factor), peaks,
         ready.tails,
         [signal for signal in parsed.signals if signal.trace is not None],
         # A .D folder's writer stores its spectra and peak details itself (write_folder).
@@ -526,7 +527,9 @@ class Pending:
     and signals with a trace, until ``Known.flush`` writes them, with its extras (spectra,
     peak details) when it has any."""
 
-    injection: tuple[object, ...]
+    sample: Sample  # its id given by ``Known.flush`` when it is new
+    file_id: int
+    injection: tuple[object, ...]  # number, acquired_at, dilution_factor
     peaks: list[tuple[object, ...]]
     tails: list[bytes] | None  # the ends of the peaks' digest lines (``_prepared``)
     traces: list[Signal]
@@ -545,6 +548,7 @@ class Known:
     named: dict[tuple[int, str, str], list[Sample]] = field(default_factory=dict)
     loaded: set[int] = field(default_factory=set)  # jobs whose every sample is in ``samples``
     injections: list[Pending] = field(default_factory=list)  # not written yet: see ``flush``
+    created: list[Sample] = field(default_factory=list)  # new samples, not written yet either
     # Loose files given a job in this batch: (origin, first_seen, job, file id). Their final
     # states, which name the job, are written at the batch's end (ledger.finishing), so the
     # database cannot tell the next loose file which job they share.
@@ -556,11 +560,18 @@ class Known:
         of them rather than two per file (each a round trip to a database server). Held only
         within a file's savepoint, or until something reads injections (``_write``, the
         recompute), so every read sees them all."""
+        created, self.created = self.created, []
+        if created:  # before their injections, which need their ids
+            for sample, sample_id in zip(created, sql.insert(Sample, _SAMPLE_COLUMNS, [
+                    (sample.job_id, sample.sample_id, sample.analyte, sample.identity,
+                     sample.kind, sample.level) for sample in created], returning=True),
+                                         strict=True):
+                sample.id = sample_id
         pending, self.injections = self.injections, []
         if not pending:
             return
-        ids = sql.insert(Injection, _INJECTION_COLUMNS, [p.injection for p in pending],
-                         returning=True)
+        ids = sql.insert(Injection, _INJECTION_COLUMNS, [
+            (p.sample.id, p.file_id, *p.injection, False) for p in pending], returning=True)
         peak_ids = iter(sql.insert(Peak, _PEAK_COLUMNS, [
             (injection_id, *peak) for injection_id, p in zip(ids, pending, strict=True)
             for peak in p.peaks], returning=True))
@@ -583,13 +594,13 @@ class Known:
             rows = None
             if p.tails is not None and None not in (end for *_, end in traces):
                 rows = digest.file_written(
-                    (injection_id, *p.injection[:-1]),
+                    (injection_id, p.sample.id, p.file_id, *p.injection),
                     [(i, injection_id, end) for i, end in zip(its_ids, p.tails, strict=True)],
                     cast(list[tuple[int, int, bytes]], traces))
             if rows is not None:
-                ledger.rows_written(cast(int, p.injection[1]), rows)
+                ledger.rows_written(p.file_id, rows)
             if p.extras is not None:  # after its peaks: peak details are matched to them
-                extras.store(injection_id, cast(int, p.injection[1]), p.extras)
+                extras.store(injection_id, p.file_id, p.extras)
 
     def load(self, job: Job) -> None:
         """Every sample of ``job``, read once: a chunk asked for each of its files' samples,
@@ -609,9 +620,12 @@ class Known:
         self.named.setdefault(key[:3], []).append(sample)
 
     def namesakes(self, sample: Sample) -> list[Sample]:
-        """results.sample.namesakes, from the loaded samples of its job."""
+        """results.sample.namesakes, from the loaded samples of its job (those created in
+        this batch, without an id until ``flush``, last and in the order made, as their ids
+        will be)."""
         same = self.named.get((sample.job_id, sample.sample_id, sample.analyte), ())
-        return sorted((s for s in same if s.id != sample.id), key=lambda s: s.id)
+        return sorted((s for s in same if s is not sample),
+                      key=lambda s: (s.id is None, s.id or 0))
 
 
 def _job_for(row: SourceFile, parsed: ParsedFile, known: Known, folder: str) -> Job:
@@ -696,13 +710,11 @@ def _sample_for(job: Job, row: SourceFile, parsed: ParsedFile, known: Known,
     known.load(job)
     sample = known.samples.get(key)
     created = sample is None
-    if sample is None:
-        sample_id = sql.insert(
-            Sample, ("job_id", "sample_id", "analyte", "identity", "kind", "level"),
-            [(*key, kind, level)], returning=True)[0]
-        sample = Sample(id=sample_id, job=job, sample_id=named.sample_id,
+    if sample is None:  # inserted with its injection (``Known.flush``), with the chunk's others
+        sample = Sample(id=None, job=job, sample_id=named.sample_id,
                         analyte=named.analyte, identity=key[3], kind=kind, level=level)
         known.add(key, sample)
+        known.created.append(sample)
     return sample, number, created
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -170,6 +171,8 @@ def _as_stored(kinds: Sequence[tuple[type, ...]], row: Sequence[Any]) -> list[An
         elif not isinstance(value, types) or (isinstance(value, datetime)
                                               and value.tzinfo is not None):
             return None
+        elif value == 0.0 and type(value) is float and math.copysign(1.0, value) < 0:
+            return None  # -0.0: SQLite hands it back as 0.0, PostgreSQL as -0.0
     return out
 
 

@@ -16,9 +16,11 @@ one) changes the input, finds nothing, and is computed under the lock as before.
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from worker.chemistry.purity import MainPeak, select_main_peak
 from worker.chemistry.steps import Computation
@@ -58,6 +60,7 @@ class Coming:
     number: int
     file_name: str
     parsed: ParsedFile
+    peaks: Sequence[Sequence[Any]]  # its peak rows as ingest inserts them (no injection id)
 
 
 def _input(tables: Tables) -> Input:
@@ -124,6 +127,7 @@ def foresee(coming: Sequence[Coming], methods: Mapping[str, MethodSettings]) -> 
     samples: dict[tuple[str, str, str, str], Sample] = {}
     adding: dict[tuple[str, str, str, str], list[tuple[CurrentInjection, list[StoredPeak]]]]
     adding = {}
+    unseen: set[tuple[str, str, str, str]] = set()
     for n, c in enumerate(coming):
         if not method.get(c.job_key) and c.parsed.method:
             method[c.job_key] = c.parsed.method
@@ -132,11 +136,13 @@ def foresee(coming: Sequence[Coming], methods: Mapping[str, MethodSettings]) -> 
             job_id = jobs.get(c.job_key, (None, None))[0]
             samples[key] = Sample(id=None if job_id is None else stored.get((job_id, *key[1:])),
                                   sample_id=c.sample_id, analyte=c.analyte)
-        injection = CurrentInjection(_AHEAD + n, c.number, c.file_name, c.parsed.dilution_factor)
-        adding.setdefault(key, []).append((injection, [
-            StoredPeak(signal.name, *_stored(p.rt_min, p.area, p.area_pct, p.height,
-                                              p.begin_min, p.end_min, p.width_min))
-            for signal in c.parsed.signals for p in signal.peaks or ()]))
+        peaks = _as_read(c.peaks)
+        dilution = _float_as_read(c.parsed.dilution_factor)
+        if peaks is None or dilution is False:
+            unseen.add(key)  # read back otherwise than written: left to the recompute
+            continue
+        injection = CurrentInjection(_AHEAD + n, c.number, c.file_name, dilution)
+        adding.setdefault(key, []).append((injection, peaks))
     ids = sorted({s.id for s in samples.values() if s.id is not None})
     injections: dict[int, list[CurrentInjection]] = {i: [] for i in ids}
     for part in sql.chunks(ids):
@@ -147,6 +153,8 @@ def foresee(coming: Sequence[Coming], methods: Mapping[str, MethodSettings]) -> 
     peaks.update((i.id, p) for added in adding.values() for i, p in added)
     found = Foreseen()
     for key, sample in samples.items():
+        if key in unseen or key not in adding:
+            continue
         sample.job = Job(method=method.get(key[0]))
         mine = injections.get(sample.id, []) if sample.id is not None else []
         tables = tables_of(sample, [*mine, *(i for i, _ in adding[key])], peaks, methods)
@@ -162,6 +170,30 @@ def foresee(coming: Sequence[Coming], methods: Mapping[str, MethodSettings]) -> 
     return found
 
 
-def _stored(*values: float | None) -> tuple[float | None, ...]:
-    """Peak values as a float column hands them back."""
-    return tuple(float(v) if type(v) is int else v for v in values)
+def _as_read(rows: Sequence[Sequence[Any]]) -> list[StoredPeak] | None:
+    """Peak rows (signal, number, then the float columns) as ``inputs`` reads them back: an
+    int as a float. None for a value the databases hand back differently (-0.0: SQLite
+    returns 0.0) or not as a float at all: a computation on it might not be the one made on
+    what is read back."""
+    out = []
+    for row in rows:
+        values = list(row[2:9])
+        for i, v in enumerate(values):
+            if type(v) is not float or v == 0.0:
+                read = _float_as_read(v)
+                if read is False:
+                    return None
+                values[i] = read
+        out.append(StoredPeak(row[0], *values))
+    return out
+
+
+def _float_as_read(value: object) -> float | bool | None:
+    """A value of a float column as it is read back; False when that is not known."""
+    if value is None:
+        return None
+    if type(value) is int:
+        return float(value)
+    if type(value) is not float or (value == 0.0 and math.copysign(1.0, value) < 0):
+        return False
+    return value
