@@ -185,6 +185,14 @@ def tail(table: str, values: Sequence[Any]) -> bytes | None:
     made from the values to be bound, before their ids exist: before the write lock, so that
     under it a line is two numbers and these bytes. None when a value is not of its
     column's type (``_as_stored``): that file's rows are then read back."""
+    types = tuple(map(type, values))
+    plain = _PLAIN.get((table, types))
+    if plain is None:
+        plain = _PLAIN[(table, types)] = all(
+            t in kinds for t, kinds in zip(types, _KINDS[table][LEAD:], strict=True)) and not (
+            {i - LEAD for i in SPECIAL[table] if i >= LEAD})
+    if plain and 0.0 not in values:  # each value bound is what is read back (-0.0 is not)
+        return (_ENCODER.encode(values)[1:] + "\n").encode("utf-8")  # a tuple as a list
     stored = _as_stored(_KINDS[table][LEAD:], values)
     if stored is None:
         return None
@@ -192,6 +200,11 @@ def tail(table: str, values: Sequence[Any]) -> bytes | None:
         if i >= LEAD:
             stored[i - LEAD] = _cell(stored[i - LEAD])
     return (_ENCODER.encode(stored)[1:] + "\n").encode("utf-8")
+
+
+# (table, the types of a row's values after LEAD) -> whether such a row is read back as bound,
+# with no time or blob to convert: most rows are, and are then encoded as they are.
+_PLAIN: dict[tuple[str, tuple[type, ...]], bool] = {}
 
 
 def file_written(injection: Sequence[Any], peaks: Iterable[tuple[int, int, bytes]],
