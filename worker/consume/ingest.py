@@ -44,7 +44,7 @@ from worker.record.models import (
     database,
     sample_identity,
 )
-from worker.results import ahead, extras
+from worker.results import extras
 from worker.results import job as job_results
 from worker.results.inputs import Tables, read_tables
 from worker.results.sample import namesakes_read_once, recompute_sample
@@ -207,17 +207,9 @@ def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str,
 
     works = [_while_connection_lost(settings, beat, partial(prepare, row)) for row in rows]
     todo = [w for w in works if w.wait is None and w.failure is None]
-    # The samples' own results, worked out before the write lock; used under it only for an
-    # input that turns out the same (worker.results.ahead).
-    try:
-        foreseen = ahead.foresee(_coming(todo), settings.methods)
-    except TRANSIENT:
-        foreseen = ahead.Foreseen()  # the chunk's transaction will say if the database is back
 
     try:
-        with ahead.using(foreseen):
-            _while_connection_lost(settings, beat,
-                                   partial(commit_chunk, settings, todo, owner))
+        _while_connection_lost(settings, beat, partial(commit_chunk, settings, todo, owner))
     except TRANSIENT as exc:  # rolled back: nothing of the batch was written
         for w in todo:
             w.state, w.failure = None, exc
@@ -227,9 +219,8 @@ def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str,
         else:
             log.warning("batch of %d failed as a whole; writing its files one by one",
                         len(todo))
-            with ahead.using(foreseen):
-                for w in todo:
-                    _commit_alone(settings, w, owner)
+            for w in todo:
+                _commit_alone(settings, w, owner)
     for w in works:
         if w.wait is not None:
             with contextlib.suppress(*TRANSIENT):
@@ -243,24 +234,6 @@ def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str,
         _log_outcome(w, w.state)
     dispose.dispose_rows(settings, [w.row for w in done])  # it reads them afresh, under its lock
     return {w.row.id: w.state for w in done}  # type: ignore[misc]
-
-
-def _coming(works: list[Work]) -> list[ahead.Coming]:
-    """The files of a chunk whose injection ``_write`` adds to a job found by its folder's
-    name alone: not a loose file, a new revision or an instrument folder's member, whose
-    sample and tables depend on more than the file (others are computed under the lock)."""
-    coming = []
-    for w in works:
-        row, parsed, ready = w.row, w.parsed, w.prepared
-        if (w.rejection is not None or not isinstance(parsed, ParsedFile) or ready is None
-                or ready.folder == "." or row.previous_id is not None
-                or dfolder.member(row.path) is not None):
-            continue
-        named = ready.named
-        coming.append(ahead.Coming(f"{row.origin}:{ready.folder}", named.sample_id,
-                                   named.analyte, named.identity, named.number, row.name,
-                                   parsed, ready.peaks))
-    return coming
 
 
 def _log_outcome(w: Work, state: str | None, reason: str | None = None) -> None:

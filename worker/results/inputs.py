@@ -7,10 +7,8 @@ in plain SQL into plain values rather than ORM objects, and cached per transacti
 
 from __future__ import annotations
 
-import contextlib
 import re
-import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from worker.chemistry import purity
@@ -104,7 +102,7 @@ _PEAKS_SQL = (f"SELECT injection_id, signal, rt_min, area, area_pct, height, beg
               "ORDER BY id")
 
 
-SAMPLES_INJECTIONS_SQL = (
+_SAMPLES_INJECTIONS_SQL = (
     f"SELECT i.sample_id, i.id, i.number, f.name, i.dilution_factor FROM {sql.table(Injection)} i "
     f"JOIN {sql.table(SourceFile)} f ON f.id = i.source_file_id "
     "WHERE i.sample_id IN ({}) AND i.superseded = ?")
@@ -120,7 +118,7 @@ def peak_tables(sample: Sample, methods: Mapping[str, MethodSettings] | None = N
     if cache is not None and sample.id in cache:
         return cache[sample.id]
     injections = [CurrentInjection(*r) for r in sql.rows(_INJECTIONS_SQL, (sample.id, False))]
-    tables = tables_of(sample, injections, stored_peaks([i.id for i in injections]), methods)
+    tables = _tables(sample, injections, _peaks([i.id for i in injections]), methods)
     if cache is not None:
         cache[sample.id] = tables
     return tables
@@ -135,15 +133,15 @@ def read_tables(samples: Iterable[Sample], methods: Mapping[str, MethodSettings]
     ids = list(todo)
     injections: dict[int, list[CurrentInjection]] = {i: [] for i in ids}
     for chunk in sql.chunks(ids):
-        for sample_id, *values in sql.rows(SAMPLES_INJECTIONS_SQL.format(
+        for sample_id, *values in sql.rows(_SAMPLES_INJECTIONS_SQL.format(
                 sql.marks(len(chunk))), (*chunk, False)):
             injections[sample_id].append(CurrentInjection(*values))
-    peaks = stored_peaks([i.id for found in injections.values() for i in found])
+    peaks = _peaks([i.id for found in injections.values() for i in found])
     for sample_id, sample in todo.items():
-        cache[sample_id] = tables_of(sample, injections[sample_id], peaks, methods)
+        cache[sample_id] = _tables(sample, injections[sample_id], peaks, methods)
 
 
-def stored_peaks(injection_ids: list[int]) -> dict[int, list[StoredPeak]]:
+def _peaks(injection_ids: list[int]) -> dict[int, list[StoredPeak]]:
     """The peaks of these injections, by injection, in the order they were written."""
     found: dict[int, list[StoredPeak]] = {i: [] for i in injection_ids}
     for chunk in sql.chunks(injection_ids):
@@ -152,7 +150,7 @@ def stored_peaks(injection_ids: list[int]) -> dict[int, list[StoredPeak]]:
     return found
 
 
-def tables_of(sample: Sample, injections: list[CurrentInjection],
+def _tables(sample: Sample, injections: list[CurrentInjection],
             by_injection: dict[int, list[StoredPeak]],
             methods: Mapping[str, MethodSettings] | None) -> Tables:
     wanted = wanted_signal(sample, methods)
@@ -176,28 +174,8 @@ def main_peaks(sample: Sample, methods: Mapping[str, MethodSettings],
     """Main peak of each current injection with a peak table (on the purity signal, as
     configured), in natural injection order."""
     rows = []
-    known: dict[tuple[StoredPeak, ...], purity.MainPeak | None] | None = getattr(
-        _mains, "known", None)
     for inj, peaks in peak_tables(sample, methods, cache):
-        key = tuple(peaks)
-        main = known[key] if known is not None and key in known else (
-            purity.select_main_peak(peaks))
+        main = purity.select_main_peak(peaks)
         if main is not None:
             rows.append(MainPeakRow(inj, inj.file_name, main.area, main.rt_min))
     return rows
-
-
-_mains = threading.local()
-
-
-@contextlib.contextmanager
-def mains_known(known: dict[tuple[StoredPeak, ...], purity.MainPeak | None]) -> Iterator[None]:
-    """Inside, ``main_peaks`` takes the main peak of a table found in ``known`` (worked out
-    before the write lock, worker.results.ahead) rather than choosing it again: the rule is a
-    function of the table's peaks alone."""
-    before = getattr(_mains, "known", None)
-    _mains.known = known
-    try:
-        yield
-    finally:
-        _mains.known = before

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from worker.chemistry import purity
 from worker.record import sql
 from worker.record.models import Sample
-from worker.results import ahead, kinds, store
+from worker.results import kinds, store
 from worker.results.inputs import Tables, injection_label, labelled, peak_tables
 from worker.settings import MethodSettings
 
@@ -103,11 +103,11 @@ def recompute_sample(sample: Sample, methods: Mapping[str, MethodSettings] | Non
     tables = peak_tables(sample, methods, cache)
     wanted: list[store.Wanted] = []
     if tables:
+        injections = labelled(tables)
         by_label = {injection_label(inj): inj for inj, _ in tables}
         declared = kinds.select("sample")
         for compute in kinds.sample_computations():
-            for comp in ahead.computed(compute, tables, sample.sample_id,
-                                       sample.analyte or None):
+            for comp in compute(injections, sample.sample_id, sample.analyte or None):
                 kind = declared.get(comp.kind)  # undeclared: refused by the store
                 per_injection = kind is not None and kind.row == "injection"
                 wanted.append((by_label[comp.inputs["injection"]] if per_injection else None,

@@ -117,27 +117,6 @@ class _Batch:
 
 
 _batch = threading.local()
-Texts = tuple[str, str, str]  # inputs, trace, flags as stored
-_texts = threading.local()
-
-
-def texts(comp: Computation) -> Texts:
-    """A computation's inputs, trace and flags as the JSON text its row stores."""
-    return (_INPUTS.encode(comp.inputs), _STEPS.dump_json(comp.steps).decode(),
-            json.dumps(comp.flags))
-
-
-@contextlib.contextmanager
-def texts_known(known: dict[int, tuple[Computation, Texts]]) -> Iterator[None]:
-    """Inside, ``replace`` takes the ``texts`` of a computation found in ``known`` (by id,
-    the very object: made before the write lock, worker.results.ahead) instead of encoding
-    them again. A computation is immutable, and ``known`` holds it, so its id is its own."""
-    before = getattr(_texts, "known", None)
-    _texts.known = known
-    try:
-        yield
-    finally:
-        _texts.known = before
 
 
 def _keys(samples: Iterable[Sample]) -> set[Key]:
@@ -199,21 +178,18 @@ def replace(job_id: int, sample: Sample | None, wanted: Sequence[Wanted],
     who = sample.sample_id if sample is not None else None
     fresh: list[tuple[object, ...]] = []
     now = utcnow()
-    known: dict[int, tuple[Computation, Texts]] | None = getattr(_texts, "known", None)
     for injection, comp in wanted:
-        found = known.get(id(comp)) if known is not None else None
-        made = found[1] if found is not None and found[0] is comp else None
-        inputs = made[0] if made is not None else _INPUTS.encode(comp.inputs)
+        inputs = _INPUTS.encode(comp.inputs)
         value, outcome = stored_value(comp)
         injection_id = injection.id if injection else None
         if have.pop((injection_id, comp.kind, value, outcome, inputs, comp.calc_version),
                     None) is not None:
             continue
         analyte = comp.inputs.get("analyte") or (sample.analyte if sample is not None else "")
-        trace, flags = made[1:] if made is not None else texts(comp)[1:]
         fresh.append((job_id, sample.id if sample is not None else None, injection_id,
-                      analyte or "", comp.kind, value, outcome, comp.unit, inputs, trace,
-                      flags, comp.calc_version, now, False))
+                      analyte or "", comp.kind, value, outcome, comp.unit, inputs,
+                      _STEPS.dump_json(comp.steps).decode(),
+                      json.dumps(comp.flags), comp.calc_version, now, False))
     if fresh:
         # One event per recompute, naming every result it wrote or retired, rather than one
         # each: the trail stays complete and a burst does not spend its time hashing audit rows.
