@@ -140,22 +140,28 @@ def files_rows(file_ids: Sequence[int]) -> dict[int, str]:
     return found
 
 
-# What a column of each digested table holds as read back, for ``file_written``: a Python value
-# of another type would come back converted by the database, so its digest is read back.
-_KINDS: dict[str, tuple[tuple[type, ...], ...]] = {}
-for _model, _columns in COLUMNS.items():
-    _found = []
-    for _name in _columns:
-        _field = _model._meta.columns.get(_name) or _model._meta.fields[_name]
-        _types: tuple[type, ...] = (
-            (float,) if isinstance(_field, FloatField)
-            else (datetime,) if isinstance(_field, DateTimeField)
-            else (bytes, bytearray, memoryview) if isinstance(_field, BlobField)
-            else (int,) if isinstance(_field, IntegerField | ForeignKeyField)  # ids too
-            else (str,) if isinstance(_field, TextField) or hasattr(_field, "max_length")
+def _column_kinds(model: type[Model]) -> tuple[tuple[type, ...], ...]:
+    """For each column of ``COLUMNS[model]``, the Python types it is read back as."""
+    kinds = []
+    for name in COLUMNS[model]:
+        meta = model._meta  # type: ignore[attr-defined]
+        field = meta.columns.get(name) or meta.fields[name]
+        types: tuple[type, ...] = (
+            (float,) if isinstance(field, FloatField)
+            else (datetime,) if isinstance(field, DateTimeField)
+            else (bytes, bytearray, memoryview) if isinstance(field, BlobField)
+            else (int,) if isinstance(field, IntegerField | ForeignKeyField)  # ids too
+            else (str,) if isinstance(field, TextField) or hasattr(field, "max_length")
             else ())
-        _found.append(_types + ((type(None),) if _field.null else ()))
-    _KINDS[_model._meta.table_name] = tuple(_found)  # type: ignore[attr-defined]
+        kinds.append(types + ((type(None),) if field.null else ()))
+    return tuple(kinds)
+
+
+# What a column of each digested table holds as read back, for ``tail`` and ``file_written``:
+# a Python value of another type would come back converted by the database, so its digest is
+# read back.
+_KINDS: dict[str, tuple[tuple[type, ...], ...]] = {
+    model._meta.table_name: _column_kinds(model) for model in COLUMNS}  # type: ignore[attr-defined]
 
 
 def _as_stored(kinds: Sequence[tuple[type, ...]], row: Sequence[Any]) -> list[Any] | None:
