@@ -25,10 +25,11 @@ from typing import TypeVar, cast
 from peewee import InterfaceError, OperationalError
 
 from worker.consume import dfolder, dispose
+from worker.consume.gcpause import paused
 from worker.consume.sample_names import identify
 from worker.parsers.base import ParsedFile, ParseError, Signal
 from worker.parsers.options import ParserOptions
-from worker.record import audit, counters, db, heartbeat, ledger, sql, store
+from worker.record import audit, counters, db, digest, heartbeat, ledger, sql, store
 from worker.record.models import (
     CONTEXT,
     INGESTED,
@@ -119,6 +120,7 @@ class Work:
     state: str | None = None  # the final state once committed
     touched: list[Sample] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    prepared: Prepared | None = None  # what its rows need of it, made before the write lock
 
 
 def process(settings: Settings, file_id: int, owner: str | None = None) -> str | None:
@@ -262,6 +264,10 @@ def _prepare(settings: Settings, row: SourceFile, copies: dict[str, bytes],
         with stored(settings, row, copies) as data:
             work.parsed = dfolder.parse(settings, row, data, lambda r: raw_bytes(settings, r),
                                         parser_options)
+        parsed = (work.parsed.parsed if isinstance(work.parsed, dfolder.Folder)
+                  else work.parsed)
+        if isinstance(parsed, ParsedFile):
+            work.prepared = _prepared(row, parsed)
     except dfolder.NotYet as wait:
         work.wait = wait.seconds
     except ParseError as exc:
@@ -309,11 +315,12 @@ def _commit(settings: Settings, works: list[Work], owner: str, savepoints: bool 
     assert savepoints or len(works) > 1, "a file alone: its failure must not commit its rows"
     # Final states, then counters, then events are written on the way out (innermost first),
     # all after the chain's lock taken here, as in every writer.
-    with (database.atomic(), audit.held() as events, counters.held() as counts,
+    with (paused(), database.atomic(), audit.held() as events, counters.held() as counts,
           ledger.finishing() as finishes):
         audit.lock_chain()  # before any row lock: one lock order for all writers (PostgreSQL)
         ours = ledger.owned([w.row.id for w in works], owner)
-        known = Known()
+        known = Known(prepared={w.row.id: w.prepared for w in works
+                                if w.prepared is not None})
         for w in works:
             w.state = None
             if w.row.id not in ours:
@@ -347,7 +354,8 @@ def _commit(settings: Settings, works: list[Work], owner: str, savepoints: bool 
                 # What it looked up or created was rolled back with it; the loose jobs of
                 # the files still finished (their final states held) are kept.
                 kept = {f[3].id for f in finishes}
-                known = Known(loose=[e for e in known.loose if e[3] in kept])
+                known = Known(loose=[e for e in known.loose if e[3] in kept],
+                              prepared=known.prepared)
                 del events[recorded:]  # and so were its events, counts and final state
                 del counts[counted:]
                 del finishes[finished:]
@@ -404,15 +412,20 @@ def _failed(settings: Settings, work: Work, owner: str) -> None:
 
 _PEAK_COLUMNS = ("injection_id", "signal", "number", "rt_min", "area", "area_pct", "height",
                  "begin_min", "end_min", "width_min", "peak_type", "name")
+_SAMPLE_COLUMNS = ("job_id", "sample_id", "analyte", "identity", "kind", "level")
 _INJECTION_COLUMNS = ("sample_id", "source_file_id", "number", "acquired_at", "dilution_factor",
                       "superseded")
+# A chromatogram's columns in the rows digest (digest.COLUMNS), after its id and injection's.
+_TRACE_DIGESTED = ("signal", "detector", "wavelength_nm", "points", "time_unit",
+                   "value_unit", "t_start", "t_end", "data")
 
 
 def _write(row: SourceFile, parsed: ParsedFile, settings: Settings,
            known: Known) -> list[Sample]:
     """Every row derived from one file and its final state; returns the samples it touched."""
-    job = _job_for(row, parsed, known)
-    sample, number, created = _sample_for(job, row, parsed, known)
+    ready = known.prepared.get(row.id) or _prepared(row, parsed)
+    job = _job_for(row, parsed, known, ready.folder)
+    sample, number, created = _sample_for(job, row, parsed, known, ready.named)
     in_folder = dfolder.member(row.path) is not None
     if in_folder or row.previous_id is not None:
         known.flush()  # both read the injections written so far
@@ -420,20 +433,41 @@ def _write(row: SourceFile, parsed: ParsedFile, settings: Settings,
     # A new sample under a name others already print: their results gain the flag too.
     touched = [sample, *(known.namesakes(sample) if created else ()),
                *_supersede_previous_revision(row)]
-    peaks = [(signal.name, p.number, p.rt_min, p.area, p.area_pct, p.height, p.begin_min,
-              p.end_min, p.width_min, p.peak_type, p.name)
-             for signal in parsed.signals for p in signal.peaks or ()]
+    peaks = ready.peaks
     known.injections.append(Pending(
-        (sample.id, row.id, number, parsed.acquired_at, parsed.dilution_factor, False), peaks,
+        sample, row.id, (number, parsed.acquired_at, parsed.dilution_factor), peaks,
+        ready.tails,
         [signal for signal in parsed.signals if signal.trace is not None],
         # A .D folder's writer stores its spectra and peak details itself (write_folder).
-        parsed if not in_folder and extras.wanted(parsed) else None))
+        parsed if not in_folder and ready.extras else None))
     ledger.mark_ingested(row, parsed.format, parsed.parser_version, job.id,
                          encoding=parsed.encoding, job=job.key, sample=sample.sample_id,
                          injection=number, peaks=len(peaks),
                          traces=sum(1 for s in parsed.signals if s.trace is not None),
                          **({"flags": parsed.flags} if parsed.flags else {}))
     return touched
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What ``_write`` needs of a parsed file that depends on the file alone: made with the
+    parse, outside any transaction, so the write lock is not held for it."""
+
+    peaks: list[tuple[object, ...]]  # its peak rows as ``Known.flush`` inserts them
+    tails: list[bytes] | None  # the end of each one's digest line (``digest.tail``), or None
+    folder: str  # dfolder.job_folder
+    named: Named  # sample_named
+    extras: bool  # extras.wanted
+
+
+def _prepared(row: SourceFile, parsed: ParsedFile) -> Prepared:
+    peaks = [(signal.name, p.number, p.rt_min, p.area, p.area_pct, p.height, p.begin_min,
+              p.end_min, p.width_min, p.peak_type, p.name)
+             for signal in parsed.signals for p in signal.peaks or ()]
+    tails = [digest.tail("peak", peak) for peak in peaks]
+    return Prepared(peaks, None if None in tails else cast(list[bytes], tails),
+                    dfolder.job_folder(row.path), sample_named(row, parsed),
+                    extras.wanted(parsed))
 
 
 def pack(times: object, values: object) -> bytearray:
@@ -466,8 +500,11 @@ class Pending:
     and signals with a trace, until ``Known.flush`` writes them, with its extras (spectra,
     peak details) when it has any."""
 
-    injection: tuple[object, ...]
+    sample: Sample  # its id given by ``Known.flush`` when it is new
+    file_id: int
+    injection: tuple[object, ...]  # number, acquired_at, dilution_factor
     peaks: list[tuple[object, ...]]
+    tails: list[bytes] | None  # the ends of the peaks' digest lines (``_prepared``)
     traces: list[Signal]
     extras: ParsedFile | None = None
 
@@ -484,35 +521,59 @@ class Known:
     named: dict[tuple[int, str, str], list[Sample]] = field(default_factory=dict)
     loaded: set[int] = field(default_factory=set)  # jobs whose every sample is in ``samples``
     injections: list[Pending] = field(default_factory=list)  # not written yet: see ``flush``
+    created: list[Sample] = field(default_factory=list)  # new samples, not written yet either
     # Loose files given a job in this batch: (origin, first_seen, job, file id). Their final
     # states, which name the job, are written at the batch's end (ledger.finishing), so the
     # database cannot tell the next loose file which job they share.
     loose: list[tuple[str, datetime, Job, int]] = field(default_factory=list)
+    prepared: dict[int, Prepared] = field(default_factory=dict)  # by file id: ``_prepared``
 
     def flush(self) -> None:
         """Write the injections held so far with their peaks and traces: a statement for all
         of them rather than two per file (each a round trip to a database server). Held only
         within a file's savepoint, or until something reads injections (``_write``, the
         recompute), so every read sees them all."""
+        created, self.created = self.created, []
+        if created:  # before their injections, which need their ids
+            for sample, sample_id in zip(created, sql.insert(Sample, _SAMPLE_COLUMNS, [
+                    (sample.job_id, sample.sample_id, sample.analyte, sample.identity,
+                     sample.kind, sample.level) for sample in created], returning=True),
+                                         strict=True):
+                sample.id = sample_id
         pending, self.injections = self.injections, []
         if not pending:
             return
-        ids = sql.insert(Injection, _INJECTION_COLUMNS, [p.injection for p in pending],
-                         returning=True)
-        sql.insert(Peak, _PEAK_COLUMNS, [(injection_id, *peak)
-                                         for injection_id, p in zip(ids, pending, strict=True)
-                                         for peak in p.peaks])
+        ids = sql.insert(Injection, _INJECTION_COLUMNS, [
+            (p.sample.id, p.file_id, *p.injection, False) for p in pending], returning=True)
+        peak_ids = iter(sql.insert(Peak, _PEAK_COLUMNS, [
+            (injection_id, *peak) for injection_id, p in zip(ids, pending, strict=True)
+            for peak in p.peaks], returning=True))
         for injection_id, p in zip(ids, pending, strict=True):
+            # Each file's rows digested from the values just bound (its ``ingested`` event
+            # carries the digest), rather than read back under the write lock.
+            its_ids = [next(peak_ids) for _ in p.peaks]
+            traces = []
             for signal in p.traces:
                 tr = signal.trace
                 assert tr is not None
-                Chromatogram.create(
-                    injection=injection_id, signal=signal.name, detector=signal.detector,
-                    wavelength_nm=signal.wavelength_nm, points=tr.points,
-                    time_unit=tr.time_unit, value_unit=tr.value_unit, t_start=tr.times[0],
-                    t_end=tr.times[-1], data=pack(tr.times, tr.values))
+                values = {"injection": injection_id, "signal": signal.name,
+                          "detector": signal.detector, "wavelength_nm": signal.wavelength_nm,
+                          "points": tr.points, "time_unit": tr.time_unit,
+                          "value_unit": tr.value_unit, "t_start": tr.times[0],
+                          "t_end": tr.times[-1], "data": pack(tr.times, tr.values)}
+                trace = Chromatogram.create(**values)
+                traces.append((trace.id, injection_id, digest.tail(
+                    "chromatogram", [values[c] for c in _TRACE_DIGESTED])))
+            rows = None
+            if p.tails is not None and None not in (end for *_, end in traces):
+                rows = digest.file_written(
+                    (injection_id, p.sample.id, p.file_id, *p.injection),
+                    [(i, injection_id, end) for i, end in zip(its_ids, p.tails, strict=True)],
+                    cast(list[tuple[int, int, bytes]], traces))
+            if rows is not None:
+                ledger.rows_written(p.file_id, rows)
             if p.extras is not None:  # after its peaks: peak details are matched to them
-                extras.store(injection_id, cast(int, p.injection[1]), p.extras)
+                extras.store(injection_id, p.file_id, p.extras)
 
     def load(self, job: Job) -> None:
         """Every sample of ``job``, read once: a chunk asked for each of its files' samples,
@@ -532,15 +593,17 @@ class Known:
         self.named.setdefault(key[:3], []).append(sample)
 
     def namesakes(self, sample: Sample) -> list[Sample]:
-        """results.sample.namesakes, from the loaded samples of its job."""
+        """results.sample.namesakes, from the loaded samples of its job (those created in
+        this batch, without an id until ``flush``, last and in the order made, as their ids
+        will be)."""
         same = self.named.get((sample.job_id, sample.sample_id, sample.analyte), ())
-        return sorted((s for s in same if s.id != sample.id), key=lambda s: s.id)
+        return sorted((s for s in same if s is not sample),
+                      key=lambda s: (s.id is None, s.id or 0))
 
 
-def _job_for(row: SourceFile, parsed: ParsedFile, known: Known) -> Job:
-    """The export folder a file was dropped in is its Job; loose files dropped together share
-    one."""
-    folder = dfolder.job_folder(row.path)
+def _job_for(row: SourceFile, parsed: ParsedFile, known: Known, folder: str) -> Job:
+    """The export folder a file was dropped in is its Job (``folder``: dfolder.job_folder);
+    loose files dropped together share one."""
     if folder != ".":
         key = f"{row.origin}:{folder}"
         job = known.jobs.get(key)
@@ -587,28 +650,44 @@ _JOB_SAMPLES_SQL = (f"SELECT id, sample_id, analyte, identity, kind, level FROM 
                     f"{sql.table(Sample)} WHERE job_id = ?")
 
 
-def _sample_for(job: Job, row: SourceFile, parsed: ParsedFile,
-                known: Known) -> tuple[Sample, int, bool]:
+@dataclass(frozen=True)
+class Named:
+    """What a file says of its sample (``sample_named``)."""
+
+    sample_id: str
+    analyte: str
+    identity: str  # sample_identity
+    kind: str
+    level: float | None
+    number: int  # its injection's
+
+
+def sample_named(row: SourceFile, parsed: ParsedFile) -> Named:
+    """The sample a file is an injection of, as its name and contents say (``_sample_for``)."""
+    ident = (identify(parsed.sample_name, printed=True) if parsed.sample_name
+             else identify(dfolder.fallback_name(row.path)))
+    kind = parsed.sample_kind or ident.kind
+    level = parsed.level if parsed.level is not None else ident.level
+    return Named(ident.sample_id, ident.analyte,
+                 sample_identity(kind, level, parsed.vial, parsed.level_label), kind, level,
+                 parsed.injection or ident.injection)
+
+
+def _sample_for(job: Job, row: SourceFile, parsed: ParsedFile, known: Known,
+                named: Named) -> tuple[Sample, int, bool]:
     """The Sample this file is an injection of: its printed name *and* what the file says the
     sample is (kind, level, vial; see ``sample_identity``), so files that print one name but
     contradict each other become separate samples, flagged on their results, never averaged."""
-    ident = (identify(parsed.sample_name, printed=True) if parsed.sample_name
-             else identify(dfolder.fallback_name(row.path)))
-    number = parsed.injection or ident.injection
-    kind = parsed.sample_kind or ident.kind
-    level = parsed.level if parsed.level is not None else ident.level
-    key = (job.id, ident.sample_id, ident.analyte, sample_identity(kind, level, parsed.vial,
-                                                                  parsed.level_label))
+    key = (job.id, named.sample_id, named.analyte, named.identity)
+    kind, level, number = named.kind, named.level, named.number
     known.load(job)
     sample = known.samples.get(key)
     created = sample is None
-    if sample is None:
-        sample_id = sql.insert(
-            Sample, ("job_id", "sample_id", "analyte", "identity", "kind", "level"),
-            [(*key, kind, level)], returning=True)[0]
-        sample = Sample(id=sample_id, job=job, sample_id=ident.sample_id,
-                        analyte=ident.analyte, identity=key[3], kind=kind, level=level)
+    if sample is None:  # inserted with its injection (``Known.flush``), with the chunk's others
+        sample = Sample(id=None, job=job, sample_id=named.sample_id,
+                        analyte=named.analyte, identity=key[3], kind=kind, level=level)
         known.add(key, sample)
+        known.created.append(sample)
     return sample, number, created
 
 

@@ -19,12 +19,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from peewee import Model
+from peewee import (
+    BlobField,
+    DateTimeField,
+    FloatField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
 
 from worker.record import sql
 from worker.record.models import AuditEvent, Chromatogram, Injection, Peak, Result, SourceFile
@@ -129,6 +138,96 @@ def files_rows(file_ids: Sequence[int]) -> dict[int, str]:
                    sql.execute(_of_files(Chromatogram, marks), part))
         found.update((file_id, h.hexdigest()) for file_id, h in hashes.items())
     return found
+
+
+def _column_kinds(model: type[Model]) -> tuple[tuple[type, ...], ...]:
+    """For each column of ``COLUMNS[model]``, the Python types it is read back as."""
+    kinds = []
+    for name in COLUMNS[model]:
+        meta = model._meta  # type: ignore[attr-defined]
+        field = meta.columns.get(name) or meta.fields[name]
+        types: tuple[type, ...] = (
+            (float,) if isinstance(field, FloatField)
+            else (datetime,) if isinstance(field, DateTimeField)
+            else (bytes, bytearray, memoryview) if isinstance(field, BlobField)
+            else (int,) if isinstance(field, IntegerField | ForeignKeyField)  # ids too
+            else (str,) if isinstance(field, TextField) or hasattr(field, "max_length")
+            else ())
+        kinds.append(types + ((type(None),) if field.null else ()))
+    return tuple(kinds)
+
+
+# What a column of each digested table holds as read back, for ``tail`` and ``file_written``:
+# a Python value of another type would come back converted by the database, so its digest is
+# read back.
+_KINDS: dict[str, tuple[tuple[type, ...], ...]] = {
+    model._meta.table_name: _column_kinds(model) for model in COLUMNS}  # type: ignore[attr-defined]
+
+
+def _as_stored(kinds: Sequence[tuple[type, ...]], row: Sequence[Any]) -> list[Any] | None:
+    """``row`` as the database hands it back: an int bound to a float column comes back a
+    float (SQLite's REAL affinity, PostgreSQL's float8); None when a value has a type that
+    the database would convert some other way (the caller then reads the rows back)."""
+    out = list(row)
+    for i, (value, types) in enumerate(zip(out, kinds, strict=True)):
+        if type(value) is bool:
+            return None
+        if types and types[0] is float and type(value) is int:
+            out[i] = float(value)
+        elif not isinstance(value, types) or (isinstance(value, datetime)
+                                              and value.tzinfo is not None):
+            return None
+        elif value == 0.0 and type(value) is float and math.copysign(1.0, value) < 0:
+            return None  # -0.0: SQLite hands it back as 0.0, PostgreSQL as -0.0
+    return out
+
+
+# A peak or a chromatogram row: its id and its injection's id lead, then what the file said.
+LEAD = 2
+
+
+def tail(table: str, values: Sequence[Any]) -> bytes | None:
+    """The end of a row's canonical line after its id and its injection's id (``LEAD``),
+    made from the values to be bound, before their ids exist: before the write lock, so that
+    under it a line is two numbers and these bytes. None when a value is not of its
+    column's type (``_as_stored``): that file's rows are then read back."""
+    types = tuple(map(type, values))
+    plain = _PLAIN.get((table, types))
+    if plain is None:
+        plain = _PLAIN[(table, types)] = all(
+            t in kinds for t, kinds in zip(types, _KINDS[table][LEAD:], strict=True)) and not (
+            {i - LEAD for i in SPECIAL[table] if i >= LEAD})
+    if plain and 0.0 not in values:  # each value bound is what is read back (-0.0 is not)
+        return (_ENCODER.encode(values)[1:] + "\n").encode("utf-8")  # a tuple as a list
+    stored = _as_stored(_KINDS[table][LEAD:], values)
+    if stored is None:
+        return None
+    for i in SPECIAL[table]:
+        if i >= LEAD:
+            stored[i - LEAD] = _cell(stored[i - LEAD])
+    return (_ENCODER.encode(stored)[1:] + "\n").encode("utf-8")
+
+
+# (table, the types of a row's values after LEAD) -> whether such a row is read back as bound,
+# with no time or blob to convert: most rows are, and are then encoded as they are.
+_PLAIN: dict[tuple[str, tuple[type, ...]], bool] = {}
+
+
+def file_written(injection: Sequence[Any], peaks: Iterable[tuple[int, int, bytes]],
+                 traces: Iterable[tuple[int, int, bytes]]) -> str | None:
+    """``file_rows`` of a file whose injection, peaks and chromatograms were just inserted,
+    from the values bound rather than read back (under the write lock): the injection's
+    row in ``COLUMNS`` order, and each peak's and trace's (id, injection id, ``tail``).
+    None when a value of the injection is not of its column's type."""
+    stored = _as_stored(_KINDS["injection"], injection)
+    if stored is None:
+        return None
+    h = hashlib.sha256()
+    _feed(h, "injection", [stored])
+    for table, rows in ((b"peak", peaks), (b"chromatogram", traces)):
+        for row_id, injection_id, end in sorted(rows):
+            h.update(b'["%s",%d,%d,%s' % (table, row_id, injection_id, end))
+    return h.hexdigest()
 
 
 def result_rows(ids: Sequence[int]) -> str:

@@ -520,11 +520,15 @@ def finishing() -> Iterator[list[Finish]]:
         yield pending
         return
     pending = _finishing.pending = []
+    written: dict[int, str] = {}
+    _finishing.written = written
     try:
         yield pending
     finally:
-        _finishing.pending = None
+        _finishing.pending = _finishing.written = None
     waiting = {row.id: details for *_, row, _, details in pending if details is not None}
+    for file_id in [f for f in waiting if f in written]:
+        waiting.pop(file_id)["rows"] = written[file_id]
     for file_id, rows_digest in digest.files_rows(list(waiting)).items():
         waiting[file_id]["rows"] = rows_digest
     groups: dict[tuple[str, str, tuple[object, ...]], list[tuple[SourceFile, datetime]]] = {}
@@ -533,6 +537,16 @@ def finishing() -> Iterator[list[Finish]]:
     for (after, statement, values), rows in groups.items():
         for part in sql.chunks(rows):
             _update_final(part, after, statement, values)
+
+
+def rows_written(file_id: int, rows_digest: str) -> None:
+    """Inside ``finishing``: the digest of every injection, peak and chromatogram row of file
+    ``file_id``, made by their writer from the values it inserted (``digest.file_written``),
+    so they are not read back. Its writer writes them all at once, and no other writes any;
+    a file with none given is read back."""
+    written: dict[int, str] | None = getattr(_finishing, "written", None)
+    if written is not None:
+        written[file_id] = rows_digest
 
 
 def _update_final(rows: list[tuple[SourceFile, datetime]], after: str, statement: str,
