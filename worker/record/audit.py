@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from worker import __version__
-from worker.record import keys, sql
+from worker.record import jsontext, keys, sql
 from worker.record.models import AuditEvent, database
 from worker.settings import Settings, SettingsError
 
@@ -44,14 +44,13 @@ HOST = socket.gethostname()
 PG_LOCK_KEY = 0x61636375  # "accu"
 
 
-# Built once: json.dumps builds a new encoder on every call given any option, and every event
-# is encoded twice (its details, then the body its hash covers).
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+# Every event is encoded twice (its details, then the body its hash covers).
+_CANONICAL = jsontext.encoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                               default=str)
 
 
 def canonical(value: Any) -> str:
-    return _CANONICAL.encode(value)
+    return _CANONICAL(value)
 
 
 def _digest(prev_hash: str, seq: int, at: str, host: str, pid: int, version: str, event: str,
