@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from worker.chemistry import purity
 from worker.chemistry.naturalsort import natural_key
@@ -18,8 +18,9 @@ from worker.record.models import Injection, Peak, Sample, SourceFile
 from worker.settings import MethodSettings
 
 
-@dataclass(frozen=True, slots=True)
-class CurrentInjection:
+# Named tuples rather than frozen dataclasses: a chunk's recompute reads thousands of injections
+# and peaks back, and a frozen dataclass's __init__ costs several times a tuple's.
+class CurrentInjection(NamedTuple):
     """A current (not superseded) injection of a sample."""
 
     id: int
@@ -28,8 +29,7 @@ class CurrentInjection:
     dilution_factor: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class StoredPeak:
+class StoredPeak(NamedTuple):
     """A stored peak (``PeakLike`` for purity and calibration); the shape columns are there
     for computations on peak shape (tailing, resolution)."""
 
@@ -46,8 +46,7 @@ class StoredPeak:
 Tables = list[tuple[CurrentInjection, list[StoredPeak]]]
 
 
-@dataclass(frozen=True)
-class MainPeakRow:
+class MainPeakRow(NamedTuple):
     """One current injection's main peak, labelled by its source file (unique, readable)."""
 
     injection: CurrentInjection
