@@ -43,6 +43,7 @@ from worker.record.models import (
     SourceFile,
     database,
     sample_identity,
+    utcnow,
 )
 from worker.results import extras
 from worker.results import job as job_results
@@ -608,9 +609,7 @@ def _job_for(row: SourceFile, parsed: ParsedFile, known: Known, folder: str) -> 
         key = f"{row.origin}:{folder}"
         job = known.jobs.get(key)
         if job is None:
-            job, created = Job.get_or_create(key=key, defaults={
-                "name": PurePosixPath(folder).name, "instrument": parsed.instrument,
-                "method": parsed.method, "acquired_at": parsed.acquired_at})
+            job, created = _folder_job(key, PurePosixPath(folder).name, parsed)
         else:
             created = False
     else:
@@ -646,6 +645,28 @@ def _job_for(row: SourceFile, parsed: ParsedFile, known: Known, folder: str) -> 
     return job
 
 
+def _folder_job(key: str, name: str, parsed: ParsedFile) -> tuple[Job, bool]:
+    """The Job of ``key``, created (named ``name``, described by ``parsed``) when there is none
+    yet, and whether it was; in plain SQL, as every chunk asks it for each of its folders."""
+    found = sql.rows(_JOB_SQL, (key,))
+    if not found:
+        values = (key, name, parsed.instrument, parsed.method, parsed.acquired_at, utcnow())
+        # Another writer's row of the same key (none in an ingest transaction, which holds the
+        # chain's lock) leaves this one inserting nothing, and that row is read instead.
+        inserted = sql.rows(_NEW_JOB_SQL, values)
+        if inserted:
+            return Job(id=inserted[0][0], **dict(zip(_JOB_COLUMNS, values, strict=True))), True
+        found = sql.rows(_JOB_SQL, (key,))
+    job = Job(**dict(zip(("id", *_JOB_COLUMNS), found[0], strict=True)))
+    job.acquired_at = Job.acquired_at.python_value(job.acquired_at)  # as the ORM reads them
+    job.created_at = Job.created_at.python_value(job.created_at)
+    return job, False
+
+
+_JOB_COLUMNS = ("key", "name", "instrument", "method", "acquired_at", "created_at")
+_JOB_SQL = f"SELECT id, {', '.join(_JOB_COLUMNS)} FROM {sql.table(Job)} WHERE key = ?"
+_NEW_JOB_SQL = (f"INSERT INTO {sql.table(Job)} ({', '.join(_JOB_COLUMNS)}) VALUES "
+                f"({sql.marks(len(_JOB_COLUMNS))}) ON CONFLICT (key) DO NOTHING RETURNING id")
 _JOB_SAMPLES_SQL = (f"SELECT id, sample_id, analyte, identity, kind, level FROM "
                     f"{sql.table(Sample)} WHERE job_id = ?")
 
