@@ -14,8 +14,10 @@ below. Kinds that need the job's calibration curve (scope ``job``) are computed 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal
 
 from worker.chemistry import purity
@@ -87,16 +89,21 @@ KINDS: tuple[Kind, ...] = (
 )
 
 
+_BY_NAME = {k.name: k for k in KINDS}
+
+
 def get(name: str) -> Kind | None:
-    return next((k for k in KINDS if k.name == name), None)
+    return _BY_NAME.get(name)
 
 
-def select(scope: Scope | None = None, *, job_row: bool | None = None) -> dict[str, Kind]:
+@functools.cache
+def select(scope: Scope | None = None, *, job_row: bool | None = None) -> Mapping[str, Kind]:
     """The kinds of a scope by name, in registry order; ``job_row`` True: only the job's own
-    rows, False: only rows of a sample or its injections."""
-    return {k.name: k for k in KINDS
-            if (scope is None or k.scope == scope)
-            and (job_row is None or (k.row == "job") == job_row)}
+    rows, False: only rows of a sample or its injections. Made once (every result written
+    asks), and read-only so no caller can change another's."""
+    return MappingProxyType({k.name: k for k in KINDS
+                             if (scope is None or k.scope == scope)
+                             and (job_row is None or (k.row == "job") == job_row)})
 
 
 def names(scope: Scope | None = None, *, job_row: bool | None = None) -> tuple[str, ...]:
