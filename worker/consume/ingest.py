@@ -666,12 +666,19 @@ def _folder_job(key: str, name: str, parsed: ParsedFile) -> tuple[Job, bool]:
         # chain's lock) leaves this one inserting nothing, and that row is read instead.
         inserted = sql.rows(_NEW_JOB_SQL, values)
         if inserted:
-            return Job(id=inserted[0][0], **dict(zip(_JOB_COLUMNS, values, strict=True))), True
+            return _as_read(Job(id=inserted[0][0], **dict(zip(_JOB_COLUMNS, values,
+                                                                strict=True)))), True
         found = sql.rows(_JOB_SQL, (key,))
     job = Job(**dict(zip(("id", *_JOB_COLUMNS), found[0], strict=True)))
     job.acquired_at = Job.acquired_at.python_value(job.acquired_at)  # as the ORM reads them
     job.created_at = Job.created_at.python_value(job.created_at)
-    return job, False
+    return _as_read(job), False
+
+
+def _as_read(job: Job) -> Job:
+    """``job`` as the ORM hands a row over: nothing in it waiting to be saved."""
+    job._dirty.clear()
+    return job
 
 
 _JOB_COLUMNS = ("key", "name", "instrument", "method", "acquired_at", "created_at")
