@@ -172,7 +172,8 @@ def replace(job_id: int, sample: Sample | None, wanted: Sequence[Wanted],
     key: Key = (job_id, sample.id if sample is not None else None)
     if not batch.written.get(key, set()).isdisjoint(owned):
         batch.flush()  # what it wrote of these kinds before must be read back with its ids
-    batch.load([key])
+    if key not in batch.current:
+        batch.load([key])
     # A signature is everything that makes a result what it is; same signature, same result.
     have = {tuple(r[1:]): (r[0], r[2]) for r in batch.current[key] if r[2] in owned}
     who = sample.sample_id if sample is not None else None
