@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain
 from typing import Any, TypeVar
 
 from peewee import Model, PostgresqlDatabase, __exception_wrapper__
@@ -112,7 +113,7 @@ def insert(model: type[Model], columns: Sequence[str], values: Iterable[Sequence
     ids: list[int] = []
     for chunk in chunks(values, INSERT_ROWS):
         text = _insert_text(table(model), tuple(columns), len(chunk), returning)
-        params = [v for row in chunk for v in row]
+        params = list(chain.from_iterable(chunk))
         cursor = execute(text, params)
         if returning:
             ids += sorted(r[0] for r in cursor.fetchall())
