@@ -74,10 +74,10 @@ def test_a_bug_after_the_rows_rolls_the_file_back_and_ends_in_a_rejection(
     the others of the batch are written on their own, and the file is rejected in the end."""
     real_recompute = ingest._recompute
 
-    def buggy_recompute(works, s):  # type: ignore[no-untyped-def]
+    def buggy_recompute(works, s, *rest):  # type: ignore[no-untyped-def]
         if any(w.row.name == BROKEN for w in works):
             raise RuntimeError("simulated bug in results")
-        return real_recompute(works, s)
+        return real_recompute(works, s, *rest)
 
     monkeypatch.setattr(ingest, "_recompute", buggy_recompute)
     ids = _register(settings, ["S-1_Inj_1_Report.csv", BROKEN])

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from worker.chemistry import steps as t
 from worker.chemistry.naturalsort import natural_key
@@ -52,8 +52,7 @@ class Injection:
     peaks: Sequence[PeakLike]
 
 
-@dataclass(frozen=True)
-class MainPeak:
+class MainPeak(NamedTuple):
     """The peak chosen as main peak, with its index in the table and how Area% was obtained."""
 
     index: int

@@ -79,6 +79,8 @@ BELOW_INTERCEPT = "below_intercept"            # negative concentration
 def check_finite(name: str, values: Iterable[float]) -> None:
     """Refuse NaN/inf: they would poison every sum and make the stored trace invalid JSON."""
     for v in values:
+        if type(v) is float and v - v == 0.0:  # the usual case, checked first: finite floats
+            continue
         if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v):
             raise ChemistryError(f"{name}: {v!r} is not a finite number")
 

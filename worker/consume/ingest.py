@@ -43,10 +43,11 @@ from worker.record.models import (
     SourceFile,
     database,
     sample_identity,
+    utcnow,
 )
 from worker.results import extras
 from worker.results import job as job_results
-from worker.results.inputs import Tables, read_tables
+from worker.results.inputs import StoredPeak, Tables, read_tables, stored_peaks
 from worker.results.sample import namesakes_read_once, recompute_sample
 from worker.results.store import batched
 from worker.settings import Settings
@@ -364,16 +365,19 @@ def _commit(settings: Settings, works: list[Work], owner: str, savepoints: bool 
             except Exception as exc:
                 if len(works) > 1:
                     raise  # written again alone, where it fails on its own
+                known.written.clear()  # rolled back with its savepoint
                 w.failure = exc
                 del events[recorded:]
                 del counts[counted:]
                 del finishes[finished:]
         known.flush()
-        _recompute([w for w in works if w.state == INGESTED], settings)
+        _recompute([w for w in works if w.state == INGESTED], settings, known.written)
 
 
-def _recompute(works: list[Work], settings: Settings) -> None:
-    """Results of every sample and job the batch touched, each computed once."""
+def _recompute(works: list[Work], settings: Settings,
+               written: dict[int, list[StoredPeak]] | None = None) -> None:
+    """Results of every sample and job the batch touched, each computed once (``written``:
+    ``Known.written``)."""
     jobs: dict[int, tuple[Job, dict[int, Sample]]] = {}
     for w in works:
         for sample in w.touched:
@@ -381,7 +385,7 @@ def _recompute(works: list[Work], settings: Settings) -> None:
             jobs.setdefault(job.id, (job, {}))[1][sample.id] = sample
     cache: dict[int, Tables] = {}
     touched = [s for _, samples in jobs.values() for s in samples.values()]
-    read_tables(touched, settings.methods, cache)
+    read_tables(touched, settings.methods, cache, written)
     with namesakes_read_once(touched), batched(touched):
         for job, samples in jobs.values():
             for sample in samples.values():
@@ -436,7 +440,7 @@ def _write(row: SourceFile, parsed: ParsedFile, settings: Settings,
     peaks = ready.peaks
     known.injections.append(Pending(
         sample, row.id, (number, parsed.acquired_at, parsed.dilution_factor), peaks,
-        ready.tails,
+        ready.tails, ready.stored,
         [signal for signal in parsed.signals if signal.trace is not None],
         # A .D folder's writer stores its spectra and peak details itself (write_folder).
         parsed if not in_folder and ready.extras else None))
@@ -455,6 +459,7 @@ class Prepared:
 
     peaks: list[tuple[object, ...]]  # its peak rows as ``Known.flush`` inserts them
     tails: list[bytes] | None  # the end of each one's digest line (``digest.tail``), or None
+    stored: list[StoredPeak] | None  # those rows as read back (``inputs.stored_peaks``)
     folder: str  # dfolder.job_folder
     named: Named  # sample_named
     extras: bool  # extras.wanted
@@ -466,7 +471,7 @@ def _prepared(row: SourceFile, parsed: ParsedFile) -> Prepared:
              for signal in parsed.signals for p in signal.peaks or ()]
     tails = [digest.tail("peak", peak) for peak in peaks]
     return Prepared(peaks, None if None in tails else cast(list[bytes], tails),
-                    dfolder.job_folder(row.path), sample_named(row, parsed),
+                    stored_peaks(peaks), dfolder.job_folder(row.path), sample_named(row, parsed),
                     extras.wanted(parsed))
 
 
@@ -505,6 +510,7 @@ class Pending:
     injection: tuple[object, ...]  # number, acquired_at, dilution_factor
     peaks: list[tuple[object, ...]]
     tails: list[bytes] | None  # the ends of the peaks' digest lines (``_prepared``)
+    stored: list[StoredPeak] | None  # the peaks as read back (``_prepared``)
     traces: list[Signal]
     extras: ParsedFile | None = None
 
@@ -527,6 +533,10 @@ class Known:
     # database cannot tell the next loose file which job they share.
     loose: list[tuple[str, datetime, Job, int]] = field(default_factory=list)
     prepared: dict[int, Prepared] = field(default_factory=dict)  # by file id: ``_prepared``
+    # The peaks of the injections ``flush`` inserted, by injection id, as they read back: the
+    # recompute that follows takes them from here rather than reading them again. Emptied when
+    # a file's savepoint rolls back (SQLite may give its ids to the next rows).
+    written: dict[int, list[StoredPeak]] = field(default_factory=dict)
 
     def flush(self) -> None:
         """Write the injections held so far with their peaks and traces: a statement for all
@@ -572,6 +582,8 @@ class Known:
                     cast(list[tuple[int, int, bytes]], traces))
             if rows is not None:
                 ledger.rows_written(p.file_id, rows)
+            if p.stored is not None:
+                self.written[injection_id] = p.stored
             if p.extras is not None:  # after its peaks: peak details are matched to them
                 extras.store(injection_id, p.file_id, p.extras)
 
@@ -608,9 +620,7 @@ def _job_for(row: SourceFile, parsed: ParsedFile, known: Known, folder: str) -> 
         key = f"{row.origin}:{folder}"
         job = known.jobs.get(key)
         if job is None:
-            job, created = Job.get_or_create(key=key, defaults={
-                "name": PurePosixPath(folder).name, "instrument": parsed.instrument,
-                "method": parsed.method, "acquired_at": parsed.acquired_at})
+            job, created = _folder_job(key, PurePosixPath(folder).name, parsed)
         else:
             created = False
     else:
@@ -646,6 +656,35 @@ def _job_for(row: SourceFile, parsed: ParsedFile, known: Known, folder: str) -> 
     return job
 
 
+def _folder_job(key: str, name: str, parsed: ParsedFile) -> tuple[Job, bool]:
+    """The Job of ``key``, created (named ``name``, described by ``parsed``) when there is none
+    yet, and whether it was; in plain SQL, as every chunk asks it for each of its folders."""
+    found = sql.rows(_JOB_SQL, (key,))
+    if not found:
+        values = (key, name, parsed.instrument, parsed.method, parsed.acquired_at, utcnow())
+        # Another writer's row of the same key (none in an ingest transaction, which holds the
+        # chain's lock) leaves this one inserting nothing, and that row is read instead.
+        inserted = sql.rows(_NEW_JOB_SQL, values)
+        if inserted:
+            return _as_read(Job(id=inserted[0][0], **dict(zip(_JOB_COLUMNS, values,
+                                                                strict=True)))), True
+        found = sql.rows(_JOB_SQL, (key,))
+    job = Job(**dict(zip(("id", *_JOB_COLUMNS), found[0], strict=True)))
+    job.acquired_at = Job.acquired_at.python_value(job.acquired_at)  # as the ORM reads them
+    job.created_at = Job.created_at.python_value(job.created_at)
+    return _as_read(job), False
+
+
+def _as_read(job: Job) -> Job:
+    """``job`` as the ORM hands a row over: nothing in it waiting to be saved."""
+    job._dirty.clear()
+    return job
+
+
+_JOB_COLUMNS = ("key", "name", "instrument", "method", "acquired_at", "created_at")
+_JOB_SQL = f"SELECT id, {', '.join(_JOB_COLUMNS)} FROM {sql.table(Job)} WHERE key = ?"
+_NEW_JOB_SQL = (f"INSERT INTO {sql.table(Job)} ({', '.join(_JOB_COLUMNS)}) VALUES "
+                f"({sql.marks(len(_JOB_COLUMNS))}) ON CONFLICT (key) DO NOTHING RETURNING id")
 _JOB_SAMPLES_SQL = (f"SELECT id, sample_id, analyte, identity, kind, level FROM "
                     f"{sql.table(Sample)} WHERE job_id = ?")
 

@@ -28,11 +28,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
 from worker import __version__
-from worker.record import keys, sql
+from worker.record import jsontext, keys, sql
 from worker.record.models import AuditEvent, database
 from worker.settings import Settings, SettingsError
 
@@ -44,27 +45,47 @@ HOST = socket.gethostname()
 PG_LOCK_KEY = 0x61636375  # "accu"
 
 
-# Built once: json.dumps builds a new encoder on every call given any option, and every event
-# is encoded twice (its details, then the body its hash covers).
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+# Every event is encoded twice (its details, then the body its hash covers).
+_CANONICAL = jsontext.encoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                               default=str)
 
 
 def canonical(value: Any) -> str:
-    return _CANONICAL.encode(value)
+    return _CANONICAL(value)
+
+
+_quoted = encode_basestring  # a string as canonical encodes it (ensure_ascii=False)
 
 
 def _digest(prev_hash: str, seq: int, at: str, host: str, pid: int, version: str, event: str,
             sha256: str | None, source_file_id: int | None, details: str,
             key: bytes | None) -> str:
     """HMAC-SHA256 with the key; plain SHA-256 (events from before the key) without."""
-    body = canonical([prev_hash, seq, at, host, pid, version, event, sha256, source_file_id,
-                      details]).encode("utf-8")
+    return _hashed(canonical([prev_hash, seq, at, host, pid, version, event, sha256,
+                              source_file_id, details]), key)
+
+
+def _hashed(body: str, key: bytes | None) -> str:
     if key is None:
-        return hashlib.sha256(body).hexdigest()
+        return hashlib.sha256(body.encode("utf-8")).hexdigest()
     mac = _keyed(key).copy()
-    mac.update(body)
+    mac.update(body.encode("utf-8"))
     return mac.hexdigest()
+
+
+def _body(prev_hash: str, seq: int, at: str, writer: str, event: str, sha256: str | None,
+          source_file_id: int | None, details: str) -> str:
+    """``canonical`` of the list ``_digest`` hashes, written out: an append knows the type of
+    each field (``writer`` is ``_writer``'s), so only the strings need encoding; the same text,
+    and the details' text is encoded once, not again inside the list."""
+    return (f"[{_quoted(prev_hash)},{seq},{_quoted(at)},{writer},{_quoted(event)},"
+            f"{'null' if sha256 is None else _quoted(sha256)},"
+            f"{'null' if source_file_id is None else int(source_file_id)},{_quoted(details)}]")
+
+
+def _writer(host: str, pid: int, version: str) -> str:
+    """The host, pid and version fields of ``_body``: the same for every event of an append."""
+    return f"{_quoted(host)},{int(pid)},{_quoted(version)}"
 
 
 @functools.lru_cache(maxsize=4)
@@ -245,13 +266,13 @@ def _append(events: list[Event], keying: bool = False) -> None:
     head = sql.rows(_HEAD_SQL)
     seq, prev = head[0] if head else (0, GENESIS)
     pid = os.getpid()
+    writer = _writer(HOST, pid, __version__)
     rows: list[tuple[Any, ...]] = []
     for event, sha256, source_file_id, details in events:
         seq += 1
         at = _utc_now()
         text = canonical(details)
-        digest = _digest(prev, seq, at, HOST, pid, __version__, event, sha256, source_file_id,
-                         text, key)
+        digest = _hashed(_body(prev, seq, at, writer, event, sha256, source_file_id, text), key)
         rows.append((seq, at, HOST, pid, __version__, event, sha256, source_file_id, text, prev,
                      digest))
         prev = digest

@@ -35,7 +35,7 @@ from peewee import (
     TextField,
 )
 
-from worker.record import sql
+from worker.record import jsontext, sql
 from worker.record.models import AuditEvent, Chromatogram, Injection, Peak, Result, SourceFile
 
 COLUMNS: dict[type[Model], tuple[str, ...]] = {
@@ -47,7 +47,7 @@ COLUMNS: dict[type[Model], tuple[str, ...]] = {
     Result: ("id", "job_id", "sample_id", "injection_id", "analyte", "kind", "value", "text",
              "unit", "inputs", "trace", "flags", "calc_version", "computed_at"),
 }
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_ENCODER = jsontext.encoder(separators=(",", ":"), ensure_ascii=False)
 # The columns that may hold a blob or a time, by the table name in the lines; the others are
 # JSON as the database returns them. Converting only these halves a file's digest's cost, and
 # it runs for every file ingested.
@@ -67,7 +67,7 @@ def _cell(value: Any) -> Any:
 
 def line(table: str, row: Sequence[Any]) -> bytes:
     """One row's canonical line."""
-    return (_ENCODER.encode([table, *map(_cell, row)]) + "\n").encode("utf-8")
+    return (_ENCODER([table, *map(_cell, row)]) + "\n").encode("utf-8")
 
 
 def _select(model: type[Model], where: str) -> str:
@@ -88,7 +88,7 @@ def _feed(h: Any, table: str, rows: Iterable[Sequence[Any]]) -> None:
         cells: list[Any] = [table, *row]
         for i in special:
             cells[i + 1] = _cell(cells[i + 1])
-        h.update((_ENCODER.encode(cells) + "\n").encode("utf-8"))
+        h.update((_ENCODER(cells) + "\n").encode("utf-8"))
 
 
 def file_rows(file_id: int) -> str:
@@ -120,7 +120,7 @@ def _feed_each(hashes: dict[int, Any], table: str, rows: Iterable[Sequence[Any]]
         cells: list[Any] = [table, *row]
         for i in special:
             cells[i + 1] = _cell(cells[i + 1])
-        hashes[file_id].update((_ENCODER.encode(cells) + "\n").encode("utf-8"))
+        hashes[file_id].update((_ENCODER(cells) + "\n").encode("utf-8"))
 
 
 def files_rows(file_ids: Sequence[int]) -> dict[int, str]:
@@ -198,14 +198,14 @@ def tail(table: str, values: Sequence[Any]) -> bytes | None:
             t in kinds for t, kinds in zip(types, _KINDS[table][LEAD:], strict=True)) and not (
             {i - LEAD for i in SPECIAL[table] if i >= LEAD})
     if plain and 0.0 not in values:  # each value bound is what is read back (-0.0 is not)
-        return (_ENCODER.encode(values)[1:] + "\n").encode("utf-8")  # a tuple as a list
+        return (_ENCODER(values)[1:] + "\n").encode("utf-8")  # a tuple as a list
     stored = _as_stored(_KINDS[table][LEAD:], values)
     if stored is None:
         return None
     for i in SPECIAL[table]:
         if i >= LEAD:
             stored[i - LEAD] = _cell(stored[i - LEAD])
-    return (_ENCODER.encode(stored)[1:] + "\n").encode("utf-8")
+    return (_ENCODER(stored)[1:] + "\n").encode("utf-8")
 
 
 # (table, the types of a row's values after LEAD) -> whether such a row is read back as bound,

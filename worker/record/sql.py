@@ -21,7 +21,9 @@ while and thrown away, holding memory all the while.
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain
 from typing import Any, TypeVar
 
 from peewee import Model, PostgresqlDatabase, __exception_wrapper__
@@ -39,6 +41,15 @@ SIZES = tuple(1 << n for n in range(CHUNK.bit_length()))  # 1, 2, 4, … CHUNK: 
 # a long statement or a shorter one.
 INSERT_ROWS = 64
 T = TypeVar("T")
+
+# SQLite's module binds int, float and str as they are, and looks every other value up among
+# the registered adapters, then asks the value's type for an adapter by name: each miss raises
+# an AttributeError inside (a formatted message made and thrown away) before the value is bound
+# as it is after all. A chunk binds NULLs and flags by the thousand (results, peaks, audit
+# events), so these are registered as what they are bound as anyway.
+sqlite3.register_adapter(type(None), lambda value: value)
+sqlite3.register_adapter(bool, int)
+sqlite3.register_adapter(bytes, lambda value: value)
 
 
 @functools.lru_cache(maxsize=256)
@@ -102,7 +113,7 @@ def insert(model: type[Model], columns: Sequence[str], values: Iterable[Sequence
     ids: list[int] = []
     for chunk in chunks(values, INSERT_ROWS):
         text = _insert_text(table(model), tuple(columns), len(chunk), returning)
-        params = [v for row in chunk for v in row]
+        params = list(chain.from_iterable(chunk))
         cursor = execute(text, params)
         if returning:
             ids += sorted(r[0] for r in cursor.fetchall())

@@ -7,9 +7,10 @@ in plain SQL into plain values rather than ORM objects, and cached per transacti
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
 
 from worker.chemistry import purity
 from worker.chemistry.naturalsort import natural_key
@@ -18,8 +19,9 @@ from worker.record.models import Injection, Peak, Sample, SourceFile
 from worker.settings import MethodSettings
 
 
-@dataclass(frozen=True, slots=True)
-class CurrentInjection:
+# Named tuples rather than frozen dataclasses: a chunk's recompute reads thousands of injections
+# and peaks back, and a frozen dataclass's __init__ costs several times a tuple's.
+class CurrentInjection(NamedTuple):
     """A current (not superseded) injection of a sample."""
 
     id: int
@@ -28,8 +30,7 @@ class CurrentInjection:
     dilution_factor: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class StoredPeak:
+class StoredPeak(NamedTuple):
     """A stored peak (``PeakLike`` for purity and calibration); the shape columns are there
     for computations on peak shape (tailing, resolution)."""
 
@@ -46,8 +47,7 @@ class StoredPeak:
 Tables = list[tuple[CurrentInjection, list[StoredPeak]]]
 
 
-@dataclass(frozen=True)
-class MainPeakRow:
+class MainPeakRow(NamedTuple):
     """One current injection's main peak, labelled by its source file (unique, readable)."""
 
     injection: CurrentInjection
@@ -125,10 +125,12 @@ def peak_tables(sample: Sample, methods: Mapping[str, MethodSettings] | None = N
 
 
 def read_tables(samples: Iterable[Sample], methods: Mapping[str, MethodSettings] | None,
-                cache: dict[int, Tables]) -> None:
+                cache: dict[int, Tables],
+                written: Mapping[int, list[StoredPeak]] | None = None) -> None:
     """``peak_tables`` of many samples into ``cache`` with a query or two for them all, not
     two each: a chunk of files recomputes every sample it touched (each a round trip to a
-    database server)."""
+    database server). ``written``: the peaks of injections this transaction inserted, by
+    injection id, as they read back (``stored_peaks``); those are not read again."""
     todo = {s.id: s for s in samples if s.id not in cache}
     ids = list(todo)
     injections: dict[int, list[CurrentInjection]] = {i: [] for i in ids}
@@ -136,9 +138,37 @@ def read_tables(samples: Iterable[Sample], methods: Mapping[str, MethodSettings]
         for sample_id, *values in sql.rows(_SAMPLES_INJECTIONS_SQL.format(
                 sql.marks(len(chunk))), (*chunk, False)):
             injections[sample_id].append(CurrentInjection(*values))
-    peaks = _peaks([i.id for found in injections.values() for i in found])
+    known = written or {}
+    peaks = _peaks([i.id for found in injections.values() for i in found if i.id not in known])
+    peaks.update((i.id, known[i.id]) for found in injections.values() for i in found
+                 if i.id in known)
     for sample_id, sample in todo.items():
         cache[sample_id] = _tables(sample, injections[sample_id], peaks, methods)
+
+
+def stored_peaks(peaks: Iterable[Sequence[object]]) -> list[StoredPeak] | None:
+    """Peak rows as they are bound (signal, number, rt_min … width_min, peak_type, name) as
+    the database hands them back: an int in a float column comes back a float. None when a
+    value might come back otherwise (-0.0, which SQLite returns as 0.0; a number that is not
+    finite; an unexpected type): that injection's peaks are then read back."""
+    found = []
+    for signal, _number, *numbers, _type, _name in peaks:
+        if type(signal) is not str:
+            return None
+        values: list[float | None] = []
+        for value in numbers:
+            if value is not None:
+                if type(value) is int and abs(value) <= _EXACT:
+                    value = float(value)
+                if type(value) is not float or value - value != 0.0 or (
+                        value == 0.0 and math.copysign(1.0, value) < 0):
+                    return None
+            values.append(value)
+        found.append(StoredPeak(signal, *values))  # type: ignore[arg-type]
+    return found
+
+
+_EXACT = 2 ** 53  # ints a float holds exactly
 
 
 def _peaks(injection_ids: list[int]) -> dict[int, list[StoredPeak]]:

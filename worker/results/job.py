@@ -34,7 +34,7 @@ from worker.chemistry.steps import Computation
 from worker.record import audit, sql, who
 from worker.record.models import SAMPLE, STANDARD, Job, Sample, database
 from worker.results import kinds
-from worker.results.inputs import MainPeakRow, Tables, main_peaks, peak_tables
+from worker.results.inputs import MainPeakRow, Tables, main_peaks, peak_tables, read_tables
 from worker.results.sample import flag_namesakes, namesakes_preload, sample_purity
 from worker.results.store import Wanted, preload, replace
 from worker.settings import MethodSettings
@@ -65,6 +65,7 @@ def recompute_job(job: Job, touched: Iterable[Sample], methods: Mapping[str, Met
     _lock(job)
     standards = _samples(job, (STANDARD,))
     cache = {} if cache is None else cache
+    read_tables(standards, methods, cache)  # those the chunk did not touch: a query for all
     peaks = {s.id: main_peaks(s, methods, cache) for s in standards}
     curves: dict[str, tuple[CalibrationCurve, Config]] = {}
     for analyte in sorted({s.analyte for s in standards if s.level is not None}):
@@ -86,6 +87,7 @@ def recompute_job(job: Job, touched: Iterable[Sample], methods: Mapping[str, Met
         targets = _samples(job, (SAMPLE, STANDARD))
         preload(targets)
         namesakes_preload(targets)
+        read_tables(targets, methods, cache)
     else:
         targets = [s for s in touched if s.kind in (SAMPLE, STANDARD)]
     for s in targets:

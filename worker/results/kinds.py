@@ -14,8 +14,9 @@ below. Kinds that need the job's calibration curve (scope ``job``) are computed 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal
 
 from worker.chemistry import purity
@@ -88,15 +89,24 @@ KINDS: tuple[Kind, ...] = (
 
 
 def get(name: str) -> Kind | None:
-    return next((k for k in KINDS if k.name == name), None)
+    return select().get(name)
 
 
-def select(scope: Scope | None = None, *, job_row: bool | None = None) -> dict[str, Kind]:
+# select's answers for the registry they were made from: every result written asks, and each
+# was a dict built anew. Keyed by the registry tuple itself, so one extended (a plugin, a
+# test) is answered from its own entries.
+_selected: dict[tuple[Scope | None, bool | None], tuple[tuple[Kind, ...], Mapping[str, Kind]]] = {}
+
+
+def select(scope: Scope | None = None, *, job_row: bool | None = None) -> Mapping[str, Kind]:
     """The kinds of a scope by name, in registry order; ``job_row`` True: only the job's own
-    rows, False: only rows of a sample or its injections."""
-    return {k.name: k for k in KINDS
-            if (scope is None or k.scope == scope)
-            and (job_row is None or (k.row == "job") == job_row)}
+    rows, False: only rows of a sample or its injections. Read-only: the answer is shared."""
+    made = _selected.get((scope, job_row))
+    if made is None or made[0] is not KINDS:
+        made = _selected[(scope, job_row)] = (KINDS, MappingProxyType(
+            {k.name: k for k in KINDS if (scope is None or k.scope == scope)
+             and (job_row is None or (k.row == "job") == job_row)}))
+    return made[1]
 
 
 def names(scope: Scope | None = None, *, job_row: bool | None = None) -> tuple[str, ...]:

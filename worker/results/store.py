@@ -20,7 +20,6 @@ events, in the same order, as one ``replace`` at a time.
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from worker.chemistry.steps import Computation, Step
-from worker.record import audit, digest, sql
+from worker.record import audit, digest, jsontext, sql
 from worker.record.models import Result, Sample, utcnow
 from worker.results import kinds
 from worker.results.inputs import CurrentInjection
@@ -57,7 +56,8 @@ _CURRENT_SQL = (f"SELECT id, job_id, sample_id, injection_id, kind, value, text,
 # The trace straight to JSON text in pydantic's core: dumping each step to a dict and then
 # encoding that was the dearest part of writing a result.
 _STEPS = TypeAdapter(list[Step])
-_INPUTS = json.JSONEncoder(sort_keys=True, default=str)  # json.dumps would build one per call
+_INPUTS = jsontext.encoder(sort_keys=True, default=str)
+_FLAGS = jsontext.encoder()  # json.dumps's own text
 _RESULT_COLUMNS = ("job_id", "sample_id", "injection_id", "analyte", "kind", "value", "text",
                    "unit", "inputs", "trace", "flags", "calc_version", "computed_at",
                    "superseded")
@@ -172,14 +172,15 @@ def replace(job_id: int, sample: Sample | None, wanted: Sequence[Wanted],
     key: Key = (job_id, sample.id if sample is not None else None)
     if not batch.written.get(key, set()).isdisjoint(owned):
         batch.flush()  # what it wrote of these kinds before must be read back with its ids
-    batch.load([key])
+    if key not in batch.current:
+        batch.load([key])
     # A signature is everything that makes a result what it is; same signature, same result.
     have = {tuple(r[1:]): (r[0], r[2]) for r in batch.current[key] if r[2] in owned}
     who = sample.sample_id if sample is not None else None
     fresh: list[tuple[object, ...]] = []
     now = utcnow()
     for injection, comp in wanted:
-        inputs = _INPUTS.encode(comp.inputs)
+        inputs = _INPUTS(comp.inputs)
         value, outcome = stored_value(comp)
         injection_id = injection.id if injection else None
         if have.pop((injection_id, comp.kind, value, outcome, inputs, comp.calc_version),
@@ -189,7 +190,7 @@ def replace(job_id: int, sample: Sample | None, wanted: Sequence[Wanted],
         fresh.append((job_id, sample.id if sample is not None else None, injection_id,
                       analyte or "", comp.kind, value, outcome, comp.unit, inputs,
                       _STEPS.dump_json(comp.steps).decode(),
-                      json.dumps(comp.flags), comp.calc_version, now, False))
+                      _FLAGS(comp.flags), comp.calc_version, now, False))
     if fresh:
         # One event per recompute, naming every result it wrote or retired, rather than one
         # each: the trail stays complete and a burst does not spend its time hashing audit rows.
