@@ -84,8 +84,18 @@ def database_copies(settings: Settings, rows: list[SourceFile]) -> dict[str, byt
     consumer of a scaled-out installation), in one query for them all: one each was a round
     trip per file. Not a big file's: those are read one at a time (``raw_bytes``), so a chunk
     of them is never held at once."""
-    wanted = [r.sha256 for r in rows if r.size <= store.STREAM_BYTES
-              and not store.has(settings.raw_dir, r.sha256, r.raw_pack)]
+    raw_dir = settings.raw_dir
+    here: dict[str, bool] = {}  # by pack: a chunk's files share a few
+
+    def local(row: SourceFile) -> bool:
+        if row.raw_pack is None:
+            return store.has(raw_dir, row.sha256)
+        found = here.get(row.raw_pack)
+        if found is None:
+            found = here[row.raw_pack] = store.has(raw_dir, row.sha256, row.raw_pack)
+        return found
+
+    wanted = [r.sha256 for r in rows if r.size <= store.STREAM_BYTES and not local(r)]
     found: dict[str, bytes] = {}
     for chunk in sql.chunks(wanted):
         found.update((sha, bytes(data)) for sha, data in sql.rows(
@@ -164,13 +174,19 @@ def _while_connection_lost(settings: Settings, beat: heartbeat.Loop, work: Calla
     restart, a failover), for as long as a lease lasts: the files this thread holds are then
     finished as soon as the server is back, not when their leases run out. Other errors, and
     the last one, are raised."""
-    deadline = time.monotonic() + settings.lease_seconds
+    # Counted from the first loss: a chunk calls this once per file, and nearly every call
+    # succeeds at once.
+    deadline: float | None = None
     backoff = db.Backoff()
     while True:
         try:
             return work()
         except TRANSIENT as exc:
-            if not db.connection_lost() or time.monotonic() > deadline:
+            if not db.connection_lost():
+                raise
+            if deadline is None:
+                deadline = time.monotonic() + settings.lease_seconds
+            elif time.monotonic() > deadline:
                 raise
             beat.failed(f"database: {exc}")
             wait = backoff.failed()
@@ -239,31 +255,36 @@ def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str,
 def _log_outcome(w: Work, state: str | None, reason: str | None = None) -> None:
     """One line per committed file, its facts as separate fields in the JSON log."""
     row, took = w.row, round(time.monotonic() - w.started, 3)
-    fields = {"outcome": state, "file_id": row.id, "path": row.path, "sha256": row.sha256,
-              "duration_s": took}
+    path, file_id = row.path, row.id
+    fields = {"outcome": state, "file_id": file_id, "path": path, "sha256": row.sha256,
+              "duration_s": took, "format": None, "job": None}
     if state == CONTEXT:
         log.info("kept %s (file %d) as context of its instrument folder's injection",
-                 row.path, row.id, extra={**fields, "format": None, "job": None})
+                 path, file_id, extra=fields)
     elif state == INGESTED:
-        fmt = w.parsed.format if w.parsed is not None else None
-        job = w.touched[0].job_id if w.touched else None
-        log.info("ingested %s (file %d, %s, job %s) in %.2f s", row.path, row.id, fmt, job, took,
-                 extra={**fields, "format": fmt, "job": job})
+        fmt = fields["format"] = w.parsed.format if w.parsed is not None else None
+        job = fields["job"] = w.touched[0].job_id if w.touched else None
+        log.info("ingested %s (file %d, %s, job %s) in %.2f s", path, file_id, fmt, job, took,
+                 extra=fields)
     else:
         why, line = (w.rejection.reason, w.rejection.line) if w.rejection else (reason, None)
-        log.warning("rejected %s (file %d): %s", row.path, row.id,
-                    why if line is None else f"line {line}: {why}",
-                    extra={**fields, "format": None, "job": None, "reason": why, "line": line})
+        fields["reason"], fields["line"] = why, line
+        log.warning("rejected %s (file %d): %s", path, file_id,
+                    why if line is None else f"line {line}: {why}", extra=fields)
 
 
 def _prepare(settings: Settings, row: SourceFile, copies: dict[str, bytes],
              parser_options: ParserOptions | None = None) -> Work:
     """Read the stored bytes and parse, outside any transaction (the slow, pure part)."""
     work = Work(row)
+    siblings = partial(raw_bytes, settings)
     try:
-        with stored(settings, row, copies) as data:
-            work.parsed = dfolder.parse(settings, row, data, lambda r: raw_bytes(settings, r),
-                                        parser_options)
+        if row.size > store.STREAM_BYTES:  # maybe mapped (``stored``)
+            with stored(settings, row, copies) as data:
+                work.parsed = dfolder.parse(settings, row, data, siblings, parser_options)
+        else:  # nearly every file: its bytes, without a context to enter and leave
+            work.parsed = dfolder.parse(settings, row, raw_bytes(settings, row, copies),
+                                        siblings, parser_options)
         parsed = (work.parsed.parsed if isinstance(work.parsed, dfolder.Folder)
                   else work.parsed)
         if isinstance(parsed, ParsedFile):
