@@ -321,9 +321,9 @@ def _carry_out(plan: _Plan, folders: set[Path]) -> bool:
     """Move, copy or delete as planned; False when the source changed before it could."""
     row, source, target = plan.row, plan.source, plan.target
     was = (row.size, row.mtime_ns)
-    # Its writer may have resumed since the plan. A move finds that out itself (``expect``)
-    # and puts such a file back; the rest ask first.
-    if plan.action != "moved" and _stat_of(source) != was:
+    # Asked before moving, not only after (``expect``): a file moved back to the inbox may
+    # meet its writer making a new one there.
+    if _stat_of(source) != was:  # its writer resumed since the plan
         return False
     if plan.action == "deleted":
         source.unlink()
