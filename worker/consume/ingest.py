@@ -174,19 +174,13 @@ def _while_connection_lost(settings: Settings, beat: heartbeat.Loop, work: Calla
     restart, a failover), for as long as a lease lasts: the files this thread holds are then
     finished as soon as the server is back, not when their leases run out. Other errors, and
     the last one, are raised."""
-    # Counted from the first loss: a chunk calls this once per file, and nearly every call
-    # succeeds at once.
-    deadline: float | None = None
+    deadline = time.monotonic() + settings.lease_seconds
     backoff = db.Backoff()
     while True:
         try:
             return work()
         except TRANSIENT as exc:
-            if not db.connection_lost():
-                raise
-            if deadline is None:
-                deadline = time.monotonic() + settings.lease_seconds
-            elif time.monotonic() > deadline:
+            if not db.connection_lost() or time.monotonic() > deadline:
                 raise
             beat.failed(f"database: {exc}")
             wait = backoff.failed()
