@@ -110,12 +110,14 @@ def dispose_rows(settings: Settings, rows: list[SourceFile]) -> dict[int, str]:
         ended = (set(intents) | {p.row.id for p in new}) - pending
         if not done and not ended:
             return {}
+        # The events' details made before the write lock is taken, not while it is held.
+        moves: list[tuple[SourceFile, dict[str, object]]] = [(p.row, {
+            "action": p.action, "path": p.row.path, **ledger.path_details("to", p.target),
+            **p.extra}) for p in done]
         try:
             with database.atomic():
-                if done:
-                    ledger.mark_disposed([(p.row, {
-                        "action": p.action, "path": p.row.path,
-                        **ledger.path_details("to", p.target), **p.extra}) for p in done])
+                if moves:
+                    ledger.mark_disposed(moves)
                 if ended:
                     _forget_intents(list(ended))
         except (OperationalError, InterfaceError) as exc:
