@@ -231,12 +231,12 @@ def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str,
                         len(todo))
             for w in todo:
                 _commit_alone(settings, w, owner)
+    waiting = [w for w in works if w.wait is not None]
+    if waiting:
+        with contextlib.suppress(*TRANSIENT):  # else their leases expire: retried then
+            _while_connection_lost(settings, beat, partial(_release_all, waiting, owner))
     for w in works:
-        if w.wait is not None:
-            with contextlib.suppress(*TRANSIENT):
-                _while_connection_lost(settings, beat, partial(ledger.release, w.row, owner,
-                                                                w.wait))
-        elif w.failure is not None:
+        if w.wait is None and w.failure is not None:
             _failed(settings, w, owner)
     done = [w for w in works if w.state]
     for w in done:
@@ -244,6 +244,14 @@ def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str,
         _log_outcome(w, w.state)
     dispose.dispose_rows(settings, [w.row for w in done])  # it reads them afresh, under its lock
     return {w.row.id: w.state for w in done}  # type: ignore[misc]
+
+
+def _release_all(works: list[Work], owner: str) -> None:
+    """Give back the files that must wait (``Work.wait``) in one transaction: a ``.D``
+    folder's files wait for its writer together, and one by one each took the write lock."""
+    with database.atomic():
+        for w in works:
+            ledger.release(w.row, owner, cast(float, w.wait))
 
 
 def _log_outcome(w: Work, state: str | None, reason: str | None = None) -> None:
