@@ -231,13 +231,15 @@ def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str,
                         len(todo))
             for w in todo:
                 _commit_alone(settings, w, owner)
-    waiting = [w for w in works if w.wait is not None]
+    waiting = [(w.row, w.wait) for w in works if w.wait is not None]
     if waiting:
         with contextlib.suppress(*TRANSIENT):  # else their leases expire: retried then
             _while_connection_lost(settings, beat, partial(_release_all, waiting, owner))
-    for w in works:
-        if w.wait is None and w.failure is not None:
-            _failed(settings, w, owner)
+    retries = [(w.row, delay) for w in works if w.wait is None and w.failure is not None
+               and (delay := _failed(settings, w, owner)) is not None]
+    if retries:
+        with contextlib.suppress(*TRANSIENT):  # else their leases expire: retried then
+            _release_all(retries, owner)
     done = [w for w in works if w.state]
     for w in done:
         w.row.state = w.state
@@ -246,12 +248,13 @@ def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str,
     return {w.row.id: w.state for w in done}  # type: ignore[misc]
 
 
-def _release_all(works: list[Work], owner: str) -> None:
-    """Give back the files that must wait (``Work.wait``) in one transaction: a ``.D``
-    folder's files wait for its writer together, and one by one each took the write lock."""
+def _release_all(rows: list[tuple[SourceFile, float]], owner: str) -> None:
+    """Give back files to be tried again after so many seconds, in one transaction: a ``.D``
+    folder's files wait for its writer together, a chunk that failed as a whole fails for
+    all its files, and one by one each took the write lock."""
     with database.atomic():
-        for w in works:
-            ledger.release(w.row, owner, cast(float, w.wait))
+        for row, retry_in in rows:
+            ledger.release(row, owner, retry_in)
 
 
 def _log_outcome(w: Work, state: str | None, reason: str | None = None) -> None:
@@ -412,9 +415,10 @@ def _recompute(works: list[Work], settings: Settings) -> None:
             job_results.recompute_job(job, samples.values(), settings.methods, cache)
 
 
-def _failed(settings: Settings, work: Work, owner: str) -> None:
+def _failed(settings: Settings, work: Work, owner: str) -> float | None:
     """Transient failures (database busy, disk full) come back after a backoff; anything else is
-    retried the same way in case it was a fluke, then rejected so it cannot loop for ever."""
+    retried the same way in case it was a fluke, then rejected so it cannot loop for ever.
+    Returns the backoff to give the file back with (``_release_all``), None once rejected."""
     row, exc = work.row, work.failure
     if not isinstance(exc, TRANSIENT):
         log.error("unexpected failure on %s (attempt %d)", row.path, row.attempts,
@@ -426,11 +430,10 @@ def _failed(settings: Settings, work: Work, owner: str) -> None:
                 if ledger.reject(row, owner, reason, None):
                     _log_outcome(work, REJECTED, reason)
                     dispose.dispose_row(settings, SourceFile.get_by_id(row.id))
-            return
+            return None
     delay = min(300.0, 2.0 ** min(row.attempts, 8))
     log.warning("%s failed (attempt %d), retry in %.0fs: %s", row.path, row.attempts, delay, exc)
-    with contextlib.suppress(*TRANSIENT):  # else the lease expires and the reconciler retries
-        ledger.release(row, owner, delay)
+    return delay
 
 
 _PEAK_COLUMNS = ("injection_id", "signal", "number", "rt_min", "area", "area_pct", "height",
