@@ -71,13 +71,14 @@ def dispose_rows(settings: Settings, rows: list[SourceFile]) -> dict[int, str]:
            if not r.disposed and r.state in FINAL_STATES and r.origin == settings.node]
     if not ids:
         return {}
+    places = _Places.of(settings)
     with _lock(settings.data_dir):
         # Read afresh under the lock: another process may have disposed of a row meanwhile,
         # or an operator's retry reopened a rejected one (queued again: not to be moved).
-        fresh = _fresh(rows, ids)
-        intents = _intents([row.id for row in fresh])
+        fresh, recorded = _fresh(rows, ids)
+        intents = _intents(recorded)
         reserved = {t for t in map(_target_of, intents.values()) if t is not None}
-        plans = [plan for plan in (_plan(settings, row, intents.get(row.id), reserved)
+        plans = [plan for plan in (_plan(places, row, intents.get(row.id), reserved)
                                    for row in fresh) if plan is not None]
         todo = [p for p in plans if p.action in MOVES and not p.recovered]
         new = [p for p in todo if p.row.id not in intents]
@@ -109,12 +110,14 @@ def dispose_rows(settings: Settings, rows: list[SourceFile]) -> dict[int, str]:
         ended = (set(intents) | {p.row.id for p in new}) - pending
         if not done and not ended:
             return {}
+        # The events' details made before the write lock is taken, not while it is held.
+        moves: list[tuple[SourceFile, dict[str, object]]] = [(p.row, {
+            "action": p.action, "path": p.row.path, **ledger.path_details("to", p.target),
+            **p.extra}) for p in done]
         try:
             with database.atomic():
-                if done:
-                    ledger.mark_disposed([(p.row, {
-                        "action": p.action, "path": p.row.path,
-                        **ledger.path_details("to", p.target), **p.extra}) for p in done])
+                if moves:
+                    ledger.mark_disposed(moves)
                 if ended:
                     _forget_intents(list(ended))
         except (OperationalError, InterfaceError) as exc:
@@ -125,21 +128,28 @@ def dispose_rows(settings: Settings, rows: list[SourceFile]) -> dict[int, str]:
 
 
 MOVES = ("moved", "quarantined", "quarantined (copy)", "deleted")
-_STATES_SQL = (f"SELECT id, state FROM {sql.table(SourceFile)} WHERE id IN ({{}}) "
-               f"AND disposed = ? AND state IN ({sql.marks(len(FINAL_STATES))})")
-_INTENTS_SQL = f"SELECT source_file_id FROM {sql.table(Disposal)} WHERE source_file_id IN ({{}})"
+# A row's state, and whether a disposal of it is recorded, in one query.
+_FRESH_SQL = (f"SELECT s.id, s.state, d.source_file_id FROM {sql.table(SourceFile)} s "
+              f"LEFT JOIN {sql.table(Disposal)} d ON d.source_file_id = s.id "
+              f"WHERE s.id IN ({{}}) AND s.disposed = ? "
+              f"AND s.state IN ({sql.marks(len(FINAL_STATES))})")
 _FORGET_SQL = f"DELETE FROM {sql.table(Disposal)} WHERE source_file_id IN ({{}})"
 
 
-def _fresh(rows: list[SourceFile], ids: list[int]) -> list[SourceFile]:
+def _fresh(rows: list[SourceFile], ids: list[int]) -> tuple[list[SourceFile], list[int]]:
     """Those of ``rows`` (``ids``) still final and not disposed of, as the database has them
-    now. Only their states are read (a batch's rows built as objects again cost more than
-    moving the files): the rest of a row never changes once registered, except a rejection's
-    reason and time, so a rejected row is read whole (its reason file says them)."""
+    now, and the ids of those whose disposal is recorded already (``_intents``). Only their
+    states are read (a batch's rows built as objects again cost more than moving the files):
+    the rest of a row never changes once registered, except a rejection's reason and time, so
+    a rejected row is read whole (its reason file says them)."""
     states: dict[int, str] = {}
+    recorded: list[int] = []
     for part in sql.chunks(ids):
-        states.update(sql.rows(_STATES_SQL.format(sql.marks(len(part))),
-                               (*part, False, *FINAL_STATES)))
+        for row_id, state, intent in sql.rows(_FRESH_SQL.format(sql.marks(len(part))),
+                                              (*part, False, *FINAL_STATES)):
+            states[row_id] = state
+            if intent is not None:
+                recorded.append(row_id)
     rejected = [i for i, state in states.items() if state == REJECTED]
     again = {r.id: r for r in SourceFile.select().where(SourceFile.id.in_(rejected))} \
         if rejected else {}
@@ -152,17 +162,15 @@ def _fresh(rows: list[SourceFile], ids: list[int]) -> list[SourceFile]:
             row = again[row.id]
         row.state = state
         fresh.append(row)
-    return fresh
+    return fresh, recorded
 
 
 def _intents(ids: list[int]) -> dict[int, Disposal]:
     """The recorded disposals of these rows (left by a crash or an outage: seldom any)."""
-    found: list[int] = []
-    for part in sql.chunks(ids):
-        found += [r[0] for r in sql.rows(_INTENTS_SQL.format(sql.marks(len(part))), part)]
-    if not found:
+    if not ids:
         return {}
-    return {d.source_file_id: d for d in Disposal.select().where(Disposal.source_file.in_(found))}
+    return {d.source_file_id: d for part in sql.chunks(ids)
+            for d in Disposal.select().where(Disposal.source_file.in_(part))}
 
 
 def _forget_intents(ids: list[int]) -> None:
@@ -188,10 +196,29 @@ def closes_seen(settings: Settings) -> bool:
     return not settings.polling and sys.platform.startswith("linux")
 
 
-def _plan(settings: Settings, row: SourceFile, intent: Disposal | None,
+@dataclass(frozen=True)
+class _Places:
+    """What the plans of one call need of the settings, worked out once for all its rows
+    rather than once per file (each folder is a new path every time it is asked for)."""
+
+    inbox: Path
+    processed: Path
+    quarantine: Path
+    after_ingest: str
+    settle_seconds: float
+    closes_seen: bool
+
+    @classmethod
+    def of(cls, settings: Settings) -> _Places:
+        return cls(settings.inbox, settings.processed_dir, settings.quarantine_dir,
+                   settings.after_ingest, settings.dispose_settle_seconds,
+                   closes_seen(settings))
+
+
+def _plan(places: _Places, row: SourceFile, intent: Disposal | None,
           reserved: set[Path]) -> _Plan | None:
     """Where a final row's source goes now; None: not yet (still changing, or not settled)."""
-    source = ledger.source_path(settings.inbox, row)
+    source = ledger.source_path(places.inbox, row)
     was = (row.size, row.mtime_ns)
     now = _stat_of(source)
     if intent is not None:
@@ -221,17 +248,17 @@ def _plan(settings: Settings, row: SourceFile, intent: Disposal | None,
             ledger.path_details("headed_to", _target_of(intent))
         return _Plan(row, "gone", None, source, extra=headed)
     rejected = row.state == REJECTED
-    if (rejected or not closes_seen(settings)) and not _settled(settings, row):
+    if (rejected or not places.closes_seen) and not _settled(places.settle_seconds, row):
         return None
-    mode = settings.after_ingest
+    mode = places.after_ingest
     target: Path | None
     if rejected:
         target = _free_name(_leave_room_for_reason(
-            ledger.source_path(settings.quarantine_dir, row)),
+            ledger.source_path(places.quarantine, row)),
                             reserved)
         action = "quarantined (copy)" if mode == "keep" else "quarantined"
     elif mode == "move":
-        target = _free_name(ledger.source_path(settings.processed_dir, row), reserved)
+        target = _free_name(ledger.source_path(places.processed, row), reserved)
         action = "moved"
     elif mode == "delete":
         target, action = None, "deleted"
@@ -242,7 +269,7 @@ def _plan(settings: Settings, row: SourceFile, intent: Disposal | None,
     return _Plan(row, action, target, source)
 
 
-def _settled(settings: Settings, row: SourceFile) -> bool:
+def _settled(settle_seconds: float, row: SourceFile) -> bool:
     """Unchanged for dispose_settle_seconds: it is as it was read, and was read that long ago.
 
     A rejected file may be the first part of one its writer appends to after closing it, and
@@ -250,7 +277,7 @@ def _settled(settings: Settings, row: SourceFile) -> bool:
     file in the inbox, and the writer of an open one would finish it in the folder it went to.
     """
     age = (utcnow() - row.first_seen).total_seconds()
-    return age >= settings.dispose_settle_seconds
+    return age >= settle_seconds
 
 
 _DISPOSAL_COLUMNS = ("source_file_id", "action", "target", "target_bytes", "recorded_at")
@@ -296,6 +323,8 @@ def _carry_out(plan: _Plan, folders: set[Path]) -> bool:
     """Move, copy or delete as planned; False when the source changed before it could."""
     row, source, target = plan.row, plan.source, plan.target
     was = (row.size, row.mtime_ns)
+    # Asked before moving, not only after (``expect``): a file moved back to the inbox may
+    # meet its writer making a new one there.
     if _stat_of(source) != was:  # its writer resumed since the plan
         return False
     if plan.action == "deleted":
@@ -317,16 +346,20 @@ def _place(source: Path, target: Path, copy: bool, folders: set[Path] | None = N
     """Move (or copy) durably; with ``folders`` the caller fsyncs the target folders once.
 
     With ``expect`` (the size and mtime as read), a source written to while it moved stays in
-    (or goes back to) the inbox, and False is returned: it is a new revision, not this file.
+    (or goes back to) the inbox, and False is returned: it is a new revision, not this file;
+    so is one that changed or went before it could move.
     """
-    if folders is None or target.parent not in folders:  # made already by this batch's moves
-        target.parent.mkdir(parents=True, exist_ok=True)
+    folder = target.parent
+    if folders is None or folder not in folders:  # made already by this batch's moves
+        folder.mkdir(parents=True, exist_ok=True)
     if copy:
         _copy(source, target, durable=False)
     else:
         try:
             os.replace(source, target)
         except OSError as exc:
+            if expect is not None and _stat_of(source) != expect:
+                return False
             if exc.errno != errno.EXDEV:
                 raise  # a folder not writable, a full disk: a copy would fail too, or worse
             # Another volume: copy durably, then remove the source.
@@ -342,9 +375,9 @@ def _place(source: Path, target: Path, copy: bool, folders: set[Path] | None = N
     with contextlib.suppress(OSError):  # a rename keeps the inbox's mode (e.g. 0644)
         os.chmod(target, 0o600)
     if folders is None:
-        store.fsync_dir(target.parent)
+        store.fsync_dir(folder)
     else:
-        folders.add(target.parent)
+        folders.add(folder)
     return True
 
 

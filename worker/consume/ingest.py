@@ -85,8 +85,18 @@ def database_copies(settings: Settings, rows: list[SourceFile]) -> dict[str, byt
     consumer of a scaled-out installation), in one query for them all: one each was a round
     trip per file. Not a big file's: those are read one at a time (``raw_bytes``), so a chunk
     of them is never held at once."""
-    wanted = [r.sha256 for r in rows if r.size <= store.STREAM_BYTES
-              and not store.has(settings.raw_dir, r.sha256, r.raw_pack)]
+    raw_dir = settings.raw_dir
+    here: dict[str, bool] = {}  # by pack: a chunk's files share a few
+
+    def local(row: SourceFile) -> bool:
+        if row.raw_pack is None:
+            return store.has(raw_dir, row.sha256)
+        found = here.get(row.raw_pack)
+        if found is None:
+            found = here[row.raw_pack] = store.has(raw_dir, row.sha256, row.raw_pack)
+        return found
+
+    wanted = [r.sha256 for r in rows if r.size <= store.STREAM_BYTES and not local(r)]
     found: dict[str, bytes] = {}
     for chunk in sql.chunks(wanted):
         found.update((sha, bytes(data)) for sha, data in sql.rows(
@@ -222,13 +232,15 @@ def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str,
                         len(todo))
             for w in todo:
                 _commit_alone(settings, w, owner)
-    for w in works:
-        if w.wait is not None:
-            with contextlib.suppress(*TRANSIENT):
-                _while_connection_lost(settings, beat, partial(ledger.release, w.row, owner,
-                                                                w.wait))
-        elif w.failure is not None:
-            _failed(settings, w, owner)
+    waiting = [(w.row, w.wait) for w in works if w.wait is not None]
+    if waiting:
+        with contextlib.suppress(*TRANSIENT):  # else their leases expire: retried then
+            _while_connection_lost(settings, beat, partial(_release_all, waiting, owner))
+    retries = [(w.row, delay) for w in works if w.wait is None and w.failure is not None
+               and (delay := _failed(settings, w, owner)) is not None]
+    if retries:
+        with contextlib.suppress(*TRANSIENT):  # else their leases expire: retried then
+            _release_all(retries, owner)
     done = [w for w in works if w.state]
     for w in done:
         w.row.state = w.state
@@ -237,34 +249,48 @@ def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str,
     return {w.row.id: w.state for w in done}  # type: ignore[misc]
 
 
+def _release_all(rows: list[tuple[SourceFile, float]], owner: str) -> None:
+    """Give back files to be tried again after so many seconds, in one transaction: a ``.D``
+    folder's files wait for its writer together, a chunk that failed as a whole fails for
+    all its files, and one by one each took the write lock."""
+    with database.atomic():
+        for row, retry_in in rows:
+            ledger.release(row, owner, retry_in)
+
+
 def _log_outcome(w: Work, state: str | None, reason: str | None = None) -> None:
     """One line per committed file, its facts as separate fields in the JSON log."""
     row, took = w.row, round(time.monotonic() - w.started, 3)
-    fields = {"outcome": state, "file_id": row.id, "path": row.path, "sha256": row.sha256,
-              "duration_s": took}
+    path, file_id = row.path, row.id
+    fields = {"outcome": state, "file_id": file_id, "path": path, "sha256": row.sha256,
+              "duration_s": took, "format": None, "job": None}
     if state == CONTEXT:
         log.info("kept %s (file %d) as context of its instrument folder's injection",
-                 row.path, row.id, extra={**fields, "format": None, "job": None})
+                 path, file_id, extra=fields)
     elif state == INGESTED:
-        fmt = w.parsed.format if w.parsed is not None else None
-        job = w.touched[0].job_id if w.touched else None
-        log.info("ingested %s (file %d, %s, job %s) in %.2f s", row.path, row.id, fmt, job, took,
-                 extra={**fields, "format": fmt, "job": job})
+        fmt = fields["format"] = w.parsed.format if w.parsed is not None else None
+        job = fields["job"] = w.touched[0].job_id if w.touched else None
+        log.info("ingested %s (file %d, %s, job %s) in %.2f s", path, file_id, fmt, job, took,
+                 extra=fields)
     else:
         why, line = (w.rejection.reason, w.rejection.line) if w.rejection else (reason, None)
-        log.warning("rejected %s (file %d): %s", row.path, row.id,
-                    why if line is None else f"line {line}: {why}",
-                    extra={**fields, "format": None, "job": None, "reason": why, "line": line})
+        fields["reason"], fields["line"] = why, line
+        log.warning("rejected %s (file %d): %s", path, file_id,
+                    why if line is None else f"line {line}: {why}", extra=fields)
 
 
 def _prepare(settings: Settings, row: SourceFile, copies: dict[str, bytes],
              parser_options: ParserOptions | None = None) -> Work:
     """Read the stored bytes and parse, outside any transaction (the slow, pure part)."""
     work = Work(row)
+    siblings = partial(raw_bytes, settings)
     try:
-        with stored(settings, row, copies) as data:
-            work.parsed = dfolder.parse(settings, row, data, lambda r: raw_bytes(settings, r),
-                                        parser_options)
+        if row.size > store.STREAM_BYTES:  # maybe mapped (``stored``)
+            with stored(settings, row, copies) as data:
+                work.parsed = dfolder.parse(settings, row, data, siblings, parser_options)
+        else:  # nearly every file: its bytes, without a context to enter and leave
+            work.parsed = dfolder.parse(settings, row, raw_bytes(settings, row, copies),
+                                        siblings, parser_options)
         parsed = (work.parsed.parsed if isinstance(work.parsed, dfolder.Folder)
                   else work.parsed)
         if isinstance(parsed, ParsedFile):
@@ -393,9 +419,10 @@ def _recompute(works: list[Work], settings: Settings,
             job_results.recompute_job(job, samples.values(), settings.methods, cache)
 
 
-def _failed(settings: Settings, work: Work, owner: str) -> None:
+def _failed(settings: Settings, work: Work, owner: str) -> float | None:
     """Transient failures (database busy, disk full) come back after a backoff; anything else is
-    retried the same way in case it was a fluke, then rejected so it cannot loop for ever."""
+    retried the same way in case it was a fluke, then rejected so it cannot loop for ever.
+    Returns the backoff to give the file back with (``_release_all``), None once rejected."""
     row, exc = work.row, work.failure
     if not isinstance(exc, TRANSIENT):
         log.error("unexpected failure on %s (attempt %d)", row.path, row.attempts,
@@ -407,11 +434,10 @@ def _failed(settings: Settings, work: Work, owner: str) -> None:
                 if ledger.reject(row, owner, reason, None):
                     _log_outcome(work, REJECTED, reason)
                     dispose.dispose_row(settings, SourceFile.get_by_id(row.id))
-            return
+            return None
     delay = min(300.0, 2.0 ** min(row.attempts, 8))
     log.warning("%s failed (attempt %d), retry in %.0fs: %s", row.path, row.attempts, delay, exc)
-    with contextlib.suppress(*TRANSIENT):  # else the lease expires and the reconciler retries
-        ledger.release(row, owner, delay)
+    return delay
 
 
 _PEAK_COLUMNS = ("injection_id", "signal", "number", "rt_min", "area", "area_pct", "height",

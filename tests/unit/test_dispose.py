@@ -1,0 +1,73 @@
+"""A file that changes or goes while it is being moved out of the inbox is not moved as its row.
+
+Disposal plans a batch's moves, records them, then carries them out: a writer may append to a
+file, or someone may take it away, in between. The file is then not the one its row was read
+from (a new revision for the watcher), so it stays in the inbox and its row is not marked.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+from support.pipeline import Pipeline
+from support.reports import random_peaks, report
+
+from worker.consume import blocked
+from worker.record.models import AuditEvent, Disposal, SourceFile
+
+NAME = "run/S-1_Inj_1_Report.csv"
+
+
+def _while_moving(monkeypatch: pytest.MonkeyPatch, source: Path, meanwhile: object) -> None:
+    """``meanwhile(source)`` runs just before ``source`` is renamed away."""
+    real = os.replace
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        if Path(src) == source:
+            meanwhile(source)  # type: ignore[operator]
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+
+def _moved() -> list[int]:
+    return [e.source_file_id for e in AuditEvent.select().where(AuditEvent.event == "moved")]
+
+
+def test_a_file_appended_to_as_it_moves_goes_back_to_the_inbox_unmarked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline = Pipeline.open(tmp_path)
+    try:
+        source = pipeline.drop(NAME, report(random_peaks(random.Random(1))))
+        [row] = pipeline.take(NAME)
+        _while_moving(monkeypatch, source,
+                      lambda path: path.write_bytes(path.read_bytes() + b"more,1\n"))
+        assert pipeline.ingest([row]) == {row.id: "ingested"}
+        assert source.read_bytes().endswith(b"more,1\n")  # where its writer left it
+        assert list((pipeline.settings.processed_dir).rglob("*.csv")) == []
+        assert not SourceFile.get_by_id(row.id).disposed
+        assert _moved() == []
+        assert Disposal.select().count() == 0  # nothing left for a later call to finish
+    finally:
+        pipeline.close()
+
+
+def test_a_file_taken_away_as_it_moves_is_not_a_blocked_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gone from the inbox before it could be moved: nothing moved, nothing marked, and no
+    folder reported as refusing files (the folders are fine)."""
+    pipeline = Pipeline.open(tmp_path)
+    try:
+        source = pipeline.drop(NAME, report(random_peaks(random.Random(1))))
+        [row] = pipeline.take(NAME)
+        _while_moving(monkeypatch, source, lambda path: path.unlink())
+        assert pipeline.ingest([row]) == {row.id: "ingested"}
+        assert [b for b in blocked.status() if str(tmp_path) in str(b["folder"])] == []
+        assert not SourceFile.get_by_id(row.id).disposed
+        assert _moved() == []
+        assert Disposal.select().count() == 0
+    finally:
+        pipeline.close()
