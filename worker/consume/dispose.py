@@ -24,7 +24,7 @@ from pathlib import Path
 from peewee import InterfaceError, OperationalError
 
 from worker.consume import blocked
-from worker.record import audit, ledger, sql, store
+from worker.record import audit, db, ledger, sql, store
 from worker.record.filelock import FileLock
 from worker.record.models import (
     FINAL_STATES,
@@ -115,7 +115,8 @@ def dispose_rows(settings: Settings, rows: list[SourceFile]) -> dict[int, str]:
             "action": p.action, "path": p.row.path, **ledger.path_details("to", p.target),
             **p.extra}) for p in done]
         try:
-            with database.atomic():
+            # Unsynced: the intents, synced before the moves, make a lost mark good again.
+            with db.unsynced():
                 if moves:
                     ledger.mark_disposed(moves)
                 if ended:

@@ -68,6 +68,9 @@ class QueuedSqliteDatabase(SqliteDatabase):
         super().__init__(database, *args, **kwargs)
         self.writers = FileLock(database + ".writers")
         self._wait = threading.local()
+        # Whether commits are synced to the disk (the fsync setting): what ``unsynced`` puts
+        # back after its transaction.
+        self.synced = dict(kwargs.get("pragmas") or {}).get("synchronous") == "full"
 
     @contextmanager
     def writer_wait(self, seconds: float) -> Iterator[None]:
@@ -147,6 +150,38 @@ def open_database(settings: Settings, migrate: bool = True) -> Database:
             raise DatabaseUnavailable(f"cannot bring the schema of {redact(url)} up to date: "
                                       f"{describe_error(exc, url)}") from exc
     return db
+
+
+@contextmanager
+def unsynced() -> Iterator[None]:
+    """A write transaction whose commit does not wait for the disk, for what a power cut may
+    take back at no cost: a lease (the file is queued again, its parse is pure) or a
+    ``disposed`` mark (its Disposal record, committed synced before the move, makes the next
+    pass record it again).
+
+    SQLite's WAL and PostgreSQL's log are written in commit order, so the next synced commit
+    of any writer syncs this one too, and a power cut can only take the last commits: never
+    one without those after it, so the audit chain stays whole. A process that crashes loses
+    nothing (the system has its pages). Inside another transaction that one's commit decides.
+    """
+    db = database.obj
+    if db.in_transaction():
+        with database.atomic():
+            yield
+    elif isinstance(db, QueuedSqliteDatabase) and db.synced:
+        db.execute_sql("PRAGMA synchronous=NORMAL")  # outside a transaction: not a write
+        try:
+            with database.atomic():
+                yield
+        finally:
+            db.execute_sql("PRAGMA synchronous=FULL")
+    elif is_postgres(db):
+        with database.atomic():
+            db.execute_sql("SET LOCAL synchronous_commit = off")
+            yield
+    else:
+        with database.atomic():
+            yield
 
 
 class PostgresqlHealingDatabase(PostgresqlDatabase):

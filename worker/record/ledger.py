@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
-from worker.record import audit, counters, digest, heartbeat, sql
+from worker.record import audit, counters, db, digest, heartbeat, sql
 from worker.record.models import (
     CONTEXT,
     FINAL_STATES,
@@ -418,7 +418,9 @@ def claim_many(file_ids: list[int], owner: str, lease_seconds: float) -> list[So
     # consumer claimed or finished meanwhile is not taken.
     rows = list(SourceFile.select().where(SourceFile.id.in_(file_ids),
                                           SourceFile.state.not_in(FINAL_STATES)))
-    with database.atomic():
+    # Unsynced: a lease a power cut takes back leaves the file queued, as a crash before the
+    # claim does, and the chunk's synced commit after it syncs it too.
+    with db.unsynced():
         # Queued rows, nearly all of them, in one conditional UPDATE (a statement per file was
         # a round trip each when scaled out): a row another consumer claimed meanwhile is no
         # longer queued, so it is not taken twice.
