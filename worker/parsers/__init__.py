@@ -201,9 +201,14 @@ def parse(data: bytes, filename: str, options: ParserOptions = NO_OPTIONS) -> Pa
         if isinstance(data, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
             data.madvise(mmap.MADV_DONTNEED)  # the copy is what is read: the pages go back
         data = copy
-    return within_limits(_guarded(parser, filename, lambda: parser.parse(data, filename,
-                                                                          options)),
-                         filename, options)
+    try:  # ``_guarded``, without a closure per file
+        parsed = parser.parse(data, filename, options)
+    except ParseError as exc:
+        exc.filename = exc.filename or filename
+        raise
+    except (ValueError, TypeError, IndexError, KeyError, UnicodeError) as exc:
+        raise _bug(parser, filename, exc) from exc
+    return within_limits(parsed, filename, options)
 
 
 def within_limits(parsed: ParsedFile, filename: str, options: ParserOptions) -> ParsedFile:
@@ -243,8 +248,12 @@ def _guarded(parser: Parser, filename: str, call: Callable[[], T]) -> T:
         exc.filename = exc.filename or filename
         raise
     except (ValueError, TypeError, IndexError, KeyError, UnicodeError) as exc:
-        # A parser bug must still reject the file clearly.
-        raise ParseError(f"{parser.name}: {exc}", filename=filename) from exc
+        raise _bug(parser, filename, exc) from exc
+
+
+def _bug(parser: Parser, filename: str, exc: Exception) -> ParseError:
+    """A parser bug, which must still reject the file clearly."""
+    return ParseError(f"{parser.name}: {exc}", filename=filename)
 
 
 def _broken_text(data: bytes, filename: str, options: ParserOptions) -> ParseError | None:
