@@ -504,7 +504,7 @@ def _quick(lf: str, scan: _Scan, encoding: str, header_start: int, header_at: in
     there."""
     keys = _keys(fields)
     stop = lf.find("\nSum,", at - 1)
-    if keys is None or stop < at or _NOT_PLAIN.search(lf, at, stop):
+    if keys is None or stop < at or not _plain_block(len(fields)).fullmatch(lf, at, stop):
         return None
     lines = lf[at:stop].split("\n")
     if len(lines) > most:
@@ -518,8 +518,8 @@ def _quick(lf: str, scan: _Scan, encoding: str, header_start: int, header_at: in
         return None
     shift = header_at + 1  # the 1-based line of the row before the first
     try:
-        # ``strict``: a row of another width than the header's is not this table's.
-        peaks = [dict(zip(keys, (*line.split(","), number, number + shift), strict=True))
+        # Every row has the header's width (``_plain_block``): no ``strict`` check per row.
+        peaks = [dict(zip(keys, (*line.split(","), number, number + shift)))  # noqa: B905
                  for number, line in enumerate(lines, start=1)]
         document = _document(lf, scan, header_start, header_at, stop + 1, encoding, peaks,
                              float(sum_cell))
@@ -529,9 +529,14 @@ def _quick(lf: str, scan: _Scan, encoding: str, header_start: int, header_at: in
     return parsed, float(sum_cell), sum_cell, header_at + len(lines) + 2
 
 
-# What keeps a block of rows off ``_quick``: any character but the number characters
-# (``_PLAIN_NUMBER_TEXT``), commas and line breaks.
-_NOT_PLAIN = re.compile(r"[^0-9.+\-eE \t,\n]")
+@lru_cache(maxsize=64)
+def _plain_block(width: int) -> re.Pattern[str]:
+    """What ``_quick`` takes as rows: lines of ``width`` comma-separated cells each, holding
+    nothing but the number characters (``_PLAIN_NUMBER_TEXT``)."""
+    row = ",".join([r"[0-9.+\-eE \t]*"] * width)
+    return re.compile(f"{row}(?:\n{row})*")
+
+
 # A total ``parse_number`` and ``float`` read alike (too few digits to overflow to inf).
 _PLAIN_TOTAL = re.compile(r"[0-9]{1,15}(?:\.[0-9]{0,15})?")
 # ``ParsedFile.model_validate`` without its keyword arguments: the same validator.
