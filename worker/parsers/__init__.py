@@ -152,15 +152,16 @@ def detect(data: bytes, filename: str, options: ParserOptions = NO_OPTIONS) -> P
     Every sniffer gets only ``head(data)``. Scores are capped at CERTAIN, the top of the scale:
     the sniffers are asked in name order, so once one says CERTAIN no later one can beat it (a
     tie goes to the first name) and the rest are not asked."""
-    first = head(data)
+    first = data if type(data) is bytes and len(data) <= SNIFF_BYTES else head(data)
     best: Parser | None = None
     best_score = 0
     for parser in _in_name_order(registered()):
-        score = min(parser.sniff(first, filename, options), CERTAIN)
+        score = parser.sniff(first, filename, options)
+        if score >= CERTAIN:  # no score can beat it, and an earlier name has none as high
+            best, best_score = parser, CERTAIN
+            break
         if best is None or score > best_score:
             best, best_score = parser, score
-            if score == CERTAIN:
-                break
     assert best is not None  # registered() is never empty
     if best_score < MIN_CONFIDENCE:
         broken = _broken_text(data, filename, options)
