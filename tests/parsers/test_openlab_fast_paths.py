@@ -239,6 +239,24 @@ def test_a_file_validated_in_one_call_fails_as_the_reference(meta: str, total: s
     assert_same((table + "\n" + meta.replace("\n", "") + "\n").encode())
 
 
+@given(st.from_regex(r'"?[0-9 .eE+-]{0,30}"?(,[0-9x"]*)?', fullmatch=True),
+       st.sampled_from(["", "\n", "\n\n", "\nSample name:,s\n"]))
+def test_any_sum_row_after_plain_rows_reads_as_the_reference(total: str, after: str) -> None:
+    # A plain table with its Sum row is read in the fewest steps only when its total is
+    # plainly a finite number: a total of 400 digits (inf), quoted, blank or with an exponent
+    # goes to the row loop, and either way the file reads as the reference reads it.
+    table = ("Height,Area,Area%,Peak Begin Time,Peak End Time,RT [min]\n"
+             f"0.5,1.0,100.0,1.0,1.1,1.05\nSum,{total}" + after)
+    assert_same(("Acquisition Method:,m.amx\n" + table).encode())
+    assert_same(table.encode())
+
+
+def test_a_total_too_long_to_be_finite_reads_as_the_reference() -> None:
+    table = ("Height,Area,Area%,Peak Begin Time,Peak End Time,RT [min]\n"
+             f"0.5,1.0,100.0,1.0,1.1,1.05\nSum,{'9' * 400}.0,,,,\n\n")
+    assert_same(("Acquisition Method:,m.amx\n" + table).encode())
+
+
 def test_only_s_lower_cases_to_s() -> None:
     # The row loop looks for the Sum row only in a first cell holding an S.
     assert [c for c in map(chr, range(sys.maxunicode + 1))

@@ -152,15 +152,16 @@ def detect(data: bytes, filename: str, options: ParserOptions = NO_OPTIONS) -> P
     Every sniffer gets only ``head(data)``. Scores are capped at CERTAIN, the top of the scale:
     the sniffers are asked in name order, so once one says CERTAIN no later one can beat it (a
     tie goes to the first name) and the rest are not asked."""
-    first = head(data)
+    first = data if type(data) is bytes and len(data) <= SNIFF_BYTES else head(data)
     best: Parser | None = None
     best_score = 0
     for parser in _in_name_order(registered()):
-        score = min(parser.sniff(first, filename, options), CERTAIN)
+        score = parser.sniff(first, filename, options)
+        if score >= CERTAIN:  # no score can beat it, and an earlier name has none as high
+            best, best_score = parser, CERTAIN
+            break
         if best is None or score > best_score:
             best, best_score = parser, score
-            if score == CERTAIN:
-                break
     assert best is not None  # registered() is never empty
     if best_score < MIN_CONFIDENCE:
         broken = _broken_text(data, filename, options)
@@ -201,9 +202,14 @@ def parse(data: bytes, filename: str, options: ParserOptions = NO_OPTIONS) -> Pa
         if isinstance(data, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
             data.madvise(mmap.MADV_DONTNEED)  # the copy is what is read: the pages go back
         data = copy
-    return within_limits(_guarded(parser, filename, lambda: parser.parse(data, filename,
-                                                                          options)),
-                         filename, options)
+    try:  # ``_guarded``, without a closure per file
+        parsed = parser.parse(data, filename, options)
+    except ParseError as exc:
+        exc.filename = exc.filename or filename
+        raise
+    except (ValueError, TypeError, IndexError, KeyError, UnicodeError) as exc:
+        raise _bug(parser, filename, exc) from exc
+    return within_limits(parsed, filename, options)
 
 
 def within_limits(parsed: ParsedFile, filename: str, options: ParserOptions) -> ParsedFile:
@@ -243,8 +249,12 @@ def _guarded(parser: Parser, filename: str, call: Callable[[], T]) -> T:
         exc.filename = exc.filename or filename
         raise
     except (ValueError, TypeError, IndexError, KeyError, UnicodeError) as exc:
-        # A parser bug must still reject the file clearly.
-        raise ParseError(f"{parser.name}: {exc}", filename=filename) from exc
+        raise _bug(parser, filename, exc) from exc
+
+
+def _bug(parser: Parser, filename: str, exc: Exception) -> ParseError:
+    """A parser bug, which must still reject the file clearly."""
+    return ParseError(f"{parser.name}: {exc}", filename=filename)
 
 
 def _broken_text(data: bytes, filename: str, options: ParserOptions) -> ParseError | None:

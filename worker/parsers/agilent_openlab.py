@@ -405,10 +405,15 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     total = None
     i, at = header_at + 1, header_end + 1
     most = options.max_peaks_per_table
+    if not decimal_comma:
+        quick = _quick(lf, scan, encoding, header_start, header_at, at, fields, most)
+        if quick is not None:
+            parsed, total, sum_cell, sum_line = quick
+            _check_sum(parsed.signals[0].peaks or [], total, sum_cell, sum_line, filename)
+            return parsed
     plain = _plain_rows(lf, at, delimiter, most)
-    numbers_only = False
     if plain is not None:
-        rows, at, numbers_only = plain
+        rows, at = plain
         i += len(rows)
         # The line at ``at`` starts "Sum" and the delimiter: the Sum row the loop below
         # would stop at.
@@ -441,21 +446,6 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
         i, at = i + 1, end + 1
     first = header_at + 2
     cut = header_at > 0 and not ends_with_break and sum_at == _line_count(lf) - 1
-    if sum_at is not None and not cut and not decimal_comma and "area_pct" in fields:
-        # A complete plain table with its Area% column: the file, its peaks included, is
-        # validated in one call; anything it refuses is read again below, which says why.
-        values = _plain_cells(rows, fields, first, numbers_only)
-        if values:
-            assert total is not None
-            try:
-                parsed = ParsedFile.model_validate(_document(
-                    lf, scan, header_start, header_at, at, encoding, values, total))
-            except (ParseError, ValidationError):
-                pass
-            else:
-                _check_sum(parsed.signals[0].peaks or [], total, sum_cell, sum_at + 1,
-                           filename)
-                return parsed
     peaks = (None if decimal_comma else _fast_peaks(rows, fields, first)) or [
         _peak(cells, fields, n, line, decimal_comma, filename)
         for n, (line, cells) in enumerate(enumerate(rows, start=first), start=1)]
@@ -502,13 +492,72 @@ def _document(lf: str, scan: _Scan, header_start: int, header_at: int, at: int,
             **values}
 
 
+def _quick(lf: str, scan: _Scan, encoding: str, header_start: int, header_at: int, at: int,
+           fields: tuple[str | None, ...], most: int
+           ) -> tuple[ParsedFile, float, str, int] | None:
+    """The file, its total, the Sum cell and its line, when the rows from ``at`` up to the
+    first ``Sum`` row are a plain dot-decimal table (every column a number of its own, Area%
+    among them, nothing but number characters in a cell, each row as many cells as the
+    header) that validates whole with its metadata, and the Sum row is complete: the most
+    common file, read in the fewest steps. Else None, and the row loop of ``parse`` reads
+    the file (and says what is wrong): nothing accepted here is refused or read otherwise
+    there."""
+    keys = _keys(fields)
+    stop = lf.find("\nSum,", at - 1)
+    if keys is None or stop < at or not _plain_block(len(fields)).fullmatch(lf, at, stop):
+        return None
+    lines = lf[at:stop].split("\n")
+    if len(lines) > most:
+        return None
+    end = lf.find("\n", stop + 1)
+    if end < 0 and header_at > 0:
+        return None  # a Report's Sum row without its line end: cut off (``parse`` says so)
+    sum_cells = lf[stop + 1:end if end >= 0 else len(lf)].split(",")
+    sum_cell = sum_cells[1] if len(sum_cells) > 1 else ""
+    if not _PLAIN_TOTAL.fullmatch(sum_cell):
+        return None
+    shift = header_at + 1  # the 1-based line of the row before the first
+    try:
+        # Every row has the header's width (``_plain_block``): no ``strict`` check per row.
+        peaks = [dict(zip(keys, (*line.split(","), number, number + shift)))  # noqa: B905
+                 for number, line in enumerate(lines, start=1)]
+        document = _document(lf, scan, header_start, header_at, stop + 1, encoding, peaks,
+                             float(sum_cell))
+        parsed: ParsedFile = _VALIDATE(document)
+    except (ValueError, ParseError, ValidationError):
+        return None
+    return parsed, float(sum_cell), sum_cell, header_at + len(lines) + 2
+
+
+@lru_cache(maxsize=64)
+def _plain_block(width: int) -> re.Pattern[str]:
+    """What ``_quick`` takes as rows: lines of ``width`` comma-separated cells each, holding
+    nothing but the number characters (``_PLAIN_NUMBER_TEXT``)."""
+    row = ",".join([r"[0-9.+\-eE \t]*"] * width)
+    return re.compile(f"{row}(?:\n{row})*")
+
+
+# A total ``parse_number`` and ``float`` read alike (too few digits to overflow to inf).
+_PLAIN_TOTAL = re.compile(r"[0-9]{1,15}(?:\.[0-9]{0,15})?")
+# ``ParsedFile.model_validate`` without its keyword arguments: the same validator.
+_VALIDATE = ParsedFile.__pydantic_validator__.validate_python
+
+
+@lru_cache(maxsize=256)
+def _keys(fields: tuple[str | None, ...]) -> tuple[str, ...] | None:
+    """The Peak fields of a row of ``_quick`` (then its number and line), for a header whose
+    every column is a numeric field of its own, Area% among them; else None. Headers repeat."""
+    if not _plan(fields)[1] or "area_pct" not in fields:
+        return None
+    return (*fields, "number", "line")  # type: ignore[arg-type]
+
+
 def _plain_rows(lf: str, at: int, delimiter: str, most: int
-                ) -> tuple[list[list[str]], int, bool] | None:
-    """The cells of the rows from ``at`` up to the first ``Sum`` row after it, where that row
-    starts, and whether every cell holds number characters only and none is empty (``_plain``
-    but for the widths), when the row loop of ``parse`` would take every one of them as a peak
-    row: each holds only number characters, blanks and delimiters (so no quote, and no first
-    cell reading "sum"), with a cell that is not blank; they are at most ``most``. Else None,
+                ) -> tuple[list[list[str]], int] | None:
+    """The cells of the rows from ``at`` up to the first ``Sum`` row after it, and where that
+    row starts, when the row loop of ``parse`` would take every one of them as a peak row:
+    each holds only number characters, blanks and delimiters (so no quote, and no first cell
+    reading "sum"), with a cell that is not blank; they are at most ``most``. Else None,
     and the loop reads them line by line (and says what is wrong)."""
     stop = lf.find("\nSum" + delimiter, at - 1)
     if stop < at or lf.count("\n", at, stop) >= most:
@@ -521,12 +570,7 @@ def _plain_rows(lf: str, at: int, delimiter: str, most: int
     ink = raw.translate(None, b" \t" + delimiter.encode())
     if not ink or b"\n\n" in ink or ink.startswith(b"\n") or ink.endswith(b"\n"):
         return None
-    other = ";" if delimiter == "," else ","
-    d = delimiter
-    empty_cell = (d + d in block or block.startswith(d) or block.endswith(d)
-                  or "\n" + d in block or d + "\n" in block)
-    numbers_only = other not in block and not empty_cell
-    return [line.split(delimiter) for line in block.split("\n")], stop + 1, numbers_only
+    return [line.split(delimiter) for line in block.split("\n")], stop + 1
 
 
 def _line_count(lf: str) -> int:
@@ -595,22 +639,6 @@ def _plain(rows: list[list[str]], fields: tuple[str | None, ...]) -> bool:
     width = len(fields)
     return not (any(len(row) != width for row in rows) or "".join(map("".join, rows)).encode(
         "ascii", "replace").translate(None, _PLAIN_NUMBER_TEXT))
-
-
-def _plain_cells(rows: list[list[str]], fields: tuple[str | None, ...], first: int,
-                 numbers_only: bool = False) -> list[dict[str, object]] | None:
-    """Each row's Peak fields as its cells, when every column is a number of its own and no
-    cell is empty: the model reads the cells, whose characters (``_plain``) it reads as float
-    does (a cell of blanks fails, and the exact reader then takes the table). Else None.
-    ``numbers_only``: the cells are known to hold number characters only, none empty."""
-    if not _plan(fields)[1]:
-        return None
-    if numbers_only:
-        if set(map(len, rows)) != {len(fields)}:
-            return None
-    elif any("" in row for row in rows) or not _plain(rows, fields):
-        return None
-    return _cells(rows, fields, first)
 
 
 def _cells(rows: list[list[str]], fields: tuple[str | None, ...],

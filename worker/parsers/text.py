@@ -208,7 +208,8 @@ def decode(data: bytes, filename: str | None = None, declared: str | None = None
 
 def _decode(data: bytes, filename: str | None, declared: str | None, configured: str | None,
             default: str | None) -> tuple[str, str]:
-    if b"\x00" in data[:4096] and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    if data.find(b"\x00", 0, 4096) >= 0 and not data.startswith((codecs.BOM_UTF16_LE,
+                                                                  codecs.BOM_UTF16_BE)):
         raise ParseError("binary content (NUL bytes) where text was expected", filename=filename)
     try:
         encoding, decoded = _decide(data, declared, configured, default)
