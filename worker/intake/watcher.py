@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from peewee import InterfaceError, OperationalError
+from watchdog import events
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
@@ -118,9 +119,31 @@ class WatchStats:
     errors: list[str] = field(default_factory=list)
 
 
+# Where the platform reports opens and closes (inotify), a file opened or written to and not
+# closed yet is not taken, however long its writer pauses; one closed, created without an open
+# (moved in from elsewhere, or found in a new folder) or renamed into place is complete, and
+# only a short window guards it against a reopen. None: the event says nothing of its writer.
+_WRITING: dict[str, bool | None] = {
+    "created": False, "opened": True, "modified": True, "closed": False,
+    "closed_no_write": False, "moved": False}
+# The events the handler acts on; the observer drops every other kind before it queues and
+# dispatches it: a folder's "modified" for each change in it, a file's "deleted" (a disposal
+# moves each file out of the inbox). Folders deleted are asked for all the same, so that the
+# inotify observer still hears of them and forgets their watches.
+_EVENTS = [getattr(events, name) for name in (
+    "FileCreatedEvent", "FileMovedEvent", "FileModifiedEvent", "FileAttribEvent",
+    "FileOpenedEvent", "FileClosedEvent", "FileClosedNoWriteEvent",
+    "DirCreatedEvent", "DirMovedEvent", "DirDeletedEvent") if hasattr(events, name)]
+
+
 class _Handler(FileSystemEventHandler):
     def __init__(self, watcher: Watcher) -> None:
         self.watcher = watcher
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        # In place of watchdog's, which calls on_any_event and then an on_<kind> method per
+        # event: a burst brings several events for each file.
+        self.on_any_event(event)
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.is_directory:
@@ -132,13 +155,7 @@ class _Handler(FileSystemEventHandler):
         if event.event_type == "deleted":
             return  # nothing to take (a pending one is forgotten by the gate's next look)
         path = getattr(event, "dest_path", "") or event.src_path
-        # Where the platform reports opens and closes (inotify), a file opened or written to
-        # and not closed yet is not taken, however long its writer pauses; one closed, created
-        # without an open (moved in from elsewhere, or found in a new folder) or renamed into
-        # place is complete, and only a short window guards it against a reopen.
-        writing = {"created": False, "opened": True, "modified": True, "closed": False,
-                   "closed_no_write": False, "moved": False}.get(event.event_type)
-        self.watcher.nominate(os.fsdecode(path), writing=writing)
+        self.watcher.nominate(os.fsdecode(path), writing=_WRITING.get(event.event_type))
 
 
 class Watcher:
@@ -208,7 +225,7 @@ class Watcher:
         if not self.settings.polling:
             _pair_moves_quickly()
         observer = PollingObserver(timeout=1.0) if self.settings.polling else Observer()
-        observer.schedule(_Handler(self), str(self.inbox), recursive=True)
+        observer.schedule(_Handler(self), str(self.inbox), recursive=True, event_filter=_EVENTS)
         observer.daemon = True
         observer.start()
         self._observer = observer
