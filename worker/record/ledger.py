@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import socket
 import threading
@@ -201,7 +202,7 @@ def register_many(seen: list[Seen], owner: str,
         return []
     queued = _audited(None, QUEUED)
     # A burst's files are all new: their first events, ready before the lock.
-    names = [PurePosixPath(one.path).name for one in seen]
+    names = [one.path.rpartition("/")[2] for one in seen]  # as PurePosixPath(path).name
     first = [(("detected", {"path": one.path, "at": _iso(one.detected_at)}),
               ("stable", {"size": one.size, "mtime_ns": one.mtime_ns,
                           "at": _iso(one.stable_at)}))
@@ -416,8 +417,24 @@ def is_another_copy(row: SourceFile, path: str, size: int, mtime_ns: int) -> boo
     return row.disposed or (row.path, row.size, row.mtime_ns) != (path, size, mtime_ns)
 
 
+_second: tuple[int, str] = (-1, "")
+
+
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")
+    """``datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")``, with the date and
+    time up to the second formatted once a second: each file registered needs two."""
+    global _second
+    fraction, whole = math.modf(ts)
+    micros, seconds = round(fraction * 1e6), int(whole)  # half to even, as datetime rounds
+    if micros >= 1_000_000:
+        seconds, micros = seconds + 1, micros - 1_000_000
+    elif micros < 0:
+        seconds, micros = seconds - 1, micros + 1_000_000
+    known = _second  # one read: another thread may replace it meanwhile, with the same text
+    if known[0] != seconds:
+        known = _second = (seconds, datetime.fromtimestamp(seconds, UTC)
+                           .isoformat(timespec="seconds")[:-len("+00:00")])
+    return f"{known[1]}.{micros:06d}+00:00"
 
 
 _CLAIM_SQL = (f"UPDATE {sql.table(SourceFile)} SET state = ?, lease_owner = ?, lease_until = ?, "
