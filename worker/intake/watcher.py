@@ -21,11 +21,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from peewee import InterfaceError, OperationalError
+from watchdog import events
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
@@ -118,9 +119,31 @@ class WatchStats:
     errors: list[str] = field(default_factory=list)
 
 
+# Where the platform reports opens and closes (inotify), a file opened or written to and not
+# closed yet is not taken, however long its writer pauses; one closed, created without an open
+# (moved in from elsewhere, or found in a new folder) or renamed into place is complete, and
+# only a short window guards it against a reopen. None: the event says nothing of its writer.
+_WRITING: dict[str, bool | None] = {
+    "created": False, "opened": True, "modified": True, "closed": False,
+    "closed_no_write": False, "moved": False}
+# The events the handler acts on; the observer drops every other kind before it queues and
+# dispatches it: a folder's "modified" for each change in it, a file's "deleted" (a disposal
+# moves each file out of the inbox). Folders deleted are asked for all the same, so that the
+# inotify observer still hears of them and forgets their watches.
+_EVENTS = [getattr(events, name) for name in (
+    "FileCreatedEvent", "FileMovedEvent", "FileModifiedEvent", "FileAttribEvent",
+    "FileOpenedEvent", "FileClosedEvent", "FileClosedNoWriteEvent",
+    "DirCreatedEvent", "DirMovedEvent", "DirDeletedEvent") if hasattr(events, name)]
+
+
 class _Handler(FileSystemEventHandler):
     def __init__(self, watcher: Watcher) -> None:
         self.watcher = watcher
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        # In place of watchdog's, which calls on_any_event and then an on_<kind> method per
+        # event: a burst brings several events for each file.
+        self.on_any_event(event)
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.is_directory:
@@ -132,13 +155,7 @@ class _Handler(FileSystemEventHandler):
         if event.event_type == "deleted":
             return  # nothing to take (a pending one is forgotten by the gate's next look)
         path = getattr(event, "dest_path", "") or event.src_path
-        # Where the platform reports opens and closes (inotify), a file opened or written to
-        # and not closed yet is not taken, however long its writer pauses; one closed, created
-        # without an open (moved in from elsewhere, or found in a new folder) or renamed into
-        # place is complete, and only a short window guards it against a reopen.
-        writing = {"created": False, "opened": True, "modified": True, "closed": False,
-                   "closed_no_write": False, "moved": False}.get(event.event_type)
-        self.watcher.nominate(os.fsdecode(path), writing=writing)
+        self.watcher.nominate(os.fsdecode(path), writing=_WRITING.get(event.event_type))
 
 
 class Watcher:
@@ -208,7 +225,7 @@ class Watcher:
         if not self.settings.polling:
             _pair_moves_quickly()
         observer = PollingObserver(timeout=1.0) if self.settings.polling else Observer()
-        observer.schedule(_Handler(self), str(self.inbox), recursive=True)
+        observer.schedule(_Handler(self), str(self.inbox), recursive=True, event_filter=_EVENTS)
         observer.daemon = True
         observer.start()
         self._observer = observer
@@ -819,6 +836,16 @@ def _batches(units: list[list[tuple[str, Candidate]]]
 Taken = tuple[SourceFile, bool] | str | Trouble | None
 
 
+@dataclass(slots=True)
+class _Read:
+    """A stable file of a batch, read and hashed, before its bytes are stored."""
+
+    index: int  # in the batch
+    sha256: str
+    data: bytes | None  # None: a big file, copied into the store from disk
+    stable_at: float
+
+
 def take(settings: Settings, path: str | Path, rel: str, cand: Candidate,
          owner: str) -> tuple[SourceFile, bool] | Trouble | None:
     """Read a stable file once, store its bytes, register it; None if it is not complete yet.
@@ -845,7 +872,7 @@ def take_many(settings: Settings, batch: Sequence[tuple[str | Path, str, Candida
     not registered yet were stored, so a failed registration never stores them again.
     """
     outcomes: list[Taken] = [None] * len(batch)
-    stored: list[tuple[int, ledger.Seen, bytes | None]] = []
+    read: list[_Read] = []
     for i, (path, rel, cand) in enumerate(batch):
         if cand.size > settings.max_file_bytes:
             outcomes[i] = _register_oversized(settings, path, rel, cand), False
@@ -856,8 +883,7 @@ def take_many(settings: Settings, batch: Sequence[tuple[str | Path, str, Candida
                 sha, size = store.hash_file(path)
                 data: bytes | None = None
             else:
-                with open(path, "rb") as fh:
-                    data = fh.read()
+                data = store.read_whole(path, cand.size)
                 sha, size = store.sha256_of(data), len(data)
             st = os.stat(path)
         except FileNotFoundError:
@@ -869,36 +895,40 @@ def take_many(settings: Settings, batch: Sequence[tuple[str | Path, str, Candida
         if (st.st_size, st.st_mtime_ns) != (cand.size, cand.mtime_ns) or size != cand.size:
             cand.size = -1  # changed while being read: start the stability window again
             continue
-        text, raw_path = ledger.ledger_path(rel)
-        stored.append((i, ledger.Seen(path=text, size=cand.size, mtime_ns=cand.mtime_ns,
-                                      sha256=sha, detected_at=cand.detected_at,
-                                      stable_at=time.time(), origin=settings.node,
-                                      path_bytes=raw_path), data))
+        read.append(_Read(i, sha, data, time.time()))
     # Contents the ledger has already are duplicates: stored once, with their first copy.
-    known = ledger.stored(settings.raw_dir, [seen.sha256 for _, seen, _ in stored])
+    known = ledger.stored(settings.raw_dir, [one.sha256 for one in read])
     kept = {} if kept is None else kept
     places = {sha: place for sha, place in kept.items()
               if store.has(settings.raw_dir, sha, place.pack)}
-    fresh = store.put_many(settings.raw_dir, [(seen.sha256, data) for _, seen, data in stored
-                                              if data is not None and seen.sha256 not in known
-                                              and seen.sha256 not in places],
+    fresh = store.put_many(settings.raw_dir, [(one.sha256, one.data) for one in read
+                                              if one.data is not None
+                                              and one.sha256 not in known
+                                              and one.sha256 not in places],
                            fsync=settings.fsync)
-    for i, seen, data in list(stored):
-        if data is None and seen.sha256 not in known and seen.sha256 not in places \
-                and seen.sha256 not in fresh:
+    for one in list(read):
+        if one.data is None and one.sha256 not in known and one.sha256 not in places \
+                and one.sha256 not in fresh:
+            path, _, cand = batch[one.index]
             try:
-                fresh[seen.sha256] = store.put_file(settings.raw_dir, batch[i][0], seen.sha256,
-                                                    seen.size, fsync=settings.fsync)
+                fresh[one.sha256] = store.put_file(settings.raw_dir, path, one.sha256, cand.size,
+                                                   fsync=settings.fsync)
             except store.Changed:
-                batch[i][2].size = -1  # written meanwhile: the stability window starts again
-                stored.remove((i, seen, data))
+                cand.size = -1  # written meanwhile: the stability window starts again
+                read.remove(one)
             except FileNotFoundError:
-                outcomes[i] = "gone"
-                stored.remove((i, seen, data))
+                outcomes[one.index] = "gone"
+                read.remove(one)
     kept.update(fresh)
     places.update(fresh)
-    stored = [(i, replace(seen, raw=places.get(seen.sha256)), data)
-              for i, seen, data in stored]
+    stored: list[tuple[int, ledger.Seen, bytes | None]] = []
+    for one in read:
+        _, rel, cand = batch[one.index]
+        text, raw_path = ledger.ledger_path(rel)
+        stored.append((one.index, ledger.Seen(
+            path=text, size=cand.size, mtime_ns=cand.mtime_ns, sha256=one.sha256,
+            detected_at=cand.detected_at, stable_at=one.stable_at, origin=settings.node,
+            raw=places.get(one.sha256), path_bytes=raw_path), one.data))
     if settings.blobs_in_database:
         store_blobs([(seen.sha256, data) for _, seen, data in stored if data is not None])
         for i, seen, data in stored:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import socket
 import threading
@@ -21,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from worker.record import audit, counters, db, digest, heartbeat, sql
@@ -193,54 +194,61 @@ def register_many(seen: list[Seen], owner: str,
     """Record stored files in one transaction; (row, is_new) for each, in order.
 
     A batch reads what the ledger already has of its contents and paths with one query each,
-    and inserts its new rows with one statement: a burst registers hundreds at a time.
+    and inserts its new rows with one statement: a burst registers hundreds at a time. What
+    does not depend on the ledger (each file's row values and its first events' details) is
+    made before the transaction, so the database's one write lock is held for less.
     """
     if not seen:
         return []
     queued = _audited(None, QUEUED)
+    # A burst's files are all new: their first events, ready before the lock.
+    names = [one.path.rpartition("/")[2] for one in seen]  # as PurePosixPath(path).name
+    first = [(("detected", {"path": one.path, "at": _iso(one.detected_at)}),
+              ("stable", {"size": one.size, "mtime_ns": one.mtime_ns,
+                          "at": _iso(one.stable_at)}))
+             for one in seen]
     duplicates: list[tuple[Seen, SourceFile]] = []
     with database.atomic():
-        shas = list(dict.fromkeys(one.sha256 for one in seen))
-        existing = {r.sha256: r for r in SourceFile.select().where(SourceFile.sha256.in_(shas))}
+        until, now = time.time() + lease_seconds, utcnow()  # the lease starts once registered
+        existing = _rows_by_sha(list(dict.fromkeys(one.sha256 for one in seen)))
         previous = _latest_by_path(seen)
-        fresh: list[Seen] = []
-        for one in seen:
+        fresh: list[int] = []  # indexes into seen of the first sighting of each new content
+        for i, one in enumerate(seen):
             if one.sha256 not in existing:
-                existing[one.sha256] = None  # type: ignore[assignment]  # new: first of the batch
-                fresh.append(one)
-        until, now = time.time() + lease_seconds, utcnow()
+                existing[one.sha256] = None  # new: first of the batch
+                fresh.append(i)
         ids = sql.insert(SourceFile, _NEW_COLUMNS, [
-            (one.sha256, one.path, PurePosixPath(one.path).name, one.origin, one.size,
-             one.mtime_ns, now, QUEUED, 0, until, owner, previous.get((one.origin, one.path)),
-             False, one.raw and one.raw.pack, one.raw and one.raw.offset, one.path_bytes)
-            for one in fresh],
+            (one.sha256, one.path, names[i], one.origin, one.size, one.mtime_ns, now, QUEUED, 0,
+             until, owner, previous.get((one.origin, one.path)), False,
+             one.raw and one.raw.pack, one.raw and one.raw.offset, one.path_bytes)
+            for i in fresh for one in (seen[i],)],
             returning=True)
+        made = dict(zip(fresh, ids, strict=True))
         events: list[audit.Event] = []
-        for one, row_id in zip(fresh, ids, strict=True):
-            before = previous.get((one.origin, one.path))
+        for i, row_id in made.items():
+            one = seen[i]
+            (detected, found), (stable, still) = first[i]
             events += [
-                ("detected", one.sha256, row_id, {"path": one.path, "at": _iso(one.detected_at)}),
-                ("stable", one.sha256, row_id, {"size": one.size, "mtime_ns": one.mtime_ns,
-                                                "at": _iso(one.stable_at)}),
+                (detected, one.sha256, row_id, found),
+                (stable, one.sha256, row_id, still),
                 ("stored", one.sha256, row_id, {
-                    "size": one.size, "revision_of": before,
+                    "size": one.size, "revision_of": previous.get((one.origin, one.path)),
                     **({"pack": one.raw.pack, "offset": one.raw.offset} if one.raw else {})}),
                 (queued, one.sha256, row_id, {})]
-        out: list[tuple[SourceFile, bool] | None] = []
-        new = {id(one) for one in fresh}
-        made = {id(one): row_id for one, row_id in zip(fresh, ids, strict=True)}
-        fresh_of = {one.sha256: one for one in fresh}
-        waiting = _copies_waiting([one for one in seen if id(one) not in new])
+        fresh_of = {seen[i].sha256: i for i in fresh}
+        again = [one for i, one in enumerate(seen) if i not in made]
+        waiting = _copies_waiting(again) if again else set()
         counts: Counter[tuple[str, str]] = Counter()
-        for one in seen:
-            if id(one) in new:
+        out: list[tuple[SourceFile, bool] | None] = []
+        for i, one in enumerate(seen):
+            if i in made:
                 out.append(None)  # its row object is made after the commit (below)
                 continue
             row = existing[one.sha256]
             if row is None:  # a copy of a file new in this batch: its row, made now
-                first = fresh_of[one.sha256]
-                row = existing[one.sha256] = _new_row(first, made[id(first)], now, until, owner,
-                                                      previous.get((first.origin, first.path)))
+                j = fresh_of[one.sha256]
+                row = existing[one.sha256] = _new_row(seen[j], names[j], made[j], now, until,
+                                                      owner, previous)
             if row.raw_pack is None and one.raw is not None:  # its bytes, stored at last
                 if counters.counted(one.path):
                     counts[(counters.STORED_BYTES, "")] += one.size
@@ -264,16 +272,16 @@ def register_many(seen: list[Seen], owner: str,
                 "path_bytes": one.path_bytes, "size": one.size, "mtime_ns": one.mtime_ns,
                 "seen_at": now} for one, row in duplicates]).execute()
         counts[(counters.STORED_BYTES, "")] += sum(
-            one.size for one in fresh if one.raw is not None and counters.counted(one.path))
+            seen[i].size for i in fresh if seen[i].raw is not None
+            and counters.counted(seen[i].path))
         audit.record_many(events)  # takes the chain's lock: before the counters' rows, as in ingest
         counters.add(counts)
     # The new rows as objects once the write lock is given up: a batch has hundreds.
     registered: list[tuple[SourceFile, bool]] = []
-    for one, taken in zip(seen, out, strict=True):
+    for i, (one, taken) in enumerate(zip(seen, out, strict=True)):
         if taken is None:
-            taken = (existing[one.sha256] or _new_row(
-                one, made[id(one)], now, until, owner, previous.get((one.origin, one.path))),
-                True)
+            taken = (existing[one.sha256] or _new_row(one, names[i], made[i], now, until, owner,
+                                                      previous), True)
         registered.append(taken)
     for one, row in duplicates:  # committed: now it happened
         log.info("duplicate %s: same content as file %d (%s)", one.path, row.id, row.path,
@@ -282,15 +290,32 @@ def register_many(seen: list[Seen], owner: str,
     return registered
 
 
-def _new_row(one: Seen, row_id: int, now: datetime, until: float, owner: str,
-             before: int | None) -> SourceFile:
-    """The row ``register_many`` inserted for ``one``, as an object."""
-    return SourceFile(
-        id=row_id, sha256=one.sha256, path=one.path, name=PurePosixPath(one.path).name,
-        origin=one.origin, size=one.size, mtime_ns=one.mtime_ns, first_seen=now, state=QUEUED,
-        attempts=0, lease_until=until, lease_owner=owner, previous=before, disposed=False,
-        raw_pack=one.raw and one.raw.pack, raw_offset=one.raw and one.raw.offset,
-        path_bytes=one.path_bytes)
+def _rows_by_sha(shas: list[str]) -> dict[str, SourceFile | None]:
+    """The ledger's rows of these contents. Asked by id first, in plain SQL: in a burst none
+    is there, and building the ORM's query of a whole batch's digests cost more than running
+    it."""
+    found: list[int] = []
+    for chunk in sql.chunks(shas):
+        found += [r[0] for r in sql.rows(f"SELECT id FROM {sql.table(SourceFile)} "
+                                         f"WHERE sha256 IN ({sql.marks(len(chunk))})", chunk)]
+    if not found:
+        return {}
+    return {r.sha256: r for r in SourceFile.select().where(SourceFile.id.in_(found))}
+
+
+def _new_row(one: Seen, name: str, row_id: int, now: datetime, until: float, owner: str,
+             previous: dict[tuple[str, str], int]) -> SourceFile:
+    """The row ``register_many`` inserted for ``one``, as an object, made as a query makes the
+    rows it reads (``__no_default__``): Model.__init__ sets each field through its descriptor,
+    several times the cost, for each file of a burst."""
+    row = SourceFile(__no_default__=1)
+    row.__data__.update(
+        id=row_id, sha256=one.sha256, path=one.path, name=name, origin=one.origin,
+        size=one.size, mtime_ns=one.mtime_ns, first_seen=now, state=QUEUED, attempts=0,
+        lease_until=until, lease_owner=owner, previous=previous.get((one.origin, one.path)),
+        disposed=False, raw_pack=one.raw and one.raw.pack,
+        raw_offset=one.raw and one.raw.offset, path_bytes=one.path_bytes)
+    return row
 
 
 def _copies_waiting(seen: list[Seen]) -> set[tuple[str, str, int, int]]:
@@ -392,9 +417,24 @@ def is_another_copy(row: SourceFile, path: str, size: int, mtime_ns: int) -> boo
     return row.disposed or (row.path, row.size, row.mtime_ns) != (path, size, mtime_ns)
 
 
+_second: tuple[int, str] = (-1, "")
+
+
 def _iso(ts: float) -> str:
-    from datetime import UTC, datetime
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")
+    """``datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")``, with the date and
+    time up to the second formatted once a second: each file registered needs two."""
+    global _second
+    fraction, whole = math.modf(ts)
+    micros, seconds = round(fraction * 1e6), int(whole)  # half to even, as datetime rounds
+    if micros >= 1_000_000:
+        seconds, micros = seconds + 1, micros - 1_000_000
+    elif micros < 0:
+        seconds, micros = seconds - 1, micros + 1_000_000
+    known = _second  # one read: another thread may replace it meanwhile, with the same text
+    if known[0] != seconds:
+        known = _second = (seconds, datetime.fromtimestamp(seconds, UTC)
+                           .isoformat(timespec="seconds")[:-len("+00:00")])
+    return f"{known[1]}.{micros:06d}+00:00"
 
 
 _CLAIM_SQL = (f"UPDATE {sql.table(SourceFile)} SET state = ?, lease_owner = ?, lease_until = ?, "
