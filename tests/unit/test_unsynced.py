@@ -5,6 +5,8 @@ rows of a file, its Disposal record before the move, and everything else stay sy
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from support.pipeline import Pipeline
 from support.reports import report_bytes
 from support.servers import fresh_postgres, require_servers
 
-from worker.record import db
+from worker.record import audit, db, ledger
 from worker.record.models import SourceFile, database
 from worker.settings import Settings
 
@@ -109,3 +111,52 @@ def test_on_postgresql_the_transaction_alone_commits_asynchronously(tmp_path: Pa
             assert setting() == "on"
         finally:
             opened.close()
+
+
+def test_a_claim_takes_the_chain_lock_before_its_rows_on_postgresql(tmp_path: Path) -> None:
+    """A writer holding the audit chain's lock and then updating a file's row must not
+    deadlock with a claim of that file: the claim waits for the chain first, as every writer
+    does, instead of locking the row and then waiting for the chain (PostgreSQL aborted one
+    of the two, and the claim's files waited for their leases)."""
+    require_servers()
+    with fresh_postgres() as url:
+        pipeline = Pipeline.open(tmp_path, database_url=url)
+        try:
+            pipeline.drop("a.csv", report_bytes(2))
+            [row] = pipeline.take("a.csv")
+            chained, done = threading.Event(), threading.Event()
+            errors: list[BaseException] = []
+            claimed: list[list[int]] = []
+
+            def writer() -> None:  # as a chunk's commit: the chain first, then rows
+                try:
+                    with database.atomic():
+                        audit.lock_chain()
+                        chained.set()
+                        time.sleep(0.5)  # the claim meanwhile reaches its locks
+                        (SourceFile.update(attempts=SourceFile.attempts)
+                         .where(SourceFile.id == row.id).execute())
+                except BaseException as exc:
+                    errors.append(exc)
+                finally:
+                    database.close()
+                    done.set()
+
+            def claim() -> None:
+                try:
+                    claimed.append([r.id for r in ledger.claim_many([row.id], "other", 60)])
+                except BaseException as exc:
+                    errors.append(exc)
+                finally:
+                    database.close()
+
+            threads = [threading.Thread(target=writer), threading.Thread(target=claim)]
+            threads[0].start()
+            assert chained.wait(10)
+            threads[1].start()
+            for thread in threads:
+                thread.join(30)
+            assert not errors, errors
+            assert claimed == [[row.id]]
+        finally:
+            pipeline.close()

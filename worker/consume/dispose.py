@@ -117,6 +117,7 @@ def dispose_rows(settings: Settings, rows: list[SourceFile]) -> dict[int, str]:
         try:
             # Unsynced: the intents, synced before the moves, make a lost mark good again.
             with db.unsynced():
+                audit.lock_chain()  # before the rows' locks, as every writer (PostgreSQL)
                 if moves:
                     ledger.mark_disposed(moves)
                 if ended:

@@ -461,6 +461,7 @@ def claim_many(file_ids: list[int], owner: str, lease_seconds: float) -> list[So
     # Unsynced: a lease a power cut takes back leaves the file queued, as a crash before the
     # claim does, and the chunk's synced commit after it syncs it too.
     with db.unsynced():
+        audit.lock_chain()  # before any row lock: one lock order for all writers (PostgreSQL)
         # Queued rows, nearly all of them, in one conditional UPDATE (a statement per file was
         # a round trip each when scaled out): a row another consumer claimed meanwhile is no
         # longer queued, so it is not taken twice.
