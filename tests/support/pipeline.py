@@ -69,6 +69,21 @@ class Pipeline:
         """The consumer's task body for these rows: their final states, by id."""
         return ingest.process_many(self.settings, [r.id for r in rows], self.owner)
 
+    def ingest_watched(self, rows: list[SourceFile]) -> tuple[dict[int, str], list[str]]:
+        """``ingest``, and the text of every statement it ran, in order."""
+        seen: list[str] = []
+        run = self.database.execute_sql
+
+        def counting(text: str, params: object = None, *args: object) -> object:
+            seen.append(text)
+            return run(text, params, *args)
+
+        self.database.execute_sql = counting  # type: ignore[method-assign]
+        try:
+            return self.ingest(rows), seen
+        finally:
+            del self.database.execute_sql
+
     def run(self, name: str, data: bytes | str) -> SourceFile:
         """Drop, take and ingest one file; its ledger row as it ended."""
         self.drop(name, data)

@@ -218,18 +218,8 @@ def result_statements(root: Path, files: int) -> int:
         for i, name in enumerate(names):
             pipeline.drop(name, report(random_peaks(random.Random(i))))
         rows = pipeline.take(*names)
-        seen: list[str] = []
-        run = database.obj.execute_sql
-
-        def counting(text: str, params: object = None, *args: object) -> object:
-            seen.append(text)
-            return run(text, params, *args)
-
-        database.obj.execute_sql = counting
-        try:
-            assert set(pipeline.ingest(rows).values()) == {"ingested"}
-        finally:
-            del database.obj.execute_sql
+        states, seen = pipeline.ingest_watched(rows)
+        assert set(states.values()) == {"ingested"}
         assert Result.select().where(Result.kind == "purity").count() == files
         assert digest.verify_rows().ok and audit.verify().ok
         return sum(1 for text in seen if '"result"' in text)

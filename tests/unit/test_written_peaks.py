@@ -11,7 +11,7 @@ from support.reports import random_peaks, report
 from test_two_consumers import _exact_recompute_changes_nothing
 
 from worker.record import audit, digest
-from worker.record.models import Result, database
+from worker.record.models import Result
 from worker.results.inputs import StoredPeak, stored_peaks
 
 
@@ -34,18 +34,8 @@ def test_a_chunk_reads_back_no_peaks_it_wrote_and_stores_the_results_of_its_rows
         for i, name in enumerate(names):
             pipeline.drop(name, report(random_peaks(random.Random(i))))
         rows = pipeline.take(*names)
-        seen: list[str] = []
-        run = database.obj.execute_sql
-
-        def counting(text: str, params: object = None, *args: object) -> object:
-            seen.append(text)
-            return run(text, params, *args)
-
-        database.obj.execute_sql = counting
-        try:
-            assert set(pipeline.ingest(rows).values()) == {"ingested"}
-        finally:
-            del database.obj.execute_sql
+        states, seen = pipeline.ingest_watched(rows)
+        assert set(states.values()) == {"ingested"}
         assert not [text for text in seen if text.startswith("SELECT injection_id, signal")]
         assert Result.select().where(Result.kind == "purity").count() == 3
         _exact_recompute_changes_nothing(pipeline)
