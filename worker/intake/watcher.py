@@ -186,11 +186,18 @@ class Watcher:
         # registers these places instead of writing the bytes into a new pack each time.
         self._kept: dict[str, store.Location] = {}
         # Candidates held at once: half the backlog allowed. More files wait in the inbox, on
-        # disk, and a scan nominates them once half of these are taken, so memory does not grow
+        # disk, and are nominated once half of these are taken (_refill), so memory does not grow
         # with a backlog of years of old exports (a 100,000-file catch-up peaked at 167 MB in
         # this process with no bound, and at 86 MB with one).
         self._max_pending = max(1, settings.intake_max_backlog // 2)
-        self._overflow = False  # a file was not nominated for want of room: scan when there is
+        self._overflow = False  # a file was not nominated for want of room (_refill)
+        # Folders in the inbox holding what was turned away for want of room (a file's event,
+        # or a look through the folder cut short), in order: looked through again once there
+        # is room. One folder per file would not bound memory; a folder whose files were all
+        # taken meanwhile costs a look at each. What was turned away from the inbox itself, or
+        # from more folders than _max_pending, is found by a scan of the whole inbox instead.
+        self._look_again: dict[str, None] = {}
+        self._rescan_all = False
         self._held = False  # the last gate pass left complete files for want of backlog room
         self._close_events = False
         self.owner = ledger.owner_id("watcher")
@@ -338,6 +345,7 @@ class Watcher:
             cand = self._pending.get(path)
             if cand is None and len(self._pending) >= self._max_pending:
                 self._overflow = True
+                self._turned_away(os.path.dirname(path))
                 return
             if cand is None:
                 now = time.time()
@@ -369,7 +377,7 @@ class Watcher:
                     next_dispose = now + DISPOSE_POLL
                 else:
                     for folder in folders:
-                        self._look_through(folder)
+                        self._look_through_folder(folder)
                 if now >= next_dispose:
                     self._dispose_finished()
                     next_dispose = now + DISPOSE_POLL
@@ -380,8 +388,7 @@ class Watcher:
                 self._check_observer()
                 full = self._held = self._gate()
                 if self._overflow and len(self._pending) <= self._max_pending // 2:
-                    self._overflow = False
-                    self._scan_requested.set()
+                    self._refill()
                 beat.ok()
                 backoff.succeeded()
             except (OperationalError, InterfaceError) as exc:  # database busy or unreachable
@@ -483,7 +490,9 @@ class Watcher:
         if not self.inbox.is_dir():
             return
         self._load_known()
-        self._look_through(self.inbox)
+        if not self._look_through(self.inbox):
+            with self._lock:
+                self._rescan_all = True
         self.stats.last_scan = time.time()
         self._dispose_finished()
 
@@ -508,10 +517,42 @@ class Watcher:
                 del self._special[path]
                 log.info("%s (a %s) is no longer in the inbox", self._shown(path), kind)
 
-    def _look_through(self, top: Path) -> None:
-        """Nominate every file under ``top`` that is not registered as it is."""
+    def _turned_away(self, folder: str) -> None:
+        """Remember a folder holding files not nominated for want of room (under self._lock)."""
+        if folder in self._look_again:
+            return
+        if len(self._look_again) < self._max_pending and folder != os.fspath(self.inbox):
+            self._look_again[folder] = None
+        else:
+            self._rescan_all = True
+
+    def _refill(self) -> None:
+        """Room again: look through the folders holding what was turned away for want of it,
+        or scan the whole inbox."""
+        with self._lock:
+            self._overflow = False
+            folders, self._look_again = self._look_again, {}
+            everything, self._rescan_all = self._rescan_all, False
+        if everything:
+            self._scan_requested.set()
+            return
+        for folder in folders:
+            self._look_through_folder(folder)
+
+    def _look_through_folder(self, folder: str | Path) -> None:
+        """``_look_through`` a folder in the inbox; remembered when cut short for want of
+        room, to be looked through again once there is."""
+        if not self._look_through(folder):
+            with self._lock:
+                self._turned_away(os.fspath(folder))
+
+    def _look_through(self, top: str | Path) -> bool:
+        """Nominate every file under ``top`` that is not registered as it is; False when cut
+        short for want of room (half the candidates taken, it is looked through again)."""
         stack = [os.fspath(top)]
         while stack:
+            if self._overflow:
+                return False
             folder = stack.pop()
             try:
                 entries = list(os.scandir(folder))
@@ -519,7 +560,7 @@ class Watcher:
                 continue
             for entry in entries:
                 if self._overflow:
-                    return  # full: another scan follows once half of them are taken
+                    return False
                 if entry.is_dir(follow_symlinks=False):
                     if self.wanted(entry.path):
                         stack.append(entry.path)
@@ -528,6 +569,7 @@ class Watcher:
                 elif self.wanted(entry.path):
                     with contextlib.suppress(OSError):
                         self._note_special(entry.path, entry.stat(follow_symlinks=False).st_mode)
+        return True
 
     def _registered(self, path: str, size: int, mtime_ns: int) -> bool:
         """Registered with this very size and mtime (and waiting to leave the inbox)."""
