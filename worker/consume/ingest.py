@@ -24,6 +24,7 @@ from typing import TypeVar, cast
 
 from peewee import InterfaceError, OperationalError
 
+from worker.chemistry import purity
 from worker.consume import dfolder, dispose
 from worker.consume.gcpause import paused
 from worker.consume.sample_names import identify
@@ -417,7 +418,7 @@ def _recompute(works: list[Work], settings: Settings,
     cache: dict[int, Tables] = {}
     touched = [s for _, samples in jobs.values() for s in samples.values()]
     read_tables(touched, settings.methods, cache, written)
-    with namesakes_read_once(touched), batched(touched):
+    with namesakes_read_once(touched), batched(touched), purity.worked_out_once():
         for job, samples in jobs.values():
             for sample in samples.values():
                 recompute_sample(sample, settings.methods, cache)
