@@ -6,7 +6,10 @@ import json
 import statistics
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from worker.chemistry import purity
 from worker.chemistry import steps as t
 from worker.chemistry.purity import (
     Injection,
@@ -14,6 +17,7 @@ from worker.chemistry.purity import (
     injection_purity,
     sample_purity,
     select_main_peak,
+    worked_out_once,
 )
 from worker.parsers.base import Peak
 
@@ -128,3 +132,40 @@ def test_injection_without_peaks_is_listed_and_flagged_not_averaged() -> None:
 def test_non_finite_peak_is_refused() -> None:
     with pytest.raises(t.ChemistryError):
         injection_purity(Injection("x", [PeakInput(float("inf"), 1.0)]))
+
+
+_peak = st.builds(PeakInput, st.floats(0, 30), st.floats(0, 1e4),
+                  st.none() | st.floats(0, 100))
+
+
+@given(st.lists(st.lists(_peak, max_size=6), min_size=1, max_size=4))
+def test_worked_out_once_gives_what_working_out_each_time_gives(
+        tables: list[list[PeakInput]]) -> None:
+    """Inside ``worked_out_once`` a table's purity and main peak are the same as outside,
+    asked in either order, however often."""
+    injections = [Injection(f"Inj_{n + 1}", peaks) for n, peaks in enumerate(tables)]
+    alone = (sample_purity(injections, sample="S"), [select_main_peak(p) for p in tables])
+    with worked_out_once():
+        mains = [select_main_peak(p) for p in tables]
+        found = sample_purity(injections, sample="S")
+        again = sample_purity(injections, sample="S")
+        copies = [select_main_peak(list(p)) for p in tables]  # other objects, same values
+    assert (found, mains) == alone and again == found and copies == mains
+
+
+def test_a_table_is_worked_out_once_inside(monkeypatch: pytest.MonkeyPatch) -> None:
+    worked: list[int] = []
+    area_pcts = purity._area_pcts
+
+    def counted(peaks: list[PeakInput]) -> tuple[list[float], list[bool], float]:
+        worked.append(id(peaks))
+        return area_pcts(peaks)
+
+    monkeypatch.setattr(purity, "_area_pcts", counted)
+    table = list(REPORT_12)
+    with worked_out_once():
+        sample_purity([Injection("Inj_1", table)], sample="12")
+        assert select_main_peak(table) == select_main_peak(table)
+    assert worked == [id(table)]
+    select_main_peak(table)  # outside: worked out again
+    assert len(worked) == 2

@@ -292,3 +292,30 @@ def test_each_event_carries_its_utc_time_to_the_microsecond(database: None) -> N
     body = audit.canonical([last.prev_hash, last.seq, last.at, last.host, last.pid, last.version,
                             last.event, last.sha256, last.source_file_id, last.details])
     assert last.hash == hmac.digest(audit._key(), body.encode(), "sha256").hex()
+
+
+def test_a_claim_reads_its_rows_as_the_orm_does(database: None) -> None:
+    """``claim_many`` builds its rows from plain SQL: the same values, types and order as
+    ``SourceFile.select()``, nothing dirty, and none in a final state."""
+    rows = [new_file(n) for n in range(1, 7)]
+    job = Job.create(key="vm:run", name="run")
+    SourceFile.update(path_bytes=b"run/S\xff.csv", previous=rows[0].id, job=job.id,
+                      finished_at=datetime(2026, 1, 2, 3, 4, 5, 678901), disposed=True,
+                      raw_pack="packs/2026-01-02/a.pack", raw_offset=4096, error="e",
+                      error_line=7).where(SourceFile.id == rows[1].id).execute()
+    SourceFile.update(state="processing", lease_owner="c1", lease_until=time.time() + 60,
+                      attempts=3).where(SourceFile.id == rows[2].id).execute()
+    SourceFile.update(state="ingested").where(SourceFile.id == rows[3].id).execute()
+    ids = [r.id for r in rows][::-1]
+    expected = list(SourceFile.select().where(SourceFile.id.in_(ids),
+                                              SourceFile.state.not_in(("ingested", "rejected",
+                                                                       "context"))))
+    found = ledger._unfinished(ids)
+    assert [r.__data__ for r in found] == [r.__data__ for r in expected]
+    assert len(found) == 5 and rows[3].id not in {r.id for r in found}
+    for mine, theirs in zip(found, expected, strict=True):
+        assert not mine._dirty and not mine.__rel__
+        for name in mine.__data__:
+            assert type(getattr(mine, name)) is type(getattr(theirs, name)), name
+        assert mine.job_id == theirs.job_id and mine.previous_id == theirs.previous_id
+    assert found[1].job.key == "vm:run" and found[1].first_seen.tzinfo is None

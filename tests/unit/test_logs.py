@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import random
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -104,3 +105,119 @@ def test_the_json_log_rotates_once_it_reaches_its_size(tmp_path: Path) -> None:
         assert 2000 <= p.stat().st_size < 2000 + longest
     numbers = sorted(json.loads(line)["file_id"] for line in lines)
     assert numbers == list(range(numbers[0], 100))  # the newest lines, none lost in between
+
+
+@pytest.fixture
+def batched(tmp_path: Path) -> Iterator[tuple[logging.Logger, logs.BatchedFile, Path]]:
+    """A logger writing only to the service's JSON log file, rotated at 2,000 bytes."""
+    path = tmp_path / "accu-ingest-run.jsonl"
+    handler = logs.BatchedFile(path, maxBytes=2000, backupCount=3, encoding="utf-8", delay=True)
+    handler.setFormatter(logs.JsonFormatter())
+    logger = logging.getLogger(f"test.batched.{tmp_path.name}")
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    yield logger, handler, path
+    logger.removeHandler(handler)
+    handler.close()
+
+
+def messages(path: Path) -> list[str]:
+    return [json.loads(line)["msg"] for line in path.read_text().splitlines()] \
+        if path.exists() else []
+
+
+def test_a_warning_is_in_the_log_file_at_once_with_the_lines_before_it(
+        batched: tuple[logging.Logger, logs.BatchedFile, Path]) -> None:
+    logger, _, path = batched
+    logger.info("file 1 ingested")
+    logger.warning("file 2 rejected")
+    assert messages(path) == ["file 1 ingested", "file 2 rejected"]
+
+
+def test_an_info_line_reaches_the_log_file_without_another_line_after_it(
+        batched: tuple[logging.Logger, logs.BatchedFile, Path]) -> None:
+    logger, _, path = batched
+    logger.info("file 1 ingested")
+    deadline = time.monotonic() + 30
+    while messages(path) != ["file 1 ingested"]:
+        assert time.monotonic() < deadline, "the line never reached the file"
+        time.sleep(0.05)
+
+
+def test_closing_the_log_writes_every_line(tmp_path: Path) -> None:
+    path = tmp_path / "accu-ingest-run.jsonl"
+    handler = logs.BatchedFile(path, maxBytes=logs.MAX_BYTES, backupCount=1, delay=True)
+    handler.setFormatter(logs.JsonFormatter())
+    for n in range(50):
+        handler.handle(logging.makeLogRecord({"msg": f"line {n}", "levelno": logging.INFO,
+                                              "levelname": "INFO"}))
+    handler.close()
+    assert messages(path) == [f"line {n}" for n in range(50)]
+
+
+def test_the_batched_log_rotates_once_it_reaches_its_size(
+        batched: tuple[logging.Logger, logs.BatchedFile, Path]) -> None:
+    logger, handler, path = batched
+    for n in range(100):
+        logger.info("file %d ingested ✓", n, extra={"file_id": n})  # not ASCII: counted as bytes
+    handler.close()
+    kept = [path, *(path.with_name(f"{path.name}.{i}") for i in (1, 2, 3))]
+    assert all(p.exists() for p in kept) and not path.with_name(f"{path.name}.4").exists()
+    lines = [line for p in kept for line in p.read_bytes().splitlines()]
+    longest = max(len(line) + 1 for line in lines)
+    for p in kept[1:]:  # each rotated file reached the size, and passed it by one line at most
+        assert 2000 <= p.stat().st_size < 2000 + longest
+    numbers = sorted(json.loads(line)["file_id"] for line in lines)
+    assert numbers == list(range(numbers[0], 100))
+
+
+def test_another_process_s_lines_count_toward_the_size_by_the_next_flush(
+        batched: tuple[logging.Logger, logs.BatchedFile, Path]) -> None:
+    logger, _, path = batched
+    logger.warning("first")
+    with path.open("a") as other:
+        other.write("x" * 2500 + "\n")
+    logger.warning("second")  # its flush reads the size the other writer made
+    logger.warning("third")
+    assert messages(path) == ["third"]
+    assert path.with_name(f"{path.name}.1").read_text().count("\n") == 3
+
+
+def test_the_json_line_is_the_standard_encoder_s_text() -> None:
+    record = logging.makeLogRecord({
+        "msg": "ingested %s", "args": ("Ä/ß.csv",), "levelno": logging.INFO,
+        "levelname": "INFO", "name": "worker.consume.ingest", "path": "Ä/ß.csv",
+        "folder": Path("RPT-1"), "duration_s": 0.123, "job": None, "flags": ["a", "b"]})
+    text = logs.JsonFormatter().format(record)
+    assert text == json.JSONEncoder(ensure_ascii=False, default=str).encode(json.loads(text))
+    assert json.loads(text)["folder"] == "RPT-1" and json.loads(text)["msg"] == "ingested Ä/ß.csv"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_full_disk_under_the_batched_log_is_said_once(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    handler = logs.BatchedFile("/dev/full", maxBytes=0, backupCount=0)
+    logger = logging.getLogger("accu-ingest-test-full-disk-batched")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        for n in range(5):
+            logger.error("line %d", n)
+        logger.warning("line %d", 6)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    err = capsys.readouterr().err
+    assert err.count("cannot write the log file /dev/full") == 1
+    assert "Traceback" not in err and "again" not in err
+
+
+def test_the_readable_line_is_the_standard_formatter_s_text() -> None:
+    ours, standard = logs.TextFormatter(logs.TEXT_FORMAT), logging.Formatter(logs.TEXT_FORMAT)
+    start = time.time()
+    for created in (start, start + 0.0004, start + 0.9996, start + 1.5, start + 3600.25, 0.5):
+        record = logging.makeLogRecord({"msg": "ingested %s", "args": ("a.csv",),
+                                        "levelname": "INFO", "name": "worker"})
+        record.created, record.msecs = created, int((created - int(created)) * 1000) + 0.0
+        assert ours.format(record) == standard.format(record)

@@ -5,6 +5,7 @@ as the registry does; and a new kind is one registry entry."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
@@ -12,13 +13,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from peewee import fn
 from support.pipeline import Pipeline
 from support.reports import random_peaks, report
 
 from worker.chemistry import purity
+from worker.chemistry.calibration import Standard, fit_calibration
 from worker.chemistry.steps import Computation, Step
-from worker.record import audit, db, digest, sql
+from worker.record import audit, db, digest, jsontext, sql
 from worker.record.models import (
     INGESTED,
     SAMPLE,
@@ -33,7 +37,7 @@ from worker.record.models import (
     database,
 )
 from worker.results import export, kinds, store, view
-from worker.results.job import recompute_job
+from worker.results.job import point_fields, recompute_job
 from worker.results.sample import recompute_sample
 from worker.settings import MethodSettings, Settings
 
@@ -292,3 +296,24 @@ def test_a_chunk_reads_current_results_by_sample_not_through_every_current_resul
         plan = [row[-1] for row in database.execute_sql(f"EXPLAIN QUERY PLAN {text}", params)]
         assert not any("result_superseded" in step or step.startswith("SCAN") for step in plan), \
             plan
+
+
+@given(st.lists(st.tuples(st.sampled_from([1.0, 12, 25.0, 50, 100.0, 250]),
+                          st.floats(min_value=-1e6, max_value=1e6),
+                          st.none() | st.floats(min_value=0, max_value=60)), max_size=12),
+       st.sampled_from([None, {12: 12.5}]), st.sampled_from([(), [250], [1.0, 50]]))
+def test_calibration_points_are_stored_as_asdict_made_them(
+        found: list[tuple[float, float, float | None]], corrections: dict[float, float] | None,
+        excluded: list[float]) -> None:
+    """``point_fields`` skips asdict's deep copy: the same keys, in the same order, with the
+    same values, so a calibration row's inputs are the same text."""
+    curve = fit_calibration([Standard(f"{i}_Report.csv", level, area, rt)
+                             for i, (level, area, rt) in enumerate(found)],
+                            corrections=corrections, exclude_levels=excluded)
+    for point in curve.points:
+        made = point_fields(point)
+        assert list(made.items()) == list(dataclasses.asdict(point).items())
+        assert _TEXT(made) == _TEXT(dataclasses.asdict(point))
+
+
+_TEXT = jsontext.encoder(sort_keys=True, default=str)  # as results.store encodes inputs

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from worker.record import store
 
@@ -117,3 +120,50 @@ def test_a_copy_of_a_file_once_too_large_to_store_is_stored_for_its_row(tmp_path
         assert events[-3:] == ["stored", "duplicate", "moved"]  # the copy left the inbox
     finally:
         database.close()
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.binary(max_size=3000), min_size=1, max_size=8), st.data())
+def test_a_reader_reads_each_record_whatever_size_it_is_told(
+        blobs: list[bytes], data: st.DataObject) -> None:
+    """``Packs`` reads a record in one call when told its size; told none, or a wrong one (or
+    for a big file's record, whose header is padded), it reads the header first, as ``get``
+    always did, and returns the same bytes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        places = store.put_many(root, [(store.sha256_of(b), b) for b in blobs], fsync=False)
+        big = root / "big"
+        big.write_bytes(blobs[0])
+        padded = store.put_file(root, big, store.sha256_of(blobs[0]), len(blobs[0]),
+                                fsync=False)
+        with store.Packs(root) as packs:
+            for blob in [*blobs, None]:
+                sha = store.sha256_of(blobs[0] if blob is None else blob)
+                place = padded if blob is None else places[sha]
+                expected = blobs[0] if blob is None else blob
+                told = data.draw(st.sampled_from(
+                    [len(expected), None, len(expected) + 7, max(0, len(expected) - 3)]))
+                assert packs.get(sha, place.pack, place.offset, told) == expected
+                assert store.get(root, sha, place.pack, place.offset) == expected
+
+
+@pytest.mark.parametrize("told", [None, 6, 5, 100])
+def test_a_reader_refuses_a_damaged_or_misplaced_record(tmp_path: Path, told: int | None) -> None:
+    data = b"bytes\n"
+    sha = store.sha256_of(data)
+    place = store.put(tmp_path, data, sha)
+    pack = tmp_path / place.pack
+    with store.Packs(tmp_path) as packs:
+        with pytest.raises(store.StoreError, match="holds no record of"):
+            packs.get(store.sha256_of(b"other"), place.pack, place.offset, told)
+        with pytest.raises(store.StoreError, match="holds no record of"):
+            packs.get(sha, place.pack, place.offset + 1, told)
+        with pytest.raises(FileNotFoundError):
+            packs.get(sha, "packs/2000-01-01/gone.pack", 0, told)
+    pack.write_bytes(pack.read_bytes().replace(b"bytes", b"BYTES"))
+    with store.Packs(tmp_path) as packs, pytest.raises(store.StoreError,
+                                                       match="does not match its SHA-256"):
+        packs.get(sha, place.pack, place.offset, told)
+    pack.write_bytes(pack.read_bytes()[:-2])
+    with store.Packs(tmp_path) as packs, pytest.raises(store.StoreError, match="cut short"):
+        packs.get(sha, place.pack, place.offset, told)

@@ -1,6 +1,7 @@
 """With fsync on, only the commits a power cut may take back at no cost skip the wait for the
-disk: a consumer's lease (``ledger.claim_many``) and the ``disposed`` mark after a move. The
-rows of a file, its Disposal record before the move, and everything else stay synced.
+disk: a consumer's lease (``ledger.claim_many``), the ``disposed`` mark after a move and a
+process's heartbeat. The rows of a file, its Disposal record before the move, and everything
+else stay synced.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from support.pipeline import Pipeline
 from support.reports import report_bytes
 from support.servers import fresh_postgres, require_servers
 
-from worker.record import audit, db, ledger
-from worker.record.models import SourceFile, database
+from worker.record import audit, db, heartbeat, ledger
+from worker.record.models import ProcessBeat, SourceFile, database
 from worker.settings import Settings
 
 FULL, NORMAL = 2, 1
@@ -64,6 +65,26 @@ def test_only_a_lease_and_a_disposed_mark_commit_unsynced(tmp_path: Path) -> Non
         assert "SET disposed = 1" in mark
         assert any('INSERT INTO "peak"' in body for body in synced)  # the file's rows
         assert any('INSERT INTO "disposal"' in body for body in synced)  # before the move
+        assert _synchronous() == FULL
+    finally:
+        pipeline.close()
+
+
+def test_a_heartbeat_commits_unsynced_its_first_beat_and_the_next(tmp_path: Path) -> None:
+    pipeline = Pipeline.open(tmp_path)
+    try:
+        statements: list[str] = []
+        database.connection().set_trace_callback(statements.append)
+        try:
+            heartbeat.beat("host:1", "run", "node")
+            first = ProcessBeat.get(ProcessBeat.owner == "host:1").beat_at
+            time.sleep(0.01)
+            heartbeat.beat("host:1", "run", "node")
+        finally:
+            database.connection().set_trace_callback(None)
+        commits = _commits(statements)
+        assert [level for level, _ in commits] == [NORMAL, NORMAL], commits
+        assert ProcessBeat.get(ProcessBeat.owner == "host:1").beat_at > first
         assert _synchronous() == FULL
     finally:
         pipeline.close()

@@ -12,8 +12,10 @@ peak considered is listed in the trace — nothing is excluded silently.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -95,8 +97,41 @@ def select_main_peak(peaks: Sequence[PeakLike]) -> MainPeak | None:
     """The main peak by the documented rule, or None for an empty table / zero total area."""
     if not peaks:
         return None
-    pcts, derived, _ = _area_pcts(peaks)
-    return _main_peak(peaks, pcts, derived)
+    return _worked_out(peaks)[3]
+
+
+Worked = tuple[list[float], list[bool], float, MainPeak | None]  # Area%s, derived, total, main
+_remembered = threading.local()
+
+
+@contextlib.contextmanager
+def worked_out_once() -> Iterator[None]:
+    """Inside, each peak table's Area% and main peak are worked out once, by the table object:
+    a recompute asks for those of each injection of a standard twice, for the sample's purity
+    and for its job's calibration curve. The tables must not change inside."""
+    if getattr(_remembered, "found", None) is not None:  # already, further out
+        yield
+        return
+    _remembered.found = {}
+    try:
+        yield
+    finally:
+        _remembered.found = None
+
+
+def _worked_out(peaks: Sequence[PeakLike]) -> Worked:
+    found: dict[int, tuple[Sequence[PeakLike], Worked]] | None = getattr(_remembered, "found",
+                                                                         None)
+    if found is not None:
+        # Kept with the table itself: while it is held here its id cannot be another's.
+        seen = found.get(id(peaks))
+        if seen is not None and seen[0] is peaks:
+            return seen[1]
+    pcts, derived, total = _area_pcts(peaks)
+    worked = (pcts, derived, total, _main_peak(peaks, pcts, derived))
+    if found is not None:
+        found[id(peaks)] = (peaks, worked)
+    return worked
 
 
 def _main_peak(peaks: Sequence[PeakLike], pcts: list[float],
@@ -128,7 +163,7 @@ def _injection_purity(injection: Injection,
             steps=[Step(label="peaks considered", formula="the peak table is empty",
                         inputs={"peaks": []}, value=None)],
             calc_version=CALC_VERSION), None
-    pcts, derived, total = _area_pcts(peaks)
+    pcts, derived, total, main = _worked_out(peaks)
     table = [{"n": i + 1, "rt_min": p.rt_min, "area": p.area, "area_pct": pcts[i],
               "area_pct_derived": derived[i]} for i, p in enumerate(peaks)]
     steps = [Step(label="peaks considered",
@@ -142,7 +177,6 @@ def _injection_purity(injection: Injection,
                           inputs={"total_area": total,
                                   "derived_for": [i + 1 for i, d in enumerate(derived) if d]},
                           value=total))
-    main = _main_peak(peaks, pcts, derived)
     if main is None:
         flags.append(t.ZERO_TOTAL_AREA)
         steps.append(Step(label="main peak", formula="Area% undefined: Σ area = 0",

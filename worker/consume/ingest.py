@@ -24,6 +24,7 @@ from typing import TypeVar, cast
 
 from peewee import InterfaceError, OperationalError
 
+from worker.chemistry import purity
 from worker.consume import dfolder, dispose
 from worker.consume.gcpause import paused
 from worker.consume.sample_names import identify
@@ -60,12 +61,15 @@ CHUNK_BYTES = 32 * 1024 * 1024
 T = TypeVar("T")
 
 
-def raw_bytes(settings: Settings, row: SourceFile,
-              copies: dict[str, bytes] | None = None) -> bytes:
-    """The stored bytes: from the local raw store, else from the database (scale-out), where
-    ``copies`` holds those read already (``database_copies``)."""
+def raw_bytes(settings: Settings, row: SourceFile, copies: dict[str, bytes] | None = None,
+              packs: store.Packs | None = None) -> bytes:
+    """The stored bytes: from the local raw store (through ``packs``, a chunk's open packs,
+    when given), else from the database (scale-out), where ``copies`` holds those read
+    already (``database_copies``)."""
     try:
-        return store.get(settings.raw_dir, row.sha256, row.raw_pack, row.raw_offset)
+        if packs is not None:
+            return packs.get(row.sha256, row.raw_pack, row.raw_offset, row.size)
+        return store.get(settings.raw_dir, row.sha256, row.raw_pack, row.raw_offset, row.size)
     except FileNotFoundError:
         pass
     data = (copies or {}).get(row.sha256)
@@ -211,12 +215,13 @@ def _process_chunk(settings: Settings, rows: list[SourceFile], owner: str,
     parser_options = dfolder.options(settings)  # a validated model: made once, not per file
 
     def prepare(row: SourceFile) -> Work:
-        work = _prepare(settings, row, copies, parser_options)
+        work = _prepare(settings, row, copies, parser_options, packs)
         if isinstance(work.failure, TRANSIENT) and db.connection_lost():
             raise work.failure  # its bytes come from the database: read them once it is back
         return work
 
-    works = [_while_connection_lost(settings, beat, partial(prepare, row)) for row in rows]
+    with store.Packs(settings.raw_dir) as packs:
+        works = [_while_connection_lost(settings, beat, partial(prepare, row)) for row in rows]
     todo = [w for w in works if w.wait is None and w.failure is None]
 
     try:
@@ -280,7 +285,8 @@ def _log_outcome(w: Work, state: str | None, reason: str | None = None) -> None:
 
 
 def _prepare(settings: Settings, row: SourceFile, copies: dict[str, bytes],
-             parser_options: ParserOptions | None = None) -> Work:
+             parser_options: ParserOptions | None = None,
+             packs: store.Packs | None = None) -> Work:
     """Read the stored bytes and parse, outside any transaction (the slow, pure part)."""
     work = Work(row)
     siblings = partial(raw_bytes, settings)
@@ -289,7 +295,7 @@ def _prepare(settings: Settings, row: SourceFile, copies: dict[str, bytes],
             with stored(settings, row, copies) as data:
                 work.parsed = dfolder.parse(settings, row, data, siblings, parser_options)
         else:  # nearly every file: its bytes, without a context to enter and leave
-            work.parsed = dfolder.parse(settings, row, raw_bytes(settings, row, copies),
+            work.parsed = dfolder.parse(settings, row, raw_bytes(settings, row, copies, packs),
                                         siblings, parser_options)
         parsed = (work.parsed.parsed if isinstance(work.parsed, dfolder.Folder)
                   else work.parsed)
@@ -412,7 +418,7 @@ def _recompute(works: list[Work], settings: Settings,
     cache: dict[int, Tables] = {}
     touched = [s for _, samples in jobs.values() for s in samples.values()]
     read_tables(touched, settings.methods, cache, written)
-    with namesakes_read_once(touched), batched(touched):
+    with namesakes_read_once(touched), batched(touched), purity.worked_out_once():
         for job, samples in jobs.values():
             for sample in samples.values():
                 recompute_sample(sample, settings.methods, cache)

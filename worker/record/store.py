@@ -205,7 +205,7 @@ def put_many(root: Path, blobs: Sequence[tuple[str, bytes]],
             created = True
             offset = 0
             for sha, data in contents.items():
-                header = b"%s %s %d\n" % (MAGIC, sha.encode("ascii"), len(data))
+                header = _header_line(sha, len(data))
                 fh.write(header)
                 fh.write(data)
                 where[sha] = Location(f"{PACKS}/{day}/{name}", offset)
@@ -226,19 +226,52 @@ def put_many(root: Path, blobs: Sequence[tuple[str, bytes]],
     return where
 
 
-def get(root: Path, sha256: str, pack: str | None = None, offset: int | None = None) -> bytes:
+def get(root: Path, sha256: str, pack: str | None = None, offset: int | None = None,
+        size: int | None = None) -> bytes:
     """The stored bytes, checked against their digest so a damaged copy is never used.
 
     FileNotFoundError when this store does not have them (a consumer on another machine reads
-    them from the database instead); StoreError when what is there is not them.
+    them from the database instead); StoreError when what is there is not them. ``size``, the
+    size the ledger records, lets a pack's record be read in one call (see ``Packs``).
     """
-    if pack is None:
-        data = path_for(root, sha256).read_bytes()
-    else:
-        data = _read_record(root / pack, sha256, offset or 0)
-    if sha256_of(data) != sha256:
-        raise StoreError(f"stored copy of {sha256[:12]}… does not match its SHA-256")
-    return data
+    with Packs(root) as packs:
+        return packs.get(sha256, pack, offset, size)
+
+
+class Packs:
+    """Reads stored bytes, each pack opened once: the files of a consumer's chunk lie in the
+    few packs their intake batches wrote, and opening a pack for each file, then seeking and
+    reading its header and its bytes through a buffered file, cost several calls to the
+    system per file. A record is read with one positioned read when its size is known."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._open: dict[str, int] = {}
+
+    def __enter__(self) -> Packs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        opened, self._open = self._open, {}
+        for fd in opened.values():
+            os.close(fd)
+
+    def get(self, sha256: str, pack: str | None = None, offset: int | None = None,
+            size: int | None = None) -> bytes:
+        """``store.get``, from the packs this reader holds open."""
+        if pack is None:
+            data = path_for(self.root, sha256).read_bytes()
+        else:
+            fd = self._open.get(pack)
+            if fd is None:
+                fd = self._open[pack] = os.open(self.root / pack, _READ_FLAGS)
+            data = _read_record_at(fd, self.root / pack, sha256, offset or 0, size)
+        if sha256_of(data) != sha256:
+            raise StoreError(f"stored copy of {sha256[:12]}… does not match its SHA-256")
+        return data
 
 
 def has(root: Path, sha256: str, pack: str | None = None) -> bool:
@@ -290,20 +323,52 @@ def packs(root: Path) -> list[str]:
 
 def _header(fh: BinaryIO, path: Path, sha256: str, offset: int) -> int:
     fh.seek(offset)
-    header = fh.readline(_HEADER_MAX).split()
+    return _parsed_header(fh.readline(_HEADER_MAX), path, sha256, offset)
+
+
+def _parsed_header(line: bytes, path: Path, sha256: str, offset: int) -> int:
+    header = line.split()
     if (len(header) != 3 or header[0] != MAGIC or header[1] != sha256.encode("ascii")
             or not header[2].isdigit()):
         raise StoreError(f"{path} at byte {offset} holds no record of {sha256[:12]}…")
     return int(header[2])
 
 
-def _read_record(path: Path, sha256: str, offset: int) -> bytes:
-    with open(path, "rb") as fh:
-        size = _header(fh, path, sha256, offset)
-        data = fh.read(size)
-    if len(data) != size:
+def _read_record_at(fd: int, path: Path, sha256: str, offset: int, size: int | None) -> bytes:
+    """The bytes of the record at ``offset``, checked as ``_header`` and a read of its size
+    check them; with the size the ledger records, the header and the bytes in one read."""
+    guess = _HEADER_MAX if size is None else len(_header_line(sha256, size)) + size
+    block = _pread(fd, guess, offset)
+    end = block.find(b"\n", 0, _HEADER_MAX)
+    if end < 0 and guess < _HEADER_MAX:  # a longer header than guessed (a big file's, padded)
+        block = _pread(fd, _HEADER_MAX, offset)
+        end = block.find(b"\n", 0, _HEADER_MAX)
+    line = block[:end + 1] if end >= 0 else block[:_HEADER_MAX]
+    stored = _parsed_header(line, path, sha256, offset)
+    start = len(line)
+    data = block[start:start + stored]
+    while len(data) < stored:  # the size guessed was not the record's, or a short read
+        more = _pread(fd, stored - len(data), offset + start + len(data))
+        if not more:
+            break
+        data += more
+    if len(data) != stored:
         raise StoreError(f"{path}: the record of {sha256[:12]}… is cut short")
     return data
+
+
+def _header_line(sha256: str, size: int) -> bytes:
+    return b"%s %s %d\n" % (MAGIC, sha256.encode("ascii"), size)
+
+
+def _read_at(fd: int, length: int, offset: int) -> bytes:
+    """``os.pread`` where the platform has none (Windows): a reader's descriptors are its
+    own, so nothing else moves their position in between."""
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.read(fd, length)
+
+
+_pread = getattr(os, "pread", _read_at)
 
 
 def fsync_dir(path: Path) -> None:

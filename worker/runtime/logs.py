@@ -10,25 +10,30 @@ readable lines for the journal or the Windows service wrapper's log. One file pe
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import logging.handlers
 import os
 import sys
+import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
-from worker.record import who
+from worker.record import jsontext, who
 from worker.settings import Settings
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 MAX_BYTES = 10 * 1024 * 1024
 BACKUPS = 10
+# How long an info or debug line may wait in the service's log file buffer (``BatchedFile``).
+FLUSH_SECONDS = 0.2
 
 
 # Built once: json.dumps builds an encoder on every call given any option, and a busy worker
 # writes a line for every file.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
+_ENCODER = jsontext.encoder(ensure_ascii=False, default=str)
+# A text file writes each "\n" as the platform's line end: the bytes a line takes on disk.
+_NEWLINE_EXTRA = len(os.linesep) - 1
 # What every LogRecord has; anything else was passed with ``extra=`` and becomes a field.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
@@ -52,7 +57,23 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return _ENCODER.encode(entry)
+        return _ENCODER(entry)
+
+
+class TextFormatter(logging.Formatter):
+    """``TEXT_FORMAT``, with the local time of each second formatted once, not per record."""
+
+    _second: int | None = None
+    _text = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        if second != self._second:
+            self._text = time.strftime(self.default_time_format, self.converter(second))
+            self._second = second
+        return self.default_msec_format % (self._text, record.msecs)
 
 
 def wants_json(log_format: str) -> bool:
@@ -91,12 +112,114 @@ class QuietRotatingFileHandler(logging.handlers.RotatingFileHandler):
         with contextlib.suppress(OSError):  # the last flush fails the same way on a full disk
             super().close()
 
-    def handleError(self, record: logging.LogRecord) -> None:
+    def handleError(self, record: logging.LogRecord | None) -> None:
         self._failed_now = True
         if not self.failing:
             self.failing = True
             sys.stderr.write(f"accu-ingest: cannot write the log file {self.baseFilename}: "
                              f"{sys.exc_info()[1]}; logging to stderr only until it can\n")
+
+
+class BatchedFile(QuietRotatingFileHandler):
+    """The service's JSON log file, written a batch of lines at a time.
+
+    A busy worker writes a line for every file, and a write and a look at the file's size for
+    each line cost more than making it. Here a warning or an error is written to the file at
+    once, with the lines before it; other lines within ``FLUSH_SECONDS``, by a thread that
+    wakes only when one is waiting; and every line when the handler is closed (on exit:
+    ``logging.shutdown``). The size to rotate at is counted from the lines written, and read
+    from the file again at each flush, which also counts any other process's lines."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._size = 0
+        self._waiting = False  # lines written to the stream, not yet flushed
+        self._closed = False
+        self._wake = threading.Event()
+        self._flusher: threading.Thread | None = None
+
+    def shouldRollover(self, record: logging.LogRecord) -> bool:
+        if self.maxBytes <= 0:
+            return False
+        self._opened()
+        # Never a device or pipe (bpo-45401): only a regular file is renamed away.
+        return self._size >= self.maxBytes and os.path.isfile(self.baseFilename)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """``RotatingFileHandler.emit`` without a flush for each line below a warning."""
+        try:
+            if self.shouldRollover(record):
+                self.doRollover()
+            stream = self._opened()
+            line = self.format(record) + self.terminator
+            stream.write(line)
+            self._size += (len(line) if line.isascii()
+                           else len(line.encode(self.encoding or "utf-8", "replace")))
+            self._size += _NEWLINE_EXTRA
+            if record.levelno >= logging.WARNING or self._closed:  # closed: no flusher
+                self._flush_now()
+            elif not self._waiting:
+                self._waiting = True
+                self._wake_flusher()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def close(self) -> None:
+        self.acquire()
+        try:
+            self._closed = True
+            self._waiting = False
+        finally:
+            self.release()
+        self._wake.set()
+        super().close()  # flushes what is left
+
+    def _opened(self) -> Any:
+        """The stream, opened when delayed (the first line, or the first after a rotation),
+        with the size the file has then."""
+        if self.stream is None:
+            self.stream = self._open()
+            self._size = self.stream.seek(0, os.SEEK_END)
+        return self.stream
+
+    def _flush_now(self) -> None:
+        """Flush, and take the file's size as it is now (another process's lines included).
+        Only a flush says the file can be written again: a line can always enter the buffer."""
+        self._waiting = False
+        if self.stream is not None:
+            self.stream.flush()
+            self._size = self.stream.seek(0, os.SEEK_END)
+        if self.failing:
+            self.failing = False
+            sys.stderr.write(f"accu-ingest: writing the log file {self.baseFilename} again\n")
+
+    def _wake_flusher(self) -> None:
+        if self._flusher is None:
+            self._flusher = threading.Thread(target=self._flushing, name="log flusher",
+                                             daemon=True)
+            self._flusher.start()
+        self._wake.set()
+
+    def _flushing(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._closed:
+                return
+            time.sleep(FLUSH_SECONDS)  # lines written meanwhile go with this flush
+            self.acquire()
+            try:
+                if self._closed:
+                    return
+                if self._waiting:
+                    try:
+                        self._flush_now()
+                    except Exception:
+                        self.handleError(None)
+            finally:
+                self.release()
 
 
 def setup(verbose: bool = False, settings: Settings | None = None,
@@ -110,15 +233,18 @@ def setup(verbose: bool = False, settings: Settings | None = None,
         root.removeHandler(handler)
         handler.close()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # Neither format names the caller's file, line or function, and finding them walks the
+    # stack for every record (the logging HOWTO's "Optimization").
+    logging._srcfile = None
     console = logging.StreamHandler(sys.stderr)
-    console.setFormatter(logging.Formatter(TEXT_FORMAT))
+    console.setFormatter(TextFormatter(TEXT_FORMAT))
     root.addHandler(console)
     if not verbose:
         logging.getLogger("huey").setLevel(logging.WARNING)
     if settings is None or role is None or not wants_json(settings.log_format):
         return None
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
-    file = QuietRotatingFileHandler(
+    file = BatchedFile(
         settings.logs_dir / f"accu-ingest-{role}.jsonl", maxBytes=MAX_BYTES,
         backupCount=BACKUPS, encoding="utf-8", delay=True)
     file.setFormatter(JsonFormatter())
