@@ -270,7 +270,9 @@ def may_contain(data: bytes, needles: tuple[str, ...], configured: str | None = 
         return True  # a multi-byte code page: only decoding can tell
     else:
         codec = "ascii"
-    return any(needle.encode(codec) in data for needle in needles)
+    # ``find``, not ``in``: ``in`` on bytes first tries the needle as an int, and formats the
+    # error it then clears.
+    return any(data.find(needle.encode(codec)) >= 0 for needle in needles)
 
 
 def ascii_bytes(data: bytes, configured: str | None = None,
