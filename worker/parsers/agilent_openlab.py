@@ -504,9 +504,12 @@ def _quick(lf: str, scan: _Scan, encoding: str, header_start: int, header_at: in
     there."""
     keys = _keys(fields)
     stop = lf.find("\nSum,", at - 1)
-    if keys is None or stop < at or not _plain_block(len(fields)).fullmatch(lf, at, stop):
+    if keys is None or stop < at:
         return None
-    lines = lf[at:stop].split("\n")
+    block = lf[at:stop]
+    if block.encode("ascii", "replace").translate(None, _PLAIN_BLOCK_TEXT):
+        return None  # a character other than those of numbers, commas and line breaks
+    lines = block.split("\n")
     if len(lines) > most:
         return None
     end = lf.find("\n", stop + 1)
@@ -518,8 +521,8 @@ def _quick(lf: str, scan: _Scan, encoding: str, header_start: int, header_at: in
         return None
     shift = header_at + 1  # the 1-based line of the row before the first
     try:
-        # Every row has the header's width (``_plain_block``): no ``strict`` check per row.
-        peaks = [dict(zip(keys, (*line.split(","), number, number + shift)))  # noqa: B905
+        # ``strict``: a row of another width than the header's is a ValueError, left to ``parse``.
+        peaks = [dict(zip(keys, (*line.split(","), number, number + shift), strict=True))
                  for number, line in enumerate(lines, start=1)]
         document = _document(lf, scan, header_start, header_at, stop + 1, encoding, peaks,
                              float(sum_cell))
@@ -527,14 +530,6 @@ def _quick(lf: str, scan: _Scan, encoding: str, header_start: int, header_at: in
     except (ValueError, ParseError, ValidationError):
         return None
     return parsed, float(sum_cell), sum_cell, header_at + len(lines) + 2
-
-
-@lru_cache(maxsize=64)
-def _plain_block(width: int) -> re.Pattern[str]:
-    """What ``_quick`` takes as rows: lines of ``width`` comma-separated cells each, holding
-    nothing but the number characters (``_PLAIN_NUMBER_TEXT``)."""
-    row = ",".join([r"[0-9.+\-eE \t]*"] * width)
-    return re.compile(f"{row}(?:\n{row})*")
 
 
 # A total ``parse_number`` and ``float`` read alike (too few digits to overflow to inf).
@@ -607,6 +602,8 @@ _remembered_preamble = lru_cache(maxsize=32)(_read_preamble)
 _PLAIN_NUMBER_TEXT = b"0123456789.+-eE \t"
 # What the rows ``_plain_rows`` takes may hold (either delimiter, and their line breaks).
 _PLAIN_ROW_TEXT = _PLAIN_NUMBER_TEXT + b",;\n"
+# What the rows ``_quick`` takes may hold: cells of number characters, commas, line breaks.
+_PLAIN_BLOCK_TEXT = _PLAIN_NUMBER_TEXT + b",\n"
 
 
 def _fast_peaks(rows: list[list[str]], fields: tuple[str | None, ...],
