@@ -14,7 +14,7 @@ import csv
 import math
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
@@ -510,7 +510,9 @@ def _quick(lf: str, scan: _Scan, encoding: str, header_start: int, header_at: in
     if block.encode("ascii", "replace").translate(None, _PLAIN_BLOCK_TEXT):
         return None  # a character other than those of numbers, commas and line breaks
     lines = block.split("\n")
-    if len(lines) > most:
+    # As many cells in all as the header's width in each row: with no row short of it (an
+    # IndexError below), no row is longer either.
+    if len(lines) > most or block.count(",") != (len(fields) - 1) * len(lines):
         return None
     end = lf.find("\n", stop + 1)
     if end < 0 and header_at > 0:
@@ -520,16 +522,28 @@ def _quick(lf: str, scan: _Scan, encoding: str, header_start: int, header_at: in
     if not _PLAIN_TOTAL.fullmatch(sum_cell):
         return None
     shift = header_at + 1  # the 1-based line of the row before the first
+    row = _row_reader(keys)
     try:
-        # ``strict``: a row of another width than the header's is a ValueError, left to ``parse``.
-        peaks = [dict(zip(keys, (*line.split(","), number, number + shift), strict=True))
+        peaks = [row(line.split(","), number, number + shift)
                  for number, line in enumerate(lines, start=1)]
         document = _document(lf, scan, header_start, header_at, stop + 1, encoding, peaks,
                              float(sum_cell))
         parsed: ParsedFile = _VALIDATE(document)
-    except (ValueError, ParseError, ValidationError):
+    except (IndexError, ValueError, ParseError, ValidationError):
         return None
     return parsed, float(sum_cell), sum_cell, header_at + len(lines) + 2
+
+
+@lru_cache(maxsize=256)
+def _row_reader(keys: tuple[str, ...]) -> Callable[[list[str], int, int], dict[str, object]]:
+    """The function making a row's Peak fields (``_keys``: the header's, then number and line)
+    from its cells: a dict display compiled for the header, as dataclasses compile their
+    ``__init__``, a few times faster than ``dict(zip(...))`` per row. The names are Peak
+    fields (``COLUMNS``' values), never text of the file. IndexError for a row of fewer cells."""
+    cells = ", ".join(f"{key!r}: cells[{i}]" for i, key in enumerate(keys[:-2]))
+    reader: Callable[[list[str], int, int], dict[str, object]] = eval(
+        f"lambda cells, number, line: {{{cells}, 'number': number, 'line': line}}")
+    return reader
 
 
 # A total ``parse_number`` and ``float`` read alike (too few digits to overflow to inf).
