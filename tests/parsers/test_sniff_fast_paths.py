@@ -427,6 +427,34 @@ def test_c1_check_in_bytes_is_the_check_in_text(chars: str) -> None:
     assert text._utf8_has_c1(data) == bool(re.search("[\x80-\x9f]", data.decode("utf-8")))
 
 
+def _decoded(data: bytes | bytearray, code_page: str | None,
+             default: str | None) -> tuple[str, str] | str:
+    try:
+        return text.decode(data, "x.csv", configured=code_page, default=default)
+    except ParseError as exc:
+        return str(exc)
+
+
+@FUZZ
+@given(chars=texts, encoding=st.sampled_from(_ENCODINGS), code_page=configured,
+       default=st.sampled_from([None, "cp1252", "cp1250"]))
+@example(chars="a\x85b", encoding="utf-8", code_page=None, default=None)
+@example(chars="Temp: 30 °C", encoding="cp1252", code_page=None, default=None)
+def test_the_utf8_shortcut_decodes_as_the_full_decision(chars: str, encoding: str,
+                                                        code_page: str | None,
+                                                        default: str | None) -> None:
+    # A bytearray is not bytes: it goes through ``_decide`` step by step (and is never
+    # remembered), what the shortcut for small UTF-8 bytes must always agree with.
+    data = _encode(chars, encoding)
+    assert _decoded(data, code_page, default) == _decoded(bytearray(data), code_page, default)
+
+
+@given(data=st.binary(max_size=200), default=st.sampled_from([None, "cp1252", "cp1250"]))
+def test_the_utf8_shortcut_decodes_arbitrary_bytes_as_the_full_decision(
+        data: bytes, default: str | None) -> None:
+    assert _decoded(data, None, default) == _decoded(bytearray(data), None, default)
+
+
 @given(data=st.binary(max_size=200))
 def test_foreign_code_page_check_is_skipped_only_when_it_cannot_refuse(data: bytes) -> None:
     try:
