@@ -23,6 +23,7 @@ from support.fuzz import FUZZ, damage
 
 from worker.parsers import (
     agilent_openlab,
+    binary,
     chemstation_common,
     chemstation_csv,
     chemstation_txt,
@@ -447,6 +448,27 @@ def test_the_utf8_shortcut_decodes_as_the_full_decision(chars: str, encoding: st
     # remembered), what the shortcut for small UTF-8 bytes must always agree with.
     data = _encode(chars, encoding)
     assert _decoded(data, code_page, default) == _decoded(bytearray(data), code_page, default)
+
+
+def _version_reference(data: bytes, filename: str, versions: tuple[str, ...], suffix: str) -> int:
+    found = binary.pascal(data[:8])
+    if found in versions and len(data) > 0x120:
+        return 98
+    if found is not None and found.isdigit() and filename.lower().endswith(suffix):
+        return 60
+    return 0
+
+
+@given(first=st.integers(0, 12), version=st.sampled_from(["", "30", "131", "179", "1a", "1234567"]),
+       rest=st.binary(max_size=400), filename=st.sampled_from(["a.ch", "A.CH", "b.uv", "c"]))
+def test_a_binary_version_sniff_scores_as_reading_the_version(first: int, version: str,
+                                                              rest: bytes, filename: str) -> None:
+    # A first byte that cannot be the length of a version within the first 8 bytes lets the
+    # file go before the version is read.
+    data = bytes([first]) + version.encode() + rest
+    for versions, suffix in ((("30", "131", "179"), ".ch"), (("131",), ".uv")):
+        assert binary.sniff_version(data, filename, versions, suffix) == \
+            _version_reference(data, filename, versions, suffix)
 
 
 @given(data=st.binary(max_size=200), default=st.sampled_from([None, "cp1252", "cp1250"]))
