@@ -263,6 +263,21 @@ def test_any_sum_row_after_plain_rows_reads_as_the_reference(total: str, after: 
     assert_same(table.encode())
 
 
+@FUZZ
+@given(rows=st.integers(1, 4), decimals=st.integers(0, 6), point=st.booleans(),
+       off=st.sampled_from([0.0, 0.4, 0.5, 0.6, 1.0, 2.4, 2.6, 3.1]))
+def test_a_sum_near_its_tolerance_reads_as_the_reference(rows: int, decimals: int, point: bool,
+                                                         off: float) -> None:
+    # The plain-table path counts the total's decimals without the regex; the tolerance they
+    # give must accept and refuse the same totals (a total ending in its point included).
+    printed = f"{rows + off * 10 ** -decimals:.{decimals}f}" + ("." if point and not decimals
+                                                                else "")
+    row = "0.5,1.0,100.0,1.0,1.1,1.05"
+    text = "\n".join(["Acquisition Method:,m.amx", ",".join(HEADER), *[row] * rows,
+                      f"Sum,{printed},,,,", ""])
+    assert_same(text.encode())
+
+
 def test_a_total_too_long_to_be_finite_reads_as_the_reference() -> None:
     table = ("Height,Area,Area%,Peak Begin Time,Peak End Time,RT [min]\n"
              f"0.5,1.0,100.0,1.0,1.1,1.05\nSum,{'9' * 400}.0,,,,\n\n")

@@ -408,8 +408,8 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     if not decimal_comma:
         quick = _quick(lf, scan, encoding, header_start, header_at, at, fields, most)
         if quick is not None:
-            parsed, total, sum_cell, sum_line = quick
-            _check_sum(parsed.signals[0].peaks or [], total, sum_cell, sum_line, filename)
+            parsed, total, decimals, sum_line = quick
+            _check_sum(parsed.signals[0].peaks or [], total, decimals, sum_line, filename)
             return parsed
     plain = _plain_rows(lf, at, delimiter, most)
     if plain is not None:
@@ -462,7 +462,7 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     if not peaks:
         raise ParseError("peak table has zero peaks", line=sum_at + 1, filename=filename)
     assert total is not None
-    _check_sum(peaks, total, sum_cell, sum_at + 1, filename)
+    _check_sum(peaks, total, _decimals(sum_cell), sum_at + 1, filename)
     peaks = _with_area_pct(peaks, total)
     document = _document(lf, scan, header_start, header_at, at, encoding, peaks, total)
     with validated("invalid metadata", filename=filename):
@@ -494,14 +494,14 @@ def _document(lf: str, scan: _Scan, header_start: int, header_at: int, at: int,
 
 def _quick(lf: str, scan: _Scan, encoding: str, header_start: int, header_at: int, at: int,
            fields: tuple[str | None, ...], most: int
-           ) -> tuple[ParsedFile, float, str, int] | None:
-    """The file, its total, the Sum cell and its line, when the rows from ``at`` up to the
-    first ``Sum`` row are a plain dot-decimal table (every column a number of its own, Area%
-    among them, nothing but number characters in a cell, each row as many cells as the
-    header) that validates whole with its metadata, and the Sum row is complete: the most
-    common file, read in the fewest steps. Else None, and the row loop of ``parse`` reads
-    the file (and says what is wrong): nothing accepted here is refused or read otherwise
-    there."""
+           ) -> tuple[ParsedFile, float, int, int] | None:
+    """The file, its total, the decimals the total is printed with and the Sum row's line,
+    when the rows from ``at`` up to the first ``Sum`` row are a plain dot-decimal table (every
+    column a number of its own, Area% among them, nothing but number characters in a cell,
+    each row as many cells as the header) that validates whole with its metadata, and the Sum
+    row is complete: the most common file, read in the fewest steps. Else None, and the row
+    loop of ``parse`` reads the file (and says what is wrong): nothing accepted here is
+    refused or read otherwise there."""
     keys = _keys(fields)
     stop = lf.find("\nSum,", at - 1)
     if keys is None or stop < at:
@@ -523,15 +523,18 @@ def _quick(lf: str, scan: _Scan, encoding: str, header_start: int, header_at: in
         return None
     shift = header_at + 1  # the 1-based line of the row before the first
     row = _row_reader(keys)
+    total = float(sum_cell)
     try:
         peaks = [row(line.split(","), number, number + shift)
                  for number, line in enumerate(lines, start=1)]
-        document = _document(lf, scan, header_start, header_at, stop + 1, encoding, peaks,
-                             float(sum_cell))
+        document = _document(lf, scan, header_start, header_at, stop + 1, encoding, peaks, total)
         parsed: ParsedFile = _VALIDATE(document)
     except (IndexError, ValueError, ParseError, ValidationError):
         return None
-    return parsed, float(sum_cell), sum_cell, header_at + len(lines) + 2
+    # ``_decimals`` of a total of digits and at most one point, without a regex.
+    point = sum_cell.find(".")
+    decimals = len(sum_cell) - point - 1 if point >= 0 else 0
+    return parsed, total, decimals, header_at + len(lines) + 2
 
 
 @lru_cache(maxsize=256)
@@ -701,10 +704,15 @@ def field_label(field: str) -> str:
 _FRACTION = re.compile(r"[.,](\d+)")
 
 
-def _check_sum(peaks: list[Peak], total: float, sum_cell: str, line: int, filename: str) -> None:
-    """The printed Sum must equal the rows' areas to the precision it is printed with."""
+def _decimals(sum_cell: str) -> int:
+    """The decimals the Sum cell is printed with."""
     fraction = _FRACTION.search(sum_cell)
-    decimals = len(fraction.group(1)) if fraction else 0
+    return len(fraction.group(1)) if fraction else 0
+
+
+def _check_sum(peaks: list[Peak], total: float, decimals: int, line: int, filename: str) -> None:
+    """The printed Sum must equal the rows' areas to the precision it is printed with
+    (``decimals``)."""
     computed = math.fsum([p.area for p in peaks])
     tolerance = 0.5 * 10 ** -decimals * (len(peaks) + 1) + 1e-9 * abs(total)
     if abs(computed - total) > tolerance:
