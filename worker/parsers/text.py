@@ -45,6 +45,7 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
 _BOM_BYTES = tuple(bom for bom, _ in _BOMS)
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 # In cp1252, bytes that Shift-JIS uses as lead bytes and Western text never shows (ƒ ˆ ‹ › ˜),
 # and Latin-1 signs that Big5 pairs produce (¤ ¦ ¨ ¯ ´ ¸) but lab exports do not print.
 _FOREIGN_SIGNS = frozenset("ƒˆ‹›˜¤¦¨¯´¸")
@@ -295,7 +296,7 @@ def ascii_bytes(data: bytes, configured: str | None = None,
     ASCII landmarks, line breaks and line starts are then where the bytes have them: a sniffer
     can rule a file out before anything is decoded.
     """
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    if data.startswith(_UTF16_BOMS):
         return None
     if not _ascii_transparent(configured or default or machine_code_page()):
         return None  # a configured or default multi-byte code page: only decoding can tell
