@@ -23,6 +23,7 @@ from support.fuzz import FUZZ, damage
 
 from worker.parsers import (
     agilent_openlab,
+    binary,
     chemstation_common,
     chemstation_csv,
     chemstation_txt,
@@ -425,6 +426,55 @@ def test_control_check_is_the_regex(chars: str) -> None:
 def test_c1_check_in_bytes_is_the_check_in_text(chars: str) -> None:
     data = chars.encode("utf-8", errors="replace")
     assert text._utf8_has_c1(data) == bool(re.search("[\x80-\x9f]", data.decode("utf-8")))
+
+
+def _decoded(data: bytes | bytearray, code_page: str | None,
+             default: str | None) -> tuple[str, str] | str:
+    try:
+        return text.decode(data, "x.csv", configured=code_page, default=default)
+    except ParseError as exc:
+        return str(exc)
+
+
+@FUZZ
+@given(chars=texts, encoding=st.sampled_from(_ENCODINGS), code_page=configured,
+       default=st.sampled_from([None, "cp1252", "cp1250"]))
+@example(chars="a\x85b", encoding="utf-8", code_page=None, default=None)
+@example(chars="Temp: 30 °C", encoding="cp1252", code_page=None, default=None)
+def test_the_utf8_shortcut_decodes_as_the_full_decision(chars: str, encoding: str,
+                                                        code_page: str | None,
+                                                        default: str | None) -> None:
+    # A bytearray is not bytes: it goes through ``_decide`` step by step (and is never
+    # remembered), what the shortcut for small UTF-8 bytes must always agree with.
+    data = _encode(chars, encoding)
+    assert _decoded(data, code_page, default) == _decoded(bytearray(data), code_page, default)
+
+
+def _version_reference(data: bytes, filename: str, versions: tuple[str, ...], suffix: str) -> int:
+    found = binary.pascal(data[:8])
+    if found in versions and len(data) > 0x120:
+        return 98
+    if found is not None and found.isdigit() and filename.lower().endswith(suffix):
+        return 60
+    return 0
+
+
+@given(first=st.integers(0, 12), version=st.sampled_from(["", "30", "131", "179", "1a", "1234567"]),
+       rest=st.binary(max_size=400), filename=st.sampled_from(["a.ch", "A.CH", "b.uv", "c"]))
+def test_a_binary_version_sniff_scores_as_reading_the_version(first: int, version: str,
+                                                              rest: bytes, filename: str) -> None:
+    # A first byte that cannot be the length of a version within the first 8 bytes lets the
+    # file go before the version is read.
+    data = bytes([first]) + version.encode() + rest
+    for versions, suffix in ((("30", "131", "179"), ".ch"), (("131",), ".uv")):
+        assert binary.sniff_version(data, filename, versions, suffix) == \
+            _version_reference(data, filename, versions, suffix)
+
+
+@given(data=st.binary(max_size=200), default=st.sampled_from([None, "cp1252", "cp1250"]))
+def test_the_utf8_shortcut_decodes_arbitrary_bytes_as_the_full_decision(
+        data: bytes, default: str | None) -> None:
+    assert _decoded(data, None, default) == _decoded(bytearray(data), None, default)
 
 
 @given(data=st.binary(max_size=200))

@@ -14,7 +14,7 @@ import csv
 import math
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
@@ -370,7 +370,7 @@ def _signed(data: bytes, lf: str) -> bool:
     hold; UTF-16, which Chromeleon reads whole, is left out."""
     return (lf.startswith(_REPORT_START)
             and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
-            and b"Information:" not in data)
+            and data.find(b"Information:") < 0)  # not ``in``: see chemstation_xml.sniff
 
 
 def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
@@ -408,8 +408,8 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     if not decimal_comma:
         quick = _quick(lf, scan, encoding, header_start, header_at, at, fields, most)
         if quick is not None:
-            parsed, total, sum_cell, sum_line = quick
-            _check_sum(parsed.signals[0].peaks or [], total, sum_cell, sum_line, filename)
+            parsed, total, decimals, sum_line = quick
+            _check_sum(parsed.signals[0].peaks or [], total, decimals, sum_line, filename)
             return parsed
     plain = _plain_rows(lf, at, delimiter, most)
     if plain is not None:
@@ -462,7 +462,7 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     if not peaks:
         raise ParseError("peak table has zero peaks", line=sum_at + 1, filename=filename)
     assert total is not None
-    _check_sum(peaks, total, sum_cell, sum_at + 1, filename)
+    _check_sum(peaks, total, _decimals(sum_cell), sum_at + 1, filename)
     peaks = _with_area_pct(peaks, total)
     document = _document(lf, scan, header_start, header_at, at, encoding, peaks, total)
     with validated("invalid metadata", filename=filename):
@@ -494,20 +494,25 @@ def _document(lf: str, scan: _Scan, header_start: int, header_at: int, at: int,
 
 def _quick(lf: str, scan: _Scan, encoding: str, header_start: int, header_at: int, at: int,
            fields: tuple[str | None, ...], most: int
-           ) -> tuple[ParsedFile, float, str, int] | None:
-    """The file, its total, the Sum cell and its line, when the rows from ``at`` up to the
-    first ``Sum`` row are a plain dot-decimal table (every column a number of its own, Area%
-    among them, nothing but number characters in a cell, each row as many cells as the
-    header) that validates whole with its metadata, and the Sum row is complete: the most
-    common file, read in the fewest steps. Else None, and the row loop of ``parse`` reads
-    the file (and says what is wrong): nothing accepted here is refused or read otherwise
-    there."""
+           ) -> tuple[ParsedFile, float, int, int] | None:
+    """The file, its total, the decimals the total is printed with and the Sum row's line,
+    when the rows from ``at`` up to the first ``Sum`` row are a plain dot-decimal table (every
+    column a number of its own, Area% among them, nothing but number characters in a cell,
+    each row as many cells as the header) that validates whole with its metadata, and the Sum
+    row is complete: the most common file, read in the fewest steps. Else None, and the row
+    loop of ``parse`` reads the file (and says what is wrong): nothing accepted here is
+    refused or read otherwise there."""
     keys = _keys(fields)
     stop = lf.find("\nSum,", at - 1)
-    if keys is None or stop < at or not _plain_block(len(fields)).fullmatch(lf, at, stop):
+    if keys is None or stop < at:
         return None
-    lines = lf[at:stop].split("\n")
-    if len(lines) > most:
+    block = lf[at:stop]
+    if block.encode("ascii", "replace").translate(None, _PLAIN_BLOCK_TEXT):
+        return None  # a character other than those of numbers, commas and line breaks
+    lines = block.split("\n")
+    # As many cells in all as the header's width in each row: with no row short of it (an
+    # IndexError below), no row is longer either.
+    if len(lines) > most or block.count(",") != (len(fields) - 1) * len(lines):
         return None
     end = lf.find("\n", stop + 1)
     if end < 0 and header_at > 0:
@@ -517,24 +522,31 @@ def _quick(lf: str, scan: _Scan, encoding: str, header_start: int, header_at: in
     if not _PLAIN_TOTAL.fullmatch(sum_cell):
         return None
     shift = header_at + 1  # the 1-based line of the row before the first
+    row = _row_reader(keys)
+    total = float(sum_cell)
     try:
-        # Every row has the header's width (``_plain_block``): no ``strict`` check per row.
-        peaks = [dict(zip(keys, (*line.split(","), number, number + shift)))  # noqa: B905
+        peaks = [row(line.split(","), number, number + shift)
                  for number, line in enumerate(lines, start=1)]
-        document = _document(lf, scan, header_start, header_at, stop + 1, encoding, peaks,
-                             float(sum_cell))
+        document = _document(lf, scan, header_start, header_at, stop + 1, encoding, peaks, total)
         parsed: ParsedFile = _VALIDATE(document)
-    except (ValueError, ParseError, ValidationError):
+    except (IndexError, ValueError, ParseError, ValidationError):
         return None
-    return parsed, float(sum_cell), sum_cell, header_at + len(lines) + 2
+    # ``_decimals`` of a total of digits and at most one point, without a regex.
+    point = sum_cell.find(".")
+    decimals = len(sum_cell) - point - 1 if point >= 0 else 0
+    return parsed, total, decimals, header_at + len(lines) + 2
 
 
-@lru_cache(maxsize=64)
-def _plain_block(width: int) -> re.Pattern[str]:
-    """What ``_quick`` takes as rows: lines of ``width`` comma-separated cells each, holding
-    nothing but the number characters (``_PLAIN_NUMBER_TEXT``)."""
-    row = ",".join([r"[0-9.+\-eE \t]*"] * width)
-    return re.compile(f"{row}(?:\n{row})*")
+@lru_cache(maxsize=256)
+def _row_reader(keys: tuple[str, ...]) -> Callable[[list[str], int, int], dict[str, object]]:
+    """The function making a row's Peak fields (``_keys``: the header's, then number and line)
+    from its cells: a dict display compiled for the header, as dataclasses compile their
+    ``__init__``, a few times faster than ``dict(zip(...))`` per row. The names are Peak
+    fields (``COLUMNS``' values), never text of the file. IndexError for a row of fewer cells."""
+    cells = ", ".join(f"{key!r}: cells[{i}]" for i, key in enumerate(keys[:-2]))
+    reader: Callable[[list[str], int, int], dict[str, object]] = eval(
+        f"lambda cells, number, line: {{{cells}, 'number': number, 'line': line}}")
+    return reader
 
 
 # A total ``parse_number`` and ``float`` read alike (too few digits to overflow to inf).
@@ -607,6 +619,8 @@ _remembered_preamble = lru_cache(maxsize=32)(_read_preamble)
 _PLAIN_NUMBER_TEXT = b"0123456789.+-eE \t"
 # What the rows ``_plain_rows`` takes may hold (either delimiter, and their line breaks).
 _PLAIN_ROW_TEXT = _PLAIN_NUMBER_TEXT + b",;\n"
+# What the rows ``_quick`` takes may hold: cells of number characters, commas, line breaks.
+_PLAIN_BLOCK_TEXT = _PLAIN_NUMBER_TEXT + b",\n"
 
 
 def _fast_peaks(rows: list[list[str]], fields: tuple[str | None, ...],
@@ -690,10 +704,15 @@ def field_label(field: str) -> str:
 _FRACTION = re.compile(r"[.,](\d+)")
 
 
-def _check_sum(peaks: list[Peak], total: float, sum_cell: str, line: int, filename: str) -> None:
-    """The printed Sum must equal the rows' areas to the precision it is printed with."""
+def _decimals(sum_cell: str) -> int:
+    """The decimals the Sum cell is printed with."""
     fraction = _FRACTION.search(sum_cell)
-    decimals = len(fraction.group(1)) if fraction else 0
+    return len(fraction.group(1)) if fraction else 0
+
+
+def _check_sum(peaks: list[Peak], total: float, decimals: int, line: int, filename: str) -> None:
+    """The printed Sum must equal the rows' areas to the precision it is printed with
+    (``decimals``)."""
     computed = math.fsum([p.area for p in peaks])
     tolerance = 0.5 * 10 ** -decimals * (len(peaks) + 1) + 1e-9 * abs(total)
     if abs(computed - total) > tolerance:

@@ -59,6 +59,8 @@ def sniff_version(data: bytes, filename: str, versions: tuple[str, ...], suffix:
     """A ChemStation binary file by the version it opens with: 98 for one of ``versions`` (the
     ones rainbow-api reads), 60 for another version in a file named ``*suffix`` (so ``parse``
     names the version it found), else 0. Reads the first bytes only."""
+    if not b"\x00" < data[:1] < b"\x08":
+        return 0  # no length byte that ``pascal`` reads within the first 8 bytes: every text file
     found = pascal(data[:8])
     if found in versions and len(data) > 0x120:
         return 98

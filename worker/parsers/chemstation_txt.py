@@ -117,11 +117,13 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
 
 def _may_score(view: bytes) -> bool:
     """False only when no landmark below can be in the text of ``view`` (``text.ascii_bytes``):
-    each is looked for in the bytes, where it must start a line if it must there."""
-    if view.startswith(_FIRST.encode()) or (b"|" in view and b"-|-" in view) \
-            or b"Area Percent Report" in view:
+    each is looked for in the bytes, where it must start a line if it must there (with ``find``,
+    not ``in``: ``in`` on bytes first tries the needle as an int, and formats the error it then
+    clears)."""
+    if view.startswith(_FIRST.encode()) or (view.find(b"|") >= 0 and view.find(b"-|-") >= 0) \
+            or view.find(b"Area Percent Report") >= 0:
         return True
-    lines = view.replace(b"\r", b"\n") if b"\r" in view else view  # CR-only line ends too
+    lines = view.replace(b"\r", b"\n") if view.find(b"\r") >= 0 else view  # CR-only ends too
     return bool(_LINE_LANDMARK.match(lines) or _LINE_LANDMARK_AFTER_BREAK.search(lines))
 
 

@@ -44,6 +44,8 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
+_BOM_BYTES = tuple(bom for bom, _ in _BOMS)
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 # In cp1252, bytes that Shift-JIS uses as lead bytes and Western text never shows (ƒ ˆ ‹ › ˜),
 # and Latin-1 signs that Big5 pairs produce (¤ ¦ ¨ ¯ ´ ¸) but lab exports do not print.
 _FOREIGN_SIGNS = frozenset("ƒˆ‹›˜¤¦¨¯´¸")
@@ -194,15 +196,14 @@ def decode(data: bytes, filename: str | None = None, declared: str | None = None
     after its BOM, is rejected with the line where the bytes stop making sense.
     """
     global _last
-    remember = type(data) is bytes and len(data) <= _REMEMBERED_BYTES
-    if remember:
-        last = _last  # one read: another thread may replace it meanwhile
-        if last is not None and last[0] is data and last[1] == (declared, configured, default,
-                                                                  machine_code_page()):
-            return last[2]
+    if type(data) is not bytes or len(data) > _REMEMBERED_BYTES:
+        return _decode(data, filename, declared, configured, default)
+    key = (declared, configured, default, machine_code_page())
+    last = _last  # one read: another thread may replace it meanwhile
+    if last is not None and last[0] is data and last[1] == key:
+        return last[2]
     decoded = _decode(data, filename, declared, configured, default)
-    if remember:
-        _last = (data, (declared, configured, default, machine_code_page()), decoded)
+    _last = (data, key, decoded)
     return decoded
 
 
@@ -211,6 +212,17 @@ def _decode(data: bytes, filename: str | None, declared: str | None, configured:
     if data.find(b"\x00", 0, 4096) >= 0 and not data.startswith((codecs.BOM_UTF16_LE,
                                                                   codecs.BOM_UTF16_BE)):
         raise ParseError("binary content (NUL bytes) where text was expected", filename=filename)
+    if not (declared or configured) and type(data) is bytes and len(data) <= _REMEMBERED_BYTES \
+            and not data.startswith(_BOM_BYTES):
+        # The most common file, read in the fewest steps: what ``_decide`` reads as UTF-8 (a
+        # small file: should it be cp1252, its failed UTF-8 decoding is done twice).
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            if not _utf8_has_c1(data):
+                return text, "utf-8"
     try:
         encoding, decoded = _decide(data, declared, configured, default)
         text = data.decode(encoding) if decoded is None else decoded
@@ -270,7 +282,9 @@ def may_contain(data: bytes, needles: tuple[str, ...], configured: str | None = 
         return True  # a multi-byte code page: only decoding can tell
     else:
         codec = "ascii"
-    return any(needle.encode(codec) in data for needle in needles)
+    # ``find``, not ``in``: ``in`` on bytes first tries the needle as an int, and formats the
+    # error it then clears.
+    return any(data.find(needle.encode(codec)) >= 0 for needle in needles)
 
 
 def ascii_bytes(data: bytes, configured: str | None = None,
@@ -282,7 +296,7 @@ def ascii_bytes(data: bytes, configured: str | None = None,
     ASCII landmarks, line breaks and line starts are then where the bytes have them: a sniffer
     can rule a file out before anything is decoded.
     """
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    if data.startswith(_UTF16_BOMS):
         return None
     if not _ascii_transparent(configured or default or machine_code_page()):
         return None  # a configured or default multi-byte code page: only decoding can tell
