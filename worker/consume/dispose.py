@@ -371,8 +371,7 @@ def _place(source: Path, target: Path, copy: bool, folders: set[Path] | None = N
                 return False
             source.unlink()
         else:
-            if expect is not None and _stat_of(target) != expect and _stat_of(source) is None:
-                os.replace(target, source)
+            if expect is not None and _stat_of(target) != expect and _put_back(target, source):
                 return False
     with contextlib.suppress(OSError):  # a rename keeps the inbox's mode (e.g. 0644)
         os.chmod(target, 0o600)
@@ -380,6 +379,25 @@ def _place(source: Path, target: Path, copy: bool, folders: set[Path] | None = N
         store.fsync_dir(folder)
     else:
         folders.add(folder)
+    return True
+
+
+def _put_back(moved: Path, source: Path) -> bool:
+    """Return a file written to as it moved to its writer's path, unless the writer has made
+    a new file there since (False: the moved one stays where it went, as when the new file was
+    there before the move). A hard link, not a rename: a rename would replace that new file if
+    it came between a look and the rename. A crash between the link and the unlink leaves the
+    file at both paths; the next pass removes the one at the target (``_plan``)."""
+    try:
+        os.link(moved, source)
+    except FileExistsError:
+        return False
+    except OSError:  # no hard links here (FAT, some network shares): the look, then a rename
+        if _stat_of(source) is not None:
+            return False
+        os.replace(moved, source)
+        return True
+    moved.unlink()
     return True
 
 
