@@ -39,14 +39,21 @@ def _moved() -> list[int]:
     return [e.source_file_id for e in AuditEvent.select().where(AuditEvent.event == "moved")]
 
 
+def _appended_to_as_it_moves(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+                             ) -> tuple[Path, SourceFile]:
+    """A report taken by the watcher, whose writer appends a line as it moves out."""
+    source = pipeline.drop(NAME, report(random_peaks(random.Random(1))))
+    [row] = pipeline.take(NAME)
+    _while_moving(monkeypatch, source,
+                  lambda path: path.write_bytes(path.read_bytes() + b"more,1\n"))
+    return source, row
+
+
 def test_a_file_appended_to_as_it_moves_goes_back_to_the_inbox_unmarked(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pipeline = Pipeline.open(tmp_path)
     try:
-        source = pipeline.drop(NAME, report(random_peaks(random.Random(1))))
-        [row] = pipeline.take(NAME)
-        _while_moving(monkeypatch, source,
-                      lambda path: path.write_bytes(path.read_bytes() + b"more,1\n"))
+        source, row = _appended_to_as_it_moves(pipeline, monkeypatch)
         assert pipeline.ingest([row]) == {row.id: "ingested"}
         assert source.read_bytes().endswith(b"more,1\n")  # where its writer left it
         assert list((pipeline.settings.processed_dir).rglob("*.csv")) == []
@@ -81,10 +88,7 @@ def test_a_new_file_made_where_a_changed_one_goes_back_is_never_overwritten(
     before the changed one would go back: both the new file and the changed one are kept."""
     pipeline = Pipeline.open(tmp_path)
     try:
-        source = pipeline.drop(NAME, report(random_peaks(random.Random(1))))
-        [row] = pipeline.take(NAME)
-        _while_moving(monkeypatch, source,
-                      lambda path: path.write_bytes(path.read_bytes() + b"more,1\n"))
+        source, row = _appended_to_as_it_moves(pipeline, monkeypatch)
         newest = b"the writer's next file\n"
         moving_back = os.replace, os.link
 

@@ -97,14 +97,7 @@ def test_the_json_log_rotates_once_it_reaches_its_size(tmp_path: Path) -> None:
     finally:
         logger.removeHandler(handler)
         handler.close()
-    kept = [path, *(path.with_name(f"{path.name}.{i}") for i in (1, 2, 3))]
-    assert all(p.exists() for p in kept) and not path.with_name(f"{path.name}.4").exists()
-    lines = [line for p in kept for line in p.read_text().splitlines()]
-    longest = max(len(line) + 1 for line in lines)
-    for p in kept[1:]:  # each rotated file reached the size, and passed it by one line at most
-        assert 2000 <= p.stat().st_size < 2000 + longest
-    numbers = sorted(json.loads(line)["file_id"] for line in lines)
-    assert numbers == list(range(numbers[0], 100))  # the newest lines, none lost in between
+    _rotated_at_2000_bytes(path)
 
 
 @pytest.fixture
@@ -162,14 +155,7 @@ def test_the_batched_log_rotates_once_it_reaches_its_size(
     for n in range(100):
         logger.info("file %d ingested ✓", n, extra={"file_id": n})  # not ASCII: counted as bytes
     handler.close()
-    kept = [path, *(path.with_name(f"{path.name}.{i}") for i in (1, 2, 3))]
-    assert all(p.exists() for p in kept) and not path.with_name(f"{path.name}.4").exists()
-    lines = [line for p in kept for line in p.read_bytes().splitlines()]
-    longest = max(len(line) + 1 for line in lines)
-    for p in kept[1:]:  # each rotated file reached the size, and passed it by one line at most
-        assert 2000 <= p.stat().st_size < 2000 + longest
-    numbers = sorted(json.loads(line)["file_id"] for line in lines)
-    assert numbers == list(range(numbers[0], 100))
+    _rotated_at_2000_bytes(path)
 
 
 def test_another_process_s_lines_count_toward_the_size_by_the_next_flush(
@@ -221,3 +207,16 @@ def test_the_readable_line_is_the_standard_formatter_s_text() -> None:
                                         "levelname": "INFO", "name": "worker"})
         record.created, record.msecs = created, int((created - int(created)) * 1000) + 0.0
         assert ours.format(record) == standard.format(record)
+
+
+def _rotated_at_2000_bytes(path: Path) -> None:
+    """The log and three rotated files of lines numbered up to 99 (``file_id``), each rotated
+    one at 2,000 bytes or past it by one line at most (in bytes), the newest lines all kept."""
+    kept = [path, *(path.with_name(f"{path.name}.{i}") for i in (1, 2, 3))]
+    assert all(p.exists() for p in kept) and not path.with_name(f"{path.name}.4").exists()
+    lines = [line for p in kept for line in p.read_bytes().splitlines()]
+    longest = max(len(line) + 1 for line in lines)
+    for p in kept[1:]:
+        assert 2000 <= p.stat().st_size < 2000 + longest
+    numbers = sorted(json.loads(line)["file_id"] for line in lines)
+    assert numbers == list(range(numbers[0], 100))  # none lost in between

@@ -87,13 +87,9 @@ def _decide(data: bytes, declared: str | None, configured: str | None,
                              line=_line_at(data, exc.start)) from None
     if data.isascii():
         return "utf-8", data.decode("ascii")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    else:
-        if not _utf8_has_c1(data):
-            return "utf-8", text
+    text = _utf8(data)
+    if text is not None:
+        return "utf-8", text
     if _looks_like_utf16_without_bom(data):
         raise ParseError("the file looks like UTF-16 without a byte-order mark (every other "
                          "byte is NUL); it cannot be decoded safely")
@@ -207,6 +203,16 @@ def decode(data: bytes, filename: str | None = None, declared: str | None = None
     return decoded
 
 
+def _utf8(data: bytes) -> str | None:
+    """``data`` as UTF-8 text, or None when it is not UTF-8 or holds C1 control characters
+    (the mark of cp1252 text that happens to decode)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return None if _utf8_has_c1(data) else text
+
+
 def _decode(data: bytes, filename: str | None, declared: str | None, configured: str | None,
             default: str | None) -> tuple[str, str]:
     if data.find(b"\x00", 0, 4096) >= 0 and not data.startswith((codecs.BOM_UTF16_LE,
@@ -216,13 +222,9 @@ def _decode(data: bytes, filename: str | None, declared: str | None, configured:
             and not data.startswith(_BOM_BYTES):
         # The most common file, read in the fewest steps: what ``_decide`` reads as UTF-8 (a
         # small file: should it be cp1252, its failed UTF-8 decoding is done twice).
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-        else:
-            if not _utf8_has_c1(data):
-                return text, "utf-8"
+        text = _utf8(data)
+        if text is not None:
+            return text, "utf-8"
     try:
         encoding, decoded = _decide(data, declared, configured, default)
         text = data.decode(encoding) if decoded is None else decoded
