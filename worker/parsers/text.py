@@ -215,8 +215,7 @@ def _utf8(data: bytes) -> str | None:
 
 def _decode(data: bytes, filename: str | None, declared: str | None, configured: str | None,
             default: str | None) -> tuple[str, str]:
-    if data.find(b"\x00", 0, 4096) >= 0 and not data.startswith((codecs.BOM_UTF16_LE,
-                                                                  codecs.BOM_UTF16_BE)):
+    if data.find(b"\x00", 0, 4096) >= 0 and not data.startswith(_UTF16_BOMS):
         raise ParseError("binary content (NUL bytes) where text was expected", filename=filename)
     if not (declared or configured) and type(data) is bytes and len(data) <= _REMEMBERED_BYTES \
             and not data.startswith(_BOM_BYTES):
