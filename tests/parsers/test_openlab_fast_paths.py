@@ -213,6 +213,30 @@ def test_files_sharing_a_remembered_preamble_read_as_the_reference(tail: str) ->
     assert_same((preamble[:-1] + tail).encode())  # the preamble's last line ends otherwise
 
 
+
+@FUZZ
+@given(line=st.integers(0, 40), before=st.sampled_from(["", "Injection ", "Inform", "x,"]),
+       after=st.sampled_from(["", ",Yes", "\n"]), cut=st.integers(0, 12),
+       eol=st.sampled_from(["\n", "\r\n"]), encoding=st.sampled_from(sorted(ENCODINGS)))
+def test_information_anywhere_in_a_sequence_scores_as_the_reference(
+        line: int, before: str, after: str, cut: int, eol: str, encoding: str) -> None:
+    # Only a Report without Chromeleon's "… Information:" is CERTAIN; where the scan
+    # remembers the sequence's preamble, its answer for those lines is remembered too, and
+    # the lines after it are looked through in each file.
+    full = report([GenPeak(height=1.0, area=2.5, area_pct=100.0, begin=1.0, end=1.1,
+                           rt=1.05)], method="information method.amx", eol=eol)
+    lines = full.split(eol)
+    mark = before + "Information:"[:len("Information:") - cut] + after
+    lines.insert(min(line, len(lines)), mark)
+    try:
+        plain, marked = ENCODINGS[encoding](full), ENCODINGS[encoding](eol.join(lines))
+    except UnicodeEncodeError:
+        return
+    for data in (plain, marked, bytes(bytearray(plain)), bytes(bytearray(marked))):
+        assert agilent_openlab.sniff(data, "x_Report.csv", NO_OPTIONS) == _reference_score(
+            data, "x_Report.csv", NO_OPTIONS)
+
+
 _ROW = "0.5,1.0,100.0,1.0,1.1,1.05"
 
 

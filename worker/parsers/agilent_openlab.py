@@ -16,7 +16,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from itertools import islice
 from typing import NamedTuple
 
@@ -82,22 +82,52 @@ def _norm(cell: str) -> str:
     return " ".join(cell.strip().strip('"').split()).lower()
 
 
-def _header_fields(cells: list[str]) -> tuple[str | None, ...] | None:
+class _Fields(tuple[str | None, ...]):
+    """A header's Peak fields, one per column (None: a column not read), with what ``sniff``
+    and ``parse`` work out from them, once per header object: ``_plain_header`` hands the
+    files of a sequence the same one for the header they repeat."""
+
+    @cached_property
+    def missing(self) -> list[str]:
+        return _missing(self)
+
+    @cached_property
+    def score(self) -> int:
+        if self.missing:
+            return MIN_CONFIDENCE + 5  # ours, with a column missing: parse() says which
+        if "area_pct" in self and "height" in self:
+            return _FULL  # the full OpenLab header
+        return MIN_CONFIDENCE + 20  # a peak-table header, as other software writes too
+
+    @cached_property
+    def keys(self) -> tuple[str, ...] | None:
+        """The Peak fields of a row of ``_quick`` (then its number and line), when every
+        column is a numeric field of its own, Area% among them; else None."""
+        if not _plan(self)[1] or "area_pct" not in self:
+            return None
+        return (*self, "number", "line")  # type: ignore[arg-type]
+
+    @cached_property
+    def reader(self) -> Callable[[list[str], int, int], dict[str, object]] | None:
+        """``_row_reader`` of ``keys``, when ``_quick`` can read the rows."""
+        return None if self.keys is None else _row_reader(self.keys)
+
+
+def _header_fields(cells: list[str]) -> _Fields | None:
     """Map a header row to Peak fields, or None when the row is not a peak-table header.
 
     Three known column names, one of them RT or Area, make a header; one that lacks a required
     column is still recognised, so the file is rejected for that (``_missing``) and not as an
     unknown format.
     """
-    fields = tuple(_column(c) for c in cells)
+    fields = _Fields(_column(c) for c in cells)
     known = [f for f in fields if f]
     if len(known) < 3 or not any(req in fields for req in REQUIRED):
         return None
     return fields
 
 
-def _header_of(line: str, delimiter: str, number: int | None = None
-               ) -> tuple[str | None, ...] | None:
+def _header_of(line: str, delimiter: str, number: int | None = None) -> _Fields | None:
     """``_header_fields`` of the cells of ``line``; remembered for short lines without quotes
     (those split without error), since every file of a sequence repeats its header."""
     if len(line) <= 256 and '"' not in line:
@@ -106,7 +136,7 @@ def _header_of(line: str, delimiter: str, number: int | None = None
 
 
 @lru_cache(maxsize=1024)
-def _plain_header(line: str, delimiter: str) -> tuple[str | None, ...] | None:
+def _plain_header(line: str, delimiter: str) -> _Fields | None:
     return _header_fields(line.split(delimiter) if line else [])
 
 
@@ -173,7 +203,7 @@ def _candidates(text: str) -> Iterator[tuple[int, int, int, str]]:
         window = stop
 
 
-def _header_in(line: str, delimiter: str) -> tuple[str | None, ...] | None:
+def _header_in(line: str, delimiter: str) -> _Fields | None:
     """The header fields of ``line`` while sniffing, where an unreadable line is no header."""
     # A header has three known cells, so at least two delimiters (CSV splits only at them).
     if line.count(delimiter) < 2:
@@ -330,19 +360,10 @@ _FULL = 90
 _REPORT_START = "Acquisition Method:"
 
 
-@lru_cache(maxsize=256)  # headers repeat
-def _score(fields: tuple[str | None, ...]) -> int:
-    if _missing(fields):
-        return MIN_CONFIDENCE + 5  # ours, with a column missing: parse() says which
-    if "area_pct" in fields and "height" in fields:
-        return _FULL  # the full OpenLab header
-    return MIN_CONFIDENCE + 20  # a peak-table header, as other software writes too
-
-
 def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     try:
-        text, _ = decode(data[:_SNIFF_BYTES], configured=options.encoding_for(filename),
-                         default=options.default_encoding)
+        text, encoding = decode(data[:_SNIFF_BYTES], configured=options.encoding_for(filename),
+                                default=options.default_encoding)
     except (ParseError, UnicodeDecodeError):
         return NOT_MINE
     scan = _scanned(text)
@@ -351,14 +372,14 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
             break
         fields = _header_in(line, scan.delimiter)
         if fields is not None:
-            score = _score(fields)
-            if score == _FULL and _signed(data, scan.lf):
+            score = fields.score
+            if score == _FULL and _signed(data, scan, encoding):
                 return CERTAIN
             return score
     return NOT_MINE
 
 
-def _signed(data: bytes, lf: str) -> bool:
+def _signed(data: bytes, scan: _Scan, encoding: str) -> bool:
     """Whether a file whose full header was found also starts as an OpenLab Report does, and
     its head shows no landmark of a format sniffed after this one that could outscore the full
     header: then the file is this format's alone (CERTAIN), and the registry need not ask the
@@ -368,9 +389,25 @@ def _signed(data: bytes, lf: str) -> bool:
     (Shimadzu's ``[Header]``, Empower's quoted first row, EZChrom's ``Version:``, a netCDF
     signature), except Chromeleon's ``… Information:`` block titles, which the head must not
     hold; UTF-16, which Chromeleon reads whole, is left out."""
-    return (lf.startswith(_REPORT_START)
-            and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
-            and data.find(b"Information:") < 0)  # not ``in``: see chemstation_xml.sniff
+    if not scan.lf.startswith(_REPORT_START) or data.startswith(
+            (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return False
+    preamble = scan.preamble
+    if preamble and len(data) <= _SNIFF_BYTES and encoding in _ASCII_SAFE:
+        # In UTF-8 an ASCII run is in the bytes where it is in the text (line ends aside): the
+        # remembered preamble answers for its lines, once, and only the rest is looked through.
+        return not _informs(preamble) and scan.lf.find(
+            _INFORMATION, len(preamble) - len(_INFORMATION) + 1) < 0
+    return data.find(b"Information:") < 0  # not ``in``: see chemstation_xml.sniff
+
+
+_INFORMATION = "Information:"
+_ASCII_SAFE = ("utf-8", "utf-8-sig")
+
+
+@lru_cache(maxsize=32)
+def _informs(preamble: str) -> bool:
+    return preamble.find(_INFORMATION) >= 0
 
 
 def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
@@ -384,7 +421,7 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
     decimal_comma = delimiter == ";"
 
     header_at = None
-    fields: tuple[str | None, ...] = ()
+    fields = _Fields()
     header_start = header_end = 0
     for i, start, end, line in islice(scan.candidates, scan.skip, None):
         found = _header_of(line, delimiter, i + 1)
@@ -392,7 +429,7 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
             if header_at is not None:
                 raise ParseError(f"a second peak-table header (first at line {header_at + 1})",
                                  line=i + 1, filename=filename)
-            missing = _missing(found)
+            missing = found.missing
             if missing:
                 raise ParseError(f"peak-table header has no {' or '.join(missing)} column",
                                  line=i + 1, filename=filename)
@@ -493,7 +530,7 @@ def _document(lf: str, scan: _Scan, header_start: int, header_at: int, at: int,
 
 
 def _quick(lf: str, scan: _Scan, encoding: str, header_start: int, header_at: int, at: int,
-           fields: tuple[str | None, ...], most: int
+           fields: _Fields, most: int
            ) -> tuple[ParsedFile, float, int, int] | None:
     """The file, its total, the decimals the total is printed with and the Sum row's line,
     when the rows from ``at`` up to the first ``Sum`` row are a plain dot-decimal table (every
@@ -502,9 +539,9 @@ def _quick(lf: str, scan: _Scan, encoding: str, header_start: int, header_at: in
     row is complete: the most common file, read in the fewest steps. Else None, and the row
     loop of ``parse`` reads the file (and says what is wrong): nothing accepted here is
     refused or read otherwise there."""
-    keys = _keys(fields)
+    keys, row = fields.keys, fields.reader
     stop = lf.find("\nSum,", at - 1)
-    if keys is None or stop < at:
+    if keys is None or row is None or stop < at:
         return None
     block = lf[at:stop]
     if block.encode("ascii", "replace").translate(None, _PLAIN_BLOCK_TEXT):
@@ -522,7 +559,6 @@ def _quick(lf: str, scan: _Scan, encoding: str, header_start: int, header_at: in
     if not _PLAIN_TOTAL.fullmatch(sum_cell):
         return None
     shift = header_at + 1  # the 1-based line of the row before the first
-    row = _row_reader(keys)
     total = float(sum_cell)
     try:
         peaks = [row(line.split(","), number, number + shift)
@@ -539,8 +575,8 @@ def _quick(lf: str, scan: _Scan, encoding: str, header_start: int, header_at: in
 
 @lru_cache(maxsize=256)
 def _row_reader(keys: tuple[str, ...]) -> Callable[[list[str], int, int], dict[str, object]]:
-    """The function making a row's Peak fields (``_keys``: the header's, then number and line)
-    from its cells: a dict display compiled for the header, as dataclasses compile their
+    """The function making a row's Peak fields (``_Fields.keys``: the header's, then number and
+    line) from its cells: a dict display compiled for the header, as dataclasses compile their
     ``__init__``, a few times faster than ``dict(zip(...))`` per row. The names are Peak
     fields (``COLUMNS``' values), never text of the file. IndexError for a row of fewer cells."""
     cells = ", ".join(f"{key!r}: cells[{i}]" for i, key in enumerate(keys[:-2]))
@@ -553,15 +589,6 @@ def _row_reader(keys: tuple[str, ...]) -> Callable[[list[str], int, int], dict[s
 _PLAIN_TOTAL = re.compile(r"[0-9]{1,15}(?:\.[0-9]{0,15})?")
 # ``ParsedFile.model_validate`` without its keyword arguments: the same validator.
 _VALIDATE = ParsedFile.__pydantic_validator__.validate_python
-
-
-@lru_cache(maxsize=256)
-def _keys(fields: tuple[str | None, ...]) -> tuple[str, ...] | None:
-    """The Peak fields of a row of ``_quick`` (then its number and line), for a header whose
-    every column is a numeric field of its own, Area% among them; else None. Headers repeat."""
-    if not _plan(fields)[1] or "area_pct" not in fields:
-        return None
-    return (*fields, "number", "line")  # type: ignore[arg-type]
 
 
 def _plain_rows(lf: str, at: int, delimiter: str, most: int
