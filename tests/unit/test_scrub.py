@@ -109,14 +109,28 @@ def test_no_wait_setting_keeps_the_old_pass(installation: Pipeline) -> None:
 
 
 def test_what_counts_as_a_backlog(installation: Pipeline) -> None:
+    counts_as_a_backlog(installation)
+
+
+def test_what_counts_as_a_backlog_on_postgresql(tmp_path: Any, pg: str) -> None:
+    p = Pipeline.open(tmp_path, database_url=pg)
+    try:
+        assert p.run("S0_Report.csv", report(random_peaks(random.Random(0), 3))).state \
+            == "ingested"
+        counts_as_a_backlog(p)
+    finally:
+        p.close()
+
+
+def counts_as_a_backlog(p: Pipeline) -> None:
     assert not backlog()  # every file final
-    row = queued(installation)
+    row = queued(p)
     assert backlog()  # registered, its task on the queue
-    (claimed,) = ledger.claim_many([row.id], installation.owner, 60)
+    (claimed,) = ledger.claim_many([row.id], p.owner, 60)
     assert backlog()  # being parsed
-    ledger.release(claimed, installation.owner, retry_in=3600)
+    ledger.release(claimed, p.owner, retry_in=3600)
     assert not backlog()  # given back to be tried in an hour: nobody is working on it
-    canary = queued(installation, CANARY_PREFIX + "c1_Report.csv")
+    canary = queued(p, CANARY_PREFIX + "c1_Report.csv")
     assert canary.path.startswith(CANARY_PREFIX)
     assert not backlog()  # the health canary alone is no backlog
 
