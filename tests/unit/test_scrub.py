@@ -4,6 +4,7 @@ wait longer than ``scrub_backlog_wait_seconds`` for a backlog that never clears.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -73,10 +74,11 @@ def test_a_pass_waits_while_files_wait_to_be_ingested_then_checks_them_all(
 
 
 def test_a_backlog_that_never_clears_holds_a_pass_back_only_so_long(
-        installation: Pipeline) -> None:
+        installation: Pipeline, caplog: pytest.LogCaptureFixture) -> None:
     queued(installation)
     settings = installation.settings.model_copy(update={"scrub_backlog_wait_seconds": 1.5})
     scrub = Scrub(settings, lambda: True)
+    caplog.set_level(logging.INFO, logger="worker.runtime.scrub")
     began = time.monotonic()
     found = scrub.run_pass()
     took = time.monotonic() - began
@@ -84,6 +86,9 @@ def test_a_backlog_that_never_clears_holds_a_pass_back_only_so_long(
     assert found.checked == INGESTED + 1 and found.ok
     assert facts(scrub, settings)["checked_files"] == INGESTED + 1
     assert facts(scrub, settings)["last_pass"] is not None
+    [summary] = [r for r in caplog.records if hasattr(r, "scrub_paused_s")]
+    assert 1.5 <= summary.scrub_paused_s < 6
+    assert "for ingest's backlog" in summary.getMessage()
 
 
 def test_a_pass_stopped_while_it_waits_is_not_a_pass(installation: Pipeline) -> None:

@@ -38,10 +38,10 @@ PRUNED = "scrub_pruned"  # label: processed | orphan_packs | canary (this pass)
 FIRST_DELAY = 30.0  # after start-up, when a pass is already due
 
 # Any one file being or waiting to be ingested, on any node (the database is the shared truth):
-# found through the state index, which holds only the unfinished rows, so it costs the same
-# whatever the size of the ledger and stops at the first. Not counted: canaries (a tiny file
-# every few minutes) and files given back to be tried again later (release: no owner, a retry
-# time ahead), which nobody is working on and which may wait for hours.
+# a search of the state index that reads only unfinished rows and stops at the first, so it
+# costs the same whatever the size of the ledger (not a COUNT: a burst's backlog is thousands).
+# Not counted: the health canary's own files, and files given back to be tried again later
+# (release: no owner, a retry time ahead), which nobody is working on and which may wait long.
 _BACKLOG_SQL = (f"SELECT 1 FROM {sql.table(SourceFile)} WHERE state IN (?, ?) "
                 "AND (state = ? OR lease_owner IS NOT NULL OR lease_until <= ?) "
                 f"AND SUBSTR(path, 1, {len(CANARY_PREFIX)}) <> ? LIMIT 1")
@@ -102,12 +102,13 @@ class Scrub:
             self._record(report, pruned)
             log.log(logging.ERROR if report.problems else logging.INFO,
                     "scrub: %d raw files (%d bytes) re-hashed, %d missing or damaged; pruned "
-                    "%d processed/ files (%d bytes), %d orphan raw packs, %d canary files",
+                    "%d processed/ files (%d bytes), %d orphan raw packs, %d canary files; "
+                    "paused %.0f s for ingest's backlog",
                     report.checked, report.bytes, len(report.problems),
                     pruned.processed_files, pruned.processed_bytes, pruned.orphan_packs,
-                    pruned.canary_files,
+                    pruned.canary_files, pace.paused,
                     extra={"scrub_checked": report.checked, "scrub_problems":
-                           len(report.problems)})
+                           len(report.problems), "scrub_paused_s": round(pace.paused, 1)})
             return report
         finally:
             self.running_since = None
