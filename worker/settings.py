@@ -266,6 +266,9 @@ class Settings(BaseSettings):
                                    "retention, this often; 0 = off")
     scrub_mb_per_second: float = Field(
         8.0, gt=0, description="the scrub reads the raw store no faster than this")
+    scrub_backlog_wait_seconds: float = Field(
+        3600.0, ge=0, description="a scrub pass pauses while ingest has a backlog, at most this "
+                                  "long in all, then reads on; 0 = never pauses")
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     group_settle_seconds: float = Field(
         5.0, ge=0, description="a ChemStation .D folder's CSV report set waits this long after "

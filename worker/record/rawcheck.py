@@ -3,11 +3,13 @@
 The ledger promises each file's exact bytes are kept; this reads them all back, a chunk at a
 time, and names every content that is missing or no longer matches its SHA-256 — in the raw
 store (where the ledger says) and, scaled out, in the ``raw_blob`` rows. ``pace`` slows it
-down for the background scrub so a lab PC never notices it.
+down for the background scrub so a lab PC never notices it, and holds it back while ingest
+has a backlog.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,26 +39,67 @@ class RawReport:
 
 
 class Pace:
-    """Sleeps so that reading goes no faster than ``bytes_per_second``."""
+    """Sleeps so that reading goes no faster than ``bytes_per_second``; given ``busy`` (is
+    there other work to make way for?), also pauses while it answers yes.
 
-    def __init__(self, bytes_per_second: float, stopped: Callable[[], bool] = lambda: False
-                 ) -> None:
+    ``busy`` is asked at most every ASK_SECONDS (between two files, so it costs nothing per
+    file), and the pauses of one Pace add up to at most ``max_pause`` seconds: after that it
+    reads on at its rate whatever ``busy`` says, so a system that is never idle is still read
+    through. Time paused is not reading time: the rate is not caught up on afterwards.
+    """
+
+    ASK_SECONDS = 1.0
+
+    def __init__(self, bytes_per_second: float, stopped: Callable[[], bool] = lambda: False,
+                 busy: Callable[[], bool] | None = None, max_pause: float = 0.0) -> None:
         self.rate, self.stopped = bytes_per_second, stopped
+        self.busy, self.max_pause = busy, max_pause
         self.start, self.done = time.monotonic(), 0
+        self.paused = 0.0  # seconds, in all
+        self.pausing = False  # now, making way for ``busy``
+        self._asked = -math.inf
 
     def __call__(self, size: int) -> bool:
         """Account for ``size`` bytes read; False when told to stop meanwhile."""
         self.done += size
+        self._make_way()
         ahead = self.done / self.rate - (time.monotonic() - self.start)
         while ahead > 0 and not self.stopped():
             time.sleep(min(ahead, 0.5))
             ahead = self.done / self.rate - (time.monotonic() - self.start)
         return not self.stopped()
 
+    def _make_way(self) -> None:
+        if self.busy is None or self.paused >= self.max_pause:
+            return
+        began = time.monotonic()
+        if began - self._asked < self.ASK_SECONDS:
+            return
+        self._asked = began
+        if not self.busy():
+            return
+        self.pausing = True
+        try:
+            while not self.stopped():
+                left = self.max_pause - self.paused - (time.monotonic() - began)
+                if left <= 0:
+                    break
+                time.sleep(min(left, self.ASK_SECONDS))
+                self._asked = time.monotonic()
+                if not self.busy():
+                    break
+        finally:
+            self.pausing = False
+            pause = time.monotonic() - began
+            self.paused += pause
+            self.start += pause
+
 
 def check_all(settings: Settings, pace: Callable[[int], bool] | None = None) -> RawReport:
     """Every ledger row's stored bytes, then every ``raw_blob`` row, re-hashed."""
     report = RawReport()
+    if pace is not None and not pace(0):  # a pause due before the first read, too
+        return report
     last = 0
     while rows := sql.rows(_FILES_SQL, (last,)):
         for file_id, sha, path, state, pack, offset in rows:

@@ -2,7 +2,13 @@
 
 Runs in the process holding the scheduler lease (one per installation), once every
 ``scrub_seconds`` counted from the last pass that finished (kept in the database, so a daily
-restart does not skip it), reading no faster than ``scrub_mb_per_second``. Its outcome goes to
+restart does not skip it), reading no faster than ``scrub_mb_per_second``.
+
+It makes way for ingest: before its first read and then between files, at most once a second,
+it asks the database whether ingest has a backlog (``backlog``), and while it has, the pass
+pauses, re-asking each second. The pauses of one pass add up to at most
+``scrub_backlog_wait_seconds``; after that the pass reads on at its rate, so an installation that
+is never idle is still scrubbed, each pass finishing at most that much later. Its outcome goes to
 the log (an error line per damaged or missing file), to ``/status`` (``scrub``) and to
 ``/metrics`` (``accu_ingest_scrub_*``), the last two from counters in the database so every
 process of an installation reports the same.
@@ -17,8 +23,9 @@ from collections.abc import Callable
 from typing import Any
 
 from worker.record import rawcheck, retention, sql
+from worker.record.canaries import CANARY_PREFIX
 from worker.record.counters import SET_SQL, read
-from worker.record.models import database
+from worker.record.models import PROCESSING, QUEUED, SourceFile, database
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,12 +37,28 @@ CHECKED_BYTES = "scrub_checked_bytes"
 PRUNED = "scrub_pruned"  # label: processed | orphan_packs | canary (this pass)
 FIRST_DELAY = 30.0  # after start-up, when a pass is already due
 
+# Any one file being or waiting to be ingested, on any node (the database is the shared truth):
+# a search of the state index that reads only unfinished rows and stops at the first, so it
+# costs the same whatever the size of the ledger (not a COUNT: a burst's backlog is thousands).
+# Not counted: the health canary's own files, and files given back to be tried again later
+# (release: no owner, a retry time ahead), which nobody is working on and which may wait long.
+_BACKLOG_SQL = (f"SELECT 1 FROM {sql.table(SourceFile)} WHERE state IN (?, ?) "
+                "AND (state = ? OR lease_owner IS NOT NULL OR lease_until <= ?) "
+                f"AND SUBSTR(path, 1, {len(CANARY_PREFIX)}) <> ? LIMIT 1")
+
+
+def backlog() -> bool:
+    """Whether ingest has files to get through, on any node."""
+    return bool(sql.rows(_BACKLOG_SQL, (QUEUED, PROCESSING, PROCESSING, time.time(),
+                                        CANARY_PREFIX)))
+
 
 class Scrub:
     def __init__(self, settings: Settings, leading: Callable[[], bool]) -> None:
         self.settings = settings
         self.leading = leading
         self.running_since: float | None = None
+        self.pace: rawcheck.Pace | None = None  # the running pass's
         self.problems: list[str] = []  # the last pass's, in this process
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="scrub", daemon=True)
@@ -64,8 +87,9 @@ class Scrub:
     def run_pass(self) -> rawcheck.RawReport:
         self.running_since = time.time()
         try:
-            pace = rawcheck.Pace(self.settings.scrub_mb_per_second * 1024 * 1024,
-                                 self._stop.is_set)
+            pace = self.pace = rawcheck.Pace(
+                self.settings.scrub_mb_per_second * 1024 * 1024, self._stop.is_set, backlog,
+                self.settings.scrub_backlog_wait_seconds)
             report = rawcheck.check_all(self.settings, pace)
             if self._stop.is_set():
                 return report  # cut short: not a pass
@@ -78,15 +102,17 @@ class Scrub:
             self._record(report, pruned)
             log.log(logging.ERROR if report.problems else logging.INFO,
                     "scrub: %d raw files (%d bytes) re-hashed, %d missing or damaged; pruned "
-                    "%d processed/ files (%d bytes), %d orphan raw packs, %d canary files",
+                    "%d processed/ files (%d bytes), %d orphan raw packs, %d canary files; "
+                    "paused %.0f s for ingest's backlog",
                     report.checked, report.bytes, len(report.problems),
                     pruned.processed_files, pruned.processed_bytes, pruned.orphan_packs,
-                    pruned.canary_files,
+                    pruned.canary_files, pace.paused,
                     extra={"scrub_checked": report.checked, "scrub_problems":
-                           len(report.problems)})
+                           len(report.problems), "scrub_paused_s": round(pace.paused, 1)})
             return report
         finally:
             self.running_since = None
+            self.pace = None
 
     def _record(self, report: rawcheck.RawReport, pruned: retention.Pruned) -> None:
         with database.atomic():
@@ -113,5 +139,7 @@ def facts(scrub: Scrub | None, settings: Settings) -> dict[str, Any]:
     }
     if scrub is not None:
         info["running"] = scrub.running_since is not None
+        pace = scrub.pace
+        info["waiting_for_ingest"] = pace is not None and pace.pausing
         info["problem_details"] = scrub.problems[:20]
     return info
