@@ -601,3 +601,35 @@ def test_a_file_naming_the_root_without_any_element_is_not_result_xml() -> None:
     assert chemstation_xml.sniff(b"<" + note, "notes.txt", ParserOptions()) == 100
     real = (corpus_dir() / "agilent-chemstation-folders" / "V181.D" / "Result.xml").read_bytes()
     assert chemstation_xml.sniff(real[:4096], "Result.xml", ParserOptions()) == 100
+
+
+def _may_contain_reference(data: bytes, needles: tuple[str, ...], configured: str | None,
+                           default: str | None) -> bool:
+    """``text.may_contain`` as it was: each needle encoded on every call."""
+    if data.startswith(codecs.BOM_UTF16_LE):
+        codec = "utf-16-le"
+    elif data.startswith(codecs.BOM_UTF16_BE):
+        codec = "utf-16-be"
+    elif _ascii_bytes_reference(data, configured, default) is None:
+        return True
+    else:
+        codec = "ascii"
+    return any(needle.encode(codec) in data for needle in needles)
+
+
+_NEEDLE_SETS = [("Signal ",), ("-|-", "Data File "), ("Information:",), ("Maxchannels:",),
+                chemstation_txt._LANDMARKS, ("a", "Area Percent Report"), ()]
+
+
+@FUZZ
+@given(prefix=st.sampled_from(_BOM_PREFIXES), chars=texts, encoding=st.sampled_from(_ENCODINGS),
+       needles=st.sampled_from(_NEEDLE_SETS), configured=code_pages, default=code_pages)
+@example(prefix=b"", chars="Signal 1:", encoding="utf-16-le-bom", needles=("Signal ",),
+         configured=None, default=None)
+def test_may_contain_is_the_plain_definition(prefix: bytes, chars: str, encoding: str,
+                                             needles: tuple[str, ...], configured: str | None,
+                                             default: str | None) -> None:
+    data = prefix + _encode(chars, encoding)
+    for _ in range(2):  # the second call with the needles already encoded
+        assert text.may_contain(data, needles, configured, default) == \
+            _may_contain_reference(data, needles, configured, default)

@@ -288,17 +288,33 @@ def may_contain(data: bytes, needles: tuple[str, ...], configured: str | None = 
     the ASCII ``needles`` (True may be a false alarm): a sniffer can let a file of megabytes go
     without decoding it.
     """
-    if data.startswith(codecs.BOM_UTF16_LE):
-        codec = "utf-16-le"
-    elif data.startswith(codecs.BOM_UTF16_BE):
-        codec = "utf-16-be"
-    elif ascii_bytes(data, configured, default) is None:
-        return True  # a multi-byte code page: only decoding can tell
-    else:
+    if data[:1] < _LOWEST_BOM_BYTE or not data.startswith(_UTF16_BOMS):
+        if not _ascii_transparent(configured or default or machine_code_page()):
+            return True  # a multi-byte code page: only decoding can tell
         codec = "ascii"
+    else:
+        codec = "utf-16-le" if data.startswith(codecs.BOM_UTF16_LE) else "utf-16-be"
     # ``find``, not ``in``: ``in`` on bytes first tries the needle as an int, and formats the
-    # error it then clears.
-    return any(data.find(needle.encode(codec)) >= 0 for needle in needles)
+    # error it then clears. A loop, not ``any``: no generator made on every call.
+    for needle in _encoded(needles, codec):  # noqa: SIM110
+        if data.find(needle) >= 0:
+            return True
+    return False
+
+
+# (needles, codec) -> the needles encoded: each sniffer asks with its own constant tuple.
+_needles: dict[tuple[tuple[str, ...], str], tuple[bytes, ...]] = {}
+
+
+def _encoded(needles: tuple[str, ...], codec: str) -> tuple[bytes, ...]:
+    key = (needles, codec)
+    found = _needles.get(key)
+    if found is None:
+        found = tuple(needle.encode(codec) for needle in needles)
+        if len(_needles) >= 64:
+            _needles.clear()
+        _needles[key] = found
+    return found
 
 
 def ascii_bytes(data: bytes, configured: str | None = None,
