@@ -27,6 +27,7 @@ from worker.parsers import (
     chemstation_common,
     chemstation_csv,
     chemstation_txt,
+    chemstation_xml,
     chromeleon,
     empower,
     ezchrom_asc,
@@ -508,3 +509,127 @@ def test_the_last_trace_line_looked_at_scores_as_the_full_reading(tail: str, row
     for filename in ("a.dx_DAD1A.CSV", "x.csv"):
         assert_same_scores(chars.encode(), filename)
         assert_same_scores(chars.replace("\n", "\r\n").encode(), filename)
+
+
+# --- ascii_bytes and the Result.xml sniffer against the code they replaced ---------------------
+
+
+def _ascii_bytes_reference(data: bytes, configured: str | None,
+                           default: str | None) -> bytes | None:
+    """``text.ascii_bytes`` as it was: the UTF-16 BOMs first, a codec lookup every call."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return None
+    try:
+        transparent = codecs.lookup(configured or default or text.machine_code_page()).name \
+            in text._ASCII_TRANSPARENT
+    except LookupError:
+        transparent = False
+    if not transparent:
+        return None
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[3:]
+        return data[3:] if data.startswith(codecs.BOM_UTF8) else data
+    return data
+
+
+_BOM_PREFIXES = [b"", codecs.BOM_UTF8, codecs.BOM_UTF8 * 2, codecs.BOM_UTF16_LE,
+                 codecs.BOM_UTF16_BE, b"\xef\xbb", b"\xff", b"\xfe", b"\xee\xbb\xbf", b"\xf0"]
+code_pages = st.sampled_from([None, "utf-8", "UTF8", "cp1250", "latin-1", "shift_jis", "big5",
+                              "cp037", "no-such-code-page"])
+
+
+@FUZZ
+@given(prefix=st.sampled_from(_BOM_PREFIXES), chars=texts, encoding=st.sampled_from(_ENCODINGS),
+       rest=st.binary(max_size=20), configured=code_pages, default=code_pages)
+@example(prefix=b"", chars="", encoding="utf-8", rest=b"", configured=None, default=None)
+def test_ascii_bytes_is_the_plain_definition(prefix: bytes, chars: str, encoding: str,
+                                             rest: bytes, configured: str | None,
+                                             default: str | None) -> None:
+    # Each call twice: the second answers from what the first remembered of the code page.
+    for data in (prefix + _encode(chars, encoding), prefix + rest, prefix):
+        for _ in range(2):
+            assert text.ascii_bytes(data, configured, default) == \
+                _ascii_bytes_reference(data, configured, default)
+
+
+def test_ascii_bytes_follows_the_machines_code_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a Taiwanese Windows PC (Big5, not ASCII-transparent) only decoding can tell."""
+    data = b"Data File x\r\n"
+    assert text.ascii_bytes(data) == data
+    monkeypatch.setattr(text.locale, "getencoding", lambda: "cp950", raising=False)
+    monkeypatch.setattr(text.locale, "getpreferredencoding", lambda _=True: "cp950")
+    text.machine_code_page.cache_clear()
+    try:
+        assert text.ascii_bytes(data) is None
+        assert text.ascii_bytes(data, "cp1252") == data
+    finally:
+        monkeypatch.undo()
+        text.machine_code_page.cache_clear()
+    assert text.ascii_bytes(data) == data
+
+
+def _result_xml_reference(data: bytes) -> int:
+    """chemstation_xml.sniff as it was, before a file had to hold a "<"."""
+    head = data[:4096]
+    name = "ChemStationResult"
+    return 100 if name.encode() in head or name.encode("utf-16-le") in head else 0
+
+
+_XML_PIECES = ["<", ">", "<?xml version=\"1.0\"?>", "ChemStationResult", "<ChemStationResult>",
+               "ChemStation", "Result", "\x00", " ", "\r\n", "a", "µ"]
+
+
+@FUZZ
+@given(pieces=st.lists(st.sampled_from(_XML_PIECES) | st.text(max_size=3), max_size=12),
+       encoding=st.sampled_from(_ENCODINGS), pad=st.sampled_from([0, 4070, 4080, 4090, 5000]))
+@example(pieces=["ChemStationResult"], encoding="utf-8", pad=0)
+@example(pieces=["ChemStationResult"], encoding="utf-16-le-bom", pad=0)
+@example(pieces=["<ChemStationResult"], encoding="utf-16-be-bom", pad=0)
+def test_result_xml_sniff_is_the_name_search_where_an_element_can_open(pieces: list[str],
+                                                                        encoding: str,
+                                                                        pad: int) -> None:
+    # Padding moves the landmarks across the 4 KiB head the sniffer reads.
+    data = _encode(" " * pad + "".join(pieces), encoding)
+    expected = _result_xml_reference(data) if b"<" in data[:4096] else 0
+    assert chemstation_xml.sniff(data, "Result.xml", ParserOptions()) == expected
+
+
+def test_a_file_naming_the_root_without_any_element_is_not_result_xml() -> None:
+    """Text that mentions ChemStationResult but opens no element could never parse as XML."""
+    note = b"Exported ChemStationResult files are in the run folder.\r\n"
+    assert chemstation_xml.sniff(note, "notes.txt", ParserOptions()) == 0
+    assert chemstation_xml.sniff(b"<" + note, "notes.txt", ParserOptions()) == 100
+    real = (corpus_dir() / "agilent-chemstation-folders" / "V181.D" / "Result.xml").read_bytes()
+    assert chemstation_xml.sniff(real[:4096], "Result.xml", ParserOptions()) == 100
+
+
+def _may_contain_reference(data: bytes, needles: tuple[str, ...], configured: str | None,
+                           default: str | None) -> bool:
+    """``text.may_contain`` as it was: each needle encoded on every call."""
+    if data.startswith(codecs.BOM_UTF16_LE):
+        codec = "utf-16-le"
+    elif data.startswith(codecs.BOM_UTF16_BE):
+        codec = "utf-16-be"
+    elif _ascii_bytes_reference(data, configured, default) is None:
+        return True
+    else:
+        codec = "ascii"
+    return any(needle.encode(codec) in data for needle in needles)
+
+
+_NEEDLE_SETS = [("Signal ",), ("-|-", "Data File "), ("Information:",), ("Maxchannels:",),
+                chemstation_txt._LANDMARKS, ("a", "Area Percent Report"), ()]
+
+
+@FUZZ
+@given(prefix=st.sampled_from(_BOM_PREFIXES), chars=texts, encoding=st.sampled_from(_ENCODINGS),
+       needles=st.sampled_from(_NEEDLE_SETS), configured=code_pages, default=code_pages)
+@example(prefix=b"", chars="Signal 1:", encoding="utf-16-le-bom", needles=("Signal ",),
+         configured=None, default=None)
+def test_may_contain_is_the_plain_definition(prefix: bytes, chars: str, encoding: str,
+                                             needles: tuple[str, ...], configured: str | None,
+                                             default: str | None) -> None:
+    data = prefix + _encode(chars, encoding)
+    for _ in range(2):  # the second call with the needles already encoded
+        assert text.may_contain(data, needles, configured, default) == \
+            _may_contain_reference(data, needles, configured, default)

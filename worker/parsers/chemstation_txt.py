@@ -79,6 +79,7 @@ _SUMMED = ("area", "height")  # the columns a Totals line may print
 # What each landmark of ``sniff`` holds: a file with none of them scores 0, which its bytes tell
 # without decoding (a trace of megabytes used to be decoded, checked and split for nothing).
 _FIRST = "Data File "
+_FIRST_BYTES = _FIRST.encode()
 _LANDMARKS = (_FIRST, "Signal ", "-|-", "Acq. Operator", "Injection Date", "Area Percent Report")
 
 
@@ -120,11 +121,12 @@ def _may_score(view: bytes) -> bool:
     each is looked for in the bytes, where it must start a line if it must there (with ``find``,
     not ``in``: ``in`` on bytes first tries the needle as an int, and formats the error it then
     clears)."""
-    if view.startswith(_FIRST.encode()) or (view.find(b"|") >= 0 and view.find(b"-|-") >= 0) \
+    if view.startswith(_FIRST_BYTES) or (view.find(b"|") >= 0 and view.find(b"-|-") >= 0) \
             or view.find(b"Area Percent Report") >= 0:
         return True
     lines = view.replace(b"\r", b"\n") if view.find(b"\r") >= 0 else view  # CR-only ends too
-    return bool(_LINE_LANDMARK.match(lines) or _LINE_LANDMARK_AFTER_BREAK.search(lines))
+    return _LINE_LANDMARK_AFTER_BREAK.search(lines) is not None \
+        or _LINE_LANDMARK.match(lines) is not None
 
 
 # The landmarks that must start a line: a Signal n: title, the Acq. Operator and Injection Date

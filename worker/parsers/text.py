@@ -46,6 +46,8 @@ _BOMS = (
 )
 _BOM_BYTES = tuple(bom for bom, _ in _BOMS)
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+# Every BOM opens with a byte from here up (EF, FF, FE).
+_LOWEST_BOM_BYTE = min(bom[:1] for bom in _BOM_BYTES)
 # In cp1252, bytes that Shift-JIS uses as lead bytes and Western text never shows (ƒ ˆ ‹ › ˜),
 # and Latin-1 signs that Big5 pairs produce (¤ ¦ ¨ ¯ ´ ¸) but lab exports do not print.
 _FOREIGN_SIGNS = frozenset("ƒˆ‹›˜¤¦¨¯´¸")
@@ -261,12 +263,23 @@ _ASCII_TRANSPARENT = frozenset(
      *(f"iso8859-{n}" for n in range(1, 17))])
 
 
-@lru_cache(maxsize=64)
+# Code page name as given -> whether it is ASCII-transparent: asked by several sniffers on every
+# file, so a dict lookup rather than a codec lookup (or an lru_cache call) each time. Names come
+# from the settings and the machine, a handful; emptied should anything pass many.
+_transparent: dict[str, bool] = {}
+
+
 def _ascii_transparent(name: str) -> bool:
-    try:
-        return codecs.lookup(name).name in _ASCII_TRANSPARENT
-    except LookupError:
-        return False  # decode will refuse it; the sniffer finds that out the slow way
+    known = _transparent.get(name)
+    if known is None:
+        try:
+            known = codecs.lookup(name).name in _ASCII_TRANSPARENT
+        except LookupError:
+            known = False  # decode will refuse it; the sniffer finds that out the slow way
+        if len(_transparent) >= 64:
+            _transparent.clear()
+        _transparent[name] = known
+    return known
 
 
 def may_contain(data: bytes, needles: tuple[str, ...], configured: str | None = None,
@@ -275,17 +288,33 @@ def may_contain(data: bytes, needles: tuple[str, ...], configured: str | None = 
     the ASCII ``needles`` (True may be a false alarm): a sniffer can let a file of megabytes go
     without decoding it.
     """
-    if data.startswith(codecs.BOM_UTF16_LE):
-        codec = "utf-16-le"
-    elif data.startswith(codecs.BOM_UTF16_BE):
-        codec = "utf-16-be"
-    elif ascii_bytes(data, configured, default) is None:
-        return True  # a multi-byte code page: only decoding can tell
-    else:
+    if data[:1] < _LOWEST_BOM_BYTE or not data.startswith(_UTF16_BOMS):
+        if not _ascii_transparent(configured or default or machine_code_page()):
+            return True  # a multi-byte code page: only decoding can tell
         codec = "ascii"
+    else:
+        codec = "utf-16-le" if data.startswith(codecs.BOM_UTF16_LE) else "utf-16-be"
     # ``find``, not ``in``: ``in`` on bytes first tries the needle as an int, and formats the
-    # error it then clears.
-    return any(data.find(needle.encode(codec)) >= 0 for needle in needles)
+    # error it then clears. A loop, not ``any``: no generator made on every call.
+    for needle in _encoded(needles, codec):  # noqa: SIM110
+        if data.find(needle) >= 0:
+            return True
+    return False
+
+
+# (needles, codec) -> the needles encoded: each sniffer asks with its own constant tuple.
+_needles: dict[tuple[tuple[str, ...], str], tuple[bytes, ...]] = {}
+
+
+def _encoded(needles: tuple[str, ...], codec: str) -> tuple[bytes, ...]:
+    key = (needles, codec)
+    found = _needles.get(key)
+    if found is None:
+        found = tuple(needle.encode(codec) for needle in needles)
+        if len(_needles) >= 64:
+            _needles.clear()
+        _needles[key] = found
+    return found
 
 
 def ascii_bytes(data: bytes, configured: str | None = None,
@@ -297,10 +326,12 @@ def ascii_bytes(data: bytes, configured: str | None = None,
     ASCII landmarks, line breaks and line starts are then where the bytes have them: a sniffer
     can rule a file out before anything is decoded.
     """
-    if data.startswith(_UTF16_BOMS):
-        return None
     if not _ascii_transparent(configured or default or machine_code_page()):
         return None  # a configured or default multi-byte code page: only decoding can tell
+    if data[:1] < _LOWEST_BOM_BYTE:
+        return data  # the common file: no BOM, which one comparison tells
+    if data.startswith(_UTF16_BOMS):
+        return None
     if data.startswith(codecs.BOM_UTF8):
         data = data[3:]  # and as ``decode`` drops a U+FEFF that follows the BOM, so is it here:
         return data[3:] if data.startswith(codecs.BOM_UTF8) else data
