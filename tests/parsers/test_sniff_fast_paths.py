@@ -142,7 +142,9 @@ def chemstation_txt_reference(data: bytes, filename: str, options: ParserOptions
         score += 10
     if any(line.strip() == "Area Percent Report" for line in lines):
         score += 20
-    if score >= 50 and filename.lower().endswith("report.txt"):
+    if score < 50:
+        return 0  # not claimed either way: scored 0 since the sniffer lets such files go early
+    if filename.lower().endswith("report.txt"):
         score += 5
     return min(score, 100)
 
@@ -390,6 +392,23 @@ def test_each_chemstation_landmark_alone_scores_as_the_full_reading(landmark: st
                   # lines that start as a landmark does and are not one, before it
                   "x\nSignal table\nSignal A\n" + landmark, "Signal 12345:\n" + landmark):
         assert_same_scores(_encode(chars, encoding), "Report.TXT")
+
+
+_CHEMSTATION_LANDMARKS = ("Data File x", "Signal 1: DAD1 A", "---|---|", "Acq. Operator : me",
+                          "  Area Percent Report  ")
+
+
+@pytest.mark.parametrize("chosen", range(1 << len(_CHEMSTATION_LANDMARKS)))
+@pytest.mark.parametrize("encoding", ["utf-8", "cp1252", "utf-16-le-bom"])
+def test_every_set_of_chemstation_landmarks_scores_as_the_full_reading(chosen: int,
+                                                                       encoding: str) -> None:
+    # Only some sets reach MIN_CONFIDENCE, one without the first line or the table rule among
+    # them (a Signal title, Acq. Operator and the Area Percent Report title come to 50).
+    landmarks = [m for i, m in enumerate(_CHEMSTATION_LANDMARKS) if chosen >> i & 1]
+    for name in ("Report.TXT", "x.txt"):
+        for eol in ("\n", "\r\n", "\r"):
+            assert_same_scores(_encode(eol.join(["x", *landmarks, "y"]), encoding), name)
+            assert_same_scores(_encode(eol.join(landmarks[::-1]), encoding), name)
 
 
 def test_every_corpus_file_scores_as_the_full_reading() -> None:

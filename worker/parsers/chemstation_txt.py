@@ -29,7 +29,15 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from worker.parsers.base import CERTAIN, NOT_MINE, ParsedFile, ParseError, Peak, Signal
+from worker.parsers.base import (
+    CERTAIN,
+    MIN_CONFIDENCE,
+    NOT_MINE,
+    ParsedFile,
+    ParseError,
+    Peak,
+    Signal,
+)
 from worker.parsers.chemstation_common import (
     decode_lines,
     describe_signal,
@@ -76,17 +84,20 @@ _TEXT_FIELDS = ("peak_type", "name")
 _SUMMED = ("area", "height")  # the columns a Totals line may print
 
 
-# What each landmark of ``sniff`` holds: a file with none of them scores 0, which its bytes tell
-# without decoding (a trace of megabytes used to be decoded, checked and split for nothing).
+# The landmarks of ``sniff`` that can lift a file to MIN_CONFIDENCE: the others (a Signal
+# title, the Acq. Operator and Injection Date keys) come to 30 together. A file with none of
+# these scores 0, which its bytes tell without decoding.
 _FIRST = "Data File "
 _FIRST_BYTES = _FIRST.encode()
-_LANDMARKS = (_FIRST, "Signal ", "-|-", "Acq. Operator", "Injection Date", "Area Percent Report")
+_LANDMARKS = (_FIRST, "-|-", "Area Percent Report")
 
 
 def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     """Confidence from the report's landmarks, each adding its share (all five and the name make
     ``CERTAIN``; the first line and any two tables-and-titles landmarks reach the LIKELY band);
-    the ``Report.TXT`` name only tips a close call."""
+    the ``Report.TXT`` name only tips a close call. Landmarks that come to less than
+    MIN_CONFIDENCE score 0: such a file is not claimed either way, and most files are let go
+    on their bytes (``_LANDMARKS``)."""
     configured = options.encoding_for(filename)
     view = ascii_bytes(data, configured, options.default_encoding)
     if view is not None and not _may_score(view):
@@ -111,29 +122,19 @@ def sniff(data: bytes, filename: str, options: ParserOptions) -> int:
     if _any_line(text, "Area Percent Report",
                  lambda line: line.strip() == "Area Percent Report"):
         score += 20
-    if score >= 50 and filename.lower().endswith("report.txt"):
+    if score < MIN_CONFIDENCE:
+        return NOT_MINE
+    if filename.lower().endswith("report.txt"):
         score += 5
     return min(score, CERTAIN)
 
 
 def _may_score(view: bytes) -> bool:
-    """False only when no landmark below can be in the text of ``view`` (``text.ascii_bytes``):
-    each is looked for in the bytes, where it must start a line if it must there (with ``find``,
-    not ``in``: ``in`` on bytes first tries the needle as an int, and formats the error it then
-    clears)."""
-    if view.startswith(_FIRST_BYTES) or (view.find(b"|") >= 0 and view.find(b"-|-") >= 0) \
-            or view.find(b"Area Percent Report") >= 0:
-        return True
-    lines = view.replace(b"\r", b"\n") if view.find(b"\r") >= 0 else view  # CR-only ends too
-    return _LINE_LANDMARK_AFTER_BREAK.search(lines) is not None \
-        or _LINE_LANDMARK.match(lines) is not None
-
-
-# The landmarks that must start a line: a Signal n: title, the Acq. Operator and Injection Date
-# keys (one regex finds any of them in one pass over the bytes).
-_LINE_LANDMARKS = rb"Signal [0-9]{1,4}:|Acq\. Operator|Injection Date"
-_LINE_LANDMARK = re.compile(_LINE_LANDMARKS)
-_LINE_LANDMARK_AFTER_BREAK = re.compile(rb"\n(?:" + _LINE_LANDMARKS + rb")")
+    """False only when none of ``_LANDMARKS`` can be in the text of ``view``
+    (``text.ascii_bytes``): "-|-" after a memchr for its bar, with ``find``, not ``in`` (``in``
+    on bytes first tries the needle as an int, and formats the error it then clears)."""
+    return view.startswith(_FIRST_BYTES) or (view.find(b"|") >= 0 and view.find(b"-|-") >= 0) \
+        or view.find(b"Area Percent Report") >= 0
 
 
 def _any_line(text: str, needle: str, test: Callable[[str], bool],
