@@ -237,6 +237,22 @@ def test_information_anywhere_in_a_sequence_scores_as_the_reference(
             data, "x_Report.csv", NO_OPTIONS)
 
 
+
+def test_files_of_many_sequences_interleaved_read_as_the_reference() -> None:
+    # More preambles than are remembered, in runs and interleaved: the last one a file started
+    # with is tried first, and may have been forgotten by the others since; one preamble also
+    # begins another.
+    methods = [f"sequence {n} method.amx" for n in range(agilent_openlab._PREFIXES + 4)]
+    files = {m: report([GenPeak(height=1.0, area=2.5, area_pct=100.0, begin=1.0, end=1.1,
+                                rt=1.05)], method=m) for m in methods}
+    longer = files[methods[0]].replace("Path:", "Operator:,ab\nPath:", 1)
+    order = [0, 0, 1, 1, 0, *range(2, len(methods)), 0, 1, 5, 5, len(methods) - 1, 0]
+    for n in order:
+        assert_same(files[methods[n]].encode())
+        assert_same(longer.encode())
+        assert_same(bytes(bytearray(files[methods[n]].encode())))
+
+
 _ROW = "0.5,1.0,100.0,1.0,1.1,1.05"
 
 

@@ -287,10 +287,12 @@ class _Prefix:
 
 
 # Preambles remembered by their text, oldest first; a file is compared with each (a text
-# comparison that stops at the first differing character).
+# comparison that stops at the first differing character), the one a file last started with
+# first: files come in sequences, and a sequence's preamble may be the newest of many.
 _PREFIXES = 16
 _prefixes: dict[str, _Prefix] = {}
 _prefixes_lock = threading.Lock()
+_last_prefix: tuple[str, _Prefix] | None = None
 
 
 def _small_candidates(lf: str
@@ -299,16 +301,22 @@ def _small_candidates(lf: str
     it starts with (or "") and how many of the candidates are known to be no header (``_Scan.
     skip``), reading only what follows that preamble: candidates are found line by line, so
     those of the preamble are those of any text that starts with it."""
-    for text, known in tuple(_prefixes.items()):
-        if lf.startswith(text):
-            size, lines, found = len(text), known.lines, known.candidates
-            if lf.startswith(known.header, size):
-                found += ((lines, size, size + len(known.header) - 1, known.header[:-1]),)
-                size, lines = size + len(known.header), lines + 1
-            rest = tuple((i + lines, start + size, end + size, line)
-                         for i, start, end, line in _candidates(lf[size:]))
-            return (found + rest, known.semicolon or ";" in lf[len(text):], text,
-                    len(known.candidates) if known.quiet else 0)
+    global _last_prefix
+    prefix = _last_prefix  # one read: another thread may replace it meanwhile
+    if prefix is None or not lf.startswith(prefix[0]):
+        prefix = next((item for item in tuple(_prefixes.items()) if lf.startswith(item[0])),
+                      None)
+    if prefix is not None:
+        _last_prefix = prefix
+        text, known = prefix
+        size, lines, found = len(text), known.lines, known.candidates
+        if lf.startswith(known.header, size):
+            found += ((lines, size, size + len(known.header) - 1, known.header[:-1]),)
+            size, lines = size + len(known.header), lines + 1
+        rest = tuple((i + lines, start + size, end + size, line)
+                     for i, start, end, line in _candidates(lf[size:]))
+        return (found + rest, known.semicolon or ";" in lf[len(text):], text,
+                len(known.candidates) if known.quiet else 0)
     candidates = tuple(_candidates(lf))
     _remember_prefix(lf, candidates)
     return candidates, ";" in lf, "", 0
@@ -317,6 +325,7 @@ def _small_candidates(lf: str
 def _remember_prefix(lf: str, candidates: tuple[tuple[int, int, int, str], ...]) -> None:
     """Remember the lines before the first line that reads as a header (with either
     delimiter): what the next file of the same sequence starts with."""
+    global _last_prefix
     for index, start, _, line in candidates:
         if _header_in(line, ",") is not None or _header_in(line, ";") is not None:
             if start == 0:
@@ -329,6 +338,7 @@ def _remember_prefix(lf: str, candidates: tuple[tuple[int, int, int, str], ...])
                 if len(_prefixes) >= _PREFIXES:
                     del _prefixes[next(iter(_prefixes))]
                 _prefixes[text] = known
+            _last_prefix = (text, known)
             return
 
 
