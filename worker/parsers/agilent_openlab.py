@@ -407,7 +407,7 @@ def _signed(data: bytes, scan: _Scan, encoding: str) -> bool:
         # In UTF-8 an ASCII run is in the bytes where it is in the text (line ends aside): the
         # remembered preamble answers for its lines, once, and only the rest is looked through.
         return not _informs(preamble) and scan.lf.find(
-            _INFORMATION, len(preamble) - len(_INFORMATION) + 1) < 0
+            _INFORMATION, max(0, len(preamble) - len(_INFORMATION) + 1)) < 0
     return data.find(b"Information:") < 0  # not ``in``: see chemstation_xml.sniff
 
 
