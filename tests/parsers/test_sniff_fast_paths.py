@@ -448,6 +448,20 @@ def test_c1_check_in_bytes_is_the_check_in_text(chars: str) -> None:
     assert text._utf8_has_c1(data) == bool(re.search("[\x80-\x9f]", data.decode("utf-8")))
 
 
+@given(head=texts, first=texts, then=texts)
+@example(head="°C µL\n", first="1,2\n", then="\x85\n")
+@example(head="°C µL\n", first="1,2\n", then="°\n\x9f")
+def test_c1_check_after_a_remembered_head_is_the_check_in_text(head: str, first: str,
+                                                               then: str) -> None:
+    # A file found clean leaves its head remembered (up to its last C2 lead byte), and the next
+    # file starting with the same bytes is looked through only after them: a C1 control there,
+    # or in a head that merely looks alike, is found all the same.
+    for chars in (head + first, head + then, head[:-1] + then, then):
+        data = chars.encode("utf-8", errors="replace")
+        assert text._utf8_has_c1(data) == bool(re.search("[\x80-\x9f]",
+                                                         data.decode("utf-8")))
+
+
 def _decoded(data: bytes | bytearray, code_page: str | None,
              default: str | None) -> tuple[str, str] | str:
     try:

@@ -122,6 +122,12 @@ def _decide(data: bytes, declared: str | None, configured: str | None,
     return "cp1252", text
 
 
+# The bytes of the last file found free of C1 controls, up to its last C2 lead byte's pair: a
+# sequence's files repeat their method preamble, where their non-ASCII signs (°C, µL) are, so
+# only what follows it is looked through (bytes never change; one read of a replaced value).
+_clean_head = b""
+
+
 def _utf8_has_c1(data: bytes) -> bool:
     """Whether valid UTF-8 ``data`` encodes a C1 control (U+0080–U+009F).
 
@@ -129,11 +135,18 @@ def _utf8_has_c1(data: bytes) -> bool:
     byte, so the bytes answer without a regex over the decoded text (which cost more than the
     decoding itself on every non-ASCII file).
     """
-    at = data.find(b"\xc2")
+    global _clean_head
+    head = _clean_head
+    start = len(head) if head and data.startswith(head) else 0
+    at = data.find(b"\xc2", start)
+    last = -1
     while at >= 0:
         if 0x80 <= data[at + 1] <= 0x9F:  # valid UTF-8: a C2 lead byte is never the last byte
             return True
+        last = at
         at = data.find(b"\xc2", at + 2)
+    if 0 <= last < _REMEMBERED_BYTES:  # a small file's head, never megabytes of a trace
+        _clean_head = data[:last + 2]
     return False
 
 
