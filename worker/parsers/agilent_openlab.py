@@ -26,6 +26,7 @@ from worker.parsers.base import (
     CERTAIN,
     MIN_CONFIDENCE,
     NOT_MINE,
+    Metadata,
     ParsedFile,
     ParseError,
     Peak,
@@ -108,9 +109,9 @@ class _Fields(tuple[str | None, ...]):
         return (*self, "number", "line")  # type: ignore[arg-type]
 
     @cached_property
-    def reader(self) -> Callable[[list[str], int, int], dict[str, object]] | None:
-        """``_row_reader`` of ``keys``, when ``_quick`` can read the rows."""
-        return None if self.keys is None else _row_reader(self.keys)
+    def reader(self) -> Callable[[list[str], int], list[dict[str, object]]] | None:
+        """``_rows_reader`` of ``keys``, when ``_quick`` can read the rows."""
+        return None if self.keys is None else _rows_reader(self.keys)
 
 
 def _header_fields(cells: list[str]) -> _Fields | None:
@@ -524,19 +525,40 @@ def _document(lf: str, scan: _Scan, header_start: int, header_at: int, at: int,
     of a key wins."""
     delimiter = scan.delimiter
     before = scan.preamble if header_start == len(scan.preamble) else lf[:header_start]
-    metadata, wavelength, values = _preamble(before, delimiter)
+    layout = "report" if header_at > 0 else "peakdata"
     after = lf.find("\n", at)
-    if after >= 0 and ":" in lf[after:]:
+    if after >= 0 and lf.find(":", after) >= 0:
+        metadata, wavelength = _preamble(before, delimiter)
         metadata = dict(metadata)
         for key, value in _metadata(_lines(lf[after + 1:]), delimiter).items():
             metadata.setdefault(key, value)
-        values = _fields(metadata)
-    layout = "report" if header_at > 0 else "peakdata"
-    return {"format": f"{name}/{layout}", "parser_version": version, "encoding": encoding,
-            "metadata": metadata,
-            "signals": [{"name": metadata.get("signal", "Signal A"), "detector": "DAD",
-                         "wavelength_nm": wavelength, "peaks": peaks, "total_area": total}],
-            **values}
+        head, signal = _parts(metadata, wavelength, layout, encoding)
+    elif len(before) <= _REMEMBERED_CHARS:
+        head, signal = _remembered_head(before, delimiter, layout, encoding)
+    else:
+        head, signal = _head(before, delimiter, layout, encoding)
+    return {**head, "signals": [{**signal, "peaks": peaks, "total_area": total}]}
+
+
+def _head(before: str, delimiter: str, layout: str, encoding: str
+          ) -> tuple[dict[str, object], dict[str, object]]:
+    metadata, wavelength = _preamble(before, delimiter)
+    return _parts(metadata, wavelength, layout, encoding)
+
+
+def _parts(metadata: dict[str, str], wavelength: float | None, layout: str, encoding: str
+           ) -> tuple[dict[str, object], dict[str, object]]:
+    """The document's fields but its signals, and its signal's but the peaks and total (never
+    to be changed: what is remembered is shared; the model copies what it is given)."""
+    head = {"format": f"{name}/{layout}", "parser_version": version, "encoding": encoding,
+            "metadata": metadata, **_fields(metadata)}
+    signal = {"name": metadata.get("signal", "Signal A"), "detector": "DAD",
+              "wavelength_nm": wavelength}
+    return head, signal
+
+
+# The files of a sequence share their preamble, so their documents share all but the peaks.
+_remembered_head = lru_cache(maxsize=32)(_head)
 
 
 def _quick(lf: str, scan: _Scan, encoding: str, header_start: int, header_at: int, at: int,
@@ -549,9 +571,9 @@ def _quick(lf: str, scan: _Scan, encoding: str, header_start: int, header_at: in
     row is complete: the most common file, read in the fewest steps. Else None, and the row
     loop of ``parse`` reads the file (and says what is wrong): nothing accepted here is
     refused or read otherwise there."""
-    keys, row = fields.keys, fields.reader
+    keys, rows = fields.keys, fields.reader
     stop = lf.find("\nSum,", at - 1)
-    if keys is None or row is None or stop < at:
+    if keys is None or rows is None or stop < at:
         return None
     block = lf[at:stop]
     if block.encode("ascii", "replace").translate(None, _PLAIN_BLOCK_TEXT):
@@ -571,8 +593,7 @@ def _quick(lf: str, scan: _Scan, encoding: str, header_start: int, header_at: in
     shift = header_at + 1  # the 1-based line of the row before the first
     total = float(sum_cell)
     try:
-        peaks = [row(line.split(","), number, number + shift)
-                 for number, line in enumerate(lines, start=1)]
+        peaks = rows(lines, shift)
         document = _document(lf, scan, header_start, header_at, stop + 1, encoding, peaks, total)
         parsed: ParsedFile = _VALIDATE(document)
     except (IndexError, ValueError, ParseError, ValidationError):
@@ -584,14 +605,16 @@ def _quick(lf: str, scan: _Scan, encoding: str, header_start: int, header_at: in
 
 
 @lru_cache(maxsize=256)
-def _row_reader(keys: tuple[str, ...]) -> Callable[[list[str], int, int], dict[str, object]]:
-    """The function making a row's Peak fields (``_Fields.keys``: the header's, then number and
-    line) from its cells: a dict display compiled for the header, as dataclasses compile their
-    ``__init__``, a few times faster than ``dict(zip(...))`` per row. The names are Peak
-    fields (``COLUMNS``' values), never text of the file. IndexError for a row of fewer cells."""
+def _rows_reader(keys: tuple[str, ...]) -> Callable[[list[str], int], list[dict[str, object]]]:
+    """The function making the Peak fields (``_Fields.keys``: the header's, then number and
+    line) of rows of cells split at commas, given the 1-based line of the row before the first:
+    a list display compiled for the header, as dataclasses compile their ``__init__``, a few
+    times faster than ``dict(zip(...))`` per row. The names are Peak fields (``COLUMNS``'
+    values), never text of the file. IndexError for a row of fewer cells."""
     cells = ", ".join(f"{key!r}: cells[{i}]" for i, key in enumerate(keys[:-2]))
-    reader: Callable[[list[str], int, int], dict[str, object]] = eval(
-        f"lambda cells, number, line: {{{cells}, 'number': number, 'line': line}}")
+    reader: Callable[[list[str], int], list[dict[str, object]]] = eval(
+        f"lambda lines, shift: [{{{cells}, 'number': number, 'line': number + shift}} "
+        "for number, line in enumerate(lines, start=1) for cells in [line.split(',')]]")
     return reader
 
 
@@ -626,20 +649,17 @@ def _line_count(lf: str) -> int:
     return lf.count("\n") + (0 if lf.endswith("\n") or not lf else 1)
 
 
-def _preamble(text: str, delimiter: str
-              ) -> tuple[dict[str, str], float | None, dict[str, str]]:
-    """The metadata, wavelength and ParsedFile fields of the lines before the header (never to
-    be changed: what is remembered is shared; the model copies what it is given)."""
+def _preamble(text: str, delimiter: str) -> tuple[dict[str, str], float | None]:
+    """The metadata and wavelength of the lines before the header (never to be changed: what is
+    remembered is shared; the model copies what it is given)."""
     if len(text) <= _REMEMBERED_CHARS:
         return _remembered_preamble(text, delimiter)
     return _read_preamble(text, delimiter)
 
 
-def _read_preamble(text: str, delimiter: str
-                   ) -> tuple[dict[str, str], float | None, dict[str, str]]:
+def _read_preamble(text: str, delimiter: str) -> tuple[dict[str, str], float | None]:
     lines = _lines(text)
-    metadata = _metadata(lines, delimiter)
-    return metadata, _wavelength(lines, delimiter), _fields(metadata)
+    return Metadata.of(_metadata(lines, delimiter)), _wavelength(lines, delimiter)
 
 
 def _fields(metadata: dict[str, str]) -> dict[str, str]:

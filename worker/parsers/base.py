@@ -23,9 +23,18 @@ from array import array
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol
+from typing import Annotated, NoReturn, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_validator,
+)
 
 from worker.parsers.options import ParserOptions
 
@@ -52,10 +61,11 @@ class ParseError(Exception):
 
 
 class Peak(BaseModel):
-    """One integrated peak as the instrument printed it."""
+    """One integrated peak as the instrument printed it: the columns peak tables share."""
 
     # Finite numbers checked by pydantic's core (allow_inf_nan), not a Python validator per
-    # field: the peaks of a burst are built by the million.
+    # field: the peaks of a burst are built by the million, and each field, even one left
+    # empty, costs every one of them (the columns of one format alone are in DetailedPeak).
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     number: int = Field(ge=1)
@@ -69,6 +79,17 @@ class Peak(BaseModel):
     peak_type: str | None = None
     name: str | None = None
     line: int | None = Field(default=None, description="source line of the row, for tracing")
+
+    @property
+    def details(self) -> dict[str, float | str]:
+        """What a format prints beyond the common columns: nothing (``DetailedPeak``)."""
+        return {}
+
+
+class DetailedPeak(Peak):
+    """A peak with the columns ChemStation's Result.xml prints beyond the common ones
+    (``details``); a ``Signal`` keeps it as it is."""
+
     symmetry: float | None = None
     baseline_start: float | None = Field(default=None, description="baseline at the start")
     baseline_end: float | None = None
@@ -77,7 +98,6 @@ class Peak(BaseModel):
 
     @property
     def details(self) -> dict[str, float | str]:
-        """What a format prints beyond the common columns (ChemStation Result.xml)."""
         return {k: v for k, v in (("symmetry", self.symmetry),
                                   ("baseline_start", self.baseline_start),
                                   ("baseline_end", self.baseline_end), ("amount", self.amount),
@@ -164,6 +184,37 @@ class Spectra(BaseModel):
         return len(self.times)
 
 
+class Metadata(dict[str, str]):
+    """Metadata validated once (``Metadata.of``) that a ``ParsedFile`` keeps as it is, where a
+    plain dict is validated and copied: the files of a sequence repeat their method preamble,
+    whose metadata a parser may read and check once and hand to each file. Read-only, since
+    the files share it."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, values: Mapping[str, str]) -> Metadata:
+        """``values`` checked as ``ParsedFile.metadata`` checks a plain dict."""
+        return cls(_METADATA.validate_python(values))
+
+    def _read_only(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("this metadata is shared by several files and read-only; copy it "
+                        "(dict(metadata)) to change it")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _read_only
+
+    def __reduce__(self) -> tuple[type[Metadata], tuple[dict[str, str]]]:
+        return type(self), (dict(self),)
+
+
+_METADATA: TypeAdapter[dict[str, str]] = TypeAdapter(dict[str, str])
+
+
+def _kept(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+    """A ``Metadata`` as it is (validated when made); anything else validated (and copied)."""
+    return value if type(value) is Metadata else handler(value)
+
+
 class ParsedFile(BaseModel):
     """Everything one export file says: run facts, and one or more signals."""
 
@@ -188,7 +239,7 @@ class ParsedFile(BaseModel):
     injection_volume: str | None = None
     dilution_factor: float | None = Field(default=None, gt=0,
                                           description="as the file states it, for quantity")
-    metadata: dict[str, str] = Field(default_factory=dict)
+    metadata: Annotated[dict[str, str], WrapValidator(_kept)] = Field(default_factory=dict)
     flags: list[str] = Field(default_factory=list,
                              description="what the file left open (an unreadable date …): "
                                          "recorded with the ingest, never guessed")

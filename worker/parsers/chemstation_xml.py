@@ -16,9 +16,9 @@ import xml.etree.ElementTree as ET
 from worker.parsers.base import (
     CERTAIN,
     NOT_MINE,
+    DetailedPeak,
     ParsedFile,
     ParseError,
-    Peak,
     Signal,
     validated,
 )
@@ -79,17 +79,18 @@ def parse(data: bytes, filename: str, options: ParserOptions) -> ParsedFile:
             typed, compound, amount, unit = named.get((description, round(rt, 6)),
                                                       (None, None, None, None))
             with validated(f"peak {number} of {description}", filename=filename):
-                peaks.append(Peak(number=number, rt_min=rt, area=_number(row, "Area", filename),
-                                  area_pct=_number(row, "AreaPercent", filename),
-                                  height=_number(row, "Height", filename),
-                                  width_min=_number(row, "Width", filename),
-                                  begin_min=_number(row, "TimeStart", filename),
-                                  end_min=_number(row, "TimeEnd", filename),
-                                  peak_type=typed, name=compound,
-                                  symmetry=_optional(row, "Symmetry"),
-                                  baseline_start=_optional(row, "BaselineStart"),
-                                  baseline_end=_optional(row, "BaselineEnd"),
-                                  amount=amount, amount_unit=unit))
+                peaks.append(DetailedPeak(number=number, rt_min=rt,
+                                          area=_number(row, "Area", filename),
+                                          area_pct=_number(row, "AreaPercent", filename),
+                                          height=_number(row, "Height", filename),
+                                          width_min=_number(row, "Width", filename),
+                                          begin_min=_number(row, "TimeStart", filename),
+                                          end_min=_number(row, "TimeEnd", filename),
+                                          peak_type=typed, name=compound,
+                                          symmetry=_optional(row, "Symmetry"),
+                                          baseline_start=_optional(row, "BaselineStart"),
+                                          baseline_end=_optional(row, "BaselineEnd"),
+                                          amount=amount, amount_unit=unit))
         total = signal.findtext("IntegrationResults/AreaSum")
         with validated(f"signal {description}", filename=filename):
             signals.append(Signal(name=description or f"signal {len(signals) + 1}",

@@ -4,7 +4,7 @@ in the transaction of the file's injection, after its peaks."""
 
 from __future__ import annotations
 
-from worker.parsers.base import ParsedFile
+from worker.parsers.base import DetailedPeak, ParsedFile
 from worker.record import sql
 from worker.record.models import Peak, PeakDetail
 from worker.results import spectra
@@ -14,7 +14,12 @@ _DETAIL_COLUMNS = ("peak_id", "symmetry", "baseline_start", "baseline_end", "amo
 
 
 def wanted(parsed: ParsedFile) -> bool:
-    return bool(parsed.spectra) or any(p.details for s in parsed.signals for p in s.peaks or ())
+    return bool(parsed.spectra) or any(_detailed(p) for s in parsed.signals for p in s.peaks or ())
+
+
+def _detailed(peak: object) -> bool:
+    # The type first: the peaks of most formats have no details, and are asked by the million.
+    return isinstance(peak, DetailedPeak) and bool(peak.details)
 
 
 def store(injection_id: int, row_id: int, parsed: ParsedFile) -> None:
@@ -29,7 +34,7 @@ def peak_details(injection_id: int, parsed: ParsedFile) -> None:
     """``peak_detail`` rows for the injection's peaks that have any, matched to the peak rows
     in the order ingest wrote them (signal by signal, peak by peak)."""
     peaks = [p for s in parsed.signals for p in s.peaks or ()]
-    if not any(p.details for p in peaks):
+    if not any(_detailed(p) for p in peaks):
         return
     ids = [r.id for r in Peak.select(Peak.id).where(Peak.injection == injection_id)
            .order_by(Peak.id)]
@@ -38,4 +43,5 @@ def peak_details(injection_id: int, parsed: ParsedFile) -> None:
                            f"{len(peaks)} peaks")
     sql.insert(PeakDetail, _DETAIL_COLUMNS, [
         (peak_id, p.symmetry, p.baseline_start, p.baseline_end, p.amount, p.amount_unit)
-        for peak_id, p in zip(ids, peaks, strict=True) if p.details])
+        for peak_id, p in zip(ids, peaks, strict=True)
+        if isinstance(p, DetailedPeak) and p.details])
