@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from itertools import islice
+from operator import attrgetter
 from typing import NamedTuple
 
 from pydantic import TypeAdapter, ValidationError
@@ -767,10 +768,13 @@ def _decimals(sum_cell: str) -> int:
     return len(fraction.group(1)) if fraction else 0
 
 
+_AREA = attrgetter("area")
+
+
 def _check_sum(peaks: list[Peak], total: float, decimals: int, line: int, filename: str) -> None:
     """The printed Sum must equal the rows' areas to the precision it is printed with
     (``decimals``)."""
-    computed = math.fsum([p.area for p in peaks])
+    computed = math.fsum(map(_AREA, peaks))
     tolerance = 0.5 * 10 ** -decimals * (len(peaks) + 1) + 1e-9 * abs(total)
     if abs(computed - total) > tolerance:
         raise ParseError(f"Sum {total} disagrees with the rows' total area {computed:.{decimals}f}",
