@@ -544,13 +544,13 @@ def _document(lf: str, scan: _Scan, header_start: int, header_at: int, at: int,
 def _head(before: str, delimiter: str, layout: str, encoding: str
           ) -> tuple[dict[str, object], dict[str, object]]:
     metadata, wavelength = _preamble(before, delimiter)
-    return _parts(metadata, wavelength, layout, encoding)
+    return _parts(Metadata.of(metadata), wavelength, layout, encoding)
 
 
 def _parts(metadata: dict[str, str], wavelength: float | None, layout: str, encoding: str
            ) -> tuple[dict[str, object], dict[str, object]]:
     """The document's fields but its signals, and its signal's but the peaks and total (never
-    to be changed: what is remembered is shared; the model copies what it is given)."""
+    to be changed: what is remembered is shared)."""
     head = {"format": f"{name}/{layout}", "parser_version": version, "encoding": encoding,
             "metadata": metadata, **_fields(metadata)}
     signal = {"name": metadata.get("signal", "Signal A"), "detector": "DAD",
@@ -660,7 +660,7 @@ def _preamble(text: str, delimiter: str) -> tuple[dict[str, str], float | None]:
 
 def _read_preamble(text: str, delimiter: str) -> tuple[dict[str, str], float | None]:
     lines = _lines(text)
-    return Metadata.of(_metadata(lines, delimiter)), _wavelength(lines, delimiter)
+    return _metadata(lines, delimiter), _wavelength(lines, delimiter)
 
 
 def _fields(metadata: dict[str, str]) -> dict[str, str]:
