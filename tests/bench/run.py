@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import bigfiles, machine, parsing, profile, scenarios, web
+from . import bigfiles, instructions, machine, parsing, profile, scenarios, web
 from .table import Row, render, write_json
 from .workload import Workload
 
@@ -22,6 +22,8 @@ LAST_PROFILE = HERE / "last-run.profile.txt"
 SCENARIOS = (scenarios.burst, scenarios.reports, parsing.parsers_vs_peer, scenarios.traces,
              scenarios.spectra, scenarios.single_drops, scenarios.catch_up, scenarios.growth,
              web.web_pages, web.web_polling, scenarios.scaled_out, bigfiles.big_files)
+# Run only when named with --only: they need a tool beyond the test extra, or take long.
+OPT_IN = (instructions.instructions,)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,8 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where inboxes and data go (default: a new temporary folder, removed "
                         "after); must be one filesystem, so drops are renames")
     p.add_argument("--json", type=Path, default=LAST_RUN, help=f"default {LAST_RUN}")
-    p.add_argument("--only", action="append", choices=[s.__name__ for s in SCENARIOS],
-                   help="run only this scenario (repeatable)")
+    p.add_argument("--only", action="append",
+                   choices=[s.__name__ for s in (*SCENARIOS, *OPT_IN)],
+                   help="run only this scenario (repeatable); "
+                        f"{', '.join(s.__name__ for s in OPT_IN)} only so (valgrind)")
     p.add_argument("--profile", action="store_true",
                    help=f"record the burst worker with py-spy into {LAST_PROFILE} and print "
                         "its top costs")
@@ -60,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                             profile_to=LAST_PROFILE if args.profile else None)
     started = time.monotonic()
     try:
-        rows = run(bench, [s for s in SCENARIOS if not args.only or s.__name__ in args.only])
+        rows = run(bench, [s for s in (*SCENARIOS, *OPT_IN)
+                           if s.__name__ in (args.only or [t.__name__ for t in SCENARIOS])])
         details = machine.details(workdir)
     finally:
         if args.workdir is None:

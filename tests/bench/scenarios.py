@@ -65,6 +65,8 @@ class Sizes:
     big_table_rows: int = 1_000_000
     big_trace_mb: float = 400
     longest_trace_points: int = 1_499_999  # max_trace_points' default, less one
+    counted_parses: int = 400  # copies each parser reads under valgrind (instructions.py)
+    counted_commits: tuple[int, int] = (1_024, 512)  # files ingested first, files counted
 
 
 DEFAULT = Sizes()
