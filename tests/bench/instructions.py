@@ -1,11 +1,11 @@
 """Instructions per file, counted by valgrind: the figures a shared machine's clock blurs.
 
-On the benchmark's VM the same commit's files/s moves by a third from one hour to the next, and
-memory-heavy code moves more than the rest: the parsers' ratio read 1.03–1.09× one day and
-0.60–0.89× the next on the same code. An instruction count does not move. Each figure is the
-difference of two runs, each a fresh process under ``valgrind --tool=callgrind`` with
-``PYTHONHASHSEED=0`` (start-up, imports and set-up count in both and cancel out), divided by the
-files the first run did more:
+On a shared VM the same commit's files/s moves from one hour to the next, and memory-heavy code
+moves more than the rest, so a ratio of two clocks can swing past its target and back with no
+change to either side. An instruction count does not move. Each figure is the difference of
+two runs, each a fresh process under ``valgrind --tool=callgrind`` with ``PYTHONHASHSEED=0``
+(start-up, imports and set-up count in both and cancel out), divided by the files the first
+run did more:
 
 - the parsers: ours (``parsers.parse``: sniffing, totals check, validation) and Accu-Mk1's
   (``parse_peakdata_csv`` with the UTF-8 decoding it needs) on fresh copies of 100_Report.csv,
@@ -13,7 +13,8 @@ files the first run did more:
 - the consumer's write transaction (``ingest.commit_chunk``: what it does under the database's
   one write lock, the limit of a burst on SQLite) for the burst's and the Report-only files:
   files taken into a database that holds others already ingested, ingested 256 to a task,
-  against the same with the commit left out (and the disposal, in both).
+  against the same with the commit left out (the logging and disposal that follow it are left
+  out of both).
 
 Opt-in (``--only instructions``): it needs valgrind (``apt-get install valgrind``) and takes a
 few minutes. Run as ``python -m tests.bench.instructions`` it is the child those runs start.
