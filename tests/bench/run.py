@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", action="append",
                    choices=[s.__name__ for s in (*SCENARIOS, *OPT_IN)],
                    help="run only this scenario (repeatable); "
-                        f"{', '.join(s.__name__ for s in OPT_IN)} only so (valgrind)")
+                        f"{', '.join(s.__name__ for s in OPT_IN)} runs only when named "
+                        "(it needs valgrind)")
     p.add_argument("--profile", action="store_true",
                    help=f"record the burst worker with py-spy into {LAST_PROFILE} and print "
                         "its top costs")

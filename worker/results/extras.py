@@ -4,6 +4,8 @@ in the transaction of the file's injection, after its peaks."""
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from worker.parsers.base import DetailedPeak, ParsedFile
 from worker.record import sql
 from worker.record.models import Peak, PeakDetail
@@ -17,7 +19,7 @@ def wanted(parsed: ParsedFile) -> bool:
     return bool(parsed.spectra) or any(_detailed(p) for s in parsed.signals for p in s.peaks or ())
 
 
-def _detailed(peak: object) -> bool:
+def _detailed(peak: object) -> TypeGuard[DetailedPeak]:
     # The type first: the peaks of most formats have no details, and are asked by the million.
     return isinstance(peak, DetailedPeak) and bool(peak.details)
 
@@ -43,5 +45,4 @@ def peak_details(injection_id: int, parsed: ParsedFile) -> None:
                            f"{len(peaks)} peaks")
     sql.insert(PeakDetail, _DETAIL_COLUMNS, [
         (peak_id, p.symmetry, p.baseline_start, p.baseline_end, p.amount, p.amount_unit)
-        for peak_id, p in zip(ids, peaks, strict=True)
-        if isinstance(p, DetailedPeak) and p.details])
+        for peak_id, p in zip(ids, peaks, strict=True) if _detailed(p)])
